@@ -1,0 +1,292 @@
+// The stack config: one zod schema is its only definition; every type the program uses comes from it.
+// Parsing happens before any resource is registered, so bad input never reaches a host.
+import { z } from "zod";
+import { Cidr, cidrContains, cidrsOverlap, isIpv4, isNetworkOrBroadcast, parseCidr, hostAddress } from "./net";
+
+/** Pulumi config namespace: keys are `wg-relay:<name>`. */
+export const configNamespace = "wg-relay";
+
+const hostnamePattern = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+const host = z
+    .string()
+    .refine((value) => isIpv4(value) || (hostnamePattern.test(value) && !/^[0-9.]+$/.test(value)), {
+        message: "expected a DNS name or an IPv4 address",
+    });
+const port = z.number().int().min(1).max(65535);
+const ipv4 = z.string().refine(isIpv4, { message: "expected an IPv4 address like 10.10.0.2" });
+const cidr = z.string().refine((value) => parseCidr(value) !== undefined, {
+    message: "expected an IPv4 network in CIDR form with no host bits set, like 192.168.1.0/24",
+});
+/** Names end up in file names, unit names and comments: keep them to a safe alphabet. */
+const name = z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,30}$/, "expected a name of lowercase letters, digits and '-', starting with a letter, at most 31 characters");
+const interfaceName = z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, "expected a network interface name like eth0");
+const sshHostKey = z
+    .string()
+    .regex(
+        /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}$/,
+        "expected an SSH host public key line like 'ssh-ed25519 AAAA...' (from /etc/ssh/ssh_host_ed25519_key.pub, without the comment)",
+    );
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected a SHA-256 digest: 64 lowercase hex digits");
+const rotation = z.number().int().min(0).default(0);
+
+const sshConnection = z.strictObject({
+    host,
+    port: port.default(22),
+    user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "expected a Unix user name").default("root"),
+    hostKey: sshHostKey.optional(),
+});
+
+/** Gateways and clients may be reached directly or through the relay as an SSH jump host. */
+const peerSshConnection = sshConnection.extend({
+    via: z.enum(["direct", "relay"]).default("direct"),
+});
+
+const wstunnelVersion = z
+    .string()
+    .regex(/^\d+\.\d+\.\d+$/, "expected a release version like 10.6.2 (without 'v')")
+    .refine(
+        (value) => {
+            const [major, minor, patch] = value.split(".").map(Number);
+            return major === 10 && (minor > 4 || (minor === 4 && patch >= 2));
+        },
+        // Before 10.4.2 an IP entry in --restrict-to checked only the port; the flags used are those of v10.
+        { message: "expected a wstunnel 10.x release at or after 10.4.2 (earlier ones check only the port of --restrict-to)" },
+    );
+
+export const tunnelSchema = z
+    .strictObject({
+        subnet: cidr.default("10.10.0.0/24"),
+        /** WireGuard inside WebSocket/TLS over TCP: users report needing 1320 or less. */
+        mtu: z.number().int().min(1280).max(1420).default(1320),
+        keepaliveSeconds: z.number().int().min(1).max(600).default(25),
+    })
+    .default({ subnet: "10.10.0.0/24", mtu: 1320, keepaliveSeconds: 25 });
+
+export const relaySchema = z.strictObject({
+    name: name.default("relay"),
+    ssh: sshConnection,
+    /** What clients dial for wss://; defaults to the SSH host. Also the certificate's subject name. */
+    publicAddress: host.optional(),
+    tunnelAddress: ipv4.optional(),
+    wireguardPort: port.default(51820),
+    wstunnelPort: port.default(443),
+    publicInterface: interfaceName.default("eth0"),
+    /** Leave WireGuard's UDP port open on the public interface for clients that can use UDP. */
+    allowDirectUdp: z.boolean().default(false),
+    keyRotation: rotation,
+});
+
+export const wstunnelSchema = z
+    .strictObject({
+        version: wstunnelVersion.default("10.6.2"),
+        /** release: the project's GitHub release; mirror: the same asset names under mirrorBaseUrl; local: upload localBinary. */
+        source: z.enum(["release", "mirror", "local"]).default("release"),
+        mirrorBaseUrl: z.url({ protocol: /^https?$/, message: "expected an http(s) URL" }).optional(),
+        /** Path on the machine running `pulumi up` of a wstunnel binary for the hosts' architecture. */
+        localBinary: z.string().min(1).optional(),
+        /** SHA-256 of the release archive per architecture, from the release's checksums.txt. */
+        sha256: z
+            .strictObject({ amd64: sha256.optional(), arm64: sha256.optional(), armv7: sha256.optional() })
+            .default({}),
+        /** UDP port of the local listener on gateways and clients that WireGuard's Endpoint points at. */
+        localPort: port.default(51820),
+        /** The relay's own certificate files (on the relay) instead of the stack's CA. */
+        tls: z.strictObject({ certificateFile: z.string().startsWith("/"), privateKeyFile: z.string().startsWith("/") }).optional(),
+    })
+    .default({ version: "10.6.2", source: "release", sha256: {}, localPort: 51820 });
+
+export const gatewaySchema = z.strictObject({
+    name,
+    tunnelAddress: ipv4,
+    lanSubnets: z.array(cidr).min(1, "expected at least one LAN subnet"),
+    lanInterface: interfaceName.default("eth0"),
+    /** Masquerade tunnel traffic onto the LAN, so LAN hosts answer without a route on the home router. */
+    masquerade: z.boolean().default(true),
+    ssh: peerSshConnection,
+    keyRotation: rotation,
+});
+
+export const clientSchema = z.strictObject({
+    name,
+    tunnelAddress: ipv4,
+    /** LAN subnets reached through the tunnel; defaults to every gateway's LAN. */
+    routes: z.array(cidr).optional(),
+    /** Route all traffic through the relay instead of only the tunnel and LAN subnets. */
+    fullTunnel: z.boolean().default(false),
+    /** When set, the client host is provisioned over SSH; otherwise only its bundle is produced. */
+    ssh: peerSshConnection.optional(),
+    keyRotation: rotation,
+});
+
+export const stackConfigSchema = z
+    .strictObject({
+        tunnel: tunnelSchema,
+        relay: relaySchema,
+        wstunnel: wstunnelSchema,
+        gateways: z.array(gatewaySchema).default([]),
+        clients: z.array(clientSchema).default([]),
+    })
+    .superRefine(checkTopology);
+
+export type StackConfigInput = z.input<typeof stackConfigSchema>;
+export type StackConfig = z.output<typeof stackConfigSchema>;
+export type TunnelConfig = StackConfig["tunnel"];
+export type RelayConfig = StackConfig["relay"];
+export type WstunnelConfig = StackConfig["wstunnel"];
+export type GatewayConfig = StackConfig["gateways"][number];
+export type ClientConfig = StackConfig["clients"][number];
+export type SshConfig = z.output<typeof peerSshConnection> | z.output<typeof sshConnection>;
+
+/** The relay's tunnel address: configured, or the subnet's first host. */
+export function relayTunnelAddress(config: Pick<StackConfig, "relay" | "tunnel">): string {
+    return config.relay.tunnelAddress ?? hostAddress(parseCidr(config.tunnel.subnet)!, 1);
+}
+
+export function relayPublicAddress(relay: RelayConfig): string {
+    return relay.publicAddress ?? relay.ssh.host;
+}
+
+/** The LAN subnets a client routes through the tunnel. */
+export function clientRoutes(config: StackConfig, client: ClientConfig): string[] {
+    return client.routes ?? config.gateways.flatMap((gateway) => gateway.lanSubnets);
+}
+
+function checkTopology(config: StackConfig, ctx: z.RefinementCtx): void {
+    const problem = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+    const subnet = parseCidr(config.tunnel.subnet);
+    if (!subnet) {
+        return; // already reported by the field check
+    }
+
+    const checkAddress = (path: (string | number)[], address: string) => {
+        if (!isIpv4(address)) {
+            return false;
+        }
+        if (!cidrContains(subnet, address)) {
+            problem(path, `${address} is outside the tunnel subnet ${config.tunnel.subnet}`);
+            return false;
+        }
+        if (isNetworkOrBroadcast(subnet, address)) {
+            problem(path, `${address} is the network or broadcast address of ${config.tunnel.subnet}`);
+            return false;
+        }
+        return true;
+    };
+
+    const relayAddress = relayTunnelAddress(config);
+    if (config.relay.tunnelAddress !== undefined) {
+        checkAddress(["relay", "tunnelAddress"], relayAddress);
+    }
+
+    const peers = [
+        ...config.gateways.map((peer, index) => ({ peer, path: ["gateways", index] as (string | number)[] })),
+        ...config.clients.map((peer, index) => ({ peer, path: ["clients", index] as (string | number)[] })),
+    ];
+
+    const namesSeen = new Map<string, string>([[config.relay.name, "relay.name"]]);
+    const addressesSeen = new Map<string, string>();
+    for (const { peer, path } of peers) {
+        const earlier = namesSeen.get(peer.name);
+        if (earlier) {
+            problem([...path, "name"], `name '${peer.name}' is already used by ${earlier}`);
+        } else {
+            namesSeen.set(peer.name, `${path[0]}[${path[1]}]`);
+        }
+
+        if (!checkAddress([...path, "tunnelAddress"], peer.tunnelAddress)) {
+            continue;
+        }
+        if (peer.tunnelAddress === relayAddress) {
+            problem([...path, "tunnelAddress"], `${peer.tunnelAddress} is the relay's tunnel address`);
+            continue;
+        }
+        const owner = addressesSeen.get(peer.tunnelAddress);
+        if (owner) {
+            problem([...path, "tunnelAddress"], `${peer.tunnelAddress} is already used by ${owner}`);
+        } else {
+            addressesSeen.set(peer.tunnelAddress, `${path[0]}[${path[1]}]`);
+        }
+    }
+
+    const lans: { cidr: Cidr; text: string; where: string }[] = [];
+    config.gateways.forEach((gateway, gatewayIndex) => {
+        gateway.lanSubnets.forEach((text, lanIndex) => {
+            const lan = parseCidr(text);
+            if (!lan) {
+                return;
+            }
+            const path = ["gateways", gatewayIndex, "lanSubnets", lanIndex];
+            if (cidrsOverlap(lan, subnet)) {
+                problem(path, `${text} overlaps the tunnel subnet ${config.tunnel.subnet}`);
+                return;
+            }
+            const clash = lans.find((other) => cidrsOverlap(other.cidr, lan));
+            if (clash) {
+                problem(path, `${text} overlaps ${clash.text} of ${clash.where}`);
+                return;
+            }
+            lans.push({ cidr: lan, text, where: `gateways[${gatewayIndex}]` });
+        });
+    });
+
+    const served = new Set(lans.map((lan) => lan.text));
+    const relayIsIp = isIpv4(relayPublicAddress(config.relay));
+    config.clients.forEach((client, clientIndex) => {
+        (client.routes ?? []).forEach((route, routeIndex) => {
+            if (parseCidr(route) && !served.has(route)) {
+                problem(["clients", clientIndex, "routes", routeIndex], `${route} is not a LAN subnet of any gateway`);
+            }
+        });
+        if (client.fullTunnel && !relayIsIp) {
+            // The relay's own address must be routed outside a full tunnel, so it has to be known as an address.
+            problem(["clients", clientIndex, "fullTunnel"], "a full tunnel needs relay.publicAddress (or relay.ssh.host) to be an IPv4 address");
+        }
+    });
+
+    const wstunnel = config.wstunnel;
+    if (wstunnel.source === "local" && !wstunnel.localBinary) {
+        problem(["wstunnel", "localBinary"], "source 'local' needs localBinary: the path of a wstunnel binary on this machine");
+    }
+    if (wstunnel.source === "mirror" && !wstunnel.mirrorBaseUrl) {
+        problem(["wstunnel", "mirrorBaseUrl"], "source 'mirror' needs mirrorBaseUrl");
+    }
+    if (wstunnel.source !== "local" && Object.keys(wstunnel.sha256).length === 0) {
+        problem(
+            ["wstunnel", "sha256"],
+            `source '${wstunnel.source}' needs the SHA-256 of wstunnel ${wstunnel.version}'s archive for each host architecture (amd64, arm64, armv7), from the release's checksums.txt`,
+        );
+    }
+}
+
+export class ConfigError extends Error {
+    constructor(readonly problems: string[]) {
+        super(`invalid stack config:\n${problems.map((line) => `  - ${line}`).join("\n")}`);
+        this.name = "ConfigError";
+    }
+}
+
+function formatPath(path: PropertyKey[]): string {
+    const [top, ...rest] = path;
+    let text = `${configNamespace}:${String(top ?? "")}`;
+    for (const part of rest) {
+        text += typeof part === "number" ? `[${part}]` : `.${String(part)}`;
+    }
+    return text;
+}
+
+/** Validates the raw values of the stack's config keys; throws one ConfigError listing every problem. */
+export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
+    const result = stackConfigSchema.safeParse(raw);
+    if (!result.success) {
+        throw new ConfigError(
+            result.error.issues.map((issue) => {
+                const path = issue.path.length > 0 ? formatPath(issue.path) : configNamespace;
+                return `${path}: ${issue.message}`;
+            }),
+        );
+    }
+    return result.data;
+}

@@ -1,0 +1,203 @@
+// The host layer: every change wg-relay makes on a machine goes through here, for all three components.
+// A step is one remote command over SSH. Scripts run as root (through `sudo -n` for other users) and are
+// idempotent: @pulumi/command re-runs a step whenever its inputs change, and after a failed apply.
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { SshConfig } from "./config";
+
+const scriptDelimiter = "WG_RELAY_SCRIPT";
+const fileDelimiter = "WG_RELAY_FILE";
+
+export type Connection = command.types.input.remote.ConnectionArgs;
+
+/** SSH connection settings for a host; `proxy` makes it reachable only through a jump host. */
+export function sshConnection(ssh: SshConfig, privateKey: pulumi.Input<string>, proxy?: Connection): Connection {
+    return {
+        host: ssh.host,
+        port: ssh.port,
+        user: ssh.user,
+        privateKey: pulumi.secret(privateKey),
+        // Without it the provider accepts any host key.
+        ...(ssh.hostKey ? { hostKey: ssh.hostKey } : {}),
+        ...(proxy ? { proxy } : {}),
+        dialErrorLimit: 20,
+        perDialTimeout: 10,
+    };
+}
+
+/**
+ * Wraps a POSIX sh script so that it runs as root under `set -eu`. The script travels as a quoted here-document,
+ * so `pulumi preview --diff` shows it, and any file inside it, as readable text.
+ */
+export function asRoot(script: string, user: string): string {
+    assertNoDelimiter(script, scriptDelimiter);
+    const shell = `sh -euc "$(cat <<'${scriptDelimiter}'\n${script.replace(/\n+$/, "")}\n${scriptDelimiter}\n)"`;
+    return user === "root" ? shell : `sudo -n ${shell}`;
+}
+
+function assertNoDelimiter(text: string, delimiter: string): void {
+    if (text.split("\n").includes(delimiter)) {
+        throw new Error(`content must not contain a line '${delimiter}'`);
+    }
+}
+
+/** Single-quotes a word for sh. */
+export function shellQuote(word: string): string {
+    return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+export interface FileSpec {
+    path: string;
+    content: string;
+    mode: string;
+    owner?: string;
+    group?: string;
+}
+
+/** A script that writes a file atomically with its mode and owner. */
+export function writeFileScript(file: FileSpec): string {
+    assertNoDelimiter(file.content, fileDelimiter);
+    const path = shellQuote(file.path);
+    return [
+        `mkdir -p "$(dirname ${path})"`,
+        `tmp=$(mktemp ${shellQuote(file.path + ".XXXXXX")})`,
+        `cat > "$tmp" <<'${fileDelimiter}'`,
+        file.content.replace(/\n$/, ""),
+        fileDelimiter,
+        `chown ${file.owner ?? "root"}:${file.group ?? "root"} "$tmp"`,
+        `chmod ${file.mode} "$tmp"`,
+        `mv -f "$tmp" ${path}`,
+    ].join("\n");
+}
+
+/** A script that writes stdin to a root-only file atomically: the way secrets reach a host. */
+export function writeStdinToFileScript(path: string, mode = "0600"): string {
+    const quoted = shellQuote(path);
+    return [
+        `mkdir -p "$(dirname ${quoted})"`,
+        "umask 077",
+        `tmp=$(mktemp ${shellQuote(path + ".XXXXXX")})`,
+        `cat > "$tmp"`,
+        `chown root:root "$tmp"`,
+        `chmod ${mode} "$tmp"`,
+        `mv -f "$tmp" ${quoted}`,
+    ].join("\n");
+}
+
+export function installPackagesScript(packages: string[]): string {
+    return [
+        'missing=""',
+        `for package in ${packages.join(" ")}; do`,
+        `    dpkg-query -W -f='\${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"`,
+        "done",
+        'if [ -n "$missing" ]; then',
+        "    export DEBIAN_FRONTEND=noninteractive",
+        "    apt-get update -qq",
+        "    apt-get install -y -qq --no-install-recommends $missing",
+        "fi",
+    ].join("\n");
+}
+
+export interface StepOptions {
+    dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+export interface RunOptions extends StepOptions {
+    /** Runs on create and on every change of the step's inputs. */
+    script: pulumi.Input<string>;
+    /** Runs on destroy (and when the step is replaced). */
+    deleteScript?: string;
+    /** A secret handed to the script on its standard input. */
+    secretStdin?: pulumi.Input<string>;
+}
+
+export interface WriteFileOptions extends StepOptions, Omit<FileSpec, "content"> {
+    content: pulumi.Input<string>;
+    /** Runs after the file was written, e.g. a reload. */
+    afterWrite?: string;
+    /** Runs on destroy before the file is removed. */
+    beforeRemove?: string;
+    /** Runs on destroy after the file is removed. */
+    afterRemove?: string;
+}
+
+export interface WriteSecretFileOptions extends StepOptions {
+    path: string;
+    content: pulumi.Input<string>;
+    afterWrite?: string;
+    afterRemove?: string;
+}
+
+/** One machine reached over SSH; steps are children of `parent` and named after `name`. */
+export class Host {
+    constructor(
+        readonly name: string,
+        readonly connection: Connection,
+        readonly user: string,
+        private readonly parent: pulumi.Resource,
+    ) {}
+
+    run(step: string, options: RunOptions): command.remote.Command {
+        const script = pulumi.output(options.script).apply((text) => asRoot(text, this.user));
+        const secret = options.secretStdin !== undefined;
+        return new command.remote.Command(
+            `${this.name}-${step}`,
+            {
+                connection: this.connection,
+                create: script,
+                update: script,
+                delete: options.deleteScript ? asRoot(options.deleteScript, this.user) : undefined,
+                stdin: secret ? pulumi.secret(options.secretStdin!) : undefined,
+                // A step's scripts never print secrets, but the output of one fed by a secret stays out of the log.
+                logging: secret ? "stderr" : "stdoutAndStderr",
+                addPreviousOutputInEnv: false,
+            },
+            {
+                parent: this.parent,
+                dependsOn: options.dependsOn,
+                additionalSecretOutputs: secret ? ["stdin"] : undefined,
+            },
+        );
+    }
+
+    writeFile(step: string, options: WriteFileOptions): command.remote.Command {
+        return this.run(step, {
+            script: pulumi
+                .output(options.content)
+                .apply((content) => [writeFileScript({ ...options, content }), options.afterWrite].filter(Boolean).join("\n")),
+            deleteScript: [options.beforeRemove, `rm -f ${shellQuote(options.path)}`, options.afterRemove].filter(Boolean).join("\n"),
+            dependsOn: options.dependsOn,
+        });
+    }
+
+    writeSecretFile(step: string, options: WriteSecretFileOptions): command.remote.Command {
+        return this.run(step, {
+            script: [writeStdinToFileScript(options.path), options.afterWrite].filter(Boolean).join("\n"),
+            deleteScript: [`rm -f ${shellQuote(options.path)}`, options.afterRemove].filter(Boolean).join("\n"),
+            secretStdin: options.content,
+            dependsOn: options.dependsOn,
+        });
+    }
+
+    /** Installs Debian packages that are missing; never removes them (other software may rely on them). */
+    installPackages(step: string, packages: string[], options: StepOptions = {}): command.remote.Command {
+        return this.run(step, { script: installPackagesScript(packages), dependsOn: options.dependsOn });
+    }
+
+    /** Uploads a local file to a path writable by the SSH user; re-uploads when its content hash changes. */
+    upload(step: string, localPath: string, remotePath: string, contentHash: string, options: StepOptions = {}): command.remote.CopyToRemote {
+        return new command.remote.CopyToRemote(
+            `${this.name}-${step}`,
+            { connection: this.connection, source: new pulumi.asset.FileAsset(localPath), remotePath, triggers: [contentHash] },
+            { parent: this.parent, dependsOn: options.dependsOn },
+        );
+    }
+}
+
+/** Commands for a systemd unit file's lifecycle. */
+export const systemd = {
+    reloadEnableRestart: (unit: string) => `systemctl daemon-reload\nsystemctl enable --quiet ${unit}\nsystemctl restart ${unit}`,
+    restartIfActive: (unit: string) => `if systemctl is-active --quiet ${unit}; then systemctl restart ${unit}; fi`,
+    disableStop: (unit: string) => `systemctl disable --now ${unit} 2>/dev/null || true`,
+    daemonReload: "systemctl daemon-reload",
+};

@@ -1,0 +1,40 @@
+// What a LAN gateway and a provisioned roaming client have in common: a wstunnel client towards the relay
+// and a WireGuard interface whose endpoint is that client's local UDP listener.
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { WstunnelConfig } from "./config";
+import { Host } from "./host";
+import { wstunnelClientUnit } from "./render/paths";
+import { VpsRelay } from "./vpsRelay";
+import { deployWireguardInterface } from "./wireguardInterface";
+import { deployWstunnelClient, installWstunnelBinary, wstunnelClientSpec } from "./wstunnelService";
+
+/** Debian packages every wg-relay host needs (curl and CA certificates fetch a wstunnel release). */
+export const hostPackages = ["wireguard-tools", "iptables", "curl", "ca-certificates"];
+
+export interface PeerHostArgs {
+    wstunnel: WstunnelConfig;
+    relay: VpsRelay;
+    stack: string;
+    privateKey: pulumi.Input<string>;
+    conf: pulumi.Input<string>;
+    forwarding: boolean;
+}
+
+export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remote.Command {
+    const packages = host.installPackages("packages", hostPackages);
+    const binary = installWstunnelBinary(host, args.wstunnel, wstunnelClientUnit, [packages]);
+    const wstunnel = deployWstunnelClient(host, {
+        spec: wstunnelClientSpec(args.relay, args.wstunnel.localPort),
+        pathPrefix: args.relay.pathPrefix,
+        caCertPem: args.relay.caCertPem,
+        stack: args.stack,
+        dependsOn: [binary],
+    });
+    return deployWireguardInterface(host, {
+        privateKey: args.privateKey,
+        conf: args.conf,
+        forwarding: args.forwarding,
+        dependsOn: [packages, wstunnel],
+    });
+}

@@ -1,0 +1,24 @@
+// Where wg-relay puts things on a host. One place, so install and removal agree.
+export const wireguardInterface = "wg0";
+export const wireguardDir = "/etc/wireguard";
+export const wireguardConfPath = `${wireguardDir}/${wireguardInterface}.conf`;
+export const wireguardKeyPath = `${wireguardDir}/${wireguardInterface}.key`;
+export const wgQuickUnit = `wg-quick@${wireguardInterface}.service`;
+
+export const wstunnelBinaryPath = "/usr/local/bin/wstunnel";
+export const configDir = "/etc/wg-relay";
+export const stateDir = "/var/lib/wg-relay";
+export const libDir = "/usr/local/lib/wg-relay";
+export const wgApplyScriptPath = `${libDir}/wg-apply`;
+export const wstunnelInstallScriptPath = `${libDir}/wstunnel-install`;
+export const sysctlPath = "/etc/sysctl.d/90-wg-relay.conf";
+
+export const wstunnelServerUnit = "wg-relay-wstunnel-server.service";
+export const wstunnelClientUnit = "wg-relay-wstunnel-client.service";
+export const systemdUnitPath = (unit: string) => `/etc/systemd/system/${unit}`;
+export const wstunnelServerEnvPath = `${configDir}/wstunnel-server.env`;
+export const wstunnelClientEnvPath = `${configDir}/wstunnel-client.env`;
+export const serverCertificatePath = `${configDir}/tls/server.crt`;
+export const serverPrivateKeyPath = `${configDir}/tls/server.key`;
+/** Debian's update-ca-certificates picks up *.crt here. */
+export const trustedCaPath = (stack: string) => `/usr/local/share/ca-certificates/wg-relay-${stack}.crt`;

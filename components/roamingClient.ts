@@ -1,0 +1,133 @@
+// RoamingClient: a laptop or phone. Always produces a bundle (secret stack output) with its wg-quick conf and the
+// wstunnel client that carries WireGuard over wss:443 through networks that drop UDP; when SSH details are given,
+// the client machine is provisioned like a gateway without the LAN parts.
+import * as pulumi from "@pulumi/pulumi";
+import { ClientConfig, TunnelConfig, WstunnelConfig } from "./config";
+import { Host, shellQuote, sshConnection } from "./host";
+import { parseCidr } from "./net";
+import { Hook, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
+import { wireguardKeyPath, wstunnelBinaryPath, wstunnelClientEnvPath } from "./render/paths";
+import { clientPrefixVariable, renderWstunnelClientUnit, renderWstunnelEnvironment, wstunnelClientArgs } from "./render/wstunnel";
+import { VpsRelay } from "./vpsRelay";
+import { WireguardKey } from "./wireguardKey";
+import { provisionPeerHost } from "./peerHost";
+import { wstunnelClientSpec } from "./wstunnelService";
+
+export interface RoamingClientArgs {
+    client: ClientConfig;
+    /** LAN subnets routed into the tunnel (split tunnel). */
+    routes: string[];
+    tunnel: TunnelConfig;
+    wstunnel: WstunnelConfig;
+    stack: string;
+    relay: VpsRelay;
+    key: WireguardKey;
+    sshPrivateKey: pulumi.Input<string>;
+}
+
+/** Everything a user needs to connect one client by hand. A secret: it holds the private key and the path prefix. */
+export interface ClientBundle {
+    name: string;
+    /** wg-quick conf with the private key inline, for `wg-quick up` or a WireGuard app. */
+    wireguardConf: string;
+    /** The wstunnel client to run beside it (the prefix comes from the environment, as in the unit). */
+    wstunnelCommand: string;
+    /** systemd unit and its environment file for Linux clients. */
+    wstunnelUnit: string;
+    wstunnelEnvironment: string;
+    /** The stack's CA to add to the client's trust store; absent when the relay has a publicly trusted certificate. */
+    caCertificate?: string;
+}
+
+export interface ClientConfSpec {
+    name: string;
+    tunnelAddress: string;
+    tunnelSubnet: string;
+    mtu: number;
+    keepaliveSeconds: number;
+    relayPublicKey: string;
+    relayPublicAddress: string;
+    localPort: number;
+    routes: string[];
+    fullTunnel: boolean;
+    privateKey: WgQuickConf["interface"]["privateKey"];
+}
+
+/** With a full tunnel, the relay's own address must keep using the real default route, or wstunnel loops into WireGuard. */
+export function fullTunnelHooks(relayAddress: string): Hook[] {
+    const rule = `to ${relayAddress}/32 lookup main priority 100`;
+    return [{ up: `ip -4 rule add ${rule}`, down: `ip -4 rule del ${rule}` }];
+}
+
+export function clientWgQuickConf(spec: ClientConfSpec): WgQuickConf {
+    return {
+        title: `wg-relay roaming client ${spec.name}`,
+        interface: {
+            address: `${spec.tunnelAddress}/${parseCidr(spec.tunnelSubnet)!.prefix}`,
+            mtu: spec.mtu,
+            privateKey: spec.privateKey,
+            hooks: spec.fullTunnel ? fullTunnelHooks(spec.relayPublicAddress) : [],
+        },
+        peers: [
+            relayAsPeer({
+                publicKey: spec.relayPublicKey,
+                allowedIps: spec.fullTunnel ? ["0.0.0.0/0"] : [spec.tunnelSubnet, ...spec.routes],
+                endpoint: `127.0.0.1:${spec.localPort}`,
+                keepaliveSeconds: spec.keepaliveSeconds,
+            }),
+        ],
+    };
+}
+
+export class RoamingClient extends pulumi.ComponentResource {
+    readonly publicKey: pulumi.Output<string>;
+    readonly tunnelAddress: pulumi.Output<string>;
+    readonly bundle: pulumi.Output<ClientBundle>;
+
+    constructor(name: string, args: RoamingClientArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("wg-relay:index:RoamingClient", name, {}, opts);
+        const { client, tunnel, wstunnel, relay } = args;
+        const wstunnelSpec = wstunnelClientSpec(relay, wstunnel.localPort);
+        const confSpec = (relayPublicKey: string, privateKey: ClientConfSpec["privateKey"]): ClientConfSpec => ({
+            name: client.name,
+            tunnelAddress: client.tunnelAddress,
+            tunnelSubnet: tunnel.subnet,
+            mtu: tunnel.mtu,
+            keepaliveSeconds: tunnel.keepaliveSeconds,
+            relayPublicKey,
+            relayPublicAddress: relay.dialTarget.host,
+            localPort: wstunnel.localPort,
+            routes: args.routes,
+            fullTunnel: client.fullTunnel,
+            privateKey,
+        });
+
+        this.bundle = pulumi.secret(
+            pulumi.all([relay.publicKey, args.key.privateKey, relay.pathPrefix, relay.caCertPem]).apply(([relayKey, privateKey, prefix, ca]) => ({
+                name: client.name,
+                wireguardConf: renderWgQuickConf(clientWgQuickConf(confSpec(relayKey, { inline: privateKey }))),
+                wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(wstunnelSpec).map(shellQuote).join(" ")}`,
+                wstunnelUnit: renderWstunnelClientUnit({ ...wstunnelSpec, environmentFile: wstunnelClientEnvPath }),
+                wstunnelEnvironment: renderWstunnelEnvironment(clientPrefixVariable, prefix),
+                ...(ca ? { caCertificate: ca } : {}),
+            })),
+        );
+
+        if (client.ssh) {
+            const proxy = client.ssh.via === "relay" ? relay.connection : undefined;
+            const host = new Host(name, sshConnection(client.ssh, args.sshPrivateKey, proxy), client.ssh.user, this);
+            provisionPeerHost(host, {
+                wstunnel,
+                relay,
+                stack: args.stack,
+                privateKey: args.key.privateKey,
+                conf: relay.publicKey.apply((relayKey) => renderWgQuickConf(clientWgQuickConf(confSpec(relayKey, { file: wireguardKeyPath })))),
+                forwarding: false,
+            });
+        }
+
+        this.publicKey = args.key.publicKey;
+        this.tunnelAddress = pulumi.output(client.tunnelAddress);
+        this.registerOutputs({ publicKey: this.publicKey, tunnelAddress: this.tunnelAddress, bundle: this.bundle });
+    }
+}

@@ -1,0 +1,65 @@
+// The WireGuard part every host shares: tools, forwarding, the key file, wg0.conf and its live application.
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { Host, shellQuote } from "./host";
+import { renderWgApplyScript } from "./render/scripts";
+import { renderForwardingSysctl } from "./render/sysctl";
+import {
+    libDir,
+    stateDir,
+    sysctlPath,
+    wgApplyScriptPath,
+    wgQuickUnit,
+    wireguardConfPath,
+    wireguardInterface,
+    wireguardKeyPath,
+} from "./render/paths";
+
+export interface WireguardInterfaceArgs {
+    privateKey: pulumi.Input<string>;
+    /** The rendered wg0.conf (holds no secret). */
+    conf: pulumi.Input<string>;
+    /** Relay and gateways route between interfaces; roaming clients do not. */
+    forwarding: boolean;
+    /** Steps the interface waits for: packages, and the wstunnel unit its endpoint depends on. */
+    dependsOn: pulumi.Input<pulumi.Resource>[];
+}
+
+export function deployWireguardInterface(host: Host, args: WireguardInterfaceArgs): command.remote.Command {
+    const before: pulumi.Input<pulumi.Resource>[] = [...args.dependsOn];
+    if (args.forwarding) {
+        before.push(
+            host.writeFile("sysctl", {
+                path: sysctlPath,
+                content: renderForwardingSysctl(),
+                mode: "0644",
+                afterWrite: `sysctl -q -p ${sysctlPath}`,
+                dependsOn: args.dependsOn,
+            }),
+        );
+    }
+    before.push(
+        host.writeFile("wg-apply-script", {
+            path: wgApplyScriptPath,
+            content: renderWgApplyScript(),
+            mode: "0755",
+            afterRemove: `rmdir ${libDir} 2>/dev/null || true`,
+        }),
+        host.writeSecretFile("wireguard-key", {
+            path: wireguardKeyPath,
+            content: args.privateKey,
+            // A rotated key takes effect at once on a running interface.
+            afterWrite: `if systemctl is-active --quiet ${wgQuickUnit}; then wg set ${wireguardInterface} private-key ${wireguardKeyPath}; fi`,
+            dependsOn: args.dependsOn,
+        }),
+    );
+    return host.writeFile("wireguard-conf", {
+        path: wireguardConfPath,
+        content: args.conf,
+        mode: "0600",
+        afterWrite: `${wgApplyScriptPath} ${wireguardInterface}`,
+        beforeRemove: `systemctl disable --now ${wgQuickUnit} 2>/dev/null || true`,
+        afterRemove: `rm -f ${shellQuote(`${stateDir}/${wireguardInterface}.applied.conf`)}\nrmdir ${stateDir} 2>/dev/null || true`,
+        dependsOn: before,
+    });
+}

@@ -1,0 +1,173 @@
+// wstunnel on a host: the binary (pinned release verified by SHA-256, or an uploaded binary),
+// and the server (relay) or client (gateways, roaming clients) unit with its secret environment file.
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { WstunnelConfig } from "./config";
+import { Host, shellQuote, systemd } from "./host";
+import {
+    clientPrefixVariable,
+    renderWstunnelClientUnit,
+    renderWstunnelEnvironment,
+    renderWstunnelServerUnit,
+    serverPrefixVariable,
+    WstunnelClientSpec,
+    WstunnelServerSpec,
+} from "./render/wstunnel";
+import { renderWstunnelInstallScript } from "./render/scripts";
+import {
+    systemdUnitPath,
+    trustedCaPath,
+    wstunnelBinaryPath,
+    wstunnelClientEnvPath,
+    wstunnelClientUnit,
+    wstunnelInstallScriptPath,
+    wstunnelServerEnvPath,
+    wstunnelServerUnit,
+} from "./render/paths";
+
+export const githubReleaseBaseUrl = "https://github.com/erebe/wstunnel/releases/download";
+
+/** SHA-256 of a local file, read once per program run. */
+export function fileSha256(path: string): string {
+    return createHash("sha256").update(readFileSync(path)).digest("hex");
+}
+
+/**
+ * Installs /usr/local/bin/wstunnel. Re-runs (and restarts `unit`) only when the version, the checksums or the
+ * uploaded binary change.
+ */
+export function installWstunnelBinary(
+    host: Host,
+    settings: WstunnelConfig,
+    unit: string,
+    dependsOn: pulumi.Input<pulumi.Resource>[],
+): command.remote.Command {
+    const installer = host.writeFile("wstunnel-installer", {
+        path: wstunnelInstallScriptPath,
+        content: renderWstunnelInstallScript({
+            version: settings.version,
+            baseUrl: settings.source === "mirror" ? settings.mirrorBaseUrl!.replace(/\/+$/, "") : githubReleaseBaseUrl,
+            sha256: settings.sha256,
+        }),
+        mode: "0755",
+        dependsOn,
+    });
+    const restart = systemd.restartIfActive(unit);
+    if (settings.source === "local") {
+        const sha256 = fileSha256(settings.localBinary!);
+        const staged = `/tmp/wg-relay-wstunnel-${sha256.slice(0, 16)}`;
+        const upload = host.upload("wstunnel-upload", settings.localBinary!, staged, sha256, { dependsOn });
+        return host.run("wstunnel-binary", {
+            script: `${wstunnelInstallScriptPath} --local ${shellQuote(staged)} ${sha256}\n${restart}`,
+            deleteScript: `rm -f ${wstunnelBinaryPath}`,
+            dependsOn: [installer, upload],
+        });
+    }
+    return host.run("wstunnel-binary", {
+        script: `${wstunnelInstallScriptPath}\n${restart}`,
+        deleteScript: `rm -f ${wstunnelBinaryPath}`,
+        dependsOn: [installer],
+    });
+}
+
+export interface WstunnelServerArgs {
+    spec: Omit<WstunnelServerSpec, "environmentFile">;
+    pathPrefix: pulumi.Input<string>;
+    /** The stack's server certificate and key to put at spec's paths; absent when the user brings their own files. */
+    certificate?: { certPem: pulumi.Input<string>; keyPem: pulumi.Input<string> };
+    dependsOn: pulumi.Input<pulumi.Resource>[];
+}
+
+export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): command.remote.Command {
+    const unit = wstunnelServerUnit;
+    const restart = systemd.restartIfActive(unit);
+    const inputs: pulumi.Input<pulumi.Resource>[] = [
+        ...args.dependsOn,
+        host.writeSecretFile("wstunnel-server-env", {
+            path: wstunnelServerEnvPath,
+            content: pulumi.output(args.pathPrefix).apply((prefix) => renderWstunnelEnvironment(serverPrefixVariable, prefix)),
+            afterWrite: restart,
+            dependsOn: args.dependsOn,
+        }),
+    ];
+    if (args.certificate) {
+        inputs.push(
+            host.writeFile("tls-certificate", {
+                path: args.spec.certificateFile,
+                content: args.certificate.certPem,
+                mode: "0644",
+                afterWrite: restart,
+                dependsOn: args.dependsOn,
+            }),
+            host.writeSecretFile("tls-private-key", {
+                path: args.spec.privateKeyFile,
+                content: args.certificate.keyPem,
+                afterWrite: restart,
+                dependsOn: args.dependsOn,
+            }),
+        );
+    }
+    return host.writeFile("wstunnel-server-unit", {
+        path: systemdUnitPath(unit),
+        content: renderWstunnelServerUnit({ ...args.spec, environmentFile: wstunnelServerEnvPath }),
+        mode: "0644",
+        afterWrite: systemd.reloadEnableRestart(unit),
+        beforeRemove: systemd.disableStop(unit),
+        afterRemove: systemd.daemonReload,
+        dependsOn: inputs,
+    });
+}
+
+/** A wstunnel client's settings towards a relay: local UDP port in, the relay's wss endpoint out. */
+export function wstunnelClientSpec(
+    relay: { dialTarget: { host: string; port: number; wireguardPort: number } },
+    localPort: number,
+): Omit<WstunnelClientSpec, "environmentFile"> {
+    return { localPort, relayHost: relay.dialTarget.host, relayPort: relay.dialTarget.port, wireguardPort: relay.dialTarget.wireguardPort };
+}
+
+export interface WstunnelClientArgs {
+    spec: Omit<WstunnelClientSpec, "environmentFile">;
+    pathPrefix: pulumi.Input<string>;
+    /** The stack's CA, added to the system trust store so `--tls-verify-certificate` accepts the relay. */
+    caCertPem?: pulumi.Input<string>;
+    stack: string;
+    dependsOn: pulumi.Input<pulumi.Resource>[];
+}
+
+export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): command.remote.Command {
+    const unit = wstunnelClientUnit;
+    const restart = systemd.restartIfActive(unit);
+    const inputs: pulumi.Input<pulumi.Resource>[] = [
+        ...args.dependsOn,
+        host.writeSecretFile("wstunnel-client-env", {
+            path: wstunnelClientEnvPath,
+            content: pulumi.output(args.pathPrefix).apply((prefix) => renderWstunnelEnvironment(clientPrefixVariable, prefix)),
+            afterWrite: restart,
+            dependsOn: args.dependsOn,
+        }),
+    ];
+    if (args.caCertPem) {
+        inputs.push(
+            host.writeFile("trusted-ca", {
+                path: trustedCaPath(args.stack),
+                content: args.caCertPem,
+                mode: "0644",
+                afterWrite: `update-ca-certificates >/dev/null\n${restart}`,
+                afterRemove: "update-ca-certificates --fresh >/dev/null",
+                dependsOn: args.dependsOn,
+            }),
+        );
+    }
+    return host.writeFile("wstunnel-client-unit", {
+        path: systemdUnitPath(unit),
+        content: renderWstunnelClientUnit({ ...args.spec, environmentFile: wstunnelClientEnvPath }),
+        mode: "0644",
+        afterWrite: systemd.reloadEnableRestart(unit),
+        beforeRemove: systemd.disableStop(unit),
+        afterRemove: systemd.daemonReload,
+        dependsOn: inputs,
+    });
+}

@@ -1,0 +1,83 @@
+// wg-relay: turns the stack config into a relay, LAN gateways and roaming clients, and exports what users need.
+import * as pulumi from "@pulumi/pulumi";
+import { clientRoutes, configNamespace, parseStackConfig, relayTunnelAddress } from "./components/config";
+import { LanGateway } from "./components/lanGateway";
+import { RoamingClient } from "./components/roamingClient";
+import { VpsRelay } from "./components/vpsRelay";
+import { WireguardKey } from "./components/wireguardKey";
+
+const stackConfig = new pulumi.Config(configNamespace);
+const config = parseStackConfig({
+    tunnel: stackConfig.getObject("tunnel"),
+    relay: stackConfig.getObject("relay"),
+    wstunnel: stackConfig.getObject("wstunnel"),
+    gateways: stackConfig.getObject("gateways"),
+    clients: stackConfig.getObject("clients"),
+});
+const sshPrivateKey = stackConfig.requireSecret("sshPrivateKey");
+const stack = pulumi.getStack();
+
+const relayKey = new WireguardKey(`${config.relay.name}-key`, { rotation: config.relay.keyRotation });
+const gatewayKeys = config.gateways.map((gateway) => new WireguardKey(`${gateway.name}-key`, { rotation: gateway.keyRotation }));
+const clientKeys = config.clients.map((client) => new WireguardKey(`${client.name}-key`, { rotation: client.keyRotation }));
+
+const relay = new VpsRelay(config.relay.name, {
+    relay: config.relay,
+    tunnel: config.tunnel,
+    wstunnel: config.wstunnel,
+    stack,
+    tunnelAddress: relayTunnelAddress(config),
+    key: relayKey,
+    peers: [
+        ...config.gateways.map((gateway, index) => ({
+            name: gateway.name,
+            role: "gateway" as const,
+            tunnelAddress: gateway.tunnelAddress,
+            lanSubnets: gateway.lanSubnets,
+            publicKey: gatewayKeys[index].publicKey,
+        })),
+        ...config.clients.map((client, index) => ({
+            name: client.name,
+            role: "client" as const,
+            tunnelAddress: client.tunnelAddress,
+            lanSubnets: [],
+            publicKey: clientKeys[index].publicKey,
+        })),
+    ],
+    internetEgress: config.clients.some((client) => client.fullTunnel),
+    sshPrivateKey,
+});
+
+const gateways = config.gateways.map(
+    (gateway, index) =>
+        new LanGateway(gateway.name, {
+            gateway,
+            tunnel: config.tunnel,
+            wstunnel: config.wstunnel,
+            stack,
+            relay,
+            key: gatewayKeys[index],
+            sshPrivateKey,
+        }),
+);
+
+const clients = config.clients.map(
+    (client, index) =>
+        new RoamingClient(client.name, {
+            client,
+            routes: clientRoutes(config, client),
+            tunnel: config.tunnel,
+            wstunnel: config.wstunnel,
+            stack,
+            relay,
+            key: clientKeys[index],
+            sshPrivateKey,
+        }),
+);
+
+export const relayEndpoint = relay.endpoint;
+export const relayPublicKey = relay.publicKey;
+export const relayCaCertificate = relay.caCertPem;
+export const gatewayPublicKeys = Object.fromEntries(gateways.map((gateway, index) => [config.gateways[index].name, gateway.publicKey]));
+/** Secret: read one with `pulumi stack output --show-secrets clientBundles` or `npm run client-files -- NAME DIR`. */
+export const clientBundles = Object.fromEntries(clients.map((client, index) => [config.clients[index].name, client.bundle]));

@@ -1,0 +1,563 @@
+#!/usr/bin/env bash
+# The wg-relay lab: network namespaces + systemd-nspawn hosts on one machine.
+# Topology: lab/CONTRACT.md.  Needs root, debootstrap, systemd-container,
+# iproute2, iptables, openssh-client, python3 (or node) on the machine.
+#
+#   lab/hosts.sh up                     build/complete the lab (idempotent)
+#   lab/hosts.sh down [--keep-keys|--purge]
+#                                       stop and remove it (safe on a partial lab, re-runnable)
+#                                       --keep-keys: keep each host's SSH host key for the next up
+#                                       --purge:     also remove the operator key .lab/ssh
+#   lab/hosts.sh status                 one line per namespace / host
+#
+# Every lab address lives inside the wgr-* namespaces; nothing is added to the
+# root namespace.  Processes are tracked by PID files under .lab/hosts/ and
+# stopped only by those PIDs.
+set -euo pipefail
+umask 022
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+LAB=$REPO/.lab
+SSHDIR=$LAB/ssh
+HOSTSDIR=$LAB/hosts
+KEY=$SSHDIR/id_ed25519
+KNOWN=$SSHDIR/known_hosts
+BOOT_TIMEOUT=${WG_RELAY_LAB_BOOT_TIMEOUT:-180}
+
+NAMESPACES=(inet relay cgnat rpi1 lanhost hotel laptop op)
+ROUTERS=(inet cgnat hotel)
+HOSTS=(relay rpi1 laptop)
+declare -A H_USER=([relay]=ops [rpi1]=pi [laptop]=root)
+declare -A H_ADDR=([relay]=198.51.100.10 [rpi1]=192.168.1.130 [laptop]=10.254.1.2)
+
+# veth pairs: "nsA devA nsB devB"
+LINKS=(
+  "inet to-relay relay eth0"
+  "inet to-cgnat cgnat wan"
+  "inet to-hotel hotel wan"
+  "inet to-op op up0"
+  "cgnat lan-rpi1 rpi1 eth0"
+  "cgnat lan-lanhost lanhost eth0"
+  "cgnat lan-op op lan0"
+  "hotel lan laptop eth0"
+  "op mgmt0 laptop mgmt1"
+)
+BRIDGE_PORTS=(lan-rpi1 lan-lanhost lan-op)   # in wgr-cgnat, on br-lan
+# addresses: "ns dev cidr"
+ADDRS=(
+  "inet to-relay 198.51.100.1/24"
+  "inet to-cgnat 100.64.0.1/24"
+  "inet to-hotel 203.0.113.1/24"
+  "inet to-op 10.254.0.1/30"
+  "relay eth0 198.51.100.10/24"
+  "cgnat wan 100.64.0.2/24"
+  "cgnat br-lan 192.168.1.1/24"
+  "rpi1 eth0 192.168.1.130/24"
+  "lanhost eth0 192.168.1.20/24"
+  "hotel wan 203.0.113.2/24"
+  "hotel lan 172.30.0.1/24"
+  "laptop eth0 172.30.0.10/24"
+  "laptop mgmt1 10.254.1.2/30"
+  "op up0 10.254.0.2/30"
+  "op lan0 192.168.1.250/24"
+  "op mgmt0 10.254.1.1/30"
+)
+# default routes: "ns gateway"
+DEFAULTS=(
+  "relay 198.51.100.1"
+  "cgnat 100.64.0.1"
+  "rpi1 192.168.1.1"
+  "lanhost 192.168.1.1"
+  "hotel 203.0.113.1"
+  "laptop 172.30.0.1"
+  "op 10.254.0.1"
+)
+
+log() { printf '[hosts.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+ns_exists() { [[ -e /run/netns/wgr-$1 ]]; }
+nsx() { local ns=$1; shift; ip netns exec "wgr-$ns" "$@"; }
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# ---------------------------------------------------------------- processes
+# A PID from one of our pid files counts as ours only while its command line
+# still contains the marker we started it with (guards against PID reuse).
+pid_alive_ours() { # pidfile marker -> echoes pid
+  local f=$1 marker=$2 pid
+  [[ -s $f ]] || return 1
+  pid=$(<"$f")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  [[ -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$marker" || return 1
+  echo "$pid"
+}
+
+host_running() { pid_alive_ours "$HOSTSDIR/$1/nspawn.pid" "$HOSTSDIR/$1/root" >/dev/null; }
+
+# ---------------------------------------------------------------- network
+net_up() {
+  local ns a b c d dev cidr gw created=()
+  for ns in "${NAMESPACES[@]}"; do
+    if ! ns_exists "$ns"; then
+      ip netns add "wgr-$ns"
+      created+=("$ns")
+    fi
+    ip -n "wgr-$ns" link set lo up
+  done
+  # Forwarding is set on non-routers only when their namespace is created: the
+  # product may turn it on inside relay/rpi1 and a re-run must not undo that.
+  for ns in "${created[@]}"; do
+    local v=0
+    [[ " ${ROUTERS[*]} " == *" $ns "* ]] && v=1
+    nsx "$ns" sysctl -qw net.ipv4.ip_forward=$v
+  done
+  for ns in "${ROUTERS[@]}"; do
+    [[ $(nsx "$ns" sysctl -n net.ipv4.ip_forward) == 1 ]] || nsx "$ns" sysctl -qw net.ipv4.ip_forward=1
+  done
+
+  if ! ip -n wgr-cgnat link show br-lan >/dev/null 2>&1; then
+    ip -n wgr-cgnat link add br-lan type bridge
+  fi
+  for l in "${LINKS[@]}"; do
+    read -r a b c d <<<"$l"
+    if ! ip -n "wgr-$a" link show "$b" >/dev/null 2>&1 || ! ip -n "wgr-$c" link show "$d" >/dev/null 2>&1; then
+      ip -n "wgr-$a" link del "$b" 2>/dev/null || true
+      ip -n "wgr-$c" link del "$d" 2>/dev/null || true
+      ip -n "wgr-$a" link add "$b" type veth peer name "$d" netns "wgr-$c"
+    fi
+  done
+  for dev in "${BRIDGE_PORTS[@]}"; do
+    ip -n wgr-cgnat link set "$dev" master br-lan
+  done
+  for l in "${LINKS[@]}"; do
+    read -r a b c d <<<"$l"
+    ip -n "wgr-$a" link set "$b" up
+    ip -n "wgr-$c" link set "$d" up
+  done
+  ip -n wgr-cgnat link set br-lan up
+  for l in "${ADDRS[@]}"; do
+    read -r ns dev cidr <<<"$l"
+    ip -n "wgr-$ns" -4 -o addr show dev "$dev" | grep -qF " inet $cidr " ||
+      ip -n "wgr-$ns" addr add "$cidr" dev "$dev"
+  done
+  for l in "${DEFAULTS[@]}"; do
+    read -r ns gw <<<"$l"
+    ip -n "wgr-$ns" -4 route show table main default | grep -qF "default via $gw " ||
+      ip -n "wgr-$ns" route replace default via "$gw"
+  done
+  firewall_up
+}
+
+# ensure_chain NS TABLE CHAIN POLICY "rule" ...: when any rule is missing or the
+# order could be wrong, flush the chain and append all rules in order.
+ensure_chain() {
+  local ns=$1 table=$2 chain=$3 policy=$4 r ok=1; shift 4
+  local -a rule
+  for r in "$@"; do
+    read -r -a rule <<<"$r"
+    nsx "$ns" iptables -w -t "$table" -C "$chain" "${rule[@]}" 2>/dev/null || { ok=0; break; }
+  done
+  if [[ $ok == 1 ]] && [[ $(nsx "$ns" iptables -w -t "$table" -S "$chain" | grep -c '^-A') == "$#" ]]; then
+    :
+  else
+    nsx "$ns" iptables -w -t "$table" -F "$chain"
+    for r in "$@"; do
+      read -r -a rule <<<"$r"
+      nsx "$ns" iptables -w -t "$table" -A "$chain" "${rule[@]}"
+    done
+  fi
+  [[ $policy == - ]] || nsx "$ns" iptables -w -t "$table" -P "$chain" "$policy"
+}
+
+firewall_up() {
+  # CG-NAT: masquerade out of wan; nothing NEW comes in from wan.
+  ensure_chain cgnat nat POSTROUTING ACCEPT \
+    "-o wan -j MASQUERADE"
+  ensure_chain cgnat filter FORWARD ACCEPT \
+    "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" \
+    "-i wan -m conntrack --ctstate NEW -m comment --comment cgnat-drop-new-from-wan -j DROP" \
+    "-i wan -m comment --comment cgnat-drop-other-from-wan -j DROP"
+  # Hotel: masquerade out of wan; UDP only to port 53; TCP only 443 to the relay.
+  ensure_chain hotel nat POSTROUTING ACCEPT \
+    "-o wan -j MASQUERADE"
+  ensure_chain hotel filter FORWARD DROP \
+    "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" \
+    "-i lan -o wan -p udp -m udp --dport 53 -m comment --comment hotel-allow-dns -j ACCEPT" \
+    "-i lan -o wan -d 198.51.100.10/32 -p tcp -m tcp --dport 443 -m comment --comment hotel-allow-https-to-relay -j ACCEPT" \
+    "-p udp -m comment --comment hotel-drop-udp -j DROP" \
+    "-m comment --comment hotel-drop-rest -j DROP"
+}
+
+net_down() {
+  local ns pids
+  for ns in "${NAMESPACES[@]}"; do
+    ns_exists "$ns" || continue
+    pids=$(ip netns pids "wgr-$ns" 2>/dev/null | tr '\n' ' ' || true)
+    [[ -z $pids ]] || log "warning: wgr-$ns still has processes not started by hosts.sh (pids: $pids); deleting the name anyway"
+    ip netns del "wgr-$ns"
+  done
+}
+
+# ---------------------------------------------------------------- operator key
+ensure_operator_key() {
+  mkdir -p "$SSHDIR"
+  chmod 700 "$SSHDIR"
+  if [[ ! -s $KEY ]]; then
+    ssh-keygen -q -t ed25519 -N '' -C "wg-relay-lab-operator" -f "$KEY"
+    log "generated operator key $KEY"
+  fi
+}
+
+write_ssh_files() {
+  local h tmp
+  tmp=$(mktemp "$KNOWN.XXXXXX")
+  for h in "${HOSTS[@]}"; do
+    printf '%s %s\n' "${H_ADDR[$h]}" "$(host_pubkey "$h")" >>"$tmp"
+  done
+  mv "$tmp" "$KNOWN"
+  tmp=$(mktemp "$SSHDIR/config.XXXXXX")
+  {
+    echo "# generated by lab/hosts.sh; use: ip netns exec wgr-op ssh -F $SSHDIR/config relay|rpi1|laptop"
+    for h in "${HOSTS[@]}"; do
+      printf 'Host %s\n  HostName %s\n  User %s\n' "$h" "${H_ADDR[$h]}" "${H_USER[$h]}"
+    done
+    printf 'Host *\n  IdentityFile %s\n  IdentitiesOnly yes\n  UserKnownHostsFile %s\n' "$KEY" "$KNOWN"
+    printf '  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n  LogLevel ERROR\n'
+  } >"$tmp"
+  mv "$tmp" "$SSHDIR/config"
+}
+
+# ssh from the operator namespace with the pinned host key
+op_ssh() { # host cmd...
+  local h=$1; shift
+  ip netns exec wgr-op ssh -F /dev/null -i "$KEY" -o IdentitiesOnly=yes \
+    -o UserKnownHostsFile="$KNOWN" -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes \
+    -o BatchMode=yes -o ConnectTimeout=3 -o LogLevel=ERROR \
+    "${H_USER[$h]}@${H_ADDR[$h]}" "$@"
+}
+
+# ---------------------------------------------------------------- hosts
+host_pubkey() { cut -d' ' -f1,2 "$HOSTSDIR/$1/upper/etc/ssh/ssh_host_ed25519_key.pub"; }
+
+mounts_under() { # print mount points under $1, deepest first
+  local prefix=$1
+  awk '{ print $2 }' /proc/mounts | while read -r m; do
+    m=$(printf '%b' "${m//\\/\\0}")   # /proc/mounts escapes: \040 -> \0040 for %b
+    [[ $m == "$prefix" || $m == "$prefix"/* ]] && echo "$m"
+  done | awk '{ print length($0) " " $0 }' | sort -rn | cut -d' ' -f2-
+}
+
+host_prepare() { # mount the overlay and provision /etc (host not running)
+  local h=$1 rootfs=$2 d=$HOSTSDIR/$1 u r
+  u=$d/upper
+  r=$d/root
+  mkdir -p "$d"
+  if [[ -s $d/lower && $(<"$d/lower") != "$rootfs" ]]; then
+    log "$h: image changed ($(<"$d/lower") -> $rootfs): resetting its overlay (host key kept)"
+    umount_tree "$r"
+    stash_hostkey "$h"
+    rm -rf --one-file-system "$d/upper" "$d/work"
+  fi
+  mkdir -p "$u/etc/ssh" "$d/work" "$r"
+  echo "$rootfs" >"$d/lower"
+  if [[ ! -s $u/etc/ssh/ssh_host_ed25519_key ]]; then
+    if [[ -s $d/keys/ssh_host_ed25519_key ]]; then
+      cp -p "$d/keys/ssh_host_ed25519_key" "$d/keys/ssh_host_ed25519_key.pub" "$u/etc/ssh/"
+    else
+      ssh-keygen -q -t ed25519 -N '' -C "root@$h" -f "$u/etc/ssh/ssh_host_ed25519_key"
+    fi
+  fi
+  if ! mountpoint -q "$r"; then
+    mount -t overlay "wgr-lab-$h" -o "lowerdir=$rootfs,upperdir=$u,workdir=$d/work" "$r"
+  fi
+
+  echo "$h" >"$r/etc/hostname"
+  cat >"$r/etc/hosts" <<EOF
+127.0.0.1	localhost
+127.0.1.1	$h
+::1	localhost ip6-localhost ip6-loopback
+ff02::1	ip6-allnodes
+ff02::2	ip6-allrouters
+EOF
+  [[ -s $r/etc/machine-id ]] || tr -d '-' </proc/sys/kernel/random/uuid >"$r/etc/machine-id"
+
+  local user=${H_USER[$h]} home
+  if [[ $user == root ]]; then
+    home=/root
+  else
+    chroot "$r" id -u "$user" >/dev/null 2>&1 ||
+      chroot "$r" useradd --create-home --shell /bin/bash --groups sudo --password '*' "$user"
+    home=/home/$user
+    printf '%s ALL=(ALL:ALL) NOPASSWD: ALL\n' "$user" >"$r/etc/sudoers.d/90-wg-relay-lab"
+    chmod 0440 "$r/etc/sudoers.d/90-wg-relay-lab"
+  fi
+  install -d -m 0700 "$r$home/.ssh"
+  install -m 0600 "$KEY.pub" "$r$home/.ssh/authorized_keys"
+  chroot "$r" chown -R "$user:" "$home/.ssh"
+}
+
+host_boot() {
+  local h=$1 d=$HOSTSDIR/$1
+  rm -f "$d/nspawn.pid" "$d/leader.pid"
+  printf '\n===== %s boot %s =====\n' "$h" "$(date -Is)" >>"$d/console.log"
+  # setsid: own session, so it survives the calling shell; the inner bash
+  # records its PID and execs nspawn in place (same PID).
+  (
+    cd /
+    exec setsid bash -c 'echo $$ >"$0"; exec "$@"' "$d/nspawn.pid" \
+      env SYSTEMD_NSPAWN_API_VFS_WRITABLE=network \
+      systemd-nspawn --quiet -D "$d/root" --boot \
+      --register=no --keep-unit \
+      --network-namespace-path="/run/netns/wgr-$h" \
+      --machine="wgr-$h" --hostname="$h" \
+      --bind=/dev/net/tun \
+      --capability=CAP_NET_ADMIN,CAP_NET_RAW \
+      --console=read-only --link-journal=no
+  ) </dev/null >>"$d/console.log" 2>&1 &
+  local i
+  for i in $(seq 50); do [[ -s $d/nspawn.pid ]] && break; sleep 0.1; done
+  [[ -s $d/nspawn.pid ]] || die "$h: nspawn did not start (see $d/console.log)"
+}
+
+# wait until sshd answers with the pinned key and systemd is running/degraded
+host_wait() {
+  local h=$1 d=$HOSTSDIR/$1 deadline state pid leader
+  deadline=$(($(date +%s) + BOOT_TIMEOUT))
+  while :; do
+    if ! pid=$(pid_alive_ours "$d/nspawn.pid" "$d/root"); then
+      tail -n 30 "$d/console.log" >&2 || true
+      die "$h: systemd-nspawn exited (log: $d/console.log)"
+    fi
+    state=$(op_ssh "$h" systemctl is-system-running 2>/dev/null || true)
+    # the container's PID 1 (a child of nspawn), for the SIGKILL fallback in down
+    if [[ -n $state && ! -s $d/leader.pid ]] && leader=$(pgrep -P "$pid" | head -n1) && [[ -n $leader ]]; then
+      echo "$leader" >"$d/leader.pid"
+    fi
+    case $state in
+      running) return 0 ;;
+      degraded)
+        log "$h: systemd is degraded; failed units: $(op_ssh "$h" systemctl --failed --no-legend --plain 2>/dev/null | awk '{print $1}' | tr '\n' ' ')"
+        return 0 ;;
+    esac
+    (($(date +%s) < deadline)) || die "$h: not up after ${BOOT_TIMEOUT}s (last state: '${state:-no ssh}', log: $d/console.log)"
+    sleep 0.5
+  done
+}
+
+host_stop_all() { # SIGTERM to every nspawn (orderly poweroff), wait, then SIGKILL
+  local h pid leader pids=() names=() i
+  for h in "${HOSTS[@]}"; do
+    if pid=$(pid_alive_ours "$HOSTSDIR/$h/nspawn.pid" "$HOSTSDIR/$h/root"); then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+      names+=("$h")
+    fi
+  done
+  ((${#pids[@]})) || return 0
+  log "stopping ${names[*]} (SIGTERM to systemd-nspawn: orderly shutdown)"
+  for i in $(seq 300); do
+    local alive=0
+    for pid in "${pids[@]}"; do [[ -e /proc/$pid ]] && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for h in "${names[@]}"; do
+    if pid=$(pid_alive_ours "$HOSTSDIR/$h/nspawn.pid" "$HOSTSDIR/$h/root"); then
+      log "$h: still running after 30s, SIGKILL"
+      # first the container's PID 1 (its PID namespace dies with it), while
+      # nspawn is still its parent (proves the recorded PID is still it)
+      leader=$(cat "$HOSTSDIR/$h/leader.pid" 2>/dev/null || true)
+      if [[ $leader =~ ^[0-9]+$ && -r /proc/$leader/stat ]] &&
+        [[ $(awk '{print $4}' "/proc/$leader/stat" 2>/dev/null) == "$pid" ]]; then
+        kill -KILL "$leader" 2>/dev/null || true
+      fi
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  for i in $(seq 50); do
+    local alive=0
+    for pid in "${pids[@]}"; do [[ -e /proc/$pid ]] && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+}
+
+umount_tree() {
+  local m
+  while read -r m; do
+    [[ -n $m ]] || continue
+    umount "$m" 2>/dev/null || { log "warning: $m busy, lazy unmount"; umount -l "$m"; }
+  done < <(mounts_under "$1")
+}
+
+stash_hostkey() {
+  local h=$1 d=$HOSTSDIR/$1
+  if [[ -s $d/upper/etc/ssh/ssh_host_ed25519_key ]]; then
+    mkdir -p "$d/keys"
+    chmod 700 "$d/keys"
+    cp -p "$d/upper/etc/ssh/ssh_host_ed25519_key" "$d/upper/etc/ssh/ssh_host_ed25519_key.pub" "$d/keys/"
+  fi
+}
+
+# ---------------------------------------------------------------- lanhost
+LANHOST_DIR=$HOSTSDIR/lanhost
+lanhost_up() {
+  local d=$LANHOST_DIR i
+  pid_alive_ours "$d/http.pid" "$d/www" >/dev/null && return 0
+  mkdir -p "$d/www"
+  echo "hello from lanhost" >"$d/www/index.html"
+  rm -f "$d/http.pid"
+  local -a server
+  if [[ -x /usr/bin/python3 ]]; then
+    server=(/usr/bin/python3 -m http.server 80 --bind 0.0.0.0 --directory "$d/www")
+  elif command -v node >/dev/null; then
+    server=(node -e 'const fs=require("fs");require("http").createServer((q,s)=>{s.end(fs.readFileSync(process.argv[1]+"/index.html"))}).listen(80)' "$d/www")
+  else
+    die "lanhost: needs /usr/bin/python3 or node"
+  fi
+  (
+    cd /
+    exec ip netns exec wgr-lanhost setsid bash -c 'echo $$ >"$0"; exec "$@"' "$d/http.pid" "${server[@]}"
+  ) </dev/null >>"$d/http.log" 2>&1 &
+  for i in $(seq 100); do
+    if [[ -s $d/http.pid ]] && ip netns exec wgr-op timeout 1 bash -c 'exec 3<>/dev/tcp/192.168.1.20/80' 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "lanhost: HTTP server did not answer on 192.168.1.20:80 (log: $d/http.log)"
+}
+
+lanhost_down() {
+  local pid i
+  pid=$(pid_alive_ours "$LANHOST_DIR/http.pid" "$LANHOST_DIR/www") || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 30); do [[ -e /proc/$pid ]] || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- inventory
+write_inventory() {
+  local tmp
+  tmp=$(mktemp "$LAB/inventory.json.XXXXXX")
+  cat >"$tmp" <<EOF
+{
+  "hosts": {
+    "relay": {"ns": "wgr-relay", "address": "${H_ADDR[relay]}", "user": "${H_USER[relay]}", "hostKey": "$(host_pubkey relay)"},
+    "rpi1": {"ns": "wgr-rpi1", "address": "${H_ADDR[rpi1]}", "user": "${H_USER[rpi1]}", "hostKey": "$(host_pubkey rpi1)"},
+    "laptop": {"ns": "wgr-laptop", "address": "${H_ADDR[laptop]}", "user": "${H_USER[laptop]}", "hostKey": "$(host_pubkey laptop)"}
+  },
+  "lanhost": {"ns": "wgr-lanhost", "address": "192.168.1.20", "httpPort": 80},
+  "sshPrivateKeyPath": ".lab/ssh/id_ed25519"
+}
+EOF
+  chmod 644 "$tmp"
+  if cmp -s "$tmp" "$LAB/inventory.json"; then rm -f "$tmp"; else mv "$tmp" "$LAB/inventory.json"; fi
+}
+
+# ---------------------------------------------------------------- commands
+lock() {
+  mkdir -p "$LAB"
+  exec 8>"$LAB/.hosts.lock"
+  flock 8
+}
+
+cmd_up() {
+  local t0 rootfs h booted=()
+  t0=$(now)
+  [[ $(id -u) == 0 ]] || die "must run as root"
+  for c in ip iptables systemd-nspawn ssh ssh-keygen mountpoint setsid pgrep; do
+    command -v "$c" >/dev/null || die "missing command: $c"
+  done
+  [[ -c /dev/net/tun ]] || die "/dev/net/tun missing"
+  lock
+  rootfs=$("$HERE/image.sh")
+  ensure_operator_key
+  net_up
+  lanhost_up
+  for h in "${HOSTS[@]}"; do
+    host_running "$h" && continue
+    host_prepare "$h" "$rootfs"
+    host_boot "$h"
+    booted+=("$h")
+  done
+  write_ssh_files
+  ((${#booted[@]})) && log "booting ${booted[*]}"
+  for h in "${HOSTS[@]}"; do host_wait "$h"; done
+  write_inventory
+  log "lab up in $(elapsed "$t0")s (inventory: $LAB/inventory.json)"
+}
+
+cmd_down() {
+  local keep_keys=0 purge=0 t0 h
+  t0=$(now)
+  for a in "$@"; do
+    case $a in
+      --keep-keys) keep_keys=1 ;;
+      --purge) purge=1 ;;
+      *) die "down: unknown option $a" ;;
+    esac
+  done
+  [[ $(id -u) == 0 ]] || die "must run as root"
+  lock
+  lanhost_down
+  host_stop_all
+  [[ -d $HOSTSDIR ]] && umount_tree "$HOSTSDIR"
+  [[ -z $(mounts_under "$HOSTSDIR") ]] || die "mounts remain under $HOSTSDIR: $(mounts_under "$HOSTSDIR" | tr '\n' ' ')"
+  net_down
+  for h in "${HOSTS[@]}"; do
+    [[ -d $HOSTSDIR/$h ]] || continue
+    if ((keep_keys)); then
+      stash_hostkey "$h"
+      find "$HOSTSDIR/$h" -mindepth 1 -maxdepth 1 ! -name keys -exec rm -rf --one-file-system {} +
+    else
+      rm -rf --one-file-system "${HOSTSDIR:?}/$h"
+    fi
+  done
+  rm -rf --one-file-system "$LANHOST_DIR"
+  rm -f "$LAB/inventory.json" "$SSHDIR/config"
+  ((keep_keys)) || rm -f "$KNOWN"
+  ((purge)) && rm -rf --one-file-system "$SSHDIR"
+  rmdir "$HOSTSDIR" 2>/dev/null || true
+  log "lab down in $(elapsed "$t0")s"
+}
+
+cmd_status() {
+  local ns h pid state line
+  for ns in "${NAMESPACES[@]}"; do
+    line=$(printf '%-12s' "wgr-$ns")
+    if ! ns_exists "$ns"; then
+      echo "$line absent"
+      continue
+    fi
+    if [[ " ${HOSTS[*]} " == *" $ns "* ]]; then
+      h=$ns
+      if pid=$(pid_alive_ours "$HOSTSDIR/$h/nspawn.pid" "$HOSTSDIR/$h/root"); then
+        state=$(op_ssh "$h" systemctl is-system-running 2>/dev/null || true)
+        echo "$line nspawn host  pid $pid  ssh ${H_USER[$h]}@${H_ADDR[$h]}: ${state:-no answer}"
+      else
+        echo "$line nspawn host  not running"
+      fi
+    elif [[ $ns == lanhost ]]; then
+      if pid=$(pid_alive_ours "$LANHOST_DIR/http.pid" "$LANHOST_DIR/www"); then
+        echo "$line bare ns      http pid $pid on 192.168.1.20:80"
+      else
+        echo "$line bare ns      http server not running"
+      fi
+    elif [[ " ${ROUTERS[*]} " == *" $ns "* ]]; then
+      echo "$line router       ip_forward=$(nsx "$ns" sysctl -n net.ipv4.ip_forward)"
+    else
+      echo "$line operator     ip_forward=$(nsx "$ns" sysctl -n net.ipv4.ip_forward)"
+    fi
+  done
+}
+
+case ${1:-} in
+  up) shift; cmd_up "$@" ;;
+  down) shift; cmd_down "$@" ;;
+  status) shift; cmd_status "$@" ;;
+  *) echo "usage: $0 up | down [--keep-keys|--purge] | status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,3 @@
+module wg-relay.lab/wstunnel-double
+
+go 1.24

@@ -1,0 +1,84 @@
+import { ConfigError, parseStackConfig, StackConfigInput } from "../../components/config";
+import { validConfig } from "./fixtures";
+
+function problemsOf(config: unknown): string[] {
+    try {
+        parseStackConfig(config as Record<string, unknown>);
+    } catch (error) {
+        if (error instanceof ConfigError) {
+            return error.problems;
+        }
+        throw error;
+    }
+    throw new Error("expected the config to be rejected");
+}
+
+function withChange(change: (config: StackConfigInput & Record<string, any>) => void): StackConfigInput {
+    const config = validConfig() as StackConfigInput & Record<string, any>;
+    change(config);
+    return config;
+}
+
+describe("stack config", () => {
+    it("accepts the write-up's topology and fills in its defaults", () => {
+        const config = parseStackConfig(validConfig() as Record<string, unknown>);
+        expect(config.tunnel).toEqual({ subnet: "10.10.0.0/24", mtu: 1320, keepaliveSeconds: 25 });
+        expect(config.relay).toMatchObject({ name: "relay", wireguardPort: 51820, wstunnelPort: 443, publicInterface: "eth0", allowDirectUdp: false });
+        expect(config.relay.ssh.port).toBe(22);
+        expect(config.wstunnel).toMatchObject({ version: "10.6.2", localPort: 51820 });
+        expect(config.gateways[0]).toMatchObject({ masquerade: true, lanInterface: "eth0", keyRotation: 0 });
+        expect(config.gateways[0].ssh.via).toBe("direct");
+        expect(config.clients[0].fullTunnel).toBe(false);
+    });
+
+    const cases: [string, StackConfigInput | Record<string, unknown>, string][] = [
+        ["a malformed host", withChange((c) => (c.relay.ssh.host = "relay host")), "wg-relay:relay.ssh.host: expected a DNS name or an IPv4 address"],
+        ["an out-of-range port", withChange((c) => (c.relay.wstunnelPort = 70000)), "wg-relay:relay.wstunnelPort:"],
+        ["a CIDR with host bits", withChange((c) => (c.tunnel = { subnet: "10.10.0.1/24" })), "wg-relay:tunnel.subnet: expected an IPv4 network in CIDR form"],
+        ["a malformed address", withChange((c) => (c.gateways![0].tunnelAddress = "10.10.0.300")), "wg-relay:gateways[0].tunnelAddress: expected an IPv4 address"],
+        ["a malformed host key", withChange((c) => (c.relay.ssh.hostKey = "AAAA")), "wg-relay:relay.ssh.hostKey: expected an SSH host public key line"],
+        ["a malformed SHA-256", withChange((c) => (c.wstunnel = { source: "release", sha256: { amd64: "abc" } })), "wg-relay:wstunnel.sha256.amd64: expected a SHA-256 digest"],
+        ["a malformed version", withChange((c) => (c.wstunnel!.version = "v10.6.2")), "wg-relay:wstunnel.version: expected a release version like 10.6.2"],
+        ["a version before 10.4.2", withChange((c) => (c.wstunnel!.version = "10.4.1")), "wg-relay:wstunnel.version: expected a wstunnel 10.x release at or after 10.4.2"],
+        ["an unknown key", withChange((c) => ((c.relay as any).listenPort = 1)), "wg-relay:relay: Unrecognized key: \"listenPort\""],
+        ["a peer outside the tunnel", withChange((c) => (c.clients![0].tunnelAddress = "10.20.0.3")), "wg-relay:clients[0].tunnelAddress: 10.20.0.3 is outside the tunnel subnet 10.10.0.0/24"],
+        ["the broadcast address", withChange((c) => (c.clients![0].tunnelAddress = "10.10.0.255")), "wg-relay:clients[0].tunnelAddress: 10.10.0.255 is the network or broadcast address"],
+        ["a duplicate address", withChange((c) => (c.clients![0].tunnelAddress = "10.10.0.2")), "wg-relay:clients[0].tunnelAddress: 10.10.0.2 is already used by gateways[0]"],
+        ["the relay's address", withChange((c) => (c.clients![0].tunnelAddress = "10.10.0.1")), "wg-relay:clients[0].tunnelAddress: 10.10.0.1 is the relay's tunnel address"],
+        ["a LAN overlapping the tunnel", withChange((c) => (c.gateways![0].lanSubnets = ["10.10.0.0/16"])), "wg-relay:gateways[0].lanSubnets[0]: 10.10.0.0/16 overlaps the tunnel subnet 10.10.0.0/24"],
+        [
+            "LANs overlapping each other",
+            withChange((c) => c.gateways!.push({ name: "rpi2", tunnelAddress: "10.10.0.4", lanSubnets: ["192.168.1.128/25"], ssh: { host: "192.168.1.131" } })),
+            "wg-relay:gateways[1].lanSubnets[0]: 192.168.1.128/25 overlaps 192.168.1.0/24 of gateways[0]",
+        ],
+        ["a duplicate name", withChange((c) => (c.clients![0].name = "rpi1")), "wg-relay:clients[0].name: name 'rpi1' is already used by gateways[0]"],
+        ["a name clashing with the relay", withChange((c) => (c.gateways![0].name = "relay")), "wg-relay:gateways[0].name: name 'relay' is already used by relay.name"],
+        ["an unsafe name", withChange((c) => (c.clients![0].name = "../etc")), "wg-relay:clients[0].name: expected a name of lowercase letters"],
+        ["a route no gateway serves", withChange((c) => (c.clients![0].routes = ["192.168.2.0/24"])), "wg-relay:clients[0].routes[0]: 192.168.2.0/24 is not a LAN subnet of any gateway"],
+        [
+            "a full tunnel to a relay known only by name",
+            withChange((c) => {
+                c.relay.ssh.host = "sync.example.org";
+                c.clients![0].fullTunnel = true;
+            }),
+            "wg-relay:clients[0].fullTunnel: a full tunnel needs relay.publicAddress (or relay.ssh.host) to be an IPv4 address",
+        ],
+        ["a local source without a binary", withChange((c) => (c.wstunnel = { source: "local" })), "wg-relay:wstunnel.localBinary: source 'local' needs localBinary"],
+        ["a release without checksums", withChange((c) => (c.wstunnel = { source: "release" })), "wg-relay:wstunnel.sha256: source 'release' needs the SHA-256"],
+        ["a missing relay", { gateways: [] }, "wg-relay:relay:"],
+    ];
+
+    it.each(cases)("rejects %s with a message naming the key", (_what, config, expected) => {
+        expect(problemsOf(config)).toEqual(expect.arrayContaining([expect.stringContaining(expected)]));
+    });
+
+    it("reports every problem at once, one line each", () => {
+        const problems = problemsOf(
+            withChange((c) => {
+                c.relay.ssh.host = "bad host";
+                c.clients![0].tunnelAddress = "10.20.0.3";
+            }),
+        );
+        expect(problems).toHaveLength(2);
+    });
+});

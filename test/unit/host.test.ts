@@ -1,0 +1,51 @@
+// The host layer's scripts, run for real with sh against a temporary folder: quoting, modes, stdin.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { asRoot, installPackagesScript, shellQuote, writeFileScript, writeStdinToFileScript } from "../../components/host";
+
+const asRootUser = process.getuid?.() === 0;
+
+describe("host layer scripts", () => {
+    let dir: string;
+    beforeEach(() => (dir = mkdtempSync(join(tmpdir(), "wg-relay-host-"))));
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    const tricky = "line with 'quotes' and \"double\" and $HOME and `backticks` and \\ backslash\n\nlast line\n";
+
+    (asRootUser ? it : it.skip)("writes a file byte for byte with its mode, through the root wrapper", () => {
+        const path = join(dir, "sub dir", "file.conf");
+        execFileSync("sh", ["-c", asRoot(writeFileScript({ path, content: tricky, mode: "0640" }), "root")]);
+        expect(readFileSync(path, "utf8")).toBe(tricky);
+        expect(statSync(path).mode & 0o777).toBe(0o640);
+    });
+
+    (asRootUser ? it : it.skip)("writes a secret from stdin into a root-only file", () => {
+        const path = join(dir, "wg0.key");
+        execFileSync("sh", ["-c", asRoot(writeStdinToFileScript(path), "root")], { input: "c2VjcmV0\n" });
+        expect(readFileSync(path, "utf8")).toBe("c2VjcmV0\n");
+        expect(statSync(path).mode & 0o777).toBe(0o600);
+    });
+
+    it("runs non-root users' scripts through sudo without a password prompt", () => {
+        expect(asRoot("true", "pi")).toMatch(/^sudo -n sh -euc /);
+        expect(asRoot("true", "root")).toMatch(/^sh -euc /);
+    });
+
+    it("refuses content that would end its here-document early", () => {
+        expect(() => writeFileScript({ path: "/x", content: "a\nWG_RELAY_FILE\nb", mode: "0644" })).toThrow(/WG_RELAY_FILE/);
+        expect(() => asRoot("echo\nWG_RELAY_SCRIPT\n", "root")).toThrow(/WG_RELAY_SCRIPT/);
+    });
+
+    it("quotes words for sh", () => {
+        expect(execFileSync("sh", ["-c", `printf %s ${shellQuote("it's $x")}`]).toString()).toBe("it's $x");
+    });
+
+    it("installs only missing packages", () => {
+        const script = installPackagesScript(["wireguard-tools", "curl"]);
+        execFileSync("sh", ["-n"], { input: script });
+        expect(script).toContain("dpkg-query");
+        expect(script.indexOf("apt-get update")).toBeGreaterThan(script.indexOf('if [ -n "$missing" ]'));
+    });
+});

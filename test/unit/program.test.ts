@@ -1,0 +1,253 @@
+// The whole program under Pulumi's mocks: which commands run on which host, in which order, and what stays secret.
+import { createHash } from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
+import { StackConfigInput } from "../../components/config";
+import { validConfig } from "./fixtures";
+
+interface Recorded {
+    name: string;
+    args: any;
+    opts: pulumi.CustomResourceOptions;
+    resource: pulumi.Resource;
+}
+const mockCommands: Recorded[] = [];
+
+jest.mock("@pulumi/command", () => {
+    const actual = jest.requireActual("@pulumi/command");
+    class RecordingCommand extends actual.remote.Command {
+        constructor(name: string, args: any, opts: any) {
+            super(name, args, opts);
+            mockCommands.push({ name, args, opts, resource: this as unknown as pulumi.Resource });
+        }
+    }
+    return { ...actual, remote: { ...actual.remote, Command: RecordingCommand } };
+});
+
+const registered: pulumi.runtime.MockResourceArgs[] = [];
+const digest = (text: string) => createHash("sha256").update(text).digest();
+const pem = (kind: string, name: string) => `-----BEGIN ${kind}-----\n${digest(name).toString("base64")}\n-----END ${kind}-----\n`;
+
+function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
+    switch (args.type) {
+        case "random:index/randomBytes:RandomBytes":
+            return { ...args.inputs, base64: digest(args.name).toString("base64"), hex: digest(args.name).toString("hex") };
+        case "random:index/randomPassword:RandomPassword":
+            return { ...args.inputs, result: `Prefix${digest(args.name).toString("hex").slice(0, 26)}` };
+        case "tls:index/privateKey:PrivateKey":
+            return { ...args.inputs, privateKeyPem: pem("PRIVATE KEY", args.name), publicKeyPem: pem("PUBLIC KEY", args.name) };
+        case "tls:index/selfSignedCert:SelfSignedCert":
+        case "tls:index/locallySignedCert:LocallySignedCert":
+            return { ...args.inputs, certPem: pem("CERTIFICATE", args.name) };
+        case "tls:index/certRequest:CertRequest":
+            return { ...args.inputs, certRequestPem: pem("CERTIFICATE REQUEST", args.name) };
+        case "command:remote:Command":
+            return { ...args.inputs, stdout: "", stderr: "" };
+        case "command:remote:CopyToRemote":
+            return { ...args.inputs };
+        default:
+            if (args.type.startsWith("wg-relay:index:")) {
+                return {};
+            }
+            throw new Error(`unexpected resource type ${args.type}`);
+    }
+}
+
+pulumi.runtime.setMocks(
+    {
+        newResource(args) {
+            registered.push(args);
+            return { id: `${args.name}-id`, state: mockState(args) };
+        },
+        call(args) {
+            throw new Error(`unexpected call ${args.token}`);
+        },
+    },
+    "wg-relay",
+    "test",
+    false,
+);
+
+const sshPrivateKey = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAtest\n-----END OPENSSH PRIVATE KEY-----\n";
+
+function loadProgram(config: StackConfigInput): Record<string, any> {
+    mockCommands.length = 0;
+    registered.length = 0;
+    const values: Record<string, string> = { "wg-relay:sshPrivateKey": sshPrivateKey };
+    for (const [key, value] of Object.entries(config)) {
+        values[`wg-relay:${key}`] = JSON.stringify(value);
+    }
+    pulumi.runtime.setAllConfig(values, ["wg-relay:sshPrivateKey"]);
+    let program: Record<string, any> = {};
+    jest.isolateModules(() => {
+        program = require("../../index");
+    });
+    return program;
+}
+
+function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
+    return new Promise((resolve) => output.apply(resolve));
+}
+
+async function inputsOf(command: Recorded): Promise<Record<string, any>> {
+    const entries = await Promise.all(
+        ["create", "update", "delete", "stdin", "connection", "logging"].map(async (key) => [key, await valueOf(pulumi.output(command.args[key]))]),
+    );
+    return Object.fromEntries(entries);
+}
+
+function command(name: string): Recorded {
+    const found = mockCommands.find((recorded) => recorded.name === name);
+    if (!found) {
+        throw new Error(`no command ${name}; have ${mockCommands.map((c) => c.name).join(", ")}`);
+    }
+    return found;
+}
+
+/** Every command `name` waits for, directly or through others. */
+function prerequisites(name: string): Set<string> {
+    const byResource = new Map(mockCommands.map((recorded) => [recorded.resource, recorded]));
+    const seen = new Set<string>();
+    const visit = (recorded: Recorded) => {
+        for (const dependency of (recorded.opts.dependsOn as pulumi.Resource[] | undefined) ?? []) {
+            const other = byResource.get(dependency);
+            if (other && !seen.has(other.name)) {
+                seen.add(other.name);
+                visit(other);
+            }
+        }
+    };
+    visit(command(name));
+    return seen;
+}
+
+async function settle(): Promise<void> {
+    // Let every apply that renders a script run.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
+describe("program under mocks", () => {
+    let program: Record<string, any>;
+    beforeAll(async () => {
+        const config = validConfig();
+        config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay" } });
+        program = loadProgram(config);
+        await valueOf(program.relayEndpoint);
+        await settle();
+    });
+
+    it("runs each host's steps on that host only", async () => {
+        const hosts: Record<string, Set<string>> = {};
+        for (const recorded of mockCommands) {
+            const { connection } = await inputsOf(recorded);
+            const owner = recorded.name.split("-")[0];
+            (hosts[owner] ??= new Set()).add(connection.host);
+        }
+        expect(hosts).toEqual({
+            relay: new Set(["198.51.100.10"]),
+            rpi1: new Set(["192.168.1.130"]),
+            workstation: new Set(["10.10.0.4"]),
+        });
+    });
+
+    it("provisions the same steps on every kind of host", () => {
+        const steps = (host: string) => mockCommands.filter((c) => c.name.startsWith(`${host}-`)).map((c) => c.name.slice(host.length + 1)).sort();
+        expect(steps("relay")).toEqual(
+            ["packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-server-env", "tls-certificate", "tls-private-key", "wstunnel-server-unit", "sysctl", "wg-apply-script", "wireguard-key", "wireguard-conf"].sort(),
+        );
+        expect(steps("rpi1")).toEqual(
+            ["packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit", "sysctl", "wg-apply-script", "wireguard-key", "wireguard-conf"].sort(),
+        );
+        // A roaming client does not forward: no sysctl.
+        expect(steps("workstation")).toEqual(steps("rpi1").filter((step) => step !== "sysctl"));
+    });
+
+    it("orders each host's steps: packages, binary, wstunnel unit, then WireGuard", () => {
+        for (const host of ["relay", "rpi1", "workstation"]) {
+            const unit = host === "relay" ? "wstunnel-server-unit" : "wstunnel-client-unit";
+            expect(prerequisites(`${host}-wstunnel-binary`)).toEqual(new Set([`${host}-packages`, `${host}-wstunnel-installer`]));
+            expect([...prerequisites(`${host}-${unit}`)]).toEqual(expect.arrayContaining([`${host}-wstunnel-binary`]));
+            expect([...prerequisites(`${host}-wireguard-conf`)]).toEqual(
+                expect.arrayContaining([`${host}-packages`, `${host}-${unit}`, `${host}-wireguard-key`, `${host}-wg-apply-script`]),
+            );
+        }
+    });
+
+    it("parents every command to its host's component", () => {
+        const components: Record<string, string> = { relay: "VpsRelay", rpi1: "LanGateway", workstation: "RoamingClient" };
+        for (const recorded of mockCommands) {
+            expect(recorded.opts.parent?.constructor.name).toBe(components[recorded.name.split("-")[0]]);
+        }
+    });
+
+    it("uses sudo for non-root users, pins host keys and jumps through the relay when asked", async () => {
+        const relayConf = await inputsOf(command("relay-wireguard-conf"));
+        expect(relayConf.create).toMatch(/^sudo -n sh -euc /);
+        expect(relayConf.connection.hostKey).toMatch(/^ssh-ed25519 /);
+        const workstation = await inputsOf(command("workstation-wireguard-conf"));
+        expect(workstation.create).toMatch(/^sh -euc /);
+        expect(workstation.connection.proxy.host).toBe("198.51.100.10");
+        const gateway = await inputsOf(command("rpi1-wireguard-conf"));
+        expect(gateway.connection.proxy).toBeUndefined();
+    });
+
+    it("hands private keys to hosts only on stdin, and never puts one in a command or a rendered file", async () => {
+        const secrets = registered
+            .filter((r) => r.type === "random:index/randomBytes:RandomBytes" || r.type === "random:index/randomPassword:RandomPassword")
+            .map((r) => mockState(r))
+            .map((state) => (state.base64 ?? state.result) as string);
+        const tlsKeys = registered.filter((r) => r.type === "tls:index/privateKey:PrivateKey").map((r) => pem("PRIVATE KEY", r.name).trim());
+        expect(secrets).toHaveLength(5); // relay, rpi1, laptop, workstation keys and the path prefix
+        for (const recorded of mockCommands) {
+            const inputs = await inputsOf(recorded);
+            for (const secret of [...secrets, ...tlsKeys, sshPrivateKey.trim()]) {
+                expect(inputs.create).not.toContain(secret);
+                expect(inputs.update).not.toContain(secret);
+                expect(inputs.delete ?? "").not.toContain(secret);
+            }
+        }
+        const keyStep = await inputsOf(command("rpi1-wireguard-key"));
+        expect(secrets).toContain(keyStep.stdin);
+    });
+
+    it("marks secrets as secret: stdin, keys, the prefix, bundles", async () => {
+        const keyStep = command("relay-wireguard-key");
+        expect(await pulumi.isSecret(pulumi.output(keyStep.args.stdin))).toBe(true);
+        expect(keyStep.opts.additionalSecretOutputs).toContain("stdin");
+        expect(keyStep.args.logging).toBe("stderr");
+        expect(command("relay-wireguard-conf").args.stdin).toBeUndefined();
+        expect(await pulumi.isSecret(program.clientBundles.laptop)).toBe(true);
+        expect(await pulumi.isSecret(program.relayEndpoint)).toBe(false);
+        expect(await pulumi.isSecret(pulumi.output(command("relay-wireguard-conf").args.connection.privateKey))).toBe(true);
+    });
+
+    it("exports the endpoint and a usable client bundle", async () => {
+        expect(await valueOf(program.relayEndpoint)).toBe("wss://198.51.100.10:443");
+        const bundle = await valueOf(program.clientBundles.laptop as pulumi.Output<any>);
+        const laptopKey = registered.find((r) => r.name === "laptop-key-private-key")!;
+        expect(bundle.wireguardConf).toContain(`PrivateKey = ${mockState(laptopKey).base64}`);
+        expect(bundle.wireguardConf).toContain("Endpoint = 127.0.0.1:51820");
+        expect(bundle.wireguardConf).toContain("AllowedIPs = 10.10.0.0/24, 192.168.1.0/24");
+        expect(bundle.wstunnelCommand).toMatch(/^WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX='Prefix[0-9a-f]+' \/usr\/local\/bin\/wstunnel 'client'/);
+        expect(bundle.caCertificate).toContain("BEGIN CERTIFICATE");
+        expect(Object.keys(program.gatewayPublicKeys)).toEqual(["rpi1"]);
+    });
+
+    it("gives the relay a peer per gateway (with its LAN) and per client", async () => {
+        const conf = (await inputsOf(command("relay-wireguard-conf"))).create as string;
+        expect(conf).toContain("# rpi1 (gateway)");
+        expect(conf).toContain("AllowedIPs = 10.10.0.2/32, 192.168.1.0/24");
+        expect(conf).toContain("AllowedIPs = 10.10.0.3/32");
+        expect(conf).toContain("AllowedIPs = 10.10.0.4/32");
+        expect(conf).not.toMatch(/PrivateKey/);
+    });
+});
+
+describe("program with bad config", () => {
+    it("fails before registering any resource", () => {
+        const config = validConfig();
+        config.clients![0].tunnelAddress = "10.99.0.3";
+        expect(() => loadProgram(config)).toThrow(/wg-relay:clients\[0\]\.tunnelAddress: 10\.99\.0\.3 is outside the tunnel subnet/);
+        expect(registered).toHaveLength(0);
+        expect(mockCommands).toHaveLength(0);
+    });
+});

@@ -33,15 +33,15 @@ const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected a SHA-256 digest: 64
 const rotation = z.number().int().min(0).default(0);
 
 const sshConnection = z.strictObject({
-    host,
-    port: port.default(22),
-    user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "expected a Unix user name").default("root"),
-    hostKey: sshHostKey.optional(),
+    host: host.describe("SSH host name or address"),
+    port: port.default(22).describe("SSH port"),
+    user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "expected a Unix user name").default("root").describe("SSH user; other users than root need passwordless sudo"),
+    hostKey: sshHostKey.optional().describe("the host's SSH public key ('ssh-ed25519 AAAA...'); when set, any other key is refused"),
 });
 
 /** Gateways and clients may be reached directly or through the relay as an SSH jump host. */
 const peerSshConnection = sshConnection.extend({
-    via: z.enum(["direct", "relay"]).default("direct"),
+    via: z.enum(["direct", "relay"]).default("direct").describe("'relay' reaches the host through the relay as an SSH jump host (once its tunnel is up)"),
 });
 
 const wstunnelVersion = z
@@ -58,76 +58,82 @@ const wstunnelVersion = z
 
 export const tunnelSchema = z
     .strictObject({
-        subnet: cidr.default("10.10.0.0/24"),
-        /** WireGuard inside WebSocket/TLS over TCP: users report needing 1320 or less. */
-        mtu: z.number().int().min(1280).max(1420).default(1320),
-        keepaliveSeconds: z.number().int().min(1).max(600).default(25),
+        subnet: cidr.default("10.10.0.0/24").describe("the tunnel's own subnet; every tunnel address lies in it"),
+        // WireGuard inside WebSocket/TLS over TCP: users report needing 1320 or less.
+        mtu: z.number().int().min(1280).max(1420).default(1320).describe("MTU of every wg0"),
+        keepaliveSeconds: z.number().int().min(1).max(600).default(25).describe("PersistentKeepalive of gateways and clients"),
     })
     .default({ subnet: "10.10.0.0/24", mtu: 1320, keepaliveSeconds: 25 });
 
 export const relaySchema = z.strictObject({
-    name: name.default("relay"),
-    ssh: sshConnection,
-    /** What clients dial for wss://; defaults to the SSH host. Also the certificate's subject name. */
-    publicAddress: host.optional(),
-    tunnelAddress: ipv4.optional(),
-    wireguardPort: port.default(51820),
-    wstunnelPort: port.default(443),
-    publicInterface: interfaceName.default("eth0"),
-    /** Leave WireGuard's UDP port open on the public interface for clients that can use UDP. */
-    allowDirectUdp: z.boolean().default(false),
-    keyRotation: rotation,
+    name: name.default("relay").describe("name of the relay's resources"),
+    ssh: sshConnection.describe("how `pulumi up` reaches the relay"),
+    publicAddress: host.optional().describe("what clients dial for wss:// and the certificate's name; defaults to ssh.host"),
+    tunnelAddress: ipv4.optional().describe("the relay's tunnel address; defaults to the subnet's first host"),
+    wireguardPort: port.default(51820).describe("WireGuard's UDP port on the relay"),
+    wstunnelPort: port.default(443).describe("TCP port of the wstunnel server"),
+    publicInterface: interfaceName.default("eth0").describe("the relay's internet-facing interface"),
+    allowDirectUdp: z.boolean().default(false).describe("leave WireGuard's UDP port open on publicInterface for clients that can use UDP"),
+    keyRotation: rotation.describe("bump to replace the relay's WireGuard key"),
 });
 
 export const wstunnelSchema = z
     .strictObject({
-        version: wstunnelVersion.default("10.6.2"),
-        /** release: the project's GitHub release; mirror: the same asset names under mirrorBaseUrl; local: upload localBinary. */
-        source: z.enum(["release", "mirror", "local"]).default("release"),
-        mirrorBaseUrl: z.url({ protocol: /^https?$/, message: "expected an http(s) URL" }).optional(),
-        /** Path on the machine running `pulumi up` of a wstunnel binary for the hosts' architecture. */
-        localBinary: z.string().min(1).optional(),
-        /** SHA-256 of the release archive per architecture, from the release's checksums.txt. */
+        version: wstunnelVersion.default("10.6.2").describe("pinned wstunnel release"),
+        source: z
+            .enum(["release", "mirror", "local"])
+            .default("release")
+            .describe("release: download from the GitHub release; mirror: the same asset names under mirrorBaseUrl; local: upload localBinary"),
+        mirrorBaseUrl: z.url({ protocol: /^https?$/, message: "expected an http(s) URL" }).optional().describe("base URL holding v<version>/<asset>"),
+        localBinary: z.string().min(1).optional().describe("path, on the machine running `pulumi up`, of a wstunnel binary for the hosts' architecture"),
         sha256: z
-            .strictObject({ amd64: sha256.optional(), arm64: sha256.optional(), armv7: sha256.optional() })
-            .default({}),
-        /** UDP port of the local listener on gateways and clients that WireGuard's Endpoint points at. */
-        localPort: port.default(51820),
-        /** The relay's own certificate files (on the relay) instead of the stack's CA. */
-        tls: z.strictObject({ certificateFile: z.string().startsWith("/"), privateKeyFile: z.string().startsWith("/") }).optional(),
+            .strictObject({
+                amd64: sha256.optional().describe("SHA-256 of wstunnel_<version>_linux_amd64.tar.gz"),
+                arm64: sha256.optional().describe("SHA-256 of wstunnel_<version>_linux_arm64.tar.gz"),
+                armv7: sha256.optional().describe("SHA-256 of wstunnel_<version>_linux_armv7.tar.gz"),
+            })
+            .default({})
+            .describe("release archive checksums from the release's checksums.txt; verified on the host before installing"),
+        localPort: port.default(51820).describe("UDP port of the local wstunnel listener that WireGuard's Endpoint points at"),
+        tls: z
+            .strictObject({
+                certificateFile: z.string().startsWith("/").describe("certificate (chain) file on the relay"),
+                privateKeyFile: z.string().startsWith("/").describe("its private key file on the relay"),
+            })
+            .optional()
+            .describe("the relay's own, publicly trusted certificate instead of the stack's CA"),
     })
     .default({ version: "10.6.2", source: "release", sha256: {}, localPort: 51820 });
 
 export const gatewaySchema = z.strictObject({
-    name,
-    tunnelAddress: ipv4,
-    lanSubnets: z.array(cidr).min(1, "expected at least one LAN subnet"),
-    lanInterface: interfaceName.default("eth0"),
-    /** Masquerade tunnel traffic onto the LAN, so LAN hosts answer without a route on the home router. */
-    masquerade: z.boolean().default(true),
-    ssh: peerSshConnection,
-    keyRotation: rotation,
+    name: name.describe("unique name; used in file and resource names"),
+    tunnelAddress: ipv4.describe("the gateway's tunnel address"),
+    lanSubnets: z.array(cidr).min(1, "expected at least one LAN subnet").describe("LAN subnets routed through this gateway"),
+    lanInterface: interfaceName.default("eth0").describe("the gateway's LAN interface"),
+    masquerade: z
+        .boolean()
+        .default(true)
+        .describe("masquerade tunnel traffic onto the LAN; switch off when the home router routes the tunnel subnet to the gateway"),
+    ssh: peerSshConnection.describe("how `pulumi up` reaches the gateway"),
+    keyRotation: rotation.describe("bump to replace this gateway's WireGuard key"),
 });
 
 export const clientSchema = z.strictObject({
-    name,
-    tunnelAddress: ipv4,
-    /** LAN subnets reached through the tunnel; defaults to every gateway's LAN. */
-    routes: z.array(cidr).optional(),
-    /** Route all traffic through the relay instead of only the tunnel and LAN subnets. */
-    fullTunnel: z.boolean().default(false),
-    /** When set, the client host is provisioned over SSH; otherwise only its bundle is produced. */
-    ssh: peerSshConnection.optional(),
-    keyRotation: rotation,
+    name: name.describe("unique name; used in file and resource names"),
+    tunnelAddress: ipv4.describe("the client's tunnel address"),
+    routes: z.array(cidr).optional().describe("LAN subnets routed through the tunnel; defaults to every gateway's LAN"),
+    fullTunnel: z.boolean().default(false).describe("route all traffic through the relay, not only the tunnel and LAN subnets"),
+    ssh: peerSshConnection.optional().describe("when set, the client machine is provisioned over SSH; otherwise only its bundle is exported"),
+    keyRotation: rotation.describe("bump to replace this client's WireGuard key"),
 });
 
 export const stackConfigSchema = z
     .strictObject({
-        tunnel: tunnelSchema,
-        relay: relaySchema,
-        wstunnel: wstunnelSchema,
-        gateways: z.array(gatewaySchema).default([]),
-        clients: z.array(clientSchema).default([]),
+        tunnel: tunnelSchema.describe("the tunnel network"),
+        relay: relaySchema.describe("the VPS with a public address"),
+        wstunnel: wstunnelSchema.describe("the wstunnel binary and its client side"),
+        gateways: z.array(gatewaySchema).default([]).describe("LAN gateways (e.g. a Raspberry Pi) that dial out to the relay"),
+        clients: z.array(clientSchema).default([]).describe("roaming clients: laptops and phones"),
     })
     .superRefine(checkTopology);
 

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The lab: `pulumi up` of wg-relay against real Debian hosts in network namespaces (lab/README.md).
+#
+#   npm run lab                 toolchain, image, hosts, `pulumi up`, proof that the laptop reaches the LAN
+#   npm run lab -- prepare      everything before `pulumi up`: bare hosts and the lab stack's config
+#   npm run lab -- down         destroy the hosts, namespaces, mounts and the lab stack's state
+#   npm run lab -- status       one line per host
+#   npm run lab -- proof        only the traffic proof
+#   npm run lab -- pulumi ARGS  any pulumi command on the lab stack, from the operator's namespace
+#   npm run lab -- ssh HOST [COMMAND]   relay, rpi1 or laptop, with the pinned host key
+#
+# WG_RELAY_WSTUNNEL_BINARY=/path/to/wstunnel runs the lab with a real wstunnel instead of the test double.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+LAB=$REPO/.lab
+STACK=lab
+LAN_SERVICE=http://192.168.1.20/
+
+phase() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+require_root() {
+    [ "$(id -u)" = 0 ] || { echo "lab: needs root (namespaces, mounts, systemd-nspawn)" >&2; exit 1; }
+}
+
+load_toolchain() {
+    bash "$HERE/toolchain.sh"
+    eval "$(bash "$HERE/toolchain.sh" --env)"
+}
+
+# Lab-only stand-ins (plugins that cannot be built here, the wstunnel test double); skipped where real ones exist.
+build_lab_binaries() {
+    bash "$HERE/providers/build.sh"
+    if [ -n "${WG_RELAY_WSTUNNEL_BINARY:-}" ]; then
+        WSTUNNEL_BINARY=$WG_RELAY_WSTUNNEL_BINARY
+        echo "lab: using the wstunnel binary at $WSTUNNEL_BINARY"
+    else
+        WSTUNNEL_BINARY=$(bash "$HERE/wstunnel-double/build.sh" | tail -n 1)
+    fi
+    export WSTUNNEL_BINARY
+}
+
+pulumi_env() {
+    mkdir -p "$LAB/pulumi-state" "$LAB/pulumi-home"
+    chmod 700 "$LAB"
+    if [ ! -s "$LAB/passphrase" ]; then
+        (umask 077; head -c 24 /dev/urandom | base64 > "$LAB/passphrase")
+    fi
+    export PULUMI_BACKEND_URL="file://$LAB/pulumi-state"
+    export PULUMI_HOME="$LAB/pulumi-home"
+    export PULUMI_CONFIG_PASSPHRASE_FILE="$LAB/passphrase"
+    export PULUMI_SKIP_UPDATE_CHECK=true
+}
+
+# pulumi runs in the operator's namespace: it reaches the relay over the "internet", rpi1 from the home LAN,
+# the laptop over its management link.
+lab_pulumi() {
+    ip netns exec wgr-op pulumi --cwd "$REPO" --non-interactive "$@"
+}
+
+# EXTRA_CLIENTS (JSON list of client configs) adds clients, as the e2e tests do.
+write_stack_config() {
+    (cd "$REPO" && npx --no-install ts-node --transpile-only lab/stack-config.ts \
+        "$LAB/inventory.json" "$WSTUNNEL_BINARY" "$REPO/Pulumi.$STACK.yaml" "${EXTRA_CLIENTS:-[]}")
+    lab_pulumi stack select --create "$STACK" >/dev/null
+    lab_pulumi config set --stack "$STACK" --secret wg-relay:sshPrivateKey < "$LAB/ssh/id_ed25519"
+}
+
+prepare() {
+    require_root
+    phase "toolchain"
+    load_toolchain
+    phase "lab binaries"
+    build_lab_binaries
+    phase "host image"
+    bash "$HERE/image.sh"
+    phase "hosts"
+    bash "$HERE/hosts.sh" up
+    pulumi_env
+    write_stack_config
+}
+
+proof() {
+    phase "proof: the laptop reaches the LAN service through wss:443"
+    local body
+    body=$(ip netns exec wgr-laptop curl --silent --show-error --max-time 10 "$LAN_SERVICE")
+    echo "laptop -> $LAN_SERVICE through the tunnel: $body"
+    local before after
+    before=$(udp_drops)
+    ip netns exec wgr-laptop bash -c 'echo probe > /dev/udp/198.51.100.10/51820'
+    sleep 0.5
+    after=$(udp_drops)
+    [ "$after" -gt "$before" ] || { echo "lab: the hotel firewall did not drop the laptop's UDP" >&2; exit 1; }
+    echo "laptop -> 198.51.100.10:51820/udp directly: dropped by the hotel firewall (drop counter $before -> $after)"
+}
+
+# Packets the hotel firewall dropped because they were UDP.
+udp_drops() {
+    ip netns exec wgr-hotel iptables -t filter -L FORWARD -v -x -n | awk '$3 == "DROP" && $4 == "17" { n += $1 } END { print n + 0 }'
+}
+
+usage_hints() {
+    phase "the lab is up"
+    cat <<EOT
+Enter a host:      npm run lab -- ssh relay|rpi1|laptop        (or: ip netns exec wgr-op ssh -F $LAB/ssh/config relay)
+Run pulumi:        npm run lab -- pulumi preview --diff --stack $STACK
+Client files:      npm run lab -- client-files laptop          (writes $LAB/client-files/laptop)
+Tear down:         npm run lab -- down
+EOT
+}
+
+cmd_up() {
+    local t0=$SECONDS
+    prepare
+    phase "pulumi up"
+    lab_pulumi up --stack "$STACK" --yes --skip-preview
+    proof
+    usage_hints
+    echo "lab: done in $((SECONDS - t0)) s"
+}
+
+cmd_down() {
+    require_root
+    phase "lab down"
+    bash "$HERE/hosts.sh" down
+    rm -rf "$LAB/pulumi-state" "$LAB/pulumi-home" "$LAB/passphrase" "$LAB/client-files" "$REPO/Pulumi.$STACK.yaml"
+}
+
+main() {
+    local command=${1:-up}
+    shift || true
+    case "$command" in
+        up) cmd_up ;;
+        prepare) prepare ;;
+        down) cmd_down ;;
+        status) bash "$HERE/hosts.sh" status ;;
+        proof) proof ;;
+        pulumi)
+            require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
+            lab_pulumi "$@" ;;
+        stack-config)
+            require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; build_lab_binaries >/dev/null; pulumi_env
+            write_stack_config ;;
+        client-files)
+            require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
+            (cd "$REPO" && ip netns exec wgr-op npx --no-install ts-node --transpile-only scripts/client-files.ts "$1" "$LAB/client-files/$1") ;;
+        ssh)
+            local host=$1; shift
+            ip netns exec wgr-op ssh -F "$LAB/ssh/config" "$host" "$@" ;;
+        *) sed -n '2,13p' "${BASH_SOURCE[0]}"; exit 2 ;;
+    esac
+}
+
+main "$@"

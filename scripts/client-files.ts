@@ -1,0 +1,68 @@
+// npm run client-files -- NAME [DIR]: writes one roaming client's files from the stack's secret outputs:
+// its wg-quick conf, the wstunnel unit and environment file, the stack's CA, and the conf as a QR code
+// (PNG, and in the terminal) for the WireGuard phone apps. Run it where you run `pulumi up`.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as QRCode from "qrcode";
+import type { ClientBundle } from "../components/roamingClient";
+
+export interface ClientFile {
+    name: string;
+    content: string;
+    /** Files holding the private key or the path prefix are for the owner only. */
+    mode: number;
+}
+
+export function clientFiles(bundle: ClientBundle): ClientFile[] {
+    const files: ClientFile[] = [
+        { name: "wg0.conf", content: bundle.wireguardConf, mode: 0o600 },
+        { name: "wg-relay-wstunnel-client.service", content: bundle.wstunnelUnit, mode: 0o644 },
+        { name: "wstunnel-client.env", content: bundle.wstunnelEnvironment, mode: 0o600 },
+        { name: "wstunnel-command.sh", content: `#!/bin/sh\nexec ${bundle.wstunnelCommand}\n`, mode: 0o700 },
+    ];
+    if (bundle.caCertificate) {
+        files.push({ name: "wg-relay-ca.crt", content: bundle.caCertificate, mode: 0o644 });
+    }
+    return files;
+}
+
+export async function writeClientFiles(bundle: ClientBundle, dir: string): Promise<string[]> {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const written: string[] = [];
+    for (const file of clientFiles(bundle)) {
+        const path = join(dir, file.name);
+        writeFileSync(path, file.content, { mode: file.mode });
+        written.push(path);
+    }
+    const png = join(dir, "wg0.conf.png");
+    await QRCode.toFile(png, bundle.wireguardConf, { errorCorrectionLevel: "M" });
+    written.push(png);
+    return written;
+}
+
+async function main(argv: string[]): Promise<void> {
+    const [name, dir = join("client-files", name ?? "")] = argv;
+    if (!name) {
+        throw new Error("usage: npm run client-files -- CLIENT_NAME [OUTPUT_DIR]");
+    }
+    const json = execFileSync("pulumi", ["stack", "output", "clientBundles", "--show-secrets", "--json"], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "inherit"],
+    });
+    const bundles = JSON.parse(json) as Record<string, ClientBundle>;
+    const bundle = bundles[name];
+    if (!bundle) {
+        throw new Error(`no client '${name}' in this stack; clients: ${Object.keys(bundles).join(", ") || "none"}`);
+    }
+    const written = await writeClientFiles(bundle, dir);
+    console.log(await QRCode.toString(bundle.wireguardConf, { type: "terminal", small: true }));
+    console.log(`wrote ${written.join("\n      ")}`);
+}
+
+if (require.main === module) {
+    main(process.argv.slice(2)).catch((error: Error) => {
+        console.error(`client-files: ${error.message}`);
+        process.exit(1);
+    });
+}

@@ -1,0 +1,149 @@
+// End to end, on the lab's real hosts (lab/README.md): the real Pulumi engine converges bare Debian hosts over SSH,
+// and every check is real traffic or real host state. Needs root; run with `npm run test:all`.
+import { randomBytes, randomUUID } from "node:crypto";
+import { inNamespace, inNamespaceOk, lab, labTry, onHost, onHostOk, startInNamespace } from "./lab";
+
+const relayAddress = "198.51.100.10";
+const lanService = "http://192.168.1.20/";
+
+interface PreviewStep {
+    op: string;
+    urn: string;
+}
+
+function changedSteps(extraClients: string): PreviewStep[] {
+    lab(["stack-config"], { EXTRA_CLIENTS: extraClients });
+    const preview = JSON.parse(lab(["pulumi", "preview", "--stack", "lab", "--json"])) as { steps: PreviewStep[] };
+    return preview.steps.filter((step) => step.op !== "same");
+}
+
+const resourceName = (urn: string) => urn.split("::").pop()!;
+
+/** Status of a WebSocket upgrade to the relay's wstunnel, sent from the internet namespace. */
+function upgradeStatus(prefix: string, destination: { host: string; port: number }): string {
+    const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    // wstunnel v10's tunnel request: a JWT in the WebSocket protocol header; the server reads it without a key.
+    const jwt = [
+        encode({ typ: "JWT", alg: "HS256" }),
+        encode({ id: randomUUID(), p: { Udp: { timeout: null } }, r: destination.host, rp: destination.port }),
+        randomBytes(32).toString("base64url"),
+    ].join(".");
+    const result = inNamespace("inet", [
+        "curl", "--silent", "--insecure", "--http1.1", "--max-time", "3", "--output", "/dev/null", "--write-out", "%{http_code}",
+        "--header", "Connection: Upgrade",
+        "--header", "Upgrade: websocket",
+        "--header", "Sec-WebSocket-Version: 13",
+        "--header", `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
+        "--header", `Sec-WebSocket-Protocol: v1, authorization.bearer.${jwt}`,
+        `https://${relayAddress}:443/${prefix}/events`,
+    ]);
+    return result.stdout.trim();
+}
+
+function clientBundle(name: string): { wstunnelEnvironment: string } {
+    const bundles = JSON.parse(lab(["pulumi", "stack", "output", "clientBundles", "--stack", "lab", "--show-secrets", "--json"]));
+    return bundles[name];
+}
+
+function iptablesDrops(host: "relay", chain: string, match: string): number {
+    const listing = onHostOk(host, `iptables -L ${chain} -v -x -n`);
+    return listing
+        .split("\n")
+        .filter((line) => line.includes(match))
+        .reduce((sum, line) => sum + Number(line.trim().split(/\s+/)[0]), 0);
+}
+
+describe("wg-relay in the lab", () => {
+    beforeAll(() => {
+        lab(["down"]);
+        lab(["prepare"]);
+    });
+
+    afterAll(() => {
+        labTry(["down"]);
+    });
+
+    it("1. converges bare hosts; the laptop reaches the LAN through wss:443 while its direct UDP is dropped", () => {
+        lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+        expect(inNamespaceOk("laptop", ["curl", "--silent", "--max-time", "10", lanService])).toContain("hello from lanhost");
+        // It went through WireGuard, carried by the laptop's wstunnel over TCP 443.
+        expect(inNamespaceOk("laptop", ["ip", "-4", "route", "get", "192.168.1.20"])).toMatch(/dev wg0/);
+        expect(inNamespaceOk("laptop", ["ss", "-tnH", "state", "established", "dst", `${relayAddress}:443`])).toContain(`${relayAddress}:443`);
+        // `proof` also sends UDP straight to the relay and requires the hotel firewall's drop counter to rise.
+        expect(lab(["proof"])).toMatch(/dropped by the hotel firewall/);
+    });
+
+    it("2. keeps the gateway's tunnel up although nothing can open a connection into the home", () => {
+        const handshakes = onHostOk("rpi1", "wg show wg0 latest-handshakes").trim().split(/\s+/);
+        expect(Number(handshakes[1])).toBeGreaterThan(Date.now() / 1000 - 180);
+        for (const target of ["192.168.1.130", "100.64.0.2"]) {
+            const attempt = inNamespace("relay", ["timeout", "3", "bash", "-c", `exec 3<>/dev/tcp/${target}/22`]);
+            expect(attempt.status).not.toBe(0);
+        }
+        // Yet the relay reaches the Pi's SSH through the tunnel the Pi opened.
+        expect(inNamespace("relay", ["timeout", "3", "bash", "-c", "exec 3<>/dev/tcp/10.10.0.2/22"]).status).toBe(0);
+    });
+
+    it("3. reports no changes right after", () => {
+        lab(["pulumi", "preview", "--stack", "lab", "--expect-no-changes"]);
+    });
+
+    it("4. adds a client by changing only the relay's peers, without a lost packet across the gateway's tunnel", async () => {
+        const newClient = JSON.stringify([{ name: "phone", tunnelAddress: "10.10.0.4" }]);
+        const steps = changedSteps(newClient);
+        const hostSteps = steps.filter((step) => step.urn.includes("command:remote:"));
+        expect(hostSteps.map((step) => [step.op, resourceName(step.urn)])).toEqual([["update", "relay-wireguard-conf"]]);
+        expect(steps.every((step) => step.op === "create" || resourceName(step.urn) === "relay-wireguard-conf")).toBe(true);
+
+        const relayLinkBefore = onHostOk("relay", "cat /sys/class/net/wg0/ifindex");
+        const ping = startInNamespace("laptop", ["ping", "-n", "-i", "0.2", "192.168.1.20"]);
+        try {
+            await new Promise((done) => setTimeout(done, 2000));
+            lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+            await new Promise((done) => setTimeout(done, 2000));
+        } finally {
+            const output = await ping.stop();
+            expect(output).toMatch(/ 0% packet loss/);
+        }
+        expect(onHostOk("relay", "cat /sys/class/net/wg0/ifindex")).toBe(relayLinkBefore);
+        expect(onHostOk("relay", "wg show wg0 allowed-ips")).toContain("10.10.0.4/32");
+    });
+
+    it("5. exposes only wss: WireGuard's UDP port is dropped; wstunnel needs the prefix and forwards only to WireGuard", () => {
+        const before = iptablesDrops("relay", "INPUT", "udp dpt:51820");
+        inNamespaceOk("inet", ["bash", "-c", `echo probe > /dev/udp/${relayAddress}/51820`]);
+        expect(iptablesDrops("relay", "INPUT", "udp dpt:51820")).toBeGreaterThan(before);
+
+        const prefix = /=(.*)$/m.exec(clientBundle("laptop").wstunnelEnvironment)![1];
+        const wireguard = { host: "127.0.0.1", port: 51820 };
+        expect(upgradeStatus(prefix, wireguard)).toBe("101"); // the control: a well-formed request is accepted
+        expect(upgradeStatus("v1", wireguard)).toBe("400");
+        expect(upgradeStatus(`${prefix}x`, wireguard)).toBe("400");
+        expect(upgradeStatus(prefix, { host: "127.0.0.1", port: 22 })).toBe("400");
+        expect(upgradeStatus(prefix, { host: "192.168.1.20", port: 80 })).toBe("400");
+    });
+
+    it("6. destroys what it installed and nothing else: SSH still works", () => {
+        lab(["pulumi", "destroy", "--stack", "lab", "--yes", "--skip-preview"]);
+        const installed = [
+            "/usr/local/bin/wstunnel",
+            "/usr/local/lib/wg-relay",
+            "/etc/wireguard/wg0.conf",
+            "/etc/wireguard/wg0.key",
+            "/etc/wg-relay",
+            "/var/lib/wg-relay",
+            "/etc/sysctl.d/90-wg-relay.conf",
+            "/etc/systemd/system/wg-relay-wstunnel-server.service",
+            "/etc/systemd/system/wg-relay-wstunnel-client.service",
+            "/usr/local/share/ca-certificates/wg-relay-lab.crt",
+        ];
+        for (const host of ["relay", "rpi1", "laptop"] as const) {
+            const left = onHostOk(host, `for f in ${installed.join(" ")}; do [ ! -e $f ] || echo $f; done`);
+            expect(left.trim()).toBe("");
+            expect(onHostOk(host, "iptables-save | grep -c wg-relay || true").trim()).toBe("0");
+            expect(onHostOk(host, "ip link show wg0 2>/dev/null | wc -l").trim()).toBe("0");
+            expect(onHostOk(host, "systemctl list-units --all --plain --no-legend 'wg-relay-*' | wc -l").trim()).toBe("0");
+            expect(onHost(host, "true").status).toBe(0);
+        }
+    });
+});

@@ -1,0 +1,38 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { clientFiles, writeClientFiles } from "../../scripts/client-files";
+
+const bundle = {
+    name: "laptop",
+    wireguardConf: "[Interface]\nPrivateKey = KEY\n",
+    wstunnelCommand: "WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX='p' /usr/local/bin/wstunnel 'client'",
+    wstunnelUnit: "[Unit]\n",
+    wstunnelEnvironment: "WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX=p\n",
+    caCertificate: "-----BEGIN CERTIFICATE-----\n",
+};
+
+describe("client files", () => {
+    it("keeps files with secrets owner-only", () => {
+        const modes = Object.fromEntries(clientFiles(bundle).map((file) => [file.name, file.mode]));
+        expect(modes).toEqual({
+            "wg0.conf": 0o600,
+            "wg-relay-wstunnel-client.service": 0o644,
+            "wstunnel-client.env": 0o600,
+            "wstunnel-command.sh": 0o700,
+            "wg-relay-ca.crt": 0o644,
+        });
+    });
+
+    it("writes the files and a PNG QR code of the conf", async () => {
+        const dir = mkdtempSync(join(tmpdir(), "wg-relay-client-"));
+        try {
+            await writeClientFiles(bundle, join(dir, "laptop"));
+            expect(readFileSync(join(dir, "laptop", "wg0.conf"), "utf8")).toBe(bundle.wireguardConf);
+            expect(statSync(join(dir, "laptop", "wg0.conf")).mode & 0o777).toBe(0o600);
+            expect(readFileSync(join(dir, "laptop", "wg0.conf.png")).subarray(0, 8).toString("hex")).toBe("89504e470d0a1a0a");
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+});

@@ -45,11 +45,11 @@ func (h host) Debug() string {
 	case hostIPv6:
 		return "Ipv6(" + serializeIPv6(h.ip) + ")"
 	default:
-		return strconv.Quote(h.domain)
+		return "Domain(" + strconv.Quote(h.domain) + ")"
 	}
 }
 
-// hostPort returns "host:port" for net.Dial.
+// dialAddr returns "host:port" for net.Dial.
 func (h host) dialAddr(port uint16) string {
 	switch h.kind {
 	case hostIPv4:
@@ -155,30 +155,37 @@ func endsInANumber(s string) bool {
 	if last != "" && strings.Trim(last, "0123456789") == "" {
 		return true
 	}
-	_, err := parseIPv4Number(last)
+	_, _, err := parseIPv4Number(last)
 	return err == nil
 }
 
 var errBadIPv4 = errors.New("invalid IPv4 address")
 
-func parseIPv4Number(s string) (uint32, error) {
+// parseIPv4Number is the WHATWG IPv4 number parser as the url crate implements it: a syntax
+// error is an error; a syntactically valid number that does not fit in 32 bits reports
+// overflow (the host still "ends in a number", but is not a valid address).
+func parseIPv4Number(s string) (v uint32, overflow bool, err error) {
 	if s == "" {
-		return 0, errBadIPv4
+		return 0, false, errBadIPv4
 	}
 	radix := 10
+	digits := "0123456789"
 	if len(s) >= 2 && (s[:2] == "0x" || s[:2] == "0X") {
-		s, radix = s[2:], 16
+		s, radix, digits = s[2:], 16, "0123456789abcdefABCDEF"
 	} else if len(s) >= 2 && s[0] == '0' {
-		s, radix = s[1:], 8
+		s, radix, digits = s[1:], 8, "01234567"
 	}
 	if s == "" {
-		return 0, nil
+		return 0, false, nil
 	}
-	v, err := strconv.ParseUint(s, radix, 32)
-	if err != nil {
-		return 0, errBadIPv4
+	if strings.Trim(s, digits) != "" {
+		return 0, false, errBadIPv4
 	}
-	return uint32(v), nil
+	n, perr := strconv.ParseUint(s, radix, 32)
+	if perr != nil {
+		return 0, true, nil
+	}
+	return uint32(n), false, nil
 }
 
 func parseWHATWGIPv4(s string) (netip.Addr, error) {
@@ -191,8 +198,8 @@ func parseWHATWGIPv4(s string) (netip.Addr, error) {
 	}
 	nums := make([]uint32, 0, len(parts))
 	for _, p := range parts {
-		n, err := parseIPv4Number(p)
-		if err != nil {
+		n, overflow, err := parseIPv4Number(p)
+		if err != nil || overflow {
 			return netip.Addr{}, errBadIPv4
 		}
 		nums = append(nums, n)

@@ -84,7 +84,9 @@ type spanLogger struct {
 	target string
 }
 
-func (l *Logger) with(span, target string) spanLogger { return spanLogger{l: l, span: span, target: target} }
+func (l *Logger) with(span, target string) spanLogger {
+	return spanLogger{l: l, span: span, target: target}
+}
 
 func (s spanLogger) child(span string) spanLogger {
 	if s.span != "" && span != "" {
@@ -95,7 +97,9 @@ func (s spanLogger) child(span string) spanLogger {
 	return spanLogger{l: s.l, span: span, target: s.target}
 }
 
-func (s spanLogger) withTarget(t string) spanLogger { return spanLogger{l: s.l, span: s.span, target: t} }
+func (s spanLogger) withTarget(t string) spanLogger {
+	return spanLogger{l: s.l, span: s.span, target: t}
+}
 
 func (s spanLogger) Tracef(f string, a ...any) { s.l.logf(lvlTrace, s.span, s.target, f, a...) }
 func (s spanLogger) Debugf(f string, a ...any) { s.l.logf(lvlDebug, s.span, s.target, f, a...) }

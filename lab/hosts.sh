@@ -13,6 +13,7 @@
 # Every lab address lives inside the wgr-* namespaces; nothing is added to the
 # root namespace.  Processes are tracked by PID files under .lab/hosts/ and
 # stopped only by those PIDs.
+# shellcheck disable=SC2016  # single-quoted snippets run by an inner bash/ssh on purpose
 set -euo pipefail
 umask 022
 
@@ -90,12 +91,43 @@ pid_alive_ours() { # pidfile marker -> echoes pid
   [[ -s $f ]] || return 1
   pid=$(<"$f")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  [[ -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$marker" || return 1
+  pid_running "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$marker" || return 1
   echo "$pid"
+}
+pid_running() { # exists and is not a zombie waiting to be reaped (no fork: polled often)
+  local st
+  { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+  st=${st##*) }
+  [[ -n $st && ${st:0:1} != Z && ${st:0:1} != X ]]
 }
 
 host_running() { pid_alive_ours "$HOSTSDIR/$1/nspawn.pid" "$HOSTSDIR/$1/root" >/dev/null; }
+
+# The container's PID 1 (recorded in leader.pid). It counts as ours only while
+# it is the init of a PID namespace and its root directory is our overlay mount.
+# It can outlive a SIGKILLed nspawn (an orphaned container).
+leader_alive_ours() { # host -> echoes pid
+  local d=$HOSTSDIR/$1 pid
+  [[ -s $d/leader.pid ]] || return 1
+  pid=$(<"$d/leader.pid")
+  [[ $pid =~ ^[0-9]+$ ]] && pid_running "$pid" || return 1
+  grep -qE '^NSpid:.*[[:space:]]1$' "/proc/$pid/status" 2>/dev/null || return 1
+  mountpoint -q "$d/root" || return 1
+  [[ $(stat -L -c %d:%i "/proc/$pid/root" 2>/dev/null) == "$(stat -L -c %d:%i "$d/root")" ]] || return 1
+  echo "$pid"
+}
+
+wait_gone() { # seconds pid... : wait until none of the pids runs
+  local n=$(($1 * 10)) p alive; shift
+  while ((n-- > 0)); do
+    alive=0
+    for p in "$@"; do pid_running "$p" && alive=1; done
+    ((alive)) || return 0
+    sleep 0.1
+  done
+  return 1
+}
 
 # ---------------------------------------------------------------- network
 net_up() {
@@ -307,6 +339,7 @@ host_boot() {
   # records its PID and execs nspawn in place (same PID).
   (
     cd /
+    exec 8>&- # do not hand the hosts.sh lock to a long-lived child
     exec setsid bash -c 'echo $$ >"$0"; exec "$@"' "$d/nspawn.pid" \
       env SYSTEMD_NSPAWN_API_VFS_WRITABLE=network \
       systemd-nspawn --quiet -D "$d/root" --boot \
@@ -315,10 +348,9 @@ host_boot() {
       --machine="wgr-$h" --hostname="$h" \
       --bind=/dev/net/tun \
       --capability=CAP_NET_ADMIN,CAP_NET_RAW \
-      --console=read-only --link-journal=no
+      --console=read-only --link-journal=no --resolv-conf=off
   ) </dev/null >>"$d/console.log" 2>&1 &
-  local i
-  for i in $(seq 50); do [[ -s $d/nspawn.pid ]] && break; sleep 0.1; done
+  for _ in $(seq 50); do [[ -s $d/nspawn.pid ]] && break; sleep 0.1; done
   [[ -s $d/nspawn.pid ]] || die "$h: nspawn did not start (see $d/console.log)"
 }
 
@@ -347,42 +379,43 @@ host_wait() {
   done
 }
 
-host_stop_all() { # SIGTERM to every nspawn (orderly poweroff), wait, then SIGKILL
-  local h pid leader pids=() names=() i
-  for h in "${HOSTS[@]}"; do
-    if pid=$(pid_alive_ours "$HOSTSDIR/$h/nspawn.pid" "$HOSTSDIR/$h/root"); then
+# Stop the given hosts: SIGTERM to systemd-nspawn (it asks the container's
+# systemd for an orderly shutdown: SIGRTMIN+3), or SIGRTMIN+3 straight to an
+# orphaned container's PID 1; wait; then SIGKILL (PID 1 first, then nspawn).
+host_stop() { # host...
+  local h pid leader watch=() names=()
+  for h in "$@"; do
+    pid=$(pid_alive_ours "$HOSTSDIR/$h/nspawn.pid" "$HOSTSDIR/$h/root") || pid=
+    leader=$(leader_alive_ours "$h") || leader=
+    if [[ -n $pid ]]; then
       kill -TERM "$pid" 2>/dev/null || true
-      pids+=("$pid")
-      names+=("$h")
+    elif [[ -n $leader ]]; then
+      log "$h: orphaned container (PID 1 = $leader, no nspawn): SIGRTMIN+3"
+      kill -s SIGRTMIN+3 "$leader" 2>/dev/null || true
+    else
+      continue
     fi
+    names+=("$h")
+    [[ -z $pid ]] || watch+=("$pid")
+    [[ -z $leader ]] || watch+=("$leader")
   done
-  ((${#pids[@]})) || return 0
-  log "stopping ${names[*]} (SIGTERM to systemd-nspawn: orderly shutdown)"
-  for i in $(seq 300); do
-    local alive=0
-    for pid in "${pids[@]}"; do [[ -e /proc/$pid ]] && alive=1; done
-    ((alive)) || break
-    sleep 0.1
-  done
+  ((${#watch[@]})) || return 0
+  log "stopping ${names[*]}"
+  wait_gone 30 "${watch[@]}" && return 0
   for h in "${names[@]}"; do
-    if pid=$(pid_alive_ours "$HOSTSDIR/$h/nspawn.pid" "$HOSTSDIR/$h/root"); then
-      log "$h: still running after 30s, SIGKILL"
-      # first the container's PID 1 (its PID namespace dies with it), while
-      # nspawn is still its parent (proves the recorded PID is still it)
-      leader=$(cat "$HOSTSDIR/$h/leader.pid" 2>/dev/null || true)
-      if [[ $leader =~ ^[0-9]+$ && -r /proc/$leader/stat ]] &&
-        [[ $(awk '{print $4}' "/proc/$leader/stat" 2>/dev/null) == "$pid" ]]; then
-        kill -KILL "$leader" 2>/dev/null || true
+    if leader=$(leader_alive_ours "$h"); then
+      log "$h: container still running after 30s, SIGKILL to its PID 1 ($leader)"
+      kill -KILL "$leader" 2>/dev/null || true
+      if pid=$(pid_alive_ours "$HOSTSDIR/$h/nspawn.pid" "$HOSTSDIR/$h/root"); then
+        wait_gone 3 "$pid" || true   # nspawn exits by itself once its container is gone
       fi
+    fi
+    if pid=$(pid_alive_ours "$HOSTSDIR/$h/nspawn.pid" "$HOSTSDIR/$h/root"); then
+      log "$h: systemd-nspawn still running, SIGKILL ($pid)"
       kill -KILL "$pid" 2>/dev/null || true
     fi
   done
-  for i in $(seq 50); do
-    local alive=0
-    for pid in "${pids[@]}"; do [[ -e /proc/$pid ]] && alive=1; done
-    ((alive)) || break
-    sleep 0.1
-  done
+  wait_gone 10 "${watch[@]}" || log "warning: still running: ${watch[*]}"
 }
 
 umount_tree() {
@@ -405,7 +438,7 @@ stash_hostkey() {
 # ---------------------------------------------------------------- lanhost
 LANHOST_DIR=$HOSTSDIR/lanhost
 lanhost_up() {
-  local d=$LANHOST_DIR i
+  local d=$LANHOST_DIR
   pid_alive_ours "$d/http.pid" "$d/www" >/dev/null && return 0
   mkdir -p "$d/www"
   echo "hello from lanhost" >"$d/www/index.html"
@@ -420,9 +453,10 @@ lanhost_up() {
   fi
   (
     cd /
+    exec 8>&- # do not hand the hosts.sh lock to a long-lived child
     exec ip netns exec wgr-lanhost setsid bash -c 'echo $$ >"$0"; exec "$@"' "$d/http.pid" "${server[@]}"
   ) </dev/null >>"$d/http.log" 2>&1 &
-  for i in $(seq 100); do
+  for _ in $(seq 100); do
     if [[ -s $d/http.pid ]] && ip netns exec wgr-op timeout 1 bash -c 'exec 3<>/dev/tcp/192.168.1.20/80' 2>/dev/null; then
       return 0
     fi
@@ -432,11 +466,12 @@ lanhost_up() {
 }
 
 lanhost_down() {
-  local pid i
+  local pid
   pid=$(pid_alive_ours "$LANHOST_DIR/http.pid" "$LANHOST_DIR/www") || return 0
   kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 30); do [[ -e /proc/$pid ]] || return 0; sleep 0.1; done
+  wait_gone 3 "$pid" && return 0
   kill -KILL "$pid" 2>/dev/null || true
+  wait_gone 3 "$pid" || true
 }
 
 # ---------------------------------------------------------------- inventory
@@ -465,6 +500,19 @@ lock() {
   flock 8
 }
 
+# The wgr-* names are machine-wide: one checkout's lab at a time.
+OWNER_FILE=/run/wg-relay-lab.owner
+check_owner() {
+  local owner ns any=0
+  for ns in "${NAMESPACES[@]}"; do ns_exists "$ns" && any=1; done
+  [[ -s $OWNER_FILE ]] || return 0
+  owner=$(<"$OWNER_FILE")
+  [[ $owner == "$REPO" ]] && return 0
+  if ((any)); then
+    die "the wgr-* lab on this machine belongs to the checkout $owner: run its lab/hosts.sh down first (or, if that checkout is gone, remove $OWNER_FILE and run down here)"
+  fi
+}
+
 cmd_up() {
   local t0 rootfs h booted=()
   t0=$(now)
@@ -474,19 +522,25 @@ cmd_up() {
   done
   [[ -c /dev/net/tun ]] || die "/dev/net/tun missing"
   lock
+  check_owner
+  echo "$REPO" >"$OWNER_FILE"
   rootfs=$("$HERE/image.sh")
   ensure_operator_key
   net_up
   lanhost_up
   for h in "${HOSTS[@]}"; do
     host_running "$h" && continue
+    host_stop "$h"   # an orphaned container of a SIGKILLed nspawn
     host_prepare "$h" "$rootfs"
     host_boot "$h"
     booted+=("$h")
   done
   write_ssh_files
   ((${#booted[@]})) && log "booting ${booted[*]}"
-  for h in "${HOSTS[@]}"; do host_wait "$h"; done
+  local waits=() failed=0 w
+  for h in "${HOSTS[@]}"; do host_wait "$h" & waits+=($!); done
+  for w in "${waits[@]}"; do wait "$w" || failed=1; done
+  ((failed == 0)) || die "some hosts did not come up; the lab is left as it is (lab/hosts.sh down removes it)"
   write_inventory
   log "lab up in $(elapsed "$t0")s (inventory: $LAB/inventory.json)"
 }
@@ -503,8 +557,9 @@ cmd_down() {
   done
   [[ $(id -u) == 0 ]] || die "must run as root"
   lock
+  check_owner
   lanhost_down
-  host_stop_all
+  host_stop "${HOSTS[@]}"
   [[ -d $HOSTSDIR ]] && umount_tree "$HOSTSDIR"
   [[ -z $(mounts_under "$HOSTSDIR") ]] || die "mounts remain under $HOSTSDIR: $(mounts_under "$HOSTSDIR" | tr '\n' ' ')"
   net_down
@@ -522,11 +577,15 @@ cmd_down() {
   ((keep_keys)) || rm -f "$KNOWN"
   ((purge)) && rm -rf --one-file-system "$SSHDIR"
   rmdir "$HOSTSDIR" 2>/dev/null || true
+  rm -f "$OWNER_FILE"
   log "lab down in $(elapsed "$t0")s"
 }
 
 cmd_status() {
   local ns h pid state line
+  if [[ -s $OWNER_FILE && $(<"$OWNER_FILE") != "$REPO" ]]; then
+    echo "note: the wgr-* lab was started by the checkout $(<"$OWNER_FILE"), not this one"
+  fi
   for ns in "${NAMESPACES[@]}"; do
     line=$(printf '%-12s' "wgr-$ns")
     if ! ns_exists "$ns"; then
@@ -538,6 +597,8 @@ cmd_status() {
       if pid=$(pid_alive_ours "$HOSTSDIR/$h/nspawn.pid" "$HOSTSDIR/$h/root"); then
         state=$(op_ssh "$h" systemctl is-system-running 2>/dev/null || true)
         echo "$line nspawn host  pid $pid  ssh ${H_USER[$h]}@${H_ADDR[$h]}: ${state:-no answer}"
+      elif pid=$(leader_alive_ours "$h"); then
+        echo "$line nspawn host  ORPHANED container (PID 1 = $pid, nspawn gone; up or down stops it)"
       else
         echo "$line nspawn host  not running"
       fi

@@ -3,6 +3,7 @@
 #
 #   lab/image.sh           build if missing, print the rootfs path on stdout
 #   lab/image.sh --path    print the rootfs path only (no build, exit 1 if missing)
+#   lab/image.sh --prune   remove older images of the cache that no lab host uses
 #
 # The image lives outside the checkout, keyed by a hash of the package list and
 # of this script's settings/tweaks, so fresh clones on the same machine reuse it:
@@ -78,6 +79,13 @@ EOF
   # Units that do not work in a container.
   local u
   for u in "${MASK_UNITS[@]}"; do ln -sfn /dev/null "$r/etc/systemd/system/$u"; done
+  # No DNS in the lab: do not point the hosts at the build machine's resolver
+  # (debootstrap copied it); lookups fail fast on loopback.  Names go in /etc/hosts.
+  rm -f "$r/etc/resolv.conf"
+  printf '# wg-relay lab: no DNS server in the lab\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$r/etc/resolv.conf"
+  # Journal in memory: nothing to keep after a lab host stops.
+  mkdir -p "$r/etc/systemd/journald.conf.d"
+  printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n' >"$r/etc/systemd/journald.conf.d/lab.conf"
   # Quieter, faster shutdown of the lab hosts.
   mkdir -p "$r/etc/systemd/system.conf.d"
   printf '[Manager]\nDefaultTimeoutStopSec=10s\nShowStatus=no\n' >"$r/etc/systemd/system.conf.d/lab.conf"
@@ -97,6 +105,21 @@ settings_key() {
 
 IMAGE_DIR="$CACHE/image/$SUITE-$(settings_key)"
 ROOTFS="$IMAGE_DIR/rootfs"
+
+if [[ ${1:-} == --prune ]]; then
+  # remove other images of this cache that no overlay mount uses as its lower
+  for d in "$CACHE"/image/*/; do
+    d=${d%/}
+    [[ $d == "$IMAGE_DIR" ]] && continue
+    if grep -qF "lowerdir=$d/rootfs" /proc/mounts; then
+      echo "image.sh: keeping $d (in use)" >&2
+    else
+      echo "image.sh: removing $d" >&2
+      rm -rf --one-file-system "$d"
+    fi
+  done
+  exit 0
+fi
 
 if [[ ${1:-} == --path ]]; then
   echo "$ROOTFS"

@@ -97,7 +97,7 @@ proof() {
 
 # Packets the hotel firewall dropped because they were UDP.
 udp_drops() {
-    ip netns exec wgr-hotel iptables -t filter -L FORWARD -v -x -n | awk '$3 == "DROP" && $4 == "17" { n += $1 } END { print n + 0 }'
+    ip netns exec wgr-hotel iptables -w -t filter -L FORWARD -v -x -n | awk '/hotel-drop-udp/ { n += $1 } END { print n + 0 }'
 }
 
 usage_hints() {

@@ -13,7 +13,6 @@ module.exports = {
             testEnvironment: "node",
             transform: { "^.+\\.ts$": tsJest },
             testMatch: ["<rootDir>/test/e2e/**/*.test.ts"],
-            testTimeout: 20 * 60 * 1000,
         },
     ],
 };

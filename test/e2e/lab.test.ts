@@ -1,7 +1,9 @@
 // End to end, on the lab's real hosts (lab/README.md): the real Pulumi engine converges bare Debian hosts over SSH,
 // and every check is real traffic or real host state. Needs root; run with `npm run test:all`.
 import { randomBytes, randomUUID } from "node:crypto";
-import { inNamespace, inNamespaceOk, lab, labTry, onHost, onHostOk, startInNamespace } from "./lab";
+import { readdirSync, readFileSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import { inNamespace, inNamespaceOk, lab, labTry, onHost, onHostOk, repo, Result, startInNamespace } from "./lab";
 
 const relayAddress = "198.51.100.10";
 const lanService = "http://192.168.1.20/";
@@ -56,7 +58,26 @@ function iptablesDrops(host: "relay", chain: string, match: string): number {
 // pulumi up and the lab's set-up take minutes on a cold machine.
 jest.setTimeout(20 * 60 * 1000);
 
+/** Every file of the lab stack's state backend, as text. */
+function stateText(): string {
+    const files: string[] = [];
+    const walk = (dir: string) => {
+        for (const entry of readdirSync(dir, { withFileTypes: true })) {
+            const path = join(dir, entry.name);
+            if (entry.isDirectory()) {
+                walk(path);
+            } else {
+                files.push(readFileSync(path, "utf8"));
+            }
+        }
+    };
+    walk(join(repo, ".lab", "pulumi-state"));
+    return files.join("\n");
+}
+
 describe("wg-relay in the lab", () => {
+    let firstUpLog = "";
+
     beforeAll(() => {
         lab(["down"]);
         lab(["prepare"]);
@@ -67,7 +88,7 @@ describe("wg-relay in the lab", () => {
     });
 
     it("1. converges bare hosts; the laptop reaches the LAN through wss:443 while its direct UDP is dropped", () => {
-        lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+        firstUpLog = lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
         expect(inNamespaceOk("laptop", ["curl", "--silent", "--max-time", "10", lanService])).toContain("hello from lanhost");
         // It went through WireGuard, carried by the laptop's wstunnel over TCP 443.
         expect(inNamespaceOk("laptop", ["ip", "-4", "route", "get", "192.168.1.20"])).toMatch(/dev wg0/);
@@ -95,7 +116,39 @@ describe("wg-relay in the lab", () => {
         lab(["pulumi", "preview", "--stack", "lab", "--expect-no-changes"]);
     });
 
-    it("4. adds a client by changing only the relay's peers, without a lost packet across the gateway's tunnel", async () => {
+    it("4. keeps secrets out of state, outputs, logs and process lists", () => {
+        const secrets = [
+            onHostOk("relay", "cat /etc/wireguard/wg0.key").trim(),
+            onHostOk("rpi1", "cat /etc/wireguard/wg0.key").trim(),
+            onHostOk("laptop", "cat /etc/wireguard/wg0.key").trim(),
+            /=(.*)$/m.exec(onHostOk("relay", "cat /etc/wg-relay/wstunnel-server.env"))![1],
+            onHostOk("relay", "cat /etc/wg-relay/tls/server.key").split("\n")[1],
+            readFileSync(join(repo, ".lab", "ssh", "id_ed25519"), "utf8").split("\n")[1],
+        ];
+        expect(secrets.every((secret) => secret.length >= 32)).toBe(true);
+        const places: Record<string, string> = {
+            state: stateText(),
+            "pulumi up output": firstUpLog,
+            "stack outputs": lab(["pulumi", "stack", "output", "--stack", "lab", "--json"]),
+            "rendered wg0.conf": onHostOk("relay", "cat /etc/wireguard/wg0.conf") + onHostOk("rpi1", "cat /etc/wireguard/wg0.conf"),
+        };
+        for (const host of ["relay", "rpi1", "laptop"] as const) {
+            places[`${host} process list`] = onHostOk(host, "ps -eww -o args");
+            places[`${host} journal`] = onHostOk(host, "journalctl --no-pager -b -o cat");
+        }
+        for (const [place, text] of Object.entries(places)) {
+            for (const secret of secrets) {
+                if (text.includes(secret)) {
+                    throw new Error(`a secret appears in plaintext in the ${place}`);
+                }
+            }
+        }
+        // The keys are there, encrypted: the state is not merely empty.
+        expect(places.state).toContain("ciphertext");
+        expect(onHostOk("rpi1", "stat -c %a /etc/wireguard/wg0.key /etc/wg-relay/wstunnel-client.env").split("\n").slice(0, 2)).toEqual(["600", "600"]);
+    });
+
+    it("5. adds a client by changing only the relay's peers, without a lost packet across the gateway's tunnel", async () => {
         const newClient = JSON.stringify([{ name: "phone", tunnelAddress: "10.10.0.4" }]);
         const steps = changedSteps(newClient);
         const hostSteps = steps.filter((step) => step.urn.includes("command:remote:"));
@@ -116,7 +169,7 @@ describe("wg-relay in the lab", () => {
         expect(onHostOk("relay", "wg show wg0 allowed-ips")).toContain("10.10.0.4/32");
     });
 
-    it("5. exposes only wss: WireGuard's UDP port is dropped; wstunnel needs the prefix and forwards only to WireGuard", () => {
+    it("6. exposes only wss: WireGuard's UDP port is dropped; wstunnel needs the prefix and forwards only to WireGuard", () => {
         const before = iptablesDrops("relay", "INPUT", "udp dpt:51820");
         inNamespaceOk("inet", ["bash", "-c", `echo probe > /dev/udp/${relayAddress}/51820`]);
         expect(iptablesDrops("relay", "INPUT", "udp dpt:51820")).toBeGreaterThan(before);
@@ -130,7 +183,7 @@ describe("wg-relay in the lab", () => {
         expect(upgradeStatus(prefix, { host: "192.168.1.20", port: 80 })).toBe("400");
     });
 
-    it("6. destroys what it installed and nothing else: SSH still works", () => {
+    it("7. destroys what it installed and nothing else: SSH still works", () => {
         lab(["pulumi", "destroy", "--stack", "lab", "--yes", "--skip-preview"]);
         const installed = [
             "/usr/local/bin/wstunnel",
@@ -152,5 +205,25 @@ describe("wg-relay in the lab", () => {
             expect(onHostOk(host, "systemctl list-units --all --plain --no-legend 'wg-relay-*' | wc -l").trim()).toBe("0");
             expect(onHost(host, "true").status).toBe(0);
         }
+    });
+
+    it("8. loses nothing when an apply fails, and converges on the next run", () => {
+        // The Pi's user loses sudo (sudo skips files with a dot in their name): every step on the Pi fails.
+        const sudoers = join(repo, ".lab", "hosts", "rpi1", "root", "etc", "sudoers.d", "90-wg-relay-lab");
+        renameSync(sudoers, `${sudoers}.parked`);
+        let failed: Result;
+        try {
+            failed = labTry(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+        } finally {
+            renameSync(`${sudoers}.parked`, sudoers);
+        }
+        expect(failed.status).not.toBe(0);
+        // The failing step is named, with the host's own error output.
+        expect(failed.stdout + failed.stderr).toMatch(/rpi1-packages[^\n]*failed/);
+        expect(failed.stdout + failed.stderr).toMatch(/sudo: a password is required/);
+
+        lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+        lab(["pulumi", "preview", "--stack", "lab", "--expect-no-changes"]);
+        expect(lab(["proof"])).toContain("hello from lanhost");
     });
 });

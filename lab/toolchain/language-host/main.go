@@ -204,8 +204,12 @@ func parseOptions(info *pulumirpc.ProgramInfo) (nodeOptions, error) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Plugins/packages required by the program: node_modules packages whose package.json has
-// "pulumi": {"resource": true}, as the real host reports them.
+// Plugins/packages required by the program. By default the stand-in reports NONE: the engine then
+// loads each provider when the program first uses it and finds it on PATH, and `pulumi install`
+// never tries to download one (it downloads every reported package whatever is on PATH, and
+// get.pulumi.com is unreachable here). With PULUMI_LAB_LANGHOST_REPORT_PACKAGES=true it reports,
+// as the real host does, the node_modules packages whose package.json has "pulumi": {"resource": true}.
+const reportPackagesEnvVar = "PULUMI_LAB_LANGHOST_REPORT_PACKAGES"
 
 type packageJSON struct {
 	Name    string `json:"name"`
@@ -293,10 +297,12 @@ func (h *nodeHost) GetRequiredPackages(ctx context.Context,
 	req *pulumirpc.GetRequiredPackagesRequest,
 ) (*pulumirpc.GetRequiredPackagesResponse, error) {
 	dir := req.GetInfo().GetProgramDirectory()
-	if dir == "" {
+	if dir == "" || os.Getenv(reportPackagesEnvVar) != "true" {
 		return &pulumirpc.GetRequiredPackagesResponse{}, nil
 	}
-	pkgs := packagesFromDir(dir, false, map[string]bool{})
+	// The real host walks the whole program directory; the stand-in starts at node_modules, so lab
+	// state next to the program (.lab/, mounted root file systems, .git) is never traversed.
+	pkgs := packagesFromDir(filepath.Join(dir, "node_modules"), true, map[string]bool{})
 	// One entry per name@version.
 	uniq := map[string]*pulumirpc.PackageDependency{}
 	for _, p := range pkgs {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The wg-relay lab: network namespaces + systemd-nspawn hosts on one machine.
-# Topology: lab/CONTRACT.md.  Needs root, debootstrap, systemd-container,
+# Topology: lab/README.md.  Needs root, debootstrap, systemd-container,
 # iproute2, iptables, openssh-client, python3 (or node) on the machine.
 #
 #   lab/hosts.sh up                     build/complete the lab (idempotent)

@@ -19,7 +19,7 @@ import (
 )
 
 // These tests run the built binary the way the lab hosts run it (static, CGO_ENABLED=0),
-// with the exact command lines of lab/CONTRACT.md.
+// with the exact command lines the program renders (components/render/wstunnel.ts).
 
 var (
 	binOnce sync.Once
@@ -227,7 +227,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 	cport := freeUDPPort(t)
 	srvAddr := "127.0.0.1:" + strconv.Itoa(sport)
 
-	// exactly the server command line of lab/CONTRACT.md (restrict-to the echo service)
+	// exactly the server command line the program renders (restrict-to the echo service)
 	srv := startProc(t, []string{"WSTUNNEL_RESTRICT_HTTP_UPGRADE_PATH_PREFIX=" + prefix},
 		"server", "--tls-certificate", pki.certFile, "--tls-private-key", pki.keyFile,
 		"--restrict-to", echo.String(), "wss://"+srvAddr)

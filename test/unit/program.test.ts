@@ -239,6 +239,29 @@ describe("program under mocks", () => {
     });
 });
 
+describe("program: rotation and upgrades", () => {
+    it("ties each key to its peer's rotation counter", async () => {
+        const config = validConfig();
+        config.gateways![0].keyRotation = 3;
+        const program = loadProgram(config);
+        await valueOf(program.clientBundles.laptop as pulumi.Output<unknown>);
+        const keepers = (name: string) => registered.find((r) => r.name === `${name}-key-private-key`)!.inputs.keepers;
+        expect(keepers("rpi1")).toEqual({ rotation: "3" });
+        expect(keepers("relay")).toEqual({ rotation: "0" });
+        expect(keepers("laptop")).toEqual({ rotation: "0" });
+    });
+
+    it("restarts only wstunnel when its binary changes", async () => {
+        loadProgram(validConfig());
+        const relayBinary = (await inputsOf(command("relay-wstunnel-binary"))).create as string;
+        expect(relayBinary).toContain("systemctl restart wg-relay-wstunnel-server.service");
+        expect(relayBinary).not.toContain("wg-quick");
+        const gatewayBinary = (await inputsOf(command("rpi1-wstunnel-binary"))).create as string;
+        expect(gatewayBinary).toContain("systemctl restart wg-relay-wstunnel-client.service");
+        expect(gatewayBinary).not.toContain("wg-quick");
+    });
+});
+
 describe("program with bad config", () => {
     it("fails before registering any resource", () => {
         const config = validConfig();

@@ -1,23 +1,15 @@
 // LanGateway: the always-on machine in the home LAN (a Raspberry Pi). It dials out to the relay through its own
 // wstunnel client, so CG-NAT never has to let anything in, and routes tunnel traffic onto the LAN.
 import * as pulumi from "@pulumi/pulumi";
-import { GatewayConfig, TunnelConfig, WstunnelConfig } from "./config";
+import { GatewayConfig } from "./config";
 import { Host, sshConnection } from "./host";
 import { parseCidr } from "./net";
 import { firewallHooks, FirewallRule, relayAsPeer, renderWgQuickConf } from "./render/wireguard";
 import { wireguardKeyPath } from "./render/paths";
-import { VpsRelay } from "./vpsRelay";
-import { WireguardKey } from "./wireguardKey";
-import { provisionPeerHost } from "./peerHost";
+import { PeerComponentArgs, provisionPeerHost } from "./peerHost";
 
-export interface LanGatewayArgs {
+export interface LanGatewayArgs extends PeerComponentArgs {
     gateway: GatewayConfig;
-    tunnel: TunnelConfig;
-    wstunnel: WstunnelConfig;
-    stack: string;
-    relay: VpsRelay;
-    key: WireguardKey;
-    sshPrivateKey: pulumi.Input<string>;
 }
 
 export interface GatewayFirewallSpec {

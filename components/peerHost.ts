@@ -2,15 +2,27 @@
 // and a WireGuard interface whose endpoint is that client's local UDP listener.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { WstunnelConfig } from "./config";
+import { TunnelConfig, WstunnelConfig } from "./config";
 import { Host } from "./host";
 import { wstunnelClientUnit } from "./render/paths";
 import { VpsRelay } from "./vpsRelay";
+import { WireguardKey } from "./wireguardKey";
 import { deployWireguardInterface } from "./wireguardInterface";
 import { deployWstunnelClient, installWstunnelBinary, wstunnelClientSpec } from "./wstunnelService";
 
 /** Debian packages every wg-relay host needs (curl and CA certificates fetch a wstunnel release). */
 export const hostPackages = ["wireguard-tools", "iptables", "curl", "ca-certificates"];
+
+/** What LanGateway and RoamingClient are both given. */
+export interface PeerComponentArgs {
+    tunnel: TunnelConfig;
+    wstunnel: WstunnelConfig;
+    /** Names the trust-store file of the stack's CA. */
+    stack: string;
+    relay: VpsRelay;
+    key: WireguardKey;
+    sshPrivateKey: pulumi.Input<string>;
+}
 
 export interface PeerHostArgs {
     wstunnel: WstunnelConfig;

@@ -2,27 +2,19 @@
 // wstunnel client that carries WireGuard over wss:443 through networks that drop UDP; when SSH details are given,
 // the client machine is provisioned like a gateway without the LAN parts.
 import * as pulumi from "@pulumi/pulumi";
-import { ClientConfig, TunnelConfig, WstunnelConfig } from "./config";
+import { ClientConfig } from "./config";
 import { Host, shellQuote, sshConnection } from "./host";
 import { parseCidr } from "./net";
 import { Hook, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { wireguardKeyPath, wstunnelBinaryPath, wstunnelClientEnvPath } from "./render/paths";
 import { clientPrefixVariable, renderWstunnelClientUnit, renderWstunnelEnvironment, wstunnelClientArgs } from "./render/wstunnel";
-import { VpsRelay } from "./vpsRelay";
-import { WireguardKey } from "./wireguardKey";
-import { provisionPeerHost } from "./peerHost";
+import { PeerComponentArgs, provisionPeerHost } from "./peerHost";
 import { wstunnelClientSpec } from "./wstunnelService";
 
-export interface RoamingClientArgs {
+export interface RoamingClientArgs extends PeerComponentArgs {
     client: ClientConfig;
     /** LAN subnets routed into the tunnel (split tunnel). */
     routes: string[];
-    tunnel: TunnelConfig;
-    wstunnel: WstunnelConfig;
-    stack: string;
-    relay: VpsRelay;
-    key: WireguardKey;
-    sshPrivateKey: pulumi.Input<string>;
 }
 
 /** Everything a user needs to connect one client by hand. A secret: it holds the private key and the path prefix. */

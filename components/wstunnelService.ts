@@ -72,6 +72,38 @@ export function installWstunnelBinary(
     });
 }
 
+interface WstunnelServiceArgs {
+    role: "server" | "client";
+    unit: string;
+    unitContent: string;
+    environmentFile: string;
+    prefixVariable: string;
+    pathPrefix: pulumi.Input<string>;
+    /** Further files the unit reads; each restarts the unit (through `restart`) when it changes. */
+    supportingFiles: (restart: string) => command.remote.Command[];
+    dependsOn: pulumi.Input<pulumi.Resource>[];
+}
+
+/** A wstunnel unit with its secret environment file: what the relay's server and every client have in common. */
+function deployWstunnelService(host: Host, args: WstunnelServiceArgs): command.remote.Command {
+    const restart = systemd.restartIfActive(args.unit);
+    const environment = host.writeSecretFile(`wstunnel-${args.role}-env`, {
+        path: args.environmentFile,
+        content: pulumi.output(args.pathPrefix).apply((prefix) => renderWstunnelEnvironment(args.prefixVariable, prefix)),
+        afterWrite: restart,
+        dependsOn: args.dependsOn,
+    });
+    return host.writeFile(`wstunnel-${args.role}-unit`, {
+        path: systemdUnitPath(args.unit),
+        content: args.unitContent,
+        mode: "0644",
+        afterWrite: systemd.reloadEnableRestart(args.unit),
+        beforeRemove: systemd.disableStop(args.unit),
+        afterRemove: systemd.daemonReload,
+        dependsOn: [...args.dependsOn, environment, ...args.supportingFiles(restart)],
+    });
+}
+
 export interface WstunnelServerArgs {
     spec: Omit<WstunnelServerSpec, "environmentFile">;
     pathPrefix: pulumi.Input<string>;
@@ -81,42 +113,33 @@ export interface WstunnelServerArgs {
 }
 
 export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): command.remote.Command {
-    const unit = wstunnelServerUnit;
-    const restart = systemd.restartIfActive(unit);
-    const inputs: pulumi.Input<pulumi.Resource>[] = [
-        ...args.dependsOn,
-        host.writeSecretFile("wstunnel-server-env", {
-            path: wstunnelServerEnvPath,
-            content: pulumi.output(args.pathPrefix).apply((prefix) => renderWstunnelEnvironment(serverPrefixVariable, prefix)),
-            afterWrite: restart,
-            dependsOn: args.dependsOn,
-        }),
-    ];
-    if (args.certificate) {
-        inputs.push(
-            host.writeFile("tls-certificate", {
-                path: args.spec.certificateFile,
-                content: args.certificate.certPem,
-                mode: "0644",
-                afterWrite: restart,
-                dependsOn: args.dependsOn,
-            }),
-            host.writeSecretFile("tls-private-key", {
-                path: args.spec.privateKeyFile,
-                content: args.certificate.keyPem,
-                afterWrite: restart,
-                dependsOn: args.dependsOn,
-            }),
-        );
-    }
-    return host.writeFile("wstunnel-server-unit", {
-        path: systemdUnitPath(unit),
-        content: renderWstunnelServerUnit({ ...args.spec, environmentFile: wstunnelServerEnvPath }),
-        mode: "0644",
-        afterWrite: systemd.reloadEnableRestart(unit),
-        beforeRemove: systemd.disableStop(unit),
-        afterRemove: systemd.daemonReload,
-        dependsOn: inputs,
+    const certificate = args.certificate;
+    return deployWstunnelService(host, {
+        role: "server",
+        unit: wstunnelServerUnit,
+        unitContent: renderWstunnelServerUnit({ ...args.spec, environmentFile: wstunnelServerEnvPath }),
+        environmentFile: wstunnelServerEnvPath,
+        prefixVariable: serverPrefixVariable,
+        pathPrefix: args.pathPrefix,
+        supportingFiles: (restart) =>
+            certificate
+                ? [
+                      host.writeFile("tls-certificate", {
+                          path: args.spec.certificateFile,
+                          content: certificate.certPem,
+                          mode: "0644",
+                          afterWrite: restart,
+                          dependsOn: args.dependsOn,
+                      }),
+                      host.writeSecretFile("tls-private-key", {
+                          path: args.spec.privateKeyFile,
+                          content: certificate.keyPem,
+                          afterWrite: restart,
+                          dependsOn: args.dependsOn,
+                      }),
+                  ]
+                : [],
+        dependsOn: args.dependsOn,
     });
 }
 
@@ -138,36 +161,27 @@ export interface WstunnelClientArgs {
 }
 
 export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): command.remote.Command {
-    const unit = wstunnelClientUnit;
-    const restart = systemd.restartIfActive(unit);
-    const inputs: pulumi.Input<pulumi.Resource>[] = [
-        ...args.dependsOn,
-        host.writeSecretFile("wstunnel-client-env", {
-            path: wstunnelClientEnvPath,
-            content: pulumi.output(args.pathPrefix).apply((prefix) => renderWstunnelEnvironment(clientPrefixVariable, prefix)),
-            afterWrite: restart,
-            dependsOn: args.dependsOn,
-        }),
-    ];
-    if (args.caCertPem) {
-        inputs.push(
-            host.writeFile("trusted-ca", {
-                path: trustedCaPath(args.stack),
-                content: args.caCertPem,
-                mode: "0644",
-                afterWrite: `update-ca-certificates >/dev/null\n${restart}`,
-                afterRemove: "update-ca-certificates --fresh >/dev/null",
-                dependsOn: args.dependsOn,
-            }),
-        );
-    }
-    return host.writeFile("wstunnel-client-unit", {
-        path: systemdUnitPath(unit),
-        content: renderWstunnelClientUnit({ ...args.spec, environmentFile: wstunnelClientEnvPath }),
-        mode: "0644",
-        afterWrite: systemd.reloadEnableRestart(unit),
-        beforeRemove: systemd.disableStop(unit),
-        afterRemove: systemd.daemonReload,
-        dependsOn: inputs,
+    const caCertPem = args.caCertPem;
+    return deployWstunnelService(host, {
+        role: "client",
+        unit: wstunnelClientUnit,
+        unitContent: renderWstunnelClientUnit({ ...args.spec, environmentFile: wstunnelClientEnvPath }),
+        environmentFile: wstunnelClientEnvPath,
+        prefixVariable: clientPrefixVariable,
+        pathPrefix: args.pathPrefix,
+        supportingFiles: (restart) =>
+            caCertPem
+                ? [
+                      host.writeFile("trusted-ca", {
+                          path: trustedCaPath(args.stack),
+                          content: caCertPem,
+                          mode: "0644",
+                          afterWrite: `update-ca-certificates >/dev/null\n${restart}`,
+                          afterRemove: "update-ca-certificates --fresh >/dev/null",
+                          dependsOn: args.dependsOn,
+                      }),
+                  ]
+                : [],
+        dependsOn: args.dependsOn,
     });
 }

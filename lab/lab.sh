@@ -59,10 +59,10 @@ lab_pulumi() {
     ip netns exec wgr-op pulumi --cwd "$REPO" --non-interactive "$@"
 }
 
-# EXTRA_CLIENTS (JSON list of client configs) adds clients, as the e2e tests do.
+# LAB_STACK_CHANGES (JSON, see lab/stack-config.ts) changes the stack as the e2e tests do.
 write_stack_config() {
     (cd "$REPO" && npx --no-install ts-node --transpile-only lab/stack-config.ts \
-        "$LAB/inventory.json" "$WSTUNNEL_BINARY" "$REPO/Pulumi.$STACK.yaml" "${EXTRA_CLIENTS:-[]}")
+        "$LAB/inventory.json" "$WSTUNNEL_BINARY" "$REPO/Pulumi.$STACK.yaml" "${LAB_STACK_CHANGES:-{\}}")
     lab_pulumi stack select --create "$STACK" >/dev/null
     lab_pulumi config set --stack "$STACK" --secret wg-relay:sshPrivateKey < "$LAB/ssh/id_ed25519"
 }

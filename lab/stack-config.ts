@@ -1,7 +1,8 @@
 // Writes the lab stack's config file (Pulumi.lab.yaml) from the lab's inventory. What Pulumi itself put there
 // (the passphrase's encryption salt, the encrypted SSH key) is kept.
 // The lab is an ordinary user of the program: the same schema, with pinned host keys and non-root sudo users.
-// usage: ts-node lab/stack-config.ts INVENTORY WSTUNNEL_BINARY OUT [EXTRA_CLIENTS_JSON]
+// usage: ts-node lab/stack-config.ts INVENTORY WSTUNNEL_BINARY OUT [CHANGES_JSON]
+// CHANGES_JSON ({"extraClients": [...], "gatewayKeyRotation": N}) is how the e2e tests change the stack as a user would.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as yaml from "js-yaml";
 import { parseStackConfig, StackConfigInput } from "../components/config";
@@ -19,19 +20,33 @@ interface Inventory {
 
 const ssh = (host: LabHost) => ({ host: host.address, user: host.user, hostKey: host.hostKey });
 
-export function labStackConfig(inventory: Inventory, wstunnelBinary: string, extraClients: NonNullable<StackConfigInput["clients"]> = []): StackConfigInput {
+export interface LabChanges {
+    extraClients?: NonNullable<StackConfigInput["clients"]>;
+    gatewayKeyRotation?: number;
+}
+
+export function labStackConfig(inventory: Inventory, wstunnelBinary: string, changes: LabChanges = {}): StackConfigInput {
     const { relay, rpi1, laptop } = inventory.hosts;
     return {
         relay: { ssh: ssh(relay), publicInterface: "eth0" },
         wstunnel: { source: "local", localBinary: wstunnelBinary },
-        gateways: [{ name: "rpi1", tunnelAddress: "10.10.0.2", lanSubnets: ["192.168.1.0/24"], lanInterface: "eth0", ssh: ssh(rpi1) }],
-        clients: [{ name: "laptop", tunnelAddress: "10.10.0.3", ssh: ssh(laptop) }, ...extraClients],
+        gateways: [
+            {
+                name: "rpi1",
+                tunnelAddress: "10.10.0.2",
+                lanSubnets: ["192.168.1.0/24"],
+                lanInterface: "eth0",
+                ssh: ssh(rpi1),
+                keyRotation: changes.gatewayKeyRotation ?? 0,
+            },
+        ],
+        clients: [{ name: "laptop", tunnelAddress: "10.10.0.3", ssh: ssh(laptop) }, ...(changes.extraClients ?? [])],
     };
 }
 
 if (require.main === module) {
-    const [inventoryPath, wstunnelBinary, out, extra] = process.argv.slice(2);
-    const config = labStackConfig(JSON.parse(readFileSync(inventoryPath, "utf8")), wstunnelBinary, extra ? JSON.parse(extra) : []);
+    const [inventoryPath, wstunnelBinary, out, changes] = process.argv.slice(2);
+    const config = labStackConfig(JSON.parse(readFileSync(inventoryPath, "utf8")), wstunnelBinary, changes ? JSON.parse(changes) : {});
     parseStackConfig(config as Record<string, unknown>); // fail here, with the schema's message, not in `pulumi up`
     const previous = (existsSync(out) ? yaml.load(readFileSync(out, "utf8")) : {}) as { encryptionsalt?: string; config?: Record<string, unknown> };
     const values: Record<string, unknown> = Object.fromEntries(Object.entries(config).map(([key, value]) => [`wg-relay:${key}`, value]));

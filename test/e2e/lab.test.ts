@@ -1,8 +1,9 @@
 // End to end, on the lab's real hosts (lab/README.md): the real Pulumi engine converges bare Debian hosts over SSH,
 // and every check is real traffic or real host state. Needs root; run with `npm run test:all`.
-import { randomBytes, randomUUID } from "node:crypto";
-import { readdirSync, readFileSync, renameSync } from "node:fs";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import * as yaml from "js-yaml";
 import { inNamespace, inNamespaceOk, lab, labTry, onHost, onHostOk, repo, Result, startInNamespace } from "./lab";
 
 const relayAddress = "198.51.100.10";
@@ -13,13 +14,35 @@ interface PreviewStep {
     urn: string;
 }
 
-function changedSteps(extraClients: string): PreviewStep[] {
-    lab(["stack-config"], { EXTRA_CLIENTS: extraClients });
+/** Rewrites the lab stack's config with these changes (lab/stack-config.ts) and previews it. */
+function changedSteps(changes: object, env: Record<string, string> = {}): PreviewStep[] {
+    lab(["stack-config"], { LAB_STACK_CHANGES: JSON.stringify(changes), ...env });
     const preview = JSON.parse(lab(["pulumi", "preview", "--stack", "lab", "--json"])) as { steps: PreviewStep[] };
     return preview.steps.filter((step) => step.op !== "same");
 }
 
 const resourceName = (urn: string) => urn.split("::").pop()!;
+
+/** The steps on hosts, as "op name", sorted. */
+const hostSteps = (steps: PreviewStep[]) =>
+    steps
+        .filter((step) => step.urn.includes("command:remote:"))
+        .map((step) => `${step.op} ${resourceName(step.urn)}`)
+        .sort();
+
+/** Seconds until the laptop gets the LAN host's page through the tunnel; fails after `limit`. */
+async function secondsUntilLanReachable(limit: number): Promise<number> {
+    const start = Date.now();
+    while ((Date.now() - start) / 1000 < limit) {
+        if (inNamespace("laptop", ["curl", "--silent", "--max-time", "2", lanService]).stdout.includes("hello from lanhost")) {
+            return (Date.now() - start) / 1000;
+        }
+        await new Promise((done) => setTimeout(done, 500));
+    }
+    throw new Error(`the LAN host was not reachable from the laptop within ${limit} s`);
+}
+
+const phone = { name: "phone", tunnelAddress: "10.10.0.4" };
 
 /** Status of a WebSocket upgrade to the relay's wstunnel, sent from the internet namespace. */
 function upgradeStatus(prefix: string, destination: { host: string; port: number }): string {
@@ -85,6 +108,7 @@ describe("wg-relay in the lab", () => {
 
     afterAll(() => {
         labTry(["down"]);
+        rmSync(join(repo, ".lab", "wstunnel-changed"), { force: true });
     });
 
     it("1. converges bare hosts; the laptop reaches the LAN through wss:443 while its direct UDP is dropped", () => {
@@ -149,10 +173,8 @@ describe("wg-relay in the lab", () => {
     });
 
     it("5. adds a client by changing only the relay's peers, without a lost packet across the gateway's tunnel", async () => {
-        const newClient = JSON.stringify([{ name: "phone", tunnelAddress: "10.10.0.4" }]);
-        const steps = changedSteps(newClient);
-        const hostSteps = steps.filter((step) => step.urn.includes("command:remote:"));
-        expect(hostSteps.map((step) => [step.op, resourceName(step.urn)])).toEqual([["update", "relay-wireguard-conf"]]);
+        const steps = changedSteps({ extraClients: [phone] });
+        expect(hostSteps(steps)).toEqual(["update relay-wireguard-conf"]);
         expect(steps.every((step) => step.op === "create" || resourceName(step.urn) === "relay-wireguard-conf")).toBe(true);
 
         const relayLinkBefore = onHostOk("relay", "cat /sys/class/net/wg0/ifindex");
@@ -169,7 +191,49 @@ describe("wg-relay in the lab", () => {
         expect(onHostOk("relay", "wg show wg0 allowed-ips")).toContain("10.10.0.4/32");
     });
 
-    it("6. exposes only wss: WireGuard's UDP port is dropped; wstunnel needs the prefix and forwards only to WireGuard", () => {
+    it("6. rotates the gateway's key on the gateway and the relay only, live", async () => {
+        const oldKey = onHostOk("rpi1", "wg show wg0 public-key").trim();
+        const steps = changedSteps({ extraClients: [phone], gatewayKeyRotation: 1 });
+        expect(hostSteps(steps)).toEqual(["update relay-wireguard-conf", "update rpi1-wireguard-key"]);
+        const relayLinkBefore = onHostOk("relay", "cat /sys/class/net/wg0/ifindex");
+        lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+        const newKey = onHostOk("rpi1", "wg show wg0 public-key").trim();
+        expect(newKey).not.toBe(oldKey);
+        expect(onHostOk("relay", "wg show wg0 peers")).toContain(newKey);
+        expect(onHostOk("relay", "wg show wg0 peers")).not.toContain(oldKey);
+        expect(onHostOk("relay", "cat /sys/class/net/wg0/ifindex")).toBe(relayLinkBefore);
+        // The Pi handshakes with its new key at its next packet, at the latest its keepalive (25 s).
+        expect(await secondsUntilLanReachable(60)).toBeLessThan(60);
+    });
+
+    it("7. replaces the wstunnel binary everywhere and restarts only wstunnel", async () => {
+        const current = (yaml.load(readFileSync(join(repo, "Pulumi.lab.yaml"), "utf8")) as any).config["wg-relay:wstunnel"].localBinary;
+        const changed = join(repo, ".lab", "wstunnel-changed");
+        // Bytes after the end of an ELF file are ignored when it runs: same program, another checksum.
+        writeFileSync(changed, Buffer.concat([readFileSync(current), Buffer.from("\nwg-relay e2e\n")]), { mode: 0o755 });
+        try {
+            const steps = changedSteps({ extraClients: [phone], gatewayKeyRotation: 1 }, { WG_RELAY_WSTUNNEL_BINARY: changed });
+            const expected = ["relay", "rpi1", "laptop"].flatMap((host) => [`replace ${host}-wstunnel-upload`, `update ${host}-wstunnel-binary`]);
+            expect(hostSteps(steps).filter((step) => !step.startsWith("create-replacement") && !step.startsWith("delete-replaced"))).toEqual(expected.sort());
+            const units = { relay: "wg-relay-wstunnel-server", rpi1: "wg-relay-wstunnel-client", laptop: "wg-relay-wstunnel-client" } as const;
+            const invocation = (host: keyof typeof units) => onHostOk(host, `systemctl show -p InvocationID --value ${units[host]}`).trim();
+            const wgLink = (host: keyof typeof units) => onHostOk(host, "cat /sys/class/net/wg0/ifindex").trim();
+            const before = Object.keys(units).map((host) => [invocation(host as keyof typeof units), wgLink(host as keyof typeof units)]);
+            lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+            const after = Object.keys(units).map((host) => [invocation(host as keyof typeof units), wgLink(host as keyof typeof units)]);
+            for (const [index, [unitBefore, linkBefore]] of before.entries()) {
+                expect(after[index][0]).not.toBe(unitBefore); // wstunnel restarted
+                expect(after[index][1]).toBe(linkBefore); // WireGuard did not
+            }
+            expect(onHostOk("rpi1", "sha256sum /usr/local/bin/wstunnel").split(" ")[0]).toBe(createHash("sha256").update(readFileSync(changed)).digest("hex"));
+            expect(await secondsUntilLanReachable(60)).toBeLessThan(60);
+        } finally {
+            // Later runs of the lab go back to the usual binary; the stack keeps working with either.
+            lab(["stack-config"], { LAB_STACK_CHANGES: JSON.stringify({ extraClients: [phone], gatewayKeyRotation: 1 }) });
+        }
+    });
+
+    it("8. exposes only wss: WireGuard's UDP port is dropped; wstunnel needs the prefix and forwards only to WireGuard", () => {
         const before = iptablesDrops("relay", "INPUT", "udp dpt:51820");
         inNamespaceOk("inet", ["bash", "-c", `echo probe > /dev/udp/${relayAddress}/51820`]);
         expect(iptablesDrops("relay", "INPUT", "udp dpt:51820")).toBeGreaterThan(before);
@@ -183,7 +247,7 @@ describe("wg-relay in the lab", () => {
         expect(upgradeStatus(prefix, { host: "192.168.1.20", port: 80 })).toBe("400");
     });
 
-    it("7. destroys what it installed and nothing else: SSH still works", () => {
+    it("9. destroys what it installed and nothing else: SSH still works", () => {
         lab(["pulumi", "destroy", "--stack", "lab", "--yes", "--skip-preview"]);
         const installed = [
             "/usr/local/bin/wstunnel",
@@ -207,7 +271,7 @@ describe("wg-relay in the lab", () => {
         }
     });
 
-    it("8. loses nothing when an apply fails, and converges on the next run", () => {
+    it("10. loses nothing when an apply fails, and converges on the next run", () => {
         // The Pi's user loses sudo (sudo skips files with a dot in their name): every step on the Pi fails.
         const sudoers = join(repo, ".lab", "hosts", "rpi1", "root", "etc", "sudoers.d", "90-wg-relay-lab");
         renameSync(sudoers, `${sudoers}.parked`);

@@ -18,8 +18,10 @@ const sshPrivateKey = stackConfig.requireSecret("sshPrivateKey");
 const stack = pulumi.getStack();
 
 const relayKey = new WireguardKey(`${config.relay.name}-key`, { rotation: config.relay.keyRotation });
-const gatewayKeys = config.gateways.map((gateway) => new WireguardKey(`${gateway.name}-key`, { rotation: gateway.keyRotation }));
-const clientKeys = config.clients.map((client) => new WireguardKey(`${client.name}-key`, { rotation: client.keyRotation }));
+const peerKey = (peer: { name: string; keyRotation: number; presharedKey: boolean }) =>
+    new WireguardKey(`${peer.name}-key`, { rotation: peer.keyRotation, presharedKey: peer.presharedKey });
+const gatewayKeys = config.gateways.map(peerKey);
+const clientKeys = config.clients.map(peerKey);
 
 const relay = new VpsRelay(config.relay.name, {
     relay: config.relay,
@@ -35,6 +37,7 @@ const relay = new VpsRelay(config.relay.name, {
             tunnelAddress: gateway.tunnelAddress,
             lanSubnets: gateway.lanSubnets,
             publicKey: gatewayKeys[index].publicKey,
+            presharedKey: gatewayKeys[index].presharedKey,
         })),
         ...config.clients.map((client, index) => ({
             name: client.name,
@@ -42,6 +45,7 @@ const relay = new VpsRelay(config.relay.name, {
             tunnelAddress: client.tunnelAddress,
             lanSubnets: [],
             publicKey: clientKeys[index].publicKey,
+            presharedKey: clientKeys[index].presharedKey,
         })),
     ],
     internetEgress: config.clients.some((client) => client.fullTunnel),

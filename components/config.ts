@@ -115,6 +115,11 @@ export const gatewaySchema = z.strictObject({
         .default(true)
         .describe("masquerade tunnel traffic onto the LAN; switch off when the home router routes the tunnel subnet to the gateway"),
     ssh: peerSshConnection.describe("how `pulumi up` reaches the gateway"),
+    presharedKey: z
+        .boolean()
+        .default(false)
+        .describe("add a preshared key between this peer and the relay (a second, symmetric secret on top of the key pairs)"),
+
     keyRotation: rotation.describe("bump to replace this gateway's WireGuard key"),
 });
 
@@ -124,6 +129,11 @@ export const clientSchema = z.strictObject({
     routes: z.array(cidr).optional().describe("LAN subnets routed through the tunnel; defaults to every gateway's LAN"),
     fullTunnel: z.boolean().default(false).describe("route all traffic through the relay, not only the tunnel and LAN subnets"),
     ssh: peerSshConnection.optional().describe("when set, the client machine is provisioned over SSH; otherwise only its bundle is exported"),
+    presharedKey: z
+        .boolean()
+        .default(false)
+        .describe("add a preshared key between this peer and the relay (a second, symmetric secret on top of the key pairs)"),
+
     keyRotation: rotation.describe("bump to replace this client's WireGuard key"),
 });
 

@@ -124,7 +124,7 @@ export interface WriteFileOptions extends StepOptions, Omit<FileSpec, "content">
 export interface WriteSecretFileOptions extends StepOptions {
     path: string;
     content: pulumi.Input<string>;
-    afterWrite?: string;
+    afterWrite?: pulumi.Input<string>;
     afterRemove?: string;
 }
 
@@ -172,7 +172,7 @@ export class Host {
 
     writeSecretFile(step: string, options: WriteSecretFileOptions): command.remote.Command {
         return this.run(step, {
-            script: [writeStdinToFileScript(options.path), options.afterWrite].filter(Boolean).join("\n"),
+            script: pulumi.output(options.afterWrite).apply((afterWrite) => [writeStdinToFileScript(options.path), afterWrite].filter(Boolean).join("\n")),
             deleteScript: [`rm -f ${shellQuote(options.path)}`, options.afterRemove].filter(Boolean).join("\n"),
             secretStdin: options.content,
             dependsOn: options.dependsOn,

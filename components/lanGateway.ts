@@ -5,7 +5,7 @@ import { GatewayConfig } from "./config";
 import { Host, sshConnection } from "./host";
 import { parseCidr } from "./net";
 import { firewallHooks, FirewallRule, relayAsPeer, renderWgQuickConf } from "./render/wireguard";
-import { wireguardKeyPath } from "./render/paths";
+import { peerPresharedKeyPath, wireguardKeyPath } from "./render/paths";
 import { PeerComponentArgs, provisionPeerHost } from "./peerHost";
 
 export interface LanGatewayArgs extends PeerComponentArgs {
@@ -65,6 +65,7 @@ export class LanGateway extends pulumi.ComponentResource {
                 peers: [
                     relayAsPeer({
                         publicKey: relayKey,
+                        presharedKey: args.key.presharedKey ? { file: peerPresharedKeyPath } : undefined,
                         // The whole tunnel subnet: clients' packets arrive through the relay with their own addresses.
                         allowedIps: [tunnel.subnet],
                         endpoint: `127.0.0.1:${wstunnel.localPort}`,
@@ -78,6 +79,7 @@ export class LanGateway extends pulumi.ComponentResource {
             relay: args.relay,
             stack: args.stack,
             privateKey: args.key.privateKey,
+            presharedKey: args.key.presharedKey,
             conf: this.wireguardConf,
             forwarding: true,
         });

@@ -4,10 +4,10 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { TunnelConfig, WstunnelConfig } from "./config";
 import { Host } from "./host";
-import { wstunnelClientUnit } from "./render/paths";
+import { peerPresharedKeyPath, wstunnelClientUnit } from "./render/paths";
 import { VpsRelay } from "./vpsRelay";
 import { WireguardKey } from "./wireguardKey";
-import { deployWireguardInterface } from "./wireguardInterface";
+import { deployPresharedKey, deployWireguardInterface } from "./wireguardInterface";
 import { deployWstunnelClient, installWstunnelBinary, wstunnelClientSpec } from "./wstunnelService";
 
 /** Debian packages every wg-relay host needs (curl and CA certificates fetch a wstunnel release). */
@@ -29,6 +29,7 @@ export interface PeerHostArgs {
     relay: VpsRelay;
     stack: string;
     privateKey: pulumi.Input<string>;
+    presharedKey?: pulumi.Input<string>;
     conf: pulumi.Input<string>;
     forwarding: boolean;
 }
@@ -43,10 +44,21 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remot
         stack: args.stack,
         dependsOn: [binary],
     });
+    const presharedKey =
+        args.presharedKey === undefined
+            ? []
+            : [
+                  deployPresharedKey(host, "preshared-key", {
+                      path: peerPresharedKeyPath,
+                      content: args.presharedKey,
+                      peerPublicKey: args.relay.publicKey,
+                      dependsOn: [packages],
+                  }),
+              ];
     return deployWireguardInterface(host, {
         privateKey: args.privateKey,
         conf: args.conf,
         forwarding: args.forwarding,
-        dependsOn: [packages, wstunnel],
+        dependsOn: [packages, wstunnel, ...presharedKey],
     });
 }

@@ -5,8 +5,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { ClientConfig } from "./config";
 import { Host, shellQuote, sshConnection } from "./host";
 import { parseCidr } from "./net";
-import { Hook, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
-import { wireguardKeyPath, wstunnelBinaryPath, wstunnelClientEnvPath } from "./render/paths";
+import { Hook, KeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
+import { peerPresharedKeyPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientEnvPath } from "./render/paths";
 import { clientPrefixVariable, renderWstunnelClientUnit, renderWstunnelEnvironment, wstunnelClientArgs } from "./render/wstunnel";
 import { PeerComponentArgs, provisionPeerHost } from "./peerHost";
 import { wstunnelClientSpec } from "./wstunnelService";
@@ -42,7 +42,8 @@ export interface ClientConfSpec {
     localPort: number;
     routes: string[];
     fullTunnel: boolean;
-    privateKey: WgQuickConf["interface"]["privateKey"];
+    privateKey: KeySource;
+    presharedKey?: KeySource;
 }
 
 /** With a full tunnel, the relay's own address must keep using the real default route, or wstunnel loops into WireGuard. */
@@ -63,6 +64,7 @@ export function clientWgQuickConf(spec: ClientConfSpec): WgQuickConf {
         peers: [
             relayAsPeer({
                 publicKey: spec.relayPublicKey,
+                presharedKey: spec.presharedKey,
                 allowedIps: spec.fullTunnel ? ["0.0.0.0/0"] : [spec.tunnelSubnet, ...spec.routes],
                 endpoint: `127.0.0.1:${spec.localPort}`,
                 keepaliveSeconds: spec.keepaliveSeconds,
@@ -80,7 +82,7 @@ export class RoamingClient extends pulumi.ComponentResource {
         super("wg-relay:index:RoamingClient", name, {}, opts);
         const { client, tunnel, wstunnel, relay } = args;
         const wstunnelSpec = wstunnelClientSpec(relay, wstunnel.localPort);
-        const confSpec = (relayPublicKey: string, privateKey: ClientConfSpec["privateKey"]): ClientConfSpec => ({
+        const confSpec = (relayPublicKey: string, privateKey: KeySource, presharedKey?: KeySource): ClientConfSpec => ({
             name: client.name,
             tunnelAddress: client.tunnelAddress,
             tunnelSubnet: tunnel.subnet,
@@ -92,17 +94,22 @@ export class RoamingClient extends pulumi.ComponentResource {
             routes: args.routes,
             fullTunnel: client.fullTunnel,
             privateKey,
+            presharedKey,
         });
 
         this.bundle = pulumi.secret(
-            pulumi.all([relay.publicKey, args.key.privateKey, relay.pathPrefix, relay.caCertPem]).apply(([relayKey, privateKey, prefix, ca]) => ({
-                name: client.name,
-                wireguardConf: renderWgQuickConf(clientWgQuickConf(confSpec(relayKey, { inline: privateKey }))),
-                wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(wstunnelSpec).map(shellQuote).join(" ")}`,
-                wstunnelUnit: renderWstunnelClientUnit({ ...wstunnelSpec, environmentFile: wstunnelClientEnvPath }),
-                wstunnelEnvironment: renderWstunnelEnvironment(clientPrefixVariable, prefix),
-                ...(ca ? { caCertificate: ca } : {}),
-            })),
+            pulumi
+                .all([relay.publicKey, args.key.privateKey, args.key.presharedKey, relay.pathPrefix, relay.caCertPem])
+                .apply(([relayKey, privateKey, presharedKey, prefix, ca]) => ({
+                    name: client.name,
+                    wireguardConf: renderWgQuickConf(
+                        clientWgQuickConf(confSpec(relayKey, { inline: privateKey }, presharedKey ? { inline: presharedKey } : undefined)),
+                    ),
+                    wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(wstunnelSpec).map(shellQuote).join(" ")}`,
+                    wstunnelUnit: renderWstunnelClientUnit({ ...wstunnelSpec, environmentFile: wstunnelClientEnvPath }),
+                    wstunnelEnvironment: renderWstunnelEnvironment(clientPrefixVariable, prefix),
+                    ...(ca ? { caCertificate: ca } : {}),
+                })),
         );
 
         if (client.ssh) {
@@ -113,7 +120,14 @@ export class RoamingClient extends pulumi.ComponentResource {
                 relay,
                 stack: args.stack,
                 privateKey: args.key.privateKey,
-                conf: relay.publicKey.apply((relayKey) => renderWgQuickConf(clientWgQuickConf(confSpec(relayKey, { file: wireguardKeyPath })))),
+                presharedKey: args.key.presharedKey,
+                conf: relay.publicKey.apply((relayKey) =>
+                    renderWgQuickConf(
+                        clientWgQuickConf(
+                            confSpec(relayKey, { file: wireguardKeyPath }, args.key.presharedKey ? { file: peerPresharedKeyPath } : undefined),
+                        ),
+                    ),
+                ),
                 forwarding: false,
             });
         }

@@ -7,10 +7,10 @@ import { RelayConfig, relayPublicAddress, TunnelConfig, WstunnelConfig } from ".
 import { Connection, Host, sshConnection } from "./host";
 import { isIpv4, parseCidr } from "./net";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
-import { serverCertificatePath, serverPrivateKeyPath, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
+import { relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
 import { hostPackages } from "./peerHost";
 import { WireguardKey } from "./wireguardKey";
-import { deployWireguardInterface } from "./wireguardInterface";
+import { deployPresharedKey, deployWireguardInterface } from "./wireguardInterface";
 import { deployWstunnelServer, installWstunnelBinary } from "./wstunnelService";
 
 export interface RelayPeer {
@@ -20,6 +20,7 @@ export interface RelayPeer {
     /** LAN subnets behind a gateway. */
     lanSubnets: string[];
     publicKey: pulumi.Input<string>;
+    presharedKey?: pulumi.Input<string>;
 }
 
 export interface VpsRelayArgs {
@@ -146,12 +147,23 @@ export class VpsRelay extends pulumi.ComponentResource {
         });
 
         const prefixLength = parseCidr(tunnel.subnet)!.prefix;
+        const presharedKeys = args.peers
+            .filter((peer) => peer.presharedKey !== undefined)
+            .map((peer) =>
+                deployPresharedKey(host, `preshared-key-${peer.name}`, {
+                    path: relayPresharedKeyPath(peer.name),
+                    content: peer.presharedKey!,
+                    peerPublicKey: peer.publicKey,
+                    dependsOn: [packages],
+                }),
+            );
         const peers = pulumi.all(
             args.peers.map((peer) =>
                 pulumi.output(peer.publicKey).apply(
                     (publicKey): WgPeer => ({
                         description: `${peer.name} (${peer.role})`,
                         publicKey,
+                        presharedKey: peer.presharedKey !== undefined ? { file: relayPresharedKeyPath(peer.name) } : undefined,
                         allowedIps: relayPeerAllowedIps(peer),
                     }),
                 ),
@@ -182,7 +194,7 @@ export class VpsRelay extends pulumi.ComponentResource {
             privateKey: args.key.privateKey,
             conf: this.wireguardConf,
             forwarding: true,
-            dependsOn: [packages, server],
+            dependsOn: [packages, server, ...presharedKeys],
         });
 
         this.publicKey = args.key.publicKey;

@@ -25,6 +25,29 @@ export interface WireguardInterfaceArgs {
     dependsOn: pulumi.Input<pulumi.Resource>[];
 }
 
+/**
+ * A preshared key in its root-only file. A new one takes effect at once on a running interface; wg0.conf only
+ * names the file, so it does not change with the key.
+ */
+export function deployPresharedKey(
+    host: Host,
+    step: string,
+    args: { path: string; content: pulumi.Input<string>; peerPublicKey: pulumi.Input<string>; dependsOn: pulumi.Input<pulumi.Resource>[] },
+): command.remote.Command {
+    return host.writeSecretFile(step, {
+        path: args.path,
+        content: args.content,
+        afterWrite: pulumi
+            .output(args.peerPublicKey)
+            .apply(
+                (peer) =>
+                    `if systemctl is-active --quiet ${wgQuickUnit}; then wg set ${wireguardInterface} peer ${peer} preshared-key ${args.path}; fi`,
+            ),
+        afterRemove: `rmdir "$(dirname ${shellQuote(args.path)})" 2>/dev/null || true`,
+        dependsOn: args.dependsOn,
+    });
+}
+
 export function deployWireguardInterface(host: Host, args: WireguardInterfaceArgs): command.remote.Command {
     const before: pulumi.Input<pulumi.Resource>[] = [...args.dependsOn];
     if (args.forwarding) {

@@ -37,6 +37,8 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                 lanSubnets: ["192.168.1.0/24"],
                 lanInterface: "eth0",
                 ssh: ssh(rpi1),
+                // The gateway has a preshared key and the laptop none, so the lab runs both.
+                presharedKey: true,
                 keyRotation: changes.gatewayKeyRotation ?? 0,
             },
         ],

@@ -3,6 +3,9 @@ export const wireguardInterface = "wg0";
 export const wireguardDir = "/etc/wireguard";
 export const wireguardConfPath = `${wireguardDir}/${wireguardInterface}.conf`;
 export const wireguardKeyPath = `${wireguardDir}/${wireguardInterface}.key`;
+/** The relay keeps one preshared key per peer; a gateway or client has one, shared with the relay. */
+export const relayPresharedKeyPath = (peer: string) => `${wireguardDir}/psk/${peer}.psk`;
+export const peerPresharedKeyPath = `${wireguardDir}/${wireguardInterface}.psk`;
 export const wgQuickUnit = `wg-quick@${wireguardInterface}.service`;
 
 export const wstunnelBinaryPath = "/usr/local/bin/wstunnel";

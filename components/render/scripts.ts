@@ -6,7 +6,8 @@ import { stateDir, wireguardDir, wstunnelBinaryPath } from "./paths";
  * Peers-only changes go through `wg syncconf` without restarting the interface. syncconf treats what
  * it is not given as unset, and the private key lives in its own file, so the key is fed back in
  * beside the stripped config (read by builtins only: it never appears in a process's arguments).
- * Changes to the [Interface] part (address, port, MTU, hooks) need wg-quick to restart the interface.
+ * The same holds for preshared keys. Changes to the [Interface] part (address, port, MTU, hooks) need wg-quick
+ * to restart the interface.
  */
 export function renderWgApplyScript(): string {
     return `#!/bin/bash
@@ -18,7 +19,8 @@ key="${wireguardDir}/$iface.key"
 applied="${stateDir}/$iface.applied.conf"
 unit="wg-quick@$iface.service"
 
-interface_part() { sed '/^\\[Peer\\]/,$d' "$1"; }
+# What only a restart applies: the [Interface] part, without the preshared-key hooks (syncconf applies those).
+interface_part() { sed -e '/^\\[Peer\\]/,$d' -e '/^PostUp = wg set %i peer [^ ]* preshared-key /d' "$1"; }
 
 mkdir -p "${stateDir}"
 systemctl enable --quiet "$unit"
@@ -30,7 +32,18 @@ elif [ ! -f "$applied" ] || [ "$(interface_part "$conf")" != "$(interface_part "
     systemctl restart "$unit"
 else
     echo "wg-apply: syncing peers of $iface without a restart"
-    wg syncconf "$iface" <(printf '[Interface]\\nPrivateKey = %s\\n' "$(<"$key")"; wg-quick strip "$iface")
+    # Preshared keys live in files too (set by "PostUp = wg set %i peer KEY preshared-key FILE"): put each back
+    # under its peer, read by awk from the file.
+    wg syncconf "$iface" <(
+        printf '[Interface]\\nPrivateKey = %s\\n' "$(<"$key")"
+        wg-quick strip "$iface" | awk -v conf="$conf" '
+            BEGIN {
+                while ((getline line < conf) > 0)
+                    if (line ~ /^PostUp = wg set %i peer [^ ]+ preshared-key [^ ]+$/) { split(line, word, " "); file[word[7]] = word[9] }
+            }
+            { print }
+            /^PublicKey = / && ($3 in file) { getline psk < file[$3]; print "PresharedKey = " psk }'
+    )
     # syncconf does not touch routes. With a full tunnel wg-quick routes through a table of its own (fwmark);
     # otherwise route every allowed network into the interface and drop the routes of removed ones.
     if [ "$(wg show "$iface" fwmark)" = "off" ]; then

@@ -1,12 +1,15 @@
 // Renders /etc/wireguard/wg0.conf for wg-quick, with the firewall hooks that go with it.
 // The private key stays in its own file (PostUp sets it), so the rendered conf holds no secret
 // and `pulumi preview --diff` shows it in the clear. Only a client bundle inlines the key.
-import { wireguardKeyPath } from "./paths";
+
+/** Where a key comes from: its root-only file on the host, or (client bundles only) the key itself. */
+export type KeySource = { file: string } | { inline: string };
 
 export interface WgPeer {
     /** Shown as a comment above the peer: who it is. */
     description: string;
     publicKey: string;
+    presharedKey?: KeySource;
     allowedIps: string[];
     endpoint?: string;
     persistentKeepalive?: number;
@@ -23,8 +26,7 @@ export interface WgInterface {
     address: string;
     listenPort?: number;
     mtu: number;
-    /** Where the key comes from: its file on the host, or (client bundles only) the key itself. */
-    privateKey: { file: string } | { inline: string };
+    privateKey: KeySource;
     hooks: Hook[];
 }
 
@@ -57,9 +59,18 @@ export function firewallHooks(rules: FirewallRule[]): Hook[] {
     });
 }
 
-export function privateKeyHook(keyFile: string = wireguardKeyPath): Hook {
-    // The key goes away with the interface: nothing to undo.
-    return { up: `wg set %i private-key ${keyFile}` };
+/** Keys kept in files are set once the interface exists; they go away with it, so there is nothing to undo. */
+function keyFileHooks(conf: WgQuickConf): Hook[] {
+    const hooks: Hook[] = [];
+    if ("file" in conf.interface.privateKey) {
+        hooks.push({ up: `wg set %i private-key ${conf.interface.privateKey.file}` });
+    }
+    for (const peer of conf.peers) {
+        if (peer.presharedKey && "file" in peer.presharedKey) {
+            hooks.push({ up: `wg set %i peer ${peer.publicKey} preshared-key ${peer.presharedKey.file}` });
+        }
+    }
+    return hooks;
 }
 
 export function renderWgQuickConf(conf: WgQuickConf): string {
@@ -77,7 +88,7 @@ export function renderWgQuickConf(conf: WgQuickConf): string {
     if ("inline" in iface.privateKey) {
         lines.push(`PrivateKey = ${iface.privateKey.inline}`);
     }
-    const hooks = "file" in iface.privateKey ? [privateKeyHook(iface.privateKey.file), ...iface.hooks] : iface.hooks;
+    const hooks = [...keyFileHooks(conf), ...iface.hooks];
     for (const hook of hooks) {
         lines.push(`PostUp = ${hook.up}`);
     }
@@ -88,7 +99,11 @@ export function renderWgQuickConf(conf: WgQuickConf): string {
         }
     }
     for (const peer of conf.peers) {
-        lines.push("", "[Peer]", `# ${peer.description}`, `PublicKey = ${peer.publicKey}`, `AllowedIPs = ${peer.allowedIps.join(", ")}`);
+        lines.push("", "[Peer]", `# ${peer.description}`, `PublicKey = ${peer.publicKey}`);
+        if (peer.presharedKey && "inline" in peer.presharedKey) {
+            lines.push(`PresharedKey = ${peer.presharedKey.inline}`);
+        }
+        lines.push(`AllowedIPs = ${peer.allowedIps.join(", ")}`);
         if (peer.endpoint !== undefined) {
             lines.push(`Endpoint = ${peer.endpoint}`);
         }
@@ -101,6 +116,7 @@ export function renderWgQuickConf(conf: WgQuickConf): string {
 
 export interface RelayAsPeerSpec {
     publicKey: string;
+    presharedKey?: KeySource;
     allowedIps: string[];
     endpoint: string;
     keepaliveSeconds: number;
@@ -111,6 +127,7 @@ export function relayAsPeer(spec: RelayAsPeerSpec): WgPeer {
     return {
         description: "relay",
         publicKey: spec.publicKey,
+        presharedKey: spec.presharedKey,
         allowedIps: spec.allowedIps,
         endpoint: spec.endpoint,
         persistentKeepalive: spec.keepaliveSeconds,

@@ -145,6 +145,7 @@ describe("wg-relay in the lab", () => {
             onHostOk("relay", "cat /etc/wireguard/wg0.key").trim(),
             onHostOk("rpi1", "cat /etc/wireguard/wg0.key").trim(),
             onHostOk("laptop", "cat /etc/wireguard/wg0.key").trim(),
+            onHostOk("rpi1", "cat /etc/wireguard/wg0.psk").trim(),
             /=(.*)$/m.exec(onHostOk("relay", "cat /etc/wg-relay/wstunnel-server.env"))![1],
             onHostOk("relay", "cat /etc/wg-relay/tls/server.key").split("\n")[1],
             readFileSync(join(repo, ".lab", "ssh", "id_ed25519"), "utf8").split("\n")[1],
@@ -178,6 +179,9 @@ describe("wg-relay in the lab", () => {
         expect(steps.every((step) => step.op === "create" || resourceName(step.urn) === "relay-wireguard-conf")).toBe(true);
 
         const relayLinkBefore = onHostOk("relay", "cat /sys/class/net/wg0/ifindex");
+        const presharedKeys = () => onHostOk("relay", "wg show wg0 preshared-keys");
+        const presharedKeysBefore = presharedKeys();
+        expect(presharedKeysBefore).toMatch(/\t[A-Za-z0-9+/]{43}=\n/); // the gateway's, set from its file
         const ping = startInNamespace("laptop", ["ping", "-n", "-i", "0.2", "192.168.1.20"]);
         try {
             await new Promise((done) => setTimeout(done, 2000));
@@ -189,12 +193,22 @@ describe("wg-relay in the lab", () => {
         }
         expect(onHostOk("relay", "cat /sys/class/net/wg0/ifindex")).toBe(relayLinkBefore);
         expect(onHostOk("relay", "wg show wg0 allowed-ips")).toContain("10.10.0.4/32");
+        // wg syncconf was given the preshared keys back: the gateway's is unchanged, the new peer has none.
+        for (const line of presharedKeysBefore.trim().split("\n")) {
+            expect(presharedKeys()).toContain(line);
+        }
     });
 
-    it("6. rotates the gateway's key on the gateway and the relay only, live", async () => {
+    it("6. rotates the gateway's keys on the gateway and the relay only, live", async () => {
         const oldKey = onHostOk("rpi1", "wg show wg0 public-key").trim();
         const steps = changedSteps({ extraClients: [phone], gatewayKeyRotation: 1 });
-        expect(hostSteps(steps)).toEqual(["update relay-wireguard-conf", "update rpi1-wireguard-key"]);
+        // The preshared key rotates with the key pair.
+        expect(hostSteps(steps)).toEqual([
+            "update relay-preshared-key-rpi1",
+            "update relay-wireguard-conf",
+            "update rpi1-preshared-key",
+            "update rpi1-wireguard-key",
+        ]);
         const relayLinkBefore = onHostOk("relay", "cat /sys/class/net/wg0/ifindex");
         lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
         const newKey = onHostOk("rpi1", "wg show wg0 public-key").trim();

@@ -127,7 +127,8 @@ describe("program under mocks", () => {
     let program: Record<string, any>;
     beforeAll(async () => {
         const config = validConfig();
-        config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay" } });
+        config.gateways![0].presharedKey = true;
+        config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay" }, presharedKey: true });
         program = loadProgram(config);
         await valueOf(program.relayEndpoint);
     }, 60_000);
@@ -149,10 +150,16 @@ describe("program under mocks", () => {
     it("provisions the same steps on every kind of host", () => {
         const steps = (host: string) => mockCommands.filter((c) => c.name.startsWith(`${host}-`)).map((c) => c.name.slice(host.length + 1)).sort();
         expect(steps("relay")).toEqual(
-            ["packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-server-env", "tls-certificate", "tls-private-key", "wstunnel-server-unit", "sysctl", "wg-apply-script", "wireguard-key", "wireguard-conf"].sort(),
+            [
+                "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-server-env", "tls-certificate", "tls-private-key", "wstunnel-server-unit",
+                "preshared-key-rpi1", "preshared-key-workstation", "sysctl", "wg-apply-script", "wireguard-key", "wireguard-conf",
+            ].sort(),
         );
         expect(steps("rpi1")).toEqual(
-            ["packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit", "sysctl", "wg-apply-script", "wireguard-key", "wireguard-conf"].sort(),
+            [
+                "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
+                "preshared-key", "sysctl", "wg-apply-script", "wireguard-key", "wireguard-conf",
+            ].sort(),
         );
         // A roaming client does not forward: no sysctl.
         expect(steps("workstation")).toEqual(steps("rpi1").filter((step) => step !== "sysctl"));
@@ -166,6 +173,10 @@ describe("program under mocks", () => {
             expect([...prerequisites(`${host}-wireguard-conf`)]).toEqual(
                 expect.arrayContaining([`${host}-packages`, `${host}-${unit}`, `${host}-wireguard-key`, `${host}-wg-apply-script`]),
             );
+        }
+        expect([...prerequisites("relay-wireguard-conf")]).toEqual(expect.arrayContaining(["relay-preshared-key-rpi1", "relay-preshared-key-workstation"]));
+        for (const host of ["rpi1", "workstation"]) {
+            expect([...prerequisites(`${host}-wireguard-conf`)]).toContain(`${host}-preshared-key`);
         }
     });
 
@@ -193,7 +204,7 @@ describe("program under mocks", () => {
             .map((r) => mockState(r))
             .map((state) => (state.base64 ?? state.result) as string);
         const tlsKeys = registered.filter((r) => r.type === "tls:index/privateKey:PrivateKey").map((r) => pem("PRIVATE KEY", r.name).trim());
-        expect(secrets).toHaveLength(5); // relay, rpi1, laptop, workstation keys and the path prefix
+        expect(secrets).toHaveLength(7); // relay, rpi1, laptop, workstation keys, two preshared keys and the path prefix
         for (const recorded of mockCommands) {
             const inputs = await inputsOf(recorded);
             for (const secret of [...secrets, ...tlsKeys, sshPrivateKey.trim()]) {
@@ -204,6 +215,9 @@ describe("program under mocks", () => {
         }
         const keyStep = await inputsOf(command("rpi1-wireguard-key"));
         expect(secrets).toContain(keyStep.stdin);
+        const presharedKeyStep = await inputsOf(command("relay-preshared-key-rpi1"));
+        expect(secrets).toContain(presharedKeyStep.stdin);
+        expect(presharedKeyStep.stdin).toBe((await inputsOf(command("rpi1-preshared-key"))).stdin);
     });
 
     it("marks secrets as secret: stdin, keys, the prefix, bundles", async () => {

@@ -32,12 +32,18 @@ describe("wg-quick conf", () => {
             title: "wg-relay relay relay",
             interface: { address: "10.10.0.1/24", listenPort: 51820, mtu: 1320, privateKey: { file: "/etc/wireguard/wg0.key" }, hooks: firewallHooks(relayRules) },
             peers: [
-                { description: "rpi1 (gateway)", publicKey: gatewayKey, allowedIps: ["10.10.0.2/32", "192.168.1.0/24"] },
+                {
+                    description: "rpi1 (gateway)",
+                    publicKey: gatewayKey,
+                    presharedKey: { file: "/etc/wireguard/psk/rpi1.psk" },
+                    allowedIps: ["10.10.0.2/32", "192.168.1.0/24"],
+                },
                 { description: "laptop (client)", publicKey: clientKey, allowedIps: ["10.10.0.3/32"] },
             ],
         });
         expectGolden("relay-wg0.conf", conf);
-        expect(conf).not.toMatch(/PrivateKey/);
+        expect(conf).not.toMatch(/PrivateKey|PresharedKey/);
+        expect(conf).toContain(`PostUp = wg set %i peer ${gatewayKey} preshared-key /etc/wireguard/psk/rpi1.psk`);
     });
 
     it("renders the gateway with the local wstunnel listener as endpoint and the whole tunnel subnet allowed", () => {
@@ -74,6 +80,11 @@ describe("wg-quick conf", () => {
         const conf = renderWgQuickConf(clientWgQuickConf(clientSpec));
         expectGolden("client-split-wg0.conf", conf);
         expect(conf).toContain("AllowedIPs = 10.10.0.0/24, 192.168.1.0/24");
+    });
+
+    it("inlines a preshared key in a client bundle's conf", () => {
+        const conf = renderWgQuickConf(clientWgQuickConf({ ...clientSpec, presharedKey: { inline: "CLIENT-PRESHARED-KEY" } }));
+        expect(conf).toMatch(/PublicKey = .*\nPresharedKey = CLIENT-PRESHARED-KEY\nAllowedIPs/);
     });
 
     it("keeps the relay's address outside a full tunnel", () => {

@@ -128,6 +128,10 @@ export const clientSchema = z.strictObject({
     tunnelAddress: ipv4.describe("the client's tunnel address"),
     routes: z.array(cidr).optional().describe("LAN subnets routed through the tunnel; defaults to every gateway's LAN"),
     fullTunnel: z.boolean().default(false).describe("route all traffic through the relay, not only the tunnel and LAN subnets"),
+    transport: z
+        .enum(["wstunnel", "udp"])
+        .default("wstunnel")
+        .describe("wstunnel: WireGuard inside wss on TCP (works where UDP is blocked); udp: straight to the relay's WireGuard port (needs relay.allowDirectUdp; for phones without a wstunnel client)"),
     ssh: peerSshConnection.optional().describe("when set, the client machine is provisioned over SSH; otherwise only its bundle is exported"),
     presharedKey: z
         .boolean()
@@ -256,6 +260,9 @@ function checkTopology(config: StackConfig, ctx: z.RefinementCtx): void {
                 problem(["clients", clientIndex, "routes", routeIndex], `${route} is not a LAN subnet of any gateway`);
             }
         });
+        if (client.transport === "udp" && !config.relay.allowDirectUdp) {
+            problem(["clients", clientIndex, "transport"], "'udp' needs relay.allowDirectUdp: true, or the relay drops the client's packets");
+        }
         if (client.fullTunnel && !relayIsIp) {
             // The relay's own address must be routed outside a full tunnel, so it has to be known as an address.
             problem(["clients", clientIndex, "fullTunnel"], "a full tunnel needs relay.publicAddress (or relay.ssh.host) to be an IPv4 address");

@@ -80,6 +80,7 @@ export class LanGateway extends pulumi.ComponentResource {
             stack: args.stack,
             privateKey: args.key.privateKey,
             presharedKey: args.key.presharedKey,
+            useWstunnel: true,
             conf: this.wireguardConf,
             forwarding: true,
         });

@@ -30,20 +30,25 @@ export interface PeerHostArgs {
     stack: string;
     privateKey: pulumi.Input<string>;
     presharedKey?: pulumi.Input<string>;
+    /** Whether WireGuard reaches the relay through a local wstunnel client (else straight over UDP). */
+    useWstunnel: boolean;
     conf: pulumi.Input<string>;
     forwarding: boolean;
 }
 
 export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remote.Command {
     const packages = host.installPackages("packages", hostPackages);
-    const binary = installWstunnelBinary(host, args.wstunnel, wstunnelClientUnit, [packages]);
-    const wstunnel = deployWstunnelClient(host, {
-        spec: wstunnelClientSpec(args.relay, args.wstunnel.localPort),
-        pathPrefix: args.relay.pathPrefix,
-        caCertPem: args.relay.caCertPem,
-        stack: args.stack,
-        dependsOn: [binary],
-    });
+    const wstunnel = args.useWstunnel
+        ? [
+              deployWstunnelClient(host, {
+                  spec: wstunnelClientSpec(args.relay, args.wstunnel.localPort),
+                  pathPrefix: args.relay.pathPrefix,
+                  caCertPem: args.relay.caCertPem,
+                  stack: args.stack,
+                  dependsOn: [installWstunnelBinary(host, args.wstunnel, wstunnelClientUnit, [packages])],
+              }),
+          ]
+        : [];
     const presharedKey =
         args.presharedKey === undefined
             ? []
@@ -59,6 +64,6 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remot
         privateKey: args.privateKey,
         conf: args.conf,
         forwarding: args.forwarding,
-        dependsOn: [packages, wstunnel, ...presharedKey],
+        dependsOn: [packages, ...wstunnel, ...presharedKey],
     });
 }

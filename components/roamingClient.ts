@@ -22,11 +22,11 @@ export interface ClientBundle {
     name: string;
     /** wg-quick conf with the private key inline, for `wg-quick up` or a WireGuard app. */
     wireguardConf: string;
-    /** The wstunnel client to run beside it (the prefix comes from the environment, as in the unit). */
-    wstunnelCommand: string;
+    /** The wstunnel client to run beside it (the prefix comes from the environment, as in the unit); absent with transport udp. */
+    wstunnelCommand?: string;
     /** systemd unit and its environment file for Linux clients. */
-    wstunnelUnit: string;
-    wstunnelEnvironment: string;
+    wstunnelUnit?: string;
+    wstunnelEnvironment?: string;
     /** The stack's CA to add to the client's trust store; absent when the relay has a publicly trusted certificate. */
     caCertificate?: string;
 }
@@ -39,7 +39,8 @@ export interface ClientConfSpec {
     keepaliveSeconds: number;
     relayPublicKey: string;
     relayPublicAddress: string;
-    localPort: number;
+    /** Where WireGuard sends its packets: the local wstunnel listener, or the relay's UDP port. */
+    endpoint: string;
     routes: string[];
     fullTunnel: boolean;
     privateKey: KeySource;
@@ -66,7 +67,7 @@ export function clientWgQuickConf(spec: ClientConfSpec): WgQuickConf {
                 publicKey: spec.relayPublicKey,
                 presharedKey: spec.presharedKey,
                 allowedIps: spec.fullTunnel ? ["0.0.0.0/0"] : [spec.tunnelSubnet, ...spec.routes],
-                endpoint: `127.0.0.1:${spec.localPort}`,
+                endpoint: spec.endpoint,
                 keepaliveSeconds: spec.keepaliveSeconds,
             }),
         ],
@@ -81,6 +82,7 @@ export class RoamingClient extends pulumi.ComponentResource {
     constructor(name: string, args: RoamingClientArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:RoamingClient", name, {}, opts);
         const { client, tunnel, wstunnel, relay } = args;
+        const useWstunnel = client.transport === "wstunnel";
         const wstunnelSpec = wstunnelClientSpec(relay, wstunnel.localPort);
         const confSpec = (relayPublicKey: string, privateKey: KeySource, presharedKey?: KeySource): ClientConfSpec => ({
             name: client.name,
@@ -90,7 +92,7 @@ export class RoamingClient extends pulumi.ComponentResource {
             keepaliveSeconds: tunnel.keepaliveSeconds,
             relayPublicKey,
             relayPublicAddress: relay.dialTarget.host,
-            localPort: wstunnel.localPort,
+            endpoint: useWstunnel ? `127.0.0.1:${wstunnel.localPort}` : `${relay.dialTarget.host}:${relay.dialTarget.wireguardPort}`,
             routes: args.routes,
             fullTunnel: client.fullTunnel,
             privateKey,
@@ -105,10 +107,14 @@ export class RoamingClient extends pulumi.ComponentResource {
                     wireguardConf: renderWgQuickConf(
                         clientWgQuickConf(confSpec(relayKey, { inline: privateKey }, presharedKey ? { inline: presharedKey } : undefined)),
                     ),
-                    wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(wstunnelSpec).map(shellQuote).join(" ")}`,
-                    wstunnelUnit: renderWstunnelClientUnit({ ...wstunnelSpec, environmentFile: wstunnelClientEnvPath }),
-                    wstunnelEnvironment: renderWstunnelEnvironment(clientPrefixVariable, prefix),
-                    ...(ca ? { caCertificate: ca } : {}),
+                    ...(useWstunnel
+                        ? {
+                              wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(wstunnelSpec).map(shellQuote).join(" ")}`,
+                              wstunnelUnit: renderWstunnelClientUnit({ ...wstunnelSpec, environmentFile: wstunnelClientEnvPath }),
+                              wstunnelEnvironment: renderWstunnelEnvironment(clientPrefixVariable, prefix),
+                              ...(ca ? { caCertificate: ca } : {}),
+                          }
+                        : {}),
                 })),
         );
 
@@ -121,6 +127,7 @@ export class RoamingClient extends pulumi.ComponentResource {
                 stack: args.stack,
                 privateKey: args.key.privateKey,
                 presharedKey: args.key.presharedKey,
+                useWstunnel,
                 conf: relay.publicKey.apply((relayKey) =>
                     renderWgQuickConf(
                         clientWgQuickConf(

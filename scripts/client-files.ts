@@ -15,12 +15,14 @@ export interface ClientFile {
 }
 
 export function clientFiles(bundle: ClientBundle): ClientFile[] {
-    const files: ClientFile[] = [
-        { name: "wg0.conf", content: bundle.wireguardConf, mode: 0o600 },
-        { name: "wg-relay-wstunnel-client.service", content: bundle.wstunnelUnit, mode: 0o644 },
-        { name: "wstunnel-client.env", content: bundle.wstunnelEnvironment, mode: 0o600 },
-        { name: "wstunnel-command.sh", content: `#!/bin/sh\nexec ${bundle.wstunnelCommand}\n`, mode: 0o700 },
-    ];
+    const files: ClientFile[] = [{ name: "wg0.conf", content: bundle.wireguardConf, mode: 0o600 }];
+    if (bundle.wstunnelUnit && bundle.wstunnelEnvironment && bundle.wstunnelCommand) {
+        files.push(
+            { name: "wg-relay-wstunnel-client.service", content: bundle.wstunnelUnit, mode: 0o644 },
+            { name: "wstunnel-client.env", content: bundle.wstunnelEnvironment, mode: 0o600 },
+            { name: "wstunnel-command.sh", content: `#!/bin/sh\nexec ${bundle.wstunnelCommand}\n`, mode: 0o700 },
+        );
+    }
     if (bundle.caCertificate) {
         files.push({ name: "wg-relay-ca.crt", content: bundle.caCertificate, mode: 0o644 });
     }

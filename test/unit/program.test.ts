@@ -276,6 +276,25 @@ describe("program: rotation and upgrades", () => {
     });
 });
 
+describe("program: a client on plain UDP", () => {
+    it("gets a bundle pointing at the relay's WireGuard port, and no wstunnel", async () => {
+        const config = validConfig();
+        config.relay.allowDirectUdp = true;
+        config.clients!.push({ name: "phone", tunnelAddress: "10.10.0.5", transport: "udp", ssh: { host: "10.10.0.5", via: "relay" } });
+        const program = loadProgram(config);
+        const bundle = await valueOf(program.clientBundles.phone as pulumi.Output<any>);
+        expect(bundle.wireguardConf).toContain("Endpoint = 198.51.100.10:51820");
+        expect(bundle.wstunnelCommand).toBeUndefined();
+        expect(bundle.wstunnelUnit).toBeUndefined();
+        await valueOf(program.relayEndpoint);
+        const phoneSteps = mockCommands.filter((c) => c.name.startsWith("phone-")).map((c) => c.name);
+        expect(phoneSteps.filter((name) => name.includes("wstunnel") || name.includes("trusted-ca"))).toEqual([]);
+        expect(phoneSteps).toContain("phone-wireguard-conf");
+        const relayConf = (await inputsOf(command("relay-wireguard-conf"))).create as string;
+        expect(relayConf).not.toContain("--dport 51820 -j DROP");
+    });
+});
+
 describe("program with bad config", () => {
     it("fails before registering any resource", () => {
         const config = validConfig();

@@ -70,7 +70,7 @@ describe("wg-quick conf", () => {
         keepaliveSeconds: 25,
         relayPublicKey: relayKey,
         relayPublicAddress: "198.51.100.10",
-        localPort: 51820,
+        endpoint: "127.0.0.1:51820",
         routes: ["192.168.1.0/24"],
         fullTunnel: false,
         privateKey: { inline: "CLIENT-PRIVATE-KEY" },

@@ -1,4 +1,7 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { clientWgQuickConf } from "../../components/roamingClient";
 import { gatewayFirewallRules } from "../../components/lanGateway";
 import { relayFirewallRules } from "../../components/vpsRelay";
@@ -176,5 +179,31 @@ describe("host scripts", () => {
         expect(script).toContain(`amd64) want="${"a".repeat(64)}"`);
         expect(script).toContain(`armv7) want=""`);
         expect(script).toContain("wstunnel_10.6.2_linux_$arch.tar.gz");
+    });
+
+    describe("wstunnel-install run for real, on paths that stop before installing", () => {
+        let dir: string;
+        beforeEach(() => (dir = mkdtempSync(join(tmpdir(), "wg-relay-install-"))));
+        afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+        const run = (sha256: Record<string, string>, args: string[]) =>
+            spawnSync("bash", ["-s", "--", ...args], {
+                input: renderWstunnelInstallScript({ version: "10.6.2", baseUrl: "https://invalid.example", sha256 }),
+                encoding: "utf8",
+            });
+
+        it("refuses an uploaded binary whose checksum differs, saying both digests", () => {
+            const file = join(dir, "wstunnel");
+            writeFileSync(file, "not the binary we expect");
+            const result = run({}, ["--local", file, "0".repeat(64)]);
+            expect(result.status).toBe(1);
+            expect(result.stderr).toMatch(/SHA-256 mismatch for uploaded .*expected 0{64}, got [0-9a-f]{64}; keeping the installed binary/);
+        });
+
+        it("says which config key is missing when this architecture has no checksum", () => {
+            const result = run({ armv7: "a".repeat(64) }, []);
+            expect(result.status).toBe(1);
+            expect(result.stderr).toMatch(/no SHA-256 configured for wstunnel 10\.6\.2 on (amd64|arm64) \(set wg-relay:wstunnel\.sha256\.(amd64|arm64)/);
+        });
     });
 });

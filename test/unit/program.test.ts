@@ -1,5 +1,7 @@
 // The whole program under Pulumi's mocks: which commands run on which host, in which order, and what stays secret.
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfigInput } from "../../components/config";
 import { validConfig } from "./fixtures";
@@ -67,7 +69,8 @@ pulumi.runtime.setMocks(
     false,
 );
 
-const sshPrivateKey = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAtest\n-----END OPENSSH PRIVATE KEY-----\n";
+// A throwaway in the shape of an SSH key (not a usable key): the program only passes it on, as a secret.
+const sshPrivateKey = readFileSync(join(__dirname, "..", "fixtures", "throwaway-ssh-private-key"), "utf8");
 
 function loadProgram(config: StackConfigInput): Record<string, any> {
     mockCommands.length = 0;

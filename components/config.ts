@@ -56,7 +56,7 @@ const wstunnelVersion = z
         { message: "expected a wstunnel 10.x release at or after 10.4.2 (earlier ones check only the port of --restrict-to)" },
     );
 
-export const tunnelSchema = z
+const tunnelSchema = z
     .strictObject({
         subnet: cidr.default("10.10.0.0/24").describe("the tunnel's own subnet; every tunnel address lies in it"),
         // WireGuard inside WebSocket/TLS over TCP: users report needing 1320 or less.
@@ -65,7 +65,7 @@ export const tunnelSchema = z
     })
     .default({ subnet: "10.10.0.0/24", mtu: 1320, keepaliveSeconds: 25 });
 
-export const relaySchema = z.strictObject({
+const relaySchema = z.strictObject({
     name: name.default("relay").describe("name of the relay's resources"),
     ssh: sshConnection.describe("how `pulumi up` reaches the relay"),
     publicAddress: host.optional().describe("what clients dial for wss:// and the certificate's name; defaults to ssh.host"),
@@ -77,7 +77,7 @@ export const relaySchema = z.strictObject({
     keyRotation: rotation.describe("bump to replace the relay's WireGuard key"),
 });
 
-export const wstunnelSchema = z
+const wstunnelSchema = z
     .strictObject({
         version: wstunnelVersion.default("10.6.2").describe("pinned wstunnel release"),
         source: z
@@ -105,7 +105,7 @@ export const wstunnelSchema = z
     })
     .default({ version: "10.6.2", source: "release", sha256: {}, localPort: 51820 });
 
-export const gatewaySchema = z.strictObject({
+const gatewaySchema = z.strictObject({
     name: name.describe("unique name; used in file and resource names"),
     tunnelAddress: ipv4.describe("the gateway's tunnel address"),
     lanSubnets: z.array(cidr).min(1, "expected at least one LAN subnet").describe("LAN subnets routed through this gateway"),
@@ -123,7 +123,7 @@ export const gatewaySchema = z.strictObject({
     keyRotation: rotation.describe("bump to replace this gateway's WireGuard key"),
 });
 
-export const clientSchema = z.strictObject({
+const clientSchema = z.strictObject({
     name: name.describe("unique name; used in file and resource names"),
     tunnelAddress: ipv4.describe("the client's tunnel address"),
     routes: z.array(cidr).optional().describe("LAN subnets routed through the tunnel; defaults to every gateway's LAN"),

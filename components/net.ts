@@ -46,10 +46,6 @@ export function parseCidr(text: string): Cidr | undefined {
     return { network: address, prefix };
 }
 
-export function formatCidr(cidr: Cidr): string {
-    return `${intToIp(cidr.network)}/${cidr.prefix}`;
-}
-
 export function cidrContains(cidr: Cidr, ip: string): boolean {
     return ((ipToInt(ip) & maskOf(cidr.prefix)) >>> 0) === cidr.network;
 }

@@ -2,13 +2,13 @@
 // WireGuard has a peer per gateway (its tunnel address and LANs) and per roaming client.
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import * as tls from "@pulumi/tls";
 import { RelayConfig, relayPublicAddress, TunnelConfig, WstunnelConfig } from "./config";
 import { Connection, Host, sshConnection } from "./host";
-import { isIpv4, parseCidr } from "./net";
+import { parseCidr } from "./net";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
 import { relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
 import { hostPackages } from "./peerHost";
+import { createRelayPki } from "./relayPki";
 import { WireguardKey } from "./wireguardKey";
 import { deployPresharedKey, deployWireguardInterface } from "./wireguardInterface";
 import { deployWstunnelServer, installWstunnelBinary } from "./wstunnelService";
@@ -93,44 +93,9 @@ export class VpsRelay extends pulumi.ComponentResource {
         const prefix = new random.RandomPassword(`${name}-path-prefix`, { length: 32, special: false }, { parent: this });
         this.pathPrefix = pulumi.secret(prefix.result);
 
-        let certificate: { certPem: pulumi.Output<string>; keyPem: pulumi.Output<string> } | undefined;
-        if (wstunnel.tls === undefined) {
-            const caKey = new tls.PrivateKey(`${name}-ca-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
-            const ca = new tls.SelfSignedCert(
-                `${name}-ca`,
-                {
-                    privateKeyPem: caKey.privateKeyPem,
-                    isCaCertificate: true,
-                    subject: { commonName: `wg-relay ${args.stack} CA` },
-                    validityPeriodHours: 10 * 365 * 24,
-                    allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
-                },
-                { parent: this },
-            );
-            const serverKey = new tls.PrivateKey(`${name}-server-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
-            const request = new tls.CertRequest(
-                `${name}-server-csr`,
-                {
-                    privateKeyPem: serverKey.privateKeyPem,
-                    subject: { commonName: publicAddress },
-                    ...(isIpv4(publicAddress) ? { ipAddresses: [publicAddress] } : { dnsNames: [publicAddress] }),
-                },
-                { parent: this },
-            );
-            const serverCert = new tls.LocallySignedCert(
-                `${name}-server-cert`,
-                {
-                    certRequestPem: request.certRequestPem,
-                    caPrivateKeyPem: caKey.privateKeyPem,
-                    caCertPem: ca.certPem,
-                    validityPeriodHours: 2 * 365 * 24,
-                    allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
-                },
-                { parent: this },
-            );
-            this.caCertPem = ca.certPem;
-            certificate = { certPem: serverCert.certPem, keyPem: pulumi.secret(serverKey.privateKeyPem) };
-        }
+        // The stack's own CA and server certificate, unless the user brings certificate files.
+        const pki = wstunnel.tls === undefined ? createRelayPki(name, { stack: args.stack, publicAddress }, this) : undefined;
+        this.caCertPem = pki?.caCertPem;
 
         const packages = host.installPackages("packages", hostPackages);
         const binary = installWstunnelBinary(host, wstunnel, wstunnelServerUnit, [packages]);
@@ -142,7 +107,7 @@ export class VpsRelay extends pulumi.ComponentResource {
                 privateKeyFile: wstunnel.tls?.privateKeyFile ?? serverPrivateKeyPath,
             },
             pathPrefix: this.pathPrefix,
-            certificate,
+            certificate: pki?.server,
             dependsOn: [binary],
         });
 

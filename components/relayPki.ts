@@ -1,0 +1,49 @@
+// The relay's TLS: a CA the stack owns (trusted by gateways and clients) and a server certificate for the
+// relay's public name or address, all from @pulumi/tls. Private keys stay secrets in state.
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import { isIpv4 } from "./net";
+
+export interface RelayPki {
+    caCertPem: pulumi.Output<string>;
+    server: { certPem: pulumi.Output<string>; keyPem: pulumi.Output<string> };
+}
+
+export function createRelayPki(name: string, args: { stack: string; publicAddress: string }, parent: pulumi.Resource): RelayPki {
+    const opts = { parent };
+    const caKey = new tls.PrivateKey(`${name}-ca-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, opts);
+    const ca = new tls.SelfSignedCert(
+        `${name}-ca`,
+        {
+            privateKeyPem: caKey.privateKeyPem,
+            isCaCertificate: true,
+            subject: { commonName: `wg-relay ${args.stack} CA` },
+            validityPeriodHours: 10 * 365 * 24,
+            allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+        },
+        opts,
+    );
+    const serverKey = new tls.PrivateKey(`${name}-server-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, opts);
+    const request = new tls.CertRequest(
+        `${name}-server-csr`,
+        {
+            privateKeyPem: serverKey.privateKeyPem,
+            subject: { commonName: args.publicAddress },
+            // wstunnel clients verify the name they dial: an IP address needs an IP SAN.
+            ...(isIpv4(args.publicAddress) ? { ipAddresses: [args.publicAddress] } : { dnsNames: [args.publicAddress] }),
+        },
+        opts,
+    );
+    const serverCert = new tls.LocallySignedCert(
+        `${name}-server-cert`,
+        {
+            certRequestPem: request.certRequestPem,
+            caPrivateKeyPem: caKey.privateKeyPem,
+            caCertPem: ca.certPem,
+            validityPeriodHours: 2 * 365 * 24,
+            allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
+        },
+        opts,
+    );
+    return { caCertPem: ca.certPem, server: { certPem: serverCert.certPem, keyPem: pulumi.secret(serverKey.privateKeyPem) } };
+}

@@ -54,34 +54,38 @@ export interface FileSpec {
     group?: string;
 }
 
-/** A script that writes a file atomically with its mode and owner. */
+/**
+ * A script that writes a file atomically with its mode and owner. It sets `changed=1` only when the content
+ * differs from what the host has, so a re-run (after a failure, or when only the SSH connection changed)
+ * restarts nothing.
+ */
 export function writeFileScript(file: FileSpec): string {
     assertNoDelimiter(file.content, fileDelimiter);
-    const path = shellQuote(file.path);
-    return [
-        `mkdir -p "$(dirname ${path})"`,
-        `tmp=$(mktemp ${shellQuote(file.path + ".XXXXXX")})`,
-        `cat > "$tmp" <<'${fileDelimiter}'`,
-        file.content.replace(/\n$/, ""),
-        fileDelimiter,
-        `chown ${file.owner ?? "root"}:${file.group ?? "root"} "$tmp"`,
-        `chmod ${file.mode} "$tmp"`,
-        `mv -f "$tmp" ${path}`,
-    ].join("\n");
+    return replaceFileScript(file.path, `cat > "$tmp" <<'${fileDelimiter}'\n${file.content.replace(/\n$/, "")}\n${fileDelimiter}`, file.mode, file.owner, file.group);
 }
 
-/** A script that writes stdin to a root-only file atomically: the way secrets reach a host. */
+/** The same for a secret arriving on stdin, into a root-only file: the way secrets reach a host. */
 export function writeStdinToFileScript(path: string, mode = "0600"): string {
+    return replaceFileScript(path, `cat > "$tmp"`, mode);
+}
+
+function replaceFileScript(path: string, fill: string, mode: string, owner = "root", group = "root"): string {
     const quoted = shellQuote(path);
     return [
         `mkdir -p "$(dirname ${quoted})"`,
         "umask 077",
         `tmp=$(mktemp ${shellQuote(path + ".XXXXXX")})`,
-        `cat > "$tmp"`,
-        `chown root:root "$tmp"`,
+        fill,
+        `if cmp -s "$tmp" ${quoted}; then rm -f "$tmp"; tmp=${quoted}; changed=0; else changed=1; fi`,
+        `chown ${owner}:${group} "$tmp"`,
         `chmod ${mode} "$tmp"`,
-        `mv -f "$tmp" ${quoted}`,
+        `[ "$tmp" = ${quoted} ] || mv -f "$tmp" ${quoted}`,
     ].join("\n");
+}
+
+/** Runs `script` only when the file step before it changed the file. */
+function whenChanged(script: string | undefined): string | undefined {
+    return script ? `if [ "$changed" = 1 ]; then\n${script}\nfi` : undefined;
 }
 
 export function installPackagesScript(packages: string[]): string {
@@ -113,8 +117,10 @@ export interface RunOptions extends StepOptions {
 
 export interface WriteFileOptions extends StepOptions, Omit<FileSpec, "content"> {
     content: pulumi.Input<string>;
-    /** Runs after the file was written, e.g. a reload. */
-    afterWrite?: string;
+    /** Runs when the file changed, e.g. a restart. */
+    onChange?: string;
+    /** Runs every time after the file is in place: what must hold whether or not it changed (enabled, started). */
+    ensure?: string;
     /** Runs on destroy before the file is removed. */
     beforeRemove?: string;
     /** Runs on destroy after the file is removed. */
@@ -124,7 +130,8 @@ export interface WriteFileOptions extends StepOptions, Omit<FileSpec, "content">
 export interface WriteSecretFileOptions extends StepOptions {
     path: string;
     content: pulumi.Input<string>;
-    afterWrite?: pulumi.Input<string>;
+    /** Runs when the file changed. */
+    onChange?: pulumi.Input<string>;
     afterRemove?: string;
 }
 
@@ -164,7 +171,7 @@ export class Host {
         return this.run(step, {
             script: pulumi
                 .output(options.content)
-                .apply((content) => [writeFileScript({ ...options, content }), options.afterWrite].filter(Boolean).join("\n")),
+                .apply((content) => [writeFileScript({ ...options, content }), whenChanged(options.onChange), options.ensure].filter(Boolean).join("\n")),
             deleteScript: [options.beforeRemove, `rm -f ${shellQuote(options.path)}`, options.afterRemove].filter(Boolean).join("\n"),
             dependsOn: options.dependsOn,
         });
@@ -172,7 +179,7 @@ export class Host {
 
     writeSecretFile(step: string, options: WriteSecretFileOptions): command.remote.Command {
         return this.run(step, {
-            script: pulumi.output(options.afterWrite).apply((afterWrite) => [writeStdinToFileScript(options.path), afterWrite].filter(Boolean).join("\n")),
+            script: pulumi.output(options.onChange).apply((onChange) => [writeStdinToFileScript(options.path), whenChanged(onChange)].filter(Boolean).join("\n")),
             deleteScript: [`rm -f ${shellQuote(options.path)}`, options.afterRemove].filter(Boolean).join("\n"),
             secretStdin: options.content,
             dependsOn: options.dependsOn,
@@ -196,7 +203,10 @@ export class Host {
 
 /** Commands for a systemd unit file's lifecycle. */
 export const systemd = {
-    reloadEnableRestart: (unit: string) => `systemctl daemon-reload\nsystemctl enable --quiet ${unit}\nsystemctl restart ${unit}`,
+    /** After a unit file changed: reload it and restart the service. */
+    reloadRestart: (unit: string) => `systemctl daemon-reload\nsystemctl restart ${unit}`,
+    /** Whatever happened: the unit is enabled and running (a no-op when it already is). */
+    enableStart: (unit: string) => `systemctl enable --quiet --now ${unit}`,
     restartIfActive: (unit: string) => `if systemctl is-active --quiet ${unit}; then systemctl restart ${unit}; fi`,
     disableStop: (unit: string) => `systemctl disable --now ${unit} 2>/dev/null || true`,
     daemonReload: "systemctl daemon-reload",

@@ -37,7 +37,7 @@ export function deployPresharedKey(
     return host.writeSecretFile(step, {
         path: args.path,
         content: args.content,
-        afterWrite: pulumi
+        onChange: pulumi
             .output(args.peerPublicKey)
             .apply(
                 (peer) =>
@@ -56,7 +56,7 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
                 path: sysctlPath,
                 content: renderForwardingSysctl(),
                 mode: "0644",
-                afterWrite: `sysctl -q -p ${sysctlPath}`,
+                ensure: `sysctl -q -p ${sysctlPath}`,
                 dependsOn: args.dependsOn,
             }),
         );
@@ -72,7 +72,7 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
             path: wireguardKeyPath,
             content: args.privateKey,
             // A rotated key takes effect at once on a running interface.
-            afterWrite: `if systemctl is-active --quiet ${wgQuickUnit}; then wg set ${wireguardInterface} private-key ${wireguardKeyPath}; fi`,
+            onChange: `if systemctl is-active --quiet ${wgQuickUnit}; then wg set ${wireguardInterface} private-key ${wireguardKeyPath}; fi`,
             dependsOn: args.dependsOn,
         }),
     );
@@ -80,7 +80,8 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
         path: wireguardConfPath,
         content: args.conf,
         mode: "0600",
-        afterWrite: `${wgApplyScriptPath} ${wireguardInterface}`,
+        // wg-apply starts, restarts or syncs as needed, and does nothing disruptive when nothing changed.
+        ensure: `${wgApplyScriptPath} ${wireguardInterface}`,
         beforeRemove: `systemctl disable --now ${wgQuickUnit} 2>/dev/null || true`,
         afterRemove: `rm -f ${shellQuote(`${stateDir}/${wireguardInterface}.applied.conf`)}\nrmdir ${stateDir} 2>/dev/null || true`,
         dependsOn: before,

@@ -22,7 +22,9 @@ import {
     wstunnelBinaryPath,
     wstunnelClientEnvPath,
     wstunnelClientUnit,
+    stateDir,
     wstunnelInstallScriptPath,
+    wstunnelReleaseMarkerPath,
     wstunnelServerEnvPath,
     wstunnelServerUnit,
 } from "./render/paths";
@@ -34,10 +36,7 @@ export function fileSha256(path: string): string {
     return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 
-/**
- * Installs /usr/local/bin/wstunnel. Re-runs (and restarts `unit`) only when the version, the checksums or the
- * uploaded binary change.
- */
+/** Installs /usr/local/bin/wstunnel; a new binary restarts `unit`. */
 export function installWstunnelBinary(
     host: Host,
     settings: WstunnelConfig,
@@ -54,20 +53,20 @@ export function installWstunnelBinary(
         mode: "0755",
         dependsOn,
     });
-    const restart = systemd.restartIfActive(unit);
+    const remove = `rm -f ${wstunnelBinaryPath} ${wstunnelReleaseMarkerPath}\nrmdir ${stateDir} 2>/dev/null || true`;
     if (settings.source === "local") {
         const sha256 = fileSha256(settings.localBinary!);
         const staged = `/tmp/wg-relay-wstunnel-${sha256.slice(0, 16)}`;
         const upload = host.upload("wstunnel-upload", settings.localBinary!, staged, sha256, { dependsOn });
         return host.run("wstunnel-binary", {
-            script: `${wstunnelInstallScriptPath} --local ${shellQuote(staged)} ${sha256}\n${restart}`,
-            deleteScript: `rm -f ${wstunnelBinaryPath}`,
+            script: `${wstunnelInstallScriptPath} ${unit} --local ${shellQuote(staged)} ${sha256}`,
+            deleteScript: remove,
             dependsOn: [installer, upload],
         });
     }
     return host.run("wstunnel-binary", {
-        script: `${wstunnelInstallScriptPath}\n${restart}`,
-        deleteScript: `rm -f ${wstunnelBinaryPath}`,
+        script: `${wstunnelInstallScriptPath} ${unit}`,
+        deleteScript: remove,
         dependsOn: [installer],
     });
 }
@@ -90,14 +89,15 @@ function deployWstunnelService(host: Host, args: WstunnelServiceArgs): command.r
     const environment = host.writeSecretFile(`wstunnel-${args.role}-env`, {
         path: args.environmentFile,
         content: pulumi.output(args.pathPrefix).apply((prefix) => renderWstunnelEnvironment(args.prefixVariable, prefix)),
-        afterWrite: restart,
+        onChange: restart,
         dependsOn: args.dependsOn,
     });
     return host.writeFile(`wstunnel-${args.role}-unit`, {
         path: systemdUnitPath(args.unit),
         content: args.unitContent,
         mode: "0644",
-        afterWrite: systemd.reloadEnableRestart(args.unit),
+        onChange: systemd.reloadRestart(args.unit),
+        ensure: systemd.enableStart(args.unit),
         beforeRemove: systemd.disableStop(args.unit),
         afterRemove: systemd.daemonReload,
         dependsOn: [...args.dependsOn, environment, ...args.supportingFiles(restart)],
@@ -128,13 +128,13 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): comm
                           path: args.spec.certificateFile,
                           content: certificate.certPem,
                           mode: "0644",
-                          afterWrite: restart,
+                          onChange: restart,
                           dependsOn: args.dependsOn,
                       }),
                       host.writeSecretFile("tls-private-key", {
                           path: args.spec.privateKeyFile,
                           content: certificate.keyPem,
-                          afterWrite: restart,
+                          onChange: restart,
                           dependsOn: args.dependsOn,
                       }),
                   ]
@@ -176,7 +176,7 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
                           path: trustedCaPath(args.stack),
                           content: caCertPem,
                           mode: "0644",
-                          afterWrite: `update-ca-certificates >/dev/null\n${restart}`,
+                          onChange: `update-ca-certificates >/dev/null\n${restart}`,
                           afterRemove: "update-ca-certificates --fresh >/dev/null",
                           dependsOn: args.dependsOn,
                       }),

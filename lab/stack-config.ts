@@ -23,6 +23,8 @@ const ssh = (host: LabHost) => ({ host: host.address, user: host.user, hostKey: 
 export interface LabChanges {
     extraClients?: NonNullable<StackConfigInput["clients"]>;
     gatewayKeyRotation?: number;
+    /** Reach the laptop through the relay as an SSH jump host, at its tunnel address. */
+    laptopViaRelay?: boolean;
 }
 
 export function labStackConfig(inventory: Inventory, wstunnelBinary: string, changes: LabChanges = {}): StackConfigInput {
@@ -42,7 +44,14 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                 keyRotation: changes.gatewayKeyRotation ?? 0,
             },
         ],
-        clients: [{ name: "laptop", tunnelAddress: "10.10.0.3", ssh: ssh(laptop) }, ...(changes.extraClients ?? [])],
+        clients: [
+            {
+                name: "laptop",
+                tunnelAddress: "10.10.0.3",
+                ssh: changes.laptopViaRelay ? { ...ssh(laptop), host: "10.10.0.3", via: "relay" } : ssh(laptop),
+            },
+            ...(changes.extraClients ?? []),
+        ],
     };
 }
 

@@ -14,6 +14,7 @@ export const stateDir = "/var/lib/wg-relay";
 export const libDir = "/usr/local/lib/wg-relay";
 export const wgApplyScriptPath = `${libDir}/wg-apply`;
 export const wstunnelInstallScriptPath = `${libDir}/wstunnel-install`;
+export const wstunnelReleaseMarkerPath = `${stateDir}/wstunnel-release.sha256`;
 export const sysctlPath = "/etc/sysctl.d/90-wg-relay.conf";
 
 export const wstunnelServerUnit = "wg-relay-wstunnel-server.service";

@@ -1,5 +1,5 @@
 // Scripts installed on hosts under /usr/local/lib/wg-relay/. Bash, because both rely on process substitution.
-import { stateDir, wireguardDir, wstunnelBinaryPath } from "./paths";
+import { stateDir, wireguardDir, wstunnelBinaryPath, wstunnelReleaseMarkerPath } from "./paths";
 
 /**
  * wg-apply IFACE: brings /etc/wireguard/IFACE.conf into effect with the least disruption.
@@ -67,8 +67,9 @@ export interface WstunnelInstallSpec {
 }
 
 /**
- * wstunnel-install: installs the pinned wstunnel release for this host's architecture, verified by SHA-256,
- * or (with --local FILE SHA256) a binary already uploaded. The old binary stays unless the new one verifies.
+ * wstunnel-install UNIT [--local FILE SHA256]: installs the pinned wstunnel release for this host's architecture,
+ * verified by SHA-256, or a binary already uploaded. The old binary stays unless the new one verifies. It does
+ * nothing when the wanted binary is already installed, and restarts UNIT (if running) only when it installed one.
  */
 export function renderWstunnelInstallScript(spec: WstunnelInstallSpec): string {
     const checksums = (["amd64", "arm64", "armv7"] as const)
@@ -78,23 +79,31 @@ export function renderWstunnelInstallScript(spec: WstunnelInstallSpec): string {
 # Managed by wg-relay.
 set -euo pipefail
 target="${wstunnelBinaryPath}"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The digest of the release archive the installed binary came from.
+installed_release="${wstunnelReleaseMarkerPath}"
+unit="$1"
+shift
 
-install_verified() { # FILE: put it in place atomically
+install_verified() { # FILE: put it in place atomically, then restart the service that runs it
     install -m 0755 -o root -g root "$1" "$target.new"
     mv -f "$target.new" "$target"
+    if systemctl is-active --quiet "$unit"; then systemctl restart "$unit"; fi
 }
 
 if [ "\${1:-}" = "--local" ]; then
     file="$2" want="$3"
+    if [ -x "$target" ] && [ "$(sha256sum "$target" | cut -d' ' -f1)" = "$want" ]; then
+        rm -f "$file"
+        echo "wstunnel-install: the uploaded binary ($want) is installed already"
+        exit 0
+    fi
     got=$(sha256sum "$file" | cut -d' ' -f1)
     if [ "$got" != "$want" ]; then
         echo "wstunnel-install: SHA-256 mismatch for uploaded $file: expected $want, got $got; keeping the installed binary" >&2
         exit 1
     fi
     install_verified "$file"
-    rm -f "$file"
+    rm -f "$file" "$installed_release"
     echo "wstunnel-install: installed uploaded binary ($want)"
     exit 0
 fi
@@ -112,6 +121,12 @@ if [ -z "$want" ]; then
     echo "wstunnel-install: no SHA-256 configured for wstunnel ${spec.version} on $arch (set wg-relay:wstunnel.sha256.$arch from the release's checksums.txt)" >&2
     exit 1
 fi
+if [ -x "$target" ] && [ "$(cat "$installed_release" 2>/dev/null)" = "$want" ]; then
+    echo "wstunnel-install: wstunnel ${spec.version} ($arch) is installed already"
+    exit 0
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 asset="wstunnel_${spec.version}_linux_$arch.tar.gz"
 curl --fail --silent --show-error --location --proto '=https,http' --retry 3 -o "$work/$asset" "${spec.baseUrl}/v${spec.version}/$asset"
 got=$(sha256sum "$work/$asset" | cut -d' ' -f1)
@@ -121,6 +136,8 @@ if [ "$got" != "$want" ]; then
 fi
 tar -xzf "$work/$asset" -C "$work" wstunnel
 install_verified "$work/wstunnel"
+mkdir -p "$(dirname "$installed_release")"
+echo "$want" > "$installed_release"
 echo "wstunnel-install: installed wstunnel ${spec.version} ($arch)"
 `;
 }

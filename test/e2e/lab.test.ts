@@ -247,7 +247,31 @@ describe("wg-relay in the lab", () => {
         }
     });
 
-    it("8. exposes only wss: WireGuard's UDP port is dropped; wstunnel needs the prefix and forwards only to WireGuard", () => {
+    it("8. reaches the laptop through the relay as a jump host; re-running every step there restarts nothing", () => {
+        const current = { extraClients: [phone], gatewayKeyRotation: 1 };
+        const state = () => [
+            onHostOk("laptop", "systemctl show -p InvocationID --value wg-relay-wstunnel-client").trim(),
+            onHostOk("laptop", "cat /sys/class/net/wg0/ifindex").trim(),
+            onHostOk("laptop", "systemctl show -p InvocationID --value wg-quick@wg0").trim(),
+        ];
+        const before = state();
+        const steps = changedSteps({ ...current, laptopViaRelay: true });
+        // Only the connection changed, so every laptop step runs again, now through the tunnel it set up.
+        expect(hostSteps(steps).every((step) => step.startsWith("update laptop-"))).toBe(true);
+        expect(hostSteps(steps)).toContain("update laptop-wstunnel-client-unit");
+        try {
+            lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+            lab(["pulumi", "preview", "--stack", "lab", "--expect-no-changes"]);
+            expect(state()).toEqual(before);
+        } finally {
+            // Back to the direct link: `pulumi destroy` removes the tunnel a jump through the relay would depend on.
+            changedSteps(current);
+            lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+        }
+        expect(state()).toEqual(before);
+    });
+
+    it("9. exposes only wss: WireGuard's UDP port is dropped; wstunnel needs the prefix and forwards only to WireGuard", () => {
         const before = iptablesDrops("relay", "INPUT", "udp dpt:51820");
         inNamespaceOk("inet", ["bash", "-c", `echo probe > /dev/udp/${relayAddress}/51820`]);
         expect(iptablesDrops("relay", "INPUT", "udp dpt:51820")).toBeGreaterThan(before);
@@ -261,7 +285,7 @@ describe("wg-relay in the lab", () => {
         expect(upgradeStatus(prefix, { host: "192.168.1.20", port: 80 })).toBe("400");
     });
 
-    it("9. destroys what it installed and nothing else: SSH still works", () => {
+    it("10. destroys what it installed and nothing else: SSH still works", () => {
         lab(["pulumi", "destroy", "--stack", "lab", "--yes", "--skip-preview"]);
         const installed = [
             "/usr/local/bin/wstunnel",
@@ -285,7 +309,7 @@ describe("wg-relay in the lab", () => {
         }
     });
 
-    it("10. loses nothing when an apply fails, and converges on the next run", () => {
+    it("11. loses nothing when an apply fails, and converges on the next run", () => {
         // The Pi's user loses sudo (sudo skips files with a dot in their name): every step on the Pi fails.
         const sudoers = join(repo, ".lab", "hosts", "rpi1", "root", "etc", "sudoers.d", "90-wg-relay-lab");
         renameSync(sudoers, `${sudoers}.parked`);

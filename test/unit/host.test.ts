@@ -1,6 +1,6 @@
 // The host layer's scripts, run for real with sh against a temporary folder: quoting, modes, stdin.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { asRoot, installPackagesScript, shellQuote, writeFileScript, writeStdinToFileScript } from "../../components/host";
@@ -26,6 +26,19 @@ describe("host layer scripts", () => {
         execFileSync("sh", ["-c", asRoot(writeStdinToFileScript(path), "root")], { input: "c2VjcmV0\n" });
         expect(readFileSync(path, "utf8")).toBe("c2VjcmV0\n");
         expect(statSync(path).mode & 0o777).toBe(0o600);
+    });
+
+    (asRootUser ? it : it.skip)("says whether it changed the file, so a re-run restarts nothing", () => {
+        const path = join(dir, "unit.service");
+        const write = (content: string, mode: string) =>
+            execFileSync("sh", ["-c", asRoot(`${writeFileScript({ path, content, mode })}\necho "changed=$changed"`, "root")]).toString().trim();
+        expect(write("a\n", "0644")).toBe("changed=1");
+        expect(write("a\n", "0644")).toBe("changed=0");
+        expect(write("a\n", "0600")).toBe("changed=0"); // a mode fix restarts nothing
+        expect(statSync(path).mode & 0o777).toBe(0o600);
+        expect(write("b\n", "0600")).toBe("changed=1");
+        expect(readFileSync(path, "utf8")).toBe("b\n");
+        expect(readdirSync(dir)).toEqual(["unit.service"]); // no temporary file left behind
     });
 
     it("runs non-root users' scripts through sudo without a password prompt", () => {

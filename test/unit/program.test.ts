@@ -270,12 +270,12 @@ describe("program: rotation and upgrades", () => {
 
     it("restarts only wstunnel when its binary changes", async () => {
         loadProgram(validConfig());
-        const relayBinary = (await inputsOf(command("relay-wstunnel-binary"))).create as string;
-        expect(relayBinary).toContain("systemctl restart wg-relay-wstunnel-server.service");
-        expect(relayBinary).not.toContain("wg-quick");
-        const gatewayBinary = (await inputsOf(command("rpi1-wstunnel-binary"))).create as string;
-        expect(gatewayBinary).toContain("systemctl restart wg-relay-wstunnel-client.service");
-        expect(gatewayBinary).not.toContain("wg-quick");
+        for (const [host, unit] of [["relay", "wg-relay-wstunnel-server.service"], ["rpi1", "wg-relay-wstunnel-client.service"]]) {
+            const script = (await inputsOf(command(`${host}-wstunnel-binary`))).create as string;
+            // wstunnel-install restarts the unit it is given, and only after installing a new binary.
+            expect(script).toMatch(new RegExp(`/usr/local/lib/wg-relay/wstunnel-install ${unit} --local '/tmp/wg-relay-wstunnel-[0-9a-f]{16}' [0-9a-f]{64}`));
+            expect(script).not.toContain("wg-quick");
+        }
     });
 });
 

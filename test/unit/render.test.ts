@@ -187,7 +187,7 @@ describe("host scripts", () => {
         afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
         const run = (sha256: Record<string, string>, args: string[]) =>
-            spawnSync("bash", ["-s", "--", ...args], {
+            spawnSync("bash", ["-s", "--", "wg-relay-test.service", ...args], {
                 input: renderWstunnelInstallScript({ version: "10.6.2", baseUrl: "https://invalid.example", sha256 }),
                 encoding: "utf8",
             });

@@ -61,19 +61,20 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
             }),
         );
     }
+    const applyScript = host.writeFile("wg-apply-script", {
+        path: wgApplyScriptPath,
+        content: renderWgApplyScript(),
+        mode: "0755",
+        afterRemove: `rmdir ${libDir} 2>/dev/null || true`,
+    });
     before.push(
-        host.writeFile("wg-apply-script", {
-            path: wgApplyScriptPath,
-            content: renderWgApplyScript(),
-            mode: "0755",
-            afterRemove: `rmdir ${libDir} 2>/dev/null || true`,
-        }),
+        applyScript,
         host.writeSecretFile("wireguard-key", {
             path: wireguardKeyPath,
             content: args.privateKey,
             // A rotated key takes effect at once on a running interface.
-            onChange: `if systemctl is-active --quiet ${wgQuickUnit}; then wg set ${wireguardInterface} private-key ${wireguardKeyPath}; fi`,
-            dependsOn: args.dependsOn,
+            onChange: `${wgApplyScriptPath} ${wireguardInterface} --key-changed`,
+            dependsOn: [...args.dependsOn, applyScript],
         }),
     );
     return host.writeFile("wireguard-conf", {

@@ -2,7 +2,8 @@
 import { stateDir, wireguardDir, wstunnelBinaryPath, wstunnelReleaseMarkerPath } from "./paths";
 
 /**
- * wg-apply IFACE: brings /etc/wireguard/IFACE.conf into effect with the least disruption.
+ * wg-apply IFACE [--key-changed]: brings /etc/wireguard/IFACE.conf (or, with --key-changed, a new private key)
+ * into effect with the least disruption.
  * Peers-only changes go through `wg syncconf` without restarting the interface. syncconf treats what
  * it is not given as unset, and the private key lives in its own file, so the key is fed back in
  * beside the stripped config (read by builtins only: it never appears in a process's arguments).
@@ -18,6 +19,21 @@ conf="${wireguardDir}/$iface.conf"
 key="${wireguardDir}/$iface.key"
 applied="${stateDir}/$iface.applied.conf"
 unit="wg-quick@$iface.service"
+
+if [ "\${2:-}" = "--key-changed" ]; then
+    # A new private key takes effect at once; peers kept alive handshake with it now rather than at their
+    # next keepalive (switching a keepalive on sends one at once).
+    if systemctl is-active --quiet "$unit"; then
+        wg set "$iface" private-key "$key"
+        wg show "$iface" persistent-keepalive | while read -r peer interval; do
+            if [ "$interval" != off ]; then
+                wg set "$iface" peer "$peer" persistent-keepalive off
+                wg set "$iface" peer "$peer" persistent-keepalive "$interval"
+            fi
+        done
+    fi
+    exit 0
+fi
 
 # What only a restart applies: the [Interface] part, without the preshared-key hooks (syncconf applies those).
 interface_part() { sed -e '/^\\[Peer\\]/,$d' -e '/^PostUp = wg set %i peer [^ ]* preshared-key /d' "$1"; }

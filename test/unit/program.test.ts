@@ -176,6 +176,8 @@ describe("program under mocks", () => {
             expect([...prerequisites(`${host}-wireguard-conf`)]).toEqual(
                 expect.arrayContaining([`${host}-packages`, `${host}-${unit}`, `${host}-wireguard-key`, `${host}-wg-apply-script`]),
             );
+            // A new key is applied by wg-apply, so the script is there first.
+            expect([...prerequisites(`${host}-wireguard-key`)]).toContain(`${host}-wg-apply-script`);
         }
         expect([...prerequisites("relay-wireguard-conf")]).toEqual(expect.arrayContaining(["relay-preshared-key-rpi1", "relay-preshared-key-workstation"]));
         for (const host of ["rpi1", "workstation"]) {

@@ -2,7 +2,7 @@
 // its wg-quick conf, the wstunnel unit and environment file, the stack's CA, and the conf as a QR code
 // (PNG, and in the terminal) for the WireGuard phone apps. Run it where you run `pulumi up`.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as QRCode from "qrcode";
 import type { ClientBundle } from "../components/roamingClient";
@@ -39,6 +39,8 @@ export async function writeClientFiles(bundle: ClientBundle, dir: string): Promi
     }
     const png = join(dir, "wg0.conf.png");
     await QRCode.toFile(png, bundle.wireguardConf, { errorCorrectionLevel: "M" });
+    chmodSync(png, 0o600); // the QR code holds the private key too
+
     written.push(png);
     return written;
 }

@@ -31,6 +31,7 @@ describe("client files", () => {
             expect(readFileSync(join(dir, "laptop", "wg0.conf"), "utf8")).toBe(bundle.wireguardConf);
             expect(statSync(join(dir, "laptop", "wg0.conf")).mode & 0o777).toBe(0o600);
             expect(readFileSync(join(dir, "laptop", "wg0.conf.png")).subarray(0, 8).toString("hex")).toBe("89504e470d0a1a0a");
+            expect(statSync(join(dir, "laptop", "wg0.conf.png")).mode & 0o777).toBe(0o600);
         } finally {
             rmSync(dir, { recursive: true, force: true });
         }

@@ -47,26 +47,7 @@ func checkLocalCommand(news resource.PropertyMap) []failure {
 }
 
 func (p *Provider) createLocalCommand(ctx context.Context, urn resource.URN, props resource.PropertyMap, preview bool) (string, resource.PropertyMap, error) {
-	state := echoInputs(props, localCommandInputs)
-	id, err := resource.NewUniqueHex(urn.Name(), 8, 0)
-	if err != nil {
-		return "", nil, err
-	}
-	if preview {
-		state["stdout"], state["stderr"] = computedString(), computedString()
-		return id, state, nil
-	}
-	state["stdout"], state["stderr"] = resource.NewStringProperty(""), resource.NewStringProperty("")
-	cmd, ok := str(props, "create")
-	if !ok {
-		return id, state, nil
-	}
-	stdout, stderr, err := p.runLocal(ctx, urn, props, cmd, "", "")
-	if err != nil {
-		return "", nil, err
-	}
-	state["stdout"], state["stderr"] = resource.NewStringProperty(stdout), resource.NewStringProperty(stderr)
-	return id, state, nil
+	return p.create(ctx, urn, props, preview, localCommandInputs, p.runLocal)
 }
 
 func (p *Provider) updateLocalCommand(ctx context.Context, urn resource.URN, olds, news resource.PropertyMap, preview bool) (resource.PropertyMap, error) {
@@ -74,13 +55,7 @@ func (p *Provider) updateLocalCommand(ctx context.Context, urn resource.URN, old
 }
 
 func (p *Provider) deleteLocalCommand(ctx context.Context, urn resource.URN, props resource.PropertyMap) error {
-	cmd, ok := str(props, "delete")
-	if !ok {
-		return nil
-	}
-	prevOut, prevErr := previous(props)
-	_, _, err := p.runLocal(ctx, urn, props, cmd, prevOut, prevErr)
-	return err
+	return deleteWith(ctx, urn, props, p.runLocal)
 }
 
 // runLocal mirrors the real local run(): interpreter (default /bin/sh -c), dir (default the

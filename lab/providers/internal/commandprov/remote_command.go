@@ -68,7 +68,13 @@ func previous(state resource.PropertyMap) (string, string) {
 // (stdout/stderr unknown, as pulumi-go-provider marks non-input outputs of a create preview);
 // without `create` nothing runs and stdout/stderr are empty.
 func (p *Provider) createRemoteCommand(ctx context.Context, urn resource.URN, props resource.PropertyMap, preview bool) (string, resource.PropertyMap, error) {
-	state := echoInputs(props, remoteCommandInputs)
+	return p.create(ctx, urn, props, preview, remoteCommandInputs, p.runRemote)
+}
+
+// create is Create for both command resources; they differ only in their inputs and in where they run.
+func (p *Provider) create(ctx context.Context, urn resource.URN, props resource.PropertyMap, preview bool,
+	inputs []string, run runner) (string, resource.PropertyMap, error) {
+	state := echoInputs(props, inputs)
 	id, err := resource.NewUniqueHex(urn.Name(), 8, 0)
 	if err != nil {
 		return "", nil, err
@@ -82,7 +88,7 @@ func (p *Provider) createRemoteCommand(ctx context.Context, urn resource.URN, pr
 	if !ok {
 		return id, state, nil
 	}
-	stdout, stderr, err := p.runRemote(ctx, urn, props, cmd, "", "")
+	stdout, stderr, err := run(ctx, urn, props, cmd, "", "")
 	if err != nil {
 		return "", nil, err
 	}
@@ -134,12 +140,17 @@ func (p *Provider) update(ctx context.Context, urn resource.URN, olds, news reso
 // deleteRemoteCommand mirrors the real Command.Delete: `delete` runs with the stored connection
 // and the stored stdout/stderr as PULUMI_COMMAND_STDOUT/STDERR; without it nothing happens.
 func (p *Provider) deleteRemoteCommand(ctx context.Context, urn resource.URN, props resource.PropertyMap) error {
+	return deleteWith(ctx, urn, props, p.runRemote)
+}
+
+// deleteWith is Delete for both command resources: `delete`, if set, runs with the old outputs in reach.
+func deleteWith(ctx context.Context, urn resource.URN, props resource.PropertyMap, run runner) error {
 	cmd, ok := str(props, "delete")
 	if !ok {
 		return nil
 	}
 	prevOut, prevErr := previous(props)
-	_, _, err := p.runRemote(ctx, urn, props, cmd, prevOut, prevErr)
+	_, _, err := run(ctx, urn, props, cmd, prevOut, prevErr)
 	return err
 }
 

@@ -25,8 +25,14 @@ const name = z
 const interfaceName = z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, "expected a network interface name like eth0");
 const sshHostKey = z
     .string()
+    // The command provider offers only the pinned key's own algorithm: for an RSA key that is SHA-1 `ssh-rsa`,
+    // which OpenSSH 8.8 and later refuse ("no common algorithm for host key").
+    .refine((value) => !value.startsWith("ssh-rsa "), {
+        message:
+            "an ssh-rsa host key cannot be pinned (it means SHA-1 RSA, which OpenSSH 8.8 and later refuse): pin the host's ssh-ed25519 or ecdsa-sha2-nistp256/384/521 key instead (/etc/ssh/ssh_host_ed25519_key.pub)",
+    })
     .regex(
-        /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}$/,
+        /^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}$/,
         "expected an SSH host public key line like 'ssh-ed25519 AAAA...' (from /etc/ssh/ssh_host_ed25519_key.pub, without the comment)",
     );
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected a SHA-256 digest: 64 lowercase hex digits");
@@ -36,7 +42,7 @@ const sshConnection = z.strictObject({
     host: host.describe("SSH host name or address"),
     port: port.default(22).describe("SSH port"),
     user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "expected a Unix user name").default("root").describe("SSH user; other users than root need passwordless sudo"),
-    hostKey: sshHostKey.optional().describe("the host's SSH public key ('ssh-ed25519 AAAA...'); when set, any other key is refused"),
+    hostKey: sshHostKey.optional().describe("the host's SSH public key ('ssh-ed25519 AAAA...' or ecdsa-sha2-nistp256/384/521; not ssh-rsa); when set, any other key is refused"),
 });
 
 /** Gateways and clients may be reached directly or through the relay as an SSH jump host. */

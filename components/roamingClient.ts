@@ -7,7 +7,7 @@ import { Host, shellQuote, sshConnection } from "./host";
 import { parseCidr } from "./net";
 import { Hook, KeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { peerPresharedKeyPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientEnvPath } from "./render/paths";
-import { clientPrefixVariable, renderWstunnelClientUnit, renderWstunnelEnvironment, wstunnelClientArgs } from "./render/wstunnel";
+import { clientPrefixVariable, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
 import { PeerComponentArgs, provisionPeerHost } from "./peerHost";
 import { wstunnelClientSpec } from "./wstunnelService";
 
@@ -111,7 +111,7 @@ export class RoamingClient extends pulumi.ComponentResource {
                         ? {
                               wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(wstunnelSpec).map(shellQuote).join(" ")}`,
                               wstunnelUnit: renderWstunnelClientUnit({ ...wstunnelSpec, environmentFile: wstunnelClientEnvPath }),
-                              wstunnelEnvironment: renderWstunnelEnvironment(clientPrefixVariable, prefix),
+                              wstunnelEnvironment: renderWstunnelClientEnvironment(prefix),
                               ...(ca ? { caCertificate: ca } : {}),
                           }
                         : {}),

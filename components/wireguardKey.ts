@@ -1,8 +1,8 @@
-// A peer's WireGuard keys: a key pair of 32 random bytes from @pulumi/random (a secret in state) with the public
-// key derived here, and optionally a preshared key shared with the relay.
+// A peer's WireGuard keys: a private key hashed from a random secret (a Pulumi secret) with the public key derived
+// here, and optionally a preshared key shared with the relay, made the same way.
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { wireguardPublicKey } from "./keys";
+import { wireguardKeyFromSecret, wireguardPublicKey } from "./keys";
 
 export interface WireguardKeyArgs {
     /** Bumping it replaces the key (and the preshared key); every config that mentions them follows. */
@@ -10,6 +10,9 @@ export interface WireguardKeyArgs {
     /** Also make a preshared key for this peer and the relay. */
     presharedKey?: boolean;
 }
+
+// 64 characters of [A-Za-z0-9]: 381 bits, more than the 256 of the key hashed from them.
+const secretLength = 64;
 
 export class WireguardKey extends pulumi.ComponentResource {
     readonly privateKey: pulumi.Output<string>;
@@ -19,15 +22,16 @@ export class WireguardKey extends pulumi.ComponentResource {
     constructor(name: string, args: WireguardKeyArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:WireguardKey", name, {}, opts);
         const randomKey = (suffix: string) =>
-            new random.RandomBytes(
-                `${name}-${suffix}`,
-                { length: 32, keepers: { rotation: String(args.rotation) } },
-                { parent: this, additionalSecretOutputs: ["base64", "hex"] },
+            pulumi.secret(
+                new random.RandomPassword(
+                    `${name}-${suffix}`,
+                    { length: secretLength, special: false, keepers: { rotation: String(args.rotation) } },
+                    { parent: this },
+                ).result.apply(wireguardKeyFromSecret),
             );
-        const bytes = randomKey("private-key");
-        this.privateKey = pulumi.secret(bytes.base64);
-        this.presharedKey = args.presharedKey ? pulumi.secret(randomKey("preshared-key").base64) : undefined;
-        this.publicKey = pulumi.unsecret(bytes.base64.apply(wireguardPublicKey));
+        this.privateKey = randomKey("private-key");
+        this.presharedKey = args.presharedKey ? randomKey("preshared-key") : undefined;
+        this.publicKey = pulumi.unsecret(this.privateKey.apply(wireguardPublicKey));
         this.registerOutputs({ publicKey: this.publicKey });
     }
 }

@@ -7,11 +7,10 @@ import * as command from "@pulumi/command";
 import { WstunnelConfig } from "./config";
 import { Host, shellQuote, systemd } from "./host";
 import {
-    clientPrefixVariable,
+    renderWstunnelClientEnvironment,
     renderWstunnelClientUnit,
-    renderWstunnelEnvironment,
+    renderWstunnelRestrictions,
     renderWstunnelServerUnit,
-    serverPrefixVariable,
     WstunnelClientSpec,
     WstunnelServerSpec,
 } from "./render/wstunnel";
@@ -25,7 +24,7 @@ import {
     stateDir,
     wstunnelInstallScriptPath,
     wstunnelReleaseMarkerPath,
-    wstunnelServerEnvPath,
+    wstunnelRestrictionsPath,
     wstunnelServerUnit,
 } from "./render/paths";
 
@@ -75,20 +74,19 @@ interface WstunnelServiceArgs {
     role: "server" | "client";
     unit: string;
     unitContent: string;
-    environmentFile: string;
-    prefixVariable: string;
-    pathPrefix: pulumi.Input<string>;
+    /** The root-only file that carries the path prefix, and its content. */
+    secretFile: { path: string; content: pulumi.Input<string> };
     /** Further files the unit reads; each restarts the unit (through `restart`) when it changes. */
     supportingFiles: (restart: string) => command.remote.Command[];
     dependsOn: pulumi.Input<pulumi.Resource>[];
 }
 
-/** A wstunnel unit with its secret environment file: what the relay's server and every client have in common. */
+/** A wstunnel unit with its secret file: what the relay's server and every client have in common. */
 function deployWstunnelService(host: Host, args: WstunnelServiceArgs): command.remote.Command {
     const restart = systemd.restartIfActive(args.unit);
-    const environment = host.writeSecretFile(`wstunnel-${args.role}-env`, {
-        path: args.environmentFile,
-        content: pulumi.output(args.pathPrefix).apply((prefix) => renderWstunnelEnvironment(args.prefixVariable, prefix)),
+    const secretFile = host.writeSecretFile(`wstunnel-${args.role}-${args.role === "server" ? "restrictions" : "env"}`, {
+        path: args.secretFile.path,
+        content: args.secretFile.content,
         onChange: restart,
         dependsOn: args.dependsOn,
     });
@@ -100,12 +98,12 @@ function deployWstunnelService(host: Host, args: WstunnelServiceArgs): command.r
         ensure: systemd.enableStart(args.unit),
         beforeRemove: systemd.disableStop(args.unit),
         afterRemove: systemd.daemonReload,
-        dependsOn: [...args.dependsOn, environment, ...args.supportingFiles(restart)],
+        dependsOn: [...args.dependsOn, secretFile, ...args.supportingFiles(restart)],
     });
 }
 
 export interface WstunnelServerArgs {
-    spec: Omit<WstunnelServerSpec, "environmentFile">;
+    spec: Omit<WstunnelServerSpec, "restrictionsFile">;
     pathPrefix: pulumi.Input<string>;
     /** The stack's server certificate and key to put at spec's paths; absent when the user brings their own files. */
     certificate?: { certPem: pulumi.Input<string>; keyPem: pulumi.Input<string> };
@@ -117,10 +115,11 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): comm
     return deployWstunnelService(host, {
         role: "server",
         unit: wstunnelServerUnit,
-        unitContent: renderWstunnelServerUnit({ ...args.spec, environmentFile: wstunnelServerEnvPath }),
-        environmentFile: wstunnelServerEnvPath,
-        prefixVariable: serverPrefixVariable,
-        pathPrefix: args.pathPrefix,
+        unitContent: renderWstunnelServerUnit({ ...args.spec, restrictionsFile: wstunnelRestrictionsPath }),
+        secretFile: {
+            path: wstunnelRestrictionsPath,
+            content: pulumi.output(args.pathPrefix).apply((pathPrefix) => renderWstunnelRestrictions({ pathPrefix, wireguardPort: args.spec.wireguardPort })),
+        },
         supportingFiles: (restart) =>
             certificate
                 ? [
@@ -166,9 +165,7 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
         role: "client",
         unit: wstunnelClientUnit,
         unitContent: renderWstunnelClientUnit({ ...args.spec, environmentFile: wstunnelClientEnvPath }),
-        environmentFile: wstunnelClientEnvPath,
-        prefixVariable: clientPrefixVariable,
-        pathPrefix: args.pathPrefix,
+        secretFile: { path: wstunnelClientEnvPath, content: pulumi.output(args.pathPrefix).apply(renderWstunnelClientEnvironment) },
         supportingFiles: (restart) =>
             caCertPem
                 ? [

@@ -212,13 +212,13 @@ firewall_up() {
     "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" \
     "-i wan -m conntrack --ctstate NEW -m comment --comment cgnat-drop-new-from-wan -j DROP" \
     "-i wan -m comment --comment cgnat-drop-other-from-wan -j DROP"
-  # Hotel: masquerade out of wan; UDP only to port 53; TCP only 443 to the relay.
+  # Hotel: masquerade out of wan; UDP only to port 53; TCP only to web ports (80, 443).
   ensure_chain hotel nat POSTROUTING ACCEPT \
     "-o wan -j MASQUERADE"
   ensure_chain hotel filter FORWARD DROP \
     "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" \
     "-i lan -o wan -p udp -m udp --dport 53 -m comment --comment hotel-allow-dns -j ACCEPT" \
-    "-i lan -o wan -d 198.51.100.10/32 -p tcp -m tcp --dport 443 -m comment --comment hotel-allow-https-to-relay -j ACCEPT" \
+    "-i lan -o wan -p tcp -m multiport --dports 80,443 -m comment --comment hotel-allow-web -j ACCEPT" \
     "-p udp -m comment --comment hotel-drop-udp -j DROP" \
     "-m comment --comment hotel-drop-rest -j DROP"
 }
@@ -435,43 +435,45 @@ stash_hostkey() {
   fi
 }
 
-# ---------------------------------------------------------------- lanhost
+# ---------------------------------------------------------------- HTTP servers
+# Static HTTP servers inside namespaces: the LAN host's service, and the internet's wstunnel release mirror
+# (lab.sh mirror fills it). Each lives in $HOSTSDIR/NAME: www/ is served, http.pid is its PID.
 LANHOST_DIR=$HOSTSDIR/lanhost
-lanhost_up() {
-  local d=$LANHOST_DIR
+MIRROR_DIR=$HOSTSDIR/mirror
+http_up() { # dir namespace address
+  local d=$1 ns=$2 address=$3
   pid_alive_ours "$d/http.pid" "$d/www" >/dev/null && return 0
   mkdir -p "$d/www"
-  echo "hello from lanhost" >"$d/www/index.html"
   rm -f "$d/http.pid"
-  local -a server
-  if [[ -x /usr/bin/python3 ]]; then
-    server=(/usr/bin/python3 -m http.server 80 --bind 0.0.0.0 --directory "$d/www")
-  elif command -v node >/dev/null; then
-    server=(node -e 'const fs=require("fs");require("http").createServer((q,s)=>{s.end(fs.readFileSync(process.argv[1]+"/index.html"))}).listen(80)' "$d/www")
-  else
-    die "lanhost: needs /usr/bin/python3 or node"
-  fi
+  [[ -x /usr/bin/python3 ]] || die "the lab's HTTP servers need /usr/bin/python3"
   (
     cd /
     exec 8>&- # do not hand the hosts.sh lock to a long-lived child
-    exec ip netns exec wgr-lanhost setsid bash -c 'echo $$ >"$0"; exec "$@"' "$d/http.pid" "${server[@]}"
+    exec ip netns exec "wgr-$ns" setsid bash -c 'echo $$ >"$0"; exec "$@"' "$d/http.pid" \
+      /usr/bin/python3 -m http.server 80 --bind "$address" --directory "$d/www"
   ) </dev/null >>"$d/http.log" 2>&1 &
   for _ in $(seq 100); do
-    if [[ -s $d/http.pid ]] && ip netns exec wgr-op timeout 1 bash -c 'exec 3<>/dev/tcp/192.168.1.20/80' 2>/dev/null; then
+    if [[ -s $d/http.pid ]] && ip netns exec "wgr-$ns" timeout 1 bash -c "exec 3<>/dev/tcp/$address/80" 2>/dev/null; then
       return 0
     fi
     sleep 0.1
   done
-  die "lanhost: HTTP server did not answer on 192.168.1.20:80 (log: $d/http.log)"
+  die "HTTP server in wgr-$ns did not answer on $address:80 (log: $d/http.log)"
 }
 
-lanhost_down() {
+http_down() { # dir
   local pid
-  pid=$(pid_alive_ours "$LANHOST_DIR/http.pid" "$LANHOST_DIR/www") || return 0
+  pid=$(pid_alive_ours "$1/http.pid" "$1/www") || return 0
   kill -TERM "$pid" 2>/dev/null || true
   wait_gone 3 "$pid" && return 0
   kill -KILL "$pid" 2>/dev/null || true
   wait_gone 3 "$pid" || true
+}
+
+lanhost_up() {
+  mkdir -p "$LANHOST_DIR/www"
+  echo "hello from lanhost" >"$LANHOST_DIR/www/index.html"
+  http_up "$LANHOST_DIR" lanhost 192.168.1.20
 }
 
 # ---------------------------------------------------------------- inventory
@@ -528,6 +530,7 @@ cmd_up() {
   ensure_operator_key
   net_up
   lanhost_up
+  http_up "$MIRROR_DIR" inet 198.51.100.1
   for h in "${HOSTS[@]}"; do
     host_running "$h" && continue
     host_stop "$h"   # an orphaned container of a SIGKILLed nspawn
@@ -558,7 +561,8 @@ cmd_down() {
   [[ $(id -u) == 0 ]] || die "must run as root"
   lock
   check_owner
-  lanhost_down
+  http_down "$LANHOST_DIR"
+  http_down "$MIRROR_DIR"
   host_stop "${HOSTS[@]}"
   [[ -d $HOSTSDIR ]] && umount_tree "$HOSTSDIR"
   [[ -z $(mounts_under "$HOSTSDIR") ]] || die "mounts remain under $HOSTSDIR: $(mounts_under "$HOSTSDIR" | tr '\n' ' ')"
@@ -572,7 +576,7 @@ cmd_down() {
       rm -rf --one-file-system "${HOSTSDIR:?}/$h"
     fi
   done
-  rm -rf --one-file-system "$LANHOST_DIR"
+  rm -rf --one-file-system "$LANHOST_DIR" "$MIRROR_DIR"
   rm -f "$LAB/inventory.json" "$SSHDIR/config"
   ((keep_keys)) || rm -f "$KNOWN"
   ((purge)) && rm -rf --one-file-system "$SSHDIR"
@@ -608,6 +612,8 @@ cmd_status() {
       else
         echo "$line bare ns      http server not running"
       fi
+    elif [[ $ns == inet ]]; then
+      echo "$line router       ip_forward=$(nsx "$ns" sysctl -n net.ipv4.ip_forward); release mirror http $(pid_alive_ours "$MIRROR_DIR/http.pid" "$MIRROR_DIR/www" || echo 'not running') on 198.51.100.1:80"
     elif [[ " ${ROUTERS[*]} " == *" $ns "* ]]; then
       echo "$line router       ip_forward=$(nsx "$ns" sysctl -n net.ipv4.ip_forward)"
     else

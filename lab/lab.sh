@@ -8,8 +8,11 @@
 #   npm run lab -- proof        only the traffic proof
 #   npm run lab -- pulumi ARGS  any pulumi command on the lab stack, from the operator's namespace
 #   npm run lab -- ssh HOST [COMMAND]   relay, rpi1 or laptop, with the pinned host key
+#   npm run lab -- versions     the Pulumi CLI, language host, plugins and wstunnel in use
+#   npm run lab -- mirror       pack the lab's wstunnel as a release (tar.gz + checksums.txt) served from the internet
 #
-# WG_RELAY_WSTUNNEL_BINARY=/path/to/wstunnel runs the lab with a real wstunnel instead of the test double.
+# The real Pulumi parts and wstunnel come from lab/toolchain.sh (built from ../shared/third-party, or installed).
+# WG_RELAY_WSTUNNEL_BINARY=/path/to/wstunnel runs the lab with another wstunnel binary.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,6 +20,7 @@ REPO=$(cd "$HERE/.." && pwd)
 LAB=$REPO/.lab
 STACK=lab
 LAN_SERVICE=http://192.168.1.20/
+MIRROR_URL=http://198.51.100.1
 
 phase() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -29,28 +33,19 @@ load_toolchain() {
     eval "$(bash "$HERE/toolchain.sh" --env)"
 }
 
-# Lab-only stand-ins (plugins that cannot be built here, the wstunnel test double); skipped where real ones exist.
-build_lab_binaries() {
-    bash "$HERE/providers/build.sh"
-    if [ -n "${WG_RELAY_WSTUNNEL_BINARY:-}" ]; then
-        WSTUNNEL_BINARY=$WG_RELAY_WSTUNNEL_BINARY
-        echo "lab: using the wstunnel binary at $WSTUNNEL_BINARY"
-    else
-        WSTUNNEL_BINARY=$(bash "$HERE/wstunnel-double/build.sh" | tail -n 1)
-    fi
-    export WSTUNNEL_BINARY
-}
-
 pulumi_env() {
-    mkdir -p "$LAB/pulumi-state" "$LAB/pulumi-home"
+    mkdir -p "$LAB/pulumi-state"
     chmod 700 "$LAB"
     if [ ! -s "$LAB/passphrase" ]; then
         (umask 077; head -c 24 /dev/urandom | base64 > "$LAB/passphrase")
     fi
     export PULUMI_BACKEND_URL="file://$LAB/pulumi-state"
-    export PULUMI_HOME="$LAB/pulumi-home"
     export PULUMI_CONFIG_PASSPHRASE_FILE="$LAB/passphrase"
-    export PULUMI_SKIP_UPDATE_CHECK=true
+    # Plugins built here go into a PULUMI_HOME of the lab's own; installed ones stay in the user's.
+    if [ "$WG_RELAY_PLUGINS" = built ]; then
+        export PULUMI_HOME="$LAB/pulumi-home"
+        bash "$HERE/toolchain.sh" --install-plugins
+    fi
 }
 
 # pulumi runs in the operator's namespace: it reaches the relay over the "internet", rpi1 from the home LAN,
@@ -62,7 +57,7 @@ lab_pulumi() {
 # LAB_STACK_CHANGES (JSON, see lab/stack-config.ts) changes the stack as the e2e tests do.
 write_stack_config() {
     (cd "$REPO" && npx --no-install ts-node --transpile-only lab/stack-config.ts \
-        "$LAB/inventory.json" "$WSTUNNEL_BINARY" "$REPO/Pulumi.$STACK.yaml" "${LAB_STACK_CHANGES:-{\}}")
+        "$LAB/inventory.json" "$WG_RELAY_WSTUNNEL_BINARY" "$REPO/Pulumi.$STACK.yaml" "${LAB_STACK_CHANGES:-{\}}")
     lab_pulumi stack select --create "$STACK" >/dev/null
     lab_pulumi config set --stack "$STACK" --secret wg-relay:sshPrivateKey < "$LAB/ssh/id_ed25519"
 }
@@ -71,8 +66,6 @@ prepare() {
     require_root
     phase "toolchain"
     load_toolchain
-    phase "lab binaries"
-    build_lab_binaries
     phase "host image"
     bash "$HERE/image.sh"
     phase "hosts"
@@ -100,6 +93,28 @@ udp_drops() {
     ip netns exec wgr-hotel iptables -w -t filter -L FORWARD -v -x -n | awk '/hotel-drop-udp/ { n += $1 } END { print n + 0 }'
 }
 
+versions() {
+    phase "versions in use"
+    bash "$HERE/toolchain.sh" --versions
+    echo "on the relay: $(ip netns exec wgr-op ssh -F "$LAB/ssh/config" relay /usr/local/bin/wstunnel --version)"
+}
+
+# The lab's wstunnel packed as its releases ship (a bare `wstunnel` at the top of the archive, and checksums.txt),
+# in the folder the internet namespace serves over HTTP (lab/hosts.sh).
+mirror() {
+    local version dir asset stage
+    version=$("$WG_RELAY_WSTUNNEL_BINARY" --version | awk '{ print $NF }')
+    dir=$LAB/hosts/mirror/www/v$version
+    asset=wstunnel_${version}_linux_amd64.tar.gz
+    stage=$(mktemp -d)
+    install -m 0755 "$WG_RELAY_WSTUNNEL_BINARY" "$stage/wstunnel"
+    mkdir -p "$dir"
+    tar -czf "$dir/$asset" -C "$stage" --owner=0 --group=0 wstunnel
+    rm -rf "$stage"
+    (cd "$dir" && sha256sum "$asset" > checksums.txt)
+    echo "lab: wstunnel $version served at $MIRROR_URL/v$version/$asset (SHA-256 $(cut -d' ' -f1 "$dir/checksums.txt"))"
+}
+
 usage_hints() {
     phase "the lab is up"
     cat <<EOT
@@ -116,6 +131,7 @@ cmd_up() {
     phase "pulumi up"
     lab_pulumi up --stack "$STACK" --yes --skip-preview
     proof
+    versions
     usage_hints
     echo "lab: done in $((SECONDS - t0)) s"
 }
@@ -140,15 +156,19 @@ main() {
             require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
             lab_pulumi "$@" ;;
         stack-config)
-            require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; build_lab_binaries >/dev/null; pulumi_env
+            require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
             write_stack_config ;;
         client-files)
             require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
             (cd "$REPO" && ip netns exec wgr-op npx --no-install ts-node --transpile-only scripts/client-files.ts "$1" "$LAB/client-files/$1") ;;
+        versions)
+            require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env; versions ;;
+        mirror)
+            require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; mirror ;;
         ssh)
             local host=$1; shift
             ip netns exec wgr-op ssh -F "$LAB/ssh/config" "$host" "$@" ;;
-        *) sed -n '2,13p' "${BASH_SOURCE[0]}"; exit 2 ;;
+        *) sed -n '2,17p' "${BASH_SOURCE[0]}"; exit 2 ;;
     esac
 }
 

@@ -2,7 +2,8 @@
 // (the passphrase's encryption salt, the encrypted SSH key) is kept.
 // The lab is an ordinary user of the program: the same schema, with pinned host keys and non-root sudo users.
 // usage: ts-node lab/stack-config.ts INVENTORY WSTUNNEL_BINARY OUT [CHANGES_JSON]
-// CHANGES_JSON ({"extraClients": [...], "gatewayKeyRotation": N}) is how the e2e tests change the stack as a user would.
+// CHANGES_JSON (LabChanges, e.g. {"extraClients": [...], "gatewayKeyRotation": N}) is how the e2e tests change the stack as a
+// user would.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as yaml from "js-yaml";
 import { parseStackConfig, StackConfigInput } from "../components/config";
@@ -25,13 +26,22 @@ export interface LabChanges {
     gatewayKeyRotation?: number;
     /** Reach the laptop through the relay as an SSH jump host, at its tunnel address. */
     laptopViaRelay?: boolean;
+    /** Install wstunnel from a release mirror (`npm run lab -- mirror`) instead of uploading the lab's binary. */
+    wstunnelMirror?: { baseUrl: string; version: string; sha256: string };
 }
 
 export function labStackConfig(inventory: Inventory, wstunnelBinary: string, changes: LabChanges = {}): StackConfigInput {
     const { relay, rpi1, laptop } = inventory.hosts;
     return {
         relay: { ssh: ssh(relay), publicInterface: "eth0" },
-        wstunnel: { source: "local", localBinary: wstunnelBinary },
+        wstunnel: changes.wstunnelMirror
+            ? {
+                  source: "mirror",
+                  mirrorBaseUrl: changes.wstunnelMirror.baseUrl,
+                  version: changes.wstunnelMirror.version,
+                  sha256: { amd64: changes.wstunnelMirror.sha256 },
+              }
+            : { source: "local", localBinary: wstunnelBinary },
         gateways: [
             {
                 name: "rpi1",

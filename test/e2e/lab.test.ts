@@ -30,6 +30,16 @@ const hostSteps = (steps: PreviewStep[]) =>
         .map((step) => `${step.op} ${resourceName(step.urn)}`)
         .sort();
 
+/** Polls `read` (every 0.5 s, for up to 10 s) until its result satisfies `done`; returns the last result. */
+async function eventually(read: () => string, done: (text: string) => boolean): Promise<string> {
+    let text = read();
+    for (let tries = 0; tries < 20 && !done(text); tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        text = read();
+    }
+    return text;
+}
+
 /** Seconds until the laptop gets the LAN host's page through the tunnel; fails after `limit`. */
 async function secondsUntilLanReachable(limit: number): Promise<number> {
     const start = Date.now();
@@ -43,6 +53,8 @@ async function secondsUntilLanReachable(limit: number): Promise<number> {
 }
 
 const phone = { name: "phone", tunnelAddress: "10.10.0.4" };
+/** The stack as tests 7 to 12 start from it: a second client, and the gateway's keys rotated once. */
+const converged = { extraClients: [phone], gatewayKeyRotation: 1 };
 
 /** Status of a WebSocket upgrade to the relay's wstunnel, sent from the internet namespace. */
 function upgradeStatus(prefix: string, destination: { host: string; port: number }): string {
@@ -64,6 +76,9 @@ function upgradeStatus(prefix: string, destination: { host: string; port: number
     ]);
     return result.stdout.trim();
 }
+
+/** The wstunnel path prefix, from the gateway's environment file. */
+const pathPrefix = () => /=(.*)$/m.exec(onHostOk("rpi1", "cat /etc/wg-relay/wstunnel-client.env"))![1];
 
 function clientBundle(name: string): { wstunnelEnvironment: string } {
     const bundles = JSON.parse(lab(["pulumi", "stack", "output", "clientBundles", "--stack", "lab", "--show-secrets", "--json"]));
@@ -146,7 +161,7 @@ describe("wg-relay in the lab", () => {
             onHostOk("rpi1", "cat /etc/wireguard/wg0.key").trim(),
             onHostOk("laptop", "cat /etc/wireguard/wg0.key").trim(),
             onHostOk("rpi1", "cat /etc/wireguard/wg0.psk").trim(),
-            /=(.*)$/m.exec(onHostOk("relay", "cat /etc/wg-relay/wstunnel-server.env"))![1],
+            pathPrefix(),
             onHostOk("relay", "cat /etc/wg-relay/tls/server.key").split("\n")[1],
             readFileSync(join(repo, ".lab", "ssh", "id_ed25519"), "utf8").split("\n")[1],
         ];
@@ -170,7 +185,10 @@ describe("wg-relay in the lab", () => {
         }
         // The keys are there, encrypted: the state is not merely empty.
         expect(places.state).toContain("ciphertext");
+        // wstunnel still logs the tunnels it accepts, under the rule's own name.
+        expect(places["relay journal"]).toContain("Tunnel accepted due to matched restriction: wg-relay: WireGuard on 127.0.0.1:51820");
         expect(onHostOk("rpi1", "stat -c %a /etc/wireguard/wg0.key /etc/wg-relay/wstunnel-client.env").split("\n").slice(0, 2)).toEqual(["600", "600"]);
+        expect(onHostOk("relay", "stat -c %a /etc/wg-relay/wstunnel-restrictions.yaml").trim()).toBe("600");
     });
 
     it("5. adds a client by changing only the relay's peers, without a lost packet across the gateway's tunnel", async () => {
@@ -249,7 +267,7 @@ describe("wg-relay in the lab", () => {
     });
 
     it("8. reaches the laptop through the relay as a jump host; re-running every step there restarts nothing", () => {
-        const current = { extraClients: [phone], gatewayKeyRotation: 1 };
+        const current = converged;
         const state = () => [
             onHostOk("laptop", "systemctl show -p InvocationID --value wg-relay-wstunnel-client").trim(),
             onHostOk("laptop", "cat /sys/class/net/wg0/ifindex").trim(),
@@ -272,7 +290,7 @@ describe("wg-relay in the lab", () => {
         expect(state()).toEqual(before);
     });
 
-    it("9. exposes only wss: WireGuard's UDP port is dropped; wstunnel needs the prefix and forwards only to WireGuard", () => {
+    it("9. exposes only wss: WireGuard's UDP port is dropped; wstunnel needs the prefix and forwards only to WireGuard", async () => {
         const before = iptablesDrops("relay", "INPUT", "udp dpt:51820");
         inNamespaceOk("inet", ["bash", "-c", `echo probe > /dev/udp/${relayAddress}/51820`]);
         expect(iptablesDrops("relay", "INPUT", "udp dpt:51820")).toBeGreaterThan(before);
@@ -284,6 +302,16 @@ describe("wg-relay in the lab", () => {
         expect(upgradeStatus(`${prefix}x`, wireguard)).toBe("400");
         expect(upgradeStatus(prefix, { host: "127.0.0.1", port: 22 })).toBe("400");
         expect(upgradeStatus(prefix, { host: "192.168.1.20", port: 80 })).toBe("400");
+
+        // A plain GET with the right prefix: wstunnel warns with the request URI, which holds the prefix; the
+        // journal gets the line with the path redacted.
+        const since = onHostOk("relay", "date +%s").trim();
+        inNamespace("inet", ["curl", "--silent", "--insecure", "--max-time", "3", "--output", "/dev/null", `https://${relayAddress}:443/${prefix}/events`]);
+        const journal = await eventually(() => onHostOk("relay", `journalctl --no-pager -o cat --since @${since} -u wg-relay-wstunnel-server`), (text) =>
+            text.includes("Rejecting connection"),
+        );
+        expect(journal).toContain("Rejecting connection with bad upgrade request: /<path redacted>");
+        expect(journal).not.toContain(prefix);
     });
 
     it("10. destroys what it installed and nothing else: SSH still works", () => {
@@ -328,5 +356,50 @@ describe("wg-relay in the lab", () => {
         lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
         lab(["pulumi", "preview", "--stack", "lab", "--expect-no-changes"]);
         expect(lab(["proof"])).toContain("hello from lanhost");
+    });
+    it("12. installs wstunnel from a release mirror, verified by its checksum; a tampered archive is refused and the old binary keeps running", async () => {
+        lab(["mirror"]);
+        const version = onHostOk("relay", "/usr/local/bin/wstunnel --version").trim().split(" ").pop()!;
+        const folder = join(repo, ".lab", "hosts", "mirror", "www", `v${version}`);
+        const [sha256, asset] = readFileSync(join(folder, "checksums.txt"), "utf8").trim().split(/\s+/);
+        expect(asset).toBe(`wstunnel_${version}_linux_amd64.tar.gz`);
+        // As releases ship it: a bare `wstunnel` at the top of the archive.
+        expect(inNamespaceOk("op", ["tar", "-tzf", join(folder, asset)]).trim()).toBe("wstunnel");
+        const archive = join(folder, asset);
+        const genuine = readFileSync(archive);
+        const mirror = { baseUrl: "http://198.51.100.1", version, sha256 };
+        const hosts = { relay: "wg-relay-wstunnel-server", rpi1: "wg-relay-wstunnel-client", laptop: "wg-relay-wstunnel-client" } as const;
+        const running = () =>
+            (Object.keys(hosts) as (keyof typeof hosts)[]).map((host) =>
+                onHostOk(host, `sha256sum /usr/local/bin/wstunnel | cut -d' ' -f1; systemctl show -p InvocationID,ActiveState --value ${hosts[host]}`),
+            );
+        const before = running();
+        try {
+            const tampered = Buffer.concat([genuine, Buffer.from("tampered")]);
+            writeFileSync(archive, tampered);
+            const steps = hostSteps(changedSteps({ ...converged, wstunnelMirror: mirror }));
+            for (const host of Object.keys(hosts)) {
+                expect(steps).toContain(`update ${host}-wstunnel-installer`);
+                expect(steps).toContain(`update ${host}-wstunnel-binary`);
+            }
+            const failed = labTry(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+            expect(failed.status).not.toBe(0);
+            const digest = createHash("sha256").update(tampered).digest("hex");
+            expect(failed.stdout + failed.stderr).toContain(`SHA-256 mismatch for ${asset}: expected ${sha256}, got ${digest}; keeping the installed binary`);
+            expect(running()).toEqual(before); // same binary, same process, still active
+        } finally {
+            writeFileSync(archive, genuine);
+        }
+        try {
+            lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+            expect(onHostOk("relay", "cat /var/lib/wg-relay/wstunnel-release.sha256").trim()).toBe(sha256);
+            expect(running().map((state) => state.split("\n")[0])).toEqual(before.map((state) => state.split("\n")[0])); // the same program
+            expect(running().every((state) => state.endsWith("active"))).toBe(true);
+            lab(["pulumi", "preview", "--stack", "lab", "--expect-no-changes"]);
+            expect(await secondsUntilLanReachable(60)).toBeLessThan(60);
+        } finally {
+            changedSteps(converged);
+            lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+        }
     });
 });

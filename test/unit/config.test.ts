@@ -37,6 +37,11 @@ describe("stack config", () => {
         ["a CIDR with host bits", withChange((c) => (c.tunnel = { subnet: "10.10.0.1/24" })), "wg-relay:tunnel.subnet: expected an IPv4 network in CIDR form"],
         ["a malformed address", withChange((c) => (c.gateways![0].tunnelAddress = "10.10.0.300")), "wg-relay:gateways[0].tunnelAddress: expected an IPv4 address"],
         ["a malformed host key", withChange((c) => (c.relay.ssh.hostKey = "AAAA")), "wg-relay:relay.ssh.hostKey: expected an SSH host public key line"],
+        [
+            "an ssh-rsa host key",
+            withChange((c) => (c.gateways![0].ssh.hostKey = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7")),
+            "wg-relay:gateways[0].ssh.hostKey: an ssh-rsa host key cannot be pinned (it means SHA-1 RSA, which OpenSSH 8.8 and later refuse): pin the host's ssh-ed25519 or ecdsa-sha2-nistp256/384/521 key",
+        ],
         ["a malformed SHA-256", withChange((c) => (c.wstunnel = { source: "release", sha256: { amd64: "abc" } })), "wg-relay:wstunnel.sha256.amd64: expected a SHA-256 digest"],
         ["a malformed version", withChange((c) => (c.wstunnel!.version = "v10.6.2")), "wg-relay:wstunnel.version: expected a release version like 10.6.2"],
         ["a version before 10.4.2", withChange((c) => (c.wstunnel!.version = "10.4.1")), "wg-relay:wstunnel.version: expected a wstunnel 10.x release at or after 10.4.2"],

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfigInput } from "../../components/config";
+import { wireguardKeyFromSecret } from "../../components/keys";
 import { validConfig } from "./fixtures";
 
 interface Recorded {
@@ -31,8 +32,6 @@ const pem = (kind: string, name: string) => `-----BEGIN ${kind}-----\n${digest(n
 
 function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
     switch (args.type) {
-        case "random:index/randomBytes:RandomBytes":
-            return { ...args.inputs, base64: digest(args.name).toString("base64"), hex: digest(args.name).toString("hex") };
         case "random:index/randomPassword:RandomPassword":
             return { ...args.inputs, result: `Prefix${digest(args.name).toString("hex").slice(0, 26)}` };
         case "tls:index/privateKey:PrivateKey":
@@ -154,7 +153,7 @@ describe("program under mocks", () => {
         const steps = (host: string) => mockCommands.filter((c) => c.name.startsWith(`${host}-`)).map((c) => c.name.slice(host.length + 1)).sort();
         expect(steps("relay")).toEqual(
             [
-                "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-server-env", "tls-certificate", "tls-private-key", "wstunnel-server-unit",
+                "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-server-restrictions", "tls-certificate", "tls-private-key", "wstunnel-server-unit",
                 "preshared-key-rpi1", "preshared-key-workstation", "sysctl", "wg-apply-script", "wireguard-key", "wireguard-conf",
             ].sort(),
         );
@@ -204,12 +203,11 @@ describe("program under mocks", () => {
     });
 
     it("hands private keys to hosts only on stdin, and never puts one in a command or a rendered file", async () => {
-        const secrets = registered
-            .filter((r) => r.type === "random:index/randomBytes:RandomBytes" || r.type === "random:index/randomPassword:RandomPassword")
-            .map((r) => mockState(r))
-            .map((state) => (state.base64 ?? state.result) as string);
+        const randomSecrets = registered.filter((r) => r.type === "random:index/randomPassword:RandomPassword").map((r) => mockState(r).result as string);
+        expect(randomSecrets).toHaveLength(7); // relay, rpi1, laptop, workstation keys, two preshared keys and the path prefix
+        // The random secrets and the WireGuard keys hashed from them.
+        const secrets = [...randomSecrets, ...randomSecrets.map(wireguardKeyFromSecret)];
         const tlsKeys = registered.filter((r) => r.type === "tls:index/privateKey:PrivateKey").map((r) => pem("PRIVATE KEY", r.name).trim());
-        expect(secrets).toHaveLength(7); // relay, rpi1, laptop, workstation keys, two preshared keys and the path prefix
         for (const recorded of mockCommands) {
             const inputs = await inputsOf(recorded);
             for (const secret of [...secrets, ...tlsKeys, sshPrivateKey.trim()]) {
@@ -240,7 +238,7 @@ describe("program under mocks", () => {
         expect(await valueOf(program.relayEndpoint)).toBe("wss://198.51.100.10:443");
         const bundle = await valueOf(program.clientBundles.laptop as pulumi.Output<any>);
         const laptopKey = registered.find((r) => r.name === "laptop-key-private-key")!;
-        expect(bundle.wireguardConf).toContain(`PrivateKey = ${mockState(laptopKey).base64}`);
+        expect(bundle.wireguardConf).toContain(`PrivateKey = ${wireguardKeyFromSecret(mockState(laptopKey).result as string)}`);
         expect(bundle.wireguardConf).toContain("Endpoint = 127.0.0.1:51820");
         expect(bundle.wireguardConf).toContain("AllowedIPs = 10.10.0.0/24, 192.168.1.0/24");
         expect(bundle.wstunnelCommand).toMatch(/^WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX='Prefix[0-9a-f]+' \/usr\/local\/bin\/wstunnel 'client'/);

@@ -10,9 +10,11 @@ import { renderForwardingSysctl } from "../../components/render/sysctl";
 import { firewallHooks, relayAsPeer, renderWgQuickConf } from "../../components/render/wireguard";
 import {
     renderWstunnelClientUnit,
-    renderWstunnelEnvironment,
+    renderWstunnelClientEnvironment,
+    renderWstunnelRestrictions,
     renderWstunnelServerUnit,
     wstunnelClientArgs,
+    logRedaction,
     wstunnelServerArgs,
 } from "../../components/render/wstunnel";
 import { expectGolden } from "./golden";
@@ -131,14 +133,37 @@ describe("firewall hooks", () => {
 
 describe("wstunnel", () => {
     it("restricts the server to the local WireGuard port and keeps the path prefix out of the command line", () => {
-        expect(wstunnelServerArgs({ listenPort: 443, wireguardPort: 51820, certificateFile: "c", privateKeyFile: "k" })).toEqual([
-            "server", "--tls-certificate", "c", "--tls-private-key", "k", "--restrict-to", "127.0.0.1:51820", "wss://0.0.0.0:443",
+        const spec = { listenPort: 443, wireguardPort: 51820, certificateFile: "/etc/wg-relay/tls/server.crt", privateKeyFile: "/etc/wg-relay/tls/server.key", restrictionsFile: "/etc/wg-relay/wstunnel-restrictions.yaml" };
+        expect(wstunnelServerArgs({ ...spec, certificateFile: "c", privateKeyFile: "k", restrictionsFile: "r" })).toEqual([
+            "server", "--tls-certificate", "c", "--tls-private-key", "k", "--restrict-config", "r", "wss://0.0.0.0:443",
         ]);
-        const unit = renderWstunnelServerUnit({ listenPort: 443, wireguardPort: 51820, certificateFile: "/etc/wg-relay/tls/server.crt", privateKeyFile: "/etc/wg-relay/tls/server.key", environmentFile: "/etc/wg-relay/wstunnel-server.env" });
+        const unit = renderWstunnelServerUnit(spec);
         expectGolden("wg-relay-wstunnel-server.service", unit);
         expect(unit).toContain("Before=wg-quick@wg0.service");
         expect(unit).toContain("AmbientCapabilities=CAP_NET_BIND_SERVICE");
+        expect(unit).toContain("LoadCredential=restrictions.yaml:/etc/wg-relay/wstunnel-restrictions.yaml");
         expect(unit).not.toMatch(/^User=root/m);
+    });
+
+    it("names the server's only rule without the prefix, and allows UDP to local WireGuard only", () => {
+        const restrictions = renderWstunnelRestrictions({ pathPrefix: "abcDEF123", wireguardPort: 51820 });
+        expectGolden("wstunnel-restrictions.yaml", restrictions);
+        const name = /name: "(.*)"/.exec(restrictions)![1];
+        expect(name).not.toContain("abcDEF123");
+        expect(restrictions).toContain('!PathPrefix "^abcDEF123$"');
+        expect(() => renderWstunnelRestrictions({ pathPrefix: "a.*", wireguardPort: 51820 })).toThrow(/URL- and shell-safe/);
+    });
+
+    it("redacts request paths in wstunnel's rejection warnings, and only there", () => {
+        const sed = (line: string) => execFileSync("sh", ["-c", logRedaction], { input: `${line}\n`, encoding: "utf8" }).trim();
+        // The line shapes of wstunnel 10.6.2's server (tunnel/server/handler_websocket.rs, server.rs).
+        expect(sed("WARN wstunnel::tunnel::server::handler_websocket: Rejecting connection with bad upgrade request: /s3cretPrefix/events")).toBe(
+            "WARN wstunnel::tunnel::server::handler_websocket: Rejecting connection with bad upgrade request: /<path redacted>",
+        );
+        expect(sed("WARN cnx: Rejecting connection with bad tunnel info: invalid remote https://relay:443/s3cretPrefix/events?x=1")).not.toContain("s3cretPrefix");
+        expect(sed("INFO Tunnel accepted due to matched restriction: wg-relay: WireGuard on 127.0.0.1:51820")).toBe(
+            "INFO Tunnel accepted due to matched restriction: wg-relay: WireGuard on 127.0.0.1:51820",
+        );
     });
 
     it("has the client listen on loopback UDP without an idle timeout and verify the relay's certificate", () => {
@@ -149,9 +174,9 @@ describe("wstunnel", () => {
         expectGolden("wg-relay-wstunnel-client.service", renderWstunnelClientUnit({ ...spec, environmentFile: "/etc/wg-relay/wstunnel-client.env" }));
     });
 
-    it("puts the prefix in an environment file and refuses one that would break it", () => {
-        expect(renderWstunnelEnvironment("WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX", "abcDEF123")).toBe("WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX=abcDEF123\n");
-        expect(() => renderWstunnelEnvironment("X", "a b")).toThrow(/URL- and shell-safe/);
+    it("puts the client's prefix in an environment file and refuses one that would break it", () => {
+        expect(renderWstunnelClientEnvironment("abcDEF123")).toBe("WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX=abcDEF123\n");
+        expect(() => renderWstunnelClientEnvironment("a b")).toThrow(/URL- and shell-safe/);
     });
 });
 

@@ -1,3 +1,0 @@
-module wg-relay.lab/wstunnel-double
-
-go 1.24

@@ -55,7 +55,12 @@ log() { echo "toolchain: $*" >&2; }
 die() { echo "toolchain: $*" >&2; exit 1; }
 
 # ---- where the real parts come from -------------------------------------------------------------------
-from_source() { [ -f "$THIRD_PARTY/$WSTUNNEL_ARCHIVE" ]; }
+from_source() {
+  local archive
+  for archive in "${PLUGIN_ARCHIVE[@]}" "$LANGUAGE_HOST_ARCHIVE" "$WSTUNNEL_ARCHIVE"; do
+    [ -f "$THIRD_PARTY/$archive" ] || return 1
+  done
+}
 
 # A cache key: the first 16 hex digits of the SHA-256 of everything given (files by content, words as they are).
 key_of() {
@@ -98,7 +103,7 @@ emit_env() {
     echo "export WG_RELAY_WSTUNNEL_BINARY='$(installed_wstunnel)'"
   fi
   local d
-  for d in "${path_add[@]}"; do echo "export PATH='$d':\"\$PATH\""; done
+  for d in "${path_add[@]}"; do echo "case \":\$PATH:\" in *':$d:'*) ;; *) export PATH='$d':\"\$PATH\" ;; esac"; done
 }
 
 # ---- 1. Debian packages -------------------------------------------------------------------------------
@@ -239,7 +244,7 @@ install_plugins() {
 print_versions() {
   echo "pulumi $(pulumi version) ($(command -v pulumi))"
   echo "pulumi-language-nodejs $(pulumi-language-nodejs -version 2>/dev/null || echo '?') ($(command -v pulumi-language-nodejs || echo 'bundled with the CLI'))"
-  if [ -n "${PULUMI_HOME:-}" ]; then pulumi plugin ls; fi
+  pulumi plugin ls
   echo "$("$WG_RELAY_WSTUNNEL_BINARY" --version) ($WG_RELAY_WSTUNNEL_BINARY)"
 }
 

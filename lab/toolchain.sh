@@ -75,6 +75,8 @@ rust_version() { rustc --version; }
 recipe() { declare -f "$1"; }
 
 cli_dir() { echo "$BUILT/pulumi-$PULUMI_CLI_VERSION-$(key_of "$PULUMI_CLI_VERSION" "$(go_version)" "$(recipe build_cli)")"; }
+# The CLI with its language host beside it, as a Pulumi install has them: hard links to the two builds.
+pulumi_bin_dir() { echo "$BUILT/pulumi-bin-$(key_of "$(cli_dir)" "$(language_host_dir)")"; }
 language_host_dir() { echo "$BUILT/pulumi-language-nodejs-$LANGUAGE_HOST_VERSION-$(key_of "$THIRD_PARTY/$LANGUAGE_HOST_ARCHIVE" "$PULUMI_CLI_VERSION" "$(go_version)" "$(recipe build_language_host)")"; }
 plugin_dir() { echo "$BUILT/pulumi-resource-$1-${PLUGIN_VERSION[$1]}-$(key_of "$THIRD_PARTY/${PLUGIN_ARCHIVE[$1]}" "$(go_version)" "$(recipe build_plugin)")"; }
 wstunnel_dir() { echo "$BUILT/wstunnel-$WSTUNNEL_VERSION-$(key_of "$THIRD_PARTY/$WSTUNNEL_ARCHIVE" "$(rust_version)" "${WSTUNNEL_PROFILE[*]}" "$(recipe build_wstunnel)")"; }
@@ -93,8 +95,7 @@ emit_env() {
   if ! user_node_ok && [ -x "$NODE_DIR/bin/node" ]; then path_add+=("$NODE_DIR/bin"); fi
   echo "export PULUMI_SKIP_UPDATE_CHECK=true"
   if from_source; then
-    # The CLI, and its language host beside it on PATH (where the engine looks for language plugins).
-    path_add+=("$(cli_dir)" "$(language_host_dir)")
+    path_add+=("$(pulumi_bin_dir)")
     echo "export WG_RELAY_PLUGINS=built"
     echo "export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true"
     [ -n "${WG_RELAY_WSTUNNEL_BINARY:-}" ] || echo "export WG_RELAY_WSTUNNEL_BINARY='$(wstunnel_dir)/wstunnel'"
@@ -198,6 +199,12 @@ build_go_parts() {
   local name dir
   dir=$(cli_dir); [ -x "$dir/pulumi" ] || in_work_dir pulumi-cli "$dir" build_cli
   dir=$(language_host_dir); [ -x "$dir/pulumi-language-nodejs" ] || in_work_dir pulumi-language-nodejs "$dir" build_language_host
+  dir=$(pulumi_bin_dir)
+  if [ ! -d "$dir" ]; then
+    mkdir -p "$dir.new"
+    ln -f "$(cli_dir)/pulumi" "$(language_host_dir)/pulumi-language-nodejs" "$dir.new/"
+    mv "$dir.new" "$dir"
+  fi
   for name in command random tls; do
     dir=$(plugin_dir "$name")
     [ -x "$dir/pulumi-resource-$name" ] || in_work_dir "pulumi-resource-$name" "$dir" build_plugin "$name"

@@ -74,8 +74,8 @@ interface WstunnelServiceArgs {
     role: "server" | "client";
     unit: string;
     unitContent: string;
-    /** The root-only file that carries the path prefix, and its content. */
-    secretFile: { path: string; content: pulumi.Input<string> };
+    /** The root-only file that carries the path prefix: its step, path and content. */
+    secretFile: { step: string; path: string; content: pulumi.Input<string> };
     /** Further files the unit reads; each restarts the unit (through `restart`) when it changes. */
     supportingFiles: (restart: string) => command.remote.Command[];
     dependsOn: pulumi.Input<pulumi.Resource>[];
@@ -84,7 +84,7 @@ interface WstunnelServiceArgs {
 /** A wstunnel unit with its secret file: what the relay's server and every client have in common. */
 function deployWstunnelService(host: Host, args: WstunnelServiceArgs): command.remote.Command {
     const restart = systemd.restartIfActive(args.unit);
-    const secretFile = host.writeSecretFile(`wstunnel-${args.role}-${args.role === "server" ? "restrictions" : "env"}`, {
+    const secretFile = host.writeSecretFile(args.secretFile.step, {
         path: args.secretFile.path,
         content: args.secretFile.content,
         onChange: restart,
@@ -117,6 +117,7 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): comm
         unit: wstunnelServerUnit,
         unitContent: renderWstunnelServerUnit({ ...args.spec, restrictionsFile: wstunnelRestrictionsPath }),
         secretFile: {
+            step: "wstunnel-server-restrictions",
             path: wstunnelRestrictionsPath,
             content: pulumi.output(args.pathPrefix).apply((pathPrefix) => renderWstunnelRestrictions({ pathPrefix, wireguardPort: args.spec.wireguardPort })),
         },
@@ -165,7 +166,7 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
         role: "client",
         unit: wstunnelClientUnit,
         unitContent: renderWstunnelClientUnit({ ...args.spec, environmentFile: wstunnelClientEnvPath }),
-        secretFile: { path: wstunnelClientEnvPath, content: pulumi.output(args.pathPrefix).apply(renderWstunnelClientEnvironment) },
+        secretFile: { step: "wstunnel-client-env", path: wstunnelClientEnvPath, content: pulumi.output(args.pathPrefix).apply(renderWstunnelClientEnvironment) },
         supportingFiles: (restart) =>
             caCertPem
                 ? [

@@ -42,7 +42,7 @@ export function wstunnelServerArgs(spec: WstunnelServerSpec): string[] {
 }
 
 /** The name wstunnel logs for every tunnel it accepts. */
-export const restrictionName = (wireguardPort: number) => `wg-relay: WireGuard on 127.0.0.1:${wireguardPort}`;
+const restrictionName = (wireguardPort: number) => `wg-relay: WireGuard on 127.0.0.1:${wireguardPort}`;
 
 /**
  * The server's restrictions (wstunnel's --restrict-config): tunnels whose path prefix is the secret, to UDP on

@@ -357,6 +357,7 @@ describe("wg-relay in the lab", () => {
         lab(["pulumi", "preview", "--stack", "lab", "--expect-no-changes"]);
         expect(lab(["proof"])).toContain("hello from lanhost");
     });
+
     it("12. installs wstunnel from a release mirror, verified by its checksum; a tampered archive is refused and the old binary keeps running", async () => {
         lab(["mirror"]);
         const version = onHostOk("relay", "/usr/local/bin/wstunnel --version").trim().split(" ").pop()!;

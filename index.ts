@@ -82,6 +82,8 @@ const clients = config.clients.map(
 export const relayEndpoint = relay.endpoint;
 export const relayPublicKey = relay.publicKey;
 export const relayCaCertificate = relay.caCertPem;
+/** Renewed by the first `pulumi up` in each certificate's last 30 days. */
+export const relayCertificateExpiry = relay.certificateExpiry;
 export const gatewayPublicKeys = Object.fromEntries(gateways.map((gateway, index) => [config.gateways[index].name, gateway.publicKey]));
 /** Secret: read one with `pulumi stack output --show-secrets clientBundles` or `npm run client-files -- NAME DIR`. */
 export const clientBundles = Object.fromEntries(clients.map((client, index) => [config.clients[index].name, client.bundle]));

@@ -7,7 +7,13 @@ import { isIpv4 } from "./net";
 export interface RelayPki {
     caCertPem: pulumi.Output<string>;
     server: { certPem: pulumi.Output<string>; keyPem: pulumi.Output<string> };
+    /** When each certificate stops being valid (RFC 3339). */
+    expiry: { ca: pulumi.Output<string>; server: pulumi.Output<string> };
 }
+
+// Each certificate is replaced on the first `pulumi up` in its last 30 days, so clients never see an expired one
+// as long as the stack is applied at least monthly (and a preview shows the renewal coming).
+const earlyRenewalHours = 30 * 24;
 
 export function createRelayPki(name: string, args: { stack: string; publicAddress: string }, parent: pulumi.Resource): RelayPki {
     const opts = { parent };
@@ -19,6 +25,7 @@ export function createRelayPki(name: string, args: { stack: string; publicAddres
             isCaCertificate: true,
             subject: { commonName: `wg-relay ${args.stack} CA` },
             validityPeriodHours: 10 * 365 * 24,
+            earlyRenewalHours,
             allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
         },
         opts,
@@ -41,9 +48,14 @@ export function createRelayPki(name: string, args: { stack: string; publicAddres
             caPrivateKeyPem: caKey.privateKeyPem,
             caCertPem: ca.certPem,
             validityPeriodHours: 2 * 365 * 24,
+            earlyRenewalHours,
             allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
         },
         opts,
     );
-    return { caCertPem: ca.certPem, server: { certPem: serverCert.certPem, keyPem: pulumi.secret(serverKey.privateKeyPem) } };
+    return {
+        caCertPem: ca.certPem,
+        server: { certPem: serverCert.certPem, keyPem: pulumi.secret(serverKey.privateKeyPem) },
+        expiry: { ca: ca.validityEndTime, server: serverCert.validityEndTime },
+    };
 }

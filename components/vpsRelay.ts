@@ -74,6 +74,8 @@ export class VpsRelay extends pulumi.ComponentResource {
     readonly endpoint: pulumi.Output<string>;
     /** PEM of the stack's CA, trusted by gateways and clients; undefined with user-supplied certificate files. */
     readonly caCertPem: pulumi.Output<string> | undefined;
+    /** When the stack's CA and server certificate expire (RFC 3339); undefined with user-supplied files. */
+    readonly certificateExpiry: { ca: pulumi.Output<string>; server: pulumi.Output<string> } | undefined;
     /** The HTTP upgrade path prefix the server requires (secret). */
     readonly pathPrefix: pulumi.Output<string>;
     readonly wireguardConf: pulumi.Output<string>;
@@ -96,6 +98,7 @@ export class VpsRelay extends pulumi.ComponentResource {
         // The stack's own CA and server certificate, unless the user brings certificate files.
         const pki = wstunnel.tls === undefined ? createRelayPki(name, { stack: args.stack, publicAddress }, this) : undefined;
         this.caCertPem = pki?.caCertPem;
+        this.certificateExpiry = pki?.expiry;
 
         const packages = host.installPackages("packages", hostPackages);
         const binary = installWstunnelBinary(host, wstunnel, wstunnelServerUnit, [packages]);
@@ -168,6 +171,7 @@ export class VpsRelay extends pulumi.ComponentResource {
             publicKey: this.publicKey,
             endpoint: this.endpoint,
             caCertPem: this.caCertPem,
+            certificateExpiry: this.certificateExpiry,
             pathPrefix: this.pathPrefix,
             wireguardConf: this.wireguardConf,
         });

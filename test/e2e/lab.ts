@@ -1,6 +1,7 @@
 // Drives the lab from the e2e tests: every action goes through lab/lab.sh, as a user's would.
 import { spawn, spawnSync } from "node:child_process";
 import { resolve } from "node:path";
+import { shellQuote } from "../../components/host";
 
 export const repo = resolve(__dirname, "..", "..");
 
@@ -40,9 +41,12 @@ export function inNamespaceOk(namespace: string, args: string[]): string {
     return check(`${namespace}: ${args.join(" ")}`, inNamespace(namespace, args));
 }
 
-/** A shell command on a lab host over SSH, as root. */
+/**
+ * A shell command on a lab host over SSH, as root. ssh hands its command to the remote user's shell, so the script
+ * travels single-quoted: only the `sh -c` on the host expands it.
+ */
 export function onHost(host: "relay" | "rpi1" | "laptop", script: string): Result {
-    return labTry(["ssh", host, `sudo -n sh -c ${JSON.stringify(script)}`]);
+    return labTry(["ssh", host, `sudo -n sh -c ${shellQuote(script)}`]);
 }
 
 export function onHostOk(host: "relay" | "rpi1" | "laptop", script: string): string {

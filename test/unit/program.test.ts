@@ -38,7 +38,7 @@ function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknow
             return { ...args.inputs, privateKeyPem: pem("PRIVATE KEY", args.name), publicKeyPem: pem("PUBLIC KEY", args.name) };
         case "tls:index/selfSignedCert:SelfSignedCert":
         case "tls:index/locallySignedCert:LocallySignedCert":
-            return { ...args.inputs, certPem: pem("CERTIFICATE", args.name) };
+            return { ...args.inputs, certPem: pem("CERTIFICATE", args.name), validityEndTime: `2036-01-01T00:00:00Z (${args.name})` };
         case "tls:index/certRequest:CertRequest":
             return { ...args.inputs, certRequestPem: pem("CERTIFICATE REQUEST", args.name) };
         case "command:remote:Command":
@@ -244,6 +244,19 @@ describe("program under mocks", () => {
         expect(bundle.wstunnelCommand).toMatch(/^WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX='Prefix[0-9a-f]+' \/usr\/local\/bin\/wstunnel 'client'/);
         expect(bundle.caCertificate).toContain("BEGIN CERTIFICATE");
         expect(Object.keys(program.gatewayPublicKeys)).toEqual(["rpi1"]);
+    });
+
+    it("renews the CA and the server certificate 30 days before they expire, and exports when they do", async () => {
+        // Awaiting the expiries also waits until both certificates are registered.
+        expect(await valueOf(pulumi.output(program.relayCertificateExpiry))).toEqual({
+            ca: "2036-01-01T00:00:00Z (relay-ca)",
+            server: "2036-01-01T00:00:00Z (relay-server-cert)",
+        });
+        const certificates = registered.filter((r) => r.type === "tls:index/selfSignedCert:SelfSignedCert" || r.type === "tls:index/locallySignedCert:LocallySignedCert");
+        expect(certificates.map((r) => [r.name, r.inputs.earlyRenewalHours]).sort()).toEqual([
+            ["relay-ca", 720],
+            ["relay-server-cert", 720],
+        ]);
     });
 
     it("gives the relay a peer per gateway (with its LAN) and per client", async () => {

@@ -151,8 +151,9 @@ export class Host {
             `${this.name}-${step}`,
             {
                 connection: this.connection,
+                // Also what runs when an input changes: without an `update`, the provider runs `create` again,
+                // and a preview shows each script once.
                 create: script,
-                update: script,
                 delete: options.deleteScript ? asRoot(options.deleteScript, this.user) : undefined,
                 stdin: secret ? pulumi.secret(options.secretStdin!) : undefined,
                 // A step's scripts never print secrets, but the output of one fed by a secret stays out of the log.

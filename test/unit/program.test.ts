@@ -212,7 +212,6 @@ describe("program under mocks", () => {
             const inputs = await inputsOf(recorded);
             for (const secret of [...secrets, ...tlsKeys, sshPrivateKey.trim()]) {
                 expect(inputs.create).not.toContain(secret);
-                expect(inputs.update).not.toContain(secret);
                 expect(inputs.delete ?? "").not.toContain(secret);
             }
         }
@@ -244,6 +243,14 @@ describe("program under mocks", () => {
         expect(bundle.wstunnelCommand).toMatch(/^WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX='Prefix[0-9a-f]+' \/usr\/local\/bin\/wstunnel 'client'/);
         expect(bundle.caCertificate).toContain("BEGIN CERTIFICATE");
         expect(Object.keys(program.gatewayPublicKeys)).toEqual(["rpi1"]);
+    });
+
+    it("gives each step one script, so a preview shows each rendered file once", async () => {
+        for (const recorded of mockCommands) {
+            const inputs = await inputsOf(recorded);
+            expect(inputs.create).toBeDefined();
+            expect(inputs.update).toBeUndefined();
+        }
     });
 
     it("renews the CA and the server certificate 30 days before they expire, and exports when they do", async () => {

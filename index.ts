@@ -1,20 +1,13 @@
 // wg-relay: turns the stack config into a relay, LAN gateways and roaming clients, and exports what users need.
 import * as pulumi from "@pulumi/pulumi";
-import { clientRoutes, configNamespace, parseStackConfig, relayTunnelAddress } from "./components/config";
+import { clientRoutes, ConfigError, configNamespace, parseStackConfig, relayTunnelAddress, stackConfigValues } from "./components/config";
 import { LanGateway } from "./components/lanGateway";
 import { RoamingClient } from "./components/roamingClient";
 import { VpsRelay } from "./components/vpsRelay";
 import { WireguardKey } from "./components/wireguardKey";
 
-const stackConfig = new pulumi.Config(configNamespace);
-const config = parseStackConfig({
-    tunnel: stackConfig.getObject("tunnel"),
-    relay: stackConfig.getObject("relay"),
-    wstunnel: stackConfig.getObject("wstunnel"),
-    gateways: stackConfig.getObject("gateways"),
-    clients: stackConfig.getObject("clients"),
-});
-const sshPrivateKey = stackConfig.requireSecret("sshPrivateKey");
+const config = readStackConfig();
+const sshPrivateKey = new pulumi.Config(configNamespace).requireSecret("sshPrivateKey");
 const stack = pulumi.getStack();
 
 const relayKey = new WireguardKey(`${config.relay.name}-key`, { rotation: config.relay.keyRotation });
@@ -78,6 +71,15 @@ const clients = config.clients.map(
             sshPrivateKey,
         }),
 );
+
+/** Every `wg-relay:` key, checked by the schema; a mistake stops the program with just the problems, no stack trace. */
+function readStackConfig() {
+    try {
+        return parseStackConfig(stackConfigValues(pulumi.runtime.allConfig()));
+    } catch (error) {
+        throw error instanceof ConfigError ? new pulumi.RunError(error.message) : error;
+    }
+}
 
 export const relayEndpoint = relay.endpoint;
 export const relayPublicKey = relay.publicKey;

@@ -1,4 +1,4 @@
-import { ConfigError, parseStackConfig, StackConfigInput } from "../../components/config";
+import { ConfigError, parseStackConfig, StackConfigInput, stackConfigValues } from "../../components/config";
 import { validConfig } from "./fixtures";
 
 function problemsOf(config: unknown): string[] {
@@ -45,7 +45,10 @@ describe("stack config", () => {
         ["a malformed SHA-256", withChange((c) => (c.wstunnel = { source: "release", sha256: { amd64: "abc" } })), "wg-relay:wstunnel.sha256.amd64: expected a SHA-256 digest"],
         ["a malformed version", withChange((c) => (c.wstunnel!.version = "v10.6.2")), "wg-relay:wstunnel.version: expected a release version like 10.6.2"],
         ["a version before 10.4.2", withChange((c) => (c.wstunnel!.version = "10.4.1")), "wg-relay:wstunnel.version: expected a wstunnel 10.x release at or after 10.4.2"],
-        ["an unknown key", withChange((c) => ((c.relay as any).listenPort = 1)), "wg-relay:relay: Unrecognized key: \"listenPort\""],
+        ["an unknown key", withChange((c) => ((c.relay as any).listenPort = 1)), "wg-relay:relay.listenPort: unknown key"],
+        ["a misspelt key", withChange((c) => ((c.relay as any).wireguardPrt = 1)), "wg-relay:relay.wireguardPrt: unknown key; did you mean wg-relay:relay.wireguardPort?"],
+        ["a misspelt top-level key", withChange((c) => ((c as any).client = [])), "wg-relay:client: unknown key; did you mean wg-relay:clients?"],
+        ["a misspelt key in a list", withChange((c) => ((c.gateways![0] as any).lanSubnet = [])), "wg-relay:gateways[0].lanSubnet: unknown key; did you mean wg-relay:gateways[0].lanSubnets?"],
         ["a peer outside the tunnel", withChange((c) => (c.clients![0].tunnelAddress = "10.20.0.3")), "wg-relay:clients[0].tunnelAddress: 10.20.0.3 is outside the tunnel subnet 10.10.0.0/24"],
         ["the broadcast address", withChange((c) => (c.clients![0].tunnelAddress = "10.10.0.255")), "wg-relay:clients[0].tunnelAddress: 10.10.0.255 is the network or broadcast address"],
         ["a duplicate address", withChange((c) => (c.clients![0].tunnelAddress = "10.10.0.2")), "wg-relay:clients[0].tunnelAddress: 10.10.0.2 is already used by gateways[0]"],
@@ -71,11 +74,23 @@ describe("stack config", () => {
         ["a UDP client while the relay drops UDP", withChange((c) => (c.clients![0].transport = "udp")), "wg-relay:clients[0].transport: 'udp' needs relay.allowDirectUdp: true"],
         ["a local source without a binary", withChange((c) => (c.wstunnel = { source: "local" })), "wg-relay:wstunnel.localBinary: source 'local' needs localBinary"],
         ["a release without checksums", withChange((c) => (c.wstunnel = { source: "release" })), "wg-relay:wstunnel.sha256: source 'release' needs the SHA-256"],
-        ["a missing relay", { gateways: [] }, "wg-relay:relay:"],
+        ["a missing relay", { gateways: [] }, "wg-relay:relay: required, but not set in the stack config"],
     ];
 
     it.each(cases)("rejects %s with a message naming the key", (_what, config, expected) => {
         expect(problemsOf(config)).toEqual(expect.arrayContaining([expect.stringContaining(expected)]));
+    });
+
+    it("reads every wg-relay key but the secret one, so misspelt keys reach the schema", () => {
+        expect(
+            stackConfigValues({
+                "wg-relay:relay": '{"ssh":{"host":"198.51.100.10"}}',
+                "wg-relay:gateway": "[]",
+                "wg-relay:note": "plain text",
+                "wg-relay:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----",
+                "other:relay": "{}",
+            }),
+        ).toEqual({ relay: { ssh: { host: "198.51.100.10" } }, gateway: [], note: "plain text" });
     });
 
     it("reports every problem at once, one line each", () => {

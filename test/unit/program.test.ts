@@ -276,6 +276,19 @@ describe("program under mocks", () => {
     });
 });
 
+describe("program: config mistakes", () => {
+    it("stops on a misspelt key with Pulumi's own error, which prints no stack trace", () => {
+        let thrown: unknown;
+        try {
+            loadProgram({ ...validConfig(), gateway: [] } as StackConfigInput);
+        } catch (error) {
+            thrown = error;
+        }
+        expect(pulumi.RunError.isInstance(thrown)).toBe(true);
+        expect((thrown as Error).message).toContain("wg-relay:gateway: unknown key; did you mean wg-relay:gateways?");
+    });
+});
+
 describe("program: rotation and upgrades", () => {
     it("ties each key to its peer's rotation counter", async () => {
         const config = validConfig();

@@ -155,7 +155,8 @@ export const stackConfigSchema = z
         gateways: z.array(gatewaySchema).default([]).describe("LAN gateways (e.g. a Raspberry Pi) that dial out to the relay"),
         clients: z.array(clientSchema).default([]).describe("roaming clients: laptops and phones"),
     })
-    .superRefine(checkTopology);
+    // `when`: also after field problems, so the user sees every problem in one run.
+    .superRefine(checkTopology, { when: () => true });
 
 export type StackConfigInput = z.input<typeof stackConfigSchema>;
 export type StackConfig = z.output<typeof stackConfigSchema>;
@@ -180,73 +181,87 @@ export function clientRoutes(config: StackConfig, client: ClientConfig): string[
     return client.routes ?? config.gateways.flatMap((gateway) => gateway.lanSubnets);
 }
 
-function checkTopology(config: StackConfig, ctx: z.RefinementCtx): void {
-    const problem = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
-    const subnet = parseCidr(config.tunnel.subnet);
-    if (!subnet) {
-        return; // already reported by the field check
-    }
+// Cross-field checks run even when some fields failed their own checks, so one run reports every problem. They
+// read the config through these guards: a malformed part (already reported) is skipped, never dereferenced.
+type Loose = Record<string, unknown>;
+const looseObject = (value: unknown): Loose => (value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Loose) : {});
+const looseList = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
+const looseString = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
 
-    const checkAddress = (path: (string | number)[], address: string) => {
-        if (!isIpv4(address)) {
-            return false;
+function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
+    const problem = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+    const config = looseObject(value);
+    const relay = looseObject(config.relay);
+    // Defaults are filled in by now wherever a part parsed.
+    const subnetText = looseString(looseObject(config.tunnel).subnet);
+    const subnet = subnetText === undefined ? undefined : parseCidr(subnetText);
+    const gateways = looseList(config.gateways).map(looseObject);
+    const clients = looseList(config.clients).map(looseObject);
+
+    const checkAddress = (path: (string | number)[], address: string | undefined) => {
+        if (subnet === undefined || address === undefined || !isIpv4(address)) {
+            return false; // a malformed subnet or address is reported by its own check
         }
         if (!cidrContains(subnet, address)) {
-            problem(path, `${address} is outside the tunnel subnet ${config.tunnel.subnet}`);
+            problem(path, `${address} is outside the tunnel subnet ${subnetText}`);
             return false;
         }
         if (isNetworkOrBroadcast(subnet, address)) {
-            problem(path, `${address} is the network or broadcast address of ${config.tunnel.subnet}`);
+            problem(path, `${address} is the network or broadcast address of ${subnetText}`);
             return false;
         }
         return true;
     };
 
-    const relayAddress = relayTunnelAddress(config);
-    if (config.relay.tunnelAddress !== undefined) {
-        checkAddress(["relay", "tunnelAddress"], relayAddress);
+    const configuredRelayAddress = looseString(relay.tunnelAddress);
+    if (configuredRelayAddress !== undefined) {
+        checkAddress(["relay", "tunnelAddress"], configuredRelayAddress);
     }
+    const relayAddress = configuredRelayAddress ?? (subnet && hostAddress(subnet, 1));
 
     const peers = [
-        ...config.gateways.map((peer, index) => ({ peer, path: ["gateways", index] as (string | number)[] })),
-        ...config.clients.map((peer, index) => ({ peer, path: ["clients", index] as (string | number)[] })),
+        ...gateways.map((peer, index) => ({ peer, path: ["gateways", index] as (string | number)[] })),
+        ...clients.map((peer, index) => ({ peer, path: ["clients", index] as (string | number)[] })),
     ];
 
-    const namesSeen = new Map<string, string>([[config.relay.name, "relay.name"]]);
+    const relayName = looseString(relay.name);
+    const namesSeen = new Map<string, string>(relayName === undefined ? [] : [[relayName, "relay.name"]]);
     const addressesSeen = new Map<string, string>();
     for (const { peer, path } of peers) {
-        const earlier = namesSeen.get(peer.name);
+        const peerName = looseString(peer.name);
+        const earlier = peerName === undefined ? undefined : namesSeen.get(peerName);
         if (earlier) {
-            problem([...path, "name"], `name '${peer.name}' is already used by ${earlier}`);
-        } else {
-            namesSeen.set(peer.name, `${path[0]}[${path[1]}]`);
+            problem([...path, "name"], `name '${peerName}' is already used by ${earlier}`);
+        } else if (peerName !== undefined) {
+            namesSeen.set(peerName, `${path[0]}[${path[1]}]`);
         }
 
-        if (!checkAddress([...path, "tunnelAddress"], peer.tunnelAddress)) {
+        const address = looseString(peer.tunnelAddress);
+        if (!checkAddress([...path, "tunnelAddress"], address)) {
             continue;
         }
-        if (peer.tunnelAddress === relayAddress) {
-            problem([...path, "tunnelAddress"], `${peer.tunnelAddress} is the relay's tunnel address`);
+        if (address === relayAddress) {
+            problem([...path, "tunnelAddress"], `${address} is the relay's tunnel address`);
             continue;
         }
-        const owner = addressesSeen.get(peer.tunnelAddress);
+        const owner = addressesSeen.get(address!);
         if (owner) {
-            problem([...path, "tunnelAddress"], `${peer.tunnelAddress} is already used by ${owner}`);
+            problem([...path, "tunnelAddress"], `${address} is already used by ${owner}`);
         } else {
-            addressesSeen.set(peer.tunnelAddress, `${path[0]}[${path[1]}]`);
+            addressesSeen.set(address!, `${path[0]}[${path[1]}]`);
         }
     }
 
     const lans: { cidr: Cidr; text: string; where: string }[] = [];
-    config.gateways.forEach((gateway, gatewayIndex) => {
-        gateway.lanSubnets.forEach((text, lanIndex) => {
-            const lan = parseCidr(text);
+    gateways.forEach((gateway, gatewayIndex) => {
+        looseList(gateway.lanSubnets).forEach((text, lanIndex) => {
+            const lan = typeof text === "string" ? parseCidr(text) : undefined;
             if (!lan) {
                 return;
             }
             const path = ["gateways", gatewayIndex, "lanSubnets", lanIndex];
-            if (cidrsOverlap(lan, subnet)) {
-                problem(path, `${text} overlaps the tunnel subnet ${config.tunnel.subnet}`);
+            if (subnet && cidrsOverlap(lan, subnet)) {
+                problem(path, `${text} overlaps the tunnel subnet ${subnetText}`);
                 return;
             }
             const clash = lans.find((other) => cidrsOverlap(other.cidr, lan));
@@ -254,38 +269,39 @@ function checkTopology(config: StackConfig, ctx: z.RefinementCtx): void {
                 problem(path, `${text} overlaps ${clash.text} of ${clash.where}`);
                 return;
             }
-            lans.push({ cidr: lan, text, where: `gateways[${gatewayIndex}]` });
+            lans.push({ cidr: lan, text: text as string, where: `gateways[${gatewayIndex}]` });
         });
     });
 
     const served = new Set(lans.map((lan) => lan.text));
-    const relayIsIp = isIpv4(relayPublicAddress(config.relay));
-    config.clients.forEach((client, clientIndex) => {
-        (client.routes ?? []).forEach((route, routeIndex) => {
-            if (parseCidr(route) && !served.has(route)) {
+    const relayPublic = looseString(relay.publicAddress) ?? looseString(looseObject(relay.ssh).host);
+    clients.forEach((client, clientIndex) => {
+        looseList(client.routes).forEach((route, routeIndex) => {
+            if (typeof route === "string" && parseCidr(route) && !served.has(route)) {
                 problem(["clients", clientIndex, "routes", routeIndex], `${route} is not a LAN subnet of any gateway`);
             }
         });
-        if (client.transport === "udp" && !config.relay.allowDirectUdp) {
+        if (client.transport === "udp" && relay.allowDirectUdp !== true) {
             problem(["clients", clientIndex, "transport"], "'udp' needs relay.allowDirectUdp: true, or the relay drops the client's packets");
         }
-        if (client.fullTunnel && !relayIsIp) {
+        if (client.fullTunnel === true && relayPublic !== undefined && !isIpv4(relayPublic)) {
             // The relay's own address must be routed outside a full tunnel, so it has to be known as an address.
             problem(["clients", clientIndex, "fullTunnel"], "a full tunnel needs relay.publicAddress (or relay.ssh.host) to be an IPv4 address");
         }
     });
 
-    const wstunnel = config.wstunnel;
-    if (wstunnel.source === "local" && !wstunnel.localBinary) {
+    const wstunnel = looseObject(config.wstunnel);
+    const source = wstunnel.source;
+    if (source === "local" && !wstunnel.localBinary) {
         problem(["wstunnel", "localBinary"], "source 'local' needs localBinary: the path of a wstunnel binary on this machine");
     }
-    if (wstunnel.source === "mirror" && !wstunnel.mirrorBaseUrl) {
+    if (source === "mirror" && !wstunnel.mirrorBaseUrl) {
         problem(["wstunnel", "mirrorBaseUrl"], "source 'mirror' needs mirrorBaseUrl");
     }
-    if (wstunnel.source !== "local" && Object.keys(wstunnel.sha256).length === 0) {
+    if ((source === "release" || source === "mirror") && Object.keys(looseObject(wstunnel.sha256)).length === 0) {
         problem(
             ["wstunnel", "sha256"],
-            `source '${wstunnel.source}' needs the SHA-256 of wstunnel ${wstunnel.version}'s archive for each host architecture (amd64, arm64, armv7), from the release's checksums.txt`,
+            `source '${source}' needs the SHA-256 of wstunnel ${looseString(wstunnel.version) ?? "release"}'s archive for each host architecture (amd64, arm64, armv7), from the release's checksums.txt`,
         );
     }
 }

@@ -93,13 +93,33 @@ describe("stack config", () => {
         ).toEqual({ relay: { ssh: { host: "198.51.100.10" } }, gateway: [], note: "plain text" });
     });
 
-    it("reports every problem at once, one line each", () => {
+    it("reports every problem at once, one line each: field, cross-field and unknown-key mistakes mixed", () => {
         const problems = problemsOf(
             withChange((c) => {
                 c.relay.ssh.host = "bad host";
+                c.relay.wstunnelPort = 70000;
                 c.clients![0].tunnelAddress = "10.20.0.3";
+                c.gateways![0].lanSubnets = ["10.10.0.0/16"];
+                (c as any).gateway = [];
             }),
         );
-        expect(problems).toHaveLength(2);
+        expect(problems.sort()).toEqual([
+            "wg-relay:clients[0].tunnelAddress: 10.20.0.3 is outside the tunnel subnet 10.10.0.0/24",
+            "wg-relay:gateway: unknown key; did you mean wg-relay:gateways?",
+            "wg-relay:gateways[0].lanSubnets[0]: 10.10.0.0/16 overlaps the tunnel subnet 10.10.0.0/24",
+            "wg-relay:relay.ssh.host: expected a DNS name or an IPv4 address",
+            expect.stringMatching(/^wg-relay:relay\.wstunnelPort: /),
+        ]);
+    });
+
+    it("checks what it can around malformed parts, and never trips over them", () => {
+        const problems = problemsOf({ relay: "relay.example.org", gateways: "rpi1", clients: [{ name: "laptop", tunnelAddress: "10.10.0.300" }, 7] });
+        expect(problems.sort()).toEqual([
+            "wg-relay:clients[0].tunnelAddress: expected an IPv4 address like 10.10.0.2",
+            expect.stringMatching(/^wg-relay:clients\[1\]: /),
+            expect.stringMatching(/^wg-relay:gateways: /),
+            expect.stringMatching(/^wg-relay:relay: /),
+            expect.stringMatching(/^wg-relay:wstunnel\.sha256: source 'release' needs the SHA-256 of wstunnel 10\.6\.2's archive/),
+        ]);
     });
 });

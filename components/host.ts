@@ -3,7 +3,9 @@
 // idempotent: @pulumi/command re-runs a step whenever its inputs change, and after a failed apply.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { posix } from "node:path";
 import { SshConfig } from "./config";
+import { ownedDirs } from "./render/paths";
 
 const scriptDelimiter = "WG_RELAY_SCRIPT";
 const fileDelimiter = "WG_RELAY_FILE";
@@ -81,6 +83,20 @@ function replaceFileScript(path: string, fill: string, mode: string, owner = "ro
         `chmod ${mode} "$tmp"`,
         `[ "$tmp" = ${quoted} ] || mv -f "$tmp" ${quoted}`,
     ].join("\n");
+}
+
+/** Removes files, then each folder of theirs that wg-relay owns (ownedDirs) and that is left empty, deepest first. */
+export function removeFilesScript(paths: string[]): string {
+    const owned = (dir: string) => ownedDirs.some((root) => dir === root || dir.startsWith(`${root}/`));
+    const dirs = new Set<string>();
+    for (const path of paths) {
+        for (let dir = posix.dirname(path); owned(dir); dir = posix.dirname(dir)) {
+            dirs.add(dir);
+        }
+    }
+    const deepestFirst = [...dirs].sort((a, b) => b.split("/").length - a.split("/").length);
+    // Steps on one host are removed side by side: another may have emptied or removed the folder first.
+    return [`rm -f ${paths.map(shellQuote).join(" ")}`, ...deepestFirst.map((dir) => `rmdir ${shellQuote(dir)} 2>/dev/null || true`)].join("\n");
 }
 
 /** Runs `script` only when the file step before it changed the file. */
@@ -173,7 +189,7 @@ export class Host {
             script: pulumi
                 .output(options.content)
                 .apply((content) => [writeFileScript({ ...options, content }), whenChanged(options.onChange), options.ensure].filter(Boolean).join("\n")),
-            deleteScript: [options.beforeRemove, `rm -f ${shellQuote(options.path)}`, options.afterRemove].filter(Boolean).join("\n"),
+            deleteScript: [options.beforeRemove, removeFilesScript([options.path]), options.afterRemove].filter(Boolean).join("\n"),
             dependsOn: options.dependsOn,
         });
     }
@@ -181,7 +197,7 @@ export class Host {
     writeSecretFile(step: string, options: WriteSecretFileOptions): command.remote.Command {
         return this.run(step, {
             script: pulumi.output(options.onChange).apply((onChange) => [writeStdinToFileScript(options.path), whenChanged(onChange)].filter(Boolean).join("\n")),
-            deleteScript: [`rm -f ${shellQuote(options.path)}`, options.afterRemove].filter(Boolean).join("\n"),
+            deleteScript: [removeFilesScript([options.path]), options.afterRemove].filter(Boolean).join("\n"),
             secretStdin: options.content,
             dependsOn: options.dependsOn,
         });

@@ -1,11 +1,10 @@
 // The WireGuard part every host shares: tools, forwarding, the key file, wg0.conf and its live application.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { Host, shellQuote } from "./host";
+import { Host, removeFilesScript, systemd } from "./host";
 import { renderWgApplyScript } from "./render/scripts";
 import { renderForwardingSysctl } from "./render/sysctl";
 import {
-    libDir,
     stateDir,
     sysctlPath,
     wgApplyScriptPath,
@@ -43,7 +42,6 @@ export function deployPresharedKey(
                 (peer) =>
                     `if systemctl is-active --quiet ${wgQuickUnit}; then wg set ${wireguardInterface} peer ${peer} preshared-key ${args.path}; fi`,
             ),
-        afterRemove: `rmdir "$(dirname ${shellQuote(args.path)})" 2>/dev/null || true`,
         dependsOn: args.dependsOn,
     });
 }
@@ -65,7 +63,6 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
         path: wgApplyScriptPath,
         content: renderWgApplyScript(),
         mode: "0755",
-        afterRemove: `rmdir ${libDir} 2>/dev/null || true`,
     });
     before.push(
         applyScript,
@@ -83,8 +80,8 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
         mode: "0600",
         // wg-apply starts, restarts or syncs as needed, and does nothing disruptive when nothing changed.
         ensure: `${wgApplyScriptPath} ${wireguardInterface}`,
-        beforeRemove: `systemctl disable --now ${wgQuickUnit} 2>/dev/null || true`,
-        afterRemove: `rm -f ${shellQuote(`${stateDir}/${wireguardInterface}.applied.conf`)}\nrmdir ${stateDir} 2>/dev/null || true`,
+        beforeRemove: systemd.disableStop(wgQuickUnit),
+        afterRemove: removeFilesScript([`${stateDir}/${wireguardInterface}.applied.conf`]),
         dependsOn: before,
     });
 }

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { WstunnelConfig } from "./config";
-import { Host, shellQuote, systemd } from "./host";
+import { Host, removeFilesScript, shellQuote, systemd } from "./host";
 import {
     renderWstunnelClientEnvironment,
     renderWstunnelClientUnit,
@@ -21,7 +21,6 @@ import {
     wstunnelBinaryPath,
     wstunnelClientEnvPath,
     wstunnelClientUnit,
-    stateDir,
     wstunnelInstallScriptPath,
     wstunnelReleaseMarkerPath,
     wstunnelRestrictionsPath,
@@ -52,7 +51,7 @@ export function installWstunnelBinary(
         mode: "0755",
         dependsOn,
     });
-    const remove = `rm -f ${wstunnelBinaryPath} ${wstunnelReleaseMarkerPath}\nrmdir ${stateDir} 2>/dev/null || true`;
+    const remove = removeFilesScript([wstunnelBinaryPath, wstunnelReleaseMarkerPath]);
     if (settings.source === "local") {
         const sha256 = fileSha256(settings.localBinary!);
         const staged = `/tmp/wg-relay-wstunnel-${sha256.slice(0, 16)}`;

@@ -3,8 +3,9 @@ export const wireguardInterface = "wg0";
 export const wireguardDir = "/etc/wireguard";
 export const wireguardConfPath = `${wireguardDir}/${wireguardInterface}.conf`;
 export const wireguardKeyPath = `${wireguardDir}/${wireguardInterface}.key`;
+const relayPresharedKeyDir = `${wireguardDir}/psk`;
 /** The relay keeps one preshared key per peer; a gateway or client has one, shared with the relay. */
-export const relayPresharedKeyPath = (peer: string) => `${wireguardDir}/psk/${peer}.psk`;
+export const relayPresharedKeyPath = (peer: string) => `${relayPresharedKeyDir}/${peer}.psk`;
 export const peerPresharedKeyPath = `${wireguardDir}/${wireguardInterface}.psk`;
 export const wgQuickUnit = `wg-quick@${wireguardInterface}.service`;
 
@@ -16,6 +17,8 @@ export const wgApplyScriptPath = `${libDir}/wg-apply`;
 export const wstunnelInstallScriptPath = `${libDir}/wstunnel-install`;
 export const wstunnelReleaseMarkerPath = `${stateDir}/wstunnel-release.sha256`;
 export const sysctlPath = "/etc/sysctl.d/90-wg-relay.conf";
+/** Folders wg-relay creates, with everything under them: removing the last file in one removes the folder too. */
+export const ownedDirs = [configDir, stateDir, libDir, relayPresharedKeyDir];
 
 export const wstunnelServerUnit = "wg-relay-wstunnel-server.service";
 export const wstunnelClientUnit = "wg-relay-wstunnel-client.service";

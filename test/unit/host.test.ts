@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { asRoot, installPackagesScript, shellQuote, writeFileScript, writeStdinToFileScript } from "../../components/host";
+import { asRoot, installPackagesScript, removeFilesScript, shellQuote, writeFileScript, writeStdinToFileScript } from "../../components/host";
 
 const asRootUser = process.getuid?.() === 0;
 
@@ -60,5 +60,14 @@ describe("host layer scripts", () => {
         execFileSync("sh", ["-n"], { input: script });
         expect(script).toContain("dpkg-query");
         expect(script.indexOf("apt-get update")).toBeGreaterThan(script.indexOf('if [ -n "$missing" ]'));
+    });
+    it("removes a file's folders that wg-relay owns once they are empty, and never a folder it does not own", () => {
+        expect(removeFilesScript(["/etc/wg-relay/tls/server.key"]).split("\n")).toEqual([
+            "rm -f '/etc/wg-relay/tls/server.key'",
+            "rmdir '/etc/wg-relay/tls' 2>/dev/null || true",
+            "rmdir '/etc/wg-relay' 2>/dev/null || true",
+        ]);
+        expect(removeFilesScript(["/etc/wireguard/psk/rpi1.psk"])).toContain("rmdir '/etc/wireguard/psk'");
+        expect(removeFilesScript(["/etc/wireguard/wg0.conf", "/usr/local/bin/wstunnel"])).toBe("rm -f '/etc/wireguard/wg0.conf' '/usr/local/bin/wstunnel'");
     });
 });

@@ -87,7 +87,7 @@ describe("stack config", () => {
                 "wg-relay:relay": '{"ssh":{"host":"198.51.100.10"}}',
                 "wg-relay:gateway": "[]",
                 "wg-relay:note": "plain text",
-                "wg-relay:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----",
+                "wg-relay:sshPrivateKey": "the SSH key, read as a secret elsewhere",
                 "other:relay": "{}",
             }),
         ).toEqual({ relay: { ssh: { host: "198.51.100.10" } }, gateway: [], note: "plain text" });

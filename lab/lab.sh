@@ -54,6 +54,11 @@ lab_pulumi() {
     ip netns exec wgr-op pulumi --cwd "$REPO" --non-interactive "$@"
 }
 
+# SSH to a lab host from the operator's namespace, with its pinned host key.
+lab_ssh() {
+    ip netns exec wgr-op ssh -F "$LAB/ssh/config" "$@"
+}
+
 # LAB_STACK_CHANGES (JSON, see lab/stack-config.ts) changes the stack as the e2e tests do.
 write_stack_config() {
     (cd "$REPO" && npx --no-install ts-node --transpile-only lab/stack-config.ts \
@@ -96,7 +101,7 @@ udp_drops() {
 versions() {
     phase "versions in use"
     bash "$HERE/toolchain.sh" --versions
-    echo "on the relay: $(ip netns exec wgr-op ssh -F "$LAB/ssh/config" relay /usr/local/bin/wstunnel --version)"
+    echo "on the relay: $(lab_ssh relay /usr/local/bin/wstunnel --version)"
 }
 
 # The lab's wstunnel packed as its releases ship (a bare `wstunnel` at the top of the archive, and checksums.txt),
@@ -167,7 +172,7 @@ main() {
             require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; mirror ;;
         ssh)
             local host=$1; shift
-            ip netns exec wgr-op ssh -F "$LAB/ssh/config" "$host" "$@" ;;
+            lab_ssh "$host" "$@" ;;
         *) sed -n '2,17p' "${BASH_SOURCE[0]}"; exit 2 ;;
     esac
 }

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "no
 import { join } from "node:path";
 import * as yaml from "js-yaml";
 import type { LabChanges } from "../../lab/stack-config";
-import { inNamespace, inNamespaceOk, lab, labTry, onHost, onHostOk, repo, Result, startInNamespace } from "./lab";
+import { inNamespace, inNamespaceOk, lab, LabHost, labHosts, labTry, onHost, onHostOk, repo, Result, startInNamespace } from "./lab";
 
 const relayAddress = "198.51.100.10";
 const lanService = "http://192.168.1.20/";
@@ -95,6 +95,9 @@ async function secondsUntilLanReachable(limit: number): Promise<number> {
     }
     throw new Error(`the LAN host was not reachable from the laptop within ${limit} s`);
 }
+
+/** The wstunnel unit each lab host runs. */
+const wstunnelUnits: Record<LabHost, string> = { relay: "wg-relay-wstunnel-server", rpi1: "wg-relay-wstunnel-client", laptop: "wg-relay-wstunnel-client" };
 
 const phone = { name: "phone", tunnelAddress: "10.10.0.4" };
 const withPhone: LabChanges = { extraClients: [phone] };
@@ -222,7 +225,7 @@ describe("wg-relay in the lab", () => {
             "stack outputs": lab(["pulumi", "stack", "output", "--stack", "lab", "--json"]),
             "rendered wg0.conf": onHostOk("relay", "cat /etc/wireguard/wg0.conf") + onHostOk("rpi1", "cat /etc/wireguard/wg0.conf"),
         };
-        for (const host of ["relay", "rpi1", "laptop"] as const) {
+        for (const host of labHosts) {
             places[`${host} process list`] = onHostOk(host, "ps -eww -o args");
             places[`${host} journal`] = onHostOk(host, "journalctl --no-pager -b -o cat");
         }
@@ -297,14 +300,13 @@ describe("wg-relay in the lab", () => {
         // Bytes after the end of an ELF file are ignored when it runs: same program, another checksum.
         writeFileSync(changed, Buffer.concat([readFileSync(current), Buffer.from("\nwg-relay e2e\n")]), { mode: 0o755 });
         const steps = changedSteps(rotated, { WG_RELAY_WSTUNNEL_BINARY: changed });
-        const expected = ["relay", "rpi1", "laptop"].flatMap((host) => [`replace ${host}-wstunnel-upload`, `update ${host}-wstunnel-binary`]);
+        const expected = labHosts.flatMap((host) => [`replace ${host}-wstunnel-upload`, `update ${host}-wstunnel-binary`]);
         expect(hostSteps(steps).filter((step) => !step.startsWith("create-replacement") && !step.startsWith("delete-replaced"))).toEqual(expected.sort());
-        const units = { relay: "wg-relay-wstunnel-server", rpi1: "wg-relay-wstunnel-client", laptop: "wg-relay-wstunnel-client" } as const;
-        const invocation = (host: keyof typeof units) => onHostOk(host, `systemctl show -p InvocationID --value ${units[host]}`).trim();
-        const wgLink = (host: keyof typeof units) => onHostOk(host, "cat /sys/class/net/wg0/ifindex").trim();
-        const before = Object.keys(units).map((host) => [invocation(host as keyof typeof units), wgLink(host as keyof typeof units)]);
+        const invocation = (host: LabHost) => onHostOk(host, `systemctl show -p InvocationID --value ${wstunnelUnits[host]}`).trim();
+        const wgLink = (host: LabHost) => onHostOk(host, "cat /sys/class/net/wg0/ifindex").trim();
+        const before = labHosts.map((host) => [invocation(host), wgLink(host)]);
         up();
-        const after = Object.keys(units).map((host) => [invocation(host as keyof typeof units), wgLink(host as keyof typeof units)]);
+        const after = labHosts.map((host) => [invocation(host), wgLink(host)]);
         for (const [index, [unitBefore, linkBefore]] of before.entries()) {
             expect(after[index][0]).not.toBe(unitBefore); // wstunnel restarted
             expect(after[index][1]).toBe(linkBefore); // WireGuard did not
@@ -373,7 +375,7 @@ describe("wg-relay in the lab", () => {
             "/etc/systemd/system/wg-relay-wstunnel-client.service",
             "/usr/local/share/ca-certificates/wg-relay-lab.crt",
         ];
-        for (const host of ["relay", "rpi1", "laptop"] as const) {
+        for (const host of labHosts) {
             const left = onHostOk(host, `for f in ${installed.join(" ")}; do [ ! -e $f ] || echo $f; done`);
             expect(left.trim()).toBe("");
             expect(onHostOk(host, "iptables-save | grep -c wg-relay || true").trim()).toBe("0");
@@ -419,12 +421,11 @@ describe("wg-relay in the lab", () => {
         const archive = join(folder, asset);
         const genuine = readFileSync(archive);
         const mirror = { baseUrl: "http://198.51.100.1", version, sha256 };
-        const hosts = { relay: "wg-relay-wstunnel-server", rpi1: "wg-relay-wstunnel-client", laptop: "wg-relay-wstunnel-client" } as const;
         const running = () =>
-            (Object.keys(hosts) as (keyof typeof hosts)[]).map((host) => ({
+            labHosts.map((host) => ({
                 binary: onHostOk(host, "sha256sum /usr/local/bin/wstunnel").split(" ")[0],
-                invocation: onHostOk(host, `systemctl show -p InvocationID --value ${hosts[host]}`).trim(),
-                state: onHostOk(host, `systemctl show -p ActiveState --value ${hosts[host]}`).trim(),
+                invocation: onHostOk(host, `systemctl show -p InvocationID --value ${wstunnelUnits[host]}`).trim(),
+                state: onHostOk(host, `systemctl show -p ActiveState --value ${wstunnelUnits[host]}`).trim(),
             }));
         const before = running();
         expect(before.map((host) => host.state)).toEqual(["active", "active", "active"]);
@@ -432,7 +433,7 @@ describe("wg-relay in the lab", () => {
             const tampered = Buffer.concat([genuine, Buffer.from("tampered")]);
             writeFileSync(archive, tampered);
             const steps = hostSteps(changedSteps({ ...rotated, wstunnelMirror: mirror }));
-            for (const host of Object.keys(hosts)) {
+            for (const host of labHosts) {
                 expect(steps).toContain(`update ${host}-wstunnel-installer`);
                 expect(steps).toContain(`update ${host}-wstunnel-binary`);
             }

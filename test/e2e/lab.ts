@@ -5,6 +5,10 @@ import { shellQuote } from "../../components/host";
 
 export const repo = resolve(__dirname, "..", "..");
 
+/** The lab's nspawn hosts, reached over SSH. */
+export type LabHost = "relay" | "rpi1" | "laptop";
+export const labHosts: LabHost[] = ["relay", "rpi1", "laptop"];
+
 export interface Result {
     status: number | null;
     stdout: string;
@@ -45,11 +49,11 @@ export function inNamespaceOk(namespace: string, args: string[]): string {
  * A shell command on a lab host over SSH, as root. ssh hands its command to the remote user's shell, so the script
  * travels single-quoted: only the `sh -c` on the host expands it.
  */
-export function onHost(host: "relay" | "rpi1" | "laptop", script: string): Result {
+export function onHost(host: LabHost, script: string): Result {
     return labTry(["ssh", host, `sudo -n sh -c ${shellQuote(script)}`]);
 }
 
-export function onHostOk(host: "relay" | "rpi1" | "laptop", script: string): string {
+export function onHostOk(host: LabHost, script: string): string {
     return check(`${host}: ${script}`, onHost(host, script));
 }
 

@@ -37,6 +37,17 @@ const sshHostKey = z
     );
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected a SHA-256 digest: 64 lowercase hex digits");
 const rotation = z.number().int().min(0).default(0);
+const wireguardKey = z
+    .string()
+    .refine((value) => /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/.test(value), { message: "expected a WireGuard key: 44 characters of base64 (32 bytes), as `wg genkey` prints" });
+/** Keys a peer already has (e.g. from wg-easy) instead of generated ones; the program handles them as secrets. */
+const existingKeys = z
+    .strictObject({
+        privateKey: wireguardKey.describe("the peer's WireGuard private key"),
+        presharedKey: wireguardKey.optional().describe("the preshared key it shares with the relay"),
+    })
+    .optional()
+    .describe("keep this peer's existing WireGuard keys (e.g. imported from wg-easy) instead of generating them; set with `pulumi config set --secret --path`");
 
 const sshConnection = z.strictObject({
     host: host.describe("SSH host name or address"),
@@ -81,6 +92,10 @@ const relaySchema = z.strictObject({
     publicInterface: interfaceName.default("eth0").describe("the relay's internet-facing interface"),
     allowDirectUdp: z.boolean().default(false).describe("leave WireGuard's UDP port open on publicInterface for clients that can use UDP"),
     keyRotation: rotation.describe("bump to replace the relay's WireGuard key"),
+    existingKeys: z
+        .strictObject({ privateKey: wireguardKey.describe("the relay's WireGuard private key") })
+        .optional()
+        .describe("keep the relay's existing WireGuard key (e.g. wg-easy's server key) instead of generating one; set with `pulumi config set --secret --path`"),
 });
 
 const wstunnelSchema = z
@@ -125,8 +140,8 @@ const gatewaySchema = z.strictObject({
         .boolean()
         .default(false)
         .describe("add a preshared key between this peer and the relay (a second, symmetric secret on top of the key pairs)"),
-
     keyRotation: rotation.describe("bump to replace this gateway's WireGuard key"),
+    existingKeys,
 });
 
 const clientSchema = z.strictObject({
@@ -143,42 +158,61 @@ const clientSchema = z.strictObject({
         .boolean()
         .default(false)
         .describe("add a preshared key between this peer and the relay (a second, symmetric secret on top of the key pairs)"),
-
     keyRotation: rotation.describe("bump to replace this client's WireGuard key"),
+    existingKeys,
 });
 
-export const stackConfigSchema = z
-    .strictObject({
-        tunnel: tunnelSchema.describe("the tunnel network"),
-        relay: relaySchema.describe("the VPS with a public address"),
-        wstunnel: wstunnelSchema.describe("the wstunnel binary and its client side"),
-        gateways: z.array(gatewaySchema).default([]).describe("LAN gateways (e.g. a Raspberry Pi) that dial out to the relay"),
-        clients: z.array(clientSchema).default([]).describe("roaming clients: laptops and phones"),
-    })
-    // `when`: also after field problems, so the user sees every problem in one run.
-    .superRefine(checkTopology, { when: () => true });
+/** The config as the user writes it: every key the program reads. */
+const stackConfigObject = z.strictObject({
+    tunnel: tunnelSchema.describe("the tunnel network"),
+    relay: relaySchema.describe("the VPS with a public address"),
+    wstunnel: wstunnelSchema.describe("the wstunnel binary and its client side"),
+    gateways: z.array(gatewaySchema).default([]).describe("LAN gateways (e.g. a Raspberry Pi) that dial out to the relay"),
+    clients: z.array(clientSchema).default([]).describe("roaming clients: laptops and phones"),
+});
+
+export const githubReleaseBaseUrl = "https://github.com/erebe/wstunnel/releases/download";
+
+/**
+ * The config parsed once, with everything derived from it resolved: components take it as it is and parse nothing.
+ * `when`: the cross-field checks run also after field problems, so the user sees every problem in one run.
+ */
+export const stackConfigSchema = stackConfigObject.superRefine(checkTopology, { when: () => true }).transform(resolveNetwork);
 
 export type StackConfigInput = z.input<typeof stackConfigSchema>;
-export type StackConfig = z.output<typeof stackConfigSchema>;
-export type TunnelConfig = StackConfig["tunnel"];
-export type RelayConfig = StackConfig["relay"];
-export type WstunnelConfig = StackConfig["wstunnel"];
-export type GatewayConfig = StackConfig["gateways"][number];
-export type ClientConfig = StackConfig["clients"][number];
-export type SshConfig = z.output<typeof peerSshConnection> | z.output<typeof sshConnection>;
+/** The resolved network: what the program builds. */
+export type Network = z.output<typeof stackConfigSchema>;
+export type TunnelNetwork = Network["tunnel"];
+export type RelaySettings = Network["relay"];
+export type WstunnelSettings = Network["wstunnel"];
+export type WstunnelBinarySource = WstunnelSettings["binary"];
+export type GatewaySettings = Network["gateways"][number];
+export type ClientSettings = Network["clients"][number];
+export type SshSettings = z.output<typeof peerSshConnection> | z.output<typeof sshConnection>;
+export type ExistingKeys = z.output<typeof existingKeys>;
 
-/** The relay's tunnel address: configured, or the subnet's first host. */
-export function relayTunnelAddress(config: Pick<StackConfig, "relay" | "tunnel">): string {
-    return config.relay.tunnelAddress ?? hostAddress(parseCidr(config.tunnel.subnet)!, 1);
-}
-
-export function relayPublicAddress(relay: RelayConfig): string {
-    return relay.publicAddress ?? relay.ssh.host;
-}
-
-/** The LAN subnets a client routes through the tunnel. */
-export function clientRoutes(config: StackConfig, client: ClientConfig): string[] {
-    return client.routes ?? config.gateways.flatMap((gateway) => gateway.lanSubnets);
+function resolveNetwork(config: z.output<typeof stackConfigObject>) {
+    const subnet = parseCidr(config.tunnel.subnet)!;
+    const { source, mirrorBaseUrl, localBinary, sha256, ...wstunnel } = config.wstunnel;
+    const binary =
+        source === "local"
+            ? { kind: "upload" as const, localBinary: localBinary! }
+            : { kind: "download" as const, baseUrl: source === "mirror" ? mirrorBaseUrl!.replace(/\/+$/, "") : githubReleaseBaseUrl, sha256 };
+    const everyLan = config.gateways.flatMap((gateway) => gateway.lanSubnets);
+    return {
+        tunnel: { ...config.tunnel, prefixLength: subnet.prefix },
+        relay: {
+            ...config.relay,
+            publicAddress: config.relay.publicAddress ?? config.relay.ssh.host,
+            tunnelAddress: config.relay.tunnelAddress ?? hostAddress(subnet, 1),
+            // Some client sends all its traffic through the relay: it forwards and masquerades onto the internet.
+            internetEgress: config.clients.some((client) => client.fullTunnel),
+        },
+        wstunnel: { ...wstunnel, binary },
+        gateways: config.gateways,
+        // A client routes every gateway's LAN unless it names its own.
+        clients: config.clients.map((client) => ({ ...client, routes: client.routes ?? everyLan })),
+    };
 }
 
 // Cross-field checks run even when some fields failed their own checks, so one run reports every problem. They
@@ -290,6 +324,26 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
         }
     });
 
+    const checkExistingKeys = (path: (string | number)[], peer: Loose) => {
+        if (peer.existingKeys === undefined) {
+            return;
+        }
+        if (typeof peer.keyRotation === "number" && peer.keyRotation > 0) {
+            problem([...path, "keyRotation"], "existing keys are never rotated by the program: replace existingKeys instead, or remove them to have keys generated");
+        }
+        const hasPresharedKey = looseString(looseObject(peer.existingKeys).presharedKey) !== undefined;
+        if (peer.presharedKey === true && !hasPresharedKey) {
+            problem([...path, "existingKeys", "presharedKey"], "presharedKey: true with existing keys needs the existing preshared key too");
+        }
+        if (peer.presharedKey !== true && hasPresharedKey) {
+            problem([...path, "presharedKey"], "existingKeys.presharedKey is set: set presharedKey: true to use it");
+        }
+    };
+    checkExistingKeys(["relay"], relay);
+    for (const { peer, path } of peers) {
+        checkExistingKeys(path, peer);
+    }
+
     const wstunnel = looseObject(config.wstunnel);
     const source = wstunnel.source;
     if (source === "local" && !wstunnel.localBinary) {
@@ -353,7 +407,7 @@ function parseValue(text: string): unknown {
 }
 
 /** Validates the raw values of the stack's config keys; throws one ConfigError listing every problem. */
-export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
+export function parseStackConfig(raw: Record<string, unknown>): Network {
     const result = stackConfigSchema.safeParse(raw, {
         error: (issue) => (issue.code === "invalid_type" && issue.input === undefined ? "required, but not set in the stack config" : undefined),
     });
@@ -376,7 +430,7 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
 
 /** The keys the schema allows in the object at `path`. */
 function knownKeys(path: PropertyKey[]): string[] {
-    let schema: z.core.$ZodType = stackConfigSchema;
+    let schema: z.core.$ZodType = stackConfigObject;
     const unwrap = (type: z.core.$ZodType): z.core.$ZodType =>
         type instanceof z.ZodDefault || type instanceof z.ZodOptional ? unwrap(type.unwrap() as z.core.$ZodType) : type;
     for (const part of path) {

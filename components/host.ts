@@ -4,8 +4,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { posix } from "node:path";
-import { SshConfig } from "./config";
+import { SshSettings } from "./config";
 import { ownedDirs } from "./render/paths";
+import { shellQuote } from "./shell";
+
+/** Debian packages every wg-relay host needs (curl and CA certificates fetch a wstunnel release). */
+export const hostPackages = ["wireguard-tools", "iptables", "curl", "ca-certificates"];
 
 const scriptDelimiter = "WG_RELAY_SCRIPT";
 const fileDelimiter = "WG_RELAY_FILE";
@@ -13,7 +17,7 @@ const fileDelimiter = "WG_RELAY_FILE";
 export type Connection = command.types.input.remote.ConnectionArgs;
 
 /** SSH connection settings for a host; `proxy` makes it reachable only through a jump host. */
-export function sshConnection(ssh: SshConfig, privateKey: pulumi.Input<string>, proxy?: Connection): Connection {
+export function sshConnection(ssh: SshSettings, privateKey: pulumi.Input<string>, proxy?: Connection): Connection {
     return {
         host: ssh.host,
         port: ssh.port,
@@ -43,12 +47,8 @@ function assertNoDelimiter(text: string, delimiter: string): void {
     }
 }
 
-/** Single-quotes a word for sh. */
-export function shellQuote(word: string): string {
-    return `'${word.replace(/'/g, `'\\''`)}'`;
-}
 
-export interface FileSpec {
+export interface FileContent {
     path: string;
     content: string;
     mode: string;
@@ -61,7 +61,7 @@ export interface FileSpec {
  * differs from what the host has, so a re-run (after a failure, or when only the SSH connection changed)
  * restarts nothing.
  */
-export function writeFileScript(file: FileSpec): string {
+export function writeFileScript(file: FileContent): string {
     assertNoDelimiter(file.content, fileDelimiter);
     return replaceFileScript(file.path, `cat > "$tmp" <<'${fileDelimiter}'\n${file.content.replace(/\n$/, "")}\n${fileDelimiter}`, file.mode, file.owner, file.group);
 }
@@ -131,7 +131,7 @@ export interface RunOptions extends StepOptions {
     secretStdin?: pulumi.Input<string>;
 }
 
-export interface WriteFileOptions extends StepOptions, Omit<FileSpec, "content"> {
+export interface WriteFileOptions extends StepOptions, Omit<FileContent, "content"> {
     content: pulumi.Input<string>;
     /** Runs when the file changed, e.g. a restart. */
     onChange?: string;

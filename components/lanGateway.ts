@@ -1,89 +1,82 @@
 // LanGateway: the always-on machine in the home LAN (a Raspberry Pi). It dials out to the relay through its own
 // wstunnel client, so CG-NAT never has to let anything in, and routes tunnel traffic onto the LAN.
 import * as pulumi from "@pulumi/pulumi";
-import { GatewayConfig } from "./config";
+import { GatewaySettings, TunnelNetwork, WstunnelSettings } from "./config";
 import { Host, sshConnection } from "./host";
-import { parseCidr } from "./net";
-import { firewallHooks, FirewallRule, relayAsPeer, renderWgQuickConf } from "./render/wireguard";
+import { firewallHooks, FirewallRule, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { peerPresharedKeyPath, wireguardKeyPath } from "./render/paths";
 import { PeerComponentArgs, provisionPeerHost } from "./peerHost";
 
 export interface LanGatewayArgs extends PeerComponentArgs {
-    gateway: GatewayConfig;
+    gateway: GatewaySettings;
 }
 
-export interface GatewayFirewallSpec {
+export interface GatewayFirewallSettings {
     tunnelSubnet: string;
     lanInterface: string;
     lanSubnets: string[];
     masquerade: boolean;
 }
 
-export function gatewayFirewallRules(spec: GatewayFirewallSpec): FirewallRule[] {
-    const rules: FirewallRule[] = spec.lanSubnets.map((lan) => ({
+export function gatewayFirewallRules(settings: GatewayFirewallSettings): FirewallRule[] {
+    const rules: FirewallRule[] = settings.lanSubnets.map((lan) => ({
         table: "filter" as const,
         chain: "FORWARD",
-        spec: `-i %i -o ${spec.lanInterface} -d ${lan} -j ACCEPT`,
+        rule: `-i %i -o ${settings.lanInterface} -d ${lan} -j ACCEPT`,
     }));
-    rules.push({ table: "filter", chain: "FORWARD", spec: `-i ${spec.lanInterface} -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT` });
-    if (spec.masquerade) {
+    rules.push({ table: "filter", chain: "FORWARD", rule: `-i ${settings.lanInterface} -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT` });
+    if (settings.masquerade) {
         // LAN hosts then answer the gateway, which needs no route for the tunnel subnet on the home router.
-        rules.push({ table: "nat", chain: "POSTROUTING", spec: `-s ${spec.tunnelSubnet} -o ${spec.lanInterface} -j MASQUERADE` });
+        rules.push({ table: "nat", chain: "POSTROUTING", rule: `-s ${settings.tunnelSubnet} -o ${settings.lanInterface} -j MASQUERADE` });
     }
     return rules;
+}
+
+/** The gateway's wg0 template: the relay as its one peer, reached through the local wstunnel client. */
+export function gatewayWgQuickConf(gateway: GatewaySettings, tunnel: TunnelNetwork, wstunnel: Pick<WstunnelSettings, "localPort">, relayName: string): WgQuickConf {
+    return {
+        title: `WireGuard on ${gateway.name}, a LAN gateway`,
+        interface: {
+            address: `${gateway.tunnelAddress}/${tunnel.prefixLength}`,
+            mtu: tunnel.mtu,
+            privateKey: { file: wireguardKeyPath },
+            hooks: firewallHooks(
+                gatewayFirewallRules({
+                    tunnelSubnet: tunnel.subnet,
+                    lanInterface: gateway.lanInterface,
+                    lanSubnets: gateway.lanSubnets,
+                    masquerade: gateway.masquerade,
+                }),
+            ),
+        },
+        peers: [
+            relayAsPeer({
+                publicKey: { ofPeer: relayName },
+                presharedKey: gateway.presharedKey ? { file: peerPresharedKeyPath } : undefined,
+                // The whole tunnel subnet: clients' packets arrive through the relay with their own addresses.
+                allowedIps: [tunnel.subnet],
+                endpoint: `127.0.0.1:${wstunnel.localPort}`,
+                keepaliveSeconds: tunnel.keepaliveSeconds,
+            }),
+        ],
+    };
 }
 
 export class LanGateway extends pulumi.ComponentResource {
     readonly publicKey: pulumi.Output<string>;
     readonly tunnelAddress: pulumi.Output<string>;
     readonly lanSubnets: pulumi.Output<string[]>;
-    readonly wireguardConf: pulumi.Output<string>;
+    /** The rendered wg0 template (no keys in it). */
+    readonly wireguardTemplate: string;
 
     constructor(name: string, args: LanGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:LanGateway", name, {}, opts);
-        const { gateway, tunnel, wstunnel } = args;
-        const proxy = gateway.ssh.via === "relay" ? args.relay.connection : undefined;
+        const { gateway, relay } = args;
+        const proxy = gateway.ssh.via === "relay" ? relay.connection : undefined;
         const host = new Host(name, sshConnection(gateway.ssh, args.sshPrivateKey, proxy), gateway.ssh.user, this);
 
-        const prefixLength = parseCidr(tunnel.subnet)!.prefix;
-        this.wireguardConf = args.relay.publicKey.apply((relayKey) =>
-            renderWgQuickConf({
-                title: `wg-relay LAN gateway ${gateway.name}`,
-                interface: {
-                    address: `${gateway.tunnelAddress}/${prefixLength}`,
-                    mtu: tunnel.mtu,
-                    privateKey: { file: wireguardKeyPath },
-                    hooks: firewallHooks(
-                        gatewayFirewallRules({
-                            tunnelSubnet: tunnel.subnet,
-                            lanInterface: gateway.lanInterface,
-                            lanSubnets: gateway.lanSubnets,
-                            masquerade: gateway.masquerade,
-                        }),
-                    ),
-                },
-                peers: [
-                    relayAsPeer({
-                        publicKey: relayKey,
-                        presharedKey: args.key.presharedKey ? { file: peerPresharedKeyPath } : undefined,
-                        // The whole tunnel subnet: clients' packets arrive through the relay with their own addresses.
-                        allowedIps: [tunnel.subnet],
-                        endpoint: `127.0.0.1:${wstunnel.localPort}`,
-                        keepaliveSeconds: tunnel.keepaliveSeconds,
-                    }),
-                ],
-            }),
-        );
-        provisionPeerHost(host, {
-            wstunnel,
-            relay: args.relay,
-            stack: args.stack,
-            privateKey: args.key.privateKey,
-            presharedKey: args.key.presharedKey,
-            useWstunnel: true,
-            conf: this.wireguardConf,
-            forwarding: true,
-        });
+        this.wireguardTemplate = renderWgQuickConf(gatewayWgQuickConf(gateway, args.tunnel, args.wstunnel, relay.peerName));
+        provisionPeerHost(host, { ...args, useWstunnel: true, template: this.wireguardTemplate, forwarding: true });
 
         this.publicKey = args.key.publicKey;
         this.tunnelAddress = pulumi.output(gateway.tunnelAddress);
@@ -92,7 +85,7 @@ export class LanGateway extends pulumi.ComponentResource {
             publicKey: this.publicKey,
             tunnelAddress: this.tunnelAddress,
             lanSubnets: this.lanSubnets,
-            wireguardConf: this.wireguardConf,
+            wireguardTemplate: this.wireguardTemplate,
         });
     }
 }

@@ -2,37 +2,38 @@
 // and a WireGuard interface whose endpoint is that client's local UDP listener.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { TunnelConfig, WstunnelConfig } from "./config";
-import { Host } from "./host";
+import { TunnelNetwork, WstunnelSettings } from "./config";
+import { Connection, Host, hostPackages } from "./host";
 import { peerPresharedKeyPath, wstunnelClientUnit } from "./render/paths";
-import { VpsRelay } from "./vpsRelay";
 import { WireguardKey } from "./wireguardKey";
-import { deployPresharedKey, deployWireguardInterface } from "./wireguardInterface";
-import { deployWstunnelClient, installWstunnelBinary, wstunnelClientSpec } from "./wstunnelService";
+import { deployWireguardInterface } from "./wireguardInterface";
+import { deployWstunnelClient, installWstunnelBinary, wstunnelClientSettings } from "./wstunnelService";
 
-/** Debian packages every wg-relay host needs (curl and CA certificates fetch a wstunnel release). */
-export const hostPackages = ["wireguard-tools", "iptables", "curl", "ca-certificates"];
+/** What a gateway or client needs of the relay (VpsRelay has it). */
+export interface RelayAccess {
+    peerName: string;
+    publicKey: pulumi.Output<string>;
+    pathPrefix: pulumi.Output<string>;
+    caCertPem: pulumi.Output<string> | undefined;
+    connection: Connection;
+    address: { host: string; wstunnelPort: number; wireguardPort: number };
+}
 
 /** What LanGateway and RoamingClient are both given. */
 export interface PeerComponentArgs {
-    tunnel: TunnelConfig;
-    wstunnel: WstunnelConfig;
+    tunnel: TunnelNetwork;
+    wstunnel: WstunnelSettings;
     /** Names the trust-store file of the stack's CA. */
     stack: string;
-    relay: VpsRelay;
+    relay: RelayAccess;
     key: WireguardKey;
     sshPrivateKey: pulumi.Input<string>;
 }
 
-export interface PeerHostArgs {
-    wstunnel: WstunnelConfig;
-    relay: VpsRelay;
-    stack: string;
-    privateKey: pulumi.Input<string>;
-    presharedKey?: pulumi.Input<string>;
+export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPrivateKey"> {
     /** Whether WireGuard reaches the relay through a local wstunnel client (else straight over UDP). */
     useWstunnel: boolean;
-    conf: pulumi.Input<string>;
+    template: string;
     forwarding: boolean;
 }
 
@@ -41,7 +42,7 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remot
     const wstunnel = args.useWstunnel
         ? [
               deployWstunnelClient(host, {
-                  spec: wstunnelClientSpec(args.relay, args.wstunnel.localPort),
+                  settings: wstunnelClientSettings(args.relay, args.wstunnel.localPort),
                   pathPrefix: args.relay.pathPrefix,
                   caCertPem: args.relay.caCertPem,
                   stack: args.stack,
@@ -49,21 +50,13 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remot
               }),
           ]
         : [];
-    const presharedKey =
-        args.presharedKey === undefined
-            ? []
-            : [
-                  deployPresharedKey(host, "preshared-key", {
-                      path: peerPresharedKeyPath,
-                      content: args.presharedKey,
-                      peerPublicKey: args.relay.publicKey,
-                      dependsOn: [packages],
-                  }),
-              ];
+    const presharedKey = args.key.presharedKey;
     return deployWireguardInterface(host, {
-        privateKey: args.privateKey,
-        conf: args.conf,
+        privateKey: args.key.privateKey,
+        template: args.template,
+        peerPublicKeys: [{ name: args.relay.peerName, publicKey: args.relay.publicKey }],
+        presharedKeys: presharedKey === undefined ? [] : [{ step: "preshared-key", path: peerPresharedKeyPath, key: presharedKey }],
         forwarding: args.forwarding,
-        dependsOn: [packages, ...wstunnel, ...presharedKey],
+        dependsOn: [packages, ...wstunnel],
     });
 }

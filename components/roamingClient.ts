@@ -2,47 +2,28 @@
 // wstunnel client that carries WireGuard over wss:443 through networks that drop UDP; when SSH details are given,
 // the client machine is provisioned like a gateway without the LAN parts.
 import * as pulumi from "@pulumi/pulumi";
-import { ClientConfig } from "./config";
-import { Host, shellQuote, sshConnection } from "./host";
-import { parseCidr } from "./net";
-import { Hook, KeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
+import { ClientSettings, TunnelNetwork } from "./config";
+import { ClientBundle } from "./clientBundle";
+import { Host, sshConnection } from "./host";
+import { shellQuote } from "./shell";
+import { Hook, KeySource, PublicKeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { peerPresharedKeyPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientEnvPath } from "./render/paths";
 import { clientPrefixVariable, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
 import { PeerComponentArgs, provisionPeerHost } from "./peerHost";
-import { wstunnelClientSpec } from "./wstunnelService";
+import { wstunnelClientSettings } from "./wstunnelService";
 
 export interface RoamingClientArgs extends PeerComponentArgs {
-    client: ClientConfig;
-    /** LAN subnets routed into the tunnel (split tunnel). */
-    routes: string[];
+    client: ClientSettings;
 }
 
-/** Everything a user needs to connect one client by hand. A secret: it holds the private key and the path prefix. */
-export interface ClientBundle {
-    name: string;
-    /** wg-quick conf with the private key inline, for `wg-quick up` or a WireGuard app. */
-    wireguardConf: string;
-    /** The wstunnel client to run beside it (the prefix comes from the environment, as in the unit); absent with transport udp. */
-    wstunnelCommand?: string;
-    /** systemd unit and its environment file for Linux clients. */
-    wstunnelUnit?: string;
-    wstunnelEnvironment?: string;
-    /** The stack's CA to add to the client's trust store; absent when the relay has a publicly trusted certificate. */
-    caCertificate?: string;
-}
-
-export interface ClientConfSpec {
-    name: string;
-    tunnelAddress: string;
-    tunnelSubnet: string;
-    mtu: number;
-    keepaliveSeconds: number;
-    relayPublicKey: string;
-    relayPublicAddress: string;
-    /** Where WireGuard sends its packets: the local wstunnel listener, or the relay's UDP port. */
-    endpoint: string;
-    routes: string[];
-    fullTunnel: boolean;
+export interface ClientConfSettings {
+    client: Pick<ClientSettings, "name" | "tunnelAddress" | "routes" | "fullTunnel">;
+    tunnel: TunnelNetwork;
+    /** The relay's public address, kept outside a full tunnel. */
+    relayHost: string;
+    relayPublicKey: PublicKeySource;
+    /** WireGuard's Endpoint: the local wstunnel listener, or the relay's UDP port. */
+    wireguardEndpoint: string;
     privateKey: KeySource;
     presharedKey?: KeySource;
 }
@@ -53,22 +34,23 @@ export function fullTunnelHooks(relayAddress: string): Hook[] {
     return [{ up: `ip -4 rule add ${rule}`, down: `ip -4 rule del ${rule}` }];
 }
 
-export function clientWgQuickConf(spec: ClientConfSpec): WgQuickConf {
+export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
+    const { client, tunnel } = settings;
     return {
-        title: `wg-relay roaming client ${spec.name}`,
+        title: `WireGuard on ${client.name}, a roaming client`,
         interface: {
-            address: `${spec.tunnelAddress}/${parseCidr(spec.tunnelSubnet)!.prefix}`,
-            mtu: spec.mtu,
-            privateKey: spec.privateKey,
-            hooks: spec.fullTunnel ? fullTunnelHooks(spec.relayPublicAddress) : [],
+            address: `${client.tunnelAddress}/${tunnel.prefixLength}`,
+            mtu: tunnel.mtu,
+            privateKey: settings.privateKey,
+            hooks: client.fullTunnel ? fullTunnelHooks(settings.relayHost) : [],
         },
         peers: [
             relayAsPeer({
-                publicKey: spec.relayPublicKey,
-                presharedKey: spec.presharedKey,
-                allowedIps: spec.fullTunnel ? ["0.0.0.0/0"] : [spec.tunnelSubnet, ...spec.routes],
-                endpoint: spec.endpoint,
-                keepaliveSeconds: spec.keepaliveSeconds,
+                publicKey: settings.relayPublicKey,
+                presharedKey: settings.presharedKey,
+                allowedIps: client.fullTunnel ? ["0.0.0.0/0"] : [tunnel.subnet, ...client.routes],
+                endpoint: settings.wireguardEndpoint,
+                keepaliveSeconds: tunnel.keepaliveSeconds,
             }),
         ],
     };
@@ -83,21 +65,9 @@ export class RoamingClient extends pulumi.ComponentResource {
         super("wg-relay:index:RoamingClient", name, {}, opts);
         const { client, tunnel, wstunnel, relay } = args;
         const useWstunnel = client.transport === "wstunnel";
-        const wstunnelSpec = wstunnelClientSpec(relay, wstunnel.localPort);
-        const confSpec = (relayPublicKey: string, privateKey: KeySource, presharedKey?: KeySource): ClientConfSpec => ({
-            name: client.name,
-            tunnelAddress: client.tunnelAddress,
-            tunnelSubnet: tunnel.subnet,
-            mtu: tunnel.mtu,
-            keepaliveSeconds: tunnel.keepaliveSeconds,
-            relayPublicKey,
-            relayPublicAddress: relay.dialTarget.host,
-            endpoint: useWstunnel ? `127.0.0.1:${wstunnel.localPort}` : `${relay.dialTarget.host}:${relay.dialTarget.wireguardPort}`,
-            routes: args.routes,
-            fullTunnel: client.fullTunnel,
-            privateKey,
-            presharedKey,
-        });
+        const wstunnelSettings = wstunnelClientSettings(relay, wstunnel.localPort);
+        const confSettings = { client, tunnel, relayHost: relay.address.host };
+        const wireguardEndpoint = useWstunnel ? `127.0.0.1:${wstunnel.localPort}` : `${relay.address.host}:${relay.address.wireguardPort}`;
 
         this.bundle = pulumi.secret(
             pulumi
@@ -105,12 +75,18 @@ export class RoamingClient extends pulumi.ComponentResource {
                 .apply(([relayKey, privateKey, presharedKey, prefix, ca]) => ({
                     name: client.name,
                     wireguardConf: renderWgQuickConf(
-                        clientWgQuickConf(confSpec(relayKey, { inline: privateKey }, presharedKey ? { inline: presharedKey } : undefined)),
+                        clientWgQuickConf({
+                            ...confSettings,
+                            relayPublicKey: { inline: relayKey },
+                            wireguardEndpoint,
+                            privateKey: { inline: privateKey },
+                            presharedKey: presharedKey ? { inline: presharedKey } : undefined,
+                        }),
                     ),
                     ...(useWstunnel
                         ? {
-                              wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(wstunnelSpec).map(shellQuote).join(" ")}`,
-                              wstunnelUnit: renderWstunnelClientUnit({ ...wstunnelSpec, environmentFile: wstunnelClientEnvPath }),
+                              wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(wstunnelSettings).map(shellQuote).join(" ")}`,
+                              wstunnelUnit: renderWstunnelClientUnit({ ...wstunnelSettings, environmentFile: wstunnelClientEnvPath }),
                               wstunnelEnvironment: renderWstunnelClientEnvironment(prefix),
                               ...(ca ? { caCertificate: ca } : {}),
                           }
@@ -121,22 +97,16 @@ export class RoamingClient extends pulumi.ComponentResource {
         if (client.ssh) {
             const proxy = client.ssh.via === "relay" ? relay.connection : undefined;
             const host = new Host(name, sshConnection(client.ssh, args.sshPrivateKey, proxy), client.ssh.user, this);
-            provisionPeerHost(host, {
-                wstunnel,
-                relay,
-                stack: args.stack,
-                privateKey: args.key.privateKey,
-                presharedKey: args.key.presharedKey,
-                useWstunnel,
-                conf: relay.publicKey.apply((relayKey) =>
-                    renderWgQuickConf(
-                        clientWgQuickConf(
-                            confSpec(relayKey, { file: wireguardKeyPath }, args.key.presharedKey ? { file: peerPresharedKeyPath } : undefined),
-                        ),
-                    ),
-                ),
-                forwarding: false,
-            });
+            const template = renderWgQuickConf(
+                clientWgQuickConf({
+                    ...confSettings,
+                    relayPublicKey: { ofPeer: relay.peerName },
+                    wireguardEndpoint,
+                    privateKey: { file: wireguardKeyPath },
+                    presharedKey: args.key.presharedKey ? { file: peerPresharedKeyPath } : undefined,
+                }),
+            );
+            provisionPeerHost(host, { ...args, useWstunnel, template, forwarding: false });
         }
 
         this.publicKey = args.key.publicKey;

@@ -2,42 +2,37 @@
 // WireGuard has a peer per gateway (its tunnel address and LANs) and per roaming client.
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { RelayConfig, relayPublicAddress, TunnelConfig, WstunnelConfig } from "./config";
-import { Connection, Host, sshConnection } from "./host";
-import { parseCidr } from "./net";
+import { RelaySettings, TunnelNetwork, WstunnelSettings } from "./config";
+import { Connection, Host, hostPackages, sshConnection } from "./host";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
 import { relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
-import { hostPackages } from "./peerHost";
 import { createRelayPki } from "./relayPki";
 import { WireguardKey } from "./wireguardKey";
-import { deployPresharedKey, deployWireguardInterface } from "./wireguardInterface";
+import { deployWireguardInterface } from "./wireguardInterface";
 import { deployWstunnelServer, installWstunnelBinary } from "./wstunnelService";
 
+/** A gateway or client as the relay sees it. */
 export interface RelayPeer {
     name: string;
     role: "gateway" | "client";
     tunnelAddress: string;
     /** LAN subnets behind a gateway. */
     lanSubnets: string[];
-    publicKey: pulumi.Input<string>;
-    presharedKey?: pulumi.Input<string>;
+    key: Pick<WireguardKey, "publicKey" | "presharedKey">;
 }
 
 export interface VpsRelayArgs {
-    relay: RelayConfig;
-    tunnel: TunnelConfig;
-    wstunnel: WstunnelConfig;
+    relay: RelaySettings;
+    tunnel: TunnelNetwork;
+    wstunnel: WstunnelSettings;
     /** Names the CA and the trust-store file. */
     stack: string;
-    tunnelAddress: string;
     key: WireguardKey;
     peers: RelayPeer[];
-    /** Some client sends all its traffic through the relay: forward and masquerade onto the public interface. */
-    internetEgress: boolean;
     sshPrivateKey: pulumi.Input<string>;
 }
 
-export interface RelayFirewallSpec {
+export interface RelayFirewallSettings {
     tunnelSubnet: string;
     publicInterface: string;
     wireguardPort: number;
@@ -45,21 +40,21 @@ export interface RelayFirewallSpec {
     internetEgress: boolean;
 }
 
-export function relayFirewallRules(spec: RelayFirewallSpec): FirewallRule[] {
+export function relayFirewallRules(settings: RelayFirewallSettings): FirewallRule[] {
     const rules: FirewallRule[] = [
         // Clients reach gateways (and each other) through the relay.
-        { table: "filter", chain: "FORWARD", spec: "-i %i -o %i -j ACCEPT" },
+        { table: "filter", chain: "FORWARD", rule: "-i %i -o %i -j ACCEPT" },
     ];
-    if (spec.internetEgress) {
+    if (settings.internetEgress) {
         rules.push(
-            { table: "filter", chain: "FORWARD", spec: `-i %i -o ${spec.publicInterface} -j ACCEPT` },
-            { table: "filter", chain: "FORWARD", spec: `-i ${spec.publicInterface} -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT` },
-            { table: "nat", chain: "POSTROUTING", spec: `-s ${spec.tunnelSubnet} -o ${spec.publicInterface} -j MASQUERADE` },
+            { table: "filter", chain: "FORWARD", rule: `-i %i -o ${settings.publicInterface} -j ACCEPT` },
+            { table: "filter", chain: "FORWARD", rule: `-i ${settings.publicInterface} -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT` },
+            { table: "nat", chain: "POSTROUTING", rule: `-s ${settings.tunnelSubnet} -o ${settings.publicInterface} -j MASQUERADE` },
         );
     }
-    if (!spec.allowDirectUdp) {
+    if (!settings.allowDirectUdp) {
         // WireGuard listens on every address; only wstunnel, over loopback, may reach it.
-        rules.push({ table: "filter", chain: "INPUT", insert: true, spec: `-i ${spec.publicInterface} -p udp --dport ${spec.wireguardPort} -j DROP` });
+        rules.push({ table: "filter", chain: "INPUT", insert: true, rule: `-i ${settings.publicInterface} -p udp --dport ${settings.wireguardPort} -j DROP` });
     }
     return rules;
 }
@@ -68,42 +63,75 @@ export function relayPeerAllowedIps(peer: Pick<RelayPeer, "tunnelAddress" | "lan
     return [`${peer.tunnelAddress}/32`, ...peer.lanSubnets];
 }
 
+/** The relay's wg0 template: a peer per gateway and client, every key named rather than written (render/wireguard.ts). */
+export function relayWgQuickConf(relay: RelaySettings, tunnel: TunnelNetwork, peers: Omit<RelayPeer, "key">[], presharedKeyPeers: Set<string>) {
+    return {
+        title: `WireGuard on ${relay.name}, the relay`,
+        interface: {
+            address: `${relay.tunnelAddress}/${tunnel.prefixLength}`,
+            listenPort: relay.wireguardPort,
+            mtu: tunnel.mtu,
+            privateKey: { file: wireguardKeyPath },
+            hooks: firewallHooks(
+                relayFirewallRules({
+                    tunnelSubnet: tunnel.subnet,
+                    publicInterface: relay.publicInterface,
+                    wireguardPort: relay.wireguardPort,
+                    allowDirectUdp: relay.allowDirectUdp,
+                    internetEgress: relay.internetEgress,
+                }),
+            ),
+        },
+        peers: peers.map(
+            (peer): WgPeer => ({
+                description: `${peer.name} (${peer.role})`,
+                publicKey: { ofPeer: peer.name },
+                presharedKey: presharedKeyPeers.has(peer.name) ? { file: relayPresharedKeyPath(peer.name) } : undefined,
+                allowedIps: relayPeerAllowedIps(peer),
+            }),
+        ),
+    };
+}
+
 export class VpsRelay extends pulumi.ComponentResource {
+    /** The relay's name: how gateways and clients name it among their peers. */
+    readonly peerName: string;
     readonly publicKey: pulumi.Output<string>;
-    /** The wss:// URL clients dial. */
-    readonly endpoint: pulumi.Output<string>;
+    /** The wss:// URL wstunnel clients dial. */
+    readonly wssUrl: pulumi.Output<string>;
     /** PEM of the stack's CA, trusted by gateways and clients; undefined with user-supplied certificate files. */
     readonly caCertPem: pulumi.Output<string> | undefined;
     /** When the stack's CA and server certificate expire (RFC 3339); undefined with user-supplied files. */
     readonly certificateExpiry: { ca: pulumi.Output<string>; server: pulumi.Output<string> } | undefined;
     /** The HTTP upgrade path prefix the server requires (secret). */
     readonly pathPrefix: pulumi.Output<string>;
-    readonly wireguardConf: pulumi.Output<string>;
+    /** The rendered wg0 template (no keys in it). */
+    readonly wireguardTemplate: string;
     /** SSH settings, for gateways and clients reached through the relay as a jump host. */
     readonly connection: Connection;
-    /** What a wstunnel client dials, and the WireGuard port it asks the server to forward to. */
-    readonly dialTarget: { host: string; port: number; wireguardPort: number };
+    /** Where gateways and clients send WireGuard: the wss server (host, port) and, for direct UDP, the WireGuard port. */
+    readonly address: { host: string; wstunnelPort: number; wireguardPort: number };
 
     constructor(name: string, args: VpsRelayArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:VpsRelay", name, {}, opts);
         const { relay, tunnel, wstunnel } = args;
-        const publicAddress = relayPublicAddress(relay);
+        this.peerName = relay.name;
         this.connection = sshConnection(relay.ssh, args.sshPrivateKey);
-        this.dialTarget = { host: publicAddress, port: relay.wstunnelPort, wireguardPort: relay.wireguardPort };
+        this.address = { host: relay.publicAddress, wstunnelPort: relay.wstunnelPort, wireguardPort: relay.wireguardPort };
         const host = new Host(name, this.connection, relay.ssh.user, this);
 
         const prefix = new random.RandomPassword(`${name}-path-prefix`, { length: 32, special: false }, { parent: this });
         this.pathPrefix = pulumi.secret(prefix.result);
 
         // The stack's own CA and server certificate, unless the user brings certificate files.
-        const pki = wstunnel.tls === undefined ? createRelayPki(name, { stack: args.stack, publicAddress }, this) : undefined;
+        const pki = wstunnel.tls === undefined ? createRelayPki(name, { stack: args.stack, publicAddress: relay.publicAddress }, this) : undefined;
         this.caCertPem = pki?.caCertPem;
         this.certificateExpiry = pki?.expiry;
 
         const packages = host.installPackages("packages", hostPackages);
         const binary = installWstunnelBinary(host, wstunnel, wstunnelServerUnit, [packages]);
         const server = deployWstunnelServer(host, {
-            spec: {
+            settings: {
                 listenPort: relay.wstunnelPort,
                 wireguardPort: relay.wireguardPort,
                 certificateFile: wstunnel.tls?.certificateFile ?? serverCertificatePath,
@@ -114,66 +142,30 @@ export class VpsRelay extends pulumi.ComponentResource {
             dependsOn: [binary],
         });
 
-        const prefixLength = parseCidr(tunnel.subnet)!.prefix;
-        const presharedKeys = args.peers
-            .filter((peer) => peer.presharedKey !== undefined)
-            .map((peer) =>
-                deployPresharedKey(host, `preshared-key-${peer.name}`, {
-                    path: relayPresharedKeyPath(peer.name),
-                    content: peer.presharedKey!,
-                    peerPublicKey: peer.publicKey,
-                    dependsOn: [packages],
-                }),
-            );
-        const peers = pulumi.all(
-            args.peers.map((peer) =>
-                pulumi.output(peer.publicKey).apply(
-                    (publicKey): WgPeer => ({
-                        description: `${peer.name} (${peer.role})`,
-                        publicKey,
-                        presharedKey: peer.presharedKey !== undefined ? { file: relayPresharedKeyPath(peer.name) } : undefined,
-                        allowedIps: relayPeerAllowedIps(peer),
-                    }),
-                ),
-            ),
-        );
-        this.wireguardConf = peers.apply((wgPeers) =>
-            renderWgQuickConf({
-                title: `wg-relay relay ${relay.name}`,
-                interface: {
-                    address: `${args.tunnelAddress}/${prefixLength}`,
-                    listenPort: relay.wireguardPort,
-                    mtu: tunnel.mtu,
-                    privateKey: { file: wireguardKeyPath },
-                    hooks: firewallHooks(
-                        relayFirewallRules({
-                            tunnelSubnet: tunnel.subnet,
-                            publicInterface: relay.publicInterface,
-                            wireguardPort: relay.wireguardPort,
-                            allowDirectUdp: relay.allowDirectUdp,
-                            internetEgress: args.internetEgress,
-                        }),
-                    ),
-                },
-                peers: wgPeers,
-            }),
-        );
+        const withPresharedKey = args.peers.filter((peer) => peer.key.presharedKey !== undefined);
+        this.wireguardTemplate = renderWgQuickConf(relayWgQuickConf(relay, tunnel, args.peers, new Set(withPresharedKey.map((peer) => peer.name))));
         deployWireguardInterface(host, {
             privateKey: args.key.privateKey,
-            conf: this.wireguardConf,
+            template: this.wireguardTemplate,
+            peerPublicKeys: args.peers.map((peer) => ({ name: peer.name, publicKey: peer.key.publicKey })),
+            presharedKeys: withPresharedKey.map((peer) => ({
+                step: `preshared-key-${peer.name}`,
+                path: relayPresharedKeyPath(peer.name),
+                key: peer.key.presharedKey!,
+            })),
             forwarding: true,
-            dependsOn: [packages, server, ...presharedKeys],
+            dependsOn: [packages, server],
         });
 
         this.publicKey = args.key.publicKey;
-        this.endpoint = pulumi.output(`wss://${publicAddress}:${relay.wstunnelPort}`);
+        this.wssUrl = pulumi.output(`wss://${relay.publicAddress}:${relay.wstunnelPort}`);
         this.registerOutputs({
             publicKey: this.publicKey,
-            endpoint: this.endpoint,
+            wssUrl: this.wssUrl,
             caCertPem: this.caCertPem,
             certificateExpiry: this.certificateExpiry,
             pathPrefix: this.pathPrefix,
-            wireguardConf: this.wireguardConf,
+            wireguardTemplate: this.wireguardTemplate,
         });
     }
 }

@@ -4,17 +4,17 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { WstunnelConfig } from "./config";
-import { Host, removeFilesScript, shellQuote, systemd } from "./host";
+import { WstunnelSettings } from "./config";
+import { Host, removeFilesScript, systemd } from "./host";
 import {
     renderWstunnelClientEnvironment,
     renderWstunnelClientUnit,
     renderWstunnelRestrictions,
     renderWstunnelServerUnit,
-    WstunnelClientSpec,
-    WstunnelServerSpec,
+    WstunnelClientSettings,
+    WstunnelServerSettings,
 } from "./render/wstunnel";
-import { renderWstunnelInstallScript } from "./render/scripts";
+import { hostScript, wstunnelInstallCommand } from "./render/scripts";
 import {
     systemdUnitPath,
     trustedCaPath,
@@ -27,8 +27,6 @@ import {
     wstunnelServerUnit,
 } from "./render/paths";
 
-export const githubReleaseBaseUrl = "https://github.com/erebe/wstunnel/releases/download";
-
 /** SHA-256 of a local file, read once per program run. */
 export function fileSha256(path: string): string {
     return createHash("sha256").update(readFileSync(path)).digest("hex");
@@ -37,33 +35,30 @@ export function fileSha256(path: string): string {
 /** Installs /usr/local/bin/wstunnel; a new binary restarts `unit`. */
 export function installWstunnelBinary(
     host: Host,
-    settings: WstunnelConfig,
+    wstunnel: WstunnelSettings,
     unit: string,
     dependsOn: pulumi.Input<pulumi.Resource>[],
 ): command.remote.Command {
     const installer = host.writeFile("wstunnel-installer", {
         path: wstunnelInstallScriptPath,
-        content: renderWstunnelInstallScript({
-            version: settings.version,
-            baseUrl: settings.source === "mirror" ? settings.mirrorBaseUrl!.replace(/\/+$/, "") : githubReleaseBaseUrl,
-            sha256: settings.sha256,
-        }),
+        content: hostScript("wstunnel-install"),
         mode: "0755",
         dependsOn,
     });
     const remove = removeFilesScript([wstunnelBinaryPath, wstunnelReleaseMarkerPath]);
-    if (settings.source === "local") {
-        const sha256 = fileSha256(settings.localBinary!);
+    const binary = wstunnel.binary;
+    if (binary.kind === "upload") {
+        const sha256 = fileSha256(binary.localBinary);
         const staged = `/tmp/wg-relay-wstunnel-${sha256.slice(0, 16)}`;
-        const upload = host.upload("wstunnel-upload", settings.localBinary!, staged, sha256, { dependsOn });
+        const upload = host.upload("wstunnel-upload", binary.localBinary, staged, sha256, { dependsOn });
         return host.run("wstunnel-binary", {
-            script: `${wstunnelInstallScriptPath} ${unit} --local ${shellQuote(staged)} ${sha256}`,
+            script: wstunnelInstallCommand(unit, { kind: "upload", stagedFile: staged, sha256 }),
             deleteScript: remove,
             dependsOn: [installer, upload],
         });
     }
     return host.run("wstunnel-binary", {
-        script: `${wstunnelInstallScriptPath} ${unit}`,
+        script: wstunnelInstallCommand(unit, { kind: "download", version: wstunnel.version, baseUrl: binary.baseUrl, sha256: binary.sha256 }),
         deleteScript: remove,
         dependsOn: [installer],
     });
@@ -102,9 +97,9 @@ function deployWstunnelService(host: Host, args: WstunnelServiceArgs): command.r
 }
 
 export interface WstunnelServerArgs {
-    spec: Omit<WstunnelServerSpec, "restrictionsFile">;
+    settings: Omit<WstunnelServerSettings, "restrictionsFile">;
     pathPrefix: pulumi.Input<string>;
-    /** The stack's server certificate and key to put at spec's paths; absent when the user brings their own files. */
+    /** The stack's server certificate and key to put at the settings' paths; absent when the user brings their own files. */
     certificate?: { certPem: pulumi.Input<string>; keyPem: pulumi.Input<string> };
     dependsOn: pulumi.Input<pulumi.Resource>[];
 }
@@ -114,24 +109,24 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): comm
     return deployWstunnelService(host, {
         role: "server",
         unit: wstunnelServerUnit,
-        unitContent: renderWstunnelServerUnit({ ...args.spec, restrictionsFile: wstunnelRestrictionsPath }),
+        unitContent: renderWstunnelServerUnit({ ...args.settings, restrictionsFile: wstunnelRestrictionsPath }),
         secretFile: {
             step: "wstunnel-server-restrictions",
             path: wstunnelRestrictionsPath,
-            content: pulumi.output(args.pathPrefix).apply((pathPrefix) => renderWstunnelRestrictions({ pathPrefix, wireguardPort: args.spec.wireguardPort })),
+            content: pulumi.output(args.pathPrefix).apply((pathPrefix) => renderWstunnelRestrictions({ pathPrefix, wireguardPort: args.settings.wireguardPort })),
         },
         supportingFiles: (restart) =>
             certificate
                 ? [
                       host.writeFile("tls-certificate", {
-                          path: args.spec.certificateFile,
+                          path: args.settings.certificateFile,
                           content: certificate.certPem,
                           mode: "0644",
                           onChange: restart,
                           dependsOn: args.dependsOn,
                       }),
                       host.writeSecretFile("tls-private-key", {
-                          path: args.spec.privateKeyFile,
+                          path: args.settings.privateKeyFile,
                           content: certificate.keyPem,
                           onChange: restart,
                           dependsOn: args.dependsOn,
@@ -142,16 +137,16 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): comm
     });
 }
 
-/** A wstunnel client's settings towards a relay: local UDP port in, the relay's wss endpoint out. */
-export function wstunnelClientSpec(
-    relay: { dialTarget: { host: string; port: number; wireguardPort: number } },
+/** A wstunnel client's settings towards a relay: local UDP port in, the relay's wss server out. */
+export function wstunnelClientSettings(
+    relay: { address: { host: string; wstunnelPort: number; wireguardPort: number } },
     localPort: number,
-): Omit<WstunnelClientSpec, "environmentFile"> {
-    return { localPort, relayHost: relay.dialTarget.host, relayPort: relay.dialTarget.port, wireguardPort: relay.dialTarget.wireguardPort };
+): Omit<WstunnelClientSettings, "environmentFile"> {
+    return { localPort, relayHost: relay.address.host, relayPort: relay.address.wstunnelPort, wireguardPort: relay.address.wireguardPort };
 }
 
 export interface WstunnelClientArgs {
-    spec: Omit<WstunnelClientSpec, "environmentFile">;
+    settings: Omit<WstunnelClientSettings, "environmentFile">;
     pathPrefix: pulumi.Input<string>;
     /** The stack's CA, added to the system trust store so `--tls-verify-certificate` accepts the relay. */
     caCertPem?: pulumi.Input<string>;
@@ -164,7 +159,7 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
     return deployWstunnelService(host, {
         role: "client",
         unit: wstunnelClientUnit,
-        unitContent: renderWstunnelClientUnit({ ...args.spec, environmentFile: wstunnelClientEnvPath }),
+        unitContent: renderWstunnelClientUnit({ ...args.settings, environmentFile: wstunnelClientEnvPath }),
         secretFile: { step: "wstunnel-client-env", path: wstunnelClientEnvPath, content: pulumi.output(args.pathPrefix).apply(renderWstunnelClientEnvironment) },
         supportingFiles: (restart) =>
             caCertPem

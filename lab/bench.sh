@@ -13,7 +13,9 @@ RUNS=${BENCH_RUNS:-3}
 PAYLOAD_MB=${BENCH_PAYLOAD_MB:-64}
 WWW=$LAB/hosts/lanhost/www
 
-[ -s "$LAB/inventory.json" ] && bash "$HERE/lab.sh" status >/dev/null 2>&1 || bash "$HERE/lab.sh" up
+if ! [ -s "$LAB/inventory.json" ] || ! bash "$HERE/lab.sh" status >/dev/null 2>&1; then
+    bash "$HERE/lab.sh" up
+fi
 # The lab must be converged before timing no-change runs.
 bash "$HERE/lab.sh" pulumi up --stack lab --yes --skip-preview >/dev/null
 

@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as QRCode from "qrcode";
-import type { ClientBundle } from "../components/roamingClient";
+import type { ClientBundle } from "../components/clientBundle";
 
 export interface ClientFile {
     name: string;

@@ -1,6 +1,7 @@
 // Where wg-relay puts things on a host. One place, so install and removal agree.
 export const wireguardInterface = "wg0";
 export const wireguardDir = "/etc/wireguard";
+/** What wg-quick reads: written on the host by wg-apply from the template, with the keys filled in. */
 export const wireguardConfPath = `${wireguardDir}/${wireguardInterface}.conf`;
 export const wireguardKeyPath = `${wireguardDir}/${wireguardInterface}.key`;
 const relayPresharedKeyDir = `${wireguardDir}/psk`;
@@ -13,6 +14,13 @@ export const wstunnelBinaryPath = "/usr/local/bin/wstunnel";
 export const configDir = "/etc/wg-relay";
 export const stateDir = "/var/lib/wg-relay";
 export const libDir = "/usr/local/lib/wg-relay";
+/** The wg-quick conf the program renders, without keys (see render/wireguard.ts). */
+export const wireguardTemplatePath = `${configDir}/${wireguardInterface}.template.conf`;
+/** "NAME KEY" per peer of this host's interface, for the template's `PublicKey = <public key of NAME>` lines. */
+export const publicKeysPath = `${configDir}/${wireguardInterface}.public-keys`;
+/** What wg-apply last applied, and its lock. */
+export const appliedConfPath = `${stateDir}/${wireguardInterface}.applied.conf`;
+export const wgApplyLockPath = `${appliedConfPath}.lock`;
 export const wgApplyScriptPath = `${libDir}/wg-apply`;
 export const wstunnelInstallScriptPath = `${libDir}/wstunnel-install`;
 export const wstunnelReleaseMarkerPath = `${stateDir}/wstunnel-release.sha256`;

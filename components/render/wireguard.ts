@@ -1,14 +1,18 @@
-// Renders /etc/wireguard/wg0.conf for wg-quick, with the firewall hooks that go with it.
-// The private key stays in its own file (PostUp sets it), so the rendered conf holds no secret
-// and `pulumi preview --diff` shows it in the clear. Only a client bundle inlines the key.
+// Renders wg-quick confs, with the firewall hooks that go with them.
+// On a host the program pushes a template that holds no key at all: key lines name where the key comes from
+// (a root-only file, or the public-keys file by peer name) and wg-apply fills them in on the host. So the template,
+// which is what state and `pulumi preview --diff` hold, shows every peer's lines in the clear even before its key
+// exists. Only a client bundle, a secret, has its keys inline.
 
-/** Where a key comes from: its root-only file on the host, or (client bundles only) the key itself. */
+/** A private or preshared key: from its root-only file on the host, or (client bundles only) the key itself. */
 export type KeySource = { file: string } | { inline: string };
+/** A peer's public key: the key itself, or by peer name from the host's public-keys file. */
+export type PublicKeySource = { inline: string } | { ofPeer: string };
 
 export interface WgPeer {
     /** Shown as a comment above the peer: who it is. */
     description: string;
-    publicKey: string;
+    publicKey: PublicKeySource;
     presharedKey?: KeySource;
     allowedIps: string[];
     endpoint?: string;
@@ -42,35 +46,31 @@ export interface FirewallRule {
     chain: string;
     /** Insert at the top of the chain (for drops that must win) instead of appending. */
     insert?: boolean;
-    spec: string;
+    /** The rule's iptables arguments after the chain, e.g. "-i %i -o %i -j ACCEPT". */
+    rule: string;
 }
 
 const ruleComment = "-m comment --comment wg-relay";
 
-/** iptables rules as hooks: PostDown deletes exactly the rule PostUp added, by the same spec. */
+/** iptables rules as hooks: PostDown deletes exactly the rule PostUp added, by the same arguments. */
 export function firewallHooks(rules: FirewallRule[]): Hook[] {
     return rules.map((rule) => {
         const table = rule.table === "nat" ? "-t nat " : "";
-        const spec = `${rule.chain} ${rule.spec} ${ruleComment}`;
+        const chainAndRule = `${rule.chain} ${rule.rule} ${ruleComment}`;
         return {
-            up: `iptables ${table}${rule.insert ? "-I" : "-A"} ${spec}`,
-            down: `iptables ${table}-D ${spec}`,
+            up: `iptables ${table}${rule.insert ? "-I" : "-A"} ${chainAndRule}`,
+            down: `iptables ${table}-D ${chainAndRule}`,
         };
     });
 }
 
-/** Keys kept in files are set once the interface exists; they go away with it, so there is nothing to undo. */
-function keyFileHooks(conf: WgQuickConf): Hook[] {
-    const hooks: Hook[] = [];
-    if ("file" in conf.interface.privateKey) {
-        hooks.push({ up: `wg set %i private-key ${conf.interface.privateKey.file}` });
-    }
-    for (const peer of conf.peers) {
-        if (peer.presharedKey && "file" in peer.presharedKey) {
-            hooks.push({ up: `wg set %i peer ${peer.publicKey} preshared-key ${peer.presharedKey.file}` });
-        }
-    }
-    return hooks;
+/** A key line: the key itself, or (in a host's template) where wg-apply finds it. The forms wg-apply reads. */
+function keyLine(field: "PrivateKey" | "PresharedKey", key: KeySource): string {
+    return "inline" in key ? `${field} = ${key.inline}` : `${field} = <from ${key.file}>`;
+}
+
+function publicKeyLine(key: PublicKeySource): string {
+    return "inline" in key ? `PublicKey = ${key.inline}` : `PublicKey = <public key of ${key.ofPeer}>`;
 }
 
 export function renderWgQuickConf(conf: WgQuickConf): string {
@@ -84,24 +84,20 @@ export function renderWgQuickConf(conf: WgQuickConf): string {
     if (iface.listenPort !== undefined) {
         lines.push(`ListenPort = ${iface.listenPort}`);
     }
-    lines.push(`MTU = ${iface.mtu}`);
-    if ("inline" in iface.privateKey) {
-        lines.push(`PrivateKey = ${iface.privateKey.inline}`);
-    }
-    const hooks = [...keyFileHooks(conf), ...iface.hooks];
-    for (const hook of hooks) {
+    lines.push(`MTU = ${iface.mtu}`, keyLine("PrivateKey", iface.privateKey));
+    for (const hook of iface.hooks) {
         lines.push(`PostUp = ${hook.up}`);
     }
     // Undo in reverse order, so a rule inserted last is removed first.
-    for (const hook of [...hooks].reverse()) {
+    for (const hook of [...iface.hooks].reverse()) {
         if (hook.down !== undefined) {
             lines.push(`PostDown = ${hook.down}`);
         }
     }
     for (const peer of conf.peers) {
-        lines.push("", "[Peer]", `# ${peer.description}`, `PublicKey = ${peer.publicKey}`);
-        if (peer.presharedKey && "inline" in peer.presharedKey) {
-            lines.push(`PresharedKey = ${peer.presharedKey.inline}`);
+        lines.push("", "[Peer]", `# ${peer.description}`, publicKeyLine(peer.publicKey));
+        if (peer.presharedKey) {
+            lines.push(keyLine("PresharedKey", peer.presharedKey));
         }
         lines.push(`AllowedIPs = ${peer.allowedIps.join(", ")}`);
         if (peer.endpoint !== undefined) {
@@ -114,8 +110,13 @@ export function renderWgQuickConf(conf: WgQuickConf): string {
     return lines.join("\n") + "\n";
 }
 
-export interface RelayAsPeerSpec {
-    publicKey: string;
+/** The public-keys file wg-apply reads beside a template: one "NAME KEY" line per peer. */
+export function renderPublicKeys(keys: { name: string; publicKey: string }[]): string {
+    return keys.map((key) => `${key.name} ${key.publicKey}\n`).join("");
+}
+
+export interface RelayAsPeerSettings {
+    publicKey: PublicKeySource;
     presharedKey?: KeySource;
     allowedIps: string[];
     endpoint: string;
@@ -123,13 +124,13 @@ export interface RelayAsPeerSpec {
 }
 
 /** How a gateway or client sees the relay: its one peer, kept alive through NAT. */
-export function relayAsPeer(spec: RelayAsPeerSpec): WgPeer {
+export function relayAsPeer(relay: RelayAsPeerSettings): WgPeer {
     return {
-        description: "relay",
-        publicKey: spec.publicKey,
-        presharedKey: spec.presharedKey,
-        allowedIps: spec.allowedIps,
-        endpoint: spec.endpoint,
-        persistentKeepalive: spec.keepaliveSeconds,
+        description: "the relay",
+        publicKey: relay.publicKey,
+        presharedKey: relay.presharedKey,
+        allowedIps: relay.allowedIps,
+        endpoint: relay.endpoint,
+        persistentKeepalive: relay.keepaliveSeconds,
     };
 }

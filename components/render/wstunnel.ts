@@ -5,7 +5,7 @@
 // and the request URIs it prints when rejecting a connection are redacted before they reach the journal.
 import { wgQuickUnit, wstunnelBinaryPath } from "./paths";
 
-export interface WstunnelServerSpec {
+export interface WstunnelServerSettings {
     listenPort: number;
     wireguardPort: number;
     certificateFile: string;
@@ -13,7 +13,7 @@ export interface WstunnelServerSpec {
     restrictionsFile: string;
 }
 
-export interface WstunnelClientSpec {
+export interface WstunnelClientSettings {
     localPort: number;
     relayHost: string;
     relayPort: number;
@@ -27,17 +27,17 @@ function hostForUrl(host: string): string {
     return host.includes(":") ? `[${host}]` : host;
 }
 
-export function wstunnelServerArgs(spec: WstunnelServerSpec): string[] {
+export function wstunnelServerArgs(settings: WstunnelServerSettings): string[] {
     return [
         "server",
         "--tls-certificate",
-        spec.certificateFile,
+        settings.certificateFile,
         "--tls-private-key",
-        spec.privateKeyFile,
+        settings.privateKeyFile,
         // The rules (renderWstunnelRestrictions): the prefix, and local WireGuard as the only destination.
         "--restrict-config",
-        spec.restrictionsFile,
-        `wss://0.0.0.0:${spec.listenPort}`,
+        settings.restrictionsFile,
+        `wss://0.0.0.0:${settings.listenPort}`,
     ];
 }
 
@@ -49,18 +49,18 @@ const restrictionName = (wireguardPort: number) => `wg-relay: WireGuard on 127.0
  * 127.0.0.1 at WireGuard's port and nowhere else, the same rule `--restrict-to 127.0.0.1:PORT` with
  * `--restrict-http-upgrade-path-prefix` would make, but under a name that holds no secret. Secret content.
  */
-export function renderWstunnelRestrictions(spec: { pathPrefix: string; wireguardPort: number }): string {
-    assertSafePrefix(spec.pathPrefix);
+export function renderWstunnelRestrictions(settings: { pathPrefix: string; wireguardPort: number }): string {
+    assertSafePrefix(settings.pathPrefix);
     return [
         "# Managed by wg-relay: `pulumi up` rewrites this file.",
         "restrictions:",
-        `  - name: "${restrictionName(spec.wireguardPort)}"`,
+        `  - name: "${restrictionName(settings.wireguardPort)}"`,
         "    match:",
-        `      - !PathPrefix "^${spec.pathPrefix}$"`,
+        `      - !PathPrefix "^${settings.pathPrefix}$"`,
         "    allow:",
         "      - !Tunnel",
         "        protocol: [Udp]",
-        `        port: ["${spec.wireguardPort}"]`,
+        `        port: ["${settings.wireguardPort}"]`,
         // An IP destination leaves the host name empty; cidr then has the final word.
         '        host: "^$"',
         "        cidr: [127.0.0.1/32]",
@@ -68,14 +68,14 @@ export function renderWstunnelRestrictions(spec: { pathPrefix: string; wireguard
     ].join("\n");
 }
 
-export function wstunnelClientArgs(spec: Omit<WstunnelClientSpec, "environmentFile">): string[] {
+export function wstunnelClientArgs(settings: Omit<WstunnelClientSettings, "environmentFile">): string[] {
     return [
         "client",
         "--local-to-remote",
         // timeout_sec=0: WireGuard's keepalive, not an idle timer, decides when the flow ends.
-        `udp://127.0.0.1:${spec.localPort}:127.0.0.1:${spec.wireguardPort}?timeout_sec=0`,
+        `udp://127.0.0.1:${settings.localPort}:127.0.0.1:${settings.wireguardPort}?timeout_sec=0`,
         "--tls-verify-certificate",
-        `wss://${hostForUrl(spec.relayHost)}:${spec.relayPort}`,
+        `wss://${hostForUrl(settings.relayHost)}:${settings.relayPort}`,
     ];
 }
 
@@ -127,12 +127,12 @@ export const logRedaction = "sed -u -E '/Rejecting connection/s#/[^ ]*#/<path re
  * The relay's server unit. The TLS files and the restrictions come in as systemd credentials, so the unprivileged
  * service reads them although they are root-only on disk.
  */
-export function renderWstunnelServerUnit(spec: WstunnelServerSpec): string {
-    const args = wstunnelServerArgs({ ...spec, certificateFile: "%d/tls.crt", privateKeyFile: "%d/tls.key", restrictionsFile: "%d/restrictions.yaml" });
-    return unit(`wstunnel server for wg-relay: wss on port ${spec.listenPort} to WireGuard on 127.0.0.1:${spec.wireguardPort}`, [
-        `LoadCredential=tls.crt:${spec.certificateFile}`,
-        `LoadCredential=tls.key:${spec.privateKeyFile}`,
-        `LoadCredential=restrictions.yaml:${spec.restrictionsFile}`,
+export function renderWstunnelServerUnit(settings: WstunnelServerSettings): string {
+    const args = wstunnelServerArgs({ ...settings, certificateFile: "%d/tls.crt", privateKeyFile: "%d/tls.key", restrictionsFile: "%d/restrictions.yaml" });
+    return unit(`wstunnel server for wg-relay: wss on port ${settings.listenPort} to WireGuard on 127.0.0.1:${settings.wireguardPort}`, [
+        `LoadCredential=tls.crt:${settings.certificateFile}`,
+        `LoadCredential=tls.key:${settings.privateKeyFile}`,
+        `LoadCredential=restrictions.yaml:${settings.restrictionsFile}`,
         `ExecStart=/bin/bash -c "set -o pipefail; ${wstunnelBinaryPath} ${args.join(" ")} 2>&1 | ${logRedaction}"`,
         "SyslogIdentifier=wstunnel",
         // Port 443 without root.
@@ -141,10 +141,10 @@ export function renderWstunnelServerUnit(spec: WstunnelServerSpec): string {
     ]);
 }
 
-export function renderWstunnelClientUnit(spec: WstunnelClientSpec): string {
-    return unit(`wstunnel client for wg-relay: UDP 127.0.0.1:${spec.localPort} to wss://${spec.relayHost}:${spec.relayPort}`, [
-        `EnvironmentFile=${spec.environmentFile}`,
-        `ExecStart=${wstunnelBinaryPath} ${wstunnelClientArgs(spec).join(" ")}`,
+export function renderWstunnelClientUnit(settings: WstunnelClientSettings): string {
+    return unit(`wstunnel client for wg-relay: UDP 127.0.0.1:${settings.localPort} to wss://${settings.relayHost}:${settings.relayPort}`, [
+        `EnvironmentFile=${settings.environmentFile}`,
+        `ExecStart=${wstunnelBinaryPath} ${wstunnelClientArgs(settings).join(" ")}`,
         "CapabilityBoundingSet=",
     ]);
 }

@@ -1,7 +1,7 @@
 // Drives the lab from the e2e tests: every action goes through lab/lab.sh, as a user's would.
 import { spawn, spawnSync } from "node:child_process";
 import { resolve } from "node:path";
-import { shellQuote } from "../../components/host";
+import { shellQuote } from "../../components/shell";
 
 export const repo = resolve(__dirname, "..", "..");
 

@@ -13,6 +13,9 @@ function problemsOf(config: unknown): string[] {
     throw new Error("expected the config to be rejected");
 }
 
+// A throwaway WireGuard key in the right shape.
+const testKey = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+
 function withChange(change: (config: StackConfigInput & Record<string, any>) => void): StackConfigInput {
     const config = validConfig() as StackConfigInput & Record<string, any>;
     change(config);
@@ -22,13 +25,30 @@ function withChange(change: (config: StackConfigInput & Record<string, any>) => 
 describe("stack config", () => {
     it("accepts the write-up's topology and fills in its defaults", () => {
         const config = parseStackConfig(validConfig() as Record<string, unknown>);
-        expect(config.tunnel).toEqual({ subnet: "10.10.0.0/24", mtu: 1320, keepaliveSeconds: 25 });
+        expect(config.tunnel).toEqual({ subnet: "10.10.0.0/24", prefixLength: 24, mtu: 1320, keepaliveSeconds: 25 });
         expect(config.relay).toMatchObject({ name: "relay", wireguardPort: 51820, wstunnelPort: 443, publicInterface: "eth0", allowDirectUdp: false });
         expect(config.relay.ssh.port).toBe(22);
         expect(config.wstunnel).toMatchObject({ version: "10.6.2", localPort: 51820 });
         expect(config.gateways[0]).toMatchObject({ masquerade: true, lanInterface: "eth0", keyRotation: 0 });
         expect(config.gateways[0].ssh.via).toBe("direct");
         expect(config.clients[0].fullTunnel).toBe(false);
+    });
+
+    it("resolves what components need, once: the relay's addresses, each client's routes, where wstunnel comes from", () => {
+        const config = parseStackConfig(
+            withChange((c) => {
+                c.clients!.push({ name: "phone", tunnelAddress: "10.10.0.9", routes: [], fullTunnel: true });
+                c.wstunnel = { source: "mirror", mirrorBaseUrl: "http://mirror.example/wstunnel/", sha256: { arm64: "b".repeat(64) } };
+            }) as Record<string, unknown>,
+        );
+        expect(config.relay).toMatchObject({ publicAddress: "198.51.100.10", tunnelAddress: "10.10.0.1", internetEgress: true });
+        expect(config.clients.map((client) => client.routes)).toEqual([["192.168.1.0/24"], []]);
+        expect(config.wstunnel.binary).toEqual({ kind: "download", baseUrl: "http://mirror.example/wstunnel", sha256: { arm64: "b".repeat(64) } });
+        const local = parseStackConfig(validConfig() as Record<string, unknown>);
+        expect(local.wstunnel.binary).toEqual({ kind: "upload", localBinary: "/dev/null" });
+        expect(local.relay.internetEgress).toBe(false);
+        const release = parseStackConfig(withChange((c) => (c.wstunnel = { sha256: { amd64: "a".repeat(64) } })) as Record<string, unknown>);
+        expect(release.wstunnel.binary).toEqual({ kind: "download", baseUrl: "https://github.com/erebe/wstunnel/releases/download", sha256: { amd64: "a".repeat(64) } });
     });
 
     const cases: [string, StackConfigInput | Record<string, unknown>, string][] = [
@@ -75,6 +95,22 @@ describe("stack config", () => {
         ["a local source without a binary", withChange((c) => (c.wstunnel = { source: "local" })), "wg-relay:wstunnel.localBinary: source 'local' needs localBinary"],
         ["a release without checksums", withChange((c) => (c.wstunnel = { source: "release" })), "wg-relay:wstunnel.sha256: source 'release' needs the SHA-256"],
         ["a missing relay", { gateways: [] }, "wg-relay:relay: required, but not set in the stack config"],
+        ["a malformed existing key", withChange((c) => (c.clients![0].existingKeys = { privateKey: "abc" })), "wg-relay:clients[0].existingKeys.privateKey: expected a WireGuard key"],
+        [
+            "existing keys with a rotation",
+            withChange((c) => Object.assign(c.clients![0], { existingKeys: { privateKey: testKey }, keyRotation: 1 })),
+            "wg-relay:clients[0].keyRotation: existing keys are never rotated by the program",
+        ],
+        [
+            "an existing preshared key without presharedKey: true",
+            withChange((c) => (c.clients![0].existingKeys = { privateKey: testKey, presharedKey: testKey })),
+            "wg-relay:clients[0].presharedKey: existingKeys.presharedKey is set: set presharedKey: true to use it",
+        ],
+        [
+            "presharedKey: true with existing keys but no preshared key",
+            withChange((c) => Object.assign(c.gateways![0], { existingKeys: { privateKey: testKey }, presharedKey: true })),
+            "wg-relay:gateways[0].existingKeys.presharedKey: presharedKey: true with existing keys needs the existing preshared key too",
+        ],
     ];
 
     it.each(cases)("rejects %s with a message naming the key", (_what, config, expected) => {

@@ -3,7 +3,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { asRoot, installPackagesScript, removeFilesScript, shellQuote, writeFileScript, writeStdinToFileScript } from "../../components/host";
+import { asRoot, installPackagesScript, removeFilesScript, writeFileScript, writeStdinToFileScript } from "../../components/host";
+import { shellQuote } from "../../components/shell";
 
 const asRootUser = process.getuid?.() === 0;
 
@@ -52,7 +53,10 @@ describe("host layer scripts", () => {
     });
 
     it("quotes words for sh", () => {
-        expect(execFileSync("sh", ["-c", `printf %s ${shellQuote("it's $x")}`]).toString()).toBe("it's $x");
+        for (const word of ["it's $x", "plain", "", "a b", "*", "/usr/local/lib/wg-relay/wg-apply"]) {
+            expect(execFileSync("sh", ["-c", `printf %s ${shellQuote(word)}`]).toString()).toBe(word);
+        }
+        expect(shellQuote("/usr/local/lib/wg-relay/wg-apply")).toBe("/usr/local/lib/wg-relay/wg-apply");
     });
 
     it("installs only missing packages", () => {
@@ -63,11 +67,11 @@ describe("host layer scripts", () => {
     });
     it("removes a file's folders that wg-relay owns once they are empty, and never a folder it does not own", () => {
         expect(removeFilesScript(["/etc/wg-relay/tls/server.key"]).split("\n")).toEqual([
-            "rm -f '/etc/wg-relay/tls/server.key'",
-            "rmdir '/etc/wg-relay/tls' 2>/dev/null || true",
-            "rmdir '/etc/wg-relay' 2>/dev/null || true",
+            "rm -f /etc/wg-relay/tls/server.key",
+            "rmdir /etc/wg-relay/tls 2>/dev/null || true",
+            "rmdir /etc/wg-relay 2>/dev/null || true",
         ]);
-        expect(removeFilesScript(["/etc/wireguard/psk/rpi1.psk"])).toContain("rmdir '/etc/wireguard/psk'");
-        expect(removeFilesScript(["/etc/wireguard/wg0.conf", "/usr/local/bin/wstunnel"])).toBe("rm -f '/etc/wireguard/wg0.conf' '/usr/local/bin/wstunnel'");
+        expect(removeFilesScript(["/etc/wireguard/psk/rpi1.psk"])).toContain("rmdir /etc/wireguard/psk ");
+        expect(removeFilesScript(["/etc/wireguard/wg0.conf", "/usr/local/bin/wstunnel"])).toBe("rm -f /etc/wireguard/wg0.conf /usr/local/bin/wstunnel");
     });
 });

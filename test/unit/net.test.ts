@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { cidrContains, cidrsOverlap, hostAddress, intToIp, ipToInt, isIpv4, isNetworkOrBroadcast, parseCidr } from "../../components/net";
 
 const cidr = (text: string) => parseCidr(text)!;
@@ -37,5 +38,62 @@ describe("IPv4 arithmetic", () => {
         expect(isNetworkOrBroadcast(cidr("10.10.0.0/24"), "10.10.0.255")).toBe(true);
         expect(isNetworkOrBroadcast(cidr("10.10.0.0/24"), "10.10.0.1")).toBe(false);
         expect(isNetworkOrBroadcast(cidr("10.10.0.0/31"), "10.10.0.0")).toBe(false);
+    });
+});
+
+describe("IPv4 arithmetic, for any address and prefix (fast-check)", () => {
+    const address = fc.integer({ min: 0, max: 2 ** 32 - 1 });
+    const prefix = fc.integer({ min: 0, max: 32 });
+    const network = (value: number, length: number) => (length === 0 ? 0 : (value & ((0xffffffff << (32 - length)) >>> 0)) >>> 0);
+    const cidrOf = fc.tuple(address, prefix).map(([value, length]) => parseCidr(`${intToIp(network(value, length))}/${length}`)!);
+    /** A reference for containment: compare the leading `length` bits as text. */
+    const bits = (value: number) => value.toString(2).padStart(32, "0");
+
+    it("round-trips addresses through text", () => {
+        fc.assert(fc.property(address, (value) => ipToInt(intToIp(value)) === value && isIpv4(intToIp(value))));
+    });
+
+    it("parses every network it prints, and refuses it with a host bit set", () => {
+        fc.assert(
+            fc.property(address, prefix, (value, length) => {
+                const text = `${intToIp(network(value, length))}/${length}`;
+                expect(parseCidr(text)).toEqual({ network: network(value, length), prefix: length });
+                if (length < 32) {
+                    const withHostBit = `${intToIp((network(value, length) | 1) >>> 0)}/${length}`;
+                    expect(parseCidr(withHostBit)).toBeUndefined();
+                }
+            }),
+        );
+    });
+
+    it("contains exactly the addresses that share its leading bits", () => {
+        fc.assert(
+            fc.property(cidrOf, address, (cidr, value) => {
+                const expected = bits(value).slice(0, cidr.prefix) === bits(cidr.network).slice(0, cidr.prefix);
+                return cidrContains(cidr, intToIp(value)) === expected;
+            }),
+        );
+    });
+
+    it("overlaps exactly when one contains the other's network, symmetrically", () => {
+        fc.assert(
+            fc.property(cidrOf, cidrOf, (a, b) => {
+                const expected = cidrContains(a, intToIp(b.network)) || cidrContains(b, intToIp(a.network));
+                return cidrsOverlap(a, b) === expected && cidrsOverlap(b, a) === expected;
+            }),
+        );
+    });
+
+    it("names host addresses inside the subnet, and only its first and last as network and broadcast", () => {
+        fc.assert(
+            fc.property(cidrOf.filter((cidr) => cidr.prefix <= 30), fc.nat(), (cidr, n) => {
+                const size = 2 ** (32 - cidr.prefix);
+                const host = hostAddress(cidr, 1 + (n % (size - 2)));
+                expect(cidrContains(cidr, host)).toBe(true);
+                expect(isNetworkOrBroadcast(cidr, host)).toBe(false);
+                expect(isNetworkOrBroadcast(cidr, intToIp(cidr.network))).toBe(true);
+                expect(isNetworkOrBroadcast(cidr, intToIp(cidr.network + size - 1))).toBe(true);
+            }),
+        );
     });
 });

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfigInput } from "../../components/config";
-import { wireguardKeyFromSecret } from "../../components/keys";
+import { wireguardKeyFromSecret, wireguardPublicKey } from "../../components/keys";
 import { validConfig } from "./fixtures";
 
 interface Recorded {
@@ -132,7 +132,7 @@ describe("program under mocks", () => {
         config.gateways![0].presharedKey = true;
         config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay" }, presharedKey: true });
         program = loadProgram(config);
-        await valueOf(program.relayEndpoint);
+        await valueOf(program.relayUrl);
     }, 60_000);
 
     it("runs each host's steps on that host only", async () => {
@@ -154,13 +154,13 @@ describe("program under mocks", () => {
         expect(steps("relay")).toEqual(
             [
                 "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-server-restrictions", "tls-certificate", "tls-private-key", "wstunnel-server-unit",
-                "preshared-key-rpi1", "preshared-key-workstation", "sysctl", "wg-apply-script", "wireguard-key", "wireguard-conf",
+                "preshared-key-rpi1", "preshared-key-workstation", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template",
             ].sort(),
         );
         expect(steps("rpi1")).toEqual(
             [
                 "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
-                "preshared-key", "sysctl", "wg-apply-script", "wireguard-key", "wireguard-conf",
+                "preshared-key", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template",
             ].sort(),
         );
         // A roaming client does not forward: no sysctl.
@@ -172,15 +172,17 @@ describe("program under mocks", () => {
             const unit = host === "relay" ? "wstunnel-server-unit" : "wstunnel-client-unit";
             expect(prerequisites(`${host}-wstunnel-binary`)).toEqual(new Set([`${host}-packages`, `${host}-wstunnel-installer`]));
             expect([...prerequisites(`${host}-${unit}`)]).toEqual(expect.arrayContaining([`${host}-wstunnel-binary`]));
-            expect([...prerequisites(`${host}-wireguard-conf`)]).toEqual(
-                expect.arrayContaining([`${host}-packages`, `${host}-${unit}`, `${host}-wireguard-key`, `${host}-wg-apply-script`]),
+            // The template comes last: every key it names is in place before wg-apply fills them in.
+            expect([...prerequisites(`${host}-wireguard-template`)]).toEqual(
+                expect.arrayContaining([`${host}-packages`, `${host}-${unit}`, `${host}-wireguard-key`, `${host}-public-keys`, `${host}-wg-apply-script`]),
             );
             // A new key is applied by wg-apply, so the script is there first.
             expect([...prerequisites(`${host}-wireguard-key`)]).toContain(`${host}-wg-apply-script`);
+            expect([...prerequisites(`${host}-public-keys`)]).toContain(`${host}-wg-apply-script`);
         }
-        expect([...prerequisites("relay-wireguard-conf")]).toEqual(expect.arrayContaining(["relay-preshared-key-rpi1", "relay-preshared-key-workstation"]));
+        expect([...prerequisites("relay-wireguard-template")]).toEqual(expect.arrayContaining(["relay-preshared-key-rpi1", "relay-preshared-key-workstation"]));
         for (const host of ["rpi1", "workstation"]) {
-            expect([...prerequisites(`${host}-wireguard-conf`)]).toContain(`${host}-preshared-key`);
+            expect([...prerequisites(`${host}-wireguard-template`)]).toContain(`${host}-preshared-key`);
         }
     });
 
@@ -192,13 +194,13 @@ describe("program under mocks", () => {
     });
 
     it("uses sudo for non-root users, pins host keys and jumps through the relay when asked", async () => {
-        const relayConf = await inputsOf(command("relay-wireguard-conf"));
+        const relayConf = await inputsOf(command("relay-wireguard-template"));
         expect(relayConf.create).toMatch(/^sudo -n sh -euc /);
         expect(relayConf.connection.hostKey).toMatch(/^ssh-ed25519 /);
-        const workstation = await inputsOf(command("workstation-wireguard-conf"));
+        const workstation = await inputsOf(command("workstation-wireguard-template"));
         expect(workstation.create).toMatch(/^sh -euc /);
         expect(workstation.connection.proxy.host).toBe("198.51.100.10");
-        const gateway = await inputsOf(command("rpi1-wireguard-conf"));
+        const gateway = await inputsOf(command("rpi1-wireguard-template"));
         expect(gateway.connection.proxy).toBeUndefined();
     });
 
@@ -227,20 +229,20 @@ describe("program under mocks", () => {
         expect(await pulumi.isSecret(pulumi.output(keyStep.args.stdin))).toBe(true);
         expect(keyStep.opts.additionalSecretOutputs).toContain("stdin");
         expect(keyStep.args.logging).toBe("stderr");
-        expect(command("relay-wireguard-conf").args.stdin).toBeUndefined();
+        expect(command("relay-wireguard-template").args.stdin).toBeUndefined();
         expect(await pulumi.isSecret(program.clientBundles.laptop)).toBe(true);
-        expect(await pulumi.isSecret(program.relayEndpoint)).toBe(false);
-        expect(await pulumi.isSecret(pulumi.output(command("relay-wireguard-conf").args.connection.privateKey))).toBe(true);
+        expect(await pulumi.isSecret(program.relayUrl)).toBe(false);
+        expect(await pulumi.isSecret(pulumi.output(command("relay-wireguard-template").args.connection.privateKey))).toBe(true);
     });
 
     it("exports the endpoint and a usable client bundle", async () => {
-        expect(await valueOf(program.relayEndpoint)).toBe("wss://198.51.100.10:443");
+        expect(await valueOf(program.relayUrl)).toBe("wss://198.51.100.10:443");
         const bundle = await valueOf(program.clientBundles.laptop as pulumi.Output<any>);
         const laptopKey = registered.find((r) => r.name === "laptop-key-private-key")!;
         expect(bundle.wireguardConf).toContain(`PrivateKey = ${wireguardKeyFromSecret(mockState(laptopKey).result as string)}`);
         expect(bundle.wireguardConf).toContain("Endpoint = 127.0.0.1:51820");
         expect(bundle.wireguardConf).toContain("AllowedIPs = 10.10.0.0/24, 192.168.1.0/24");
-        expect(bundle.wstunnelCommand).toMatch(/^WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX='Prefix[0-9a-f]+' \/usr\/local\/bin\/wstunnel 'client'/);
+        expect(bundle.wstunnelCommand).toMatch(/^WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX=Prefix[0-9a-f]+ \/usr\/local\/bin\/wstunnel client --local-to-remote /);
         expect(bundle.caCertificate).toContain("BEGIN CERTIFICATE");
         expect(Object.keys(program.gatewayPublicKeys)).toEqual(["rpi1"]);
     });
@@ -266,13 +268,19 @@ describe("program under mocks", () => {
         ]);
     });
 
-    it("gives the relay a peer per gateway (with its LAN) and per client", async () => {
-        const conf = (await inputsOf(command("relay-wireguard-conf"))).create as string;
-        expect(conf).toContain("# rpi1 (gateway)");
-        expect(conf).toContain("AllowedIPs = 10.10.0.2/32, 192.168.1.0/24");
-        expect(conf).toContain("AllowedIPs = 10.10.0.3/32");
-        expect(conf).toContain("AllowedIPs = 10.10.0.4/32");
-        expect(conf).not.toMatch(/PrivateKey/);
+    it("gives the relay a peer per gateway (with its LAN) and per client, their keys named in the template and listed beside it", async () => {
+        const template = (await inputsOf(command("relay-wireguard-template"))).create as string;
+        expect(template).toContain("# rpi1 (gateway)\nPublicKey = <public key of rpi1>\nPresharedKey = <from /etc/wireguard/psk/rpi1.psk>\nAllowedIPs = 10.10.0.2/32, 192.168.1.0/24\n");
+        expect(template).toContain("# laptop (client)\nPublicKey = <public key of laptop>\nAllowedIPs = 10.10.0.3/32\n");
+        expect(template).toContain("# workstation (client)\nPublicKey = <public key of workstation>\nPresharedKey = <from /etc/wireguard/psk/workstation.psk>\nAllowedIPs = 10.10.0.4/32\n");
+        // The template holds no key of any kind: a new peer's (unknown until applied) cannot make it unknown in a preview.
+        expect(template).not.toMatch(/= [A-Za-z0-9+/]{43}=/);
+        const publicKeys = (await inputsOf(command("relay-public-keys"))).create as string;
+        expect(publicKeys).toContain(`rpi1 ${await valueOf(program.gatewayPublicKeys.rpi1)}\n`);
+        expect(publicKeys).toMatch(/\nlaptop [A-Za-z0-9+/]{43}=\nworkstation [A-Za-z0-9+/]{43}=\n/);
+        const gatewayTemplate = (await inputsOf(command("rpi1-wireguard-template"))).create as string;
+        expect(gatewayTemplate).toContain("# the relay\nPublicKey = <public key of relay>\n");
+        expect((await inputsOf(command("rpi1-public-keys"))).create).toContain(`relay ${await valueOf(program.relayPublicKey)}\n`);
     });
 });
 
@@ -306,8 +314,39 @@ describe("program: rotation and upgrades", () => {
         for (const [host, unit] of [["relay", "wg-relay-wstunnel-server.service"], ["rpi1", "wg-relay-wstunnel-client.service"]]) {
             const script = (await inputsOf(command(`${host}-wstunnel-binary`))).create as string;
             // wstunnel-install restarts the unit it is given, and only after installing a new binary.
-            expect(script).toMatch(new RegExp(`/usr/local/lib/wg-relay/wstunnel-install ${unit} --local '/tmp/wg-relay-wstunnel-[0-9a-f]{16}' [0-9a-f]{64}`));
+            expect(script).toMatch(
+                new RegExp(`/usr/local/lib/wg-relay/wstunnel-install ${unit} /usr/local/bin/wstunnel /var/lib/wg-relay/wstunnel-release.sha256 upload /tmp/wg-relay-wstunnel-[0-9a-f]{16} [0-9a-f]{64}`),
+            );
             expect(script).not.toContain("wg-quick");
+        }
+    });
+});
+
+describe("program: existing keys (e.g. from wg-easy)", () => {
+    const privateKey = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+    const presharedKey = "FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVE=";
+    const relayKey = "oK56DE9Ue9zK76rAc8pBl6opph+1v36lm7cXXsQKrQM=";
+
+    it("uses them instead of generated ones, as secrets that reach hosts only on stdin", async () => {
+        const config = validConfig();
+        config.relay.existingKeys = { privateKey: relayKey };
+        config.clients![0] = { ...config.clients![0], presharedKey: true, existingKeys: { privateKey, presharedKey }, ssh: { host: "10.10.0.3", via: "relay" } };
+        const program = loadProgram(config);
+        const bundle = await valueOf(program.clientBundles.laptop as pulumi.Output<any>);
+        expect(bundle.wireguardConf).toContain(`PrivateKey = ${privateKey}\n`);
+        expect(bundle.wireguardConf).toContain(`PresharedKey = ${presharedKey}\n`);
+        expect(await valueOf(program.relayPublicKey)).toBe(wireguardPublicKey(relayKey));
+        const generated = registered.filter((r) => r.type === "random:index/randomPassword:RandomPassword").map((r) => r.name);
+        expect(generated.sort()).toEqual(["relay-path-prefix", "rpi1-key-private-key"]);
+        const keyStep = command("laptop-wireguard-key");
+        expect(await valueOf(pulumi.output(keyStep.args.stdin))).toBe(privateKey);
+        expect(await pulumi.isSecret(pulumi.output(keyStep.args.stdin))).toBe(true);
+        expect(await pulumi.isSecret(pulumi.output(command("relay-preshared-key-laptop").args.stdin))).toBe(true);
+        for (const recorded of mockCommands) {
+            const inputs = await inputsOf(recorded);
+            for (const secret of [privateKey, presharedKey, relayKey]) {
+                expect(inputs.create).not.toContain(secret);
+            }
         }
     });
 });
@@ -322,11 +361,11 @@ describe("program: a client on plain UDP", () => {
         expect(bundle.wireguardConf).toContain("Endpoint = 198.51.100.10:51820");
         expect(bundle.wstunnelCommand).toBeUndefined();
         expect(bundle.wstunnelUnit).toBeUndefined();
-        await valueOf(program.relayEndpoint);
+        await valueOf(program.relayUrl);
         const phoneSteps = mockCommands.filter((c) => c.name.startsWith("phone-")).map((c) => c.name);
         expect(phoneSteps.filter((name) => name.includes("wstunnel") || name.includes("trusted-ca"))).toEqual([]);
-        expect(phoneSteps).toContain("phone-wireguard-conf");
-        const relayConf = (await inputsOf(command("relay-wireguard-conf"))).create as string;
+        expect(phoneSteps).toContain("phone-wireguard-template");
+        const relayConf = (await inputsOf(command("relay-wireguard-template"))).create as string;
         expect(relayConf).not.toContain("--dport 51820 -j DROP");
     });
 });

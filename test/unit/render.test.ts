@@ -1,13 +1,10 @@
-import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import { parseStackConfig } from "../../components/config";
 import { clientWgQuickConf } from "../../components/roamingClient";
-import { gatewayFirewallRules } from "../../components/lanGateway";
-import { relayFirewallRules } from "../../components/vpsRelay";
-import { renderWgApplyScript, renderWstunnelInstallScript } from "../../components/render/scripts";
+import { gatewayFirewallRules, gatewayWgQuickConf } from "../../components/lanGateway";
+import { relayFirewallRules, relayWgQuickConf } from "../../components/vpsRelay";
 import { renderForwardingSysctl } from "../../components/render/sysctl";
-import { firewallHooks, relayAsPeer, renderWgQuickConf } from "../../components/render/wireguard";
+import { firewallHooks, renderPublicKeys, renderWgQuickConf } from "../../components/render/wireguard";
 import {
     renderWstunnelClientUnit,
     renderWstunnelClientEnvironment,
@@ -17,127 +14,149 @@ import {
     logRedaction,
     wstunnelServerArgs,
 } from "../../components/render/wstunnel";
+import { validConfig } from "./fixtures";
 import { expectGolden } from "./golden";
 
-const relayKey = "ynRPOclI5PZ22Cb8eu/HbwXmh0jWX38tM6W0XACiR1k=";
-const gatewayKey = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
-const clientKey = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=";
+const network = parseStackConfig({ ...validConfig(), wstunnel: { source: "local", localBinary: "/dev/null" } } as Record<string, unknown>);
+const [rpi1] = network.gateways;
+const [laptop] = network.clients;
+const base64Key = /[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=/;
 
-const relayRules = relayFirewallRules({
-    tunnelSubnet: "10.10.0.0/24",
-    publicInterface: "eth0",
-    wireguardPort: 51820,
-    allowDirectUdp: false,
-    internetEgress: true,
+describe("wg-quick templates: every key named, never written", () => {
+    it("renders the relay with a peer per gateway and client, each key by where wg-apply finds it", () => {
+        const peers = [
+            { ...rpi1, role: "gateway" as const },
+            { ...laptop, role: "client" as const, lanSubnets: [] },
+        ];
+        const template = renderWgQuickConf(relayWgQuickConf(network.relay, network.tunnel, peers, new Set(["rpi1"])));
+        expectGolden("relay-wg0.template.conf", template);
+        expect(template).not.toMatch(base64Key);
+        expect(template).toContain(
+            [
+                "[Interface]",
+                "Address = 10.10.0.1/24",
+                "ListenPort = 51820",
+                "MTU = 1320",
+                "PrivateKey = <from /etc/wireguard/wg0.key>",
+            ].join("\n"),
+        );
+        expect(template).toContain(
+            [
+                "[Peer]",
+                "# rpi1 (gateway)",
+                "PublicKey = <public key of rpi1>",
+                "PresharedKey = <from /etc/wireguard/psk/rpi1.psk>",
+                "AllowedIPs = 10.10.0.2/32, 192.168.1.0/24",
+                "",
+                "[Peer]",
+                "# laptop (client)",
+                "PublicKey = <public key of laptop>",
+                "AllowedIPs = 10.10.0.3/32",
+            ].join("\n"),
+        );
+    });
+
+    it("renders the gateway with the relay reached through the local wstunnel listener, the whole tunnel subnet allowed", () => {
+        const template = renderWgQuickConf(gatewayWgQuickConf({ ...rpi1, presharedKey: true }, network.tunnel, network.wstunnel, "relay"));
+        expectGolden("gateway-wg0.template.conf", template);
+        expect(template).toContain(
+            [
+                "[Peer]",
+                "# the relay",
+                "PublicKey = <public key of relay>",
+                "PresharedKey = <from /etc/wireguard/wg0.psk>",
+                "AllowedIPs = 10.10.0.0/24",
+                "Endpoint = 127.0.0.1:51820",
+                "PersistentKeepalive = 25",
+            ].join("\n"),
+        );
+    });
+
+    it("lists the public keys wg-apply fills in, one line per peer", () => {
+        expect(renderPublicKeys([{ name: "rpi1", publicKey: "KEY1=" }, { name: "laptop", publicKey: "KEY2=" }])).toBe("rpi1 KEY1=\nlaptop KEY2=\n");
+    });
 });
 
-describe("wg-quick conf", () => {
-    it("renders the relay with a peer per gateway and client, the key kept in its own file", () => {
-        const conf = renderWgQuickConf({
-            title: "wg-relay relay relay",
-            interface: { address: "10.10.0.1/24", listenPort: 51820, mtu: 1320, privateKey: { file: "/etc/wireguard/wg0.key" }, hooks: firewallHooks(relayRules) },
-            peers: [
-                {
-                    description: "rpi1 (gateway)",
-                    publicKey: gatewayKey,
-                    presharedKey: { file: "/etc/wireguard/psk/rpi1.psk" },
-                    allowedIps: ["10.10.0.2/32", "192.168.1.0/24"],
-                },
-                { description: "laptop (client)", publicKey: clientKey, allowedIps: ["10.10.0.3/32"] },
-            ],
-        });
-        expectGolden("relay-wg0.conf", conf);
-        expect(conf).not.toMatch(/PrivateKey|PresharedKey/);
-        expect(conf).toContain(`PostUp = wg set %i peer ${gatewayKey} preshared-key /etc/wireguard/psk/rpi1.psk`);
-    });
-
-    it("renders the gateway with the local wstunnel listener as endpoint and the whole tunnel subnet allowed", () => {
-        const conf = renderWgQuickConf({
-            title: "wg-relay LAN gateway rpi1",
-            interface: {
-                address: "10.10.0.2/24",
-                mtu: 1320,
-                privateKey: { file: "/etc/wireguard/wg0.key" },
-                hooks: firewallHooks(gatewayFirewallRules({ tunnelSubnet: "10.10.0.0/24", lanInterface: "eth0", lanSubnets: ["192.168.1.0/24"], masquerade: true })),
-            },
-            peers: [relayAsPeer({ publicKey: relayKey, allowedIps: ["10.10.0.0/24"], endpoint: "127.0.0.1:51820", keepaliveSeconds: 25 })],
-        });
-        expectGolden("gateway-wg0.conf", conf);
-        expect(conf).toContain("Endpoint = 127.0.0.1:51820");
-        expect(conf).not.toContain(":443");
-    });
-
-    const clientSpec = {
-        name: "laptop",
-        tunnelAddress: "10.10.0.3",
-        tunnelSubnet: "10.10.0.0/24",
-        mtu: 1320,
-        keepaliveSeconds: 25,
-        relayPublicKey: relayKey,
-        relayPublicAddress: "198.51.100.10",
-        endpoint: "127.0.0.1:51820",
-        routes: ["192.168.1.0/24"],
-        fullTunnel: false,
+describe("client bundle confs: keys inline", () => {
+    const settings = {
+        client: laptop,
+        tunnel: network.tunnel,
+        relayHost: "198.51.100.10",
+        relayPublicKey: { inline: "RELAY-PUBLIC-KEY" },
+        wireguardEndpoint: "127.0.0.1:51820",
         privateKey: { inline: "CLIENT-PRIVATE-KEY" },
     };
 
-    it("renders a split-tunnel client bundle conf with the key inline", () => {
-        const conf = renderWgQuickConf(clientWgQuickConf(clientSpec));
+    it("renders a split tunnel: the tunnel subnet and the client's routes", () => {
+        const conf = renderWgQuickConf(clientWgQuickConf(settings));
         expectGolden("client-split-wg0.conf", conf);
-        expect(conf).toContain("AllowedIPs = 10.10.0.0/24, 192.168.1.0/24");
+        expect(conf).toContain("PrivateKey = CLIENT-PRIVATE-KEY\n");
+        expect(conf).toContain("PublicKey = RELAY-PUBLIC-KEY\nAllowedIPs = 10.10.0.0/24, 192.168.1.0/24\nEndpoint = 127.0.0.1:51820\n");
     });
 
-    it("inlines a preshared key in a client bundle's conf", () => {
-        const conf = renderWgQuickConf(clientWgQuickConf({ ...clientSpec, presharedKey: { inline: "CLIENT-PRESHARED-KEY" } }));
-        expect(conf).toMatch(/PublicKey = .*\nPresharedKey = CLIENT-PRESHARED-KEY\nAllowedIPs/);
+    it("inlines a preshared key", () => {
+        const conf = renderWgQuickConf(clientWgQuickConf({ ...settings, presharedKey: { inline: "CLIENT-PRESHARED-KEY" } }));
+        expect(conf).toContain("PublicKey = RELAY-PUBLIC-KEY\nPresharedKey = CLIENT-PRESHARED-KEY\nAllowedIPs");
     });
 
     it("keeps the relay's address outside a full tunnel", () => {
-        const conf = renderWgQuickConf(clientWgQuickConf({ ...clientSpec, fullTunnel: true }));
+        const conf = renderWgQuickConf(clientWgQuickConf({ ...settings, client: { ...laptop, fullTunnel: true } }));
         expectGolden("client-full-wg0.conf", conf);
-        expect(conf).toContain("AllowedIPs = 0.0.0.0/0");
-        expect(conf).toContain("PostUp = ip -4 rule add to 198.51.100.10/32 lookup main priority 100");
-        expect(conf).toContain("PostDown = ip -4 rule del to 198.51.100.10/32 lookup main priority 100");
+        expect(conf).toContain("AllowedIPs = 0.0.0.0/0\n");
+        expect(conf).toContain("PostUp = ip -4 rule add to 198.51.100.10/32 lookup main priority 100\n");
+        expect(conf).toContain("PostDown = ip -4 rule del to 198.51.100.10/32 lookup main priority 100\n");
     });
 });
 
-describe("firewall hooks", () => {
-    const pairs = (rules: ReturnType<typeof relayFirewallRules>) => firewallHooks(rules);
+describe("firewall rules", () => {
+    const comment = "-m comment --comment wg-relay";
 
-    it.each([
-        ["relay", relayRules],
-        ["relay with direct UDP and no egress", relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "ens3", wireguardPort: 51820, allowDirectUdp: true, internetEgress: false })],
-        ["gateway", gatewayFirewallRules({ tunnelSubnet: "10.10.0.0/24", lanInterface: "eth0", lanSubnets: ["192.168.1.0/24", "192.168.2.0/24"], masquerade: true })],
-        ["gateway without masquerading", gatewayFirewallRules({ tunnelSubnet: "10.10.0.0/24", lanInterface: "eth0", lanSubnets: ["192.168.1.0/24"], masquerade: false })],
-    ])("PostDown of the %s deletes exactly what PostUp added", (_name, rules) => {
-        for (const hook of pairs(rules)) {
-            const added = hook.up.replace(/ -[AI] /, " ");
-            const deleted = hook.down!.replace(/ -D /, " ");
-            expect(deleted).toBe(added);
-        }
+    it("lets the relay forward between peers, to the internet for full tunnels, and drop direct UDP, each undone exactly", () => {
+        const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "eth0", wireguardPort: 51820, allowDirectUdp: false, internetEgress: true }));
+        expect(hooks).toEqual([
+            { up: `iptables -A FORWARD -i %i -o %i -j ACCEPT ${comment}`, down: `iptables -D FORWARD -i %i -o %i -j ACCEPT ${comment}` },
+            { up: `iptables -A FORWARD -i %i -o eth0 -j ACCEPT ${comment}`, down: `iptables -D FORWARD -i %i -o eth0 -j ACCEPT ${comment}` },
+            {
+                up: `iptables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT ${comment}`,
+                down: `iptables -D FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT ${comment}`,
+            },
+            { up: `iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE ${comment}`, down: `iptables -t nat -D POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE ${comment}` },
+            { up: `iptables -I INPUT -i eth0 -p udp --dport 51820 -j DROP ${comment}`, down: `iptables -D INPUT -i eth0 -p udp --dport 51820 -j DROP ${comment}` },
+        ]);
     });
 
-    it("drops WireGuard's UDP port on the public interface unless direct UDP is allowed", () => {
-        const drop = "-i eth0 -p udp --dport 51820 -j DROP";
-        expect(relayRules.some((rule) => rule.spec === drop && rule.insert)).toBe(true);
-        const open = relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "eth0", wireguardPort: 51820, allowDirectUdp: true, internetEgress: false });
-        expect(open.some((rule) => rule.spec.includes("DROP"))).toBe(false);
+    it("leaves WireGuard's port open and forwards only between peers without direct UDP or full tunnels", () => {
+        const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "ens3", wireguardPort: 51820, allowDirectUdp: true, internetEgress: false }));
+        expect(hooks).toEqual([{ up: `iptables -A FORWARD -i %i -o %i -j ACCEPT ${comment}`, down: `iptables -D FORWARD -i %i -o %i -j ACCEPT ${comment}` }]);
     });
 
-    it("masquerades onto the LAN only when asked", () => {
-        const spec = { tunnelSubnet: "10.10.0.0/24", lanInterface: "eth0", lanSubnets: ["192.168.1.0/24"] };
-        expect(gatewayFirewallRules({ ...spec, masquerade: true }).filter((rule) => rule.spec.includes("MASQUERADE"))).toHaveLength(1);
-        expect(gatewayFirewallRules({ ...spec, masquerade: false }).filter((rule) => rule.spec.includes("MASQUERADE"))).toHaveLength(0);
+    it("lets the gateway forward to each LAN and the replies back, masquerading only when asked", () => {
+        const settings = { tunnelSubnet: "10.10.0.0/24", lanInterface: "eth0", lanSubnets: ["192.168.1.0/24", "192.168.2.0/24"] };
+        const masquerading = firewallHooks(gatewayFirewallRules({ ...settings, masquerade: true })).map((hook) => hook.up);
+        expect(masquerading).toEqual([
+            `iptables -A FORWARD -i %i -o eth0 -d 192.168.1.0/24 -j ACCEPT ${comment}`,
+            `iptables -A FORWARD -i %i -o eth0 -d 192.168.2.0/24 -j ACCEPT ${comment}`,
+            `iptables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT ${comment}`,
+            `iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE ${comment}`,
+        ]);
+        expect(firewallHooks(gatewayFirewallRules({ ...settings, masquerade: false })).map((hook) => hook.up)).toEqual(masquerading.slice(0, 3));
+    });
+
+    it("removes rules in reverse order in the conf", () => {
+        const template = renderWgQuickConf(gatewayWgQuickConf(rpi1, network.tunnel, network.wstunnel, "relay"));
+        const postDowns = template.split("\n").filter((line) => line.startsWith("PostDown = "));
+        expect(postDowns[0]).toBe(`PostDown = iptables -t nat -D POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE ${comment}`);
+        expect(postDowns).toHaveLength(3);
     });
 });
 
 describe("wstunnel", () => {
     it("restricts the server to the local WireGuard port and keeps the path prefix out of the command line", () => {
-        const spec = { listenPort: 443, wireguardPort: 51820, certificateFile: "/etc/wg-relay/tls/server.crt", privateKeyFile: "/etc/wg-relay/tls/server.key", restrictionsFile: "/etc/wg-relay/wstunnel-restrictions.yaml" };
-        expect(wstunnelServerArgs({ ...spec, certificateFile: "c", privateKeyFile: "k", restrictionsFile: "r" })).toEqual([
+        const settings = { listenPort: 443, wireguardPort: 51820, certificateFile: "/etc/wg-relay/tls/server.crt", privateKeyFile: "/etc/wg-relay/tls/server.key", restrictionsFile: "/etc/wg-relay/wstunnel-restrictions.yaml" };
+        expect(wstunnelServerArgs({ ...settings, certificateFile: "c", privateKeyFile: "k", restrictionsFile: "r" })).toEqual([
             "server", "--tls-certificate", "c", "--tls-private-key", "k", "--restrict-config", "r", "wss://0.0.0.0:443",
         ]);
-        const unit = renderWstunnelServerUnit(spec);
+        const unit = renderWstunnelServerUnit(settings);
         expectGolden("wg-relay-wstunnel-server.service", unit);
         expect(unit).toContain("Before=wg-quick@wg0.service");
         expect(unit).toContain("AmbientCapabilities=CAP_NET_BIND_SERVICE");
@@ -167,11 +186,11 @@ describe("wstunnel", () => {
     });
 
     it("has the client listen on loopback UDP without an idle timeout and verify the relay's certificate", () => {
-        const spec = { localPort: 51820, relayHost: "sync.c0xl.ch", relayPort: 443, wireguardPort: 51820 };
-        expect(wstunnelClientArgs(spec)).toEqual([
+        const settings = { localPort: 51820, relayHost: "sync.c0xl.ch", relayPort: 443, wireguardPort: 51820 };
+        expect(wstunnelClientArgs(settings)).toEqual([
             "client", "--local-to-remote", "udp://127.0.0.1:51820:127.0.0.1:51820?timeout_sec=0", "--tls-verify-certificate", "wss://sync.c0xl.ch:443",
         ]);
-        expectGolden("wg-relay-wstunnel-client.service", renderWstunnelClientUnit({ ...spec, environmentFile: "/etc/wg-relay/wstunnel-client.env" }));
+        expectGolden("wg-relay-wstunnel-client.service", renderWstunnelClientUnit({ ...settings, environmentFile: "/etc/wg-relay/wstunnel-client.env" }));
     });
 
     it("puts the client's prefix in an environment file and refuses one that would break it", () => {
@@ -180,55 +199,9 @@ describe("wstunnel", () => {
     });
 });
 
-describe("host scripts", () => {
+describe("sysctl", () => {
     it("renders the forwarding sysctl", () => {
+        expect(renderForwardingSysctl()).toBe("# Managed by wg-relay: routes between the tunnel and the LAN or the internet.\nnet.ipv4.ip_forward = 1\n");
         expectGolden("90-wg-relay.conf", renderForwardingSysctl());
-    });
-
-    it("renders wg-apply as valid bash that syncs peers with the key fed back in", () => {
-        const script = renderWgApplyScript();
-        expectGolden("wg-apply", script);
-        execFileSync("bash", ["-n"], { input: script });
-        expect(script).toContain("wg syncconf");
-        expect(script).toMatch(/PrivateKey = %s.*\$\(<"\$key"\)/);
-    });
-
-    it("renders wstunnel-install as valid bash with a checksum per architecture", () => {
-        const script = renderWstunnelInstallScript({
-            version: "10.6.2",
-            baseUrl: "https://github.com/erebe/wstunnel/releases/download",
-            sha256: { amd64: "a".repeat(64), arm64: "b".repeat(64) },
-        });
-        expectGolden("wstunnel-install", script);
-        execFileSync("bash", ["-n"], { input: script });
-        expect(script).toContain(`amd64) want="${"a".repeat(64)}"`);
-        expect(script).toContain(`armv7) want=""`);
-        expect(script).toContain("wstunnel_10.6.2_linux_$arch.tar.gz");
-    });
-
-    describe("wstunnel-install run for real, on paths that stop before installing", () => {
-        let dir: string;
-        beforeEach(() => (dir = mkdtempSync(join(tmpdir(), "wg-relay-install-"))));
-        afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-        const run = (sha256: Record<string, string>, args: string[]) =>
-            spawnSync("bash", ["-s", "--", "wg-relay-test.service", ...args], {
-                input: renderWstunnelInstallScript({ version: "10.6.2", baseUrl: "https://invalid.example", sha256 }),
-                encoding: "utf8",
-            });
-
-        it("refuses an uploaded binary whose checksum differs, saying both digests", () => {
-            const file = join(dir, "wstunnel");
-            writeFileSync(file, "not the binary we expect");
-            const result = run({}, ["--local", file, "0".repeat(64)]);
-            expect(result.status).toBe(1);
-            expect(result.stderr).toMatch(/SHA-256 mismatch for uploaded .*expected 0{64}, got [0-9a-f]{64}; keeping the installed binary/);
-        });
-
-        it("says which config key is missing when this architecture has no checksum", () => {
-            const result = run({ armv7: "a".repeat(64) }, []);
-            expect(result.status).toBe(1);
-            expect(result.stderr).toMatch(/no SHA-256 configured for wstunnel 10\.6\.2 on (amd64|arm64) \(set wg-relay:wstunnel\.sha256\.(amd64|arm64)/);
-        });
     });
 });

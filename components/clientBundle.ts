@@ -1,0 +1,15 @@
+// A roaming client's bundle: the secret stack output a user turns into files (`npm run client-files`).
+
+/** Everything a user needs to connect one client by hand. A secret: it holds the private key and the path prefix. */
+export interface ClientBundle {
+    name: string;
+    /** wg-quick conf with the keys inline, for `wg-quick up` or a WireGuard app. */
+    wireguardConf: string;
+    /** The wstunnel client to run beside it (the prefix comes from the environment, as in the unit); absent with transport udp. */
+    wstunnelCommand?: string;
+    /** systemd unit and its environment file for Linux clients. */
+    wstunnelUnit?: string;
+    wstunnelEnvironment?: string;
+    /** The stack's CA to add to the client's trust store; absent when the relay has a publicly trusted certificate. */
+    caCertificate?: string;
+}

@@ -1,0 +1,120 @@
+#!/bin/bash
+# wg-apply: brings a WireGuard interface in line with the template wg-relay pushed, with the least disruption.
+# Installed by wg-relay as it is; `pulumi up` runs it after writing the template or a key.
+#
+#   wg-apply [--when-complete] TEMPLATE PUBLIC_KEYS CONF APPLIED
+#
+# TEMPLATE is a wg-quick conf without key material. Its key lines say where each key is:
+#     PrivateKey = <from FILE>        PresharedKey = <from FILE>        PublicKey = <public key of NAME>
+# FILEs are root-only key files; PUBLIC_KEYS has one "NAME KEY" line per peer. wg-apply writes CONF (the conf
+# wg-quick reads; the interface is named after it) with the keys filled in, then:
+#   - interface down: enables and starts it;
+#   - [Interface] settings changed (address, port, MTU, hooks; a new private key is not one): restarts it;
+#   - otherwise `wg syncconf` applies peers, keys and preshared keys without a restart, and the interface's routes
+#     follow the peers' AllowedIPs. After a new private key, peers kept alive are told at once (a keepalive
+#     switched on is sent at once), so they handshake with it now rather than at their next keepalive.
+# APPLIED keeps a copy of what was last applied. With --when-complete a template that names a key not there yet is
+# left alone (exit 0): the step that writes a key runs this before the one that writes the template.
+set -euo pipefail
+
+when_complete=0
+if [ "${1:-}" = "--when-complete" ]; then
+    when_complete=1
+    shift
+fi
+if [ $# -ne 4 ]; then
+    echo "usage: wg-apply [--when-complete] TEMPLATE PUBLIC_KEYS CONF APPLIED" >&2
+    exit 2
+fi
+template=$1 public_keys=$2 conf=$3 applied=$4
+iface=$(basename "$conf" .conf)
+unit="wg-quick@$iface.service"
+
+if [ ! -f "$template" ]; then
+    echo "wg-apply: no template $template yet; nothing to apply"
+    exit 0
+fi
+
+# One wg-apply per interface at a time: a host's steps run side by side.
+mkdir -p "$(dirname "$applied")"
+exec 9>"$applied.lock"
+flock 9
+
+declare -A public_key=()
+if [ -f "$public_keys" ]; then
+    while read -r name key; do
+        [ -n "$name" ] && public_key[$name]=$key
+    done <"$public_keys"
+fi
+
+not_there() { # WHAT
+    if [ "$when_complete" = 1 ]; then
+        echo "wg-apply: $1 is not there yet; the template's own step applies it" >&2
+        exit 0
+    fi
+    echo "wg-apply: $template needs $1, which is not there" >&2
+    exit 1
+}
+
+# Keys are read by builtins only, so they never appear in a process's arguments.
+fill_in_keys() {
+    local line file name
+    while IFS= read -r line || [ -n "$line" ]; do
+        if [[ $line =~ ^(PrivateKey|PresharedKey)\ =\ \<from\ (/[^\>]+)\>$ ]]; then
+            file=${BASH_REMATCH[2]}
+            [ -s "$file" ] || not_there "the key file $file"
+            printf '%s = %s\n' "${BASH_REMATCH[1]}" "$(<"$file")"
+        elif [[ $line =~ ^PublicKey\ =\ \<public\ key\ of\ ([a-z][a-z0-9-]*)\>$ ]]; then
+            name=${BASH_REMATCH[1]}
+            [ -n "${public_key[$name]:-}" ] || not_there "the public key of $name (in $public_keys)"
+            printf 'PublicKey = %s\n' "${public_key[$name]}"
+        else
+            printf '%s\n' "$line"
+        fi
+    done <"$template"
+}
+
+umask 077
+filled=$(mktemp "$conf.XXXXXX")
+trap 'rm -f "$filled"' EXIT
+fill_in_keys >"$filled"
+mv -f "$filled" "$conf"
+
+# What only a restart applies: the [Interface] part without the private key (syncconf applies that).
+interface_part() { sed -e '/^\[Peer\]/,$d' -e '/^PrivateKey = /d' "$1"; }
+private_key_line() { grep '^PrivateKey = ' "$1" || true; }
+
+systemctl enable --quiet "$unit"
+if ! systemctl is-active --quiet "$unit"; then
+    echo "wg-apply: starting $iface"
+    systemctl restart "$unit"
+elif [ ! -f "$applied" ] || [ "$(interface_part "$conf")" != "$(interface_part "$applied")" ]; then
+    echo "wg-apply: interface settings changed, restarting $iface"
+    systemctl restart "$unit"
+else
+    echo "wg-apply: syncing peers and keys of $iface without a restart"
+    wg syncconf "$iface" <(wg-quick strip "$conf")
+    # syncconf does not touch routes. With a full tunnel wg-quick routes through a table of its own (fwmark);
+    # otherwise route every allowed network into the interface and drop the routes of removed ones.
+    if [ "$(wg show "$iface" fwmark)" = "off" ]; then
+        wanted=$(wg show "$iface" allowed-ips | cut -f2- | tr -s ' \t' '\n' | grep -v '^(none)$' | grep . | sort -u || true)
+        for net in $wanted; do
+            ip -4 route replace "$net" dev "$iface"
+        done
+        for net in $(ip -4 -o route show dev "$iface" proto boot | cut -d' ' -f1); do
+            case $'\n'"$wanted"$'\n' in
+                *$'\n'"$net"$'\n'*) ;;
+                *) ip -4 route del "$net" dev "$iface" ;;
+            esac
+        done
+    fi
+    if [ "$(private_key_line "$conf")" != "$(private_key_line "$applied")" ]; then
+        wg show "$iface" persistent-keepalive | while read -r peer interval; do
+            if [ "$interval" != off ]; then
+                wg set "$iface" peer "$peer" persistent-keepalive off
+                wg set "$iface" peer "$peer" persistent-keepalive "$interval"
+            fi
+        done
+    fi
+fi
+install -m 0600 "$conf" "$applied"

@@ -1,0 +1,296 @@
+// The scripts wg-relay installs on hosts, run for real with stand-in `wg`, `wg-quick`, `systemctl`, `ip`, `uname`,
+// `curl` and `chown` on PATH that record how they were called: no root, no WireGuard, no network. And every shell
+// script in the repository passes shellcheck.
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { hostScriptsDir } from "../../components/render/scripts";
+
+const repo = join(__dirname, "..", "..");
+
+describe("shell scripts", () => {
+    it("pass shellcheck, every one in the repository", () => {
+        const tracked = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], { cwd: repo, encoding: "utf8" }).split("\n").filter(Boolean);
+        const scripts = tracked.filter((file) => existsSync(join(repo, file)) && /^#!.*\b(ba)?sh\b/.test(readFileSync(join(repo, file), "utf8").split("\n")[0]));
+        expect(scripts).toEqual(expect.arrayContaining(["components/host-scripts/wg-apply.sh", "components/host-scripts/wstunnel-install.sh", "lab/lab.sh", ".ci/run"]));
+        const result = spawnSync("shellcheck", ["--external-sources", ...scripts], { cwd: repo, encoding: "utf8" });
+        if (result.error) {
+            throw new Error(`shellcheck is not installed (lab/toolchain.sh installs it): ${result.error.message}`);
+        }
+        expect(result.stdout + result.stderr).toBe("");
+        expect(result.status).toBe(0);
+    });
+});
+
+// Stand-ins: each records "NAME ARGS..." in $CALLS and keeps what it must in $STATE.
+const stubs: Record<string, string> = {
+    systemctl: `
+case "$1" in
+  is-active) [ -e "$STATE/active" ] ;;
+  restart) touch "$STATE/active"; cp "$CONF_UNDER_TEST" "$STATE/running.conf" ;;
+esac`,
+    // The live interface, as wg would show it, follows what was last synced or started.
+    wg: `
+live() { if [ -e "$STATE/synced.conf" ]; then cat "$STATE/synced.conf"; else cat "$STATE/running.conf"; fi; }
+case "$1 $3" in
+  "syncconf "*) cat "$3" > "$STATE/synced.conf" ;;
+  "show fwmark") echo off ;;
+  "show allowed-ips") live | awk '/^PublicKey = / { key = $3 } /^AllowedIPs = / { sub(/^AllowedIPs = /, ""); gsub(/, /, " "); print key "\\t" $0 }' ;;
+  "show persistent-keepalive") live | awk '/^PublicKey = / { key = $3 } /^PersistentKeepalive = / { print key "\\t" $3 }' ;;
+esac`,
+    "wg-quick": `[ "$1" = strip ] && grep -vE '^(Address|MTU|PostUp|PostDown|DNS|Table) = ' "$2"`,
+    ip: `[ "$*" = "-4 -o route show dev wg0 proto boot" ] && cat "$STATE/routes" 2>/dev/null; true`,
+    uname: `echo x86_64`,
+    curl: `while [ $# -gt 1 ]; do [ "$1" = -o ] && out=$2; shift; done; cp "$STATE/release.tar.gz" "$out"`,
+    chown: `true`,
+};
+
+function stubBin(dir: string): string {
+    const bin = join(dir, "bin");
+    mkdirSync(bin);
+    for (const [name, body] of Object.entries(stubs)) {
+        writeFileSync(join(bin, name), `#!/bin/bash\necho "${name} $*" >> "$CALLS"\n${body}\n`);
+        chmodSync(join(bin, name), 0o755);
+    }
+    return bin;
+}
+
+const keys = {
+    relayPrivate: "cHJpdmF0ZS1rZXktb2YtdGhlLXJlbGF5LTAxMjM0NTY=",
+    relayPrivateRotated: "cm90YXRlZC1rZXktb2YtdGhlLXJlbGF5LTAxMjM0NTY=",
+    rpi1Public: "cnBpMS1wdWJsaWMta2V5LTAxMjM0NTY3ODlhYmNkZWY=",
+    laptopPublic: "bGFwdG9wLXB1YmxpYy1rZXktMDEyMzQ1Njc4OWFiY2Q=",
+    rpi1Preshared: "cnBpMS1wcmVzaGFyZWQta2V5LTAxMjM0NTY3ODlhYmM=",
+};
+
+describe("wg-apply", () => {
+    let dir: string;
+    let paths: { template: string; publicKeys: string; conf: string; applied: string; key: string; psk: string; calls: string; state: string };
+    let env: NodeJS.ProcessEnv;
+
+    const template = (options: { mtu?: number; laptop?: boolean } = {}) =>
+        [
+            "[Interface]",
+            "Address = 10.10.0.1/24",
+            "ListenPort = 51820",
+            `MTU = ${options.mtu ?? 1320}`,
+            `PrivateKey = <from ${paths.key}>`,
+            "PostUp = iptables -A FORWARD -i %i -o %i -j ACCEPT",
+            "",
+            "[Peer]",
+            "# rpi1 (gateway)",
+            "PublicKey = <public key of rpi1>",
+            `PresharedKey = <from ${paths.psk}>`,
+            "AllowedIPs = 10.10.0.2/32, 192.168.1.0/24",
+            "PersistentKeepalive = 25",
+            ...(options.laptop ? ["", "[Peer]", "# laptop (client)", "PublicKey = <public key of laptop>", "AllowedIPs = 10.10.0.3/32"] : []),
+            "",
+        ].join("\n");
+
+    const publicKeys = (withLaptop: boolean) => `rpi1 ${keys.rpi1Public}\n${withLaptop ? `laptop ${keys.laptopPublic}\n` : ""}`;
+
+    const wgApply = (...flags: string[]) => {
+        writeFileSync(paths.calls, "");
+        return spawnSync("bash", [join(hostScriptsDir, "wg-apply.sh"), ...flags, paths.template, paths.publicKeys, paths.conf, paths.applied], { env, encoding: "utf8" });
+    };
+    const calls = () => readFileSync(paths.calls, "utf8").trim().split("\n").filter(Boolean);
+    const restarted = () => calls().includes("systemctl restart wg-quick@wg0.service");
+    const synced = () => calls().some((call) => call.startsWith("wg syncconf wg0 "));
+
+    /** The state after a first apply of `template()` with rpi1 only: the interface is up. */
+    const applyFirst = () => {
+        writeFileSync(paths.template, template());
+        writeFileSync(paths.publicKeys, publicKeys(false));
+        const result = wgApply();
+        expect(result.status).toBe(0);
+    };
+
+    beforeEach(() => {
+        dir = mkdtempSync(join(tmpdir(), "wg-relay-wg-apply-"));
+        const state = join(dir, "state");
+        mkdirSync(state);
+        mkdirSync(join(dir, "etc"));
+        paths = {
+            template: join(dir, "etc", "wg0.template.conf"),
+            publicKeys: join(dir, "etc", "wg0.public-keys"),
+            conf: join(dir, "etc", "wg0.conf"),
+            applied: join(dir, "var", "wg0.applied.conf"),
+            key: join(dir, "etc", "wg0.key"),
+            psk: join(dir, "etc", "rpi1.psk"),
+            calls: join(dir, "calls"),
+            state,
+        };
+        writeFileSync(paths.key, `${keys.relayPrivate}\n`);
+        writeFileSync(paths.psk, `${keys.rpi1Preshared}\n`);
+        env = { PATH: `${stubBin(dir)}:${process.env.PATH}`, CALLS: paths.calls, STATE: state, CONF_UNDER_TEST: paths.conf };
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("starts a stopped interface with every key filled in from its file, in a root-only conf", () => {
+        applyFirst();
+        expect(calls()).toEqual(["systemctl enable --quiet wg-quick@wg0.service", "systemctl is-active --quiet wg-quick@wg0.service", "systemctl restart wg-quick@wg0.service"]);
+        const conf = readFileSync(paths.conf, "utf8");
+        expect(conf).toContain(`PrivateKey = ${keys.relayPrivate}\n`);
+        expect(conf).toContain(`PublicKey = ${keys.rpi1Public}\nPresharedKey = ${keys.rpi1Preshared}\nAllowedIPs = 10.10.0.2/32, 192.168.1.0/24\n`);
+        expect(conf).not.toContain("<");
+        expect(execFileSync("stat", ["-c", "%a", paths.conf, paths.applied], { encoding: "utf8" })).toBe("600\n600\n");
+    });
+
+    it("adds a peer with wg syncconf, keeping the others' preshared keys, and routes its network, without a restart", () => {
+        applyFirst();
+        writeFileSync(paths.template, template({ laptop: true }));
+        writeFileSync(paths.publicKeys, publicKeys(true));
+        const result = wgApply();
+        expect(result.status).toBe(0);
+        expect(restarted()).toBe(false);
+        const syncedConf = readFileSync(join(paths.state, "synced.conf"), "utf8");
+        expect(syncedConf).toContain(`PublicKey = ${keys.laptopPublic}\nAllowedIPs = 10.10.0.3/32`);
+        expect(syncedConf).toContain(`PublicKey = ${keys.rpi1Public}\nPresharedKey = ${keys.rpi1Preshared}\n`);
+        expect(calls()).toContain("ip -4 route replace 10.10.0.3/32 dev wg0");
+    });
+
+    it("drops the route of a removed peer", () => {
+        writeFileSync(paths.template, template({ laptop: true }));
+        writeFileSync(paths.publicKeys, publicKeys(true));
+        expect(wgApply().status).toBe(0);
+        writeFileSync(join(paths.state, "routes"), "10.10.0.2/32 dev wg0 proto boot\n192.168.1.0/24 dev wg0 proto boot\n10.10.0.3/32 dev wg0 proto boot\n");
+        writeFileSync(paths.template, template());
+        writeFileSync(paths.publicKeys, publicKeys(false));
+        expect(wgApply().status).toBe(0);
+        expect(restarted()).toBe(false);
+        expect(calls().filter((call) => call.includes("route del"))).toEqual(["ip -4 route del 10.10.0.3/32 dev wg0"]);
+        expect(readFileSync(join(paths.state, "synced.conf"), "utf8")).not.toContain(keys.laptopPublic);
+    });
+
+    it("restarts the interface when an [Interface] setting changes", () => {
+        applyFirst();
+        writeFileSync(paths.template, template({ mtu: 1280 }));
+        expect(wgApply().stdout).toContain("interface settings changed, restarting wg0");
+        expect(restarted()).toBe(true);
+        expect(synced()).toBe(false);
+    });
+
+    it("applies a new private key live and has kept-alive peers handshake at once", () => {
+        applyFirst();
+        writeFileSync(paths.key, `${keys.relayPrivateRotated}\n`);
+        const result = wgApply("--when-complete");
+        expect(result.status).toBe(0);
+        expect(restarted()).toBe(false);
+        expect(readFileSync(join(paths.state, "synced.conf"), "utf8")).toContain(`PrivateKey = ${keys.relayPrivateRotated}`);
+        expect(calls()).toEqual(
+            expect.arrayContaining([`wg set wg0 peer ${keys.rpi1Public} persistent-keepalive off`, `wg set wg0 peer ${keys.rpi1Public} persistent-keepalive 25`]),
+        );
+    });
+
+    it("changes nothing live when nothing changed", () => {
+        applyFirst();
+        expect(wgApply().status).toBe(0);
+        expect(restarted()).toBe(false);
+        expect(calls().filter((call) => call.includes("persistent-keepalive off"))).toEqual([]);
+    });
+
+    it("leaves a template that names a missing key alone with --when-complete, and fails on it without", () => {
+        applyFirst();
+        writeFileSync(paths.template, template({ laptop: true }));
+        const lenient = wgApply("--when-complete");
+        expect(lenient.status).toBe(0);
+        expect(lenient.stderr).toContain("the public key of laptop");
+        expect(calls().filter((call) => !call.startsWith("systemctl enable"))).toEqual([]);
+        const strict = wgApply();
+        expect(strict.status).toBe(1);
+        expect(strict.stderr).toContain(`wg-apply: ${paths.template} needs the public key of laptop (in ${paths.publicKeys}), which is not there`);
+    });
+
+    it("never passes a key in a command's arguments", () => {
+        applyFirst();
+        writeFileSync(paths.template, template({ laptop: true }));
+        writeFileSync(paths.publicKeys, publicKeys(true));
+        writeFileSync(paths.key, `${keys.relayPrivateRotated}\n`);
+        expect(wgApply().status).toBe(0);
+        const recorded = calls().join("\n");
+        for (const secret of [keys.relayPrivate, keys.relayPrivateRotated, keys.rpi1Preshared]) {
+            expect(recorded).not.toContain(secret);
+        }
+    });
+});
+
+describe("wstunnel-install", () => {
+    let dir: string;
+    let env: NodeJS.ProcessEnv;
+    let target: string;
+    let marker: string;
+    let release: { sha256: string };
+    const unit = "wg-relay-wstunnel-client.service";
+
+    const run = (...args: string[]) => {
+        writeFileSync(join(dir, "calls"), "");
+        return spawnSync("bash", [join(hostScriptsDir, "wstunnel-install.sh"), unit, target, marker, ...args], { env, encoding: "utf8" });
+    };
+    const download = (amd64: string) => run("download", "10.6.2", "https://mirror.invalid/wstunnel", amd64, "", "");
+    const calls = () => readFileSync(join(dir, "calls"), "utf8");
+
+    beforeEach(() => {
+        dir = mkdtempSync(join(tmpdir(), "wg-relay-wstunnel-install-"));
+        const state = join(dir, "state");
+        mkdirSync(join(state, "archive"), { recursive: true });
+        writeFileSync(join(state, "archive", "wstunnel"), "#!/bin/sh\necho new wstunnel\n");
+        execFileSync("tar", ["-czf", join(state, "release.tar.gz"), "-C", join(state, "archive"), "wstunnel"]);
+        release = { sha256: execFileSync("sha256sum", [join(state, "release.tar.gz")], { encoding: "utf8" }).split(" ")[0] };
+        target = join(dir, "bin-wstunnel");
+        marker = join(dir, "lib", "wstunnel-release.sha256");
+        writeFileSync(target, "old wstunnel\n", { mode: 0o755 });
+        touchActive(state);
+        env = { PATH: `${stubBin(dir)}:${process.env.PATH}`, CALLS: join(dir, "calls"), STATE: state, CONF_UNDER_TEST: "/dev/null" };
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+    const touchActive = (state: string) => writeFileSync(join(state, "active"), "");
+
+    it("installs a verified release for this architecture, then restarts the running unit", () => {
+        const result = download(release.sha256);
+        expect(result.stderr).toBe("");
+        expect(result.status).toBe(0);
+        expect(readFileSync(target, "utf8")).toBe("#!/bin/sh\necho new wstunnel\n");
+        expect(readFileSync(marker, "utf8")).toBe(`${release.sha256}\n`);
+        expect(calls()).toContain("curl --fail --silent --show-error --location --proto =https,http --retry 3 -o ");
+        expect(calls()).toContain("https://mirror.invalid/wstunnel/v10.6.2/wstunnel_10.6.2_linux_amd64.tar.gz");
+        expect(calls()).toContain(`systemctl restart ${unit}`);
+    });
+
+    it("does not fetch again what is installed", () => {
+        expect(download(release.sha256).status).toBe(0);
+        const again = download(release.sha256);
+        expect(again.stdout).toContain("wstunnel 10.6.2 (amd64) is installed already");
+        expect(calls()).not.toContain("curl");
+        expect(calls()).not.toContain("restart");
+    });
+
+    it("keeps the old binary when the archive's checksum differs", () => {
+        const result = download("0".repeat(64));
+        expect(result.status).toBe(1);
+        expect(result.stderr).toContain(`SHA-256 mismatch for wstunnel_10.6.2_linux_amd64.tar.gz: expected ${"0".repeat(64)}, got ${release.sha256}; keeping the installed binary`);
+        expect(readFileSync(target, "utf8")).toBe("old wstunnel\n");
+        expect(calls()).not.toContain("restart");
+    });
+
+    it("says which config key is missing when this architecture has no checksum", () => {
+        const result = run("download", "10.6.2", "https://mirror.invalid/wstunnel", "", "a".repeat(64), "");
+        expect(result.status).toBe(1);
+        expect(result.stderr).toContain("no SHA-256 configured for wstunnel 10.6.2 on amd64 (set wg-relay:wstunnel.sha256.amd64");
+    });
+
+    it("installs an uploaded binary only when its checksum matches, keeping the old one otherwise", () => {
+        const staged = join(dir, "staged");
+        writeFileSync(staged, "uploaded wstunnel\n");
+        const digest = execFileSync("sha256sum", [staged], { encoding: "utf8" }).split(" ")[0];
+        const refused = run("upload", staged, "1".repeat(64));
+        expect(refused.status).toBe(1);
+        expect(refused.stderr).toMatch(/SHA-256 mismatch for uploaded .*; keeping the installed binary/);
+        expect(readFileSync(target, "utf8")).toBe("old wstunnel\n");
+        const installed = run("upload", staged, digest);
+        expect(installed.status).toBe(0);
+        expect(readFileSync(target, "utf8")).toBe("uploaded wstunnel\n");
+        expect(existsSync(staged)).toBe(false);
+        expect(calls()).toContain(`systemctl restart ${unit}`);
+    });
+});

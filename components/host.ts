@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { posix } from "node:path";
 import { SshSettings } from "./config";
-import { ownedDirs } from "./render/paths";
+import { ownedDirs, systemdUnitPath } from "./render/paths";
 import { shellQuote } from "./shell";
 
 /** Debian packages every wg-relay host needs (curl and CA certificates fetch a wstunnel release). */
@@ -199,6 +199,20 @@ export class Host {
             script: pulumi.output(options.onChange).apply((onChange) => [writeStdinToFileScript(options.path), whenChanged(onChange)].filter(Boolean).join("\n")),
             deleteScript: [removeFilesScript([options.path]), options.afterRemove].filter(Boolean).join("\n"),
             secretStdin: options.content,
+            dependsOn: options.dependsOn,
+        });
+    }
+
+    /** A systemd service unit file: started and enabled, restarted when the file changes, stopped and removed on destroy. */
+    installServiceUnit(step: string, options: StepOptions & { unit: string; content: pulumi.Input<string> }): command.remote.Command {
+        return this.writeFile(step, {
+            path: systemdUnitPath(options.unit),
+            content: options.content,
+            mode: "0644",
+            onChange: systemd.reloadRestart(options.unit),
+            ensure: systemd.enableStart(options.unit),
+            beforeRemove: systemd.disableStop(options.unit),
+            afterRemove: systemd.daemonReload,
             dependsOn: options.dependsOn,
         });
     }

@@ -4,8 +4,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { GatewaySettings, TunnelNetwork, WstunnelSettings } from "./config";
 import { Host, sshConnection } from "./host";
 import { firewallHooks, FirewallRule, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
-import { peerPresharedKeyPath, wireguardKeyPath } from "./render/paths";
+import { renderHeartbeatUnit } from "./render/heartbeat";
+import { heartbeatUnit, peerPresharedKeyPath, wireguardKeyPath } from "./render/paths";
 import { PeerComponentArgs, provisionPeerHost } from "./peerHost";
+
+/** With WireGuard's 15 s of unanswered data before a new handshake: the tunnel is back within about 20 s. */
+const heartbeatSeconds = 5;
 
 export interface LanGatewayArgs extends PeerComponentArgs {
     gateway: GatewaySettings;
@@ -76,7 +80,12 @@ export class LanGateway extends pulumi.ComponentResource {
         const host = new Host(name, sshConnection(gateway.ssh, args.sshPrivateKey, proxy), gateway.ssh.user, this);
 
         this.wireguardTemplate = renderWgQuickConf(gatewayWgQuickConf(gateway, args.tunnel, args.wstunnel, relay.peerName));
-        provisionPeerHost(host, { ...args, useWstunnel: true, template: this.wireguardTemplate, forwarding: true });
+        const wireguard = provisionPeerHost(host, { ...args, useWstunnel: true, template: this.wireguardTemplate, forwarding: true });
+        host.installServiceUnit("heartbeat-unit", {
+            unit: heartbeatUnit,
+            content: renderHeartbeatUnit({ relayTunnelAddress: relay.tunnelAddress, intervalSeconds: heartbeatSeconds }),
+            dependsOn: [wireguard],
+        });
 
         this.publicKey = args.key.publicKey;
         this.tunnelAddress = pulumi.output(gateway.tunnelAddress);

@@ -12,6 +12,7 @@ import { deployWstunnelClient, installWstunnelBinary, wstunnelClientSettings } f
 /** What a gateway or client needs of the relay (VpsRelay has it). */
 export interface RelayAccess {
     peerName: string;
+    tunnelAddress: string;
     publicKey: pulumi.Output<string>;
     pathPrefix: pulumi.Output<string>;
     caCertPem: pulumi.Output<string> | undefined;

@@ -96,6 +96,7 @@ export function relayWgQuickConf(relay: RelaySettings, tunnel: TunnelNetwork, pe
 export class VpsRelay extends pulumi.ComponentResource {
     /** The relay's name: how gateways and clients name it among their peers. */
     readonly peerName: string;
+    readonly tunnelAddress: string;
     readonly publicKey: pulumi.Output<string>;
     /** The wss:// URL wstunnel clients dial. */
     readonly wssUrl: pulumi.Output<string>;
@@ -116,6 +117,7 @@ export class VpsRelay extends pulumi.ComponentResource {
         super("wg-relay:index:VpsRelay", name, {}, opts);
         const { relay, tunnel, wstunnel } = args;
         this.peerName = relay.name;
+        this.tunnelAddress = relay.tunnelAddress;
         this.connection = sshConnection(relay.ssh, args.sshPrivateKey);
         this.address = { host: relay.publicAddress, wstunnelPort: relay.wstunnelPort, wireguardPort: relay.wireguardPort };
         const host = new Host(name, this.connection, relay.ssh.user, this);

@@ -16,7 +16,6 @@ import {
 } from "./render/wstunnel";
 import { hostScript, wstunnelInstallCommand } from "./render/scripts";
 import {
-    systemdUnitPath,
     trustedCaPath,
     wstunnelBinaryPath,
     wstunnelClientEnvPath,
@@ -84,14 +83,9 @@ function deployWstunnelService(host: Host, args: WstunnelServiceArgs): command.r
         onChange: restart,
         dependsOn: args.dependsOn,
     });
-    return host.writeFile(`wstunnel-${args.role}-unit`, {
-        path: systemdUnitPath(args.unit),
+    return host.installServiceUnit(`wstunnel-${args.role}-unit`, {
+        unit: args.unit,
         content: args.unitContent,
-        mode: "0644",
-        onChange: systemd.reloadRestart(args.unit),
-        ensure: systemd.enableStart(args.unit),
-        beforeRemove: systemd.disableStop(args.unit),
-        afterRemove: systemd.daemonReload,
         dependsOn: [...args.dependsOn, secretFile, ...args.supportingFiles(restart)],
     });
 }

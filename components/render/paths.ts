@@ -30,6 +30,7 @@ export const ownedDirs = [configDir, stateDir, libDir, relayPresharedKeyDir];
 
 export const wstunnelServerUnit = "wg-relay-wstunnel-server.service";
 export const wstunnelClientUnit = "wg-relay-wstunnel-client.service";
+export const heartbeatUnit = "wg-relay-heartbeat.service";
 export const systemdUnitPath = (unit: string) => `/etc/systemd/system/${unit}`;
 export const wstunnelRestrictionsPath = `${configDir}/wstunnel-restrictions.yaml`;
 export const wstunnelClientEnvPath = `${configDir}/wstunnel-client.env`;

@@ -4,6 +4,7 @@
 // free of it too: wstunnel names the accepting rule in every "Tunnel accepted" line, so the rule has a name of ours,
 // and the request URIs it prints when rejecting a connection are redacted before they reach the journal.
 import { wgQuickUnit, wstunnelBinaryPath } from "./paths";
+import { renderServiceUnit } from "./systemd";
 
 export interface WstunnelServerSettings {
     listenPort: number;
@@ -79,42 +80,14 @@ export function wstunnelClientArgs(settings: Omit<WstunnelClientSettings, "envir
     ];
 }
 
-const hardening = [
-    "DynamicUser=yes",
-    "NoNewPrivileges=yes",
-    "ProtectSystem=strict",
-    "ProtectHome=yes",
-    "PrivateTmp=yes",
-    "ProtectKernelTunables=yes",
-    "ProtectKernelModules=yes",
-    "ProtectControlGroups=yes",
-    "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
-    "RestrictNamespaces=yes",
-    "LockPersonality=yes",
-    "Restart=always",
-    "RestartSec=3",
-];
-
 function unit(description: string, serviceLines: string[]): string {
-    return [
-        "# Managed by wg-relay: `pulumi up` rewrites this file.",
-        "[Unit]",
-        `Description=${description}`,
-        "Wants=network-online.target",
-        "After=network-online.target",
+    return renderServiceUnit({
+        description,
         // WireGuard's endpoint is this tunnel: have it ready first.
-        `Before=${wgQuickUnit}`,
-        "",
-        "[Service]",
+        order: [`Before=${wgQuickUnit}`],
         // Plain text in the journal, without colour codes.
-        "Environment=NO_COLOR=true",
-        ...serviceLines,
-        ...hardening,
-        "",
-        "[Install]",
-        "WantedBy=multi-user.target",
-        "",
-    ].join("\n");
+        service: ["Environment=NO_COLOR=true", ...serviceLines],
+    });
 }
 
 /**

@@ -379,6 +379,7 @@ describe("wg-relay in the lab", () => {
             "/etc/sysctl.d/90-wg-relay.conf",
             "/etc/systemd/system/wg-relay-wstunnel-server.service",
             "/etc/systemd/system/wg-relay-wstunnel-client.service",
+            "/etc/systemd/system/wg-relay-heartbeat.service",
             "/usr/local/share/ca-certificates/wg-relay-lab.crt",
         ];
         for (const host of labHosts) {

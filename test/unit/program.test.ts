@@ -160,11 +160,11 @@ describe("program under mocks", () => {
         expect(steps("rpi1")).toEqual(
             [
                 "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
-                "preshared-key", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template",
+                "preshared-key", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
             ].sort(),
         );
-        // A roaming client does not forward: no sysctl.
-        expect(steps("workstation")).toEqual(steps("rpi1").filter((step) => step !== "sysctl"));
+        // A roaming client does not forward (no sysctl), and starts handshakes itself when it has traffic (no heartbeat).
+        expect(steps("workstation")).toEqual(steps("rpi1").filter((step) => step !== "sysctl" && step !== "heartbeat-unit"));
     });
 
     it("orders each host's steps: packages, binary, wstunnel unit, then WireGuard", () => {

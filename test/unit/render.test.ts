@@ -4,6 +4,7 @@ import { clientWgQuickConf } from "../../components/roamingClient";
 import { gatewayFirewallRules, gatewayWgQuickConf } from "../../components/lanGateway";
 import { relayFirewallRules, relayWgQuickConf } from "../../components/vpsRelay";
 import { renderForwardingSysctl } from "../../components/render/sysctl";
+import { renderHeartbeatUnit } from "../../components/render/heartbeat";
 import { firewallHooks, renderPublicKeys, renderWgQuickConf } from "../../components/render/wireguard";
 import {
     renderWstunnelClientUnit,
@@ -196,6 +197,16 @@ describe("wstunnel", () => {
     it("puts the client's prefix in an environment file and refuses one that would break it", () => {
         expect(renderWstunnelClientEnvironment("abcDEF123")).toBe("WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX=abcDEF123\n");
         expect(() => renderWstunnelClientEnvironment("a b")).toThrow(/URL- and shell-safe/);
+    });
+});
+
+describe("heartbeat", () => {
+    it("sends a datagram across the tunnel to the relay every few seconds, unprivileged, after wg0 is up", () => {
+        const unit = renderHeartbeatUnit({ relayTunnelAddress: "10.10.0.1", intervalSeconds: 5 });
+        expectGolden("wg-relay-heartbeat.service", unit);
+        expect(unit).toContain("ExecStart=/bin/bash -c 'while :; do echo >/dev/udp/10.10.0.1/9 2>/dev/null || true; sleep 5; done'\n");
+        expect(unit).toContain("After=wg-quick@wg0.service\n");
+        expect(unit).toContain("DynamicUser=yes\n");
     });
 });
 

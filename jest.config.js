@@ -13,6 +13,9 @@ module.exports = {
             testEnvironment: "node",
             transform: { "^.+\\.ts$": tsJest },
             testMatch: ["<rootDir>/test/e2e/**/*.test.ts"],
+            // One lab for all e2e files: booted before the first, taken down after the last.
+            globalSetup: "<rootDir>/test/e2e/setup.ts",
+            globalTeardown: "<rootDir>/test/e2e/teardown.ts",
         },
     ],
 };

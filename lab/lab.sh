@@ -134,6 +134,8 @@ cmd_up() {
     local t0=$SECONDS
     prepare
     phase "pulumi up"
+    # The hosts leave the state the e2e tests last converged them to (test/e2e/lab.ts).
+    rm -f "$LAB/pulumi-state/e2e-converged"
     lab_pulumi up --stack "$STACK" --yes --skip-preview
     proof
     versions

@@ -1,7 +1,10 @@
 // Drives the lab from the e2e tests: every action goes through lab/lab.sh, as a user's would.
 import { spawn, spawnSync } from "node:child_process";
-import { resolve } from "node:path";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { shellQuote } from "../../components/shell";
+import type { LabChanges } from "../../lab/stack-config";
 
 export const repo = resolve(__dirname, "..", "..");
 
@@ -73,4 +76,91 @@ export function startInNamespace(namespace: string, args: string[]): { stop: () 
             return output;
         },
     };
+}
+
+/** The wstunnel unit each lab host runs. */
+export const wstunnelUnits: Record<LabHost, string> = { relay: "wg-relay-wstunnel-server", rpi1: "wg-relay-wstunnel-client", laptop: "wg-relay-wstunnel-client" };
+
+export const lanService = "http://192.168.1.20/";
+
+export interface PreviewStep {
+    op: string;
+    urn: string;
+}
+
+// Each test brings the stack to the state it needs (ensureStack), so any one runs alone (`npm run test:e2e -- -t
+// '5\.'`) and a failure does not cascade. The stack config last applied by a test is stamped (by the config file's
+// digest) in the lab stack's state folder, so test files share it and a test whose state is already there pays
+// nothing for it; `npm run lab` and `npm run lab -- down` drop the stamp.
+const stackFile = join(repo, "Pulumi.lab.yaml");
+const convergedStamp = join(repo, ".lab", "pulumi-state", "e2e-converged");
+const stackDigest = () => createHash("sha256").update(readFileSync(stackFile)).digest("hex");
+const stamped = () => (existsSync(convergedStamp) ? readFileSync(convergedStamp, "utf8") : undefined);
+
+/** Writes the lab stack's config with these changes (lab/stack-config.ts). */
+export function writeStack(changes: LabChanges, env: Record<string, string> = {}): void {
+    lab(["stack-config"], { LAB_STACK_CHANGES: JSON.stringify(changes), ...env });
+}
+
+/** Rewrites the lab stack's config with these changes and previews it. */
+export function changedSteps(changes: LabChanges, env: Record<string, string> = {}): PreviewStep[] {
+    writeStack(changes, env);
+    const preview = JSON.parse(lab(["pulumi", "preview", "--stack", "lab", "--json"])) as { steps: PreviewStep[] };
+    return preview.steps.filter((step) => step.op !== "same");
+}
+
+/** `pulumi up` of the config as written; returns its output. */
+export function up(): string {
+    rmSync(convergedStamp, { force: true });
+    const output = lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+    writeFileSync(convergedStamp, stackDigest());
+    return output;
+}
+
+/** `pulumi up` expected to fail: the hosts' state is unknown afterwards. */
+export function failingUp(): Result {
+    rmSync(convergedStamp, { force: true });
+    return labTry(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+}
+
+export function destroy(): void {
+    rmSync(convergedStamp, { force: true });
+    lab(["pulumi", "destroy", "--stack", "lab", "--yes", "--skip-preview"]);
+}
+
+/** The hosts converged to `changes`; returns the output of the `pulumi up` that took, if one was needed. */
+export function ensureStack(changes: LabChanges): string {
+    writeStack(changes);
+    return stamped() === stackDigest() ? "" : up();
+}
+
+const resourceName = (urn: string) => urn.split("::").pop()!;
+
+/** The steps on hosts, as "op name", sorted. */
+export const hostSteps = (steps: PreviewStep[]) =>
+    steps
+        .filter((step) => step.urn.includes("command:remote:"))
+        .map((step) => `${step.op} ${resourceName(step.urn)}`)
+        .sort();
+
+/** Polls `read` (every 0.5 s, for up to 10 s) until its result satisfies `done`; returns the last result. */
+export async function eventually(read: () => string, done: (text: string) => boolean): Promise<string> {
+    let text = read();
+    for (let tries = 0; tries < 20 && !done(text); tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        text = read();
+    }
+    return text;
+}
+
+/** Seconds until the laptop gets the LAN host's page through the tunnel; fails after `limit`. */
+export async function secondsUntilLanReachable(limit: number): Promise<number> {
+    const start = Date.now();
+    while ((Date.now() - start) / 1000 < limit) {
+        if (inNamespace("laptop", ["curl", "--silent", "--max-time", "2", lanService]).stdout.includes("hello from lanhost")) {
+            return (Date.now() - start) / 1000;
+        }
+        await new Promise((done) => setTimeout(done, 500));
+    }
+    throw new Error(`the LAN host was not reachable from the laptop within ${limit} s`);
 }

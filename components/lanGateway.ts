@@ -17,6 +17,7 @@ export interface LanGatewayArgs extends PeerComponentArgs {
 
 export interface GatewayFirewallSettings {
     tunnelSubnet: string;
+    tunnelAddress: string;
     lanInterface: string;
     lanSubnets: string[];
     masquerade: boolean;
@@ -29,6 +30,9 @@ export function gatewayFirewallRules(settings: GatewayFirewallSettings): Firewal
         rule: `-i %i -o ${settings.lanInterface} -d ${lan} -j ACCEPT`,
     }));
     rules.push({ table: "filter", chain: "FORWARD", rule: `-i ${settings.lanInterface} -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT` });
+    // The gateway's tunnel address is for the tunnel: a LAN neighbour routing to it would reach the gateway's own
+    // services (its SSH, say) from an address the tunnel's peers trust.
+    rules.push({ table: "filter", chain: "INPUT", insert: true, rule: `-i ${settings.lanInterface} -d ${settings.tunnelAddress}/32 -j DROP` });
     if (settings.masquerade) {
         // LAN hosts then answer the gateway, which needs no route for the tunnel subnet on the home router.
         rules.push({ table: "nat", chain: "POSTROUTING", rule: `-s ${settings.tunnelSubnet} -o ${settings.lanInterface} -j MASQUERADE` });
@@ -47,6 +51,7 @@ export function gatewayWgQuickConf(gateway: GatewaySettings, tunnel: TunnelNetwo
             hooks: firewallHooks(
                 gatewayFirewallRules({
                     tunnelSubnet: tunnel.subnet,
+                    tunnelAddress: gateway.tunnelAddress,
                     lanInterface: gateway.lanInterface,
                     lanSubnets: gateway.lanSubnets,
                     masquerade: gateway.masquerade,

@@ -26,6 +26,10 @@ export interface LabChanges {
     gatewayKeyRotation?: number;
     /** Reach the laptop through the relay as an SSH jump host, at its tunnel address. */
     laptopViaRelay?: boolean;
+    /** The tunnel's MTU (a change restarts every wg0). */
+    mtu?: number;
+    /** What clients dial instead of the relay's SSH address (an address the relay also has). */
+    relayPublicAddress?: string;
     /** Install wstunnel from a release mirror (`npm run lab -- mirror`) instead of uploading the lab's binary. */
     wstunnelMirror?: { baseUrl: string; version: string; sha256: string };
 }
@@ -33,7 +37,8 @@ export interface LabChanges {
 export function labStackConfig(inventory: Inventory, wstunnelBinary: string, changes: LabChanges = {}): StackConfigInput {
     const { relay, rpi1, laptop } = inventory.hosts;
     return {
-        relay: { ssh: ssh(relay), publicInterface: "eth0" },
+        ...(changes.mtu === undefined ? {} : { tunnel: { mtu: changes.mtu } }),
+        relay: { ssh: ssh(relay), publicInterface: "eth0", ...(changes.relayPublicAddress ? { publicAddress: changes.relayPublicAddress } : {}) },
         wstunnel: changes.wstunnelMirror
             ? {
                   source: "mirror",

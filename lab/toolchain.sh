@@ -42,7 +42,7 @@ WSTUNNEL_VERSION=10.6.2
 WSTUNNEL_ARCHIVE=wstunnel-10.6.2-src.tar.gz
 # Fat LTO with one codegen unit takes far longer on 2 cores; the binary is the same program.
 WSTUNNEL_PROFILE=(CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16)
-APT_PACKAGES=(debootstrap systemd-container iproute2 iptables openssh-client wireguard-tools qrencode curl ca-certificates iputils-ping python3 shellcheck)
+APT_PACKAGES=(debootstrap systemd-container iproute2 iptables openssh-client wireguard-tools qrencode curl ca-certificates iputils-ping python3 shellcheck conntrack nmap)
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)

@@ -1,6 +1,6 @@
 // End to end, on the lab's real hosts (lab/README.md): the real Pulumi engine converges bare Debian hosts over SSH,
 // and every check is real traffic or real host state. Needs root; run with `npm run test:all`.
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as yaml from "js-yaml";
@@ -19,43 +19,24 @@ import {
     labHosts,
     onHost,
     onHostOk,
+    relayAddress,
     repo,
     Result,
     lanService,
     secondsUntilLanReachable,
     startInNamespace,
     up,
+    upgradeStatus,
     writeStack,
     wstunnelUnits,
 } from "./lab";
 
-const relayAddress = "198.51.100.10";
 
 const phone = { name: "phone", tunnelAddress: "10.10.0.4" };
 const withPhone: LabChanges = { extraClients: [phone] };
 /** The stack as tests 7 to 12 start from it: a second client, and the gateway's keys rotated once. */
 const rotated: LabChanges = { ...withPhone, gatewayKeyRotation: 1 };
 
-/** Status of a WebSocket upgrade to the relay's wstunnel, sent from the internet namespace. */
-function upgradeStatus(prefix: string, destination: { host: string; port: number }, websocketVersion = 13): string {
-    const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
-    // wstunnel v10's tunnel request: a JWT in the WebSocket protocol header; the server reads it without a key.
-    const jwt = [
-        encode({ typ: "JWT", alg: "HS256" }),
-        encode({ id: randomUUID(), p: { Udp: { timeout: null } }, r: destination.host, rp: destination.port }),
-        randomBytes(32).toString("base64url"),
-    ].join(".");
-    const result = inNamespace("inet", [
-        "curl", "--silent", "--insecure", "--http1.1", "--max-time", "3", "--output", "/dev/null", "--write-out", "%{http_code}",
-        "--header", "Connection: Upgrade",
-        "--header", "Upgrade: websocket",
-        "--header", `Sec-WebSocket-Version: ${websocketVersion}`,
-        "--header", `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
-        "--header", `Sec-WebSocket-Protocol: v1, authorization.bearer.${jwt}`,
-        `https://${relayAddress}:443/${prefix}/events`,
-    ]);
-    return result.stdout.trim();
-}
 
 /** The wstunnel path prefix, from the gateway's environment file. */
 const pathPrefix = () => /=(.*)$/m.exec(onHostOk("rpi1", "cat /etc/wg-relay/wstunnel-client.env"))![1];
@@ -283,7 +264,7 @@ describe("wg-relay in the lab", () => {
         // An allowed tunnel in a WebSocket version other than 13: wstunnel refuses the upgrade with a warning that
         // prints the request URI, which holds the prefix; the journal gets the line with the path redacted.
         const since = onHostOk("relay", "date +%s").trim();
-        expect(upgradeStatus(prefix, wireguard, 12)).toBe("400");
+        expect(upgradeStatus(prefix, wireguard, { websocketVersion: 12 })).toBe("400");
         const journal = await eventually(() => onHostOk("relay", `journalctl --no-pager -o cat --since @${since} -u wg-relay-wstunnel-server`), (text) =>
             text.includes("Rejecting connection"),
         );

@@ -1,6 +1,6 @@
 // Drives the lab from the e2e tests: every action goes through lab/lab.sh, as a user's would.
 import { spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { shellQuote } from "../../components/shell";
@@ -163,4 +163,34 @@ export async function secondsUntilLanReachable(limit: number): Promise<number> {
         await new Promise((done) => setTimeout(done, 500));
     }
     throw new Error(`the LAN host was not reachable from the laptop within ${limit} s`);
+}
+
+export const relayAddress = "198.51.100.10";
+
+/** A wstunnel v10 tunnel kind, as its server reads it from the request (serde's form of its LocalProtocol). */
+export type TunnelProtocol = { Udp: { timeout: null } } | { Tcp: { proxy_protocol: false } } | { Socks5: { timeout: null; credentials: null } } | "ReverseTcp";
+
+/** Status of a WebSocket upgrade to the relay's wstunnel, sent from the internet namespace. */
+export function upgradeStatus(
+    prefix: string,
+    destination: { host: string; port: number },
+    options: { websocketVersion?: number; protocol?: TunnelProtocol } = {},
+): string {
+    const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    // wstunnel v10's tunnel request: a JWT in the WebSocket protocol header; the server reads it without a key.
+    const jwt = [
+        encode({ typ: "JWT", alg: "HS256" }),
+        encode({ id: randomUUID(), p: options.protocol ?? { Udp: { timeout: null } }, r: destination.host, rp: destination.port }),
+        randomBytes(32).toString("base64url"),
+    ].join(".");
+    const result = inNamespace("inet", [
+        "curl", "--silent", "--insecure", "--http1.1", "--max-time", "3", "--output", "/dev/null", "--write-out", "%{http_code}",
+        "--header", "Connection: Upgrade",
+        "--header", "Upgrade: websocket",
+        "--header", `Sec-WebSocket-Version: ${options.websocketVersion ?? 13}`,
+        "--header", `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
+        "--header", `Sec-WebSocket-Protocol: v1, authorization.bearer.${jwt}`,
+        `https://${relayAddress}:443/${prefix}/events`,
+    ]);
+    return result.stdout.trim();
 }

@@ -131,23 +131,24 @@ describe("firewall rules", () => {
         expect(hooks).toEqual([{ up: `iptables -A FORWARD -i %i -o %i -j ACCEPT ${comment}`, down: `iptables -D FORWARD -i %i -o %i -j ACCEPT ${comment}` }]);
     });
 
-    it("lets the gateway forward to each LAN and the replies back, masquerading only when asked", () => {
-        const settings = { tunnelSubnet: "10.10.0.0/24", lanInterface: "eth0", lanSubnets: ["192.168.1.0/24", "192.168.2.0/24"] };
+    it("lets the gateway forward to each LAN and the replies back, keeps its tunnel address off the LAN, and masquerades only when asked", () => {
+        const settings = { tunnelSubnet: "10.10.0.0/24", tunnelAddress: "10.10.0.2", lanInterface: "eth0", lanSubnets: ["192.168.1.0/24", "192.168.2.0/24"] };
         const masquerading = firewallHooks(gatewayFirewallRules({ ...settings, masquerade: true })).map((hook) => hook.up);
         expect(masquerading).toEqual([
             `iptables -A FORWARD -i %i -o eth0 -d 192.168.1.0/24 -j ACCEPT ${comment}`,
             `iptables -A FORWARD -i %i -o eth0 -d 192.168.2.0/24 -j ACCEPT ${comment}`,
             `iptables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT ${comment}`,
+            `iptables -I INPUT -i eth0 -d 10.10.0.2/32 -j DROP ${comment}`,
             `iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE ${comment}`,
         ]);
-        expect(firewallHooks(gatewayFirewallRules({ ...settings, masquerade: false })).map((hook) => hook.up)).toEqual(masquerading.slice(0, 3));
+        expect(firewallHooks(gatewayFirewallRules({ ...settings, masquerade: false })).map((hook) => hook.up)).toEqual(masquerading.slice(0, 4));
     });
 
     it("removes rules in reverse order in the conf", () => {
         const template = renderWgQuickConf(gatewayWgQuickConf(rpi1, network.tunnel, network.wstunnel, "relay"));
         const postDowns = template.split("\n").filter((line) => line.startsWith("PostDown = "));
         expect(postDowns[0]).toBe(`PostDown = iptables -t nat -D POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE ${comment}`);
-        expect(postDowns).toHaveLength(3);
+        expect(postDowns).toHaveLength(4);
     });
 });
 

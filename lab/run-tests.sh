@@ -15,6 +15,7 @@ results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 status=0
 npx --no-install jest --ci --runInBand --json --outputFile="$results" "$@" || status=$?
+# shellcheck disable=SC2016  # JavaScript template literals, not shell expansions
 node -e '
 const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
 console.log(`${r.numPassedTests} passed, ${r.numFailedTests + r.numRuntimeErrorTestSuites} failed`);

@@ -39,9 +39,8 @@ SINK_PORT=5201
 
 lab() { bash "$HERE/lab.sh" "$@"; }
 
-if [ -s "$LAB/inventory.json" ] && lab status 2>/dev/null | grep -q '^wgr-relay .*: running'; then
-    :
-else
+status=$(lab status 2>/dev/null || true)
+if [ ! -s "$LAB/inventory.json" ] || [ "$(grep -cE '^wgr-(relay|rpi1|laptop) .*: (running|degraded)$' <<<"$status")" != 3 ]; then
     lab up >&2
 fi
 # The lab must be converged before timing no-change runs.
@@ -68,7 +67,7 @@ cleanup() {
 bench_if_up() { # host address mtu [listen-port]
     lab ssh "$1" sudo bash -s -- "$BENCH_IF" "$2/$BENCH_PREFIX" "$3" "${4:-}" <<'EOF'
 set -euo pipefail
-ifname=$1 cidr=$2 mtu=$3 port=$4
+ifname=$1 cidr=$2 mtu=$3 port=${4:-}
 key=/run/wg-relay-bench.key
 (umask 077; wg genkey >"$key")
 WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 wireguard-go "$ifname" >/dev/null 2>&1

@@ -9,6 +9,9 @@
 #                                       --keep-keys: keep each host's SSH host key for the next up
 #                                       --purge:     also remove the operator key .lab/ssh
 #   lab/hosts.sh status                 one line per namespace / host
+#   lab/hosts.sh host stop HOST...      power a host off (power loss: links down, SIGKILL to its PID 1,
+#                                       its kernel state reset; namespace and overlay kept)
+#   lab/hosts.sh host start HOST...     boot it again as `up` does and wait for its sshd (no-op if running)
 #
 # Every lab address lives inside the wgr-* namespaces; nothing is added to the
 # root namespace.  Processes are tracked by PID files under .lab/hosts/ and
@@ -302,9 +305,7 @@ host_prepare() { # mount the overlay and provision /etc (host not running)
       ssh-keygen -q -t ed25519 -N '' -C "root@$h" -f "$u/etc/ssh/ssh_host_ed25519_key"
     fi
   fi
-  if ! mountpoint -q "$r"; then
-    mount -t overlay "wgr-lab-$h" -o "lowerdir=$rootfs,upperdir=$u,workdir=$d/work" "$r"
-  fi
+  host_mount "$h"
 
   echo "$h" >"$r/etc/hostname"
   cat >"$r/etc/hosts" <<EOF
@@ -329,6 +330,13 @@ EOF
   install -d -m 0700 "$r$home/.ssh"
   install -m 0600 "$KEY.pub" "$r$home/.ssh/authorized_keys"
   chroot "$r" chown -R "$user:" "$home/.ssh"
+}
+
+# The host's disk: its overlay on the image recorded in $d/lower.
+host_mount() { # host
+  local h=$1 d=$HOSTSDIR/$1
+  mountpoint -q "$d/root" ||
+    mount -t overlay "wgr-lab-$h" -o "lowerdir=$(<"$d/lower"),upperdir=$d/upper,workdir=$d/work" "$d/root"
 }
 
 host_boot() {
@@ -416,6 +424,91 @@ host_stop() { # host...
     fi
   done
   wait_gone 10 "${watch[@]}" || log "warning: still running: ${watch[*]}"
+}
+
+# ---------------------------------------------------------------- power (lab/hosts.sh host stop|start)
+# Power loss, as a VPS or a Pi losing power (not a clean shutdown: no unit stops, no PostDown runs):
+#   1. the host's network links go down first, so nothing it had open says goodbye (no FIN or RST from a
+#      dying process) and from outside it answers nothing, not even ARP, as a machine without power;
+#   2. SIGKILL to the container's PID 1: the kernel kills every process of its PID namespace at once;
+#   3. what lives in the kernel and a reboot loses is reset to how `up` creates it: iptables and ip6tables
+#      rules, net.ipv4.ip_forward=0, policy routing rules; interfaces such as wg0 (a tun device) vanish with
+#      their process. The network namespace with its links and addresses (the provider's side) and the
+#      overlay (the disk) stay, so `host start` boots the same disk again.
+host_links() { # host -> "dev" per line: the lab's links inside the host's namespace
+  local l a b c d
+  for l in "${LINKS[@]}"; do
+    read -r a b c d <<<"$l"
+    [[ $a == "$1" ]] && echo "$b"
+    [[ $c == "$1" ]] && echo "$d"
+  done
+  return 0
+}
+
+host_poweroff() { # host
+  local h=$1 d=$HOSTSDIR/$1 pid leader dev t ipt p
+  pid=$(pid_alive_ours "$d/nspawn.pid" "$d/root") || pid=
+  leader=$(leader_alive_ours "$h") || leader=
+  if [[ -z $leader && -n $pid ]]; then
+    leader=$(pgrep -P "$pid" | head -n1) || leader=
+  fi
+  if [[ -z $pid && -z $leader ]]; then
+    log "$h: already powered off (nothing to stop)"
+    return 0
+  fi
+  while read -r dev; do ip -n "wgr-$h" link set "$dev" down; done < <(host_links "$h")
+  if [[ -n $leader ]]; then
+    kill -KILL "$leader" 2>/dev/null || true
+    wait_gone 10 "$leader" || die "$h: PID 1 ($leader) still running 10s after SIGKILL"
+  fi
+  if [[ -n $pid ]] && ! wait_gone 5 "$pid"; then   # nspawn exits by itself once its container is gone
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone 5 "$pid" || die "$h: systemd-nspawn ($pid) still running after SIGKILL"
+  fi
+  rm -f "$d/nspawn.pid" "$d/leader.pid"
+  printf '\n===== %s power off %s =====\n' "$h" "$(date -Is)" >>"$d/console.log"
+  for ipt in iptables ip6tables; do
+    for t in $(nsx "$h" "$ipt-save" | sed -n 's/^\*//p'); do
+      nsx "$h" "$ipt" -w -t "$t" -F
+      nsx "$h" "$ipt" -w -t "$t" -X
+      for p in $(nsx "$h" "$ipt" -w -t "$t" -S | awk '$1 == "-P" { print $2 }'); do
+        nsx "$h" "$ipt" -w -t "$t" -P "$p" ACCEPT
+      done
+    done
+  done
+  nsx "$h" sysctl -qw net.ipv4.ip_forward=0
+  for p in $(ip -n "wgr-$h" rule show | awk -F: '$1 != 0 && $1 != 32766 && $1 != 32767 { print $1 }'); do
+    ip -n "wgr-$h" rule del pref "$p"
+  done
+  log "$h: powered off (SIGKILL to PID 1 ${leader:-?}, links down; host start $h boots it)"
+}
+
+# Power on: the links come up (net_up, as `up` does) and the host boots from its overlay with host_boot, the
+# one place that holds the nspawn flags; returns once sshd answers with the pinned key and systemd is up.
+hosts_poweron() { # host...
+  local h t0 waits=() failed=0 w booted=()
+  t0=$(now)
+  for h in "$@"; do
+    if host_running "$h"; then
+      log "$h: already running (nothing to start)"
+      continue
+    fi
+    booted+=("$h")
+  done
+  ((${#booted[@]})) || return 0
+  net_up
+  for h in "${booted[@]}"; do
+    host_stop "$h"   # an orphaned container of a SIGKILLed nspawn
+    host_mount "$h"
+    host_boot "$h"
+  done
+  log "booting ${booted[*]}"
+  for h in "${booted[@]}"; do
+    (host_wait "$h" && log "$h: up (sshd answers, systemd running) $(elapsed "$t0")s after power on") &
+    waits+=($!)
+  done
+  for w in "${waits[@]}"; do wait "$w" || failed=1; done
+  ((failed == 0)) || die "host start: ${booted[*]} did not all come up (logs: $HOSTSDIR/HOST/console.log)"
 }
 
 umount_tree() {
@@ -585,6 +678,28 @@ cmd_down() {
   log "lab down in $(elapsed "$t0")s"
 }
 
+cmd_host() { # start|stop host...
+  local action=${1:-} h
+  shift || true
+  if [[ $action != start && $action != stop ]] || (($# == 0)); then
+    die "usage: $0 host start|stop HOST... (${HOSTS[*]})"
+  fi
+  for h in "$@"; do
+    [[ " ${HOSTS[*]} " == *" $h "* ]] || die "host $action: no host $h (hosts: ${HOSTS[*]})"
+  done
+  [[ $(id -u) == 0 ]] || die "must run as root"
+  lock
+  check_owner
+  for h in "$@"; do
+    if ! ns_exists "$h" || [[ ! -s $HOSTSDIR/$h/lower ]]; then die "$h: the lab is not up (npm run lab)"; fi
+  done
+  if [[ $action == stop ]]; then
+    for h in "$@"; do host_poweroff "$h"; done
+  else
+    hosts_poweron "$@"
+  fi
+}
+
 cmd_status() {
   local ns h pid state line
   if [[ -s $OWNER_FILE && $(<"$OWNER_FILE") != "$REPO" ]]; then
@@ -604,7 +719,7 @@ cmd_status() {
       elif pid=$(leader_alive_ours "$h"); then
         echo "$line nspawn host  ORPHANED container (PID 1 = $pid, nspawn gone; up or down stops it)"
       else
-        echo "$line nspawn host  not running"
+        echo "$line nspawn host  not running (powered off? host start $h boots it)"
       fi
     elif [[ $ns == lanhost ]]; then
       if pid=$(pid_alive_ours "$LANHOST_DIR/http.pid" "$LANHOST_DIR/www"); then
@@ -626,5 +741,6 @@ case ${1:-} in
   up) shift; cmd_up "$@" ;;
   down) shift; cmd_down "$@" ;;
   status) shift; cmd_status "$@" ;;
-  *) echo "usage: $0 up | down [--keep-keys|--purge] | status" >&2; exit 2 ;;
+  host) shift; cmd_host "$@" ;;
+  *) echo "usage: $0 up | down [--keep-keys|--purge] | status | host start|stop HOST..." >&2; exit 2 ;;
 esac

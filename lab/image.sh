@@ -12,7 +12,11 @@
 # existing image is never modified (hosts use it read-only as an overlay lower).
 #
 # Lab-only content (never installed by the product on real hosts):
-#   - wireguard-go (no WireGuard kernel module on the lab machine) and the drop-in
+#   - wireguard-go (no WireGuard kernel module on the lab machine): the current one,
+#     built from the Go module proxy by lab/toolchain.sh --wireguard-go (pinned there,
+#     cached in $WG_RELAY_CACHE/built), in /usr/local/bin; not Debian's wireguard-go
+#     0.0.20220316, which is several times slower. Its cache folder (a key of version,
+#     hash, Go version and recipe) is part of this image's key. And the drop-in
 #     /etc/systemd/system/wg-quick@.service.d/lab-wireguard-go.conf
 #   - wireguard-tools is pre-installed: the lab namespaces have no route to the
 #     package mirrors, so the product's "apt-get install wireguard-tools when
@@ -25,10 +29,12 @@ SUITE=bookworm
 VARIANT=minbase
 PACKAGES=(
   systemd systemd-sysv dbus openssh-server iproute2 iptables
-  wireguard-tools wireguard-go procps ca-certificates curl sudo less iputils-ping
+  wireguard-tools procps ca-certificates curl sudo less iputils-ping
 )
 MIRROR=${WG_RELAY_DEBIAN_MIRROR:-}   # empty: debootstrap's built-in default for $SUITE
 CACHE=${WG_RELAY_CACHE:-/var/cache/wg-relay}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+WIREGUARD_GO_DIR=$(bash "$HERE/toolchain.sh" --wireguard-go-dir)
 
 # Units that cannot work (or are pointless) inside an nspawn container with no
 # console tty, no udev and no route to the mirrors.
@@ -48,7 +54,8 @@ MASK_UNITS=(
 # cache key, so changing a tweak builds a new image.
 apply_tweaks() {
   local r=$1
-  # wireguard-go fallback for wg-quick (lab only: there is no kernel module).
+  # wireguard-go for wg-quick (lab only: there is no kernel module).
+  install -m 0755 "$WIREGUARD_GO_DIR/wireguard-go" "$r/usr/local/bin/wireguard-go"
   mkdir -p "$r/etc/systemd/system/wg-quick@.service.d"
   cat >"$r/etc/systemd/system/wg-quick@.service.d/lab-wireguard-go.conf" <<'EOF'
 # wg-relay lab image only: no WireGuard kernel module on the lab machine.
@@ -99,6 +106,7 @@ settings_key() {
     printf 'suite=%s\nvariant=%s\nmirror=%s\n' "$SUITE" "$VARIANT" "$MIRROR"
     printf 'pkg=%s\n' "${PACKAGES[@]}"
     printf 'mask=%s\n' "${MASK_UNITS[@]}"
+    printf 'wireguard-go=%s\n' "${WIREGUARD_GO_DIR##*/}"
     declare -f apply_tweaks
   } | sha256sum | cut -c1-12
 }
@@ -133,6 +141,7 @@ if [[ -d $ROOTFS ]]; then
 fi
 
 [[ $(id -u) == 0 ]] || { echo "image.sh: must run as root" >&2; exit 1; }
+bash "$HERE/toolchain.sh" --wireguard-go >/dev/null
 command -v debootstrap >/dev/null || { echo "image.sh: debootstrap not installed (apt-get install debootstrap)" >&2; exit 1; }
 
 mkdir -p "$IMAGE_DIR"

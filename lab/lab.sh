@@ -8,6 +8,8 @@
 #   npm run lab -- proof        only the traffic proof
 #   npm run lab -- pulumi ARGS  any pulumi command on the lab stack, from the operator's namespace
 #   npm run lab -- ssh HOST [COMMAND]   relay, rpi1 or laptop, with the pinned host key
+#   npm run lab -- host stop HOST       power a host off, as a power loss (lab/hosts.sh; its disk is kept)
+#   npm run lab -- host start HOST      boot it again as `npm run lab` does; returns once its sshd answers
 #   npm run lab -- versions     the Pulumi CLI, language host, plugins and wstunnel in use
 #   npm run lab -- mirror       pack the lab's wstunnel as a release (tar.gz + checksums.txt) served from the internet
 #
@@ -172,10 +174,12 @@ main() {
             require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env; versions ;;
         mirror)
             require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; mirror ;;
+        host)
+            require_root; bash "$HERE/hosts.sh" host "$@" ;;
         ssh)
             local host=$1; shift
             lab_ssh "$host" "$@" ;;
-        *) sed -n '2,17p' "${BASH_SOURCE[0]}"; exit 2 ;;
+        *) sed -n '2,19p' "${BASH_SOURCE[0]}"; exit 2 ;;
     esac
 }
 

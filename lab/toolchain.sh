@@ -5,6 +5,8 @@
 #   eval "$(bash lab/toolchain.sh --env)"     put the toolchain in this shell (never builds anything)
 #   bash lab/toolchain.sh --install-plugins   install the built plugins into $PULUMI_HOME, the Pulumi way
 #   bash lab/toolchain.sh --versions          print what is in use
+#   bash lab/toolchain.sh --wireguard-go      build the lab image's wireguard-go when missing, print its path
+#   bash lab/toolchain.sh --wireguard-go-dir  print the folder it is (or will be) cached in; builds nothing
 #
 # What it provides:
 #   1. Debian packages the lab needs (apt-get only when one is missing).
@@ -42,6 +44,11 @@ WSTUNNEL_VERSION=10.6.2
 WSTUNNEL_ARCHIVE=wstunnel-10.6.2-src.tar.gz
 # Fat LTO with one codegen unit takes far longer on 2 cores; the binary is the same program.
 WSTUNNEL_PROFILE=(CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16)
+# wireguard-go for the lab image only (lab/image.sh; the program never installs it): the current one from the Go
+# module proxy, pinned by version and by its go.sum hash (Debian bookworm's 0.0.20220316 is several times slower).
+WIREGUARD_GO_MODULE=golang.zx2c4.com/wireguard
+WIREGUARD_GO_VERSION=v0.0.0-20260522210424-ecfc5a8d5446   # wireguard-go 0.0.20250522
+WIREGUARD_GO_SUM=h1:cqHQ3AycTHvM2R7ikgyX57D+XvtcSnGylsLkOVhta/w=
 APT_PACKAGES=(debootstrap systemd-container iproute2 iptables openssh-client wireguard-tools qrencode curl ca-certificates iputils-ping python3 shellcheck conntrack nmap)
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -80,6 +87,8 @@ pulumi_bin_dir() { echo "$BUILT/pulumi-bin-$(key_of "$(cli_dir)" "$(language_hos
 language_host_dir() { echo "$BUILT/pulumi-language-nodejs-$LANGUAGE_HOST_VERSION-$(key_of "$THIRD_PARTY/$LANGUAGE_HOST_ARCHIVE" "$PULUMI_CLI_VERSION" "$(go_version)" "$(recipe build_language_host)")"; }
 plugin_dir() { echo "$BUILT/pulumi-resource-$1-${PLUGIN_VERSION[$1]}-$(key_of "$THIRD_PARTY/${PLUGIN_ARCHIVE[$1]}" "$(go_version)" "$(recipe build_plugin)")"; }
 wstunnel_dir() { echo "$BUILT/wstunnel-$WSTUNNEL_VERSION-$(key_of "$THIRD_PARTY/$WSTUNNEL_ARCHIVE" "$(rust_version)" "${WSTUNNEL_PROFILE[*]}" "$(recipe build_wstunnel)")"; }
+
+wireguard_go_dir() { echo "$BUILT/wireguard-go-$(key_of "$WIREGUARD_GO_MODULE@$WIREGUARD_GO_VERSION" "$WIREGUARD_GO_SUM" "$(go_version)" "$(recipe build_wireguard_go)")"; }
 
 user_node_ok() {
   local v; v=$(node --version 2>/dev/null) || return 1
@@ -195,6 +204,32 @@ build_wstunnel() { # OUT
   "$1/wstunnel" --version
 }
 
+build_wireguard_go() { # OUT: a static wireguard-go from the pinned module, its hash checked against the pin
+  local sum
+  printf 'module wg-relay.lab/wireguard-go\n\ngo 1.23\n\nrequire %s %s\n' "$WIREGUARD_GO_MODULE" "$WIREGUARD_GO_VERSION" >go.mod
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$WIREGUARD_GO_MODULE" >tools.go
+  sum=$(go mod download -json "$WIREGUARD_GO_MODULE@$WIREGUARD_GO_VERSION" | sed -n 's/^[[:space:]]*"Sum": "\(.*\)",\{0,1\}$/\1/p')
+  [ "$sum" = "$WIREGUARD_GO_SUM" ] || { echo "$WIREGUARD_GO_MODULE@$WIREGUARD_GO_VERSION: hash $sum, pinned $WIREGUARD_GO_SUM" >&2; return 1; }
+  GOFLAGS=-mod=mod go mod tidy
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$1/wireguard-go" "$WIREGUARD_GO_MODULE"
+  "$1/wireguard-go" --version
+}
+
+# Builds wireguard-go when missing (it needs only Go and the module proxy, in either mode) and prints its path.
+step_wireguard_go() {
+  command -v go >/dev/null || die "the lab image's wireguard-go is built with Go (1.23 or later): install Go"
+  local dir
+  dir=$(wireguard_go_dir)
+  if [ ! -x "$dir/wireguard-go" ]; then
+    mkdir -p "$BUILT"
+    exec 9>"$CACHE/.build.lock"
+    flock 9
+    [ -x "$dir/wireguard-go" ] || in_work_dir wireguard-go "$dir" build_wireguard_go
+    exec 9>&-
+  fi
+  echo "$dir/wireguard-go"
+}
+
 build_go_parts() {
   local name dir
   dir=$(cli_dir); [ -x "$dir/pulumi" ] || in_work_dir pulumi-cli "$dir" build_cli
@@ -259,8 +294,10 @@ case "${1:-}" in
   --env) emit_env; exit 0 ;;
   --install-plugins) eval "$(emit_env)"; install_plugins; exit 0 ;;
   --versions) eval "$(emit_env)"; print_versions; exit 0 ;;
+  --wireguard-go-dir) wireguard_go_dir; exit 0 ;;
+  --wireguard-go) mkdir -p "$CACHE"; step_wireguard_go; exit 0 ;;
   "") ;;
-  *) sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
 
 [ "$(id -u)" = 0 ] || die "run as root (apt-get, $CACHE)"
@@ -270,4 +307,5 @@ step_apt
 step_node
 step_npm
 step_real_parts
+step_wireguard_go >/dev/null
 log "ready in $((SECONDS - t0)) s ($(from_source && echo "built from $THIRD_PARTY" || echo "installed pulumi and wstunnel"))"

@@ -17,6 +17,8 @@
 # Env: BENCH_RUNS (3: runs per timing and per throughput figure, the median is printed), BENCH_PAYLOAD_MB (64: the
 # end-to-end HTTP download), BENCH_HOP_MB (256: bytes sent per hop throughput run), BENCH_PINGS (50).
 set -euo pipefail
+# The lab's namespaces and machines are NAME-*: WG_RELAY_LAB_NAME (default wgr) lets two checkouts run a lab each.
+LAB_NAME=${WG_RELAY_LAB_NAME:-wgr}
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -40,7 +42,7 @@ SINK_PORT=5201
 lab() { bash "$HERE/lab.sh" "$@"; }
 
 status=$(lab status 2>/dev/null || true)
-if [ ! -s "$LAB/inventory.json" ] || [ "$(grep -cE '^wgr-(relay|rpi1|laptop) .*: (running|degraded)$' <<<"$status")" != 3 ]; then
+if [ ! -s "$LAB/inventory.json" ] || [ "$(grep -cE "^$LAB_NAME-(relay|rpi1|laptop) .*: (running|degraded)\$" <<<"$status")" != 3 ]; then
     lab up >&2
 fi
 # The lab must be converged before timing no-change runs.
@@ -103,7 +105,7 @@ seconds() { # command... -> wall seconds
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 rtt() { # namespace address -> average ms
-    ip netns exec "wgr-$1" ping -n -q -c "$PINGS" -i 0.05 -W 2 "$2" | awk -F/ '/^rtt/ { print $5 }'
+    ip netns exec "$LAB_NAME-$1" ping -n -q -c "$PINGS" -i 0.05 -W 2 "$2" | awk -F/ '/^rtt/ { print $5 }'
 }
 
 # A TCP sink in the receiver's namespace: time from accepting to end of stream, in MB/s.
@@ -126,13 +128,13 @@ EOF
 
 tcp_throughput() { # sender-ns receiver-ns receiver-address -> MB/s (one run)
     : >"$tmp/sink.out"
-    ip netns exec "wgr-$2" python3 "$tmp/sink.py" "$3" "$SINK_PORT" >"$tmp/sink.out" &
+    ip netns exec "$LAB_NAME-$2" python3 "$tmp/sink.py" "$3" "$SINK_PORT" >"$tmp/sink.out" &
     local sink_pid=$!
     echo "$sink_pid" >"$tmp/sink.pid"
     for _ in $(seq 50); do grep -q ready "$tmp/sink.out" && break; sleep 0.1; done
-    grep -q ready "$tmp/sink.out" || { echo "bench: the TCP sink in wgr-$2 did not start" >&2; return 1; }
+    grep -q ready "$tmp/sink.out" || { echo "bench: the TCP sink in $LAB_NAME-$2 did not start" >&2; return 1; }
     # shellcheck disable=SC2016  # expanded by the inner bash
-    ip netns exec "wgr-$1" timeout 120 bash -c 'exec 3>"/dev/tcp/$0/$1" && head -c "$2" /dev/zero >&3' \
+    ip netns exec "$LAB_NAME-$1" timeout 120 bash -c 'exec 3>"/dev/tcp/$0/$1" && head -c "$2" /dev/zero >&3' \
         "$3" "$SINK_PORT" "$((HOP_MB * 1000000))"
     wait "$sink_pid"
     rm -f "$tmp/sink.pid"
@@ -146,7 +148,7 @@ median_of_runs() { # command... -> median of RUNS results; fails when a run fail
 }
 
 http_throughput() { # namespace -> MB/s
-    ip netns exec "wgr-$1" curl --silent --show-error --output /dev/null --max-time 300 --write-out '%{speed_download}' \
+    ip netns exec "$LAB_NAME-$1" curl --silent --show-error --output /dev/null --max-time 300 --write-out '%{speed_download}' \
         "http://$LAN_HOST/bench.bin" | awk '{ printf "%.1f", $1 / 1e6 }'
 }
 
@@ -165,7 +167,7 @@ v=$(median_of_runs seconds bash "$HERE/lab.sh" pulumi up --stack lab --yes --ski
 figure "pulumi up no changes (median of $RUNS)" "$v" s
 
 # The hop. Same MTU as wg0, so the two differ only in how WireGuard's packets travel.
-mtu=$(ip netns exec wgr-rpi1 cat /sys/class/net/wg0/mtu)
+mtu=$(ip netns exec "$LAB_NAME-rpi1" cat /sys/class/net/wg0/mtu)
 bench_if_down relay >/dev/null 2>&1 || true   # left over from an interrupted run
 bench_if_down rpi1 >/dev/null 2>&1 || true
 relay_pub=$(bench_if_up relay "$BENCH_RELAY_ADDR" "$mtu" "$BENCH_PORT")
@@ -173,11 +175,11 @@ pi_pub=$(bench_if_up rpi1 "$BENCH_PI_ADDR" "$mtu")
 bench_peer relay "$pi_pub" "$BENCH_PI_ADDR"
 bench_peer rpi1 "$relay_pub" "$BENCH_RELAY_ADDR" "$RELAY_PUBLIC:$BENCH_PORT"
 for _ in $(seq 20); do
-    ip netns exec wgr-rpi1 ping -n -q -c 1 -W 1 "$BENCH_RELAY_ADDR" >/dev/null 2>&1 && break
+    ip netns exec "$LAB_NAME-rpi1" ping -n -q -c 1 -W 1 "$BENCH_RELAY_ADDR" >/dev/null 2>&1 && break
 done
-ip netns exec wgr-rpi1 ping -n -q -c 1 -W 1 "$BENCH_RELAY_ADDR" >/dev/null ||
+ip netns exec "$LAB_NAME-rpi1" ping -n -q -c 1 -W 1 "$BENCH_RELAY_ADDR" >/dev/null ||
     { echo "bench: the direct WireGuard pair ($BENCH_IF, UDP $RELAY_PUBLIC:$BENCH_PORT) does not carry traffic" >&2; exit 1; }
-ip netns exec wgr-rpi1 ping -n -q -c 1 -W 2 "$RELAY_TUNNEL" >/dev/null ||
+ip netns exec "$LAB_NAME-rpi1" ping -n -q -c 1 -W 2 "$RELAY_TUNNEL" >/dev/null ||
     { echo "bench: rpi1 does not reach the relay's tunnel address $RELAY_TUNNEL over wg0" >&2; exit 1; }
 
 figure "hop MTU of both WireGuard interfaces" "$mtu" bytes

@@ -16,6 +16,8 @@
 # The real Pulumi parts and wstunnel come from lab/toolchain.sh (built from ../shared/third-party, or installed).
 # WG_RELAY_WSTUNNEL_BINARY=/path/to/wstunnel runs the lab with another wstunnel binary.
 set -euo pipefail
+# The lab's namespaces and machines are NAME-*: WG_RELAY_LAB_NAME (default wgr) lets two checkouts run a lab each.
+LAB_NAME=${WG_RELAY_LAB_NAME:-wgr}
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -53,12 +55,12 @@ pulumi_env() {
 # pulumi runs in the operator's namespace: it reaches the relay over the "internet", rpi1 from the home LAN,
 # the laptop over its management link.
 lab_pulumi() {
-    ip netns exec wgr-op pulumi --cwd "$REPO" --non-interactive "$@"
+    ip netns exec "$LAB_NAME-op" pulumi --cwd "$REPO" --non-interactive "$@"
 }
 
 # SSH to a lab host from the operator's namespace, with its pinned host key.
 lab_ssh() {
-    ip netns exec wgr-op ssh -F "$LAB/ssh/config" "$@"
+    ip netns exec "$LAB_NAME-op" ssh -F "$LAB/ssh/config" "$@"
 }
 
 # LAB_STACK_CHANGES (JSON, see lab/stack-config.ts) changes the stack as the e2e tests do.
@@ -84,11 +86,11 @@ prepare() {
 proof() {
     phase "proof: the laptop reaches the LAN service through wss:443"
     local body
-    body=$(ip netns exec wgr-laptop curl --silent --show-error --max-time 10 "$LAN_SERVICE")
+    body=$(ip netns exec "$LAB_NAME-laptop" curl --silent --show-error --max-time 10 "$LAN_SERVICE")
     echo "laptop -> $LAN_SERVICE through the tunnel: $body"
     local before after
     before=$(udp_drops)
-    ip netns exec wgr-laptop bash -c 'echo probe > /dev/udp/198.51.100.10/51820'
+    ip netns exec "$LAB_NAME-laptop" bash -c 'echo probe > /dev/udp/198.51.100.10/51820'
     sleep 0.5
     after=$(udp_drops)
     [ "$after" -gt "$before" ] || { echo "lab: the hotel firewall did not drop the laptop's UDP" >&2; exit 1; }
@@ -97,7 +99,7 @@ proof() {
 
 # Packets the hotel firewall dropped because they were UDP.
 udp_drops() {
-    ip netns exec wgr-hotel iptables -w -t filter -L FORWARD -v -x -n | awk '/hotel-drop-udp/ { n += $1 } END { print n + 0 }'
+    ip netns exec "$LAB_NAME-hotel" iptables -w -t filter -L FORWARD -v -x -n | awk '/hotel-drop-udp/ { n += $1 } END { print n + 0 }'
 }
 
 versions() {
@@ -125,7 +127,7 @@ mirror() {
 usage_hints() {
     phase "the lab is up"
     cat <<EOT
-Enter a host:      npm run lab -- ssh relay|rpi1|laptop        (or: ip netns exec wgr-op ssh -F $LAB/ssh/config relay)
+Enter a host:      npm run lab -- ssh relay|rpi1|laptop        (or: ip netns exec "$LAB_NAME-op" ssh -F $LAB/ssh/config relay)
 Run pulumi:        npm run lab -- pulumi preview --diff --stack $STACK
 Client files:      npm run lab -- client-files laptop          (writes $LAB/client-files/laptop)
 Tear down:         npm run lab -- down
@@ -169,7 +171,7 @@ main() {
             write_stack_config ;;
         client-files)
             require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
-            (cd "$REPO" && ip netns exec wgr-op npx --no-install ts-node --transpile-only scripts/client-files.ts "$1" "$LAB/client-files/$1") ;;
+            (cd "$REPO" && ip netns exec "$LAB_NAME-op" npx --no-install ts-node --transpile-only scripts/client-files.ts "$1" "$LAB/client-files/$1") ;;
         versions)
             require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env; versions ;;
         mirror)

@@ -7,6 +7,8 @@ import { shellQuote } from "../../components/shell";
 import type { LabChanges } from "../../lab/stack-config";
 
 export const repo = resolve(__dirname, "..", "..");
+/** The lab's namespaces are NAME-* (lab/hosts.sh; WG_RELAY_LAB_NAME lets two checkouts run a lab each). */
+const labName = process.env.WG_RELAY_LAB_NAME ?? "wgr";
 
 /** The lab's nspawn hosts, reached over SSH. */
 export type LabHost = "relay" | "rpi1" | "laptop";
@@ -41,7 +43,7 @@ export function labTry(args: string[], env: Record<string, string> = {}): Result
 
 /** A command in one of the lab's namespaces (the host's own tools, the namespace's network). */
 export function inNamespace(namespace: string, args: string[]): Result {
-    return run("ip", ["netns", "exec", `wgr-${namespace}`, ...args]);
+    return run("ip", ["netns", "exec", `${labName}-${namespace}`, ...args]);
 }
 
 export function inNamespaceOk(namespace: string, args: string[]): string {
@@ -62,7 +64,7 @@ export function onHostOk(host: LabHost, script: string): string {
 
 /** A long-running command in a namespace, stopped by its PID. */
 export function startInNamespace(namespace: string, args: string[]): { stop: () => Promise<string> } {
-    const child = spawn("ip", ["netns", "exec", `wgr-${namespace}`, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("ip", ["netns", "exec", `${labName}-${namespace}`, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));

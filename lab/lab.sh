@@ -7,6 +7,8 @@
 #   npm run lab -- status       one line per host
 #   npm run lab -- proof        only the traffic proof
 #   npm run lab -- pulumi ARGS  any pulumi command on the lab stack, from the operator's namespace
+#   npm run lab -- doctor [--json]      npm run doctor on the lab stack, from the operator's namespace
+#   npm run lab -- repair       npm run repair on the lab stack (bumps wg-relay:repair, then `pulumi up --yes`)
 #   npm run lab -- ssh HOST [COMMAND]   relay, rpi1 or laptop, with the pinned host key
 #   npm run lab -- versions     the Pulumi CLI, language host, plugins and wstunnel in use
 #   npm run lab -- mirror       pack the lab's wstunnel as a release (tar.gz + checksums.txt) served from the internet
@@ -163,6 +165,13 @@ main() {
         stack-config)
             require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
             write_stack_config ;;
+        doctor)
+            require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
+            (cd "$REPO" && ip netns exec wgr-op npx --no-install ts-node --transpile-only scripts/doctor.ts --stack "$STACK" "$@") ;;
+        repair)
+            require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
+            (cd "$REPO" && ip netns exec wgr-op npx --no-install ts-node --transpile-only scripts/repair.ts \
+                --stack "$STACK" --non-interactive --yes --skip-preview "$@") ;;
         client-files)
             require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
             (cd "$REPO" && ip netns exec wgr-op npx --no-install ts-node --transpile-only scripts/client-files.ts "$1" "$LAB/client-files/$1") ;;
@@ -173,7 +182,7 @@ main() {
         ssh)
             local host=$1; shift
             lab_ssh "$host" "$@" ;;
-        *) sed -n '2,17p' "${BASH_SOURCE[0]}"; exit 2 ;;
+        *) sed -n '2,19p' "${BASH_SOURCE[0]}"; exit 2 ;;
     esac
 }
 

@@ -5,74 +5,31 @@ import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "no
 import { join } from "node:path";
 import * as yaml from "js-yaml";
 import type { LabChanges } from "../../lab/stack-config";
-import { inNamespace, inNamespaceOk, lab, LabHost, labHosts, labTry, onHost, onHostOk, repo, Result, startInNamespace } from "./lab";
+import {
+    changedSteps,
+    destroy,
+    ensureStack,
+    failingUp,
+    hostSteps,
+    inNamespace,
+    inNamespaceOk,
+    lab,
+    lanService,
+    LabHost,
+    labHosts,
+    labTry,
+    onHost,
+    onHostOk,
+    prepareLab,
+    repo,
+    Result,
+    secondsUntilLanReachable,
+    startInNamespace,
+    up,
+    writeStack,
+} from "./lab";
 
 const relayAddress = "198.51.100.10";
-const lanService = "http://192.168.1.20/";
-
-interface PreviewStep {
-    op: string;
-    urn: string;
-}
-
-// Each test brings the stack to the state it needs (ensureStack), so any one runs alone (`npm run test:e2e -- -t
-// '5\.'`) and a failure does not cascade; these two record what the config file holds and what the hosts were
-// last converged to, so a test whose state is already there pays nothing for it.
-let writtenStack: string | undefined;
-let appliedStack: string | undefined;
-const stackKey = (changes: LabChanges, env: Record<string, string>) => JSON.stringify({ changes, env });
-
-/** Writes the lab stack's config with these changes (lab/stack-config.ts), unless it holds them already. */
-function writeStack(changes: LabChanges, env: Record<string, string> = {}): void {
-    const key = stackKey(changes, env);
-    if (writtenStack === key) {
-        return;
-    }
-    writtenStack = undefined;
-    lab(["stack-config"], { LAB_STACK_CHANGES: JSON.stringify(changes), ...env });
-    writtenStack = key;
-}
-
-/** Rewrites the lab stack's config with these changes and previews it. */
-function changedSteps(changes: LabChanges, env: Record<string, string> = {}): PreviewStep[] {
-    writeStack(changes, env);
-    const preview = JSON.parse(lab(["pulumi", "preview", "--stack", "lab", "--json"])) as { steps: PreviewStep[] };
-    return preview.steps.filter((step) => step.op !== "same");
-}
-
-/** `pulumi up` of the config as written; returns its output. */
-function up(): string {
-    appliedStack = undefined;
-    const output = lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
-    appliedStack = writtenStack;
-    return output;
-}
-
-/** `pulumi up` expected to fail: the hosts' state is unknown afterwards. */
-function failingUp(): Result {
-    appliedStack = undefined;
-    return labTry(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
-}
-
-function destroy(): void {
-    appliedStack = undefined;
-    lab(["pulumi", "destroy", "--stack", "lab", "--yes", "--skip-preview"]);
-}
-
-/** The hosts converged to `changes`; returns the output of the `pulumi up` that took, if one was needed. */
-function ensureStack(changes: LabChanges): string {
-    writeStack(changes);
-    return appliedStack === writtenStack ? "" : up();
-}
-
-const resourceName = (urn: string) => urn.split("::").pop()!;
-
-/** The steps on hosts, as "op name", sorted. */
-const hostSteps = (steps: PreviewStep[]) =>
-    steps
-        .filter((step) => step.urn.includes("command:remote:"))
-        .map((step) => `${step.op} ${resourceName(step.urn)}`)
-        .sort();
 
 /** Polls `read` (every 0.5 s, for up to 10 s) until its result satisfies `done`; returns the last result. */
 async function eventually(read: () => string, done: (text: string) => boolean): Promise<string> {
@@ -82,18 +39,6 @@ async function eventually(read: () => string, done: (text: string) => boolean): 
         text = read();
     }
     return text;
-}
-
-/** Seconds until the laptop gets the LAN host's page through the tunnel; fails after `limit`. */
-async function secondsUntilLanReachable(limit: number): Promise<number> {
-    const start = Date.now();
-    while ((Date.now() - start) / 1000 < limit) {
-        if (inNamespace("laptop", ["curl", "--silent", "--max-time", "2", lanService]).stdout.includes("hello from lanhost")) {
-            return (Date.now() - start) / 1000;
-        }
-        await new Promise((done) => setTimeout(done, 500));
-    }
-    throw new Error(`the LAN host was not reachable from the laptop within ${limit} s`);
 }
 
 /** The wstunnel unit each lab host runs. */
@@ -166,8 +111,7 @@ describe("wg-relay in the lab", () => {
 
     beforeAll(() => {
         lab(["down"]);
-        lab(["prepare"]);
-        writtenStack = stackKey({}, {});
+        prepareLab();
     });
 
     afterAll(() => {

@@ -2,6 +2,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { resolve } from "node:path";
 import { shellQuote } from "../../components/shell";
+import type { LabChanges } from "../../lab/stack-config";
 
 export const repo = resolve(__dirname, "..", "..");
 
@@ -73,4 +74,98 @@ export function startInNamespace(namespace: string, args: string[]): { stop: () 
             return output;
         },
     };
+}
+
+// Each test brings the stack to the state it needs (ensureStack), so any one runs alone (`npm run test:e2e -- -t
+// '5\.'`) and a failure does not cascade; these two record what the config file holds and what the hosts were
+// last converged to, so a test whose state is already there pays nothing for it. Per test file: each starts unknown.
+let writtenStack: string | undefined;
+let appliedStack: string | undefined;
+const stackKey = (changes: LabChanges, env: Record<string, string>) => JSON.stringify({ changes, env });
+
+/** `npm run lab -- prepare`: the hosts up (bare ones on a fresh lab) and the stack's config written without changes. */
+export function prepareLab(): void {
+    writtenStack = undefined;
+    lab(["prepare"]);
+    writtenStack = stackKey({}, {});
+}
+
+/** Writes the lab stack's config with these changes (lab/stack-config.ts), unless it holds them already. */
+export function writeStack(changes: LabChanges, env: Record<string, string> = {}): void {
+    const key = stackKey(changes, env);
+    if (writtenStack === key) {
+        return;
+    }
+    writtenStack = undefined;
+    lab(["stack-config"], { LAB_STACK_CHANGES: JSON.stringify(changes), ...env });
+    writtenStack = key;
+}
+
+/** `pulumi up` of the config as written; returns its output. */
+export function up(): string {
+    appliedStack = undefined;
+    const output = lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+    appliedStack = writtenStack;
+    return output;
+}
+
+/** `npm run lab -- repair`: bumps wg-relay:repair (kept by later config writes) and converges the hosts again. */
+export function repair(): string {
+    appliedStack = undefined;
+    const output = lab(["repair"]);
+    appliedStack = writtenStack;
+    return output;
+}
+
+/** `pulumi up` expected to fail: the hosts' state is unknown afterwards. */
+export function failingUp(): Result {
+    appliedStack = undefined;
+    return labTry(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
+}
+
+export function destroy(): void {
+    appliedStack = undefined;
+    lab(["pulumi", "destroy", "--stack", "lab", "--yes", "--skip-preview"]);
+}
+
+/** The hosts converged to `changes`; returns the output of the `pulumi up` that took, if one was needed. */
+export function ensureStack(changes: LabChanges): string {
+    writeStack(changes);
+    return appliedStack === writtenStack ? "" : up();
+}
+
+export interface PreviewStep {
+    op: string;
+    urn: string;
+}
+
+/** Rewrites the lab stack's config with these changes and previews it; returns the steps that are not "same". */
+export function changedSteps(changes: LabChanges, env: Record<string, string> = {}): PreviewStep[] {
+    writeStack(changes, env);
+    const preview = JSON.parse(lab(["pulumi", "preview", "--stack", "lab", "--json"])) as { steps: PreviewStep[] };
+    return preview.steps.filter((step) => step.op !== "same");
+}
+
+const resourceName = (urn: string) => urn.split("::").pop()!;
+
+/** The steps on hosts, as "op name", sorted. */
+export const hostSteps = (steps: PreviewStep[]) =>
+    steps
+        .filter((step) => step.urn.includes("command:remote:"))
+        .map((step) => `${step.op} ${resourceName(step.urn)}`)
+        .sort();
+
+/** The LAN host's service, which the laptop reaches through the tunnel. */
+export const lanService = "http://192.168.1.20/";
+
+/** Seconds until the laptop gets the LAN host's page through the tunnel; fails after `limit`. */
+export async function secondsUntilLanReachable(limit: number): Promise<number> {
+    const start = Date.now();
+    while ((Date.now() - start) / 1000 < limit) {
+        if (inNamespace("laptop", ["curl", "--silent", "--max-time", "2", lanService]).stdout.includes("hello from lanhost")) {
+            return (Date.now() - start) / 1000;
+        }
+        await new Promise((done) => setTimeout(done, 500));
+    }
+    throw new Error(`the LAN host was not reachable from the laptop within ${limit} s`);
 }

@@ -1,6 +1,7 @@
 // wg-relay: turns the stack config into a relay, LAN gateways and roaming clients, and exports what users need.
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, configNamespace, parseStackConfig, stackConfigValues } from "./components/config";
+import { declaredWstunnel, declareHost } from "./components/declaredHosts";
 import { LanGateway } from "./components/lanGateway";
 import { RoamingClient } from "./components/roamingClient";
 import { VpsRelay } from "./components/vpsRelay";
@@ -9,7 +10,7 @@ import { WireguardKey, WireguardKeyArgs } from "./components/wireguardKey";
 const network = readStackConfig();
 const sshPrivateKey = new pulumi.Config(configNamespace).requireSecret("sshPrivateKey");
 const stack = pulumi.getStack();
-const { tunnel, wstunnel } = network;
+const { tunnel, wstunnel, repair } = network;
 
 const keyOf = (peer: { name: string; keyRotation: number; presharedKey?: boolean; existingKeys?: WireguardKeyArgs["existing"] }) =>
     new WireguardKey(`${peer.name}-key`, { rotation: peer.keyRotation, presharedKey: peer.presharedKey, existing: peer.existingKeys });
@@ -27,16 +28,30 @@ const relay = new VpsRelay(network.relay.name, {
         ...clients.map(({ client, key }) => ({ ...client, role: "client" as const, lanSubnets: [], key })),
     ],
     sshPrivateKey,
+    repair,
 });
 
 const lanGateways = gateways.map(({ gateway, key }) => ({
     name: gateway.name,
-    component: new LanGateway(gateway.name, { gateway, tunnel, wstunnel, stack, relay, key, sshPrivateKey }),
+    component: new LanGateway(gateway.name, { gateway, tunnel, wstunnel, stack, relay, key, sshPrivateKey, repair }),
 }));
 const roamingClients = clients.map(({ client, key }) => ({
     name: client.name,
-    component: new RoamingClient(client.name, { client, tunnel, wstunnel, stack, relay, key, sshPrivateKey }),
+    component: new RoamingClient(client.name, { client, tunnel, wstunnel, stack, relay, key, sshPrivateKey, repair }),
 }));
+
+// What each host should have, for `npm run doctor`: the relay with every peer, each gateway and provisioned client
+// with the relay as its peer.
+const wstunnelBinary = declaredWstunnel(wstunnel);
+const relayAsPeerKey = { [relay.peerName]: relay.publicKey };
+const peerHosts = [
+    ...lanGateways.map(({ name, component }) => ({ name, role: "gateway" as const, component, template: component.wireguardTemplate, forwarding: true, useWstunnel: true })),
+    ...roamingClients.flatMap(({ name, component }, index) =>
+        component.wireguardTemplate === undefined
+            ? []
+            : [{ name, role: "client" as const, component, template: component.wireguardTemplate, forwarding: false, useWstunnel: network.clients[index].transport === "wstunnel" }],
+    ),
+];
 
 /** Every `wg-relay:` key, checked by the schema; a mistake stops the program with just the problems, no stack trace. */
 function readStackConfig() {
@@ -56,3 +71,29 @@ export const relayCertificateExpiry = relay.certificateExpiry;
 export const gatewayPublicKeys = Object.fromEntries(lanGateways.map(({ name, component }) => [name, component.publicKey]));
 /** Secret: read one with `pulumi stack output --show-secrets clientBundles` or `npm run client-files -- NAME DIR`. */
 export const clientBundles = Object.fromEntries(roamingClients.map(({ name, component }) => [name, component.bundle]));
+/** What each host should have (public keys, AllowedIPs, units, firewall rules, wstunnel's checksum): `npm run doctor` checks the hosts against it. */
+export const declaredHosts = pulumi.all({
+    [network.relay.name]: declareHost({
+        role: "relay",
+        template: relay.wireguardTemplate,
+        publicKey: relay.publicKey,
+        peerPublicKeys: Object.fromEntries([...gateways.map(({ gateway, key }) => [gateway.name, key.publicKey]), ...clients.map(({ client, key }) => [client.name, key.publicKey])]),
+        alwaysOnPeers: network.gateways.map((gateway) => gateway.name),
+        forwarding: true,
+        wstunnel: wstunnelBinary,
+    }),
+    ...Object.fromEntries(
+        peerHosts.map((host) => [
+            host.name,
+            declareHost({
+                role: host.role,
+                template: host.template,
+                publicKey: host.component.publicKey,
+                peerPublicKeys: relayAsPeerKey,
+                alwaysOnPeers: [relay.peerName],
+                forwarding: host.forwarding,
+                wstunnel: host.useWstunnel ? wstunnelBinary : undefined,
+            }),
+        ]),
+    ),
+});

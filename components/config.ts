@@ -169,6 +169,12 @@ const stackConfigObject = z.strictObject({
     wstunnel: wstunnelSchema.describe("the wstunnel binary and its client side"),
     gateways: z.array(gatewaySchema).default([]).describe("LAN gateways (e.g. a Raspberry Pi) that dial out to the relay"),
     clients: z.array(clientSchema).default([]).describe("roaming clients: laptops and phones"),
+    repair: z
+        .number()
+        .int()
+        .min(0)
+        .default(0)
+        .describe("bump (`npm run repair`) to re-run every step on every host: puts back what was changed by hand (a deleted rule or file, a stopped unit, a peer added or removed), restarting nothing that is in place"),
 });
 
 export const githubReleaseBaseUrl = "https://github.com/erebe/wstunnel/releases/download";
@@ -212,6 +218,7 @@ function resolveNetwork(config: z.output<typeof stackConfigObject>) {
         gateways: config.gateways,
         // A client routes every gateway's LAN unless it names its own.
         clients: config.clients.map((client) => ({ ...client, routes: client.routes ?? everyLan })),
+        repair: config.repair,
     };
 }
 

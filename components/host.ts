@@ -151,6 +151,14 @@ export interface WriteSecretFileOptions extends StepOptions {
     afterRemove?: string;
 }
 
+/**
+ * The first line of every step's script once `wg-relay:repair` is bumped: a changed input, so `pulumi up` runs every
+ * step again, and the preview shows only this line. None at 0, so stacks that never repaired see no change.
+ */
+export function repairLine(repair: number): string | undefined {
+    return repair > 0 ? `# wg-relay:repair ${repair}: this step runs again, putting back what changed by hand` : undefined;
+}
+
 /** One machine reached over SSH; steps are children of `parent` and named after `name`. */
 export class Host {
     constructor(
@@ -158,10 +166,12 @@ export class Host {
         readonly connection: Connection,
         readonly user: string,
         private readonly parent: pulumi.Resource,
+        /** The stack's `wg-relay:repair` counter (repairLine). */
+        private readonly repair: number,
     ) {}
 
     run(step: string, options: RunOptions): command.remote.Command {
-        const script = pulumi.output(options.script).apply((text) => asRoot(text, this.user));
+        const script = pulumi.output(options.script).apply((text) => asRoot([repairLine(this.repair), text].filter(Boolean).join("\n"), this.user));
         const secret = options.secretStdin !== undefined;
         return new command.remote.Command(
             `${this.name}-${step}`,

@@ -82,7 +82,7 @@ export class LanGateway extends pulumi.ComponentResource {
         super("wg-relay:index:LanGateway", name, {}, opts);
         const { gateway, relay } = args;
         const proxy = gateway.ssh.via === "relay" ? relay.connection : undefined;
-        const host = new Host(name, sshConnection(gateway.ssh, args.sshPrivateKey, proxy), gateway.ssh.user, this);
+        const host = new Host(name, sshConnection(gateway.ssh, args.sshPrivateKey, proxy), gateway.ssh.user, this, args.repair);
 
         this.wireguardTemplate = renderWgQuickConf(gatewayWgQuickConf(gateway, args.tunnel, args.wstunnel, relay.peerName));
         const wireguard = provisionPeerHost(host, { ...args, useWstunnel: true, template: this.wireguardTemplate, forwarding: true });

@@ -29,9 +29,11 @@ export interface PeerComponentArgs {
     relay: RelayAccess;
     key: WireguardKey;
     sshPrivateKey: pulumi.Input<string>;
+    /** The stack's `wg-relay:repair` counter. */
+    repair: number;
 }
 
-export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPrivateKey"> {
+export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPrivateKey" | "repair"> {
     /** Whether WireGuard reaches the relay through a local wstunnel client (else straight over UDP). */
     useWstunnel: boolean;
     template: string;

@@ -60,6 +60,8 @@ export class RoamingClient extends pulumi.ComponentResource {
     readonly publicKey: pulumi.Output<string>;
     readonly tunnelAddress: pulumi.Output<string>;
     readonly bundle: pulumi.Output<ClientBundle>;
+    /** The wg0 template pushed to a client provisioned over SSH (no keys in it). */
+    readonly wireguardTemplate: string | undefined;
 
     constructor(name: string, args: RoamingClientArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:RoamingClient", name, {}, opts);
@@ -96,8 +98,8 @@ export class RoamingClient extends pulumi.ComponentResource {
 
         if (client.ssh) {
             const proxy = client.ssh.via === "relay" ? relay.connection : undefined;
-            const host = new Host(name, sshConnection(client.ssh, args.sshPrivateKey, proxy), client.ssh.user, this);
-            const template = renderWgQuickConf(
+            const host = new Host(name, sshConnection(client.ssh, args.sshPrivateKey, proxy), client.ssh.user, this, args.repair);
+            this.wireguardTemplate = renderWgQuickConf(
                 clientWgQuickConf({
                     ...confSettings,
                     relayPublicKey: { ofPeer: relay.peerName },
@@ -106,7 +108,7 @@ export class RoamingClient extends pulumi.ComponentResource {
                     presharedKey: args.key.presharedKey ? { file: peerPresharedKeyPath } : undefined,
                 }),
             );
-            provisionPeerHost(host, { ...args, useWstunnel, template, forwarding: false });
+            provisionPeerHost(host, { ...args, useWstunnel, template: this.wireguardTemplate, forwarding: false });
         }
 
         this.publicKey = args.key.publicKey;

@@ -30,6 +30,8 @@ export interface VpsRelayArgs {
     key: WireguardKey;
     peers: RelayPeer[];
     sshPrivateKey: pulumi.Input<string>;
+    /** The stack's `wg-relay:repair` counter. */
+    repair: number;
 }
 
 export interface RelayFirewallSettings {
@@ -120,7 +122,7 @@ export class VpsRelay extends pulumi.ComponentResource {
         this.tunnelAddress = relay.tunnelAddress;
         this.connection = sshConnection(relay.ssh, args.sshPrivateKey);
         this.address = { host: relay.publicAddress, wstunnelPort: relay.wstunnelPort, wireguardPort: relay.wireguardPort };
-        const host = new Host(name, this.connection, relay.ssh.user, this);
+        const host = new Host(name, this.connection, relay.ssh.user, this, args.repair);
 
         const prefix = new random.RandomPassword(`${name}-path-prefix`, { length: 32, special: false }, { parent: this });
         this.pathPrefix = pulumi.secret(prefix.result);

@@ -3,7 +3,7 @@
 // The lab is an ordinary user of the program: the same schema, with pinned host keys and non-root sudo users.
 // usage: ts-node lab/stack-config.ts INVENTORY WSTUNNEL_BINARY OUT [CHANGES_JSON]
 // CHANGES_JSON (LabChanges, e.g. {"extraClients": [...], "gatewayKeyRotation": N}) is how the e2e tests change the stack as a
-// user would.
+// user would. The SSH key and the repair counter, set with `pulumi config set`, are kept.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as yaml from "js-yaml";
 import { parseStackConfig, StackConfigInput } from "../components/config";
@@ -24,6 +24,7 @@ const ssh = (host: LabHost) => ({ host: host.address, user: host.user, hostKey: 
 export interface LabChanges {
     extraClients?: NonNullable<StackConfigInput["clients"]>;
     gatewayKeyRotation?: number;
+    relayKeyRotation?: number;
     /** Reach the laptop through the relay as an SSH jump host, at its tunnel address. */
     laptopViaRelay?: boolean;
     /** The tunnel's MTU (a change restarts every wg0). */
@@ -38,7 +39,12 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
     const { relay, rpi1, laptop } = inventory.hosts;
     return {
         ...(changes.mtu === undefined ? {} : { tunnel: { mtu: changes.mtu } }),
-        relay: { ssh: ssh(relay), publicInterface: "eth0", ...(changes.relayPublicAddress ? { publicAddress: changes.relayPublicAddress } : {}) },
+        relay: {
+            ssh: ssh(relay),
+            publicInterface: "eth0",
+            keyRotation: changes.relayKeyRotation ?? 0,
+            ...(changes.relayPublicAddress ? { publicAddress: changes.relayPublicAddress } : {}),
+        },
         wstunnel: changes.wstunnelMirror
             ? {
                   source: "mirror",
@@ -76,9 +82,12 @@ if (require.main === module) {
     parseStackConfig(config as Record<string, unknown>); // fail here, with the schema's message, not in `pulumi up`
     const previous = (existsSync(out) ? yaml.load(readFileSync(out, "utf8")) : {}) as { encryptionsalt?: string; config?: Record<string, unknown> };
     const values: Record<string, unknown> = Object.fromEntries(Object.entries(config).map(([key, value]) => [`wg-relay:${key}`, value]));
-    const secretKey = "wg-relay:sshPrivateKey";
-    if (previous.config?.[secretKey] !== undefined) {
-        values[secretKey] = previous.config[secretKey];
+    // What the operator sets with `pulumi config set` rather than through LabChanges: the SSH key, and the repair
+    // counter (`npm run lab -- repair`), which would otherwise fall back and re-run every step at the next `pulumi up`.
+    for (const key of ["wg-relay:sshPrivateKey", "wg-relay:repair"]) {
+        if (previous.config?.[key] !== undefined) {
+            values[key] = previous.config[key];
+        }
     }
     writeFileSync(out, yaml.dump({ ...(previous.encryptionsalt ? { encryptionsalt: previous.encryptionsalt } : {}), config: values }));
 }

@@ -10,9 +10,11 @@
 # wg-quick reads; the interface is named after it) with the keys filled in, then:
 #   - interface down: enables and starts it;
 #   - [Interface] settings changed (address, port, MTU, hooks; a new private key is not one): restarts it;
-#   - otherwise `wg syncconf` applies peers, keys and preshared keys without a restart, and the interface's routes
-#     follow the peers' AllowedIPs. After a new private key, peers kept alive are told at once (a keepalive
-#     switched on is sent at once), so they handshake with it now rather than at their next keepalive.
+#   - otherwise `wg syncconf` applies peers, keys and preshared keys without a restart (and removes peers added by
+#     hand), and the interface's routes follow the peers' AllowedIPs. After a new private key, or towards a peer
+#     whose public key is new (the other side rotated its key), peers kept alive are told at once (a keepalive
+#     switched on is sent at once), so they handshake now rather than at their next keepalive; and the firewall
+#     rules the template's PostUp lines add are put back if one is missing (PostUp runs only when wg0 starts).
 # APPLIED keeps a copy of what was last applied. With --when-complete a template that names a key not there yet is
 # left alone (exit 0): the step that writes a key runs this before the one that writes the template.
 set -euo pipefail
@@ -83,6 +85,21 @@ mv -f "$filled" "$conf"
 # What only a restart applies: the [Interface] part without the private key (syncconf applies that).
 interface_part() { sed -e '/^\[Peer\]/,$d' -e '/^PrivateKey = /d' "$1"; }
 private_key_line() { grep '^PrivateKey = ' "$1" || true; }
+peer_public_keys() { sed -n 's/^PublicKey = //p' "$1" | sort; }
+
+# PostUp's iptables rules (`iptables [-t TABLE] -A|-I CHAIN RULE`), each added again when `iptables -C` misses it.
+restore_firewall_rules() {
+    local line check add
+    while IFS= read -r line; do
+        [[ $line =~ ^PostUp\ =\ (iptables(\ -t\ [a-z]+)?)\ -[AI]\ (.+)$ ]] || continue
+        check="${BASH_REMATCH[1]} -C ${BASH_REMATCH[3]}"
+        add=${line#PostUp = }
+        if ! (eval "${check//%i/$iface}") 2>/dev/null; then
+            echo "wg-apply: re-adding a missing firewall rule: ${add//%i/$iface}"
+            (eval "${add//%i/$iface}")
+        fi
+    done <"$conf"
+}
 
 systemctl enable --quiet "$unit"
 if ! systemctl is-active --quiet "$unit"; then
@@ -108,13 +125,18 @@ else
             esac
         done
     fi
+    # A new private key clears every session; a peer's new public key (its own rotation) makes a new peer.
+    rearm_all=0
     if [ "$(private_key_line "$conf")" != "$(private_key_line "$applied")" ]; then
-        wg show "$iface" persistent-keepalive | while read -r peer interval; do
-            if [ "$interval" != off ]; then
-                wg set "$iface" peer "$peer" persistent-keepalive off
-                wg set "$iface" peer "$peer" persistent-keepalive "$interval"
-            fi
-        done
+        rearm_all=1
     fi
+    new_peers=$(comm -13 <(peer_public_keys "$applied") <(peer_public_keys "$conf"))
+    wg show "$iface" persistent-keepalive | while read -r peer interval; do
+        if [ "$interval" != off ] && { [ "$rearm_all" = 1 ] || grep -qxF -- "$peer" <<<"$new_peers"; }; then
+            wg set "$iface" peer "$peer" persistent-keepalive off
+            wg set "$iface" peer "$peer" persistent-keepalive "$interval"
+        fi
+    done
+    restore_firewall_rules
 fi
 install -m 0600 "$conf" "$applied"

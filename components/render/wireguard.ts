@@ -134,3 +134,29 @@ export function relayAsPeer(relay: RelayAsPeerSettings): WgPeer {
         persistentKeepalive: relay.keepaliveSeconds,
     };
 }
+
+/** What a host template declares, read back from it as wg-apply reads it: the peers and the firewall rules. */
+export interface TemplateDeclaration {
+    /** Each peer by the name its `PublicKey = <public key of NAME>` line gives, with its AllowedIPs. */
+    peers: { name: string; allowedIps: string[] }[];
+    /** The PostUp lines that add iptables rules, as written (`%i` for the interface). */
+    firewallRules: string[];
+}
+
+export function readTemplate(template: string): TemplateDeclaration {
+    const peers: TemplateDeclaration["peers"] = [];
+    const firewallRules: string[] = [];
+    for (const line of template.split("\n")) {
+        const postUp = /^PostUp = (iptables .*)$/.exec(line);
+        const peer = /^PublicKey = <public key of ([a-z][a-z0-9-]*)>$/.exec(line);
+        const allowedIps = /^AllowedIPs = (.*)$/.exec(line);
+        if (postUp) {
+            firewallRules.push(postUp[1]);
+        } else if (peer) {
+            peers.push({ name: peer[1], allowedIps: [] });
+        } else if (allowedIps && peers.length > 0) {
+            peers[peers.length - 1].allowedIps = allowedIps[1].split(/,\s*/);
+        }
+    }
+    return { peers, firewallRules };
+}

@@ -119,6 +119,14 @@ export function up(): string {
     return output;
 }
 
+/** `npm run lab -- repair`: bumps wg-relay:repair (kept by later config writes) and converges the hosts again. */
+export function repair(): string {
+    rmSync(convergedStamp, { force: true });
+    const output = lab(["repair"]);
+    writeFileSync(convergedStamp, stackDigest());
+    return output;
+}
+
 /** `pulumi up` expected to fail: the hosts' state is unknown afterwards. */
 export function failingUp(): Result {
     rmSync(convergedStamp, { force: true });

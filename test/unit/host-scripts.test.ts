@@ -2,7 +2,7 @@
 // `curl` and `chown` on PATH that record how they were called: no root, no WireGuard, no network. And every shell
 // script in the repository passes shellcheck.
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hostScriptsDir } from "../../components/render/scripts";
@@ -12,7 +12,7 @@ const repo = join(__dirname, "..", "..");
 describe("shell scripts", () => {
     it("pass shellcheck, every one in the repository", () => {
         const tracked = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], { cwd: repo, encoding: "utf8" }).split("\n").filter(Boolean);
-        const scripts = tracked.filter((file) => existsSync(join(repo, file)) && /^#!.*\b(ba)?sh\b/.test(readFileSync(join(repo, file), "utf8").split("\n")[0]));
+        const scripts = tracked.filter((file) => existsSync(join(repo, file)) && statSync(join(repo, file)).isFile() && /^#!.*\b(ba)?sh\b/.test(readFileSync(join(repo, file), "utf8").split("\n")[0]));
         expect(scripts).toEqual(expect.arrayContaining(["components/host-scripts/wg-apply.sh", "components/host-scripts/wstunnel-install.sh", "lab/lab.sh", ".ci/run"]));
         const result = spawnSync("shellcheck", ["--external-sources", ...scripts], { cwd: repo, encoding: "utf8" });
         if (result.error) {
@@ -25,10 +25,24 @@ describe("shell scripts", () => {
 
 // Stand-ins: each records "NAME ARGS..." in $CALLS and keeps what it must in $STATE.
 const stubs: Record<string, string> = {
+    // A restart runs the running conf's PostDown lines and the new conf's PostUp lines, as wg-quick down and up do.
     systemctl: `
+hooks() { sed -n "s/^$1 = //p" "$2" | sed 's/%i/wg0/g' | while IFS= read -r hook; do eval "$hook"; done; }
 case "$1" in
   is-active) [ -e "$STATE/active" ] ;;
-  restart) touch "$STATE/active"; cp "$CONF_UNDER_TEST" "$STATE/running.conf" ;;
+  restart)
+    if [ -e "$STATE/active" ] && [ -e "$STATE/running.conf" ]; then hooks PostDown "$STATE/running.conf"; fi
+    touch "$STATE/active"; cp "$CONF_UNDER_TEST" "$STATE/running.conf"; rm -f "$STATE/synced.conf"
+    hooks PostUp "$CONF_UNDER_TEST" ;;
+esac`,
+    // The rule set, one "TABLE CHAIN RULE" line per rule.
+    iptables: `
+table=filter; if [ "$1" = -t ]; then table=$2; shift 2; fi
+op=$1; shift; rule="$table $*"; touch "$STATE/iptables"
+case "$op" in
+  -C) grep -qxF -- "$rule" "$STATE/iptables" ;;
+  -A|-I) echo "$rule" >> "$STATE/iptables" ;;
+  -D) grep -vxF -- "$rule" "$STATE/iptables" > "$STATE/iptables.new"; mv "$STATE/iptables.new" "$STATE/iptables" ;;
 esac`,
     // The live interface, as wg would show it, follows what was last synced or started.
     wg: `
@@ -60,6 +74,7 @@ const keys = {
     relayPrivate: "cHJpdmF0ZS1rZXktb2YtdGhlLXJlbGF5LTAxMjM0NTY=",
     relayPrivateRotated: "cm90YXRlZC1rZXktb2YtdGhlLXJlbGF5LTAxMjM0NTY=",
     rpi1Public: "cnBpMS1wdWJsaWMta2V5LTAxMjM0NTY3ODlhYmNkZWY=",
+    rpi1PublicRotated: "cnBpMS1yb3RhdGVkLWtleS0wMTIzNDU2Nzg5YWJjZGU=",
     laptopPublic: "bGFwdG9wLXB1YmxpYy1rZXktMDEyMzQ1Njc4OWFiY2Q=",
     rpi1Preshared: "cnBpMS1wcmVzaGFyZWQta2V5LTAxMjM0NTY3ODlhYmM=",
 };
@@ -76,7 +91,12 @@ describe("wg-apply", () => {
             "ListenPort = 51820",
             `MTU = ${options.mtu ?? 1320}`,
             `PrivateKey = <from ${paths.key}>`,
-            "PostUp = iptables -A FORWARD -i %i -o %i -j ACCEPT",
+            "PostUp = iptables -A FORWARD -i %i -o %i -j ACCEPT -m comment --comment wg-relay",
+            "PostUp = iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay",
+            "PostUp = iptables -I INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+            "PostDown = iptables -D INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+            "PostDown = iptables -t nat -D POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay",
+            "PostDown = iptables -D FORWARD -i %i -o %i -j ACCEPT -m comment --comment wg-relay",
             "",
             "[Peer]",
             "# rpi1 (gateway)",
@@ -129,7 +149,11 @@ describe("wg-apply", () => {
 
     it("starts a stopped interface with every key filled in from its file, in a root-only conf", () => {
         applyFirst();
-        expect(calls()).toEqual(["systemctl enable --quiet wg-quick@wg0.service", "systemctl is-active --quiet wg-quick@wg0.service", "systemctl restart wg-quick@wg0.service"]);
+        expect(calls().filter((call) => !call.startsWith("iptables -A ") && !call.startsWith("iptables -t nat -A ") && !call.startsWith("iptables -I "))).toEqual([
+            "systemctl enable --quiet wg-quick@wg0.service",
+            "systemctl is-active --quiet wg-quick@wg0.service",
+            "systemctl restart wg-quick@wg0.service",
+        ]);
         const conf = readFileSync(paths.conf, "utf8");
         expect(conf).toContain(`PrivateKey = ${keys.relayPrivate}\n`);
         expect(conf).toContain(`PublicKey = ${keys.rpi1Public}\nPresharedKey = ${keys.rpi1Preshared}\nAllowedIPs = 10.10.0.2/32, 192.168.1.0/24\n`);
@@ -188,6 +212,57 @@ describe("wg-apply", () => {
         expect(wgApply().status).toBe(0);
         expect(restarted()).toBe(false);
         expect(calls().filter((call) => call.includes("persistent-keepalive off"))).toEqual([]);
+        // The rules PostUp added are all there: checked, none added again.
+        expect(calls().filter((call) => call.startsWith("iptables") && !call.includes(" -C "))).toEqual([]);
+    });
+
+    const rules = () => readFileSync(join(paths.state, "iptables"), "utf8").trim().split("\n");
+
+    it("puts back a firewall rule of the template's PostUp lines that was deleted by hand, without a restart", () => {
+        applyFirst();
+        const added = rules();
+        expect(added).toEqual([
+            "filter FORWARD -i wg0 -o wg0 -j ACCEPT -m comment --comment wg-relay",
+            "nat POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay",
+            "filter INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+        ]);
+        writeFileSync(join(paths.state, "iptables"), added.filter((rule) => !rule.startsWith("filter FORWARD") && !rule.startsWith("nat")).join("\n") + "\n");
+        const result = wgApply();
+        expect(result.status).toBe(0);
+        expect(restarted()).toBe(false);
+        expect(result.stdout).toContain("wg-apply: re-adding a missing firewall rule: iptables -A FORWARD -i wg0 -o wg0 -j ACCEPT -m comment --comment wg-relay");
+        expect(calls().filter((call) => call.startsWith("iptables") && !call.includes(" -C "))).toEqual([
+            "iptables -A FORWARD -i wg0 -o wg0 -j ACCEPT -m comment --comment wg-relay",
+            "iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay",
+        ]);
+        expect(rules().sort()).toEqual([...added].sort());
+    });
+
+    it("removes a peer added by hand, and only that, without a restart", () => {
+        applyFirst();
+        const handAdded = "aGFuZC1hZGRlZC1wZWVyLTAxMjM0NTY3ODlhYmNkZWY=";
+        writeFileSync(join(paths.state, "running.conf"), readFileSync(join(paths.state, "running.conf"), "utf8") + `\n[Peer]\nPublicKey = ${handAdded}\nAllowedIPs = 10.10.0.99/32\n`);
+        expect(wgApply().status).toBe(0);
+        expect(restarted()).toBe(false);
+        const live = readFileSync(join(paths.state, "synced.conf"), "utf8");
+        expect(live).not.toContain(handAdded);
+        expect(live).toContain(`PublicKey = ${keys.rpi1Public}\n`);
+    });
+
+    it("has a kept-alive peer whose public key changed (its own rotation) handshake at once, and no other", () => {
+        writeFileSync(paths.template, template({ laptop: true }));
+        writeFileSync(paths.publicKeys, publicKeys(true));
+        expect(wgApply().status).toBe(0);
+        writeFileSync(paths.publicKeys, `rpi1 ${keys.rpi1PublicRotated}\nlaptop ${keys.laptopPublic}\n`);
+        const result = wgApply("--when-complete");
+        expect(result.status).toBe(0);
+        expect(restarted()).toBe(false);
+        expect(readFileSync(join(paths.state, "synced.conf"), "utf8")).toContain(`PublicKey = ${keys.rpi1PublicRotated}\n`);
+        expect(calls().filter((call) => call.includes("persistent-keepalive"))).toEqual([
+            "wg show wg0 persistent-keepalive",
+            `wg set wg0 peer ${keys.rpi1PublicRotated} persistent-keepalive off`,
+            `wg set wg0 peer ${keys.rpi1PublicRotated} persistent-keepalive 25`,
+        ]);
     });
 
     it("leaves a template that names a missing key alone with --when-complete, and fails on it without", () => {

@@ -33,7 +33,8 @@ const pem = (kind: string, name: string) => `-----BEGIN ${kind}-----\n${digest(n
 function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
     switch (args.type) {
         case "random:index/randomPassword:RandomPassword":
-            return { ...args.inputs, result: `Prefix${digest(args.name).toString("hex").slice(0, 26)}` };
+            // A new value when its keepers change (a rotation), as the provider makes one.
+            return { ...args.inputs, result: `Prefix${digest(args.name + JSON.stringify(args.inputs.keepers ?? {})).toString("hex").slice(0, 26)}` };
         case "tls:index/privateKey:PrivateKey":
             return { ...args.inputs, privateKeyPem: pem("PRIVATE KEY", args.name), publicKeyPem: pem("PUBLIC KEY", args.name) };
         case "tls:index/selfSignedCert:SelfSignedCert":
@@ -268,6 +269,53 @@ describe("program under mocks", () => {
         ]);
     });
 
+    it("exports what each host should have, for the doctor: public keys, AllowedIPs, units, firewall rules, wstunnel's checksum; no secret", async () => {
+        const declared = pulumi.output(program.declaredHosts);
+        expect(await pulumi.isSecret(declared)).toBe(false);
+        const hosts = await valueOf(declared);
+        const emptyFileSha256 = createHash("sha256").update("").digest("hex"); // the fixture's localBinary is /dev/null
+        const clientKey = (name: string) => valueOf(program.clientBundles[name] as pulumi.Output<any>).then((bundle) => /PrivateKey = (\S+)/.exec(bundle.wireguardConf)![1]);
+        const relayKey = await valueOf(program.relayPublicKey);
+        const rpi1Key = await valueOf(program.gatewayPublicKeys.rpi1);
+        expect(Object.keys(hosts)).toEqual(["relay", "rpi1", "workstation"]); // the laptop is not provisioned over SSH
+        expect(hosts.relay).toEqual({
+            role: "relay",
+            publicKey: relayKey,
+            units: ["wg-quick@wg0.service", "wg-relay-wstunnel-server.service"],
+            peers: [
+                { name: "rpi1", publicKey: rpi1Key, allowedIps: ["10.10.0.2/32", "192.168.1.0/24"], alwaysOn: true },
+                { name: "laptop", publicKey: wireguardPublicKey(await clientKey("laptop")), allowedIps: ["10.10.0.3/32"], alwaysOn: false },
+                { name: "workstation", publicKey: wireguardPublicKey(await clientKey("workstation")), allowedIps: ["10.10.0.4/32"], alwaysOn: false },
+            ],
+            firewallRules: [
+                "iptables -A FORWARD -i %i -o %i -j ACCEPT -m comment --comment wg-relay",
+                "iptables -I INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+            ],
+            forwarding: true,
+            wstunnel: { kind: "upload", binarySha256: emptyFileSha256 },
+        });
+        expect(hosts.rpi1).toEqual({
+            role: "gateway",
+            publicKey: rpi1Key,
+            units: ["wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-heartbeat.service"],
+            peers: [{ name: "relay", publicKey: relayKey, allowedIps: ["10.10.0.0/24"], alwaysOn: true }],
+            firewallRules: [
+                "iptables -A FORWARD -i %i -o eth0 -d 192.168.1.0/24 -j ACCEPT -m comment --comment wg-relay",
+                "iptables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT -m comment --comment wg-relay",
+                "iptables -I INPUT -i eth0 -d 10.10.0.2/32 -j DROP -m comment --comment wg-relay",
+                "iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay",
+            ],
+            forwarding: true,
+            wstunnel: { kind: "upload", binarySha256: emptyFileSha256 },
+        });
+        expect(hosts.workstation).toMatchObject({ role: "client", units: ["wg-quick@wg0.service", "wg-relay-wstunnel-client.service"], firewallRules: [], forwarding: false });
+        // Every unit the doctor expects is one the program installs (wg-quick's through wg-apply).
+        const unitSteps = (await Promise.all(mockCommands.map((recorded) => inputsOf(recorded)))).map((inputs) => inputs.create as string).join("\n");
+        for (const unit of new Set(Object.values(hosts as Record<string, { units: string[] }>).flatMap((host) => host.units))) {
+            expect(unitSteps).toContain(unit === "wg-quick@wg0.service" ? "/usr/local/lib/wg-relay/wg-apply " : `systemctl enable --quiet --now ${unit}`);
+        }
+    });
+
     it("gives the relay a peer per gateway (with its LAN) and per client, their keys named in the template and listed beside it", async () => {
         const template = (await inputsOf(command("relay-wireguard-template"))).create as string;
         expect(template).toContain("# rpi1 (gateway)\nPublicKey = <public key of rpi1>\nPresharedKey = <from /etc/wireguard/psk/rpi1.psk>\nAllowedIPs = 10.10.0.2/32, 192.168.1.0/24\n");
@@ -319,6 +367,76 @@ describe("program: rotation and upgrades", () => {
             );
             expect(script).not.toContain("wg-quick");
         }
+    });
+});
+
+/** Every step's inputs after loading `config`, by step name. */
+async function stepInputs(config: StackConfigInput): Promise<Map<string, Record<string, any>>> {
+    const program = loadProgram(config);
+    await valueOf(program.relayUrl);
+    await valueOf(pulumi.output(program.declaredHosts));
+    return new Map(await Promise.all(mockCommands.map(async (recorded) => [recorded.name, await inputsOf(recorded)] as const)));
+}
+
+/** The steps whose inputs differ between two loads, and what differs in each ("create", "stdin", ...). */
+function changedInputs(before: Map<string, Record<string, any>>, after: Map<string, Record<string, any>>): Record<string, string[]> {
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    const changed: Record<string, string[]> = {};
+    for (const [name, inputs] of after) {
+        const fields = Object.keys(inputs).filter((field) => JSON.stringify(inputs[field]) !== JSON.stringify(before.get(name)![field]));
+        if (fields.length > 0) {
+            changed[name] = fields;
+        }
+    }
+    return changed;
+}
+
+/** The fixture with a client provisioned over SSH through the relay, so every kind of host has steps. */
+function configWithProvisionedClient(): StackConfigInput {
+    const config = validConfig();
+    config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay" } });
+    return config;
+}
+
+describe("program: repair (wg-relay:repair)", () => {
+    it("adds one comment line to every step's script when bumped, and changes nothing else; none at 0", async () => {
+        const before = await stepInputs(configWithProvisionedClient());
+        for (const inputs of before.values()) {
+            expect(inputs.create).not.toContain("wg-relay:repair");
+        }
+        const after = await stepInputs({ ...configWithProvisionedClient(), repair: 3 });
+        const changed = changedInputs(before, after);
+        // Every step on every host runs again...
+        expect(Object.keys(changed).sort()).toEqual([...before.keys()].sort());
+        expect(new Set(Object.values(changed).map((fields) => fields.join(",")))).toEqual(new Set(["create"]));
+        // ...and its preview shows the one line.
+        const line = "# wg-relay:repair 3: this step runs again, putting back what changed by hand";
+        for (const [name, inputs] of after) {
+            const [head, ...rest] = (inputs.create as string).split("\n");
+            expect(rest[0]).toBe(line);
+            expect([head, ...rest.slice(1)].join("\n")).toBe(before.get(name)!.create);
+        }
+        const bumpedAgain = await stepInputs({ ...configWithProvisionedClient(), repair: 4 });
+        expect(Object.keys(changedInputs(after, bumpedAgain)).sort()).toEqual([...before.keys()].sort());
+    });
+});
+
+describe("program: rotating the relay's key", () => {
+    it("changes the relay's key step and the public-keys file of every host that has the relay as its peer, nothing else", async () => {
+        const before = await stepInputs(configWithProvisionedClient());
+        const config = configWithProvisionedClient();
+        config.relay.keyRotation = 1;
+        const after = await stepInputs(config);
+        // The templates name keys rather than hold them, so none changes: wg-apply brings each new key in with
+        // `wg syncconf` on every host, without restarting an interface.
+        expect(changedInputs(before, after)).toEqual({
+            "relay-wireguard-key": ["stdin"],
+            "rpi1-public-keys": ["create"],
+            "workstation-public-keys": ["create"],
+        });
+        expect(after.get("rpi1-public-keys")!.create).not.toBe(before.get("rpi1-public-keys")!.create);
+        expect(after.get("relay-wireguard-key")!.create).toContain("/usr/local/lib/wg-relay/wg-apply --when-complete");
+        expect(after.get("rpi1-public-keys")!.create).toContain("/usr/local/lib/wg-relay/wg-apply --when-complete");
     });
 });
 

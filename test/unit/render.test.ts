@@ -5,7 +5,7 @@ import { gatewayFirewallRules, gatewayWgQuickConf } from "../../components/lanGa
 import { relayFirewallRules, relayWgQuickConf } from "../../components/vpsRelay";
 import { renderForwardingSysctl } from "../../components/render/sysctl";
 import { renderHeartbeatUnit } from "../../components/render/heartbeat";
-import { firewallHooks, renderPublicKeys, renderWgQuickConf } from "../../components/render/wireguard";
+import { firewallHooks, readTemplate, renderPublicKeys, renderWgQuickConf } from "../../components/render/wireguard";
 import {
     renderWstunnelClientUnit,
     renderWstunnelClientEnvironment,
@@ -71,6 +71,33 @@ describe("wg-quick templates: every key named, never written", () => {
                 "PersistentKeepalive = 25",
             ].join("\n"),
         );
+    });
+
+    it("reads back the peers and PostUp firewall rules a template declares (the doctor's expectations)", () => {
+        const peers = [
+            { ...rpi1, role: "gateway" as const },
+            { ...laptop, role: "client" as const, lanSubnets: [] },
+        ];
+        const relayTemplate = renderWgQuickConf(relayWgQuickConf({ ...network.relay, internetEgress: true }, network.tunnel, peers, new Set(["rpi1"])));
+        expect(readTemplate(relayTemplate)).toEqual({
+            peers: [
+                { name: "rpi1", allowedIps: ["10.10.0.2/32", "192.168.1.0/24"] },
+                { name: "laptop", allowedIps: ["10.10.0.3/32"] },
+            ],
+            firewallRules: firewallHooks(
+                relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "eth0", wireguardPort: 51820, allowDirectUdp: false, internetEgress: true }),
+            ).map((hook) => hook.up),
+        });
+        // A full-tunnel client's hook is an `ip rule`, not a firewall rule.
+        const client = clientWgQuickConf({
+            client: { ...laptop, fullTunnel: true },
+            tunnel: network.tunnel,
+            relayHost: "198.51.100.10",
+            relayPublicKey: { ofPeer: "relay" },
+            wireguardEndpoint: "127.0.0.1:51820",
+            privateKey: { file: "/etc/wireguard/wg0.key" },
+        });
+        expect(readTemplate(renderWgQuickConf(client))).toEqual({ peers: [{ name: "relay", allowedIps: ["0.0.0.0/0"] }], firewallRules: [] });
     });
 
     it("lists the public keys wg-apply fills in, one line per peer", () => {

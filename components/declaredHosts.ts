@@ -1,0 +1,83 @@
+// What each host should have, as the stack declares it: the `declaredHosts` stack output, which `npm run doctor`
+// compares with what it finds on the hosts. No secret in it: public keys, AllowedIPs, units, rules, checksums.
+import * as pulumi from "@pulumi/pulumi";
+import { WstunnelSettings } from "./config";
+import { readTemplate } from "./render/wireguard";
+import { heartbeatUnit, wgQuickUnit, wstunnelClientUnit, wstunnelServerUnit } from "./render/paths";
+import { fileSha256 } from "./wstunnelService";
+
+export type HostRole = "relay" | "gateway" | "client";
+
+export interface DeclaredPeer {
+    name: string;
+    publicKey: string;
+    allowedIps: string[];
+    /** Always on and kept alive (a gateway, or the relay seen from a peer): a stale handshake is a problem. */
+    alwaysOn: boolean;
+}
+
+/** The wstunnel binary: an uploaded one by its own digest, or a release by its archive's digest per architecture. */
+export type DeclaredWstunnel =
+    | { kind: "upload"; binarySha256: string }
+    | { kind: "download"; version: string; archiveSha256: Partial<Record<"amd64" | "arm64" | "armv7", string>> };
+
+export interface DeclaredHost {
+    role: HostRole;
+    /** wg0's own public key. */
+    publicKey: string;
+    /** systemd units that run there. */
+    units: string[];
+    peers: DeclaredPeer[];
+    /** The iptables rules the wg0 template's PostUp lines add, as written there (`%i` for wg0). */
+    firewallRules: string[];
+    /** net.ipv4.ip_forward=1 from wg-relay's sysctl file. */
+    forwarding: boolean;
+    /** Absent on a client that reaches the relay over plain UDP. */
+    wstunnel?: DeclaredWstunnel;
+}
+
+export function declaredWstunnel(wstunnel: WstunnelSettings): DeclaredWstunnel {
+    const binary = wstunnel.binary;
+    return binary.kind === "upload"
+        ? { kind: "upload", binarySha256: fileSha256(binary.localBinary) }
+        : { kind: "download", version: wstunnel.version, archiveSha256: binary.sha256 };
+}
+
+/** The units each kind of host runs (see VpsRelay, LanGateway, provisionPeerHost). */
+export function hostUnits(role: HostRole, useWstunnel: boolean): string[] {
+    const wstunnel = role === "relay" ? [wstunnelServerUnit] : useWstunnel ? [wstunnelClientUnit] : [];
+    return [wgQuickUnit, ...wstunnel, ...(role === "gateway" ? [heartbeatUnit] : [])];
+}
+
+export interface DeclaredHostArgs {
+    role: HostRole;
+    /** The wg0 template pushed to the host. */
+    template: string;
+    publicKey: pulumi.Input<string>;
+    /** Public keys of the peers the template names. */
+    peerPublicKeys: Record<string, pulumi.Input<string>>;
+    alwaysOnPeers: string[];
+    forwarding: boolean;
+    wstunnel?: DeclaredWstunnel;
+}
+
+export function declareHost(args: DeclaredHostArgs): pulumi.Output<DeclaredHost> {
+    const { peers, firewallRules } = readTemplate(args.template);
+    const keyOf = (name: string) => {
+        const key = args.peerPublicKeys[name];
+        if (key === undefined) {
+            throw new Error(`the template names a peer ${name} without a public key`);
+        }
+        return key;
+    };
+    const keys = pulumi.all(Object.fromEntries(peers.map((peer) => [peer.name, keyOf(peer.name)])));
+    return pulumi.all([args.publicKey, keys]).apply(([publicKey, peerKeys]) => ({
+        role: args.role,
+        publicKey,
+        units: hostUnits(args.role, args.wstunnel !== undefined),
+        peers: peers.map((peer) => ({ ...peer, publicKey: peerKeys[peer.name], alwaysOn: args.alwaysOnPeers.includes(peer.name) })),
+        firewallRules,
+        forwarding: args.forwarding,
+        ...(args.wstunnel ? { wstunnel: args.wstunnel } : {}),
+    }));
+}

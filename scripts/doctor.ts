@@ -1,0 +1,504 @@
+// npm run doctor [-- --stack NAME] [--json]: checks every host of the stack against what the stack declares, over
+// SSH with the stack's own key and pinned host keys: units, WireGuard peers (missing, added by hand, AllowedIPs),
+// handshakes, firewall rules, forwarding, the wstunnel binary; and from here, the relay's certificate and that its
+// wss port answers TLS. One table per host (or JSON); exits 1 when something is wrong. Run it where you run `pulumi up`.
+//
+// The check functions are pure; the runner at the bottom is the only part that calls `pulumi`, `ssh` and the network.
+// The SSH private key goes into a 0600 file in a 0700 temporary folder, removed afterwards; it is never in an argument.
+// Nothing secret is printed: the hosts report public keys, unit states, rule checks and digests only.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as tls from "node:tls";
+import { parseArgs } from "node:util";
+import { ConfigError, Network, parseStackConfig, SshSettings, sshPrivateKeyKey, stackConfigValues } from "../components/config";
+import type { DeclaredHost, HostRole } from "../components/declaredHosts";
+import { isIpv4 } from "../components/net";
+import { sysctlPath, wireguardInterface, wstunnelBinaryPath, wstunnelReleaseMarkerPath } from "../components/render/paths";
+
+// ---------------------------------------------------------------------------------------------------------------
+// What a host reports
+// ---------------------------------------------------------------------------------------------------------------
+
+/** A handshake older than this means no session: WireGuard renews a live one every 2 minutes. */
+export const staleHandshakeSeconds = 180;
+/** The stack renews its certificates in their last 30 days (components/relayPki.ts). */
+const renewalDays = 30;
+
+/** `iptables -w -C ...` for a PostUp rule `iptables [-t TABLE] -A|-I CHAIN RULE` (wg-apply derives it the same way). */
+export function firewallRuleCheck(rule: string): string | undefined {
+    const match = /^iptables((?: -t [a-z]+)?) -[AI] ([A-Za-z0-9 %/.,:_=-]+)$/.exec(rule);
+    return match ? `iptables -w${match[1]} -C ${match[2].replace(/%i/g, wireguardInterface)}` : undefined;
+}
+
+/** A rule as the table shows it: its table when not filter, chain and match, wg0 for %i. */
+function describeRule(rule: string): string {
+    return rule
+        .replace(/^iptables (?:-t ([a-z]+) )?-[AI] /, (_, table: string | undefined) => (table ? `${table} ` : ""))
+        .replace(/ -m comment --comment wg-relay$/, "")
+        .replace(/%i/g, wireguardInterface);
+}
+
+/** The script the doctor runs on a host, as root: it prints one tab-separated fact per line, never a secret. */
+export function probeScript(declared: DeclaredHost): string {
+    const lines = [
+        'printf "now\\t%s\\n" "$(date +%s)"',
+        `for unit in ${declared.units.join(" ")}; do printf "unit\\t%s\\t%s\\n" "$unit" "$(systemctl is-active "$unit" 2>/dev/null)"; done`,
+        `if wg show ${wireguardInterface} public-key >/dev/null 2>&1; then`,
+        `    printf "wg-public-key\\t%s\\n" "$(wg show ${wireguardInterface} public-key)"`,
+        `    wg show ${wireguardInterface} allowed-ips | sed "s/^/wg-allowed-ips\\t/"`,
+        `    wg show ${wireguardInterface} latest-handshakes | sed "s/^/wg-handshake\\t/"`,
+        "fi",
+    ];
+    declared.firewallRules.forEach((rule, index) => {
+        const check = firewallRuleCheck(rule);
+        if (check !== undefined) {
+            lines.push(`if ${check} 2>/dev/null; then printf "rule\\t${index}\\tpresent\\n"; else printf "rule\\t${index}\\tmissing\\n"; fi`);
+        }
+    });
+    if (declared.forwarding) {
+        lines.push(`printf "forwarding\\t%s\\t%s\\n" "$(sysctl -n net.ipv4.ip_forward 2>/dev/null)" "$(if [ -f ${sysctlPath} ]; then echo present; else echo missing; fi)"`);
+    }
+    if (declared.wstunnel) {
+        lines.push(
+            `printf "wstunnel\\t%s\\t%s\\t%s\\n" "$(sha256sum ${wstunnelBinaryPath} 2>/dev/null | cut -d" " -f1)" "$(cat ${wstunnelReleaseMarkerPath} 2>/dev/null)" "$(uname -m)"`,
+        );
+    }
+    return lines.join("\n") + "\n";
+}
+
+export interface Observed {
+    /** The host's clock (seconds since the epoch). */
+    now: number;
+    /** `systemctl is-active` per unit. */
+    units: Record<string, string>;
+    /** Absent when wg0 is not up. */
+    wireguard?: { publicKey: string; peers: Record<string, { allowedIps: string[]; latestHandshake: number }> };
+    /** By index into the declared firewall rules. */
+    rules: Record<number, boolean>;
+    forwarding?: { inEffect: string; file: boolean };
+    wstunnel?: { binarySha256: string; releaseSha256: string; machine: string };
+}
+
+export function parseProbe(text: string): Observed {
+    const observed: Observed = { now: 0, units: {}, rules: {} };
+    const peer = (key: string) => {
+        observed.wireguard ??= { publicKey: "", peers: {} };
+        return (observed.wireguard.peers[key] ??= { allowedIps: [], latestHandshake: 0 });
+    };
+    for (const line of text.split("\n")) {
+        const [tag, ...fields] = line.split("\t");
+        switch (tag) {
+            case "now":
+                observed.now = Number(fields[0]);
+                break;
+            case "unit":
+                observed.units[fields[0]] = fields[1] || "unknown";
+                break;
+            case "wg-public-key":
+                observed.wireguard = { peers: {}, ...observed.wireguard, publicKey: fields[0] };
+                break;
+            case "wg-allowed-ips":
+                peer(fields[0]).allowedIps = fields[1] === "(none)" ? [] : fields[1].split(" ").filter(Boolean);
+                break;
+            case "wg-handshake":
+                peer(fields[0]).latestHandshake = Number(fields[1]);
+                break;
+            case "rule":
+                observed.rules[Number(fields[0])] = fields[1] === "present";
+                break;
+            case "forwarding":
+                observed.forwarding = { inEffect: fields[0], file: fields[1] === "present" };
+                break;
+            case "wstunnel":
+                observed.wstunnel = { binarySha256: fields[0], releaseSha256: fields[1], machine: fields[2] };
+                break;
+        }
+    }
+    return observed;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Checks
+// ---------------------------------------------------------------------------------------------------------------
+
+export type Status = "ok" | "warn" | "fail";
+
+export interface Finding {
+    check: string;
+    status: Status;
+    detail: string;
+}
+
+export interface HostReport {
+    name: string;
+    role: HostRole;
+    /** user@host[:port], and the jump host when there is one. */
+    address: string;
+    ok: boolean;
+    findings: Finding[];
+}
+
+export interface Report {
+    ok: boolean;
+    hosts: HostReport[];
+}
+
+const ok = (check: string, detail: string): Finding => ({ check, status: "ok", detail });
+const fail = (check: string, detail: string): Finding => ({ check, status: "fail", detail });
+
+function age(seconds: number): string {
+    if (seconds < 120) {
+        return `${seconds} s ago`;
+    }
+    if (seconds < 2 * 3600) {
+        return `${Math.floor(seconds / 60)} min ago`;
+    }
+    return seconds < 2 * 86400 ? `${Math.floor(seconds / 3600)} h ago` : `${Math.floor(seconds / 86400)} days ago`;
+}
+
+const sameSet = (a: string[], b: string[]) => JSON.stringify([...a].sort()) === JSON.stringify([...b].sort());
+
+function checkUnits(declared: DeclaredHost, observed: Observed): Finding[] {
+    return declared.units.map((unit) => {
+        const state = observed.units[unit] ?? "unknown";
+        return state === "active" ? ok(`unit ${unit}`, "active") : fail(`unit ${unit}`, `${state}, not active`);
+    });
+}
+
+function checkWireguard(declared: DeclaredHost, observed: Observed): Finding[] {
+    const live = observed.wireguard;
+    if (live === undefined) {
+        return [fail(wireguardInterface, "not up")];
+    }
+    const findings = [
+        live.publicKey === declared.publicKey
+            ? ok(`${wireguardInterface} key`, `public key ${live.publicKey}`)
+            : fail(`${wireguardInterface} key`, `public key ${live.publicKey}, declared ${declared.publicKey}`),
+    ];
+    for (const peer of declared.peers) {
+        const found = live.peers[peer.publicKey];
+        if (found === undefined) {
+            findings.push(fail(`peer ${peer.name}`, `missing (public key ${peer.publicKey})`));
+            continue;
+        }
+        findings.push(
+            sameSet(found.allowedIps, peer.allowedIps)
+                ? ok(`peer ${peer.name}`, `AllowedIPs ${peer.allowedIps.join(", ")}`)
+                : fail(`peer ${peer.name}`, `AllowedIPs ${found.allowedIps.join(", ") || "(none)"}, declared ${peer.allowedIps.join(", ")}`),
+        );
+        const handshake = found.latestHandshake === 0 ? undefined : Math.max(0, observed.now - found.latestHandshake);
+        const when = handshake === undefined ? "never" : age(handshake);
+        if (!peer.alwaysOn) {
+            findings.push(ok(`handshake ${peer.name}`, `${when} (a roaming client: informational)`));
+        } else if (handshake === undefined || handshake > staleHandshakeSeconds) {
+            findings.push(fail(`handshake ${peer.name}`, `${when}: no session (renewed every 2 min while the tunnel is up)`));
+        } else {
+            findings.push(ok(`handshake ${peer.name}`, when));
+        }
+    }
+    const declaredKeys = new Set(declared.peers.map((peer) => peer.publicKey));
+    for (const [key, found] of Object.entries(live.peers)) {
+        if (!declaredKeys.has(key)) {
+            findings.push(fail("peer not declared", `${key} (AllowedIPs ${found.allowedIps.join(", ") || "(none)"}): added by hand`));
+        }
+    }
+    return findings;
+}
+
+function checkFirewall(declared: DeclaredHost, observed: Observed): Finding[] {
+    return declared.firewallRules.map((rule, index) => {
+        const check = `rule ${describeRule(rule)}`;
+        if (firewallRuleCheck(rule) === undefined) {
+            return fail(check, "not a rule the doctor can check");
+        }
+        return observed.rules[index] ? ok(check, "present") : fail(check, "missing");
+    });
+}
+
+function checkForwarding(declared: DeclaredHost, observed: Observed): Finding[] {
+    if (!declared.forwarding) {
+        return [];
+    }
+    const forwarding = observed.forwarding;
+    return [
+        forwarding?.inEffect === "1" ? ok("forwarding", "net.ipv4.ip_forward = 1") : fail("forwarding", `net.ipv4.ip_forward = ${forwarding?.inEffect || "unknown"}`),
+        forwarding?.file ? ok("sysctl file", sysctlPath) : fail("sysctl file", `${sysctlPath} missing: forwarding is off after the next boot`),
+    ];
+}
+
+const architectures: Record<string, "amd64" | "arm64" | "armv7"> = { x86_64: "amd64", aarch64: "arm64", arm64: "arm64" };
+
+function checkWstunnel(declared: DeclaredHost, observed: Observed): Finding[] {
+    const want = declared.wstunnel;
+    if (want === undefined) {
+        return [];
+    }
+    const found = observed.wstunnel;
+    if (!found?.binarySha256) {
+        return [fail("wstunnel binary", `${wstunnelBinaryPath} missing`)];
+    }
+    if (want.kind === "upload") {
+        return [
+            found.binarySha256 === want.binarySha256
+                ? ok("wstunnel binary", `sha256 ${found.binarySha256}`)
+                : fail("wstunnel binary", `sha256 ${found.binarySha256}, declared ${want.binarySha256}`),
+        ];
+    }
+    const arch = found.machine.startsWith("armv7") ? "armv7" : architectures[found.machine];
+    const archive = arch === undefined ? undefined : want.archiveSha256[arch];
+    if (archive === undefined) {
+        return [fail("wstunnel binary", `no checksum declared for this host's architecture (${found.machine})`)];
+    }
+    return [
+        found.releaseSha256 === archive
+            ? ok("wstunnel binary", `release ${want.version} (${arch}), archive sha256 ${archive}`)
+            : fail("wstunnel binary", `installed from archive sha256 ${found.releaseSha256 || "unknown"}, declared ${archive} (release ${want.version}, ${arch})`),
+    ];
+}
+
+/** Every check of one host from what it reported. */
+export function checkHost(declared: DeclaredHost, observed: Observed): Finding[] {
+    return [
+        ...checkUnits(declared, observed),
+        ...checkWireguard(declared, observed),
+        ...checkFirewall(declared, observed),
+        ...checkForwarding(declared, observed),
+        ...checkWstunnel(declared, observed),
+    ];
+}
+
+export interface RelayEndpoint {
+    url: string;
+    /** RFC 3339 expiry of the stack's CA and server certificate; undefined with the user's own certificate files. */
+    certificateExpiry?: { ca: string; server: string };
+    /** The TLS handshake with the relay's wstunnel port from here: undefined when it succeeded, else why not. */
+    tlsError?: string;
+}
+
+function checkExpiry(check: string, expiry: string, now: Date): Finding {
+    const end = new Date(expiry);
+    if (Number.isNaN(end.getTime())) {
+        return { check, status: "warn", detail: `expiry unreadable: ${expiry}` };
+    }
+    const days = Math.floor((end.getTime() - now.getTime()) / 86_400_000);
+    const until = `until ${end.toISOString().slice(0, 10)}`;
+    if (days < 0) {
+        return fail(check, `expired ${-days} days ago (${until}): run pulumi up`);
+    }
+    if (days < renewalDays) {
+        return { check, status: "warn", detail: `${days} days left (${until}): the next pulumi up renews it` };
+    }
+    return ok(check, `${days} days left (${until})`);
+}
+
+/** The relay's checks made from here: its certificates' days to expiry, and its wss port answering TLS. */
+export function checkRelayEndpoint(endpoint: RelayEndpoint, now: Date): Finding[] {
+    const expiry = endpoint.certificateExpiry;
+    const certificates = expiry
+        ? [checkExpiry("server certificate", expiry.server, now), checkExpiry("CA certificate", expiry.ca, now)]
+        : [ok("server certificate", "the relay's own certificate files (wstunnel.tls): not tracked by the stack")];
+    const port = endpoint.url.replace(/^wss:\/\//, "");
+    return [
+        ...certificates,
+        endpoint.tlsError === undefined ? ok("wss port", `${port} answers TLS with a certificate that verifies`) : fail("wss port", `${port}: ${endpoint.tlsError}`),
+    ];
+}
+
+export function hostReport(host: { name: string; role: HostRole; address: string }, findings: Finding[]): HostReport {
+    return { ...host, ok: findings.every((finding) => finding.status !== "fail"), findings };
+}
+
+export function report(hosts: HostReport[]): Report {
+    return { ok: hosts.every((host) => host.ok), hosts };
+}
+
+/** One table per host: STATUS, CHECK, DETAIL; problems in capitals. */
+export function renderTable(result: Report): string {
+    const sections = result.hosts.map((host) => {
+        const problems = host.findings.filter((finding) => finding.status === "fail").length;
+        const warnings = host.findings.filter((finding) => finding.status === "warn").length;
+        const summary = problems > 0 ? `${problems} problem${problems === 1 ? "" : "s"}` : warnings > 0 ? `healthy, ${warnings} warning${warnings === 1 ? "" : "s"}` : "healthy";
+        const rows = [["STATUS", "CHECK", "DETAIL"], ...host.findings.map((finding) => [finding.status === "ok" ? "ok" : finding.status.toUpperCase(), finding.check, finding.detail])];
+        const widths = [0, 1].map((column) => Math.max(...rows.map((row) => row[column].length)));
+        const lines = rows.map((row) => `  ${row[0].padEnd(widths[0])}  ${row[1].padEnd(widths[1])}  ${row[2]}`.trimEnd());
+        return [`${host.name} (${host.role}, ${host.address}): ${summary}`, ...lines].join("\n");
+    });
+    const unhealthy = result.hosts.filter((host) => !host.ok).map((host) => host.name);
+    return `${sections.join("\n\n")}\n\n${unhealthy.length === 0 ? "every host is healthy" : `problems on ${unhealthy.join(", ")}: \`npm run repair\` puts back what the stack declares`}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reaching the hosts
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface DoctorHost {
+    name: string;
+    role: HostRole;
+    ssh: SshSettings;
+}
+
+/** The hosts the stack provisions over SSH: the relay, every gateway, and clients with SSH details. */
+export function stackHosts(network: Network): DoctorHost[] {
+    return [
+        { name: network.relay.name, role: "relay", ssh: network.relay.ssh },
+        ...network.gateways.map((gateway) => ({ name: gateway.name, role: "gateway" as const, ssh: gateway.ssh })),
+        ...network.clients.flatMap((client) => (client.ssh ? [{ name: client.name, role: "client" as const, ssh: client.ssh }] : [])),
+    ];
+}
+
+const viaRelay = (ssh: SshSettings) => "via" in ssh && ssh.via === "relay";
+
+export function sshAddress(host: DoctorHost, relayName: string): string {
+    const address = `${host.ssh.user}@${host.ssh.host}${host.ssh.port === 22 ? "" : `:${host.ssh.port}`}`;
+    return viaRelay(host.ssh) ? `${address} via ${relayName}` : address;
+}
+
+/**
+ * An ssh_config with one entry per host, named after it: its pinned key recorded under that name (HostKeyAlias), the
+ * relay as jump host where the stack says so. A host without a pinned key is accepted on first sight, as `pulumi up`
+ * accepts it.
+ */
+export function renderSshConfig(hosts: DoctorHost[], relayName: string, files: { privateKey: string; knownHosts: string }): string {
+    const entries = hosts.flatMap((host) => [
+        `Host ${host.name}`,
+        `  HostName ${host.ssh.host}`,
+        `  Port ${host.ssh.port}`,
+        `  User ${host.ssh.user}`,
+        `  HostKeyAlias ${host.name}`,
+        `  StrictHostKeyChecking ${host.ssh.hostKey ? "yes" : "accept-new"}`,
+        ...(viaRelay(host.ssh) ? [`  ProxyJump ${relayName}`] : []),
+    ]);
+    return [
+        ...entries,
+        "Host *",
+        `  IdentityFile ${files.privateKey}`,
+        "  IdentitiesOnly yes",
+        `  UserKnownHostsFile ${files.knownHosts}`,
+        "  GlobalKnownHostsFile /dev/null",
+        "  BatchMode yes",
+        "  ConnectTimeout 10",
+        "  ServerAliveInterval 5",
+        "  ServerAliveCountMax 3",
+        "  LogLevel ERROR",
+        "",
+    ].join("\n");
+}
+
+export function renderKnownHosts(hosts: DoctorHost[]): string {
+    return hosts.flatMap((host) => (host.ssh.hostKey ? [`${host.name} ${host.ssh.hostKey}\n`] : [])).join("");
+}
+
+/** The finding for a host the doctor could not ask: unreachable, refused, or sudo failed. */
+export function probeFailed(status: number | null, stderr: string): Finding {
+    const reason = stderr.trim().split("\n").filter(Boolean).pop() ?? `exit ${status}`;
+    return status === 255 ? fail("ssh", `unreachable: ${reason}`) : fail("ssh", `the checks did not run: ${reason}`);
+}
+
+function runProbe(configFile: string, host: DoctorHost, script: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+        // The script comes on stdin: the process lists show only `sh -s`.
+        const child = spawn("ssh", ["-F", configFile, host.name, host.ssh.user === "root" ? "sh -s" : "sudo -n sh -s"], { stdio: ["pipe", "pipe", "pipe"] });
+        let stdout = "";
+        let stderr = "";
+        const timer = setTimeout(() => child.kill("SIGTERM"), 60_000);
+        child.stdout.on("data", (chunk) => (stdout += chunk));
+        child.stderr.on("data", (chunk) => (stderr += chunk));
+        child.on("error", (error) => (stderr += error.message));
+        child.on("close", (status) => {
+            clearTimeout(timer);
+            resolve({ status: status ?? 255, stdout, stderr });
+        });
+        child.stdin.end(script);
+    });
+}
+
+/** A TLS handshake with the relay's wstunnel port, verified against the stack's CA (or the system's). */
+function tlsHandshake(url: string, ca: string | undefined): Promise<string | undefined> {
+    const { hostname, port } = new URL(url.replace(/^wss:/, "https:"));
+    return new Promise((resolve) => {
+        const socket = tls.connect({ host: hostname, port: Number(port || 443), ca, servername: isIpv4(hostname) ? undefined : hostname, timeout: 10_000 });
+        socket.on("secureConnect", () => {
+            socket.end();
+            resolve(undefined);
+        });
+        socket.on("timeout", () => {
+            socket.destroy();
+            resolve("no TLS handshake within 10 s");
+        });
+        socket.on("error", (error) => resolve(error.message));
+    });
+}
+
+function pulumiJson(args: string[], stack: string | undefined): unknown {
+    const result = spawnSync("pulumi", [...args, "--json", ...(stack ? ["--stack", stack] : [])], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+    if (result.error || result.status !== 0) {
+        throw new Error(`pulumi ${args.join(" ")} failed: ${result.error?.message ?? result.stderr.trim()}`);
+    }
+    return JSON.parse(result.stdout);
+}
+
+async function main(argv: string[]): Promise<number> {
+    const { values } = parseArgs({ args: argv, options: { stack: { type: "string" }, json: { type: "boolean", default: false } } });
+    const config = pulumiJson(["config", "--show-secrets"], values.stack) as Record<string, { value: string }>;
+    const flat = Object.fromEntries(Object.entries(config).map(([key, entry]) => [key, entry.value]));
+    const network = parseStackConfig(stackConfigValues(flat));
+    const privateKey = flat[sshPrivateKeyKey];
+    if (!privateKey) {
+        throw new Error(`${sshPrivateKeyKey} is not set`);
+    }
+    const outputs = pulumiJson(["stack", "output"], values.stack) as {
+        declaredHosts?: Record<string, DeclaredHost>;
+        relayUrl: string;
+        relayCaCertificate?: string;
+        relayCertificateExpiry?: { ca: string; server: string };
+    };
+    if (outputs.declaredHosts === undefined) {
+        throw new Error("the stack has no declaredHosts output yet: run `pulumi up` first");
+    }
+    const declaredHosts = outputs.declaredHosts;
+
+    const hosts = stackHosts(network);
+    const relayName = network.relay.name;
+    const dir = mkdtempSync(join(tmpdir(), "wg-relay-doctor-"));
+    try {
+        const files = { privateKey: join(dir, "id"), knownHosts: join(dir, "known_hosts") };
+        writeFileSync(files.privateKey, privateKey.endsWith("\n") ? privateKey : `${privateKey}\n`, { mode: 0o600 });
+        writeFileSync(files.knownHosts, renderKnownHosts(hosts), { mode: 0o600 });
+        const configFile = join(dir, "ssh_config");
+        writeFileSync(configFile, renderSshConfig(hosts, relayName, files), { mode: 0o600 });
+
+        const [tlsError, ...reports] = await Promise.all([
+            tlsHandshake(outputs.relayUrl, outputs.relayCaCertificate),
+            ...hosts.map(async (host): Promise<HostReport> => {
+                const identity = { name: host.name, role: host.role, address: sshAddress(host, relayName) };
+                const declared = declaredHosts[host.name];
+                if (declared === undefined) {
+                    return hostReport(identity, [fail("declared", "not in the stack's outputs yet: run `pulumi up`")]);
+                }
+                const pinned = host.ssh.hostKey ? [] : [{ check: "ssh host key", status: "warn" as const, detail: "not pinned (ssh.hostKey): any key is accepted" }];
+                const probe = await runProbe(configFile, host, probeScript(declared));
+                const findings = probe.status === 0 ? checkHost(declared, parseProbe(probe.stdout)) : [probeFailed(probe.status, probe.stderr)];
+                return hostReport(identity, [...pinned, ...findings]);
+            }),
+        ]);
+        const relayEndpoint = checkRelayEndpoint({ url: outputs.relayUrl, certificateExpiry: outputs.relayCertificateExpiry, tlsError }, new Date());
+        reports[0] = hostReport(reports[0], [...reports[0].findings, ...relayEndpoint]);
+        const result = report(reports);
+        process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : renderTable(result));
+        return result.ok ? 0 : 1;
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+if (require.main === module) {
+    main(process.argv.slice(2)).then(
+        (status) => process.exit(status),
+        (error: Error) => {
+            console.error(error instanceof ConfigError ? error.message : `doctor: ${error.message}`);
+            process.exit(2);
+        },
+    );
+}

@@ -1,0 +1,148 @@
+// Day two in the lab: the doctor on a converged stack, drift made by hand that the doctor names and the repair puts
+// back without restarting what was intact, and the relay's key rotated with the laptop reaching the LAN again in
+// under 15 s. Needs root and the lab, like lab.test.ts; run with `npm run test:all`.
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { wireguardPublicKey } from "../../components/keys";
+import type { LabChanges } from "../../lab/stack-config";
+import type { Finding, Report } from "../../scripts/doctor";
+import { changedSteps, ensureStack, hostSteps, lab, LabHost, labHosts, labTry, onHostOk, repair, repo, Result, secondsUntilLanReachable, up } from "./lab";
+
+/** The stack these tests start from: the relay, rpi1 and the laptop, as `npm run lab` makes it. */
+const base: LabChanges = {};
+
+function doctor(): { result: Result; report: Report } {
+    const result = labTry(["doctor", "--json"]);
+    if (result.status !== 0 && result.status !== 1) {
+        throw new Error(`the doctor did not run (exit ${result.status}):\n${result.stdout}\n${result.stderr}`);
+    }
+    return { result, report: JSON.parse(result.stdout) as Report };
+}
+
+/** "HOST: CHECK" of every failed check. */
+const problems = (report: Report) =>
+    report.hosts.flatMap((host) => host.findings.filter((finding: Finding) => finding.status === "fail").map((finding) => `${host.name}: ${finding.check}`)).sort();
+
+const findingOf = (report: Report, host: LabHost, check: string) => report.hosts.find((entry) => entry.name === host)?.findings.find((finding) => finding.check === check);
+
+/** What must not restart when something else is repaired: each host's wg0 (by ifindex) and units (by InvocationID). */
+function runningState(units: Partial<Record<LabHost, string[]>>): Record<string, string> {
+    const state: Record<string, string> = {};
+    for (const host of labHosts) {
+        state[`${host} wg0 ifindex`] = onHostOk(host, "cat /sys/class/net/wg0/ifindex").trim();
+        for (const unit of units[host] ?? []) {
+            state[`${host} ${unit}`] = onHostOk(host, `systemctl show -p InvocationID --value ${unit}`).trim();
+        }
+    }
+    return state;
+}
+
+// pulumi up and the lab's set-up take minutes on a cold machine.
+jest.setTimeout(20 * 60 * 1000);
+
+describe("wg-relay on day two, in the lab", () => {
+    it("1. the doctor finds every host of a converged stack healthy, as a table and as JSON, and prints no secret", async () => {
+        ensureStack(base);
+        // Right after a first `pulumi up` the tunnels may still be handshaking.
+        expect(await secondsUntilLanReachable(60)).toBeLessThan(60);
+        const table = labTry(["doctor"]);
+        expect(table.status).toBe(0);
+        for (const host of labHosts) {
+            expect(table.stdout).toMatch(new RegExp(`^${host} \\((relay|gateway|client), [^)]+\\): healthy`, "m"));
+        }
+        expect(table.stdout).toMatch(/\nevery host is healthy\n$/);
+
+        const { result, report } = doctor();
+        expect(result.status).toBe(0);
+        expect(report.ok).toBe(true);
+        expect(report.hosts.map((host) => host.name)).toEqual(labHosts);
+        expect(problems(report)).toEqual([]);
+        // What it looked at, on each kind of host.
+        expect(findingOf(report, "relay", "rule FORWARD -i wg0 -o wg0 -j ACCEPT")?.status).toBe("ok");
+        expect(findingOf(report, "relay", "handshake rpi1")?.detail).toMatch(/ (s|min) ago$/);
+        expect(findingOf(report, "relay", "wss port")?.status).toBe("ok");
+        expect(findingOf(report, "relay", "server certificate")?.detail).toMatch(/^\d+ days left/);
+        expect(findingOf(report, "rpi1", "unit wg-relay-heartbeat.service")?.status).toBe("ok");
+        expect(findingOf(report, "laptop", "handshake relay")?.status).toBe("ok");
+        expect(findingOf(report, "laptop", "wstunnel binary")?.status).toBe("ok");
+
+        const secrets = [
+            ...labHosts.map((host) => onHostOk(host, "cat /etc/wireguard/wg0.key").trim()),
+            onHostOk("rpi1", "cat /etc/wireguard/wg0.psk").trim(),
+            /=(.*)$/m.exec(onHostOk("rpi1", "cat /etc/wg-relay/wstunnel-client.env"))![1],
+            readFileSync(join(repo, ".lab", "ssh", "id_ed25519"), "utf8").split("\n")[1],
+        ];
+        expect(secrets.every((secret) => secret.length >= 32)).toBe(true);
+        for (const secret of secrets) {
+            for (const output of [table.stdout, table.stderr, result.stdout, result.stderr]) {
+                if (output.includes(secret)) {
+                    throw new Error("a secret appears in the doctor's output");
+                }
+            }
+        }
+    });
+
+    it("2. names each drift made by hand; the repair puts all of it back, restarting nothing that was intact", async () => {
+        ensureStack(base);
+        // What the repair must not restart: everything but rpi1's wstunnel client, which is stopped below.
+        const intact = { relay: ["wg-relay-wstunnel-server", "wg-quick@wg0"], rpi1: ["wg-quick@wg0", "wg-relay-heartbeat"], laptop: ["wg-relay-wstunnel-client", "wg-quick@wg0"] };
+        const before = runningState(intact);
+        const strangerKey = wireguardPublicKey(randomBytes(32).toString("base64"));
+
+        onHostOk("relay", "iptables -D FORWARD -i wg0 -o wg0 -j ACCEPT -m comment --comment wg-relay");
+        onHostOk("relay", `wg set wg0 peer ${strangerKey} allowed-ips 10.10.0.99/32`);
+        onHostOk("rpi1", "systemctl stop wg-relay-wstunnel-client");
+        onHostOk("relay", "rm /etc/sysctl.d/90-wg-relay.conf");
+
+        const sick = doctor();
+        expect(sick.result.status).toBe(1);
+        expect(problems(sick.report)).toEqual(
+            ["relay: rule FORWARD -i wg0 -o wg0 -j ACCEPT", "relay: peer not declared", "relay: sysctl file", "rpi1: unit wg-relay-wstunnel-client.service"].sort(),
+        );
+        expect(findingOf(sick.report, "relay", "peer not declared")?.detail).toBe(`${strangerKey} (AllowedIPs 10.10.0.99/32): added by hand`);
+        const table = labTry(["doctor"]);
+        expect(table.status).toBe(1);
+        expect(table.stdout).toMatch(/^relay \(relay, [^)]+\): 3 problems$/m);
+        expect(table.stdout).toMatch(/^rpi1 \(gateway, [^)]+\): 1 problem$/m);
+
+        repair();
+        // rpi1's tunnel is back once its wstunnel client runs again: then its handshakes are current.
+        expect(await secondsUntilLanReachable(60)).toBeLessThan(60);
+
+        const healed = doctor();
+        expect(problems(healed.report)).toEqual([]);
+        expect(healed.result.status).toBe(0);
+        onHostOk("relay", "iptables -C FORWARD -i wg0 -o wg0 -j ACCEPT -m comment --comment wg-relay");
+        expect(onHostOk("relay", "wg show wg0 peers")).not.toContain(strangerKey);
+        expect(onHostOk("relay", "cat /etc/sysctl.d/90-wg-relay.conf")).toContain("net.ipv4.ip_forward = 1");
+        expect(onHostOk("rpi1", "systemctl is-active wg-relay-wstunnel-client").trim()).toBe("active");
+        expect(runningState(intact)).toEqual(before);
+        // The counter stays in the config: nothing is left to do.
+        lab(["pulumi", "preview", "--stack", "lab", "--expect-no-changes"]);
+    });
+
+    it("3. rotates the relay's key on the relay, the gateway and the laptop in one pulumi up; the laptop reaches the LAN within 15 s", async () => {
+        ensureStack(base);
+        const oldKey = onHostOk("relay", "wg show wg0 public-key").trim();
+        const rotation: LabChanges = { ...base, relayKeyRotation: 1 };
+        // The templates name keys rather than hold them: only the relay's key and the peers' public-keys files change.
+        expect(hostSteps(changedSteps(rotation))).toEqual(["update laptop-public-keys", "update relay-wireguard-key", "update rpi1-public-keys"]);
+        const links = runningState({});
+
+        up();
+        const finished = Date.now();
+        const seconds = await secondsUntilLanReachable(60);
+        console.log(`relay key rotation: the laptop reached the LAN ${seconds.toFixed(1)} s after pulumi up finished (${((Date.now() - finished) / 1000).toFixed(1)} s with the last probe)`);
+        expect(seconds).toBeLessThan(15);
+
+        const newKey = onHostOk("relay", "wg show wg0 public-key").trim();
+        expect(newKey).not.toBe(oldKey);
+        for (const host of ["rpi1", "laptop"] as const) {
+            expect(onHostOk(host, "wg show wg0 peers").trim()).toBe(newKey);
+        }
+        // Applied live with `wg syncconf` everywhere: no interface restarted.
+        expect(runningState({})).toEqual(links);
+        expect(doctor().result.status).toBe(0);
+    });
+});

@@ -1,0 +1,331 @@
+// npm run doctor's pure parts: the script a host runs, how its answer is read, every check, the table and the JSON,
+// and the SSH files the runner writes. The real run is in the lab (test/e2e/day-two.test.ts).
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseStackConfig } from "../../components/config";
+import type { DeclaredHost } from "../../components/declaredHosts";
+import {
+    checkHost,
+    checkRelayEndpoint,
+    firewallRuleCheck,
+    hostReport,
+    Observed,
+    parseProbe,
+    probeFailed,
+    probeScript,
+    renderKnownHosts,
+    renderSshConfig,
+    renderTable,
+    report,
+    stackHosts,
+} from "../../scripts/doctor";
+import { nextRepair, stackArgs } from "../../scripts/repair";
+import { validConfig } from "./fixtures";
+
+const key = (who: string) => Buffer.from(`${who} public key`.padEnd(32, ".")).toString("base64");
+const relayRules = [
+    "iptables -A FORWARD -i %i -o %i -j ACCEPT -m comment --comment wg-relay",
+    "iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay",
+    "iptables -I INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+];
+const relay: DeclaredHost = {
+    role: "relay",
+    publicKey: key("relay"),
+    units: ["wg-quick@wg0.service", "wg-relay-wstunnel-server.service"],
+    peers: [
+        { name: "rpi1", publicKey: key("rpi1"), allowedIps: ["10.10.0.2/32", "192.168.1.0/24"], alwaysOn: true },
+        { name: "laptop", publicKey: key("laptop"), allowedIps: ["10.10.0.3/32"], alwaysOn: false },
+    ],
+    firewallRules: relayRules,
+    forwarding: true,
+    wstunnel: { kind: "upload", binarySha256: "a".repeat(64) },
+};
+const rpi1: DeclaredHost = {
+    role: "gateway",
+    publicKey: key("rpi1"),
+    units: ["wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-heartbeat.service"],
+    peers: [{ name: "relay", publicKey: key("relay"), allowedIps: ["10.10.0.0/24"], alwaysOn: true }],
+    firewallRules: ["iptables -A FORWARD -i %i -o eth0 -d 192.168.1.0/24 -j ACCEPT -m comment --comment wg-relay"],
+    forwarding: true,
+    wstunnel: { kind: "download", version: "10.6.2", archiveSha256: { amd64: "b".repeat(64), arm64: "c".repeat(64) } },
+};
+
+const now = 1_800_000_000;
+/** What a healthy relay answers, as its probe prints it. */
+const healthyRelayProbe = [
+    `now\t${now}`,
+    "unit\twg-quick@wg0.service\tactive",
+    "unit\twg-relay-wstunnel-server.service\tactive",
+    `wg-public-key\t${key("relay")}`,
+    `wg-allowed-ips\t${key("rpi1")}\t10.10.0.2/32 192.168.1.0/24`,
+    `wg-allowed-ips\t${key("laptop")}\t10.10.0.3/32`,
+    `wg-handshake\t${key("rpi1")}\t${now - 42}`,
+    `wg-handshake\t${key("laptop")}\t0`,
+    "rule\t0\tpresent",
+    "rule\t1\tpresent",
+    "rule\t2\tpresent",
+    "forwarding\t1\tpresent",
+    `wstunnel\t${"a".repeat(64)}\t\tx86_64`,
+    "",
+].join("\n");
+
+const failed = (findings: { status: string; check: string; detail: string }[]) => findings.filter((finding) => finding.status === "fail");
+
+describe("doctor: what a host runs", () => {
+    it("checks each PostUp rule with iptables -C on wg0, as wg-apply does, and nothing it cannot read", () => {
+        expect(firewallRuleCheck(relayRules[0])).toBe("iptables -w -C FORWARD -i wg0 -o wg0 -j ACCEPT -m comment --comment wg-relay");
+        expect(firewallRuleCheck(relayRules[1])).toBe("iptables -w -t nat -C POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay");
+        expect(firewallRuleCheck(relayRules[2])).toBe("iptables -w -C INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay");
+        expect(firewallRuleCheck("iptables -A FORWARD -j ACCEPT; rm -rf /")).toBeUndefined();
+        expect(firewallRuleCheck("ip -4 rule add to 198.51.100.10/32 lookup main priority 100")).toBeUndefined();
+    });
+
+    it("is a POSIX sh script that shellcheck passes, printing only what it checks", () => {
+        for (const declared of [relay, rpi1]) {
+            const script = probeScript(declared);
+            const result = spawnSync("shellcheck", ["--shell=sh", "-"], { input: script, encoding: "utf8" });
+            expect(result.stdout + result.stderr).toBe("");
+            expect(result.status).toBe(0);
+        }
+        const script = probeScript(relay);
+        expect(script).toContain("if iptables -w -t nat -C POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay 2>/dev/null; then");
+        expect(script).toContain("for unit in wg-quick@wg0.service wg-relay-wstunnel-server.service; do");
+        // Public facts only: `wg show` of the public key, allowed IPs and handshakes (never `wg show`, which lists
+        // the preshared keys, nor `dump` or `private-key`).
+        expect(script.match(/wg show wg0 [a-z-]+/g)).toEqual(["wg show wg0 public-key", "wg show wg0 public-key", "wg show wg0 allowed-ips", "wg show wg0 latest-handshakes"]);
+    });
+
+    it("prints what the checks read, run with stand-in systemctl, wg, iptables, sysctl and uname", () => {
+        const dir = mkdtempSync(join(tmpdir(), "wg-relay-doctor-"));
+        try {
+            const stubs: Record<string, string> = {
+                systemctl: `[ "$2" = wg-relay-wstunnel-server.service ] && { echo inactive; exit 3; }; echo active`,
+                wg: `case "$3" in public-key) echo ${key("relay")} ;; allowed-ips) printf '%s\\t%s\\n' ${key("rpi1")} '10.10.0.2/32 192.168.1.0/24' ${key("laptop")} '(none)' ;; latest-handshakes) printf '%s\\t%s\\n' ${key("rpi1")} ${now - 5} ${key("laptop")} 0 ;; esac`,
+                iptables: `[ "$3" = FORWARD ]`,
+                sysctl: "echo 1",
+                date: `echo ${now}`,
+                uname: "echo x86_64",
+            };
+            mkdirSync(join(dir, "bin"));
+            for (const [name, body] of Object.entries(stubs)) {
+                writeFileSync(join(dir, "bin", name), `#!/bin/sh\n${body}\n`);
+                chmodSync(join(dir, "bin", name), 0o755);
+            }
+            const result = spawnSync("sh", ["-c", probeScript(relay)], { env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin` }, encoding: "utf8" });
+            expect(result.status).toBe(0);
+            const observed = parseProbe(result.stdout);
+            expect(observed.units).toEqual({ "wg-quick@wg0.service": "active", "wg-relay-wstunnel-server.service": "inactive" });
+            expect(observed.wireguard).toEqual({
+                publicKey: key("relay"),
+                peers: {
+                    [key("rpi1")]: { allowedIps: ["10.10.0.2/32", "192.168.1.0/24"], latestHandshake: now - 5 },
+                    [key("laptop")]: { allowedIps: [], latestHandshake: 0 },
+                },
+            });
+            expect(observed.rules).toEqual({ 0: true, 1: false, 2: false });
+            expect(observed.forwarding?.inEffect).toBe("1");
+            expect(observed.now).toBe(now);
+            expect(observed.wstunnel?.machine).toBe("x86_64");
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    it("reads a host's answer", () => {
+        const observed = parseProbe(healthyRelayProbe);
+        expect(observed).toEqual({
+            now,
+            units: { "wg-quick@wg0.service": "active", "wg-relay-wstunnel-server.service": "active" },
+            wireguard: {
+                publicKey: key("relay"),
+                peers: {
+                    [key("rpi1")]: { allowedIps: ["10.10.0.2/32", "192.168.1.0/24"], latestHandshake: now - 42 },
+                    [key("laptop")]: { allowedIps: ["10.10.0.3/32"], latestHandshake: 0 },
+                },
+            },
+            rules: { 0: true, 1: true, 2: true },
+            forwarding: { inEffect: "1", file: true },
+            wstunnel: { binarySha256: "a".repeat(64), releaseSha256: "", machine: "x86_64" },
+        } satisfies Observed);
+    });
+});
+
+describe("doctor: checks", () => {
+    it("finds a converged relay healthy, a roaming client's missing handshake being only informational", () => {
+        const findings = checkHost(relay, parseProbe(healthyRelayProbe));
+        expect(failed(findings)).toEqual([]);
+        expect(findings.find((finding) => finding.check === "handshake rpi1")).toEqual({ check: "handshake rpi1", status: "ok", detail: "42 s ago" });
+        expect(findings.find((finding) => finding.check === "handshake laptop")?.detail).toBe("never (a roaming client: informational)");
+    });
+
+    it("names each drift: a deleted rule, a peer added by hand, a stopped unit, a deleted sysctl file", () => {
+        const handAdded = key("hand-added");
+        const probe = healthyRelayProbe
+            .replace("rule\t0\tpresent", "rule\t0\tmissing")
+            .replace("unit\twg-relay-wstunnel-server.service\tactive", "unit\twg-relay-wstunnel-server.service\tinactive")
+            .replace("forwarding\t1\tpresent", "forwarding\t1\tmissing")
+            .concat(`wg-allowed-ips\t${handAdded}\t10.10.0.99/32\nwg-handshake\t${handAdded}\t0\n`);
+        expect(failed(checkHost(relay, parseProbe(probe)))).toEqual([
+            { check: "unit wg-relay-wstunnel-server.service", status: "fail", detail: "inactive, not active" },
+            { check: "peer not declared", status: "fail", detail: `${handAdded} (AllowedIPs 10.10.0.99/32): added by hand` },
+            { check: "rule FORWARD -i wg0 -o wg0 -j ACCEPT", status: "fail", detail: "missing" },
+            { check: "sysctl file", status: "fail", detail: "/etc/sysctl.d/90-wg-relay.conf missing: forwarding is off after the next boot" },
+        ]);
+    });
+
+    it("names a missing peer, AllowedIPs that differ, a stale gateway handshake, forwarding off, another wstunnel, another key", () => {
+        const probe = [
+            `now\t${now}`,
+            "unit\twg-quick@wg0.service\tactive",
+            "unit\twg-relay-wstunnel-server.service\tfailed",
+            `wg-public-key\t${key("someone else")}`,
+            `wg-allowed-ips\t${key("rpi1")}\t10.10.0.2/32`,
+            `wg-handshake\t${key("rpi1")}\t${now - 600}`,
+            "forwarding\t0\tpresent",
+            `wstunnel\t${"d".repeat(64)}\t\tx86_64`,
+        ].join("\n");
+        expect(failed(checkHost(relay, parseProbe(probe))).map((finding) => `${finding.check}: ${finding.detail}`)).toEqual([
+            "unit wg-relay-wstunnel-server.service: failed, not active",
+            `wg0 key: public key ${key("someone else")}, declared ${key("relay")}`,
+            "peer rpi1: AllowedIPs 10.10.0.2/32, declared 10.10.0.2/32, 192.168.1.0/24",
+            "handshake rpi1: 10 min ago: no session (renewed every 2 min while the tunnel is up)",
+            `peer laptop: missing (public key ${key("laptop")})`,
+            "rule FORWARD -i wg0 -o wg0 -j ACCEPT: missing",
+            "rule nat POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE: missing",
+            "rule INPUT -i eth0 -p udp --dport 51820 -j DROP: missing",
+            "forwarding: net.ipv4.ip_forward = 0",
+            `wstunnel binary: sha256 ${"d".repeat(64)}, declared ${"a".repeat(64)}`,
+        ]);
+    });
+
+    it("finds wg0 down, and checks a release install by its archive's checksum for the host's architecture", () => {
+        const probe = (machine: string, release: string) =>
+            [`now\t${now}`, "unit\twg-quick@wg0.service\tinactive", "rule\t0\tmissing", "forwarding\t1\tpresent", `wstunnel\t${"e".repeat(64)}\t${release}\t${machine}`].join("\n");
+        const findings = checkHost(rpi1, parseProbe(probe("aarch64", "c".repeat(64))));
+        expect(findings.find((finding) => finding.check === "wg0")).toEqual({ check: "wg0", status: "fail", detail: "not up" });
+        expect(findings.find((finding) => finding.check === "wstunnel binary")).toEqual({
+            check: "wstunnel binary",
+            status: "ok",
+            detail: `release 10.6.2 (arm64), archive sha256 ${"c".repeat(64)}`,
+        });
+        expect(checkHost(rpi1, parseProbe(probe("x86_64", "c".repeat(64)))).find((finding) => finding.check === "wstunnel binary")?.status).toBe("fail");
+        expect(checkHost(rpi1, parseProbe(probe("armv7l", "c".repeat(64)))).find((finding) => finding.check === "wstunnel binary")?.detail).toBe(
+            "no checksum declared for this host's architecture (armv7l)",
+        );
+    });
+
+    it("counts the relay's certificate days from the expiry output, warns in the renewal window, and needs its wss port to answer TLS", () => {
+        const at = new Date("2027-01-01T00:00:00Z");
+        const endpoint = (server: string, tlsError?: string) =>
+            checkRelayEndpoint({ url: "wss://198.51.100.10:443", certificateExpiry: { ca: "2036-01-01T00:00:00Z", server }, tlsError }, at);
+        expect(endpoint("2028-12-31T00:00:00Z")).toEqual([
+            { check: "server certificate", status: "ok", detail: "730 days left (until 2028-12-31)" },
+            { check: "CA certificate", status: "ok", detail: "3287 days left (until 2036-01-01)" },
+            { check: "wss port", status: "ok", detail: "198.51.100.10:443 answers TLS with a certificate that verifies" },
+        ]);
+        expect(endpoint("2027-01-11T00:00:00Z")[0]).toEqual({ check: "server certificate", status: "warn", detail: "10 days left (until 2027-01-11): the next pulumi up renews it" });
+        expect(endpoint("2026-12-30T00:00:00Z")[0].status).toBe("fail");
+        expect(endpoint("2028-12-31T00:00:00Z", "connect ECONNREFUSED 198.51.100.10:443")[2]).toEqual({
+            check: "wss port",
+            status: "fail",
+            detail: "198.51.100.10:443: connect ECONNREFUSED 198.51.100.10:443",
+        });
+    });
+
+    it("makes an unreachable host a finding", () => {
+        expect(probeFailed(255, "ssh: connect to host 192.168.1.130 port 22: No route to host\n")).toEqual({
+            check: "ssh",
+            status: "fail",
+            detail: "unreachable: ssh: connect to host 192.168.1.130 port 22: No route to host",
+        });
+        expect(probeFailed(1, "sudo: a password is required\n").detail).toBe("the checks did not run: sudo: a password is required");
+    });
+});
+
+describe("doctor: output", () => {
+    const at = new Date("2027-01-01T00:00:00Z");
+    const relayEndpoint = checkRelayEndpoint({ url: "wss://198.51.100.10:443", certificateExpiry: { ca: "2036-01-01T00:00:00Z", server: "2028-12-31T00:00:00Z" } }, at);
+    const sample = report([
+        hostReport({ name: "relay", role: "relay", address: "ops@198.51.100.10" }, [...checkHost(relay, parseProbe(healthyRelayProbe)), ...relayEndpoint]),
+        hostReport({ name: "rpi1", role: "gateway", address: "pi@192.168.1.130" }, [probeFailed(255, "ssh: connect to host 192.168.1.130 port 22: Connection timed out")]),
+    ]);
+
+    it("prints one table per host and says what is wrong", () => {
+        expect(renderTable(sample)).toBe(
+            [
+                "relay (relay, ops@198.51.100.10): healthy",
+                "  STATUS  CHECK                                                       DETAIL",
+                "  ok      unit wg-quick@wg0.service                                   active",
+                "  ok      unit wg-relay-wstunnel-server.service                       active",
+                `  ok      wg0 key                                                     public key ${key("relay")}`,
+                "  ok      peer rpi1                                                   AllowedIPs 10.10.0.2/32, 192.168.1.0/24",
+                "  ok      handshake rpi1                                              42 s ago",
+                "  ok      peer laptop                                                 AllowedIPs 10.10.0.3/32",
+                "  ok      handshake laptop                                            never (a roaming client: informational)",
+                "  ok      rule FORWARD -i wg0 -o wg0 -j ACCEPT                        present",
+                "  ok      rule nat POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE  present",
+                "  ok      rule INPUT -i eth0 -p udp --dport 51820 -j DROP             present",
+                "  ok      forwarding                                                  net.ipv4.ip_forward = 1",
+                "  ok      sysctl file                                                 /etc/sysctl.d/90-wg-relay.conf",
+                `  ok      wstunnel binary                                             sha256 ${"a".repeat(64)}`,
+                "  ok      server certificate                                          730 days left (until 2028-12-31)",
+                "  ok      CA certificate                                              3287 days left (until 2036-01-01)",
+                "  ok      wss port                                                    198.51.100.10:443 answers TLS with a certificate that verifies",
+                "",
+                "rpi1 (gateway, pi@192.168.1.130): 1 problem",
+                "  STATUS  CHECK  DETAIL",
+                "  FAIL    ssh    unreachable: ssh: connect to host 192.168.1.130 port 22: Connection timed out",
+                "",
+                "problems on rpi1: `npm run repair` puts back what the stack declares",
+                "",
+            ].join("\n"),
+        );
+        expect(sample.ok).toBe(false);
+    });
+
+    it("gives the same as JSON, and is healthy when no host has a problem", () => {
+        expect(JSON.parse(JSON.stringify(sample)).hosts.map((host: { name: string; ok: boolean; findings: unknown[] }) => [host.name, host.ok, host.findings.length])).toEqual([
+            ["relay", true, 16],
+            ["rpi1", false, 1],
+        ]);
+        const allHealthy = report([sample.hosts[0]]);
+        expect(allHealthy.ok).toBe(true);
+        expect(renderTable(allHealthy)).toMatch(/\n\nevery host is healthy\n$/);
+    });
+});
+
+describe("doctor: reaching the hosts", () => {
+    const config = validConfig();
+    config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay" } });
+    const network = parseStackConfig(config as Record<string, unknown>);
+    const hosts = stackHosts(network);
+
+    it("checks the relay, every gateway and every client provisioned over SSH", () => {
+        expect(hosts.map((host) => `${host.name} ${host.role}`)).toEqual(["relay relay", "rpi1 gateway", "workstation client"]);
+    });
+
+    it("pins each host key under the host's name and jumps through the relay where the stack does; the key is a file", () => {
+        const sshConfig = renderSshConfig(hosts, "relay", { privateKey: "/tmp/doctor/id", knownHosts: "/tmp/doctor/known_hosts" });
+        expect(sshConfig).toContain("Host relay\n  HostName 198.51.100.10\n  Port 22\n  User ops\n  HostKeyAlias relay\n  StrictHostKeyChecking yes\n");
+        expect(sshConfig).toContain("Host workstation\n  HostName 10.10.0.4\n  Port 22\n  User root\n  HostKeyAlias workstation\n  StrictHostKeyChecking accept-new\n  ProxyJump relay\n");
+        expect(sshConfig).not.toContain("ProxyJump relay\nHost rpi1");
+        expect(sshConfig).toContain("  IdentityFile /tmp/doctor/id\n  IdentitiesOnly yes\n  UserKnownHostsFile /tmp/doctor/known_hosts\n  GlobalKnownHostsFile /dev/null\n  BatchMode yes\n");
+        expect(renderKnownHosts(hosts)).toBe(`relay ${network.relay.ssh.hostKey}\n`);
+    });
+});
+
+describe("repair", () => {
+    it("bumps the counter from unset or a number, and refuses anything else", () => {
+        expect(nextRepair(undefined)).toBe(1);
+        expect(nextRepair("4")).toBe(5);
+        expect(() => nextRepair("x")).toThrow("wg-relay:repair is 'x', not a counter");
+    });
+
+    it("passes the stack on to the config commands", () => {
+        expect(stackArgs(["--stack", "lab", "--yes"])).toEqual(["--stack", "lab"]);
+        expect(stackArgs(["--yes", "--stack=prod"])).toEqual(["--stack=prod"]);
+        expect(stackArgs(["--yes"])).toEqual([]);
+    });
+});

@@ -26,6 +26,7 @@ const relay = new VpsRelay(network.relay.name, {
         ...gateways.map(({ gateway, key }) => ({ ...gateway, role: "gateway" as const, key })),
         ...clients.map(({ client, key }) => ({ ...client, role: "client" as const, lanSubnets: [], key })),
     ],
+    clientAccess: network.clients,
     sshPrivateKey,
 });
 

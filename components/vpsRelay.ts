@@ -5,7 +5,8 @@ import * as random from "@pulumi/random";
 import { RelaySettings, TunnelNetwork, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages, sshConnection } from "./host";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
-import { relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
+import { accessChainHooks, ClientAccess, loadAccessRulesScript, renderAccessRules } from "./render/access";
+import { accessRulesPath, relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
 import { createRelayPki } from "./relayPki";
 import { WireguardKey } from "./wireguardKey";
 import { deployWireguardInterface } from "./wireguardInterface";
@@ -29,6 +30,8 @@ export interface VpsRelayArgs {
     stack: string;
     key: WireguardKey;
     peers: RelayPeer[];
+    /** What each client may reach through the relay. */
+    clientAccess: ClientAccess[];
     sshPrivateKey: pulumi.Input<string>;
 }
 
@@ -40,11 +43,9 @@ export interface RelayFirewallSettings {
     internetEgress: boolean;
 }
 
+/** Beside the access chain (render/access.ts), which decides what passes between peers. */
 export function relayFirewallRules(settings: RelayFirewallSettings): FirewallRule[] {
-    const rules: FirewallRule[] = [
-        // Clients reach gateways (and each other) through the relay.
-        { table: "filter", chain: "FORWARD", rule: "-i %i -o %i -j ACCEPT" },
-    ];
+    const rules: FirewallRule[] = [];
     if (settings.internetEgress) {
         rules.push(
             { table: "filter", chain: "FORWARD", rule: `-i %i -o ${settings.publicInterface} -j ACCEPT` },
@@ -72,15 +73,19 @@ export function relayWgQuickConf(relay: RelaySettings, tunnel: TunnelNetwork, pe
             listenPort: relay.wireguardPort,
             mtu: tunnel.mtu,
             privateKey: { file: wireguardKeyPath },
-            hooks: firewallHooks(
-                relayFirewallRules({
-                    tunnelSubnet: tunnel.subnet,
-                    publicInterface: relay.publicInterface,
-                    wireguardPort: relay.wireguardPort,
-                    allowDirectUdp: relay.allowDirectUdp,
-                    internetEgress: relay.internetEgress,
-                }),
-            ),
+            // The access chain's hooks first, so that its jump is undone after the others.
+            hooks: [
+                ...accessChainHooks(accessRulesPath),
+                ...firewallHooks(
+                    relayFirewallRules({
+                        tunnelSubnet: tunnel.subnet,
+                        publicInterface: relay.publicInterface,
+                        wireguardPort: relay.wireguardPort,
+                        allowDirectUdp: relay.allowDirectUdp,
+                        internetEgress: relay.internetEgress,
+                    }),
+                ),
+            ],
         },
         peers: peers.map(
             (peer): WgPeer => ({
@@ -144,6 +149,15 @@ export class VpsRelay extends pulumi.ComponentResource {
             dependsOn: [binary],
         });
 
+        // Its own step, applied live: a change of access rules touches neither the template nor WireGuard.
+        const accessRules = host.writeFile("access-rules", {
+            path: accessRulesPath,
+            content: renderAccessRules(args.clientAccess),
+            mode: "0644",
+            ensure: loadAccessRulesScript(accessRulesPath),
+            dependsOn: [packages],
+        });
+
         const withPresharedKey = args.peers.filter((peer) => peer.key.presharedKey !== undefined);
         this.wireguardTemplate = renderWgQuickConf(relayWgQuickConf(relay, tunnel, args.peers, new Set(withPresharedKey.map((peer) => peer.name))));
         deployWireguardInterface(host, {
@@ -156,7 +170,7 @@ export class VpsRelay extends pulumi.ComponentResource {
                 key: peer.key.presharedKey!,
             })),
             forwarding: true,
-            dependsOn: [packages, server],
+            dependsOn: [packages, server, accessRules],
         });
 
         this.publicKey = args.key.publicKey;

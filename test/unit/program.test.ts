@@ -155,6 +155,7 @@ describe("program under mocks", () => {
             [
                 "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-server-restrictions", "tls-certificate", "tls-private-key", "wstunnel-server-unit",
                 "preshared-key-rpi1", "preshared-key-workstation", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template",
+                "access-rules",
             ].sort(),
         );
         expect(steps("rpi1")).toEqual(
@@ -281,6 +282,36 @@ describe("program under mocks", () => {
         const gatewayTemplate = (await inputsOf(command("rpi1-wireguard-template"))).create as string;
         expect(gatewayTemplate).toContain("# the relay\nPublicKey = <public key of relay>\n");
         expect((await inputsOf(command("rpi1-public-keys"))).create).toContain(`relay ${await valueOf(program.relayPublicKey)}\n`);
+    });
+});
+
+describe("program: access rules", () => {
+    /** Every command's scripts by step name, for a config. */
+    async function scriptsOf(config: StackConfigInput): Promise<Map<string, string>> {
+        const program = loadProgram(config);
+        await valueOf(program.relayUrl);
+        await valueOf(program.clientBundles.laptop as pulumi.Output<unknown>);
+        const scripts = new Map<string, string>();
+        for (const recorded of mockCommands) {
+            const inputs = await inputsOf(recorded);
+            scripts.set(recorded.name, JSON.stringify([inputs.create, inputs.delete, inputs.stdin]));
+        }
+        return scripts;
+    }
+
+    it("changes only the relay's access-rules step when one client's access changes, and loads it live", async () => {
+        const before = await scriptsOf(validConfig());
+        const limited = validConfig();
+        limited.clients![0].access = [{ to: "192.168.1.20", protocol: "tcp", ports: [80] }];
+        const after = await scriptsOf(limited);
+        expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+        expect([...after.keys()].filter((step) => after.get(step) !== before.get(step))).toEqual(["relay-access-rules"]);
+        const step = (await inputsOf(command("relay-access-rules"))).create as string;
+        expect(step).toContain("-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.1.20/32 -p tcp -m multiport --dports 80 -m comment --comment wg-relay:laptop -j ACCEPT\n");
+        expect(step).toContain("if iptables -w -n -L WG-RELAY-ACCESS >/dev/null 2>&1; then iptables-restore -w --noflush /etc/wg-relay/access.rules; fi");
+        expect(step).not.toContain("wg-quick");
+        // wg0 loads the chain on PostUp: the rules file is in place first.
+        expect([...prerequisites("relay-wireguard-template")]).toContain("relay-access-rules");
     });
 });
 

@@ -1,7 +1,6 @@
 // VpsRelay: the public VPS. wstunnel terminates wss:// on TCP 443 and forwards only to the local WireGuard port;
 // WireGuard has a peer per gateway (its tunnel address and LANs) and per roaming client.
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
 import { RelaySettings, TunnelNetwork, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages, sshConnection } from "./host";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
@@ -20,6 +19,8 @@ export interface RelayPeer {
     /** LAN subnets behind a gateway. */
     lanSubnets: string[];
     key: Pick<WireguardKey, "publicKey" | "presharedKey">;
+    /** Its own wstunnel path prefix (secret); none for a client on plain UDP. */
+    pathPrefix?: pulumi.Output<string>;
 }
 
 export interface VpsRelayArgs {
@@ -109,8 +110,8 @@ export class VpsRelay extends pulumi.ComponentResource {
     readonly caCertPem: pulumi.Output<string> | undefined;
     /** When the stack's CA and server certificate expire (RFC 3339); undefined with user-supplied files. */
     readonly certificateExpiry: { ca: pulumi.Output<string>; server: pulumi.Output<string> } | undefined;
-    /** The HTTP upgrade path prefix the server requires (secret). */
-    readonly pathPrefix: pulumi.Output<string>;
+    /** The step that puts the peers' path prefixes in the relay's restrictions: a peer uses a new prefix only after it. */
+    readonly peerCredentials: pulumi.Resource;
     /** The rendered wg0 template (no keys in it). */
     readonly wireguardTemplate: string;
     /** SSH settings, for gateways and clients reached through the relay as a jump host. */
@@ -127,9 +128,6 @@ export class VpsRelay extends pulumi.ComponentResource {
         this.address = { host: relay.publicAddress, wstunnelPort: relay.wstunnelPort, wireguardPort: relay.wireguardPort };
         const host = new Host(name, this.connection, relay.ssh.user, this);
 
-        const prefix = new random.RandomPassword(`${name}-path-prefix`, { length: 32, special: false }, { parent: this });
-        this.pathPrefix = pulumi.secret(prefix.result);
-
         // The stack's own CA and server certificate, unless the user brings certificate files.
         const pki = wstunnel.tls === undefined ? createRelayPki(name, { stack: args.stack, publicAddress: relay.publicAddress }, this) : undefined;
         this.caCertPem = pki?.caCertPem;
@@ -144,10 +142,11 @@ export class VpsRelay extends pulumi.ComponentResource {
                 certificateFile: wstunnel.tls?.certificateFile ?? serverCertificatePath,
                 privateKeyFile: wstunnel.tls?.privateKeyFile ?? serverPrivateKeyPath,
             },
-            pathPrefix: this.pathPrefix,
+            peers: args.peers.flatMap((peer) => (peer.pathPrefix === undefined ? [] : [{ name: peer.name, pathPrefix: peer.pathPrefix }])),
             certificate: pki?.server,
             dependsOn: [binary],
         });
+        this.peerCredentials = server.restrictions;
 
         // Its own step, applied live: a change of access rules touches neither the template nor WireGuard.
         const accessRules = host.writeFile("access-rules", {
@@ -170,7 +169,7 @@ export class VpsRelay extends pulumi.ComponentResource {
                 key: peer.key.presharedKey!,
             })),
             forwarding: true,
-            dependsOn: [packages, server, accessRules],
+            dependsOn: [packages, server.unit, accessRules],
         });
 
         this.publicKey = args.key.publicKey;
@@ -180,7 +179,6 @@ export class VpsRelay extends pulumi.ComponentResource {
             wssUrl: this.wssUrl,
             caCertPem: this.caCertPem,
             certificateExpiry: this.certificateExpiry,
-            pathPrefix: this.pathPrefix,
             wireguardTemplate: this.wireguardTemplate,
         });
     }

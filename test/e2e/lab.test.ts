@@ -125,8 +125,8 @@ function upgradeStatus(prefix: string, destination: { host: string; port: number
     return result.stdout.trim();
 }
 
-/** The wstunnel path prefix, from the gateway's environment file. */
-const pathPrefix = () => /=(.*)$/m.exec(onHostOk("rpi1", "cat /etc/wg-relay/wstunnel-client.env"))![1];
+/** A host's own wstunnel path prefix, from its environment file. */
+const pathPrefix = (host: "rpi1" | "laptop" = "rpi1") => /=(.*)$/m.exec(onHostOk(host, "cat /etc/wg-relay/wstunnel-client.env"))![1];
 
 function clientBundle(name: string): { wstunnelEnvironment: string } {
     const bundles = JSON.parse(lab(["pulumi", "stack", "output", "clientBundles", "--stack", "lab", "--show-secrets", "--json"]));
@@ -214,7 +214,8 @@ describe("wg-relay in the lab", () => {
             onHostOk("rpi1", "cat /etc/wireguard/wg0.key").trim(),
             onHostOk("laptop", "cat /etc/wireguard/wg0.key").trim(),
             onHostOk("rpi1", "cat /etc/wireguard/wg0.psk").trim(),
-            pathPrefix(),
+            pathPrefix("rpi1"),
+            pathPrefix("laptop"),
             onHostOk("relay", "cat /etc/wg-relay/tls/server.key").split("\n")[1],
             readFileSync(join(repo, ".lab", "ssh", "id_ed25519"), "utf8").split("\n")[1],
         ];
@@ -239,11 +240,13 @@ describe("wg-relay in the lab", () => {
         }
         // The keys are there, encrypted: the state is not merely empty.
         expect(places.state).toContain("ciphertext");
-        // wstunnel still logs the tunnels it accepts, under the rule's own name.
-        expect(places["relay journal"]).toContain("Tunnel accepted due to matched restriction: wg-relay: WireGuard on 127.0.0.1:51820");
+        // wstunnel still logs the tunnels it accepts, under each peer's rule, named after the peer.
+        expect(places["relay journal"]).toContain("Tunnel accepted due to matched restriction: wg-relay: rpi1 to WireGuard on 127.0.0.1:51820");
+        expect(places["relay journal"]).toContain("Tunnel accepted due to matched restriction: wg-relay: laptop to WireGuard on 127.0.0.1:51820");
         // wg0.conf, with the keys filled in on the host, is root-only like the key files.
         expect(onHostOk("rpi1", "stat -c %a /etc/wireguard/wg0.key /etc/wireguard/wg0.conf /etc/wg-relay/wstunnel-client.env").trim().split("\n")).toEqual(["600", "600", "600"]);
-        expect(onHostOk("relay", "stat -c %a /etc/wg-relay/wstunnel-restrictions.yaml").trim()).toBe("600");
+        // Root and the wstunnel server's group only: it reads the file in place, to reload it when it changes.
+        expect(onHostOk("relay", "stat -c '%a %U:%G' /etc/wg-relay/wstunnel-restrictions.yaml").trim()).toBe("640 root:wg-relay-wstunnel");
     });
 
     it("5. adds a client by changing only the relay's peers, previewed line by line, without a lost packet across the gateway's tunnel", async () => {
@@ -385,7 +388,8 @@ describe("wg-relay in the lab", () => {
         for (const host of labHosts) {
             const left = onHostOk(host, `for f in ${installed.join(" ")}; do [ ! -e $f ] || echo $f; done`);
             expect(left.trim()).toBe("");
-            expect(onHostOk(host, "iptables-save | grep -c wg-relay || true").trim()).toBe("0");
+            expect(onHostOk(host, "iptables-save | grep -ci wg-relay || true").trim()).toBe("0");
+            expect(onHostOk(host, "getent group wg-relay-wstunnel || true").trim()).toBe("");
             expect(onHostOk(host, "ip link show wg0 2>/dev/null | wc -l").trim()).toBe("0");
             expect(onHostOk(host, "systemctl list-units --all --plain --no-legend 'wg-relay-*' | wc -l").trim()).toBe("0");
             expect(onHost(host, "true").status).toBe(0);

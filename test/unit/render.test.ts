@@ -244,17 +244,54 @@ describe("wstunnel", () => {
         expectGolden("wg-relay-wstunnel-server.service", unit);
         expect(unit).toContain("Before=wg-quick@wg0.service");
         expect(unit).toContain("AmbientCapabilities=CAP_NET_BIND_SERVICE");
-        expect(unit).toContain("LoadCredential=restrictions.yaml:/etc/wg-relay/wstunnel-restrictions.yaml");
+        // The restrictions file is read in place (wstunnel reloads it when it changes), as a member of its group.
+        expect(unit).not.toContain("LoadCredential=restrictions");
+        expect(unit).toContain("SupplementaryGroups=wg-relay-wstunnel\n");
+        expect(unit).toContain(" --restrict-config /etc/wg-relay/wstunnel-restrictions.yaml ");
         expect(unit).not.toMatch(/^User=root/m);
     });
 
-    it("names the server's only rule without the prefix, and allows UDP to local WireGuard only", () => {
-        const restrictions = renderWstunnelRestrictions({ pathPrefix: "abcDEF123", wireguardPort: 51820 });
+    it("gives each peer a rule of its own, named after the peer, matching only its prefix, allowing UDP to local WireGuard only", () => {
+        const restrictions = renderWstunnelRestrictions({
+            peers: [
+                { name: "rpi1", pathPrefix: "abcDEF123" },
+                { name: "laptop", pathPrefix: "xyz789" },
+            ],
+            wireguardPort: 51820,
+        });
         expectGolden("wstunnel-restrictions.yaml", restrictions);
-        const name = /name: "(.*)"/.exec(restrictions)![1];
-        expect(name).not.toContain("abcDEF123");
-        expect(restrictions).toContain('!PathPrefix "^abcDEF123$"');
-        expect(() => renderWstunnelRestrictions({ pathPrefix: "a.*", wireguardPort: 51820 })).toThrow(/URL- and shell-safe/);
+        expect(restrictions).toBe(
+            [
+                "# Managed by wg-relay: `pulumi up` rewrites this file; wstunnel reloads it when it changes.",
+                "restrictions:",
+                '  - name: "wg-relay: rpi1 to WireGuard on 127.0.0.1:51820"',
+                "    match:",
+                '      - !PathPrefix "^abcDEF123$"',
+                "    allow:",
+                "      - !Tunnel",
+                "        protocol: [Udp]",
+                '        port: ["51820"]',
+                '        host: "^$"',
+                "        cidr: [127.0.0.1/32]",
+                '  - name: "wg-relay: laptop to WireGuard on 127.0.0.1:51820"',
+                "    match:",
+                '      - !PathPrefix "^xyz789$"',
+                "    allow:",
+                "      - !Tunnel",
+                "        protocol: [Udp]",
+                '        port: ["51820"]',
+                '        host: "^$"',
+                "        cidr: [127.0.0.1/32]",
+                "",
+            ].join("\n"),
+        );
+        expect(() => renderWstunnelRestrictions({ peers: [{ name: "rpi1", pathPrefix: "a.*" }], wireguardPort: 51820 })).toThrow(/URL- and shell-safe/);
+    });
+
+    it("allows nothing when no peer uses wstunnel", () => {
+        expect(renderWstunnelRestrictions({ peers: [], wireguardPort: 51820 })).toBe(
+            "# Managed by wg-relay: `pulumi up` rewrites this file; wstunnel reloads it when it changes.\nrestrictions: []\n",
+        );
     });
 
     it("redacts request paths in wstunnel's rejection warnings, and only there", () => {

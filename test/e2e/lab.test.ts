@@ -252,7 +252,8 @@ describe("wg-relay in the lab", () => {
     it("5. adds a client by changing only the relay's peers, previewed line by line, without a lost packet across the gateway's tunnel", async () => {
         ensureStack({});
         const steps = changedSteps(withPhone);
-        expect(hostSteps(steps)).toEqual(["update relay-public-keys", "update relay-wireguard-template"]);
+        // Its access rules and its wstunnel rule too, each loaded live (neither restarts anything: the ping below).
+        expect(hostSteps(steps)).toEqual(["update relay-access-rules", "update relay-public-keys", "update relay-wireguard-template", "update relay-wstunnel-server-restrictions"]);
         expect(steps.every((step) => step.op === "create" || step.urn.includes("command:remote:"))).toBe(true);
         // The new peer's key is made only by the apply, yet its lines show in the preview, once.
         const diff = lab(["pulumi", "preview", "--stack", "lab", "--diff"]);
@@ -286,9 +287,12 @@ describe("wg-relay in the lab", () => {
         ensureStack(withPhone);
         const oldKey = onHostOk("rpi1", "wg show wg0 public-key").trim();
         const steps = changedSteps(rotated);
-        // The preshared key rotates with the key pair.
         // The preshared key rotates with the key pair; the templates name keys, so they do not change.
-        expect(hostSteps(steps)).toEqual(["update relay-preshared-key-rpi1", "update relay-public-keys", "update rpi1-preshared-key", "update rpi1-wireguard-key"]);
+        // So does its wstunnel path prefix: the relay's restrictions first, then the Pi's environment file.
+        expect(hostSteps(steps)).toEqual([
+            "update relay-preshared-key-rpi1", "update relay-public-keys", "update relay-wstunnel-server-restrictions",
+            "update rpi1-preshared-key", "update rpi1-wireguard-key", "update rpi1-wstunnel-client-env",
+        ]);
         const relayLinkBefore = onHostOk("relay", "cat /sys/class/net/wg0/ifindex");
         up();
         const newKey = onHostOk("rpi1", "wg show wg0 public-key").trim();

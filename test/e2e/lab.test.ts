@@ -1,88 +1,36 @@
 // End to end, on the lab's real hosts (lab/README.md): the real Pulumi engine converges bare Debian hosts over SSH,
 // and every check is real traffic or real host state. Needs root; run with `npm run test:all`.
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as yaml from "js-yaml";
 import type { LabChanges } from "../../lab/stack-config";
-import { inNamespace, inNamespaceOk, lab, LabHost, labHosts, labTry, onHost, onHostOk, repo, Result, startInNamespace } from "./lab";
-
-const relayAddress = "198.51.100.10";
-const lanService = "http://192.168.1.20/";
-
-interface PreviewStep {
-    op: string;
-    urn: string;
-}
-
-// Each test brings the stack to the state it needs (ensureStack), so any one runs alone (`npm run test:e2e -- -t
-// '5\.'`) and a failure does not cascade; these two record what the config file holds and what the hosts were
-// last converged to, so a test whose state is already there pays nothing for it.
-let writtenStack: string | undefined;
-let appliedStack: string | undefined;
-const stackKey = (changes: LabChanges, env: Record<string, string>) => JSON.stringify({ changes, env });
-
-/** Writes the lab stack's config with these changes (lab/stack-config.ts), unless it holds them already. */
-function writeStack(changes: LabChanges, env: Record<string, string> = {}): void {
-    const key = stackKey(changes, env);
-    if (writtenStack === key) {
-        return;
-    }
-    writtenStack = undefined;
-    lab(["stack-config"], { LAB_STACK_CHANGES: JSON.stringify(changes), ...env });
-    writtenStack = key;
-}
-
-/** Rewrites the lab stack's config with these changes and previews it. */
-function changedSteps(changes: LabChanges, env: Record<string, string> = {}): PreviewStep[] {
-    writeStack(changes, env);
-    const preview = JSON.parse(lab(["pulumi", "preview", "--stack", "lab", "--json"])) as { steps: PreviewStep[] };
-    return preview.steps.filter((step) => step.op !== "same");
-}
-
-/** `pulumi up` of the config as written; returns its output. */
-function up(): string {
-    appliedStack = undefined;
-    const output = lab(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
-    appliedStack = writtenStack;
-    return output;
-}
-
-/** `pulumi up` expected to fail: the hosts' state is unknown afterwards. */
-function failingUp(): Result {
-    appliedStack = undefined;
-    return labTry(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
-}
-
-function destroy(): void {
-    appliedStack = undefined;
-    lab(["pulumi", "destroy", "--stack", "lab", "--yes", "--skip-preview"]);
-}
-
-/** The hosts converged to `changes`; returns the output of the `pulumi up` that took, if one was needed. */
-function ensureStack(changes: LabChanges): string {
-    writeStack(changes);
-    return appliedStack === writtenStack ? "" : up();
-}
-
-const resourceName = (urn: string) => urn.split("::").pop()!;
-
-/** The steps on hosts, as "op name", sorted. */
-const hostSteps = (steps: PreviewStep[]) =>
-    steps
-        .filter((step) => step.urn.includes("command:remote:"))
-        .map((step) => `${step.op} ${resourceName(step.urn)}`)
-        .sort();
-
-/** Polls `read` (every 0.5 s, for up to 10 s) until its result satisfies `done`; returns the last result. */
-async function eventually(read: () => string, done: (text: string) => boolean): Promise<string> {
-    let text = read();
-    for (let tries = 0; tries < 20 && !done(text); tries++) {
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        text = read();
-    }
-    return text;
-}
+import {
+    changedSteps,
+    clientBundle,
+    destroy,
+    ensureStack,
+    eventually,
+    failingUp,
+    hostSteps,
+    inNamespace,
+    inNamespaceOk,
+    lab,
+    LabHost,
+    labHosts,
+    labTry,
+    lanService,
+    onHost,
+    onHostOk,
+    relayAddress,
+    repo,
+    Result,
+    stackWrittenByPrepare,
+    startInNamespace,
+    up,
+    upgradeStatus,
+    writeStack,
+} from "./lab";
 
 /** Seconds until the laptop gets the LAN host's page through the tunnel; fails after `limit`. */
 async function secondsUntilLanReachable(limit: number): Promise<number> {
@@ -104,34 +52,8 @@ const withPhone: LabChanges = { extraClients: [phone] };
 /** The stack as tests 7 to 12 start from it: a second client, and the gateway's keys rotated once. */
 const rotated: LabChanges = { ...withPhone, gatewayKeyRotation: 1 };
 
-/** Status of a WebSocket upgrade to the relay's wstunnel, sent from the internet namespace. */
-function upgradeStatus(prefix: string, destination: { host: string; port: number }, websocketVersion = 13): string {
-    const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
-    // wstunnel v10's tunnel request: a JWT in the WebSocket protocol header; the server reads it without a key.
-    const jwt = [
-        encode({ typ: "JWT", alg: "HS256" }),
-        encode({ id: randomUUID(), p: { Udp: { timeout: null } }, r: destination.host, rp: destination.port }),
-        randomBytes(32).toString("base64url"),
-    ].join(".");
-    const result = inNamespace("inet", [
-        "curl", "--silent", "--insecure", "--http1.1", "--max-time", "3", "--output", "/dev/null", "--write-out", "%{http_code}",
-        "--header", "Connection: Upgrade",
-        "--header", "Upgrade: websocket",
-        "--header", `Sec-WebSocket-Version: ${websocketVersion}`,
-        "--header", `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
-        "--header", `Sec-WebSocket-Protocol: v1, authorization.bearer.${jwt}`,
-        `https://${relayAddress}:443/${prefix}/events`,
-    ]);
-    return result.stdout.trim();
-}
-
 /** A host's own wstunnel path prefix, from its environment file. */
 const pathPrefix = (host: "rpi1" | "laptop" = "rpi1") => /=(.*)$/m.exec(onHostOk(host, "cat /etc/wg-relay/wstunnel-client.env"))![1];
-
-function clientBundle(name: string): { wstunnelEnvironment: string } {
-    const bundles = JSON.parse(lab(["pulumi", "stack", "output", "clientBundles", "--stack", "lab", "--show-secrets", "--json"]));
-    return bundles[name];
-}
 
 function iptablesDrops(host: "relay", chain: string, match: string): number {
     const listing = onHostOk(host, `iptables -L ${chain} -v -x -n`);
@@ -167,7 +89,7 @@ describe("wg-relay in the lab", () => {
     beforeAll(() => {
         lab(["down"]);
         lab(["prepare"]);
-        writtenStack = stackKey({}, {});
+        stackWrittenByPrepare();
     });
 
     afterAll(() => {

@@ -6,6 +6,7 @@ import { LanGateway } from "./components/lanGateway";
 import { RoamingClient } from "./components/roamingClient";
 import { VpsRelay } from "./components/vpsRelay";
 import { WireguardKey, WireguardKeyArgs } from "./components/wireguardKey";
+import { WstunnelCredential } from "./components/wstunnelCredential";
 
 const network = readStackConfig();
 const sshPrivateKey = new pulumi.Config(configNamespace).requireSecret("sshPrivateKey");
@@ -14,8 +15,10 @@ const { tunnel, wstunnel, repair } = network;
 
 const keyOf = (peer: { name: string; keyRotation: number; presharedKey?: boolean; existingKeys?: WireguardKeyArgs["existing"] }) =>
     new WireguardKey(`${peer.name}-key`, { rotation: peer.keyRotation, presharedKey: peer.presharedKey, existing: peer.existingKeys });
-const gateways = network.gateways.map((gateway) => ({ gateway, key: keyOf(gateway) }));
-const clients = network.clients.map((client) => ({ client, key: keyOf(client) }));
+/** Each gateway's and wstunnel client's own upgrade-path prefix, rotating with its key. */
+const prefixOf = (peer: { name: string; keyRotation: number }) => new WstunnelCredential(`${peer.name}-wstunnel`, { rotation: peer.keyRotation }).pathPrefix;
+const gateways = network.gateways.map((gateway) => ({ gateway, key: keyOf(gateway), pathPrefix: prefixOf(gateway) }));
+const clients = network.clients.map((client) => ({ client, key: keyOf(client), pathPrefix: client.transport === "wstunnel" ? prefixOf(client) : undefined }));
 
 const relay = new VpsRelay(network.relay.name, {
     relay: network.relay,
@@ -24,20 +27,21 @@ const relay = new VpsRelay(network.relay.name, {
     stack,
     key: keyOf(network.relay),
     peers: [
-        ...gateways.map(({ gateway, key }) => ({ ...gateway, role: "gateway" as const, key })),
-        ...clients.map(({ client, key }) => ({ ...client, role: "client" as const, lanSubnets: [], key })),
+        ...gateways.map(({ gateway, key, pathPrefix }) => ({ ...gateway, role: "gateway" as const, key, pathPrefix })),
+        ...clients.map(({ client, key, pathPrefix }) => ({ ...client, role: "client" as const, lanSubnets: [], key, pathPrefix })),
     ],
+    clientAccess: network.clients,
     sshPrivateKey,
     repair,
 });
 
-const lanGateways = gateways.map(({ gateway, key }) => ({
+const lanGateways = gateways.map(({ gateway, key, pathPrefix }) => ({
     name: gateway.name,
-    component: new LanGateway(gateway.name, { gateway, tunnel, wstunnel, stack, relay, key, sshPrivateKey, repair }),
+    component: new LanGateway(gateway.name, { gateway, tunnel, wstunnel, stack, relay, key, pathPrefix, sshPrivateKey, repair }),
 }));
-const roamingClients = clients.map(({ client, key }) => ({
+const roamingClients = clients.map(({ client, key, pathPrefix }) => ({
     name: client.name,
-    component: new RoamingClient(client.name, { client, tunnel, wstunnel, stack, relay, key, sshPrivateKey, repair }),
+    component: new RoamingClient(client.name, { client, tunnel, wstunnel, stack, relay, key, pathPrefix, sshPrivateKey, repair }),
 }));
 
 // What each host should have, for `npm run doctor`: the relay with every peer, each gateway and provisioned client

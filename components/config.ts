@@ -1,7 +1,7 @@
 // The stack config: one zod schema is its only definition; every type the program uses comes from it.
 // Parsing happens before any resource is registered, so bad input never reaches a host.
 import { z } from "zod";
-import { Cidr, cidrContains, cidrsOverlap, isIpv4, isNetworkOrBroadcast, parseCidr, hostAddress } from "./net";
+import { Cidr, cidrContains, cidrsOverlap, cidrWithin, isIpv4, isNetworkOrBroadcast, parseAddressOrCidr, parseCidr, hostAddress } from "./net";
 
 /** Pulumi config namespace: keys are `wg-relay:<name>`. */
 export const configNamespace = "wg-relay";
@@ -144,6 +144,30 @@ const gatewaySchema = z.strictObject({
     existingKeys,
 });
 
+/** A port or an inclusive range "8000-8080". */
+const portOrRange = z.union([
+    port,
+    z
+        .string()
+        .regex(/^\d{1,5}-\d{1,5}$/, "expected a port (80) or an inclusive range ('8000-8080')")
+        .refine(
+            (value) => {
+                const [low, high] = value.split("-").map(Number);
+                return low >= 1 && low < high && high <= 65535;
+            },
+            { message: "expected a range 'LOW-HIGH' with 1 <= LOW < HIGH <= 65535" },
+        ),
+]);
+
+const accessRule = z.strictObject({
+    to: z
+        .string()
+        .describe("a gateway's name (its LANs in the client's routes), another client's name, or a LAN host (192.168.1.20) or subnet (192.168.1.0/25) in the client's routes"),
+    protocol: z.enum(["tcp", "udp", "icmp"]).optional().describe("only this protocol; every protocol when left out"),
+    // iptables' multiport match takes at most 15 ports, a range counting as two.
+    ports: z.array(portOrRange).min(1).max(7).optional().describe("only these destination ports or ranges (at most 7; needs protocol tcp or udp)"),
+});
+
 const clientSchema = z.strictObject({
     name: name.describe("unique name; used in file and resource names"),
     tunnelAddress: ipv4.describe("the client's tunnel address"),
@@ -153,6 +177,12 @@ const clientSchema = z.strictObject({
         .enum(["wstunnel", "udp"])
         .default("wstunnel")
         .describe("wstunnel: WireGuard inside wss on TCP (works where UDP is blocked); udp: straight to the relay's WireGuard port (needs relay.allowDirectUdp; for phones without a wstunnel client)"),
+    access: z
+        .array(accessRule)
+        .optional()
+        .describe(
+            "what the client may open connections to, enforced on the relay; defaults to every LAN in its routes. Other clients only when named here; replies always pass",
+        ),
     ssh: peerSshConnection.optional().describe("when set, the client machine is provisioned over SSH; otherwise only its bundle is exported"),
     presharedKey: z
         .boolean()
@@ -194,6 +224,7 @@ export type WstunnelSettings = Network["wstunnel"];
 export type WstunnelBinarySource = WstunnelSettings["binary"];
 export type GatewaySettings = Network["gateways"][number];
 export type ClientSettings = Network["clients"][number];
+export type AccessGrant = ClientSettings["access"][number];
 export type SshSettings = z.output<typeof peerSshConnection> | z.output<typeof sshConnection>;
 export type ExistingKeys = z.output<typeof existingKeys>;
 
@@ -216,10 +247,38 @@ function resolveNetwork(config: z.output<typeof stackConfigObject>) {
         },
         wstunnel: { ...wstunnel, binary },
         gateways: config.gateways,
-        // A client routes every gateway's LAN unless it names its own.
-        clients: config.clients.map((client) => ({ ...client, routes: client.routes ?? everyLan })),
+        // A client routes every gateway's LAN unless it names its own, and may reach every LAN it routes unless
+        // its access rules say otherwise.
+        clients: config.clients.map((client) => {
+            const routes = client.routes ?? everyLan;
+            return { ...client, routes, access: resolveAccess(client.access, routes, config) };
+        }),
         repair: config.repair,
     };
+}
+
+/**
+ * A client's access rules with every `to` resolved to the networks it stands for: a gateway's name to its LANs
+ * in the client's routes, a client's name to its tunnel address, an address to a /32. Ports in iptables' form.
+ */
+function resolveAccess(access: z.output<typeof accessRule>[] | undefined, routes: string[], config: z.output<typeof stackConfigObject>) {
+    const rules: z.output<typeof accessRule>[] = access ?? routes.map((route) => ({ to: route }));
+    return rules.map((rule) => {
+        const gateway = config.gateways.find((candidate) => candidate.name === rule.to);
+        const client = config.clients.find((candidate) => candidate.name === rule.to);
+        const destinations = gateway
+            ? gateway.lanSubnets.filter((lan) => routes.includes(lan))
+            : client
+              ? [`${client.tunnelAddress}/32`]
+              : [isIpv4(rule.to) ? `${rule.to}/32` : rule.to];
+        return {
+            to: rule.to,
+            kind: gateway ? ("gateway" as const) : client ? ("client" as const) : ("network" as const),
+            destinations,
+            protocol: rule.protocol,
+            ports: rule.ports?.map((entry) => String(entry).replace("-", ":")),
+        };
+    });
 }
 
 // Cross-field checks run even when some fields failed their own checks, so one run reports every problem. They
@@ -315,6 +374,42 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
     });
 
     const served = new Set(lans.map((lan) => lan.text));
+    const gatewayNames = new Map(gateways.map((gateway) => [looseString(gateway.name), gateway]));
+    const clientNames = new Set(clients.map((client) => looseString(client.name)));
+    const checkAccess = (client: Loose, clientIndex: number) => {
+        const routes = Array.isArray(client.routes) ? looseList(client.routes) : lans.map((lan) => lan.text);
+        const routeCidrs = routes.flatMap((route) => (typeof route === "string" && parseCidr(route) ? [parseCidr(route)!] : []));
+        const routesText = routes.length === 0 ? "none" : routes.join(", ");
+        looseList(client.access).forEach((value, ruleIndex) => {
+            const rule = looseObject(value);
+            const path = ["clients", clientIndex, "access", ruleIndex];
+            const to = looseString(rule.to);
+            if (to !== undefined) {
+                const gateway = gatewayNames.get(to);
+                const cidr = parseAddressOrCidr(to);
+                if (gateway) {
+                    if (!looseList(gateway.lanSubnets).some((lan) => routes.includes(lan))) {
+                        problem([...path, "to"], `no LAN of gateway '${to}' is in this client's routes (${routesText})`);
+                    }
+                } else if (clientNames.has(to)) {
+                    if (to === looseString(client.name)) {
+                        problem([...path, "to"], "a client always reaches itself: name another client, a gateway or a LAN address");
+                    }
+                } else if (cidr) {
+                    if (!routeCidrs.some((route) => cidrWithin(cidr, route))) {
+                        problem([...path, "to"], `${to} is outside this client's routes (${routesText}); name another client by its name`);
+                    }
+                } else if (/^[a-z][a-z0-9-]*$/.test(to)) {
+                    problem([...path, "to"], `'${to}' is not the name of a gateway or a client`);
+                } else {
+                    problem([...path, "to"], "expected a gateway's or client's name, an IPv4 address or a subnet in CIDR form with no host bits set");
+                }
+            }
+            if (rule.ports !== undefined && rule.protocol !== "tcp" && rule.protocol !== "udp") {
+                problem([...path, "ports"], "ports need protocol: tcp or udp");
+            }
+        });
+    };
     const relayPublic = looseString(relay.publicAddress) ?? looseString(looseObject(relay.ssh).host);
     clients.forEach((client, clientIndex) => {
         looseList(client.routes).forEach((route, routeIndex) => {
@@ -322,6 +417,7 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
                 problem(["clients", clientIndex, "routes", routeIndex], `${route} is not a LAN subnet of any gateway`);
             }
         });
+        checkAccess(client, clientIndex);
         if (client.transport === "udp" && relay.allowDirectUdp !== true) {
             problem(["clients", clientIndex, "transport"], "'udp' needs relay.allowDirectUdp: true, or the relay drops the client's packets");
         }

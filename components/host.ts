@@ -66,9 +66,12 @@ export function writeFileScript(file: FileContent): string {
     return replaceFileScript(file.path, `cat > "$tmp" <<'${fileDelimiter}'\n${file.content.replace(/\n$/, "")}\n${fileDelimiter}`, file.mode, file.owner, file.group);
 }
 
-/** The same for a secret arriving on stdin, into a root-only file: the way secrets reach a host. */
-export function writeStdinToFileScript(path: string, mode = "0600"): string {
-    return replaceFileScript(path, `cat > "$tmp"`, mode);
+/**
+ * The same for a secret arriving on stdin, into a root-only file: the way secrets reach a host. With `group`, the
+ * file is readable by that group too (a service that reads it in place).
+ */
+export function writeStdinToFileScript(path: string, group?: string): string {
+    return group === undefined ? replaceFileScript(path, `cat > "$tmp"`, "0600") : replaceFileScript(path, `cat > "$tmp"`, "0640", "root", group);
 }
 
 function replaceFileScript(path: string, fill: string, mode: string, owner = "root", group = "root"): string {
@@ -146,6 +149,8 @@ export interface WriteFileOptions extends StepOptions, Omit<FileContent, "conten
 export interface WriteSecretFileOptions extends StepOptions {
     path: string;
     content: pulumi.Input<string>;
+    /** A group that may read the file as well. */
+    group?: string;
     /** Runs when the file changed. */
     onChange?: pulumi.Input<string>;
     afterRemove?: string;
@@ -206,7 +211,7 @@ export class Host {
 
     writeSecretFile(step: string, options: WriteSecretFileOptions): command.remote.Command {
         return this.run(step, {
-            script: pulumi.output(options.onChange).apply((onChange) => [writeStdinToFileScript(options.path), whenChanged(onChange)].filter(Boolean).join("\n")),
+            script: pulumi.output(options.onChange).apply((onChange) => [writeStdinToFileScript(options.path, options.group), whenChanged(onChange)].filter(Boolean).join("\n")),
             deleteScript: [removeFilesScript([options.path]), options.afterRemove].filter(Boolean).join("\n"),
             secretStdin: options.content,
             dependsOn: options.dependsOn,

@@ -13,6 +13,8 @@ const heartbeatSeconds = 5;
 
 export interface LanGatewayArgs extends PeerComponentArgs {
     gateway: GatewaySettings;
+    /** A gateway always dials the relay through wstunnel. */
+    pathPrefix: pulumi.Output<string>;
 }
 
 export interface GatewayFirewallSettings {
@@ -85,7 +87,7 @@ export class LanGateway extends pulumi.ComponentResource {
         const host = new Host(name, sshConnection(gateway.ssh, args.sshPrivateKey, proxy), gateway.ssh.user, this, args.repair);
 
         this.wireguardTemplate = renderWgQuickConf(gatewayWgQuickConf(gateway, args.tunnel, args.wstunnel, relay.peerName));
-        const wireguard = provisionPeerHost(host, { ...args, useWstunnel: true, template: this.wireguardTemplate, forwarding: true });
+        const wireguard = provisionPeerHost(host, { ...args, template: this.wireguardTemplate, forwarding: true });
         host.installServiceUnit("heartbeat-unit", {
             unit: heartbeatUnit,
             content: renderHeartbeatUnit({ relayTunnelAddress: relay.tunnelAddress, intervalSeconds: heartbeatSeconds }),

@@ -56,6 +56,16 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
     return ((a.network & mask) >>> 0) === ((b.network & mask) >>> 0);
 }
 
+/** True when every address of `inner` lies in `outer`. */
+export function cidrWithin(inner: Cidr, outer: Cidr): boolean {
+    return outer.prefix <= inner.prefix && cidrsOverlap(inner, outer);
+}
+
+/** An address or a CIDR as a CIDR (an address is a /32); undefined when it is neither. */
+export function parseAddressOrCidr(text: string): Cidr | undefined {
+    return isIpv4(text) ? parseCidr(`${text}/32`) : parseCidr(text);
+}
+
 /** The n-th host address of a subnet (1 = first usable). */
 export function hostAddress(cidr: Cidr, n: number): string {
     return intToIp(cidr.network + n);

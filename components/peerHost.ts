@@ -14,7 +14,7 @@ export interface RelayAccess {
     peerName: string;
     tunnelAddress: string;
     publicKey: pulumi.Output<string>;
-    pathPrefix: pulumi.Output<string>;
+    peerCredentials: pulumi.Resource;
     caCertPem: pulumi.Output<string> | undefined;
     connection: Connection;
     address: { host: string; wstunnelPort: number; wireguardPort: number };
@@ -28,25 +28,27 @@ export interface PeerComponentArgs {
     stack: string;
     relay: RelayAccess;
     key: WireguardKey;
+    /** This peer's own wstunnel path prefix (secret); none for a client on plain UDP. */
+    pathPrefix?: pulumi.Output<string>;
     sshPrivateKey: pulumi.Input<string>;
     /** The stack's `wg-relay:repair` counter. */
     repair: number;
 }
 
 export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPrivateKey" | "repair"> {
-    /** Whether WireGuard reaches the relay through a local wstunnel client (else straight over UDP). */
-    useWstunnel: boolean;
     template: string;
     forwarding: boolean;
 }
 
 export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remote.Command {
     const packages = host.installPackages("packages", hostPackages);
-    const wstunnel = args.useWstunnel
+    const pathPrefix = args.pathPrefix;
+    const wstunnel = pathPrefix
         ? [
               deployWstunnelClient(host, {
                   settings: wstunnelClientSettings(args.relay, args.wstunnel.localPort),
-                  pathPrefix: args.relay.pathPrefix,
+                  pathPrefix,
+                  relayCredentials: args.relay.peerCredentials,
                   caCertPem: args.relay.caCertPem,
                   stack: args.stack,
                   dependsOn: [installWstunnelBinary(host, args.wstunnel, wstunnelClientUnit, [packages])],

@@ -73,7 +73,7 @@ export class RoamingClient extends pulumi.ComponentResource {
 
         this.bundle = pulumi.secret(
             pulumi
-                .all([relay.publicKey, args.key.privateKey, args.key.presharedKey, relay.pathPrefix, relay.caCertPem])
+                .all([relay.publicKey, args.key.privateKey, args.key.presharedKey, args.pathPrefix, relay.caCertPem])
                 .apply(([relayKey, privateKey, presharedKey, prefix, ca]) => ({
                     name: client.name,
                     wireguardConf: renderWgQuickConf(
@@ -85,7 +85,7 @@ export class RoamingClient extends pulumi.ComponentResource {
                             presharedKey: presharedKey ? { inline: presharedKey } : undefined,
                         }),
                     ),
-                    ...(useWstunnel
+                    ...(prefix !== undefined
                         ? {
                               wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(wstunnelSettings).map(shellQuote).join(" ")}`,
                               wstunnelUnit: renderWstunnelClientUnit({ ...wstunnelSettings, environmentFile: wstunnelClientEnvPath }),
@@ -108,7 +108,7 @@ export class RoamingClient extends pulumi.ComponentResource {
                     presharedKey: args.key.presharedKey ? { file: peerPresharedKeyPath } : undefined,
                 }),
             );
-            provisionPeerHost(host, { ...args, useWstunnel, template: this.wireguardTemplate, forwarding: false });
+            provisionPeerHost(host, { ...args, template: this.wireguardTemplate, forwarding: false });
         }
 
         this.publicKey = args.key.publicKey;

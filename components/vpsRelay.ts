@@ -1,11 +1,11 @@
 // VpsRelay: the public VPS. wstunnel terminates wss:// on TCP 443 and forwards only to the local WireGuard port;
 // WireGuard has a peer per gateway (its tunnel address and LANs) and per roaming client.
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
 import { RelaySettings, TunnelNetwork, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages, sshConnection } from "./host";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
-import { relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
+import { accessChainHooks, ClientAccess, loadAccessRulesScript, renderAccessRules } from "./render/access";
+import { accessRulesPath, relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
 import { createRelayPki } from "./relayPki";
 import { WireguardKey } from "./wireguardKey";
 import { deployWireguardInterface } from "./wireguardInterface";
@@ -19,6 +19,8 @@ export interface RelayPeer {
     /** LAN subnets behind a gateway. */
     lanSubnets: string[];
     key: Pick<WireguardKey, "publicKey" | "presharedKey">;
+    /** Its own wstunnel path prefix (secret); none for a client on plain UDP. */
+    pathPrefix?: pulumi.Output<string>;
 }
 
 export interface VpsRelayArgs {
@@ -29,6 +31,8 @@ export interface VpsRelayArgs {
     stack: string;
     key: WireguardKey;
     peers: RelayPeer[];
+    /** What each client may reach through the relay. */
+    clientAccess: ClientAccess[];
     sshPrivateKey: pulumi.Input<string>;
     /** The stack's `wg-relay:repair` counter. */
     repair: number;
@@ -42,11 +46,9 @@ export interface RelayFirewallSettings {
     internetEgress: boolean;
 }
 
+/** Beside the access chain (render/access.ts), which decides what passes between peers. */
 export function relayFirewallRules(settings: RelayFirewallSettings): FirewallRule[] {
-    const rules: FirewallRule[] = [
-        // Clients reach gateways (and each other) through the relay.
-        { table: "filter", chain: "FORWARD", rule: "-i %i -o %i -j ACCEPT" },
-    ];
+    const rules: FirewallRule[] = [];
     if (settings.internetEgress) {
         rules.push(
             { table: "filter", chain: "FORWARD", rule: `-i %i -o ${settings.publicInterface} -j ACCEPT` },
@@ -74,15 +76,19 @@ export function relayWgQuickConf(relay: RelaySettings, tunnel: TunnelNetwork, pe
             listenPort: relay.wireguardPort,
             mtu: tunnel.mtu,
             privateKey: { file: wireguardKeyPath },
-            hooks: firewallHooks(
-                relayFirewallRules({
-                    tunnelSubnet: tunnel.subnet,
-                    publicInterface: relay.publicInterface,
-                    wireguardPort: relay.wireguardPort,
-                    allowDirectUdp: relay.allowDirectUdp,
-                    internetEgress: relay.internetEgress,
-                }),
-            ),
+            // The access chain's hooks first, so that its jump is undone after the others.
+            hooks: [
+                ...accessChainHooks(accessRulesPath),
+                ...firewallHooks(
+                    relayFirewallRules({
+                        tunnelSubnet: tunnel.subnet,
+                        publicInterface: relay.publicInterface,
+                        wireguardPort: relay.wireguardPort,
+                        allowDirectUdp: relay.allowDirectUdp,
+                        internetEgress: relay.internetEgress,
+                    }),
+                ),
+            ],
         },
         peers: peers.map(
             (peer): WgPeer => ({
@@ -106,8 +112,8 @@ export class VpsRelay extends pulumi.ComponentResource {
     readonly caCertPem: pulumi.Output<string> | undefined;
     /** When the stack's CA and server certificate expire (RFC 3339); undefined with user-supplied files. */
     readonly certificateExpiry: { ca: pulumi.Output<string>; server: pulumi.Output<string> } | undefined;
-    /** The HTTP upgrade path prefix the server requires (secret). */
-    readonly pathPrefix: pulumi.Output<string>;
+    /** The step that puts the peers' path prefixes in the relay's restrictions: a peer uses a new prefix only after it. */
+    readonly peerCredentials: pulumi.Resource;
     /** The rendered wg0 template (no keys in it). */
     readonly wireguardTemplate: string;
     /** SSH settings, for gateways and clients reached through the relay as a jump host. */
@@ -124,9 +130,6 @@ export class VpsRelay extends pulumi.ComponentResource {
         this.address = { host: relay.publicAddress, wstunnelPort: relay.wstunnelPort, wireguardPort: relay.wireguardPort };
         const host = new Host(name, this.connection, relay.ssh.user, this, args.repair);
 
-        const prefix = new random.RandomPassword(`${name}-path-prefix`, { length: 32, special: false }, { parent: this });
-        this.pathPrefix = pulumi.secret(prefix.result);
-
         // The stack's own CA and server certificate, unless the user brings certificate files.
         const pki = wstunnel.tls === undefined ? createRelayPki(name, { stack: args.stack, publicAddress: relay.publicAddress }, this) : undefined;
         this.caCertPem = pki?.caCertPem;
@@ -141,9 +144,19 @@ export class VpsRelay extends pulumi.ComponentResource {
                 certificateFile: wstunnel.tls?.certificateFile ?? serverCertificatePath,
                 privateKeyFile: wstunnel.tls?.privateKeyFile ?? serverPrivateKeyPath,
             },
-            pathPrefix: this.pathPrefix,
+            peers: args.peers.flatMap((peer) => (peer.pathPrefix === undefined ? [] : [{ name: peer.name, pathPrefix: peer.pathPrefix }])),
             certificate: pki?.server,
             dependsOn: [binary],
+        });
+        this.peerCredentials = server.restrictions;
+
+        // Its own step, applied live: a change of access rules touches neither the template nor WireGuard.
+        const accessRules = host.writeFile("access-rules", {
+            path: accessRulesPath,
+            content: renderAccessRules(args.clientAccess),
+            mode: "0644",
+            ensure: loadAccessRulesScript(accessRulesPath),
+            dependsOn: [packages],
         });
 
         const withPresharedKey = args.peers.filter((peer) => peer.key.presharedKey !== undefined);
@@ -158,7 +171,7 @@ export class VpsRelay extends pulumi.ComponentResource {
                 key: peer.key.presharedKey!,
             })),
             forwarding: true,
-            dependsOn: [packages, server],
+            dependsOn: [packages, server.unit, accessRules],
         });
 
         this.publicKey = args.key.publicKey;
@@ -168,7 +181,6 @@ export class VpsRelay extends pulumi.ComponentResource {
             wssUrl: this.wssUrl,
             caCertPem: this.caCertPem,
             certificateExpiry: this.certificateExpiry,
-            pathPrefix: this.pathPrefix,
             wireguardTemplate: this.wireguardTemplate,
         });
     }

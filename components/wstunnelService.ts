@@ -13,6 +13,7 @@ import {
     renderWstunnelServerUnit,
     WstunnelClientSettings,
     WstunnelServerSettings,
+    wstunnelRestrictionsGroup,
 } from "./render/wstunnel";
 import { hostScript, wstunnelInstallCommand } from "./render/scripts";
 import {
@@ -67,47 +68,65 @@ interface WstunnelServiceArgs {
     role: "server" | "client";
     unit: string;
     unitContent: string;
-    /** The root-only file that carries the path prefix: its step, path and content. */
-    secretFile: { step: string; path: string; content: pulumi.Input<string> };
+    /**
+     * The root-only file that carries the path prefix or prefixes: its step, path and content; `group` may read it
+     * too; `restart`: whether a change restarts the unit (or the service reloads the file itself).
+     */
+    secretFile: { step: string; path: string; content: pulumi.Input<string>; group?: string; restart: boolean; dependsOn?: pulumi.Input<pulumi.Resource>[] };
     /** Further files the unit reads; each restarts the unit (through `restart`) when it changes. */
     supportingFiles: (restart: string) => command.remote.Command[];
     dependsOn: pulumi.Input<pulumi.Resource>[];
 }
 
 /** A wstunnel unit with its secret file: what the relay's server and every client have in common. */
-function deployWstunnelService(host: Host, args: WstunnelServiceArgs): command.remote.Command {
+function deployWstunnelService(host: Host, args: WstunnelServiceArgs): { unit: command.remote.Command; secretFile: command.remote.Command } {
     const restart = systemd.restartIfActive(args.unit);
     const secretFile = host.writeSecretFile(args.secretFile.step, {
         path: args.secretFile.path,
         content: args.secretFile.content,
-        onChange: restart,
-        dependsOn: args.dependsOn,
+        group: args.secretFile.group,
+        onChange: args.secretFile.restart ? restart : undefined,
+        dependsOn: [...args.dependsOn, ...(args.secretFile.dependsOn ?? [])],
     });
-    return host.installServiceUnit(`wstunnel-${args.role}-unit`, {
+    const unit = host.installServiceUnit(`wstunnel-${args.role}-unit`, {
         unit: args.unit,
         content: args.unitContent,
         dependsOn: [...args.dependsOn, secretFile, ...args.supportingFiles(restart)],
     });
+    return { unit, secretFile };
 }
 
 export interface WstunnelServerArgs {
     settings: Omit<WstunnelServerSettings, "restrictionsFile">;
-    pathPrefix: pulumi.Input<string>;
+    /** Every gateway's and client's path prefix, by name (secrets). */
+    peers: { name: string; pathPrefix: pulumi.Input<string> }[];
     /** The stack's server certificate and key to put at the settings' paths; absent when the user brings their own files. */
     certificate?: { certPem: pulumi.Input<string>; keyPem: pulumi.Input<string> };
     dependsOn: pulumi.Input<pulumi.Resource>[];
 }
 
-export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): command.remote.Command {
+/** The relay's wstunnel server, and the step that puts the peers' credentials in place (peers wait for it). */
+export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { unit: command.remote.Command; restrictions: command.remote.Command } {
     const certificate = args.certificate;
-    return deployWstunnelService(host, {
+    // The group that lets the unprivileged server read its restrictions file in place (and so reload it live).
+    const group = host.run("wstunnel-group", {
+        script: `getent group ${wstunnelRestrictionsGroup} >/dev/null || groupadd --system ${wstunnelRestrictionsGroup}`,
+        deleteScript: `groupdel ${wstunnelRestrictionsGroup} 2>/dev/null || true`,
+        dependsOn: args.dependsOn,
+    });
+    const peers = pulumi.all(args.peers.map((peer) => pulumi.output(peer.pathPrefix).apply((pathPrefix) => ({ name: peer.name, pathPrefix }))));
+    const { unit, secretFile } = deployWstunnelService(host, {
         role: "server",
         unit: wstunnelServerUnit,
         unitContent: renderWstunnelServerUnit({ ...args.settings, restrictionsFile: wstunnelRestrictionsPath }),
         secretFile: {
             step: "wstunnel-server-restrictions",
             path: wstunnelRestrictionsPath,
-            content: pulumi.output(args.pathPrefix).apply((pathPrefix) => renderWstunnelRestrictions({ pathPrefix, wireguardPort: args.settings.wireguardPort })),
+            content: peers.apply((credentials) => renderWstunnelRestrictions({ peers: credentials, wireguardPort: args.settings.wireguardPort })),
+            group: wstunnelRestrictionsGroup,
+            // wstunnel watches the file and reloads it: a peer added or removed leaves every other tunnel up.
+            restart: false,
+            dependsOn: [group],
         },
         supportingFiles: (restart) =>
             certificate
@@ -129,6 +148,7 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): comm
                 : [],
         dependsOn: args.dependsOn,
     });
+    return { unit, restrictions: secretFile };
 }
 
 /** A wstunnel client's settings towards a relay: local UDP port in, the relay's wss server out. */
@@ -141,7 +161,10 @@ export function wstunnelClientSettings(
 
 export interface WstunnelClientArgs {
     settings: Omit<WstunnelClientSettings, "environmentFile">;
+    /** This peer's own path prefix (a secret). */
     pathPrefix: pulumi.Input<string>;
+    /** The relay's step that makes the prefix valid there: a new prefix is used only once the relay accepts it. */
+    relayCredentials: pulumi.Resource;
     /** The stack's CA, added to the system trust store so `--tls-verify-certificate` accepts the relay. */
     caCertPem?: pulumi.Input<string>;
     stack: string;
@@ -154,7 +177,13 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
         role: "client",
         unit: wstunnelClientUnit,
         unitContent: renderWstunnelClientUnit({ ...args.settings, environmentFile: wstunnelClientEnvPath }),
-        secretFile: { step: "wstunnel-client-env", path: wstunnelClientEnvPath, content: pulumi.output(args.pathPrefix).apply(renderWstunnelClientEnvironment) },
+        secretFile: {
+            step: "wstunnel-client-env",
+            path: wstunnelClientEnvPath,
+            content: pulumi.output(args.pathPrefix).apply(renderWstunnelClientEnvironment),
+            restart: true,
+            dependsOn: [args.relayCredentials],
+        },
         supportingFiles: (restart) =>
             caCertPem
                 ? [
@@ -169,5 +198,5 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
                   ]
                 : [],
         dependsOn: args.dependsOn,
-    });
+    }).unit;
 }

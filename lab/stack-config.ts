@@ -2,8 +2,8 @@
 // (the passphrase's encryption salt, the encrypted SSH key) is kept.
 // The lab is an ordinary user of the program: the same schema, with pinned host keys and non-root sudo users.
 // usage: ts-node lab/stack-config.ts INVENTORY WSTUNNEL_BINARY OUT [CHANGES_JSON]
-// CHANGES_JSON (LabChanges, e.g. {"extraClients": [...], "gatewayKeyRotation": N}) is how the e2e tests change the stack as a
-// user would. The SSH key and the repair counter, set with `pulumi config set`, are kept.
+// CHANGES_JSON (LabChanges, e.g. {"extraClients": [...], "gatewayKeyRotation": N, "laptopAccess": [...]}) is how the e2e
+// tests change the stack as a user would. The SSH key and the repair counter, set with `pulumi config set`, are kept.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as yaml from "js-yaml";
 import { parseStackConfig, StackConfigInput } from "../components/config";
@@ -25,6 +25,8 @@ export interface LabChanges {
     extraClients?: NonNullable<StackConfigInput["clients"]>;
     gatewayKeyRotation?: number;
     relayKeyRotation?: number;
+    /** The laptop's access rules (clients[].access); left out, it may reach every LAN it routes. */
+    laptopAccess?: NonNullable<StackConfigInput["clients"]>[number]["access"];
     /** Reach the laptop through the relay as an SSH jump host, at its tunnel address. */
     laptopViaRelay?: boolean;
     /** The tunnel's MTU (a change restarts every wg0). */
@@ -70,6 +72,7 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                 name: "laptop",
                 tunnelAddress: "10.10.0.3",
                 ssh: changes.laptopViaRelay ? { ...ssh(laptop), host: "10.10.0.3", via: "relay" } : ssh(laptop),
+                ...(changes.laptopAccess ? { access: changes.laptopAccess } : {}),
             },
             ...(changes.extraClients ?? []),
         ],

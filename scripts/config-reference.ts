@@ -21,6 +21,9 @@ function typeOf(schema: JsonSchema): string {
     if (schema.enum) {
         return schema.enum.map((value) => `\`${String(value)}\``).join(" \\| ");
     }
+    if (schema.anyOf) {
+        return schema.anyOf.map(typeOf).join(" or ");
+    }
     if (schema.type === "array") {
         return `list of ${typeOf(schema.items ?? {})}`;
     }

@@ -24,6 +24,8 @@ export const wgApplyLockPath = `${appliedConfPath}.lock`;
 export const wgApplyScriptPath = `${libDir}/wg-apply`;
 export const wstunnelInstallScriptPath = `${libDir}/wstunnel-install`;
 export const wstunnelReleaseMarkerPath = `${stateDir}/wstunnel-release.sha256`;
+/** The relay's access chain (render/access.ts), loaded with iptables-restore. */
+export const accessRulesPath = `${configDir}/access.rules`;
 export const sysctlPath = "/etc/sysctl.d/90-wg-relay.conf";
 /** Folders wg-relay creates, with everything under them: removing the last file in one removes the folder too. */
 export const ownedDirs = [configDir, stateDir, libDir, relayPresharedKeyDir];

@@ -42,31 +42,43 @@ export function wstunnelServerArgs(settings: WstunnelServerSettings): string[] {
     ];
 }
 
-/** The name wstunnel logs for every tunnel it accepts. */
-const restrictionName = (wireguardPort: number) => `wg-relay: WireGuard on 127.0.0.1:${wireguardPort}`;
+/** The name wstunnel logs for every tunnel a peer opens: the peer's name, never its prefix. */
+const restrictionName = (peer: string, wireguardPort: number) => `wg-relay: ${peer} to WireGuard on 127.0.0.1:${wireguardPort}`;
+
+/** A gateway or client with its own upgrade-path prefix (a secret). */
+export interface WstunnelPeerCredential {
+    name: string;
+    pathPrefix: string;
+}
 
 /**
- * The server's restrictions (wstunnel's --restrict-config): tunnels whose path prefix is the secret, to UDP on
- * 127.0.0.1 at WireGuard's port and nowhere else, the same rule `--restrict-to 127.0.0.1:PORT` with
- * `--restrict-http-upgrade-path-prefix` would make, but under a name that holds no secret. Secret content.
+ * The server's restrictions (wstunnel's --restrict-config): one rule per peer, matching only that peer's path
+ * prefix and allowing UDP to 127.0.0.1 at WireGuard's port and nowhere else (the rule `--restrict-to 127.0.0.1:PORT`
+ * with `--restrict-http-upgrade-path-prefix` would make), named after the peer. Removing a peer's rule refuses its
+ * next upgrade and nobody else's. Secret content.
  */
-export function renderWstunnelRestrictions(settings: { pathPrefix: string; wireguardPort: number }): string {
-    assertSafePrefix(settings.pathPrefix);
-    return [
-        "# Managed by wg-relay: `pulumi up` rewrites this file.",
-        "restrictions:",
-        `  - name: "${restrictionName(settings.wireguardPort)}"`,
-        "    match:",
-        `      - !PathPrefix "^${settings.pathPrefix}$"`,
-        "    allow:",
-        "      - !Tunnel",
-        "        protocol: [Udp]",
-        `        port: ["${settings.wireguardPort}"]`,
-        // An IP destination leaves the host name empty; cidr then has the final word.
-        '        host: "^$"',
-        "        cidr: [127.0.0.1/32]",
-        "",
-    ].join("\n");
+export function renderWstunnelRestrictions(settings: { peers: WstunnelPeerCredential[]; wireguardPort: number }): string {
+    const lines = ["# Managed by wg-relay: `pulumi up` rewrites this file; wstunnel reloads it when it changes."];
+    if (settings.peers.length === 0) {
+        return [...lines, "restrictions: []", ""].join("\n");
+    }
+    lines.push("restrictions:");
+    for (const peer of settings.peers) {
+        assertSafePrefix(peer.pathPrefix);
+        lines.push(
+            `  - name: "${restrictionName(peer.name, settings.wireguardPort)}"`,
+            "    match:",
+            `      - !PathPrefix "^${peer.pathPrefix}$"`,
+            "    allow:",
+            "      - !Tunnel",
+            "        protocol: [Udp]",
+            `        port: ["${settings.wireguardPort}"]`,
+            // An IP destination leaves the host name empty; cidr then has the final word.
+            '        host: "^$"',
+            "        cidr: [127.0.0.1/32]",
+        );
+    }
+    return [...lines, ""].join("\n");
 }
 
 export function wstunnelClientArgs(settings: Omit<WstunnelClientSettings, "environmentFile">): string[] {
@@ -96,16 +108,21 @@ function unit(description: string, serviceLines: string[]): string {
  */
 export const logRedaction = "sed -u -E '/Rejecting connection/s#/[^ ]*#/<path redacted>#g'";
 
+/** The group whose members (only the relay's wstunnel server) may read the restrictions file. */
+export const wstunnelRestrictionsGroup = "wg-relay-wstunnel";
+
 /**
- * The relay's server unit. The TLS files and the restrictions come in as systemd credentials, so the unprivileged
- * service reads them although they are root-only on disk.
+ * The relay's server unit. The TLS files come in as systemd credentials, so the unprivileged service reads them
+ * although they are root-only on disk. The restrictions file it reads in place, as a member of the file's group:
+ * wstunnel watches the file it was given and reloads it when it changes, and a credential would be a copy taken
+ * at start, so peers are added and revoked without a restart that would drop every tunnel.
  */
 export function renderWstunnelServerUnit(settings: WstunnelServerSettings): string {
-    const args = wstunnelServerArgs({ ...settings, certificateFile: "%d/tls.crt", privateKeyFile: "%d/tls.key", restrictionsFile: "%d/restrictions.yaml" });
+    const args = wstunnelServerArgs({ ...settings, certificateFile: "%d/tls.crt", privateKeyFile: "%d/tls.key" });
     return unit(`wstunnel server for wg-relay: wss on port ${settings.listenPort} to WireGuard on 127.0.0.1:${settings.wireguardPort}`, [
         `LoadCredential=tls.crt:${settings.certificateFile}`,
         `LoadCredential=tls.key:${settings.privateKeyFile}`,
-        `LoadCredential=restrictions.yaml:${settings.restrictionsFile}`,
+        `SupplementaryGroups=${wstunnelRestrictionsGroup}`,
         `ExecStart=/bin/bash -c "set -o pipefail; ${wstunnelBinaryPath} ${args.join(" ")} 2>&1 | ${logRedaction}"`,
         "SyslogIdentifier=wstunnel",
         // Port 443 without root.

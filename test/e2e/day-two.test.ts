@@ -59,7 +59,7 @@ describe("wg-relay on day two, in the lab", () => {
         expect(report.hosts.map((host) => host.name)).toEqual(labHosts);
         expect(problems(report)).toEqual([]);
         // What it looked at, on each kind of host.
-        expect(findingOf(report, "relay", "rule FORWARD -i wg0 -o wg0 -j ACCEPT")?.status).toBe("ok");
+        expect(findingOf(report, "relay", "rule FORWARD -i wg0 -o wg0 -j WG-RELAY-ACCESS")?.status).toBe("ok");
         expect(findingOf(report, "relay", "handshake rpi1")?.detail).toMatch(/ (s|min) ago$/);
         expect(findingOf(report, "relay", "wss port")?.status).toBe("ok");
         expect(findingOf(report, "relay", "server certificate")?.detail).toMatch(/^\d+ days left/);
@@ -90,7 +90,7 @@ describe("wg-relay on day two, in the lab", () => {
         const before = runningState(intact);
         const strangerKey = wireguardPublicKey(randomBytes(32).toString("base64"));
 
-        onHostOk("relay", "iptables -D FORWARD -i wg0 -o wg0 -j ACCEPT -m comment --comment wg-relay");
+        onHostOk("relay", "iptables -D FORWARD -i wg0 -o wg0 -j WG-RELAY-ACCESS -m comment --comment wg-relay");
         onHostOk("relay", `wg set wg0 peer ${strangerKey} allowed-ips 10.10.0.99/32`);
         onHostOk("rpi1", "systemctl stop wg-relay-wstunnel-client");
         onHostOk("relay", "rm /etc/sysctl.d/90-wg-relay.conf");
@@ -98,7 +98,7 @@ describe("wg-relay on day two, in the lab", () => {
         const sick = doctor();
         expect(sick.result.status).toBe(1);
         expect(problems(sick.report)).toEqual(
-            ["relay: rule FORWARD -i wg0 -o wg0 -j ACCEPT", "relay: peer not declared", "relay: sysctl file", "rpi1: unit wg-relay-wstunnel-client.service"].sort(),
+            ["relay: rule FORWARD -i wg0 -o wg0 -j WG-RELAY-ACCESS", "relay: peer not declared", "relay: sysctl file", "rpi1: unit wg-relay-wstunnel-client.service"].sort(),
         );
         expect(findingOf(sick.report, "relay", "peer not declared")?.detail).toBe(`${strangerKey} (AllowedIPs 10.10.0.99/32): added by hand`);
         const table = labTry(["doctor"]);
@@ -113,7 +113,7 @@ describe("wg-relay on day two, in the lab", () => {
         const healed = doctor();
         expect(problems(healed.report)).toEqual([]);
         expect(healed.result.status).toBe(0);
-        onHostOk("relay", "iptables -C FORWARD -i wg0 -o wg0 -j ACCEPT -m comment --comment wg-relay");
+        onHostOk("relay", "iptables -C FORWARD -i wg0 -o wg0 -j WG-RELAY-ACCESS -m comment --comment wg-relay");
         expect(onHostOk("relay", "wg show wg0 peers")).not.toContain(strangerKey);
         expect(onHostOk("relay", "cat /etc/sysctl.d/90-wg-relay.conf")).toContain("net.ipv4.ip_forward = 1");
         expect(onHostOk("rpi1", "systemctl is-active wg-relay-wstunnel-client").trim()).toBe("active");

@@ -7,6 +7,7 @@ import * as yaml from "js-yaml";
 import type { LabChanges } from "../../lab/stack-config";
 import {
     changedSteps,
+    clientBundle,
     destroy,
     ensureStack,
     eventually,
@@ -37,14 +38,8 @@ const withPhone: LabChanges = { extraClients: [phone] };
 /** The stack as tests 7 to 12 start from it: a second client, and the gateway's keys rotated once. */
 const rotated: LabChanges = { ...withPhone, gatewayKeyRotation: 1 };
 
-
-/** The wstunnel path prefix, from the gateway's environment file. */
-const pathPrefix = () => /=(.*)$/m.exec(onHostOk("rpi1", "cat /etc/wg-relay/wstunnel-client.env"))![1];
-
-function clientBundle(name: string): { wstunnelEnvironment: string } {
-    const bundles = JSON.parse(lab(["pulumi", "stack", "output", "clientBundles", "--stack", "lab", "--show-secrets", "--json"]));
-    return bundles[name];
-}
+/** A host's own wstunnel path prefix, from its environment file. */
+const pathPrefix = (host: "rpi1" | "laptop" = "rpi1") => /=(.*)$/m.exec(onHostOk(host, "cat /etc/wg-relay/wstunnel-client.env"))![1];
 
 function iptablesDrops(host: "relay", chain: string, match: string): number {
     const listing = onHostOk(host, `iptables -L ${chain} -v -x -n`);
@@ -122,7 +117,8 @@ describe("wg-relay in the lab", () => {
             onHostOk("rpi1", "cat /etc/wireguard/wg0.key").trim(),
             onHostOk("laptop", "cat /etc/wireguard/wg0.key").trim(),
             onHostOk("rpi1", "cat /etc/wireguard/wg0.psk").trim(),
-            pathPrefix(),
+            pathPrefix("rpi1"),
+            pathPrefix("laptop"),
             onHostOk("relay", "cat /etc/wg-relay/tls/server.key").split("\n")[1],
             readFileSync(join(repo, ".lab", "ssh", "id_ed25519"), "utf8").split("\n")[1],
         ];
@@ -147,17 +143,20 @@ describe("wg-relay in the lab", () => {
         }
         // The keys are there, encrypted: the state is not merely empty.
         expect(places.state).toContain("ciphertext");
-        // wstunnel still logs the tunnels it accepts, under the rule's own name.
-        expect(places["relay journal"]).toContain("Tunnel accepted due to matched restriction: wg-relay: WireGuard on 127.0.0.1:51820");
+        // wstunnel still logs the tunnels it accepts, under each peer's rule, named after the peer.
+        expect(places["relay journal"]).toContain("Tunnel accepted due to matched restriction: wg-relay: rpi1 to WireGuard on 127.0.0.1:51820");
+        expect(places["relay journal"]).toContain("Tunnel accepted due to matched restriction: wg-relay: laptop to WireGuard on 127.0.0.1:51820");
         // wg0.conf, with the keys filled in on the host, is root-only like the key files.
         expect(onHostOk("rpi1", "stat -c %a /etc/wireguard/wg0.key /etc/wireguard/wg0.conf /etc/wg-relay/wstunnel-client.env").trim().split("\n")).toEqual(["600", "600", "600"]);
-        expect(onHostOk("relay", "stat -c %a /etc/wg-relay/wstunnel-restrictions.yaml").trim()).toBe("600");
+        // Root and the wstunnel server's group only: it reads the file in place, to reload it when it changes.
+        expect(onHostOk("relay", "stat -c '%a %U:%G' /etc/wg-relay/wstunnel-restrictions.yaml").trim()).toBe("640 root:wg-relay-wstunnel");
     });
 
     it("5. adds a client by changing only the relay's peers, previewed line by line, without a lost packet across the gateway's tunnel", async () => {
         ensureStack({});
         const steps = changedSteps(withPhone);
-        expect(hostSteps(steps)).toEqual(["update relay-public-keys", "update relay-wireguard-template"]);
+        // Its access rules and its wstunnel rule too, each loaded live (neither restarts anything: the ping below).
+        expect(hostSteps(steps)).toEqual(["update relay-access-rules", "update relay-public-keys", "update relay-wireguard-template", "update relay-wstunnel-server-restrictions"]);
         expect(steps.every((step) => step.op === "create" || step.urn.includes("command:remote:"))).toBe(true);
         // The new peer's key is made only by the apply, yet its lines show in the preview, once.
         const diff = lab(["pulumi", "preview", "--stack", "lab", "--diff"]);
@@ -191,9 +190,12 @@ describe("wg-relay in the lab", () => {
         ensureStack(withPhone);
         const oldKey = onHostOk("rpi1", "wg show wg0 public-key").trim();
         const steps = changedSteps(rotated);
-        // The preshared key rotates with the key pair.
         // The preshared key rotates with the key pair; the templates name keys, so they do not change.
-        expect(hostSteps(steps)).toEqual(["update relay-preshared-key-rpi1", "update relay-public-keys", "update rpi1-preshared-key", "update rpi1-wireguard-key"]);
+        // So does its wstunnel path prefix: the relay's restrictions first, then the Pi's environment file.
+        expect(hostSteps(steps)).toEqual([
+            "update relay-preshared-key-rpi1", "update relay-public-keys", "update relay-wstunnel-server-restrictions",
+            "update rpi1-preshared-key", "update rpi1-wireguard-key", "update rpi1-wstunnel-client-env",
+        ]);
         const relayLinkBefore = onHostOk("relay", "cat /sys/class/net/wg0/ifindex");
         up();
         const newKey = onHostOk("rpi1", "wg show wg0 public-key").trim();
@@ -293,7 +295,8 @@ describe("wg-relay in the lab", () => {
         for (const host of labHosts) {
             const left = onHostOk(host, `for f in ${installed.join(" ")}; do [ ! -e $f ] || echo $f; done`);
             expect(left.trim()).toBe("");
-            expect(onHostOk(host, "iptables-save | grep -c wg-relay || true").trim()).toBe("0");
+            expect(onHostOk(host, "iptables-save | grep -ci wg-relay || true").trim()).toBe("0");
+            expect(onHostOk(host, "getent group wg-relay-wstunnel || true").trim()).toBe("");
             expect(onHostOk(host, "ip link show wg0 2>/dev/null | wc -l").trim()).toBe("0");
             expect(onHostOk(host, "systemctl list-units --all --plain --no-legend 'wg-relay-*' | wc -l").trim()).toBe("0");
             expect(onHost(host, "true").status).toBe(0);

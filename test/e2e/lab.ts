@@ -204,3 +204,9 @@ export function upgradeStatus(
     ]);
     return result.stdout.trim();
 }
+
+/** A roaming client's bundle, from the stack's secret outputs. */
+export function clientBundle(name: string): { wstunnelEnvironment: string } {
+    const bundles = JSON.parse(lab(["pulumi", "stack", "output", "clientBundles", "--stack", "lab", "--show-secrets", "--json"]));
+    return bundles[name];
+}

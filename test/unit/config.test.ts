@@ -91,6 +91,28 @@ describe("stack config", () => {
             }),
             "wg-relay:clients[0].fullTunnel: a full tunnel needs relay.publicAddress (or relay.ssh.host) to be an IPv4 address",
         ],
+        [
+            "an access rule outside the client's routes",
+            withChange((c) => (c.clients![0].access = [{ to: "192.168.2.5" }])),
+            "wg-relay:clients[0].access[0].to: 192.168.2.5 is outside this client's routes (192.168.1.0/24); name another client by its name",
+        ],
+        [
+            "an access rule towards another client's tunnel address",
+            withChange((c) => (c.clients![0].access = [{ to: "10.10.0.2" }])),
+            "wg-relay:clients[0].access[0].to: 10.10.0.2 is outside this client's routes",
+        ],
+        ["an access rule naming an unknown gateway", withChange((c) => (c.clients![0].access = [{ to: "rpi9" }])), "wg-relay:clients[0].access[0].to: 'rpi9' is not the name of a gateway or a client"],
+        [
+            "an access rule naming a gateway none of whose LANs the client routes",
+            withChange((c) => Object.assign(c.clients![0], { routes: [], access: [{ to: "rpi1" }] })),
+            "wg-relay:clients[0].access[0].to: no LAN of gateway 'rpi1' is in this client's routes (none)",
+        ],
+        ["an access rule naming the client itself", withChange((c) => (c.clients![0].access = [{ to: "laptop" }])), "wg-relay:clients[0].access[0].to: a client always reaches itself"],
+        ["an access rule that is no name or network", withChange((c) => (c.clients![0].access = [{ to: "192.168.1.1/24" }])), "wg-relay:clients[0].access[0].to: expected a gateway's or client's name"],
+        ["ports without a protocol", withChange((c) => (c.clients![0].access = [{ to: "rpi1", ports: [22] }])), "wg-relay:clients[0].access[0].ports: ports need protocol: tcp or udp"],
+        ["ports with icmp", withChange((c) => (c.clients![0].access = [{ to: "rpi1", protocol: "icmp", ports: [22] }])), "wg-relay:clients[0].access[0].ports: ports need protocol: tcp or udp"],
+        ["a backwards port range", withChange((c) => (c.clients![0].access = [{ to: "rpi1", protocol: "tcp", ports: ["90-80"] }])), "wg-relay:clients[0].access[0].ports[0]:"],
+        ["an unknown protocol", withChange((c) => (c.clients![0].access = [{ to: "rpi1", protocol: "sctp" as "tcp" }])), "wg-relay:clients[0].access[0].protocol:"],
         ["a UDP client while the relay drops UDP", withChange((c) => (c.clients![0].transport = "udp")), "wg-relay:clients[0].transport: 'udp' needs relay.allowDirectUdp: true"],
         ["a local source without a binary", withChange((c) => (c.wstunnel = { source: "local" })), "wg-relay:wstunnel.localBinary: source 'local' needs localBinary"],
         ["a release without checksums", withChange((c) => (c.wstunnel = { source: "release" })), "wg-relay:wstunnel.sha256: source 'release' needs the SHA-256"],
@@ -112,6 +134,20 @@ describe("stack config", () => {
             "wg-relay:gateways[0].existingKeys.presharedKey: presharedKey: true with existing keys needs the existing preshared key too",
         ],
     ];
+
+    it("resolves each client's access: every LAN it routes by default, names to the networks they stand for", () => {
+        const config = parseStackConfig(
+            withChange((c) => {
+                c.clients!.push({ name: "phone", tunnelAddress: "10.10.0.4", access: [{ to: "laptop", protocol: "tcp", ports: [22, "8000-8080"] }, { to: "rpi1" }, { to: "192.168.1.20" }] });
+            }) as Record<string, unknown>,
+        );
+        expect(config.clients[0].access).toEqual([{ to: "192.168.1.0/24", kind: "network", destinations: ["192.168.1.0/24"], protocol: undefined, ports: undefined }]);
+        expect(config.clients[1].access).toEqual([
+            { to: "laptop", kind: "client", destinations: ["10.10.0.3/32"], protocol: "tcp", ports: ["22", "8000:8080"] },
+            { to: "rpi1", kind: "gateway", destinations: ["192.168.1.0/24"], protocol: undefined, ports: undefined },
+            { to: "192.168.1.20", kind: "network", destinations: ["192.168.1.20/32"], protocol: undefined, ports: undefined },
+        ]);
+    });
 
     it.each(cases)("rejects %s with a message naming the key", (_what, config, expected) => {
         expect(problemsOf(config)).toEqual(expect.arrayContaining([expect.stringContaining(expected)]));

@@ -1,9 +1,19 @@
 import fc from "fast-check";
-import { cidrContains, cidrsOverlap, hostAddress, intToIp, ipToInt, isIpv4, isNetworkOrBroadcast, parseCidr } from "../../components/net";
+import { cidrContains, cidrsOverlap, cidrWithin, hostAddress, intToIp, ipToInt, isIpv4, isNetworkOrBroadcast, parseAddressOrCidr, parseCidr } from "../../components/net";
 
 const cidr = (text: string) => parseCidr(text)!;
 
 describe("IPv4 arithmetic", () => {
+    it("tells whether one network lies inside another, an address counting as a /32", () => {
+        expect(parseAddressOrCidr("192.168.1.20")).toEqual(cidr("192.168.1.20/32"));
+        expect(parseAddressOrCidr("192.168.1.1/24")).toBeUndefined();
+        expect(parseAddressOrCidr("rpi1")).toBeUndefined();
+        expect(cidrWithin(parseAddressOrCidr("192.168.1.20")!, cidr("192.168.1.0/24"))).toBe(true);
+        expect(cidrWithin(cidr("192.168.1.128/25"), cidr("192.168.1.0/24"))).toBe(true);
+        expect(cidrWithin(cidr("192.168.0.0/16"), cidr("192.168.1.0/24"))).toBe(false);
+        expect(cidrWithin(cidr("192.168.2.0/24"), cidr("192.168.1.0/24"))).toBe(false);
+    });
+
     it("parses addresses and rejects malformed ones", () => {
         expect(["0.0.0.0", "10.10.0.1", "255.255.255.255"].every(isIpv4)).toBe(true);
         expect(["256.0.0.1", "10.10.0", "10.10.0.01", "a.b.c.d", " 10.0.0.1"].some(isIpv4)).toBe(false);

@@ -154,8 +154,9 @@ describe("program under mocks", () => {
         const steps = (host: string) => mockCommands.filter((c) => c.name.startsWith(`${host}-`)).map((c) => c.name.slice(host.length + 1)).sort();
         expect(steps("relay")).toEqual(
             [
-                "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-server-restrictions", "tls-certificate", "tls-private-key", "wstunnel-server-unit",
+                "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-group", "wstunnel-server-restrictions", "tls-certificate", "tls-private-key", "wstunnel-server-unit",
                 "preshared-key-rpi1", "preshared-key-workstation", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template",
+                "access-rules",
             ].sort(),
         );
         expect(steps("rpi1")).toEqual(
@@ -207,7 +208,7 @@ describe("program under mocks", () => {
 
     it("hands private keys to hosts only on stdin, and never puts one in a command or a rendered file", async () => {
         const randomSecrets = registered.filter((r) => r.type === "random:index/randomPassword:RandomPassword").map((r) => mockState(r).result as string);
-        expect(randomSecrets).toHaveLength(7); // relay, rpi1, laptop, workstation keys, two preshared keys and the path prefix
+        expect(randomSecrets).toHaveLength(9); // relay, rpi1, laptop, workstation keys, two preshared keys and three path prefixes
         // The random secrets and the WireGuard keys hashed from them.
         const secrets = [...randomSecrets, ...randomSecrets.map(wireguardKeyFromSecret)];
         const tlsKeys = registered.filter((r) => r.type === "tls:index/privateKey:PrivateKey").map((r) => pem("PRIVATE KEY", r.name).trim());
@@ -288,7 +289,7 @@ describe("program under mocks", () => {
                 { name: "workstation", publicKey: wireguardPublicKey(await clientKey("workstation")), allowedIps: ["10.10.0.4/32"], alwaysOn: false },
             ],
             firewallRules: [
-                "iptables -A FORWARD -i %i -o %i -j ACCEPT -m comment --comment wg-relay",
+                "iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
                 "iptables -I INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
             ],
             forwarding: true,
@@ -329,6 +330,93 @@ describe("program under mocks", () => {
         const gatewayTemplate = (await inputsOf(command("rpi1-wireguard-template"))).create as string;
         expect(gatewayTemplate).toContain("# the relay\nPublicKey = <public key of relay>\n");
         expect((await inputsOf(command("rpi1-public-keys"))).create).toContain(`relay ${await valueOf(program.relayPublicKey)}\n`);
+    });
+});
+
+/** Every command's scripts (and stdin) by step name, for a config. */
+async function scriptsOf(config: StackConfigInput): Promise<Map<string, string>> {
+    const program = loadProgram(config);
+    await valueOf(program.relayUrl);
+    await valueOf(program.clientBundles.laptop as pulumi.Output<unknown>);
+    const scripts = new Map<string, string>();
+    for (const recorded of mockCommands) {
+        const inputs = await inputsOf(recorded);
+        scripts.set(recorded.name, JSON.stringify([inputs.create, inputs.delete, inputs.stdin]));
+    }
+    return scripts;
+}
+
+/** The steps whose scripts or stdin differ between two runs, with those only in one of them. */
+function changedSteps(before: Map<string, string>, after: Map<string, string>): string[] {
+    return [...new Set([...before.keys(), ...after.keys()])].filter((step) => before.get(step) !== after.get(step)).sort();
+}
+
+describe("program: access rules", () => {
+    it("changes only the relay's access-rules step when one client's access changes, and loads it live", async () => {
+        const before = await scriptsOf(validConfig());
+        const limited = validConfig();
+        limited.clients![0].access = [{ to: "192.168.1.20", protocol: "tcp", ports: [80] }];
+        const after = await scriptsOf(limited);
+        expect(changedSteps(before, after)).toEqual(["relay-access-rules"]);
+        const step = (await inputsOf(command("relay-access-rules"))).create as string;
+        expect(step).toContain("-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.1.20/32 -p tcp -m multiport --dports 80 -m comment --comment wg-relay:laptop -j ACCEPT\n");
+        expect(step).toContain("if iptables -w -n -L WG-RELAY-ACCESS >/dev/null 2>&1; then iptables-restore -w --noflush /etc/wg-relay/access.rules; fi");
+        expect(step).not.toContain("wg-quick");
+        // wg0 loads the chain on PostUp: the rules file is in place first.
+        expect([...prerequisites("relay-wireguard-template")]).toContain("relay-access-rules");
+    });
+});
+
+describe("program: per-peer wstunnel credentials", () => {
+    const withPhone = () => {
+        const config = validConfig();
+        config.relay.allowDirectUdp = true;
+        config.clients!.push({ name: "phone", tunnelAddress: "10.10.0.4" }, { name: "tablet", tunnelAddress: "10.10.0.5", transport: "udp" });
+        return config;
+    };
+
+    it("gives every gateway and wstunnel client a prefix of its own, and the relay one rule per peer, named after it", async () => {
+        const program = loadProgram(withPhone());
+        const bundles = await Promise.all(["laptop", "phone"].map((name) => valueOf(program.clientBundles[name] as pulumi.Output<any>)));
+        const prefixes = Object.fromEntries(
+            registered.filter((r) => r.type === "random:index/randomPassword:RandomPassword" && r.name.endsWith("-wstunnel-path-prefix")).map((r) => [r.name.split("-")[0], mockState(r).result as string]),
+        );
+        expect(Object.keys(prefixes).sort()).toEqual(["laptop", "phone", "rpi1"]); // not the UDP tablet
+        expect(new Set(Object.values(prefixes)).size).toBe(3);
+        expect(bundles[0].wstunnelEnvironment).toBe(`WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX=${prefixes.laptop}\n`);
+        expect(bundles[1].wstunnelEnvironment).toBe(`WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX=${prefixes.phone}\n`);
+        expect((await inputsOf(command("rpi1-wstunnel-client-env"))).stdin).toBe(`WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX=${prefixes.rpi1}\n`);
+        const restrictions = (await inputsOf(command("relay-wstunnel-server-restrictions"))).stdin as string;
+        for (const name of ["rpi1", "laptop", "phone"]) {
+            expect(restrictions).toContain(`  - name: "wg-relay: ${name} to WireGuard on 127.0.0.1:51820"\n    match:\n      - !PathPrefix "^${prefixes[name]}$"\n`);
+        }
+        expect(restrictions).not.toContain("tablet");
+        // Root and wstunnel's group may read it; wstunnel reloads it itself: a change restarts nothing.
+        const step = (await inputsOf(command("relay-wstunnel-server-restrictions"))).create as string;
+        expect(step).toContain("chown root:wg-relay-wstunnel");
+        expect(step).toContain("chmod 0640");
+        expect(step).not.toContain("systemctl");
+        expect(await pulumi.isSecret(pulumi.output(command("relay-wstunnel-server-restrictions").args.stdin))).toBe(true);
+        // A gateway's or client's wstunnel uses its (new) prefix only once the relay accepts it.
+        expect([...prerequisites("rpi1-wstunnel-client-env")]).toContain("relay-wstunnel-server-restrictions");
+    });
+
+    it("rotates a peer's prefix with its keyRotation", async () => {
+        const config = validConfig();
+        config.clients![0].keyRotation = 2;
+        loadProgram(config);
+        await valueOf(pulumi.output(command("relay-wstunnel-server-restrictions").args.stdin));
+        expect(registered.find((r) => r.name === "laptop-wstunnel-path-prefix")!.inputs.keepers).toEqual({ rotation: "2" });
+        expect(registered.find((r) => r.name === "rpi1-wstunnel-path-prefix")!.inputs.keepers).toEqual({ rotation: "0" });
+    });
+
+    it("revokes a removed client's wstunnel access in the relay's files only, restarting no wstunnel", async () => {
+        const before = await scriptsOf(withPhone());
+        const withoutPhone = withPhone();
+        withoutPhone.clients = withoutPhone.clients!.filter((client) => client.name !== "phone");
+        const after = await scriptsOf(withoutPhone);
+        const changed = changedSteps(before, after);
+        expect(changed).toEqual(["relay-access-rules", "relay-public-keys", "relay-wireguard-template", "relay-wstunnel-server-restrictions"]);
     });
 });
 
@@ -455,7 +543,7 @@ describe("program: existing keys (e.g. from wg-easy)", () => {
         expect(bundle.wireguardConf).toContain(`PresharedKey = ${presharedKey}\n`);
         expect(await valueOf(program.relayPublicKey)).toBe(wireguardPublicKey(relayKey));
         const generated = registered.filter((r) => r.type === "random:index/randomPassword:RandomPassword").map((r) => r.name);
-        expect(generated.sort()).toEqual(["relay-path-prefix", "rpi1-key-private-key"]);
+        expect(generated.sort()).toEqual(["laptop-wstunnel-path-prefix", "rpi1-key-private-key", "rpi1-wstunnel-path-prefix"]);
         const keyStep = command("laptop-wireguard-key");
         expect(await valueOf(pulumi.output(keyStep.args.stdin))).toBe(privateKey);
         expect(await pulumi.isSecret(pulumi.output(keyStep.args.stdin))).toBe(true);

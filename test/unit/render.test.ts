@@ -15,6 +15,7 @@ import {
     logRedaction,
     wstunnelServerArgs,
 } from "../../components/render/wstunnel";
+import { accessChainHooks, loadAccessRulesScript, renderAccessRules } from "../../components/render/access";
 import { validConfig } from "./fixtures";
 import { expectGolden } from "./golden";
 
@@ -84,9 +85,13 @@ describe("wg-quick templates: every key named, never written", () => {
                 { name: "rpi1", allowedIps: ["10.10.0.2/32", "192.168.1.0/24"] },
                 { name: "laptop", allowedIps: ["10.10.0.3/32"] },
             ],
-            firewallRules: firewallHooks(
-                relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "eth0", wireguardPort: 51820, allowDirectUdp: false, internetEgress: true }),
-            ).map((hook) => hook.up),
+            firewallRules: [
+                "iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+                "iptables -A FORWARD -i %i -o eth0 -j ACCEPT -m comment --comment wg-relay",
+                "iptables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT -m comment --comment wg-relay",
+                "iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay",
+                "iptables -I INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+            ],
         });
         // A full-tunnel client's hook is an `ip rule`, not a firewall rule.
         const client = clientWgQuickConf({
@@ -139,10 +144,9 @@ describe("client bundle confs: keys inline", () => {
 describe("firewall rules", () => {
     const comment = "-m comment --comment wg-relay";
 
-    it("lets the relay forward between peers, to the internet for full tunnels, and drop direct UDP, each undone exactly", () => {
+    it("lets the relay forward to the internet for full tunnels and drop direct UDP, each undone exactly", () => {
         const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "eth0", wireguardPort: 51820, allowDirectUdp: false, internetEgress: true }));
         expect(hooks).toEqual([
-            { up: `iptables -A FORWARD -i %i -o %i -j ACCEPT ${comment}`, down: `iptables -D FORWARD -i %i -o %i -j ACCEPT ${comment}` },
             { up: `iptables -A FORWARD -i %i -o eth0 -j ACCEPT ${comment}`, down: `iptables -D FORWARD -i %i -o eth0 -j ACCEPT ${comment}` },
             {
                 up: `iptables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT ${comment}`,
@@ -153,9 +157,9 @@ describe("firewall rules", () => {
         ]);
     });
 
-    it("leaves WireGuard's port open and forwards only between peers without direct UDP or full tunnels", () => {
+    it("leaves WireGuard's port open and adds no rule of its own without direct UDP or full tunnels (the access chain decides between peers)", () => {
         const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "ens3", wireguardPort: 51820, allowDirectUdp: true, internetEgress: false }));
-        expect(hooks).toEqual([{ up: `iptables -A FORWARD -i %i -o %i -j ACCEPT ${comment}`, down: `iptables -D FORWARD -i %i -o %i -j ACCEPT ${comment}` }]);
+        expect(hooks).toEqual([]);
     });
 
     it("lets the gateway forward to each LAN and the replies back, keeps its tunnel address off the LAN, and masquerades only when asked", () => {
@@ -179,6 +183,89 @@ describe("firewall rules", () => {
     });
 });
 
+describe("relay access rules", () => {
+    const withAccess = parseStackConfig({
+        ...validConfig(),
+        clients: [
+            { name: "laptop", tunnelAddress: "10.10.0.3" },
+            {
+                name: "phone",
+                tunnelAddress: "10.10.0.4",
+                access: [{ to: "192.168.1.20", protocol: "tcp", ports: [80, "8000-8080"] }, { to: "rpi1", protocol: "icmp" }, { to: "laptop" }],
+            },
+            { name: "tablet", tunnelAddress: "10.10.0.5", access: [] },
+        ],
+    } as Record<string, unknown>);
+
+    it("renders a chain for iptables-restore: replies, each client's grants in order, then a drop", () => {
+        const rules = renderAccessRules(withAccess.clients);
+        expectGolden("access.rules", rules);
+        expect(rules).toBe(
+            [
+                "# Managed by wg-relay: `pulumi up` rewrites this file and loads it with `iptables-restore --noflush`.",
+                "# Traffic between wg0's peers through the relay (FORWARD -i wg0 -o wg0 jumps to WG-RELAY-ACCESS):",
+                "# replies to allowed connections, what each client may open, and nothing else.",
+                "*filter",
+                ":WG-RELAY-ACCESS - [0:0]",
+                "-A WG-RELAY-ACCESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                "# laptop (10.10.0.3) to 192.168.1.0/24",
+                "-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.1.0/24 -m comment --comment wg-relay:laptop -j ACCEPT",
+                "# phone (10.10.0.4) to 192.168.1.20, tcp ports 80, 8000-8080",
+                "-A WG-RELAY-ACCESS -s 10.10.0.4/32 -d 192.168.1.20/32 -p tcp -m multiport --dports 80,8000:8080 -m comment --comment wg-relay:phone -j ACCEPT",
+                "# phone (10.10.0.4) to rpi1 (gateway: 192.168.1.0/24), icmp",
+                "-A WG-RELAY-ACCESS -s 10.10.0.4/32 -d 192.168.1.0/24 -p icmp -m comment --comment wg-relay:phone -j ACCEPT",
+                "# phone (10.10.0.4) to laptop (client: 10.10.0.3/32)",
+                "-A WG-RELAY-ACCESS -s 10.10.0.4/32 -d 10.10.0.3/32 -m comment --comment wg-relay:phone -j ACCEPT",
+                "# tablet (10.10.0.5) may open nothing",
+                "# Anything else: gateways towards clients, clients towards what they were not given.",
+                "-A WG-RELAY-ACCESS -j DROP",
+                "COMMIT",
+                "",
+            ].join("\n"),
+        );
+    });
+
+    it("gives a client every LAN in its routes by default, and one a gateway's name stands for only within them", () => {
+        const twoLans = parseStackConfig({
+            ...validConfig(),
+            gateways: [{ name: "rpi1", tunnelAddress: "10.10.0.2", lanSubnets: ["192.168.1.0/24", "192.168.2.0/24"], ssh: { host: "192.168.1.130" } }],
+            clients: [
+                { name: "laptop", tunnelAddress: "10.10.0.3" },
+                { name: "phone", tunnelAddress: "10.10.0.4", routes: ["192.168.2.0/24"], access: [{ to: "rpi1", protocol: "udp", ports: [53] }] },
+            ],
+        } as Record<string, unknown>);
+        const rules = renderAccessRules(twoLans.clients).split("\n").filter((line) => line.startsWith("-A WG-RELAY-ACCESS -s"));
+        expect(rules).toEqual([
+            "-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.1.0/24 -m comment --comment wg-relay:laptop -j ACCEPT",
+            "-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.2.0/24 -m comment --comment wg-relay:laptop -j ACCEPT",
+            "-A WG-RELAY-ACCESS -s 10.10.0.4/32 -d 192.168.2.0/24 -p udp -m multiport --dports 53 -m comment --comment wg-relay:phone -j ACCEPT",
+        ]);
+    });
+
+    it("has wg0 load the chain and jump into it at the top of FORWARD, undone in reverse, with no rule of a client in the hooks", () => {
+        expect(accessChainHooks("/etc/wg-relay/access.rules")).toEqual([
+            { up: "iptables-restore -w --noflush /etc/wg-relay/access.rules", down: "iptables -w -F WG-RELAY-ACCESS && iptables -w -X WG-RELAY-ACCESS" },
+            {
+                up: "iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+                down: "iptables -D FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+            },
+        ]);
+        const template = renderWgQuickConf(relayWgQuickConf(withAccess.relay, withAccess.tunnel, [], new Set()));
+        expect(template.split("\n").filter((line) => line.includes("WG-RELAY-ACCESS") || line.includes("access.rules"))).toEqual([
+            "PostUp = iptables-restore -w --noflush /etc/wg-relay/access.rules",
+            "PostUp = iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+            "PostDown = iptables -D FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+            "PostDown = iptables -w -F WG-RELAY-ACCESS && iptables -w -X WG-RELAY-ACCESS",
+        ]);
+    });
+
+    it("loads the rules live only where wg0 made the chain", () => {
+        expect(loadAccessRulesScript("/etc/wg-relay/access.rules")).toBe(
+            "if iptables -w -n -L WG-RELAY-ACCESS >/dev/null 2>&1; then iptables-restore -w --noflush /etc/wg-relay/access.rules; fi",
+        );
+    });
+});
+
 describe("wstunnel", () => {
     it("restricts the server to the local WireGuard port and keeps the path prefix out of the command line", () => {
         const settings = { listenPort: 443, wireguardPort: 51820, certificateFile: "/etc/wg-relay/tls/server.crt", privateKeyFile: "/etc/wg-relay/tls/server.key", restrictionsFile: "/etc/wg-relay/wstunnel-restrictions.yaml" };
@@ -189,17 +276,54 @@ describe("wstunnel", () => {
         expectGolden("wg-relay-wstunnel-server.service", unit);
         expect(unit).toContain("Before=wg-quick@wg0.service");
         expect(unit).toContain("AmbientCapabilities=CAP_NET_BIND_SERVICE");
-        expect(unit).toContain("LoadCredential=restrictions.yaml:/etc/wg-relay/wstunnel-restrictions.yaml");
+        // The restrictions file is read in place (wstunnel reloads it when it changes), as a member of its group.
+        expect(unit).not.toContain("LoadCredential=restrictions");
+        expect(unit).toContain("SupplementaryGroups=wg-relay-wstunnel\n");
+        expect(unit).toContain(" --restrict-config /etc/wg-relay/wstunnel-restrictions.yaml ");
         expect(unit).not.toMatch(/^User=root/m);
     });
 
-    it("names the server's only rule without the prefix, and allows UDP to local WireGuard only", () => {
-        const restrictions = renderWstunnelRestrictions({ pathPrefix: "abcDEF123", wireguardPort: 51820 });
+    it("gives each peer a rule of its own, named after the peer, matching only its prefix, allowing UDP to local WireGuard only", () => {
+        const restrictions = renderWstunnelRestrictions({
+            peers: [
+                { name: "rpi1", pathPrefix: "abcDEF123" },
+                { name: "laptop", pathPrefix: "xyz789" },
+            ],
+            wireguardPort: 51820,
+        });
         expectGolden("wstunnel-restrictions.yaml", restrictions);
-        const name = /name: "(.*)"/.exec(restrictions)![1];
-        expect(name).not.toContain("abcDEF123");
-        expect(restrictions).toContain('!PathPrefix "^abcDEF123$"');
-        expect(() => renderWstunnelRestrictions({ pathPrefix: "a.*", wireguardPort: 51820 })).toThrow(/URL- and shell-safe/);
+        expect(restrictions).toBe(
+            [
+                "# Managed by wg-relay: `pulumi up` rewrites this file; wstunnel reloads it when it changes.",
+                "restrictions:",
+                '  - name: "wg-relay: rpi1 to WireGuard on 127.0.0.1:51820"',
+                "    match:",
+                '      - !PathPrefix "^abcDEF123$"',
+                "    allow:",
+                "      - !Tunnel",
+                "        protocol: [Udp]",
+                '        port: ["51820"]',
+                '        host: "^$"',
+                "        cidr: [127.0.0.1/32]",
+                '  - name: "wg-relay: laptop to WireGuard on 127.0.0.1:51820"',
+                "    match:",
+                '      - !PathPrefix "^xyz789$"',
+                "    allow:",
+                "      - !Tunnel",
+                "        protocol: [Udp]",
+                '        port: ["51820"]',
+                '        host: "^$"',
+                "        cidr: [127.0.0.1/32]",
+                "",
+            ].join("\n"),
+        );
+        expect(() => renderWstunnelRestrictions({ peers: [{ name: "rpi1", pathPrefix: "a.*" }], wireguardPort: 51820 })).toThrow(/URL- and shell-safe/);
+    });
+
+    it("allows nothing when no peer uses wstunnel", () => {
+        expect(renderWstunnelRestrictions({ peers: [], wireguardPort: 51820 })).toBe(
+            "# Managed by wg-relay: `pulumi up` rewrites this file; wstunnel reloads it when it changes.\nrestrictions: []\n",
+        );
     });
 
     it("redacts request paths in wstunnel's rejection warnings, and only there", () => {

@@ -1,0 +1,160 @@
+// End to end, on the lab's real hosts: per-client access rules on the relay, and per-peer wstunnel credentials.
+// Only `laptop` is a booted client; other clients (LabChanges.extraClients) exist as bundles, so the laptop's own
+// rules are switched between tests, and what the relay forwards towards a bundle-only client is read from the
+// counters of the relay's access chain. Needs root; run with `npm run test:all`.
+import type { LabChanges } from "../../lab/stack-config";
+import {
+    changedSteps,
+    clientBundle,
+    ensureStack,
+    eventually,
+    hostSteps,
+    inNamespace,
+    lab,
+    lanService,
+    onHostOk,
+    startInNamespace,
+    up,
+    upgradeStatus,
+} from "./lab";
+
+const phone = { name: "phone", tunnelAddress: "10.10.0.4" };
+const withPhone: LabChanges = { extraClients: [phone] };
+/** The laptop may reach the LAN host's web page and nothing else. */
+const webOnly: LabChanges = { laptopAccess: [{ to: "192.168.1.20", protocol: "tcp", ports: [80] }] };
+const wireguard = { host: "127.0.0.1", port: 51820 };
+
+/** What a TCP connection from the laptop meets: an answer, a refusal (RST from the far end), or nothing (dropped). */
+function tcpFromLaptop(host: string, port: number): "open" | "refused" | "dropped" {
+    const result = inNamespace("laptop", ["timeout", "4", "bash", "-c", `exec 3<>/dev/tcp/${host}/${port} && echo open`]);
+    if (result.stdout.includes("open")) {
+        return "open";
+    }
+    return result.status === 124 ? "dropped" : "refused";
+}
+
+const laptopGetsPage = () => inNamespace("laptop", ["curl", "--silent", "--max-time", "5", lanService]).stdout.includes("hello from lanhost");
+
+/** Packets counted by the relay's access-chain rules whose listing line matches. */
+function accessChainPackets(match: (line: string) => boolean): number {
+    return onHostOk("relay", "iptables -w -L WG-RELAY-ACCESS -v -x -n")
+        .split("\n")
+        .slice(2)
+        .filter(match)
+        .reduce((sum, line) => sum + Number(line.trim().split(/\s+/)[0]), 0);
+}
+const towardsPhone = (line: string) => / 10\.10\.0\.4 /.test(`${line} `);
+const finalDrop = (line: string) => /^\s*\d+\s+\d+\s+DROP\s+all\s+--\s+\*\s+\*\s+0\.0\.0\.0\/0\s+0\.0\.0\.0\/0\s*$/.test(line);
+
+const relayWireguardLink = () => onHostOk("relay", "cat /sys/class/net/wg0/ifindex").trim();
+const relayWstunnelInvocation = () => onHostOk("relay", "systemctl show -p InvocationID --value wg-relay-wstunnel-server").trim();
+
+// pulumi up and the lab's set-up take minutes on a cold machine.
+jest.setTimeout(20 * 60 * 1000);
+
+describe("access rules and wstunnel credentials in the lab", () => {
+
+    it("A1. an unrestricted client reaches every LAN host and port; limited to lanhost:80 it gets the page and nothing else, applied live", () => {
+        ensureStack({});
+        expect(laptopGetsPage()).toBe(true);
+        expect(tcpFromLaptop("192.168.1.130", 22)).toBe("open"); // rpi1's SSH, on its LAN address
+        expect(tcpFromLaptop("192.168.1.20", 81)).toBe("refused"); // the LAN host itself says no
+
+        const steps = changedSteps(webOnly);
+        // Only the relay's rules file changes: no template, no restart of WireGuard or wstunnel.
+        expect(hostSteps(steps)).toEqual(["update relay-access-rules"]);
+        const diff = lab(["pulumi", "preview", "--stack", "lab", "--diff"]);
+        expect(diff).toMatch(/\+\s+# laptop \(10\.10\.0\.3\) to 192\.168\.1\.20, tcp port 80\n/);
+        expect(diff).toMatch(/\+\s+-A WG-RELAY-ACCESS -s 10\.10\.0\.3\/32 -d 192\.168\.1\.20\/32 -p tcp -m multiport --dports 80 -m comment --comment wg-relay:laptop -j ACCEPT\n/);
+        expect(diff).toMatch(/-\s+-A WG-RELAY-ACCESS -s 10\.10\.0\.3\/32 -d 192\.168\.1\.0\/24 -m comment --comment wg-relay:laptop -j ACCEPT\n/);
+
+        const linkBefore = relayWireguardLink();
+        const wstunnelBefore = relayWstunnelInvocation();
+        up();
+        expect(relayWireguardLink()).toBe(linkBefore);
+        expect(relayWstunnelInvocation()).toBe(wstunnelBefore);
+        // The jump into the chain is at the top of FORWARD, once.
+        expect(onHostOk("relay", "iptables -w -S FORWARD").split("\n").filter((rule) => rule.includes("WG-RELAY-ACCESS"))).toEqual([
+            '-A FORWARD -i wg0 -o wg0 -m comment --comment wg-relay -j WG-RELAY-ACCESS',
+        ]);
+        expect(onHostOk("relay", "iptables -w -S FORWARD").split("\n")[1]).toContain("WG-RELAY-ACCESS");
+
+        expect(laptopGetsPage()).toBe(true);
+        const dropsBefore = accessChainPackets(finalDrop);
+        expect(tcpFromLaptop("192.168.1.130", 22)).toBe("dropped");
+        expect(tcpFromLaptop("192.168.1.20", 81)).toBe("dropped");
+        expect(accessChainPackets(finalDrop)).toBeGreaterThan(dropsBefore);
+
+        // And back: the default access again, live.
+        ensureStack({});
+        expect(tcpFromLaptop("192.168.1.130", 22)).toBe("open");
+        expect(relayWireguardLink()).toBe(linkBefore);
+    });
+
+    it("A2. keeps its rules across a restart of the relay's wg0 (PostUp loads the chain)", async () => {
+        ensureStack(webOnly);
+        onHostOk("relay", "systemctl restart wg-quick@wg0");
+        // The gateway's heartbeat brings its tunnel back within about 20 s.
+        const page = await eventually(() => (laptopGetsPage() ? "page" : ""), (text) => text === "page");
+        expect(page).toBe("page");
+        expect(tcpFromLaptop("192.168.1.130", 22)).toBe("dropped");
+        expect(onHostOk("relay", "iptables -w -S WG-RELAY-ACCESS")).toContain("-d 192.168.1.20/32 -p tcp -m multiport --dports 80");
+    });
+
+    it("A3. drops client-to-client traffic by default and forwards it when the client is given the other client", () => {
+        ensureStack(withPhone);
+        let before = { phone: accessChainPackets(towardsPhone), drop: accessChainPackets(finalDrop) };
+        inNamespace("laptop", ["ping", "-n", "-c", "3", "-W", "1", phone.tunnelAddress]);
+        expect(accessChainPackets(towardsPhone)).toBe(0); // no rule names the phone
+        expect(accessChainPackets(finalDrop) - before.drop).toBeGreaterThanOrEqual(3);
+
+        ensureStack({ ...withPhone, laptopAccess: [{ to: "rpi1" }, { to: "phone" }] });
+        before = { phone: accessChainPackets(towardsPhone), drop: accessChainPackets(finalDrop) };
+        inNamespace("laptop", ["ping", "-n", "-c", "3", "-W", "1", phone.tunnelAddress]);
+        // The phone is only a bundle here (no endpoint), so the relay's forwarding is what can be seen: its rule counts them.
+        expect(accessChainPackets(towardsPhone) - before.phone).toBeGreaterThanOrEqual(3);
+        expect(accessChainPackets(finalDrop)).toBe(before.drop);
+        expect(laptopGetsPage()).toBe(true); // "rpi1": every LAN of the gateway the laptop routes
+    });
+
+    it("A4. drops what a gateway opens towards a client, while replies to the client's own connections pass", () => {
+        ensureStack({});
+        const drops = accessChainPackets(finalDrop);
+        const fromGateway = onHostOk("rpi1", "ping -n -c 3 -W 1 10.10.0.3 || true");
+        expect(fromGateway).toMatch(/ 100% packet loss/);
+        expect(accessChainPackets(finalDrop) - drops).toBeGreaterThanOrEqual(3);
+        expect(inNamespace("laptop", ["ping", "-n", "-c", "3", "-W", "2", "192.168.1.130"]).stdout).toMatch(/ 0% packet loss/);
+    });
+
+    it("W1. removing a client revokes its wstunnel access at the next up, live, while the gateway's tunnel keeps working", async () => {
+        ensureStack(withPhone);
+        const phonePrefix = /=(.*)$/m.exec(clientBundle("phone").wstunnelEnvironment)![1];
+        const laptopPrefix = /=(.*)$/m.exec(clientBundle("laptop").wstunnelEnvironment)![1];
+        expect(phonePrefix).not.toBe(laptopPrefix);
+        expect(upgradeStatus(phonePrefix, wireguard)).toBe("101"); // the control: its own rule accepts it
+
+        const steps = changedSteps({});
+        expect(hostSteps(steps)).toEqual(["update relay-access-rules", "update relay-public-keys", "update relay-wireguard-template", "update relay-wstunnel-server-restrictions"]);
+        const wstunnelBefore = relayWstunnelInvocation();
+        const since = onHostOk("relay", "date +%s").trim();
+        // Across the gateway's tunnel and the laptop's, for the whole apply.
+        const ping = startInNamespace("laptop", ["ping", "-n", "-i", "0.2", "192.168.1.20"]);
+        try {
+            await new Promise((done) => setTimeout(done, 2000));
+            up();
+            await new Promise((done) => setTimeout(done, 2000));
+        } finally {
+            expect(await ping.stop()).toMatch(/ 0% packet loss/);
+        }
+        // wstunnel reloaded its restrictions file itself: the same process, no tunnel dropped.
+        expect(relayWstunnelInvocation()).toBe(wstunnelBefore);
+        const journal = await eventually(() => onHostOk("relay", `journalctl --no-pager -o cat --since @${since} -u wg-relay-wstunnel-server`), (text) =>
+            text.includes("Restrictions config file has been reloaded"),
+        );
+        expect(journal).toContain("Restrictions config file has been reloaded");
+        expect(await eventually(() => upgradeStatus(phonePrefix, wireguard), (status) => status === "400")).toBe("400");
+        expect(upgradeStatus(laptopPrefix, wireguard)).toBe("101");
+        expect(laptopGetsPage()).toBe(true);
+        expect(onHostOk("relay", "cat /etc/wg-relay/wstunnel-restrictions.yaml")).not.toContain("phone");
+    });
+});

@@ -194,7 +194,7 @@ main() {
         ssh)
             local host=$1; shift
             lab_ssh "$host" "$@" ;;
-        *) sed -n '2,19p' "${BASH_SOURCE[0]}"; exit 2 ;;
+        *) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 2 ;;
     esac
 }
 

@@ -1,4 +1,7 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseStackConfig } from "../../components/config";
 import { clientWgQuickConf } from "../../components/roamingClient";
 import { gatewayFirewallRules, gatewayWgQuickConf } from "../../components/lanGateway";
@@ -324,6 +327,30 @@ describe("wstunnel", () => {
         expect(renderWstunnelRestrictions({ peers: [], wireguardPort: 51820 })).toBe(
             "# Managed by wg-relay: `pulumi up` rewrites this file; wstunnel reloads it when it changes.\nrestrictions: []\n",
         );
+    });
+
+    it("runs wstunnel as the server unit's main process, its exit status kept and its rejection lines redacted", () => {
+        const unit = renderWstunnelServerUnit({
+            listenPort: 443,
+            wireguardPort: 51820,
+            certificateFile: "/etc/wg-relay/tls/server.crt",
+            privateKeyFile: "/etc/wg-relay/tls/server.key",
+            restrictionsFile: "/etc/wg-relay/wstunnel-restrictions.yaml",
+        });
+        const command = /^ExecStart=\/bin\/bash -c "(.*)"$/m.exec(unit)![1];
+        const dir = mkdtempSync(join(tmpdir(), "wg-relay-server-unit-"));
+        try {
+            // A stand-in wstunnel: says which process it is, logs a rejection with a secret path, and fails.
+            const fake = join(dir, "wstunnel");
+            writeFileSync(fake, "#!/bin/bash\necho \"pid $$\"\necho 'WARN Rejecting connection with bad upgrade request: /s3cret/events' >&2\nexit 3\n", { mode: 0o755 });
+            const result = spawnSync("bash", ["-c", command.replace("/usr/local/bin/wstunnel", fake)], { encoding: "utf8" });
+            expect(result.status).toBe(3);
+            expect(result.stdout).toContain(`pid ${result.pid}\n`); // exec'd: the unit's main process
+            expect(result.stdout).toContain("Rejecting connection with bad upgrade request: /<path redacted>");
+            expect(result.stdout).not.toContain("s3cret");
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
     });
 
     it("redacts request paths in wstunnel's rejection warnings, and only there", () => {

@@ -27,7 +27,7 @@ const relay = new VpsRelay(network.relay.name, {
     stack,
     key: keyOf(network.relay),
     peers: [
-        ...gateways.map(({ gateway, key, pathPrefix }) => ({ ...gateway, role: "gateway" as const, key, pathPrefix })),
+        ...gateways.map(({ gateway, key, pathPrefix }) => ({ ...gateway, role: "gateway" as const, transport: "wstunnel" as const, key, pathPrefix })),
         ...clients.map(({ client, key, pathPrefix }) => ({ ...client, role: "client" as const, lanSubnets: [], key, pathPrefix })),
     ],
     clientAccess: network.clients,

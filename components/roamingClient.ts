@@ -17,7 +17,7 @@ export interface RoamingClientArgs extends PeerComponentArgs {
 }
 
 export interface ClientConfSettings {
-    client: Pick<ClientSettings, "name" | "tunnelAddress" | "routes" | "fullTunnel">;
+    client: Pick<ClientSettings, "name" | "tunnelAddress" | "routes" | "fullTunnel" | "transport">;
     tunnel: TunnelNetwork;
     /** The relay's public address, kept outside a full tunnel. */
     relayHost: string;
@@ -40,7 +40,8 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
         title: `WireGuard on ${client.name}, a roaming client`,
         interface: {
             address: `${client.tunnelAddress}/${tunnel.prefixLength}`,
-            mtu: tunnel.mtu,
+            // On plain UDP its packets cross real networks; inside wstunnel no path MTU applies.
+            mtu: client.transport === "udp" ? tunnel.udpMtu : tunnel.mtu,
             privateKey: settings.privateKey,
             hooks: client.fullTunnel ? fullTunnelHooks(settings.relayHost) : [],
         },

@@ -17,7 +17,36 @@
 #     rules the template's PostUp lines add are put back if one is missing (PostUp runs only when wg0 starts).
 # APPLIED keeps a copy of what was last applied. With --when-complete a template that names a key not there yet is
 # left alone (exit 0): the step that writes a key runs this before the one that writes the template.
+#
+#   wg-apply --route-mtus CONF
+#
+# Routes every AllowedIPs network of each peer marked `# wg-relay route MTU: N` (a comment before its AllowedIPs)
+# into the interface with that MTU: the relay's clients on plain UDP, below wg0's own MTU. The relay's PostUp runs
+# it at every start; wg-apply runs it again after syncing peers, which rewrites their routes without an MTU.
 set -euo pipefail
+
+# "NETWORK MTU" for each AllowedIPs network of a peer with a route MTU.
+route_mtus() { # CONF
+    awk '/^\[Peer\]/ { mtu = "" }
+        /^# wg-relay route MTU: [0-9]+$/ { mtu = $NF }
+        /^AllowedIPs = / && mtu != "" { sub(/^AllowedIPs = /, ""); n = split($0, nets, /, */); for (i = 1; i <= n; i++) print nets[i], mtu }' "$1"
+}
+
+set_route_mtus() { # CONF INTERFACE
+    local net mtu
+    route_mtus "$1" | while read -r net mtu; do
+        ip -4 route replace "$net" dev "$2" mtu "$mtu"
+    done
+}
+
+if [ "${1:-}" = "--route-mtus" ]; then
+    if [ $# -ne 2 ]; then
+        echo "usage: wg-apply --route-mtus CONF" >&2
+        exit 2
+    fi
+    set_route_mtus "$2" "$(basename "$2" .conf)"
+    exit 0
+fi
 
 when_complete=0
 if [ "${1:-}" = "--when-complete" ]; then
@@ -124,6 +153,7 @@ else
                 *) ip -4 route del "$net" dev "$iface" ;;
             esac
         done
+        set_route_mtus "$conf" "$iface"
     fi
     # A new private key clears every session; a peer's new public key (its own rotation) makes a new peer.
     rearm_all=0

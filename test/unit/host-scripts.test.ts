@@ -4,7 +4,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { hostScriptsDir } from "../../components/render/scripts";
 
 const repo = join(__dirname, "..", "..");
@@ -84,7 +84,7 @@ describe("wg-apply", () => {
     let paths: { template: string; publicKeys: string; conf: string; applied: string; key: string; psk: string; calls: string; state: string };
     let env: NodeJS.ProcessEnv;
 
-    const template = (options: { mtu?: number; laptop?: boolean } = {}) =>
+    const template = (options: { mtu?: number; laptop?: boolean; laptopRouteMtu?: number } = {}) =>
         [
             "[Interface]",
             "Address = 10.10.0.1/24",
@@ -104,7 +104,16 @@ describe("wg-apply", () => {
             `PresharedKey = <from ${paths.psk}>`,
             "AllowedIPs = 10.10.0.2/32, 192.168.1.0/24",
             "PersistentKeepalive = 25",
-            ...(options.laptop ? ["", "[Peer]", "# laptop (client)", "PublicKey = <public key of laptop>", "AllowedIPs = 10.10.0.3/32"] : []),
+            ...(options.laptop
+                ? [
+                      "",
+                      "[Peer]",
+                      "# laptop (client)",
+                      ...(options.laptopRouteMtu ? [`# wg-relay route MTU: ${options.laptopRouteMtu}`] : []),
+                      "PublicKey = <public key of laptop>",
+                      "AllowedIPs = 10.10.0.3/32",
+                  ]
+                : []),
             "",
         ].join("\n");
 
@@ -172,6 +181,22 @@ describe("wg-apply", () => {
         expect(syncedConf).toContain(`PublicKey = ${keys.laptopPublic}\nAllowedIPs = 10.10.0.3/32`);
         expect(syncedConf).toContain(`PublicKey = ${keys.rpi1Public}\nPresharedKey = ${keys.rpi1Preshared}\n`);
         expect(calls()).toContain("ip -4 route replace 10.10.0.3/32 dev wg0");
+    });
+
+    it("routes a peer with a route MTU at that MTU after syncing peers, and --route-mtus does the same alone", () => {
+        applyFirst();
+        writeFileSync(paths.template, template({ laptop: true, laptopRouteMtu: 1420 }));
+        writeFileSync(paths.publicKeys, publicKeys(true));
+        expect(wgApply().status).toBe(0);
+        expect(restarted()).toBe(false);
+        const routes = calls().filter((call) => call.startsWith("ip -4 route replace"));
+        // The plain route first (the peers' loop), then the one with the MTU, which wins.
+        expect(routes.slice(-1)).toEqual(["ip -4 route replace 10.10.0.3/32 dev wg0 mtu 1420"]);
+        expect(routes.filter((call) => call.includes("mtu"))).toHaveLength(1);
+        writeFileSync(paths.calls, "");
+        const alone = spawnSync("bash", [join(hostScriptsDir, "wg-apply.sh"), "--route-mtus", paths.conf], { env, encoding: "utf8" });
+        expect(alone.status).toBe(0);
+        expect(calls()).toEqual([`ip -4 route replace 10.10.0.3/32 dev ${basename(paths.conf, ".conf")} mtu 1420`]);
     });
 
     it("drops the route of a removed peer", () => {

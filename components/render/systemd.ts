@@ -1,4 +1,4 @@
-// The systemd service units wg-relay installs: unprivileged, hardened, restarted whenever they stop.
+// The systemd service units wg-relay installs: unprivileged, hardened, restarted a second after they stop, always.
 
 const hardening = [
     "DynamicUser=yes",
@@ -12,8 +12,9 @@ const hardening = [
     "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
     "RestrictNamespaces=yes",
     "LockPersonality=yes",
+    // A tunnel should come back at once, and keep trying: no start limit that would give up after a few failures.
     "Restart=always",
-    "RestartSec=3",
+    "RestartSec=1",
 ];
 
 export interface ServiceUnit {
@@ -31,6 +32,7 @@ export function renderServiceUnit(unit: ServiceUnit): string {
         `Description=${unit.description}`,
         "Wants=network-online.target",
         "After=network-online.target",
+        "StartLimitIntervalSec=0",
         ...unit.order,
         "",
         "[Service]",

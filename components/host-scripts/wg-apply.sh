@@ -109,7 +109,6 @@ umask 077
 filled=$(mktemp "$conf.XXXXXX")
 trap 'rm -f "$filled"' EXIT
 fill_in_keys >"$filled"
-mv -f "$filled" "$conf"
 
 # What only a restart applies: the [Interface] part without the private key (syncconf applies that).
 interface_part() { sed -e '/^\[Peer\]/,$d' -e '/^PrivateKey = /d' "$1"; }
@@ -132,12 +131,18 @@ restore_firewall_rules() {
 
 systemctl enable --quiet "$unit"
 if ! systemctl is-active --quiet "$unit"; then
+    mv -f "$filled" "$conf"
     echo "wg-apply: starting $iface"
     systemctl restart "$unit"
-elif [ ! -f "$applied" ] || [ "$(interface_part "$conf")" != "$(interface_part "$applied")" ]; then
+elif [ ! -f "$applied" ] || [ "$(interface_part "$filled")" != "$(interface_part "$applied")" ]; then
     echo "wg-apply: interface settings changed, restarting $iface"
-    systemctl restart "$unit"
+    # wg-quick's PostDown must undo what the running interface's PostUp did (a rule the new conf no longer has,
+    # say), and wg-quick reads the conf when it stops: stop with the conf it started with, then start the new one.
+    systemctl stop "$unit"
+    mv -f "$filled" "$conf"
+    systemctl start "$unit"
 else
+    mv -f "$filled" "$conf"
     echo "wg-apply: syncing peers and keys of $iface without a restart"
     wg syncconf "$iface" <(wg-quick strip "$conf")
     # syncconf does not touch routes. With a full tunnel wg-quick routes through a table of its own (fwmark);

@@ -34,8 +34,12 @@ function record(fault: string, bound: number, seconds: number): void {
 const ownedFolders = ["/etc/wireguard", "/etc/wg-relay", "/usr/local/lib/wg-relay", "/var/lib/wg-relay", "/etc/systemd/system", "/usr/local/bin"];
 
 function expectNoPartialFiles(host: LabHost): void {
-    // The host layer's temporary files are TARGET.XXXXXX (mktemp), next to the file they replace.
-    const left = onHostOk(host, `find ${ownedFolders.join(" ")} -maxdepth 2 -type f -regextype posix-extended -regex '.*\\.[A-Za-z0-9]{6}$' 2>/dev/null || true`);
+    // The host layer's temporary files are TARGET.XXXXXX (mktemp), next to the file they replace; wstunnel's release
+    // marker (wstunnel-release.sha256) has a six-character suffix of its own.
+    const left = onHostOk(
+        host,
+        `find ${ownedFolders.join(" ")} -maxdepth 2 -type f -regextype posix-extended -regex '.*\\.[A-Za-z0-9]{6}$' ! -name '*.sha256' 2>/dev/null || true`,
+    );
     expect(left.trim()).toBe("");
 }
 

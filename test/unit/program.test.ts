@@ -370,7 +370,7 @@ describe("program: access rules", () => {
 describe("program: per-peer wstunnel credentials", () => {
     const withPhone = () => {
         const config = validConfig();
-        config.relay.allowDirectUdp = true;
+        config.relay!.allowDirectUdp = true;
         config.clients!.push({ name: "phone", tunnelAddress: "10.10.0.4" }, { name: "tablet", tunnelAddress: "10.10.0.5", transport: "udp" });
         return config;
     };
@@ -513,7 +513,7 @@ describe("program: rotating the relay's key", () => {
     it("changes the relay's key step and the public-keys file of every host that has the relay as its peer, nothing else", async () => {
         const before = await stepInputs(configWithProvisionedClient());
         const config = configWithProvisionedClient();
-        config.relay.keyRotation = 1;
+        config.relay!.keyRotation = 1;
         const after = await stepInputs(config);
         // The templates name keys rather than hold them, so none changes: wg-apply brings each new key in with
         // `wg syncconf` on every host, without restarting an interface.
@@ -535,7 +535,7 @@ describe("program: existing keys (e.g. from wg-easy)", () => {
 
     it("uses them instead of generated ones, as secrets that reach hosts only on stdin", async () => {
         const config = validConfig();
-        config.relay.existingKeys = { privateKey: relayKey };
+        config.relay!.existingKeys = { privateKey: relayKey };
         config.clients![0] = { ...config.clients![0], presharedKey: true, existingKeys: { privateKey, presharedKey }, ssh: { host: "10.10.0.3", via: "relay" } };
         const program = loadProgram(config);
         const bundle = await valueOf(program.clientBundles.laptop as pulumi.Output<any>);
@@ -560,7 +560,7 @@ describe("program: existing keys (e.g. from wg-easy)", () => {
 describe("program: a client on plain UDP", () => {
     it("gets a bundle pointing at the relay's WireGuard port, and no wstunnel", async () => {
         const config = validConfig();
-        config.relay.allowDirectUdp = true;
+        config.relay!.allowDirectUdp = true;
         config.clients!.push({ name: "phone", tunnelAddress: "10.10.0.5", transport: "udp", ssh: { host: "10.10.0.5", via: "relay" } });
         const program = loadProgram(config);
         const bundle = await valueOf(program.clientBundles.phone as pulumi.Output<any>);

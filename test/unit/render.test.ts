@@ -22,6 +22,9 @@ import { expectGolden } from "./golden";
 const network = parseStackConfig({ ...validConfig(), wstunnel: { source: "local", localBinary: "/dev/null" } } as Record<string, unknown>);
 const [rpi1] = network.gateways;
 const [laptop] = network.clients;
+const [relay] = network.relays;
+/** The relay as a gateway's template names it. */
+const relayForPeers = { peerName: "relay", tunnelSubnet: "10.10.0.0/24", wstunnelLocalPort: 51820 };
 const base64Key = /[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=/;
 
 describe("wg-quick templates: every key named, never written", () => {
@@ -30,7 +33,7 @@ describe("wg-quick templates: every key named, never written", () => {
             { ...rpi1, role: "gateway" as const },
             { ...laptop, role: "client" as const, lanSubnets: [] },
         ];
-        const template = renderWgQuickConf(relayWgQuickConf(network.relay, network.tunnel, peers, new Set(["rpi1"])));
+        const template = renderWgQuickConf(relayWgQuickConf(relay, peers, new Set(["rpi1"])));
         expectGolden("relay-wg0.template.conf", template);
         expect(template).not.toMatch(base64Key);
         expect(template).toContain(
@@ -59,7 +62,7 @@ describe("wg-quick templates: every key named, never written", () => {
     });
 
     it("renders the gateway with the relay reached through the local wstunnel listener, the whole tunnel subnet allowed", () => {
-        const template = renderWgQuickConf(gatewayWgQuickConf({ ...rpi1, presharedKey: true }, network.tunnel, network.wstunnel, "relay"));
+        const template = renderWgQuickConf(gatewayWgQuickConf({ ...rpi1, presharedKey: true }, network.tunnel, [relayForPeers]));
         expectGolden("gateway-wg0.template.conf", template);
         expect(template).toContain(
             [
@@ -79,7 +82,7 @@ describe("wg-quick templates: every key named, never written", () => {
             { ...rpi1, role: "gateway" as const },
             { ...laptop, role: "client" as const, lanSubnets: [] },
         ];
-        const relayTemplate = renderWgQuickConf(relayWgQuickConf({ ...network.relay, internetEgress: true }, network.tunnel, peers, new Set(["rpi1"])));
+        const relayTemplate = renderWgQuickConf(relayWgQuickConf({ ...relay, internetEgress: true }, peers, new Set(["rpi1"])));
         expect(readTemplate(relayTemplate)).toEqual({
             peers: [
                 { name: "rpi1", allowedIps: ["10.10.0.2/32", "192.168.1.0/24"] },
@@ -98,8 +101,7 @@ describe("wg-quick templates: every key named, never written", () => {
             client: { ...laptop, fullTunnel: true },
             tunnel: network.tunnel,
             relayHost: "198.51.100.10",
-            relayPublicKey: { ofPeer: "relay" },
-            wireguardEndpoint: "127.0.0.1:51820",
+            relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { ofPeer: "relay" }, endpoint: "127.0.0.1:51820" }],
             privateKey: { file: "/etc/wireguard/wg0.key" },
         });
         expect(readTemplate(renderWgQuickConf(client))).toEqual({ peers: [{ name: "relay", allowedIps: ["0.0.0.0/0"] }], firewallRules: [] });
@@ -115,8 +117,7 @@ describe("client bundle confs: keys inline", () => {
         client: laptop,
         tunnel: network.tunnel,
         relayHost: "198.51.100.10",
-        relayPublicKey: { inline: "RELAY-PUBLIC-KEY" },
-        wireguardEndpoint: "127.0.0.1:51820",
+        relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { inline: "RELAY-PUBLIC-KEY" }, endpoint: "127.0.0.1:51820" }],
         privateKey: { inline: "CLIENT-PRIVATE-KEY" },
     };
 
@@ -163,7 +164,7 @@ describe("firewall rules", () => {
     });
 
     it("lets the gateway forward to each LAN and the replies back, keeps its tunnel address off the LAN, and masquerades only when asked", () => {
-        const settings = { tunnelSubnet: "10.10.0.0/24", tunnelAddress: "10.10.0.2", lanInterface: "eth0", lanSubnets: ["192.168.1.0/24", "192.168.2.0/24"] };
+        const settings = { tunnelSubnets: ["10.10.0.0/24"], tunnelAddresses: ["10.10.0.2"], lanInterface: "eth0", lanSubnets: ["192.168.1.0/24", "192.168.2.0/24"], siteRoutes: [] };
         const masquerading = firewallHooks(gatewayFirewallRules({ ...settings, masquerade: true })).map((hook) => hook.up);
         expect(masquerading).toEqual([
             `iptables -A FORWARD -i %i -o eth0 -d 192.168.1.0/24 -j ACCEPT ${comment}`,
@@ -176,7 +177,7 @@ describe("firewall rules", () => {
     });
 
     it("removes rules in reverse order in the conf", () => {
-        const template = renderWgQuickConf(gatewayWgQuickConf(rpi1, network.tunnel, network.wstunnel, "relay"));
+        const template = renderWgQuickConf(gatewayWgQuickConf(rpi1, network.tunnel, [relayForPeers]));
         const postDowns = template.split("\n").filter((line) => line.startsWith("PostDown = "));
         expect(postDowns[0]).toBe(`PostDown = iptables -t nat -D POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE ${comment}`);
         expect(postDowns).toHaveLength(4);
@@ -198,7 +199,7 @@ describe("relay access rules", () => {
     } as Record<string, unknown>);
 
     it("renders a chain for iptables-restore: replies, each client's grants in order, then a drop", () => {
-        const rules = renderAccessRules(withAccess.clients);
+        const rules = renderAccessRules(withAccess.relays[0].clientAccess, []);
         expectGolden("access.rules", rules);
         expect(rules).toBe(
             [
@@ -234,7 +235,7 @@ describe("relay access rules", () => {
                 { name: "phone", tunnelAddress: "10.10.0.4", routes: ["192.168.2.0/24"], access: [{ to: "rpi1", protocol: "udp", ports: [53] }] },
             ],
         } as Record<string, unknown>);
-        const rules = renderAccessRules(twoLans.clients).split("\n").filter((line) => line.startsWith("-A WG-RELAY-ACCESS -s"));
+        const rules = renderAccessRules(twoLans.relays[0].clientAccess, []).split("\n").filter((line) => line.startsWith("-A WG-RELAY-ACCESS -s"));
         expect(rules).toEqual([
             "-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.1.0/24 -m comment --comment wg-relay:laptop -j ACCEPT",
             "-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.2.0/24 -m comment --comment wg-relay:laptop -j ACCEPT",
@@ -250,7 +251,7 @@ describe("relay access rules", () => {
                 down: "iptables -D FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
             },
         ]);
-        const template = renderWgQuickConf(relayWgQuickConf(withAccess.relay, withAccess.tunnel, [], new Set()));
+        const template = renderWgQuickConf(relayWgQuickConf(withAccess.relays[0], [], new Set()));
         expect(template.split("\n").filter((line) => line.includes("WG-RELAY-ACCESS") || line.includes("access.rules"))).toEqual([
             "PostUp = iptables-restore -w --noflush /etc/wg-relay/access.rules",
             "PostUp = iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
@@ -354,7 +355,7 @@ describe("wstunnel", () => {
 
 describe("heartbeat", () => {
     it("sends a datagram across the tunnel to the relay every few seconds, unprivileged, after wg0 is up", () => {
-        const unit = renderHeartbeatUnit({ relayTunnelAddress: "10.10.0.1", intervalSeconds: 5 });
+        const unit = renderHeartbeatUnit({ relayTunnelAddresses: ["10.10.0.1"], intervalSeconds: 5 });
         expectGolden("wg-relay-heartbeat.service", unit);
         expect(unit).toContain("ExecStart=/bin/bash -c 'while :; do echo >/dev/udp/10.10.0.1/9 2>/dev/null || true; sleep 5; done'\n");
         expect(unit).toContain("After=wg-quick@wg0.service\n");

@@ -5,6 +5,7 @@ import { gatewayFirewallRules, gatewayWgQuickConf } from "../../components/lanGa
 import { relayFirewallRules, relayWgQuickConf } from "../../components/vpsRelay";
 import { renderForwardingSysctl } from "../../components/render/sysctl";
 import { renderHeartbeatUnit } from "../../components/render/heartbeat";
+import { renderFailoverUnit } from "../../components/render/failover";
 import { firewallHooks, readTemplate, renderPublicKeys, renderWgQuickConf } from "../../components/render/wireguard";
 import {
     renderWstunnelClientUnit,
@@ -367,5 +368,114 @@ describe("sysctl", () => {
     it("renders the forwarding sysctl", () => {
         expect(renderForwardingSysctl()).toBe("# Managed by wg-relay: routes between the tunnel and the LAN or the internet.\nnet.ipv4.ip_forward = 1\n");
         expectGolden("90-wg-relay.conf", renderForwardingSysctl());
+    });
+});
+
+describe("several sites and relays", () => {
+    const comment = "-m comment --comment wg-relay";
+    const sites = parseStackConfig({
+        ...validConfig(),
+        relay: undefined,
+        relays: [validConfig().relay, { name: "relay2", ssh: { host: "198.51.100.20" }, tunnelSubnet: "10.10.1.0/24" }],
+        gateways: [
+            { name: "rpi1", tunnelAddress: "10.10.0.2", lanSubnets: ["192.168.1.0/24"], siteToSite: true, ssh: { host: "192.168.1.130" } },
+            { name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], siteToSite: true, ssh: { host: "192.168.2.130" } },
+        ],
+    } as Record<string, unknown>);
+    const relaysForPeers = sites.relays.map((each) => ({ peerName: each.name, tunnelSubnet: each.tunnel.subnet, wstunnelLocalPort: each.wstunnelLocalPort }));
+
+    it("gives a gateway an address and a peer per relay, each through its own local wstunnel listener, the other sites on the first", () => {
+        const template = renderWgQuickConf(gatewayWgQuickConf(sites.gateways[0], sites.tunnel, relaysForPeers));
+        expectGolden("gateway-two-relays-wg0.template.conf", template);
+        expect(template).toContain("Address = 10.10.0.2/24, 10.10.1.2/24\n");
+        expect(template).toContain(
+            [
+                "# the relay relay",
+                "PublicKey = <public key of relay>",
+                "AllowedIPs = 10.10.0.0/24, 192.168.2.0/24",
+                "Endpoint = 127.0.0.1:51820",
+                "PersistentKeepalive = 25",
+                "",
+                "[Peer]",
+                "# the relay relay2",
+                "PublicKey = <public key of relay2>",
+                "AllowedIPs = 10.10.1.0/24",
+                "Endpoint = 127.0.0.1:51821",
+            ].join("\n"),
+        );
+        expect(template).toContain(`PostUp = iptables -A FORWARD -i eth0 -o %i -s 192.168.1.0/24 -d 192.168.2.0/24 -j ACCEPT ${comment}\n`);
+        expect(template).toContain(`PostUp = iptables -t nat -A POSTROUTING -s 10.10.1.0/24 -o eth0 -j MASQUERADE ${comment}\n`);
+        expect(template).toContain(`PostUp = iptables -t nat -A POSTROUTING -s 192.168.2.0/24 -o eth0 -j MASQUERADE ${comment}\n`);
+        expect(template).toContain(`PostUp = iptables -I INPUT -i eth0 -d 10.10.1.2/32 -j DROP ${comment}\n`);
+    });
+
+    it("gives a gateway without siteToSite no route, forward or masquerade for other sites", () => {
+        const alone = { ...sites.gateways[0], siteToSite: false, siteRoutes: [] };
+        const template = renderWgQuickConf(gatewayWgQuickConf(alone, sites.tunnel, relaysForPeers));
+        expect(template).not.toContain("192.168.2.0/24");
+    });
+
+    it("gives a client a peer per relay with its routes on its primary's only", () => {
+        const [laptop] = sites.clients;
+        const relays = sites.relays.map((each, index) => ({
+            name: each.name,
+            tunnelSubnet: each.tunnel.subnet,
+            publicKey: { ofPeer: each.name },
+            endpoint: `127.0.0.1:${51820 + index}`,
+        }));
+        const settings = { tunnel: sites.tunnel, relayHost: "198.51.100.10", relays, privateKey: { file: "/etc/wireguard/wg0.key" } };
+        const conf = renderWgQuickConf(clientWgQuickConf({ ...settings, client: laptop }));
+        expectGolden("client-two-relays-wg0.template.conf", conf);
+        expect(readTemplate(conf).peers).toEqual([
+            { name: "relay", allowedIps: ["10.10.0.0/24", "192.168.1.0/24", "192.168.2.0/24"] },
+            { name: "relay2", allowedIps: ["10.10.1.0/24"] },
+        ]);
+        expect(conf).toContain("Address = 10.10.0.3/24, 10.10.1.3/24\n");
+        const onRelay2 = renderWgQuickConf(clientWgQuickConf({ ...settings, client: { ...laptop, relayPreference: ["relay2", "relay"] } }));
+        expect(readTemplate(onRelay2).peers).toEqual([
+            { name: "relay", allowedIps: ["10.10.0.0/24"] },
+            { name: "relay2", allowedIps: ["10.10.1.0/24", "192.168.1.0/24", "192.168.2.0/24"] },
+        ]);
+    });
+
+    it("lets the first relay's access chain pass exactly the LAN pairs of sites that opted in, before the drop", () => {
+        const rules = renderAccessRules(sites.relays[0].clientAccess, sites.relays[0].siteLinks).split("\n");
+        expect(rules.slice(-8)).toEqual([
+            "# site to site: rpi1's 192.168.1.0/24 to rpi2's 192.168.2.0/24",
+            "-A WG-RELAY-ACCESS -s 192.168.1.0/24 -d 192.168.2.0/24 -m comment --comment wg-relay:rpi1 -j ACCEPT",
+            "# site to site: rpi2's 192.168.2.0/24 to rpi1's 192.168.1.0/24",
+            "-A WG-RELAY-ACCESS -s 192.168.2.0/24 -d 192.168.1.0/24 -m comment --comment wg-relay:rpi2 -j ACCEPT",
+            "# Anything else: gateways towards clients, clients towards what they were not given.",
+            "-A WG-RELAY-ACCESS -j DROP",
+            "COMMIT",
+            "",
+        ]);
+        expect(rules).toContain("-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.2.0/24 -m comment --comment wg-relay:laptop -j ACCEPT");
+        const second = renderAccessRules(sites.relays[1].clientAccess, sites.relays[1].siteLinks);
+        expect(second).toContain("-A WG-RELAY-ACCESS -s 10.10.1.3/32 -d 192.168.1.0/24 -m comment --comment wg-relay:laptop -j ACCEPT");
+        expect(second).not.toContain("site to site");
+    });
+
+    it("renders the client's failover unit: root with network capabilities only, the relays in the client's order", () => {
+        const unit = renderFailoverUnit({
+            routes: ["192.168.1.0/24", "192.168.2.0/24"],
+            relays: [
+                { name: "relay", tunnelSubnet: "10.10.0.0/24", relayAddress: "10.10.0.1", ownAddress: "10.10.0.3" },
+                { name: "relay2", tunnelSubnet: "10.10.1.0/24", relayAddress: "10.10.1.1", ownAddress: "10.10.1.3" },
+            ],
+            intervalSeconds: 2,
+        });
+        expectGolden("wg-relay-failover.service", unit);
+        expect(unit).toContain(
+            "ExecStart=/bin/bash -c 'while :; do /usr/local/lib/wg-relay/wg-failover /run/wg-relay-failover /etc/wg-relay/wg0.public-keys wg0 192.168.1.0/24,192.168.2.0/24 relay,10.10.0.0/24,10.10.0.1,10.10.0.3 relay2,10.10.1.0/24,10.10.1.1,10.10.1.3 || true; sleep 2; done'\n",
+        );
+        expect(unit).toContain("CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW\n");
+        expect(unit).toContain("RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK\n");
+        expect(unit).not.toContain("DynamicUser");
+    });
+
+    it("sends the heartbeat to every relay's tunnel address", () => {
+        const unit = renderHeartbeatUnit({ relayTunnelAddresses: ["10.10.0.1", "10.10.1.1"], intervalSeconds: 5 });
+        expect(unit).toContain("ExecStart=/bin/bash -c 'while :; do echo >/dev/udp/10.10.0.1/9 2>/dev/null || true; echo >/dev/udp/10.10.1.1/9 2>/dev/null || true; sleep 5; done'\n");
     });
 });

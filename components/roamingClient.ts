@@ -9,7 +9,7 @@ import { ClientBundle } from "./clientBundle";
 import { Host, sshConnection } from "./host";
 import { shellQuote } from "./shell";
 import { Hook, KeySource, PublicKeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
-import { failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientEnvPath } from "./render/paths";
+import { failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
 import { clientPrefixVariable, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
 import { renderFailoverUnit } from "./render/failover";
 import { hostScript } from "./render/scripts";
@@ -90,31 +90,45 @@ export class RoamingClient extends pulumi.ComponentResource {
         const confRelays = (publicKey: (relay: RelayAccess, index: number) => PublicKeySource): ClientConfRelay[] =>
             relays.map((relay, index) => ({ name: relay.peerName, tunnelSubnet: relay.tunnelSubnet, publicKey: publicKey(relay, index), endpoint: endpoint(relay) }));
         const confSettings = { client, tunnel, relayHost: relays[0].address.host };
-        // The bundle carries the first relay's wstunnel client; further relays' come with a provisioned client.
-        const wstunnelSettings = wstunnelClientSettings(relays[0]);
+        const wstunnelFiles = (relay: RelayAccess, index: number, prefix: string) => {
+            const settings = wstunnelClientSettings(relay);
+            const files = wstunnelClientFiles({ name: relay.peerName, index });
+            return {
+                wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(settings).map(shellQuote).join(" ")}`,
+                wstunnelUnit: renderWstunnelClientUnit({ ...settings, environmentFile: files.environmentFile }),
+                wstunnelEnvironment: renderWstunnelClientEnvironment(prefix),
+            };
+        };
 
         this.bundle = pulumi.secret(
             pulumi
                 .all([pulumi.all(relays.map((relay) => relay.publicKey)), args.key.privateKey, args.key.presharedKey, args.pathPrefix, relays[0].caCertPem])
-                .apply(([relayKeys, privateKey, presharedKey, prefix, ca]) => ({
-                    name: client.name,
-                    wireguardConf: renderWgQuickConf(
-                        clientWgQuickConf({
-                            ...confSettings,
-                            relays: confRelays((_relay, index) => ({ inline: relayKeys[index] })),
-                            privateKey: { inline: privateKey },
-                            presharedKey: presharedKey ? { inline: presharedKey } : undefined,
-                        }),
-                    ),
-                    ...(prefix !== undefined
-                        ? {
-                              wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(wstunnelSettings).map(shellQuote).join(" ")}`,
-                              wstunnelUnit: renderWstunnelClientUnit({ ...wstunnelSettings, environmentFile: wstunnelClientEnvPath }),
-                              wstunnelEnvironment: renderWstunnelClientEnvironment(prefix),
-                              ...(ca ? { caCertificate: ca } : {}),
-                          }
-                        : {}),
-                })),
+                .apply(([relayKeys, privateKey, presharedKey, prefix, ca]): ClientBundle => {
+                    const conf = (relayPreference: string[]) =>
+                        renderWgQuickConf(
+                            clientWgQuickConf({
+                                ...confSettings,
+                                client: { ...client, relayPreference },
+                                relays: confRelays((_relay, index) => ({ inline: relayKeys[index] })),
+                                privateKey: { inline: privateKey },
+                                presharedKey: presharedKey ? { inline: presharedKey } : undefined,
+                            }),
+                        );
+                    return {
+                        name: client.name,
+                        wireguardConf: conf(client.relayPreference),
+                        ...(prefix !== undefined ? { ...wstunnelFiles(relays[0], 0, prefix), ...(ca ? { caCertificate: ca } : {}) } : {}),
+                        ...(relays.length > 1
+                            ? {
+                                  relays: relays.map((relay, index) => ({
+                                      relay: relay.peerName,
+                                      wireguardConf: conf([relay.peerName, ...client.relayPreference.filter((name) => name !== relay.peerName)]),
+                                      ...(prefix !== undefined && index > 0 ? wstunnelFiles(relay, index, prefix) : {}),
+                                  })),
+                              }
+                            : {}),
+                    };
+                }),
         );
 
         if (client.ssh) {

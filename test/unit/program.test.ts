@@ -661,6 +661,19 @@ describe("program: several sites and relays", () => {
         expect(mockCommands.map((c) => c.name)).not.toContain("workstation-failover-unit");
     });
 
+    it("bundles a conf per relay, and each further relay's wstunnel client on its own port", async () => {
+        const program = loadProgram(twoRelays());
+        const bundle = await valueOf(program.clientBundles.laptop as pulumi.Output<any>);
+        expect(bundle.wireguardConf).toContain("AllowedIPs = 10.10.0.0/24, 192.168.1.0/24, 192.168.2.0/24\nEndpoint = 127.0.0.1:51820\n");
+        expect(bundle.relays.map((relay: any) => relay.relay)).toEqual(["relay", "relay2"]);
+        expect(bundle.relays[0].wireguardConf).toBe(bundle.wireguardConf);
+        expect(bundle.relays[1].wireguardConf).toContain("AllowedIPs = 10.10.1.0/24, 192.168.1.0/24, 192.168.2.0/24\nEndpoint = 127.0.0.1:51821\n");
+        expect(bundle.relays[0].wstunnelUnit).toBeUndefined();
+        expect(bundle.relays[1].wstunnelUnit).toContain("EnvironmentFile=/etc/wg-relay/wstunnel-client-relay2.env");
+        expect(bundle.relays[1].wstunnelCommand).toContain("udp://127.0.0.1:51821:127.0.0.1:51820?timeout_sec=0");
+        expect(await pulumi.isSecret(program.clientBundles.laptop as pulumi.Output<any>)).toBe(true);
+    });
+
     it("declares every relay for the doctor, and every relay as an always-on peer of each gateway", async () => {
         const program = loadProgram(twoRelays());
         const declared = await valueOf(pulumi.output(program.declaredHosts) as pulumi.Output<Record<string, any>>);

@@ -52,20 +52,21 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remot
     const pathPrefix = args.pathPrefix;
     const clients = args.relays.map((relay, index) => ({ relay, files: wstunnelClientFiles({ name: relay.peerName, index }) }));
     const binary = pathPrefix ? installWstunnelBinary(host, args.wstunnel, clients.map(({ files }) => files.unit), [packages]) : undefined;
-    const wstunnel = pathPrefix
-        ? clients.map(({ relay, files }, index) =>
-              deployWstunnelClient(host, {
-                  settings: wstunnelClientSettings(relay),
-                  files,
-                  pathPrefix,
-                  relayCredentials: relay.peerCredentials,
-                  // One CA signs every relay's certificate: the first relay's client puts it in the trust store.
-                  caCertPem: index === 0 ? relay.caCertPem : undefined,
-                  stack: args.stack,
-                  dependsOn: [binary!],
-              }),
-          )
-        : [];
+    // One CA signs every relay's certificate: the first relay's client puts it in the trust store, and the others
+    // start after it (wstunnel reads the trust store when it starts) and restart when it changes.
+    const deployClient = ({ relay, files }: (typeof clients)[number], first: boolean, dependsOn: pulumi.Input<pulumi.Resource>[]) =>
+        deployWstunnelClient(host, {
+            settings: wstunnelClientSettings(relay),
+            files,
+            pathPrefix: pathPrefix!,
+            relayCredentials: relay.peerCredentials,
+            caCertPem: first ? relay.caCertPem : undefined,
+            caAlsoRestarts: first ? clients.slice(1).map(({ files: others }) => others.unit) : undefined,
+            stack: args.stack,
+            dependsOn,
+        });
+    const firstClient = pathPrefix ? deployClient(clients[0], true, [binary!]) : undefined;
+    const wstunnel = firstClient ? [firstClient, ...clients.slice(1).map((client) => deployClient(client, false, [binary!, firstClient]))] : [];
     const presharedKey = args.key.presharedKey;
     return deployWireguardInterface(host, {
         privateKey: args.key.privateKey,

@@ -169,6 +169,8 @@ export interface WstunnelClientArgs {
     relayCredentials: pulumi.Resource;
     /** The stack's CA, added to the system trust store so `--tls-verify-certificate` accepts the relays (by the first relay's client). */
     caCertPem?: pulumi.Input<string>;
+    /** The host's other wstunnel clients (one per further relay): they read the same trust store, so a new CA restarts them too. */
+    caAlsoRestarts?: string[];
     stack: string;
     dependsOn: pulumi.Input<pulumi.Resource>[];
 }
@@ -193,7 +195,7 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
                           path: trustedCaPath(args.stack),
                           content: caCertPem,
                           mode: "0644",
-                          onChange: `update-ca-certificates >/dev/null\n${restart}`,
+                          onChange: ["update-ca-certificates >/dev/null", restart, ...(args.caAlsoRestarts ?? []).map(systemd.restartIfActive)].join("\n"),
                           afterRemove: "update-ca-certificates --fresh >/dev/null",
                           dependsOn: args.dependsOn,
                       }),

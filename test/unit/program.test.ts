@@ -631,6 +631,11 @@ describe("program: several sites and relays", () => {
         // Each relay takes every peer's path prefix; the peer's second client uses it only once relay2 has it.
         expect([...prerequisites("rpi2-wstunnel-client-env-relay2")]).toContain("relay2-wstunnel-server-restrictions");
         expect((await inputsOf(command("rpi2-public-keys"))).create).toMatch(/^relay \S+\nrelay2 \S+$/m);
+        // wstunnel reads the trust store when it starts: relay2's client starts after the CA is in it, and restarts with it.
+        expect([...prerequisites("rpi2-wstunnel-client-relay2-unit")]).toContain("rpi2-trusted-ca");
+        expect((await inputsOf(command("rpi2-trusted-ca"))).create).toContain(
+            "systemctl restart wg-relay-wstunnel-client.service; fi\nif systemctl is-active --quiet wg-relay-wstunnel-client-relay2.service; then systemctl restart wg-relay-wstunnel-client-relay2.service; fi",
+        );
     });
 
     it("signs every relay's certificate with one CA, the first relay's", async () => {

@@ -32,7 +32,7 @@ network.relays.forEach((settings, index) => {
             ca: relays[0]?.ca,
             key: keyOf(settings),
             peers: [
-                ...gateways.map(({ gateway, key, pathPrefix }) => ({ ...gateway, tunnelAddress: onRelay(gateway.tunnelAddresses), role: "gateway" as const, key, pathPrefix })),
+                ...gateways.map(({ gateway, key, pathPrefix }) => ({ ...gateway, tunnelAddress: onRelay(gateway.tunnelAddresses), role: "gateway" as const, transport: "wstunnel" as const, key, pathPrefix })),
                 ...clients.map(({ client, key, pathPrefix }) => ({ ...client, tunnelAddress: onRelay(client.tunnelAddresses), role: "client" as const, lanSubnets: [], key, pathPrefix })),
             ],
             sshPrivateKey,

@@ -76,11 +76,26 @@ const wstunnelVersion = z
 const tunnelSchema = z
     .strictObject({
         subnet: cidr.default("10.10.0.0/24").describe("the tunnel's own subnet; every tunnel address lies in it"),
-        // WireGuard inside WebSocket/TLS over TCP: users report needing 1320 or less.
-        mtu: z.number().int().min(1280).max(1420).default(1320).describe("MTU of every wg0"),
+        // Inside wstunnel, WireGuard's packets travel in a TCP stream: no network path limits their size, and wstunnel
+        // costs per packet (a read, a WebSocket frame, a TLS record and a write each), so a large MTU carries the most.
+        // 65000 stays below what WireGuard (kernel: 65455; wireguard-go) and a loopback UDP datagram (65507) can carry.
+        mtu: z
+            .number()
+            .int()
+            .min(1280)
+            .max(65000)
+            .default(65000)
+            .describe("MTU of wg0 on the relay, the gateways and wstunnel clients (WireGuard inside wstunnel's TCP stream: no path MTU applies; wstunnel's cost is per packet)"),
+        udpMtu: z
+            .number()
+            .int()
+            .min(1280)
+            .max(1420)
+            .default(1420)
+            .describe("MTU of clients with transport udp: their wg0, and the relay's route to each of them (their packets cross real networks: 1420 fits a 1500-byte path)"),
         keepaliveSeconds: z.number().int().min(1).max(600).default(25).describe("PersistentKeepalive of gateways and clients"),
     })
-    .default({ subnet: "10.10.0.0/24", mtu: 1320, keepaliveSeconds: 25 });
+    .default({ subnet: "10.10.0.0/24", mtu: 65000, udpMtu: 1420, keepaliveSeconds: 25 });
 
 const relaySchema = z.strictObject({
     name: name.default("relay").describe("name of the relay's resources"),

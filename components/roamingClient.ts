@@ -34,7 +34,7 @@ export interface ClientConfRelay {
 }
 
 export interface ClientConfSettings {
-    client: Pick<ClientSettings, "name" | "tunnelAddresses" | "routes" | "fullTunnel" | "relayPreference">;
+    client: Pick<ClientSettings, "name" | "tunnelAddresses" | "routes" | "fullTunnel" | "relayPreference" | "transport">;
     tunnel: TunnelNetwork;
     /** The (only) relay's public address, kept outside a full tunnel. */
     relayHost: string;
@@ -58,7 +58,8 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
         title: `WireGuard on ${client.name}, a roaming client`,
         interface: {
             address: client.tunnelAddresses.map((address) => `${address}/${tunnel.prefixLength}`).join(", "),
-            mtu: tunnel.mtu,
+            // On plain UDP its packets cross real networks; inside wstunnel no path MTU applies.
+            mtu: client.transport === "udp" ? tunnel.udpMtu : tunnel.mtu,
             privateKey: settings.privateKey,
             hooks: client.fullTunnel ? fullTunnelHooks(settings.relayHost) : [],
         },

@@ -5,7 +5,7 @@ import { RelaySettings, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages, sshConnection } from "./host";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
 import { accessChainHooks, loadAccessRulesScript, renderAccessRules } from "./render/access";
-import { accessRulesPath, relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
+import { accessRulesPath, relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wgApplyScriptPath, wireguardDir, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
 import { createRelayPki, StackCa } from "./relayPki";
 import { WireguardKey } from "./wireguardKey";
 import { deployWireguardInterface } from "./wireguardInterface";
@@ -21,6 +21,8 @@ export interface RelayPeer {
     key: Pick<WireguardKey, "publicKey" | "presharedKey">;
     /** Its own wstunnel path prefix (secret); none for a client on plain UDP. */
     pathPrefix?: pulumi.Output<string>;
+    /** How its WireGuard packets reach the relay; a client on plain UDP gets tunnel.udpMtu on the relay's route to it. */
+    transport?: "wstunnel" | "udp";
 }
 
 export interface VpsRelayArgs {
@@ -52,6 +54,9 @@ export function relayFirewallRules(settings: RelayFirewallSettings): FirewallRul
     const rules: FirewallRule[] = [];
     if (settings.internetEgress) {
         rules.push(
+            // wg0's MTU (tunnel.mtu) is far above the internet's: new TCP connections to the internet get the MSS of
+            // the public interface's path, so they never depend on ICMP "fragmentation needed" reaching the client.
+            { table: "mangle", chain: "FORWARD", rule: `-i %i -o ${settings.publicInterface} -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu` },
             { table: "filter", chain: "FORWARD", rule: `-i %i -o ${settings.publicInterface} -j ACCEPT` },
             { table: "filter", chain: "FORWARD", rule: `-i ${settings.publicInterface} -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT` },
             { table: "nat", chain: "POSTROUTING", rule: `-s ${settings.tunnelSubnet} -o ${settings.publicInterface} -j MASQUERADE` },
@@ -81,6 +86,10 @@ export function relayWgQuickConf(relay: RelaySettings, peers: Omit<RelayPeer, "k
             // The access chain's hooks first, so that its jump is undone after the others.
             hooks: [
                 ...accessChainHooks(accessRulesPath),
+                // Clients on plain UDP: their routes get tunnel.udpMtu (the peers' "route MTU" lines), so the relay
+                // never sends them WireGuard packets that a real path would fragment. wg-apply does the same after
+                // a peer change, which needs no restart; this hook covers every start, boot included.
+                { up: `${wgApplyScriptPath} --route-mtus ${wireguardDir}/%i.conf` },
                 ...firewallHooks(
                     relayFirewallRules({
                         tunnelSubnet: tunnel.subnet,
@@ -98,6 +107,7 @@ export function relayWgQuickConf(relay: RelaySettings, peers: Omit<RelayPeer, "k
                 publicKey: { ofPeer: peer.name },
                 presharedKey: presharedKeyPeers.has(peer.name) ? { file: relayPresharedKeyPath(peer.name) } : undefined,
                 allowedIps: relayPeerAllowedIps(peer),
+                routeMtu: peer.transport === "udp" ? tunnel.udpMtu : undefined,
             }),
         ),
     };

@@ -15,7 +15,14 @@
 # (ip netns exec), outside the containers. Traffic stays inside the lab's namespaces. MB = 10^6 bytes.
 #
 # Env: BENCH_RUNS (3: runs per timing and per throughput figure, the median is printed), BENCH_PAYLOAD_MB (64: the
-# end-to-end HTTP download), BENCH_HOP_MB (256: bytes sent per hop throughput run), BENCH_PINGS (50).
+# end-to-end HTTP download), BENCH_HOP_MB (256: bytes sent per hop throughput run), BENCH_PINGS (50),
+# BENCH_PULUMI (1; 0 skips the pulumi timings, for quicker throughput runs), BENCH_DIRECT_MTU (1420, the default
+# tunnel.udpMtu: the MTU a client on direct UDP uses, since its packets cross real paths).
+#
+# --wan (or BENCH_WAN=1): the lab's internet router (the inet namespace) gets a WAN's latency and loss for the run,
+# on every packet to or from the relay: BENCH_WAN_DELAY_MS (10) each way, so 20 ms more RTT, by lab/wan-delay (an
+# NFQUEUE program built with Go into .lab/; the lab kernel has no netem), and BENCH_WAN_LOSS (0.005) random loss
+# each way (iptables' statistic match). Both are removed on exit.
 set -euo pipefail
 # The lab's namespaces and machines are NAME-*: WG_RELAY_LAB_NAME (default wgr) lets two checkouts run a lab each.
 LAB_NAME=${WG_RELAY_LAB_NAME:-wgr}
@@ -27,6 +34,14 @@ RUNS=${BENCH_RUNS:-3}
 PAYLOAD_MB=${BENCH_PAYLOAD_MB:-64}
 HOP_MB=${BENCH_HOP_MB:-256}
 PINGS=${BENCH_PINGS:-50}
+TIME_PULUMI=${BENCH_PULUMI:-1}
+DIRECT_MTU=${BENCH_DIRECT_MTU:-1420}
+WAN=${BENCH_WAN:-0}
+if [ "${1:-}" = "--wan" ]; then WAN=1; fi
+WAN_DELAY_MS=${BENCH_WAN_DELAY_MS:-10}
+WAN_LOSS=${BENCH_WAN_LOSS:-0.005}
+WAN_QUEUE=7
+WAN_RULE_COMMENT=wg-relay-bench-wan
 WWW=$LAB/hosts/lanhost/www
 LAN_HOST=192.168.1.20
 RELAY_PUBLIC=198.51.100.10
@@ -58,6 +73,7 @@ cleanup() {
         if kill -0 "$pid" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
     fi
     rm -f "$WWW/bench.bin"
+    wan_down
     rm -rf "$tmp"
     bench_if_down relay || rc=1
     bench_if_down rpi1 || rc=1
@@ -93,6 +109,40 @@ EOF
 
 bench_peer() { # host peer-public-key allowed-ip [endpoint]
     lab ssh "$1" sudo wg set "$BENCH_IF" peer "$2" allowed-ips "$3/32" ${4:+endpoint "$4" persistent-keepalive 25}
+}
+
+# ---- the WAN profile (--wan), on the internet router ----------------------------------------------------------
+wan_rules() { # -A|-D: both directions of the relay's traffic: random loss first, then the delay queue
+    local dir
+    for dir in -s -d; do
+        ip netns exec "$LAB_NAME-inet" iptables "$1" FORWARD "$dir" "$RELAY_PUBLIC/32" -m statistic --mode random --probability "$WAN_LOSS" \
+            -m comment --comment "$WAN_RULE_COMMENT" -j DROP
+        ip netns exec "$LAB_NAME-inet" iptables "$1" FORWARD "$dir" "$RELAY_PUBLIC/32" -m comment --comment "$WAN_RULE_COMMENT" \
+            -j NFQUEUE --queue-num "$WAN_QUEUE" --queue-bypass
+    done
+}
+
+wan_up() {
+    local bin=$LAB/wan-delay/wan-delay
+    mkdir -p "$LAB/wan-delay"
+    (cd "$HERE/wan-delay" && CGO_ENABLED=0 go build -o "$bin" .) >&2
+    ip netns exec "$LAB_NAME-inet" "$bin" "$WAN_QUEUE" "$WAN_DELAY_MS" >"$tmp/wan.out" 2>&1 &
+    echo $! >"$tmp/wan.pid"
+    for _ in $(seq 50); do grep -q ready "$tmp/wan.out" && break; sleep 0.1; done
+    grep -q ready "$tmp/wan.out" || { echo "bench: wan-delay did not start: $(cat "$tmp/wan.out")" >&2; return 1; }
+    wan_rules -A
+}
+
+wan_down() {
+    local pid
+    if [ -s "$tmp/wan.pid" ]; then
+        while ip netns exec "$LAB_NAME-inet" iptables -S FORWARD 2>/dev/null | grep -q -- "--comment $WAN_RULE_COMMENT"; do
+            wan_rules -D 2>/dev/null || break
+        done
+        pid=$(<"$tmp/wan.pid")
+        if kill -0 "$pid" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
+        rm -f "$tmp/wan.pid"
+    fi
 }
 
 # ---- measuring ------------------------------------------------------------------------------------------------
@@ -154,24 +204,45 @@ http_throughput() { # namespace -> MB/s
 
 figure() { printf '%s: %s %s\n' "$1" "$2" "$3"; }
 
+# UDP datagrams a host's namespace dropped because a socket's receive buffer was full (/proc/net/snmp).
+udp_rcvbuf_errors() { # namespace
+    # shellcheck disable=SC2016  # awk's own fields
+    ip netns exec "$LAB_NAME-$1" awk '/^Udp:/ { if (!n) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") n = i } else print $n }' /proc/net/snmp
+}
+
+udp_rcvbuf_snapshot() { echo "$(udp_rcvbuf_errors relay) $(udp_rcvbuf_errors rpi1) $(udp_rcvbuf_errors laptop)"; }
+
+drops_since() { # snapshot -> "relay N, rpi1 N, laptop N"
+    local relay rpi1 laptop
+    read -r relay rpi1 laptop <<<"$1"
+    echo "relay $(($(udp_rcvbuf_errors relay) - relay)), rpi1 $(($(udp_rcvbuf_errors rpi1) - rpi1)), laptop $(($(udp_rcvbuf_errors laptop) - laptop))"
+}
+
 # ---- the run --------------------------------------------------------------------------------------------------
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "# wg-relay lab benchmark, $(date -u +%Y-%m-%dT%H.%M.%SZ); medians of $RUNS runs; MB = 10^6 bytes"
+if [ "$WAN" = 1 ]; then
+    wan_up
+    echo "# WAN profile: ${WAN_DELAY_MS} ms delay and ${WAN_LOSS} random loss each way on the relay's internet link"
+fi
 figure "machine cores" "$(nproc)" cores
 
-v=$(median_of_runs seconds bash "$HERE/lab.sh" pulumi preview --stack lab --expect-no-changes)
-figure "pulumi preview no changes (median of $RUNS)" "$v" s
-v=$(median_of_runs seconds bash "$HERE/lab.sh" pulumi up --stack lab --yes --skip-preview)
-figure "pulumi up no changes (median of $RUNS)" "$v" s
+if [ "$TIME_PULUMI" != 0 ]; then
+    v=$(median_of_runs seconds bash "$HERE/lab.sh" pulumi preview --stack lab --expect-no-changes)
+    figure "pulumi preview no changes (median of $RUNS)" "$v" s
+    v=$(median_of_runs seconds bash "$HERE/lab.sh" pulumi up --stack lab --yes --skip-preview)
+    figure "pulumi up no changes (median of $RUNS)" "$v" s
+fi
 
-# The hop. Same MTU as wg0, so the two differ only in how WireGuard's packets travel.
+# The hop. wg0 has the MTU of the wstunnel path (tunnel.mtu); the direct pair has the one WireGuard straight over
+# UDP can use on a real path (tunnel.udpMtu), since that is the alternative a user has.
 mtu=$(ip netns exec "$LAB_NAME-rpi1" cat /sys/class/net/wg0/mtu)
 bench_if_down relay >/dev/null 2>&1 || true   # left over from an interrupted run
 bench_if_down rpi1 >/dev/null 2>&1 || true
-relay_pub=$(bench_if_up relay "$BENCH_RELAY_ADDR" "$mtu" "$BENCH_PORT")
-pi_pub=$(bench_if_up rpi1 "$BENCH_PI_ADDR" "$mtu")
+relay_pub=$(bench_if_up relay "$BENCH_RELAY_ADDR" "$DIRECT_MTU" "$BENCH_PORT")
+pi_pub=$(bench_if_up rpi1 "$BENCH_PI_ADDR" "$DIRECT_MTU")
 bench_peer relay "$pi_pub" "$BENCH_PI_ADDR"
 bench_peer rpi1 "$relay_pub" "$BENCH_RELAY_ADDR" "$RELAY_PUBLIC:$BENCH_PORT"
 for _ in $(seq 20); do
@@ -179,18 +250,29 @@ for _ in $(seq 20); do
 done
 ip netns exec "$LAB_NAME-rpi1" ping -n -q -c 1 -W 1 "$BENCH_RELAY_ADDR" >/dev/null ||
     { echo "bench: the direct WireGuard pair ($BENCH_IF, UDP $RELAY_PUBLIC:$BENCH_PORT) does not carry traffic" >&2; exit 1; }
+# After a restart of the relay's wg0 (a config change), rpi1 handshakes again at its next keepalive (25 s).
+for _ in $(seq 30); do
+    ip netns exec "$LAB_NAME-rpi1" ping -n -q -c 1 -W 1 "$RELAY_TUNNEL" >/dev/null 2>&1 && break
+done
 ip netns exec "$LAB_NAME-rpi1" ping -n -q -c 1 -W 2 "$RELAY_TUNNEL" >/dev/null ||
     { echo "bench: rpi1 does not reach the relay's tunnel address $RELAY_TUNNEL over wg0" >&2; exit 1; }
 
-figure "hop MTU of both WireGuard interfaces" "$mtu" bytes
+figure "hop MTU of WireGuard through wstunnel (wg0)" "$mtu" bytes
+figure "hop MTU of WireGuard direct UDP (wgbench)" "$DIRECT_MTU" bytes
 v=$(rtt rpi1 "$BENCH_RELAY_ADDR")
 figure "hop rpi1 -> relay ping WireGuard direct UDP (avg of $PINGS)" "$v" ms
 v=$(rtt rpi1 "$RELAY_TUNNEL")
 figure "hop rpi1 -> relay ping WireGuard through wstunnel (avg of $PINGS)" "$v" ms
+snap=$(udp_rcvbuf_snapshot)
 direct=$(median_of_runs tcp_throughput rpi1 relay "$BENCH_RELAY_ADDR")
+direct_drops=$(drops_since "$snap")
+snap=$(udp_rcvbuf_snapshot)
 tunnel=$(median_of_runs tcp_throughput rpi1 relay "$RELAY_TUNNEL")
+tunnel_drops=$(drops_since "$snap")
 figure "hop rpi1 -> relay TCP ${HOP_MB} MB WireGuard direct UDP (median of $RUNS)" "$direct" MB/s
 figure "hop rpi1 -> relay TCP ${HOP_MB} MB WireGuard through wstunnel (median of $RUNS)" "$tunnel" MB/s
+figure "hop UDP receive-buffer drops, direct runs" "$direct_drops" datagrams
+figure "hop UDP receive-buffer drops, wstunnel runs" "$tunnel_drops" datagrams
 printf 'hop throughput ratio wstunnel/direct: %s\n' "$(awk -v a="$tunnel" -v b="$direct" 'BEGIN { printf "%.2f", a / b }')"
 bench_if_down relay
 bench_if_down rpi1
@@ -201,7 +283,9 @@ figure "ping laptop -> LAN host through the tunnel (avg of $PINGS)" "$v" ms
 v=$(rtt rpi1 "$LAN_HOST")
 figure "ping rpi1 -> LAN host on the LAN (avg of $PINGS, baseline)" "$v" ms
 head -c "$((PAYLOAD_MB * 1000000))" /dev/urandom >"$WWW/bench.bin"
+snap=$(udp_rcvbuf_snapshot)
 v=$(median_of_runs http_throughput laptop)
 figure "HTTP ${PAYLOAD_MB} MB laptop <- LAN host through the tunnel (median of $RUNS)" "$v" MB/s
+figure "HTTP through the tunnel, UDP receive-buffer drops" "$(drops_since "$snap")" datagrams
 v=$(median_of_runs http_throughput rpi1)
 figure "HTTP ${PAYLOAD_MB} MB rpi1 <- LAN host on the LAN (median of $RUNS, baseline)" "$v" MB/s

@@ -9,6 +9,7 @@
 #   npm run lab -- pulumi ARGS  any pulumi command on the lab stack, from the operator's namespace
 #   npm run lab -- doctor [--json]      npm run doctor on the lab stack, from the operator's namespace
 #   npm run lab -- repair       npm run repair on the lab stack (bumps wg-relay:repair, then `pulumi up --yes`)
+#   npm run lab -- import-wg-easy FILE [options]   npm run import:wg-easy on the lab stack
 #   npm run lab -- ssh HOST [COMMAND]   relay, rpi1 or laptop, with the pinned host key
 #   npm run lab -- host stop HOST       power a host off, as a power loss (lab/hosts.sh; its disk is kept)
 #   npm run lab -- host start HOST      boot it again as `npm run lab` does; returns once its sshd answers
@@ -174,11 +175,14 @@ main() {
             write_stack_config ;;
         doctor)
             require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
-            (cd "$REPO" && ip netns exec wgr-op npx --no-install ts-node --transpile-only scripts/doctor.ts --stack "$STACK" "$@") ;;
+            (cd "$REPO" && ip netns exec "$LAB_NAME-op" npx --no-install ts-node --transpile-only scripts/doctor.ts --stack "$STACK" "$@") ;;
         repair)
             require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
-            (cd "$REPO" && ip netns exec wgr-op npx --no-install ts-node --transpile-only scripts/repair.ts \
+            (cd "$REPO" && ip netns exec "$LAB_NAME-op" npx --no-install ts-node --transpile-only scripts/repair.ts \
                 --stack "$STACK" --non-interactive --yes --skip-preview "$@") ;;
+        import-wg-easy)
+            require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
+            (cd "$REPO" && ip netns exec "$LAB_NAME-op" npx --no-install ts-node --transpile-only scripts/import-wg-easy.ts "$@" --stack "$STACK") ;;
         client-files)
             require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
             (cd "$REPO" && ip netns exec "$LAB_NAME-op" npx --no-install ts-node --transpile-only scripts/client-files.ts "$1" "$LAB/client-files/$1") ;;

@@ -17,7 +17,36 @@
 #     rules the template's PostUp lines add are put back if one is missing (PostUp runs only when wg0 starts).
 # APPLIED keeps a copy of what was last applied. With --when-complete a template that names a key not there yet is
 # left alone (exit 0): the step that writes a key runs this before the one that writes the template.
+#
+#   wg-apply --route-mtus CONF
+#
+# Routes every AllowedIPs network of each peer marked `# wg-relay route MTU: N` (a comment before its AllowedIPs)
+# into the interface with that MTU: the relay's clients on plain UDP, below wg0's own MTU. The relay's PostUp runs
+# it at every start; wg-apply runs it again after syncing peers, whose routes it adds without an MTU.
 set -euo pipefail
+
+# "NETWORK MTU" for each AllowedIPs network of a peer with a route MTU.
+route_mtus() { # CONF
+    awk '/^\[Peer\]/ { mtu = "" }
+        /^# wg-relay route MTU: [0-9]+$/ { mtu = $NF }
+        /^AllowedIPs = / && mtu != "" { sub(/^AllowedIPs = /, ""); n = split($0, nets, /, */); for (i = 1; i <= n; i++) print nets[i], mtu }' "$1"
+}
+
+set_route_mtus() { # CONF INTERFACE
+    local net mtu
+    route_mtus "$1" | while read -r net mtu; do
+        ip -4 route replace "$net" dev "$2" mtu "$mtu"
+    done
+}
+
+if [ "${1:-}" = "--route-mtus" ]; then
+    if [ $# -ne 2 ]; then
+        echo "usage: wg-apply --route-mtus CONF" >&2
+        exit 2
+    fi
+    set_route_mtus "$2" "$(basename "$2" .conf)"
+    exit 0
+fi
 
 when_complete=0
 if [ "${1:-}" = "--when-complete" ]; then
@@ -80,7 +109,6 @@ umask 077
 filled=$(mktemp "$conf.XXXXXX")
 trap 'rm -f "$filled"' EXIT
 fill_in_keys >"$filled"
-mv -f "$filled" "$conf"
 
 # What only a restart applies: the [Interface] part without the private key (syncconf applies that).
 interface_part() { sed -e '/^\[Peer\]/,$d' -e '/^PrivateKey = /d' "$1"; }
@@ -103,12 +131,18 @@ restore_firewall_rules() {
 
 systemctl enable --quiet "$unit"
 if ! systemctl is-active --quiet "$unit"; then
+    mv -f "$filled" "$conf"
     echo "wg-apply: starting $iface"
     systemctl restart "$unit"
-elif [ ! -f "$applied" ] || [ "$(interface_part "$conf")" != "$(interface_part "$applied")" ]; then
+elif [ ! -f "$applied" ] || [ "$(interface_part "$filled")" != "$(interface_part "$applied")" ]; then
     echo "wg-apply: interface settings changed, restarting $iface"
-    systemctl restart "$unit"
+    # wg-quick's PostDown must undo what the running interface's PostUp did (a rule the new conf no longer has,
+    # say), and wg-quick reads the conf when it stops: stop with the conf it started with, then start the new one.
+    systemctl stop "$unit"
+    mv -f "$filled" "$conf"
+    systemctl start "$unit"
 else
+    mv -f "$filled" "$conf"
     echo "wg-apply: syncing peers and keys of $iface without a restart"
     wg syncconf "$iface" <(wg-quick strip "$conf")
     # syncconf does not touch routes. With a full tunnel wg-quick routes through a table of its own (fwmark);
@@ -126,6 +160,7 @@ else
                 *) ip -4 route del "$net" dev "$iface" ;;
             esac
         done
+        set_route_mtus "$conf" "$iface"
     fi
     # A new private key clears every session; a peer's new public key (its own rotation) makes a new peer.
     rearm_all=0

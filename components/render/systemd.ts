@@ -1,5 +1,5 @@
-// The systemd service units wg-relay installs: hardened, unprivileged unless they change the network, restarted
-// whenever they stop.
+// The systemd service units wg-relay installs: hardened, unprivileged unless they change the network, restarted a
+// second after they stop, always.
 
 function hardening(rootCapabilities: string[] | undefined): string[] {
     return [
@@ -14,8 +14,9 @@ function hardening(rootCapabilities: string[] | undefined): string[] {
         `RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX${rootCapabilities ? " AF_NETLINK" : ""}`,
         "RestrictNamespaces=yes",
         "LockPersonality=yes",
+        // A tunnel should come back at once, and keep trying: no start limit that would give up after a few failures.
         "Restart=always",
-        "RestartSec=3",
+        "RestartSec=1",
     ];
 }
 
@@ -39,6 +40,7 @@ export function renderServiceUnit(unit: ServiceUnit): string {
         `Description=${unit.description}`,
         "Wants=network-online.target",
         "After=network-online.target",
+        "StartLimitIntervalSec=0",
         ...unit.order,
         "",
         "[Service]",

@@ -17,6 +17,8 @@ export interface WgPeer {
     allowedIps: string[];
     endpoint?: string;
     persistentKeepalive?: number;
+    /** A smaller MTU for the routes to this peer's AllowedIPs than the interface's: a comment wg-apply reads. */
+    routeMtu?: number;
 }
 
 /** A command for PostUp and, when it changes state that outlives the interface, the PostDown that undoes it exactly. */
@@ -42,7 +44,7 @@ export interface WgQuickConf {
 }
 
 export interface FirewallRule {
-    table: "filter" | "nat";
+    table: "filter" | "nat" | "mangle";
     chain: string;
     /** Insert at the top of the chain (for drops that must win) instead of appending. */
     insert?: boolean;
@@ -55,7 +57,7 @@ const ruleComment = "-m comment --comment wg-relay";
 /** iptables rules as hooks: PostDown deletes exactly the rule PostUp added, by the same arguments. */
 export function firewallHooks(rules: FirewallRule[]): Hook[] {
     return rules.map((rule) => {
-        const table = rule.table === "nat" ? "-t nat " : "";
+        const table = rule.table === "filter" ? "" : `-t ${rule.table} `;
         const chainAndRule = `${rule.chain} ${rule.rule} ${ruleComment}`;
         return {
             up: `iptables ${table}${rule.insert ? "-I" : "-A"} ${chainAndRule}`,
@@ -95,7 +97,12 @@ export function renderWgQuickConf(conf: WgQuickConf): string {
         }
     }
     for (const peer of conf.peers) {
-        lines.push("", "[Peer]", `# ${peer.description}`, publicKeyLine(peer.publicKey));
+        lines.push("", "[Peer]", `# ${peer.description}`);
+        if (peer.routeMtu !== undefined) {
+            // Before AllowedIPs, where wg-apply --route-mtus expects it; wg-quick and wg ignore comments.
+            lines.push(`# wg-relay route MTU: ${peer.routeMtu}`);
+        }
+        lines.push(publicKeyLine(peer.publicKey));
         if (peer.presharedKey) {
             lines.push(keyLine("PresharedKey", peer.presharedKey));
         }

@@ -104,7 +104,9 @@ function unit(description: string, serviceLines: string[]): string {
 
 /**
  * wstunnel prints the request URI, which starts with the path prefix, in its "Rejecting connection" warnings:
- * sed replaces the path in those lines before they reach the journal. pipefail keeps wstunnel's exit status.
+ * sed replaces the path in those lines before they reach the journal. bash execs wstunnel with its output going to sed
+ * (a process substitution), so wstunnel itself is the unit's main process: systemd signals it directly and sees its
+ * exit status, and sed ends when wstunnel's output closes.
  */
 export const logRedaction = "sed -u -E '/Rejecting connection/s#/[^ ]*#/<path redacted>#g'";
 
@@ -123,7 +125,7 @@ export function renderWstunnelServerUnit(settings: WstunnelServerSettings): stri
         `LoadCredential=tls.crt:${settings.certificateFile}`,
         `LoadCredential=tls.key:${settings.privateKeyFile}`,
         `SupplementaryGroups=${wstunnelRestrictionsGroup}`,
-        `ExecStart=/bin/bash -c "set -o pipefail; ${wstunnelBinaryPath} ${args.join(" ")} 2>&1 | ${logRedaction}"`,
+        `ExecStart=/bin/bash -c "exec ${wstunnelBinaryPath} ${args.join(" ")} > >(exec ${logRedaction}) 2>&1"`,
         "SyslogIdentifier=wstunnel",
         // Port 443 without root.
         "AmbientCapabilities=CAP_NET_BIND_SERVICE",

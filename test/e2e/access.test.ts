@@ -36,15 +36,17 @@ function tcpFromLaptop(host: string, port: number): "open" | "refused" | "droppe
 const laptopGetsPage = () => inNamespace("laptop", ["curl", "--silent", "--max-time", "5", lanService]).stdout.includes("hello from lanhost");
 
 /** Packets counted by the relay's access-chain rules whose listing line matches. */
-function accessChainPackets(match: (line: string) => boolean): number {
-    return onHostOk("relay", "iptables -w -L WG-RELAY-ACCESS -v -x -n")
+/** Packets counted by the relay's access-chain rules that `match` (iptables -S form, counters left out). */
+function accessChainPackets(match: (rule: string) => boolean): number {
+    return onHostOk("relay", "iptables -w -v -S WG-RELAY-ACCESS")
         .split("\n")
-        .slice(2)
-        .filter(match)
-        .reduce((sum, line) => sum + Number(line.trim().split(/\s+/)[0]), 0);
+        .filter((line) => line.startsWith("-A "))
+        .map((line) => ({ rule: line.replace(/ -c \d+ \d+/, ""), packets: Number(/ -c (\d+) \d+/.exec(line)?.[1] ?? NaN) }))
+        .filter(({ rule }) => match(rule))
+        .reduce((sum, { packets }) => sum + packets, 0);
 }
-const towardsPhone = (line: string) => / 10\.10\.0\.4 /.test(`${line} `);
-const finalDrop = (line: string) => /^\s*\d+\s+\d+\s+DROP\s+all\s+--\s+\*\s+\*\s+0\.0\.0\.0\/0\s+0\.0\.0\.0\/0\s*$/.test(line);
+const towardsPhone = (rule: string) => rule.includes(" -d 10.10.0.4/32 ");
+const finalDrop = (rule: string) => rule === "-A WG-RELAY-ACCESS -j DROP";
 
 const relayWireguardLink = () => onHostOk("relay", "cat /sys/class/net/wg0/ifindex").trim();
 const relayWstunnelInvocation = () => onHostOk("relay", "systemctl show -p InvocationID --value wg-relay-wstunnel-server").trim();

@@ -1,13 +1,33 @@
 // Day two in the lab: the doctor on a converged stack, drift made by hand that the doctor names and the repair puts
 // back without restarting what was intact, and the relay's key rotated with the laptop reaching the LAN again in
 // under 15 s. Needs root and the lab, like lab.test.ts; run with `npm run test:all`.
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { wireguardPublicKey } from "../../components/keys";
 import type { LabChanges } from "../../lab/stack-config";
 import type { Finding, Report } from "../../scripts/doctor";
-import { changedSteps, ensureStack, hostSteps, lab, LabHost, labHosts, labTry, onHostOk, repair, repo, Result, secondsUntilLanReachable, up } from "./lab";
+import {
+    changedSteps,
+    ensureStack,
+    eventually,
+    hostSteps,
+    inNamespace,
+    inNamespaceOk,
+    lab,
+    LabHost,
+    labHosts,
+    labTry,
+    lanService,
+    onHostOk,
+    repair,
+    repo,
+    Result,
+    secondsUntilLanReachable,
+    startInNamespace,
+    up,
+} from "./lab";
 
 /** The stack these tests start from: the relay, rpi1 and the laptop, as `npm run lab` makes it. */
 const base: LabChanges = {};
@@ -144,5 +164,73 @@ describe("wg-relay on day two, in the lab", () => {
         // Applied live with `wg syncconf` everywhere: no interface restarted.
         expect(runningState({})).toEqual(links);
         expect(doctor().result.status).toBe(0);
+    });
+    it("4. a device enrolled in wg-easy reaches the LAN after the import and `pulumi up`, its config unchanged", async () => {
+        ensureStack(base);
+        // wg-easy's export, as its server would have it: its own key, and a phone (WG_DEFAULT_ADDRESS=10.10.0.x).
+        const key = () => randomBytes(32).toString("base64");
+        const server = { privateKey: key(), address: "10.10.0.1" };
+        const phone = { privateKey: key(), preSharedKey: key(), address: "10.10.0.9" };
+        const folder = join(repo, ".lab", "wg-easy");
+        mkdirSync(folder, { recursive: true, mode: 0o700 });
+        const exported = join(folder, "wg0.json");
+        writeFileSync(
+            exported,
+            JSON.stringify({
+                server: { ...server, publicKey: wireguardPublicKey(server.privateKey) },
+                clients: {
+                    "3f0c8a2e-phone": { id: "3f0c8a2e-phone", name: "Phone", enabled: true, ...phone, publicKey: wireguardPublicKey(phone.privateKey) },
+                },
+            }),
+            { mode: 0o600 },
+        );
+        // The phone's side, as wg-easy rendered it, up before the import: on the internet, dialling the relay's UDP port.
+        const deviceConf = join(folder, "phone.conf");
+        writeFileSync(
+            deviceConf,
+            [
+                "[Interface]",
+                `PrivateKey = ${phone.privateKey}`,
+                "[Peer]",
+                `PublicKey = ${wireguardPublicKey(server.privateKey)}`,
+                `PresharedKey = ${phone.preSharedKey}`,
+                "AllowedIPs = 10.10.0.0/24, 192.168.1.0/24",
+                "Endpoint = 198.51.100.10:51820",
+                "PersistentKeepalive = 25",
+                "",
+            ].join("\n"),
+            { mode: 0o600 },
+        );
+        const wireguardGo = spawnSync("bash", ["lab/toolchain.sh", "--wireguard-go"], { cwd: repo, encoding: "utf8" }).stdout.trim();
+        const device = startInNamespace("inet", [wireguardGo, "-f", "wgeasy0"]);
+        try {
+            await eventually(() => inNamespace("inet", ["ip", "link", "show", "wgeasy0"]).stdout, (text) => text.includes("wgeasy0"));
+            inNamespaceOk("inet", ["wg", "setconf", "wgeasy0", deviceConf]);
+            inNamespaceOk("inet", ["ip", "addr", "add", `${phone.address}/24`, "dev", "wgeasy0"]);
+            inNamespaceOk("inet", ["ip", "link", "set", "wgeasy0", "up"]);
+            inNamespaceOk("inet", ["ip", "route", "add", "192.168.1.0/24", "dev", "wgeasy0"]);
+            const phoneGetsPage = () => inNamespace("inet", ["curl", "--silent", "--max-time", "3", lanService]).stdout.includes("hello from lanhost");
+            expect(phoneGetsPage()).toBe(false); // the control: before the import the relay does not know it
+
+            const imported = lab(["import-wg-easy", exported, "--host", "198.51.100.10", "--allowed-ips", "10.10.0.0/24, 192.168.1.0/24"]);
+            expect(imported).not.toContain(phone.privateKey);
+            up();
+            const start = Date.now();
+            while (!phoneGetsPage() && Date.now() - start < 30_000) {
+                await new Promise((done) => setTimeout(done, 500));
+            }
+            const seconds = (Date.now() - start) / 1000;
+            console.log(`wg-easy import: the unchanged phone reached the LAN ${seconds.toFixed(1)} s after pulumi up finished`);
+            expect(phoneGetsPage()).toBe(true);
+            // The relay took wg-easy's key; the gateway and the laptop followed in the same run.
+            expect(onHostOk("relay", "wg show wg0 public-key").trim()).toBe(wireguardPublicKey(server.privateKey));
+            expect(await secondsUntilLanReachable(30)).toBeLessThan(30);
+            expect(readFileSync(deviceConf, "utf8")).toContain(`PublicKey = ${wireguardPublicKey(server.privateKey)}`);
+        } finally {
+            await device.stop();
+            rmSync(folder, { recursive: true, force: true });
+            // Back to the lab's own config (and a generated relay key) for whatever runs next.
+            ensureStack(base);
+        }
     });
 });

@@ -25,7 +25,7 @@ function withChange(change: (config: StackConfigInput & Record<string, any>) => 
 describe("stack config", () => {
     it("accepts the write-up's topology and fills in its defaults", () => {
         const config = parseStackConfig(validConfig() as Record<string, unknown>);
-        expect(config.tunnel).toEqual({ subnet: "10.10.0.0/24", prefixLength: 24, mtu: 1320, keepaliveSeconds: 25 });
+        expect(config.tunnel).toEqual({ subnet: "10.10.0.0/24", prefixLength: 24, mtu: 65000, udpMtu: 1420, keepaliveSeconds: 25 });
         expect(config.relays[0]).toMatchObject({ name: "relay", wireguardPort: 51820, wstunnelPort: 443, publicInterface: "eth0", allowDirectUdp: false });
         expect(config.relays[0].ssh.port).toBe(22);
         expect(config.wstunnel).toMatchObject({ version: "10.6.2", localPort: 51820 });

@@ -4,7 +4,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { hostScriptsDir } from "../../components/render/scripts";
 
 const repo = join(__dirname, "..", "..");
@@ -25,15 +25,17 @@ describe("shell scripts", () => {
 
 // Stand-ins: each records "NAME ARGS..." in $CALLS and keeps what it must in $STATE.
 const stubs: Record<string, string> = {
-    // A restart runs the running conf's PostDown lines and the new conf's PostUp lines, as wg-quick down and up do.
+    // As wg-quick down and up do, a stop runs the PostDown lines of the conf on disk at that moment, and a start
+    // the PostUp lines of the conf it starts with.
     systemctl: `
 hooks() { sed -n "s/^$1 = //p" "$2" | sed 's/%i/wg0/g' | while IFS= read -r hook; do eval "$hook"; done; }
+stop() { if [ -e "$STATE/active" ]; then hooks PostDown "$CONF_UNDER_TEST"; rm -f "$STATE/active"; fi; }
+start() { touch "$STATE/active"; cp "$CONF_UNDER_TEST" "$STATE/running.conf"; rm -f "$STATE/synced.conf"; hooks PostUp "$CONF_UNDER_TEST"; }
 case "$1" in
   is-active) [ -e "$STATE/active" ] ;;
-  restart)
-    if [ -e "$STATE/active" ] && [ -e "$STATE/running.conf" ]; then hooks PostDown "$STATE/running.conf"; fi
-    touch "$STATE/active"; cp "$CONF_UNDER_TEST" "$STATE/running.conf"; rm -f "$STATE/synced.conf"
-    hooks PostUp "$CONF_UNDER_TEST" ;;
+  stop) stop ;;
+  start) start ;;
+  restart) stop; start ;;
 esac`,
     // The rule set, one "TABLE CHAIN RULE" line per rule.
     iptables: `
@@ -84,7 +86,7 @@ describe("wg-apply", () => {
     let paths: { template: string; publicKeys: string; conf: string; applied: string; key: string; psk: string; calls: string; state: string };
     let env: NodeJS.ProcessEnv;
 
-    const template = (options: { mtu?: number; laptop?: boolean } = {}) =>
+    const template = (options: { mtu?: number; laptop?: boolean; laptopRouteMtu?: number; directUdp?: boolean } = {}) =>
         [
             "[Interface]",
             "Address = 10.10.0.1/24",
@@ -93,8 +95,8 @@ describe("wg-apply", () => {
             `PrivateKey = <from ${paths.key}>`,
             "PostUp = iptables -A FORWARD -i %i -o %i -j ACCEPT -m comment --comment wg-relay",
             "PostUp = iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay",
-            "PostUp = iptables -I INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
-            "PostDown = iptables -D INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+            ...(options.directUdp ? [] : ["PostUp = iptables -I INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay"]),
+            ...(options.directUdp ? [] : ["PostDown = iptables -D INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay"]),
             "PostDown = iptables -t nat -D POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay",
             "PostDown = iptables -D FORWARD -i %i -o %i -j ACCEPT -m comment --comment wg-relay",
             "",
@@ -104,7 +106,16 @@ describe("wg-apply", () => {
             `PresharedKey = <from ${paths.psk}>`,
             "AllowedIPs = 10.10.0.2/32, 192.168.1.0/24",
             "PersistentKeepalive = 25",
-            ...(options.laptop ? ["", "[Peer]", "# laptop (client)", "PublicKey = <public key of laptop>", "AllowedIPs = 10.10.0.3/32"] : []),
+            ...(options.laptop
+                ? [
+                      "",
+                      "[Peer]",
+                      "# laptop (client)",
+                      ...(options.laptopRouteMtu ? [`# wg-relay route MTU: ${options.laptopRouteMtu}`] : []),
+                      "PublicKey = <public key of laptop>",
+                      "AllowedIPs = 10.10.0.3/32",
+                  ]
+                : []),
             "",
         ].join("\n");
 
@@ -115,7 +126,9 @@ describe("wg-apply", () => {
         return spawnSync("bash", [join(hostScriptsDir, "wg-apply.sh"), ...flags, paths.template, paths.publicKeys, paths.conf, paths.applied], { env, encoding: "utf8" });
     };
     const calls = () => readFileSync(paths.calls, "utf8").trim().split("\n").filter(Boolean);
-    const restarted = () => calls().includes("systemctl restart wg-quick@wg0.service");
+    const restarted = () =>
+        calls().includes("systemctl restart wg-quick@wg0.service") ||
+        (calls().includes("systemctl stop wg-quick@wg0.service") && calls().includes("systemctl start wg-quick@wg0.service"));
     const synced = () => calls().some((call) => call.startsWith("wg syncconf wg0 "));
 
     /** The state after a first apply of `template()` with rpi1 only: the interface is up. */
@@ -174,6 +187,22 @@ describe("wg-apply", () => {
         expect(calls()).toContain("ip -4 route replace 10.10.0.3/32 dev wg0");
     });
 
+    it("routes a peer with a route MTU at that MTU after syncing peers, and --route-mtus does the same alone", () => {
+        applyFirst();
+        writeFileSync(paths.template, template({ laptop: true, laptopRouteMtu: 1420 }));
+        writeFileSync(paths.publicKeys, publicKeys(true));
+        expect(wgApply().status).toBe(0);
+        expect(restarted()).toBe(false);
+        const routes = calls().filter((call) => call.startsWith("ip -4 route replace"));
+        // The plain route first (the peers' loop), then the one with the MTU, which wins.
+        expect(routes.slice(-1)).toEqual(["ip -4 route replace 10.10.0.3/32 dev wg0 mtu 1420"]);
+        expect(routes.filter((call) => call.includes("mtu"))).toHaveLength(1);
+        writeFileSync(paths.calls, "");
+        const alone = spawnSync("bash", [join(hostScriptsDir, "wg-apply.sh"), "--route-mtus", paths.conf], { env, encoding: "utf8" });
+        expect(alone.status).toBe(0);
+        expect(calls()).toEqual([`ip -4 route replace 10.10.0.3/32 dev ${basename(paths.conf, ".conf")} mtu 1420`]);
+    });
+
     it("drops the route of a removed peer", () => {
         writeFileSync(paths.template, template({ laptop: true }));
         writeFileSync(paths.publicKeys, publicKeys(true));
@@ -185,6 +214,17 @@ describe("wg-apply", () => {
         expect(restarted()).toBe(false);
         expect(calls().filter((call) => call.includes("route del"))).toEqual(["ip -4 route del 10.10.0.3/32 dev wg0"]);
         expect(readFileSync(join(paths.state, "synced.conf"), "utf8")).not.toContain(keys.laptopPublic);
+    });
+
+    it("undoes a rule the new [Interface] part no longer has: it stops with the conf the interface started with", () => {
+        applyFirst();
+        const rules = () => readFileSync(join(paths.state, "iptables"), "utf8");
+        expect(rules()).toContain("filter INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay");
+        writeFileSync(paths.template, template({ directUdp: true }));
+        expect(wgApply().status).toBe(0);
+        expect(restarted()).toBe(true);
+        expect(rules()).not.toContain("--dport 51820 -j DROP");
+        expect(rules()).toContain("filter FORWARD -i wg0 -o wg0 -j ACCEPT -m comment --comment wg-relay");
     });
 
     it("restarts the interface when an [Interface] setting changes", () => {

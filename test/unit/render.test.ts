@@ -1,4 +1,7 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseStackConfig } from "../../components/config";
 import { clientWgQuickConf } from "../../components/roamingClient";
 import { gatewayFirewallRules, gatewayWgQuickConf } from "../../components/lanGateway";
@@ -42,10 +45,12 @@ describe("wg-quick templates: every key named, never written", () => {
                 "[Interface]",
                 "Address = 10.10.0.1/24",
                 "ListenPort = 51820",
-                "MTU = 1320",
+                "MTU = 65000",
                 "PrivateKey = <from /etc/wireguard/wg0.key>",
             ].join("\n"),
         );
+        expect(template).toContain("PostUp = /usr/local/lib/wg-relay/wg-apply --route-mtus /etc/wireguard/%i.conf\n");
+        expect(template).not.toContain("route MTU");
         expect(template).toContain(
             [
                 "[Peer]",
@@ -60,6 +65,28 @@ describe("wg-quick templates: every key named, never written", () => {
                 "AllowedIPs = 10.10.0.3/32",
             ].join("\n"),
         );
+    });
+
+    it("routes a client on plain UDP at tunnel.udpMtu from the relay, and gives it that MTU; wstunnel peers keep wg0's", () => {
+        const peers = [
+            { ...rpi1, role: "gateway" as const, transport: "wstunnel" as const },
+            { ...laptop, name: "phone", tunnelAddress: "10.10.0.5", role: "client" as const, lanSubnets: [], transport: "udp" as const },
+        ];
+        const template = renderWgQuickConf(relayWgQuickConf(relay, peers, new Set()));
+        expect(template).toContain(["[Peer]", "# phone (client)", "# wg-relay route MTU: 1420", "PublicKey = <public key of phone>", "AllowedIPs = 10.10.0.5/32"].join("\n"));
+        expect(template.match(/route MTU/g)).toHaveLength(1);
+        const conf = (transport: "udp" | "wstunnel") =>
+            renderWgQuickConf(
+                clientWgQuickConf({
+                    client: { ...laptop, transport },
+                    tunnel: network.tunnel,
+                    relayHost: "198.51.100.10",
+                    relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { ofPeer: "relay" }, endpoint: "198.51.100.10:51820" }],
+                    privateKey: { file: "/etc/wireguard/wg0.key" },
+                }),
+            );
+        expect(conf("udp")).toContain("MTU = 1420\n");
+        expect(conf("wstunnel")).toContain("MTU = 65000\n");
     });
 
     it("renders the gateway with the relay reached through the local wstunnel listener, the whole tunnel subnet allowed", () => {
@@ -91,6 +118,7 @@ describe("wg-quick templates: every key named, never written", () => {
             ],
             firewallRules: [
                 "iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+                "iptables -t mangle -A FORWARD -i %i -o eth0 -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu -m comment --comment wg-relay",
                 "iptables -A FORWARD -i %i -o eth0 -j ACCEPT -m comment --comment wg-relay",
                 "iptables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT -m comment --comment wg-relay",
                 "iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay",
@@ -148,7 +176,9 @@ describe("firewall rules", () => {
 
     it("lets the relay forward to the internet for full tunnels and drop direct UDP, each undone exactly", () => {
         const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "eth0", wireguardPort: 51820, allowDirectUdp: false, internetEgress: true }));
+        const clamp = "FORWARD -i %i -o eth0 -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu";
         expect(hooks).toEqual([
+            { up: `iptables -t mangle -A ${clamp} ${comment}`, down: `iptables -t mangle -D ${clamp} ${comment}` },
             { up: `iptables -A FORWARD -i %i -o eth0 -j ACCEPT ${comment}`, down: `iptables -D FORWARD -i %i -o eth0 -j ACCEPT ${comment}` },
             {
                 up: `iptables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT ${comment}`,
@@ -328,6 +358,30 @@ describe("wstunnel", () => {
         );
     });
 
+    it("runs wstunnel as the server unit's main process, its exit status kept and its rejection lines redacted", () => {
+        const unit = renderWstunnelServerUnit({
+            listenPort: 443,
+            wireguardPort: 51820,
+            certificateFile: "/etc/wg-relay/tls/server.crt",
+            privateKeyFile: "/etc/wg-relay/tls/server.key",
+            restrictionsFile: "/etc/wg-relay/wstunnel-restrictions.yaml",
+        });
+        const command = /^ExecStart=\/bin\/bash -c "(.*)"$/m.exec(unit)![1];
+        const dir = mkdtempSync(join(tmpdir(), "wg-relay-server-unit-"));
+        try {
+            // A stand-in wstunnel: says which process it is, logs a rejection with a secret path, and fails.
+            const fake = join(dir, "wstunnel");
+            writeFileSync(fake, "#!/bin/bash\necho \"pid $$\"\necho 'WARN Rejecting connection with bad upgrade request: /s3cret/events' >&2\nexit 3\n", { mode: 0o755 });
+            const result = spawnSync("bash", ["-c", command.replace("/usr/local/bin/wstunnel", fake)], { encoding: "utf8" });
+            expect(result.status).toBe(3);
+            expect(result.stdout).toContain(`pid ${result.pid}\n`); // exec'd: the unit's main process
+            expect(result.stdout).toContain("Rejecting connection with bad upgrade request: /<path redacted>");
+            expect(result.stdout).not.toContain("s3cret");
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
     it("redacts request paths in wstunnel's rejection warnings, and only there", () => {
         const sed = (line: string) => execFileSync("sh", ["-c", logRedaction], { input: `${line}\n`, encoding: "utf8" }).trim();
         // The line shapes of wstunnel 10.6.2's server (tunnel/server/handler_websocket.rs, server.rs).
@@ -366,7 +420,10 @@ describe("heartbeat", () => {
 
 describe("sysctl", () => {
     it("renders the forwarding sysctl", () => {
-        expect(renderForwardingSysctl()).toBe("# Managed by wg-relay: routes between the tunnel and the LAN or the internet.\nnet.ipv4.ip_forward = 1\n");
+        const sysctl = renderForwardingSysctl();
+        expect(sysctl).toMatch(/^# Managed by wg-relay: routes between the tunnel and the LAN or the internet.\nnet.ipv4.ip_forward = 1\n/);
+        // Ceilings for wstunnel's own buffer requests; '-': refused in a container's namespace without failing.
+        expect(sysctl).toContain("\n-net.core.rmem_max = 4194304\n-net.core.wmem_max = 4194304\n");
         expectGolden("90-wg-relay.conf", renderForwardingSysctl());
     });
 });

@@ -20,34 +20,41 @@ const prefixOf = (peer: { name: string; keyRotation: number }) => new WstunnelCr
 const gateways = network.gateways.map((gateway) => ({ gateway, key: keyOf(gateway), pathPrefix: prefixOf(gateway) }));
 const clients = network.clients.map((client) => ({ client, key: keyOf(client), pathPrefix: client.transport === "wstunnel" ? prefixOf(client) : undefined }));
 
-const relay = new VpsRelay(network.relay.name, {
-    relay: network.relay,
-    tunnel,
-    wstunnel,
-    stack,
-    key: keyOf(network.relay),
-    peers: [
-        ...gateways.map(({ gateway, key, pathPrefix }) => ({ ...gateway, role: "gateway" as const, transport: "wstunnel" as const, key, pathPrefix })),
-        ...clients.map(({ client, key, pathPrefix }) => ({ ...client, role: "client" as const, lanSubnets: [], key, pathPrefix })),
-    ],
-    clientAccess: network.clients,
-    sshPrivateKey,
-    repair,
+// The first relay makes the stack's CA; every other one has its server certificate signed by it.
+const relays: VpsRelay[] = [];
+network.relays.forEach((settings, index) => {
+    const onRelay = (addresses: string[]) => addresses[index];
+    relays.push(
+        new VpsRelay(settings.name, {
+            relay: settings,
+            wstunnel,
+            stack,
+            ca: relays[0]?.ca,
+            key: keyOf(settings),
+            peers: [
+                ...gateways.map(({ gateway, key, pathPrefix }) => ({ ...gateway, tunnelAddress: onRelay(gateway.tunnelAddresses), role: "gateway" as const, transport: "wstunnel" as const, key, pathPrefix })),
+                ...clients.map(({ client, key, pathPrefix }) => ({ ...client, tunnelAddress: onRelay(client.tunnelAddresses), role: "client" as const, lanSubnets: [], key, pathPrefix })),
+            ],
+            sshPrivateKey,
+            repair,
+        }),
+    );
 });
+const relay = relays[0];
 
 const lanGateways = gateways.map(({ gateway, key, pathPrefix }) => ({
     name: gateway.name,
-    component: new LanGateway(gateway.name, { gateway, tunnel, wstunnel, stack, relay, key, pathPrefix, sshPrivateKey, repair }),
+    component: new LanGateway(gateway.name, { gateway, tunnel, wstunnel, stack, relays, key, pathPrefix, sshPrivateKey, repair }),
 }));
 const roamingClients = clients.map(({ client, key, pathPrefix }) => ({
     name: client.name,
-    component: new RoamingClient(client.name, { client, tunnel, wstunnel, stack, relay, key, pathPrefix, sshPrivateKey, repair }),
+    component: new RoamingClient(client.name, { client, tunnel, wstunnel, stack, relays, key, pathPrefix, sshPrivateKey, repair }),
 }));
 
 // What each host should have, for `npm run doctor`: the relay with every peer, each gateway and provisioned client
 // with the relay as its peer.
 const wstunnelBinary = declaredWstunnel(wstunnel);
-const relayAsPeerKey = { [relay.peerName]: relay.publicKey };
+const relaysAsPeerKeys = Object.fromEntries(relays.map((each) => [each.peerName, each.publicKey]));
 const peerHosts = [
     ...lanGateways.map(({ name, component }) => ({ name, role: "gateway" as const, component, template: component.wireguardTemplate, forwarding: true, useWstunnel: true })),
     ...roamingClients.flatMap(({ name, component }, index) =>
@@ -77,15 +84,20 @@ export const gatewayPublicKeys = Object.fromEntries(lanGateways.map(({ name, com
 export const clientBundles = Object.fromEntries(roamingClients.map(({ name, component }) => [name, component.bundle]));
 /** What each host should have (public keys, AllowedIPs, units, firewall rules, wstunnel's checksum): `npm run doctor` checks the hosts against it. */
 export const declaredHosts = pulumi.all({
-    [network.relay.name]: declareHost({
-        role: "relay",
-        template: relay.wireguardTemplate,
-        publicKey: relay.publicKey,
-        peerPublicKeys: Object.fromEntries([...gateways.map(({ gateway, key }) => [gateway.name, key.publicKey]), ...clients.map(({ client, key }) => [client.name, key.publicKey])]),
-        alwaysOnPeers: network.gateways.map((gateway) => gateway.name),
-        forwarding: true,
-        wstunnel: wstunnelBinary,
-    }),
+    ...Object.fromEntries(
+        relays.map((each) => [
+            each.peerName,
+            declareHost({
+                role: "relay",
+                template: each.wireguardTemplate,
+                publicKey: each.publicKey,
+                peerPublicKeys: Object.fromEntries([...gateways.map(({ gateway, key }) => [gateway.name, key.publicKey]), ...clients.map(({ client, key }) => [client.name, key.publicKey])]),
+                alwaysOnPeers: network.gateways.map((gateway) => gateway.name),
+                forwarding: true,
+                wstunnel: wstunnelBinary,
+            }),
+        ]),
+    ),
     ...Object.fromEntries(
         peerHosts.map((host) => [
             host.name,
@@ -93,8 +105,8 @@ export const declaredHosts = pulumi.all({
                 role: host.role,
                 template: host.template,
                 publicKey: host.component.publicKey,
-                peerPublicKeys: relayAsPeerKey,
-                alwaysOnPeers: [relay.peerName],
+                peerPublicKeys: relaysAsPeerKeys,
+                alwaysOnPeers: relays.map((each) => each.peerName),
                 forwarding: host.forwarding,
                 wstunnel: host.useWstunnel ? wstunnelBinary : undefined,
             }),

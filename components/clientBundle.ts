@@ -12,4 +12,18 @@ export interface ClientBundle {
     wstunnelEnvironment?: string;
     /** The stack's CA to add to the client's trust store; absent when the relay has a publicly trusted certificate. */
     caCertificate?: string;
+    /**
+     * With several relays, one entry per relay: the conf with the client's routes on that relay (a device without
+     * the failover unit, such as a phone, imports one per relay and switches by hand), and for every relay but the
+     * first (whose are above) its wstunnel client, which listens on that relay's local port.
+     */
+    relays?: RelayFiles[];
+}
+
+export interface RelayFiles {
+    relay: string;
+    wireguardConf: string;
+    wstunnelCommand?: string;
+    wstunnelUnit?: string;
+    wstunnelEnvironment?: string;
 }

@@ -1,7 +1,7 @@
 // The stack config: one zod schema is its only definition; every type the program uses comes from it.
 // Parsing happens before any resource is registered, so bad input never reaches a host.
 import { z } from "zod";
-import { Cidr, cidrContains, cidrsOverlap, cidrWithin, isIpv4, isNetworkOrBroadcast, parseAddressOrCidr, parseCidr, hostAddress } from "./net";
+import { Cidr, cidrContains, cidrsOverlap, cidrWithin, hostAddress, intToIp, ipToInt, isIpv4, isNetworkOrBroadcast, parseAddressOrCidr, parseCidr } from "./net";
 
 /** Pulumi config namespace: keys are `wg-relay:<name>`. */
 export const configNamespace = "wg-relay";
@@ -101,7 +101,12 @@ const relaySchema = z.strictObject({
     name: name.default("relay").describe("name of the relay's resources"),
     ssh: sshConnection.describe("how `pulumi up` reaches the relay"),
     publicAddress: host.optional().describe("what clients dial for wss:// and the certificate's name; defaults to ssh.host"),
-    tunnelAddress: ipv4.optional().describe("the relay's tunnel address; defaults to the subnet's first host"),
+    tunnelAddress: ipv4.optional().describe("the relay's tunnel address; defaults to the first host of its tunnel subnet"),
+    tunnelSubnet: cidr
+        .optional()
+        .describe(
+            "with several relays: this relay's own tunnel subnet, the size of tunnel.subnet, in which every gateway and client has the address with its own host part (10.10.0.3 is 10.10.1.3 in 10.10.1.0/24); the first relay's is tunnel.subnet, every other relay needs its own",
+        ),
     wireguardPort: port.default(51820).describe("WireGuard's UDP port on the relay"),
     wstunnelPort: port.default(443).describe("TCP port of the wstunnel server"),
     publicInterface: interfaceName.default("eth0").describe("the relay's internet-facing interface"),
@@ -150,6 +155,12 @@ const gatewaySchema = z.strictObject({
         .boolean()
         .default(true)
         .describe("masquerade tunnel traffic onto the LAN; switch off when the home router routes the tunnel subnet to the gateway"),
+    siteToSite: z
+        .boolean()
+        .default(false)
+        .describe(
+            "let this gateway's LANs and those of every other gateway with siteToSite reach each other through the first relay (LAN hosts need a route to the other sites' LANs via their gateway, e.g. on the home router)",
+        ),
     ssh: peerSshConnection.describe("how `pulumi up` reaches the gateway"),
     presharedKey: z
         .boolean()
@@ -198,6 +209,11 @@ const clientSchema = z.strictObject({
         .describe(
             "what the client may open connections to, enforced on the relay; defaults to every LAN in its routes. Other clients only when named here; replies always pass",
         ),
+    primaryRelay: name
+        .optional()
+        .describe(
+            "with several relays: the relay the client uses while it answers (defaults to the first); a client provisioned over SSH moves its routes to the next relay that answers when it stops, and back when it returns",
+        ),
     ssh: peerSshConnection.optional().describe("when set, the client machine is provisioned over SSH; otherwise only its bundle is exported"),
     presharedKey: z
         .boolean()
@@ -210,7 +226,12 @@ const clientSchema = z.strictObject({
 /** The config as the user writes it: every key the program reads. */
 const stackConfigObject = z.strictObject({
     tunnel: tunnelSchema.describe("the tunnel network"),
-    relay: relaySchema.describe("the VPS with a public address"),
+    relay: relaySchema.optional().describe("the VPS with a public address (or relays, for several)"),
+    relays: z
+        .array(relaySchema)
+        .min(1)
+        .optional()
+        .describe("several relays instead of relay, each as relay is described: every gateway keeps a tunnel to each, clients prefer their primaryRelay"),
     wstunnel: wstunnelSchema.describe("the wstunnel binary and its client side"),
     gateways: z.array(gatewaySchema).default([]).describe("LAN gateways (e.g. a Raspberry Pi) that dial out to the relay"),
     clients: z.array(clientSchema).default([]).describe("roaming clients: laptops and phones"),
@@ -234,39 +255,100 @@ export type StackConfigInput = z.input<typeof stackConfigSchema>;
 /** The resolved network: what the program builds. */
 export type Network = z.output<typeof stackConfigSchema>;
 export type TunnelNetwork = Network["tunnel"];
-export type RelaySettings = Network["relay"];
+export type RelaySettings = Network["relays"][number];
 export type WstunnelSettings = Network["wstunnel"];
 export type WstunnelBinarySource = WstunnelSettings["binary"];
 export type GatewaySettings = Network["gateways"][number];
 export type ClientSettings = Network["clients"][number];
-export type AccessGrant = ClientSettings["access"][number];
+export type ClientAccess = RelaySettings["clientAccess"][number];
+export type AccessGrant = ClientAccess["access"][number];
+export type SiteLink = RelaySettings["siteLinks"][number];
 export type SshSettings = z.output<typeof peerSshConnection> | z.output<typeof sshConnection>;
 export type ExistingKeys = z.output<typeof existingKeys>;
 
-function resolveNetwork(config: z.output<typeof stackConfigObject>) {
-    const subnet = parseCidr(config.tunnel.subnet)!;
+type ParsedConfig = z.output<typeof stackConfigObject>;
+
+/** The relays as configured: `relay` (one) or `relays` (several); checkTopology makes sure exactly one is set. */
+function configuredRelays(config: ParsedConfig) {
+    return config.relays ?? [config.relay!];
+}
+
+/**
+ * Each relay's tunnel subnet: the first relay's is tunnel.subnet. A peer has one tunnel address per relay, with the
+ * same host part in each subnet, so a reply always goes back through the relay whose subnet its destination is in.
+ */
+function relaySubnets(config: ParsedConfig): Cidr[] {
+    return configuredRelays(config).map((relay, index) => parseCidr(index === 0 ? config.tunnel.subnet : relay.tunnelSubnet!)!);
+}
+
+/** `address` (in tunnel.subnet) moved into `subnet`, keeping its host part. */
+function addressIn(subnet: Cidr, tunnelSubnet: Cidr, address: string): string {
+    return intToIp(subnet.network + (ipToInt(address) - tunnelSubnet.network));
+}
+
+function resolveNetwork(config: ParsedConfig) {
+    const subnets = relaySubnets(config);
+    const addressesOf = (address: string) => subnets.map((subnet) => addressIn(subnet, subnets[0], address));
     const { source, mirrorBaseUrl, localBinary, sha256, ...wstunnel } = config.wstunnel;
     const binary =
         source === "local"
             ? { kind: "upload" as const, localBinary: localBinary! }
             : { kind: "download" as const, baseUrl: source === "mirror" ? mirrorBaseUrl!.replace(/\/+$/, "") : githubReleaseBaseUrl, sha256 };
     const everyLan = config.gateways.flatMap((gateway) => gateway.lanSubnets);
+    const relays = configuredRelays(config);
+    const relayNames = relays.map((relay) => relay.name);
+    const clientRoutes = (client: ParsedConfig["clients"][number]) => client.routes ?? everyLan;
+    const sites = config.gateways.filter((gateway) => gateway.siteToSite);
+    // Site-to-site traffic goes through the first relay, between every pair of gateways that opted in.
+    const siteLinks = sites.flatMap((from) =>
+        sites
+            .filter((to) => to !== from)
+            .flatMap((to) => from.lanSubnets.flatMap((source) => to.lanSubnets.map((destination) => ({ from: from.name, to: to.name, source, destination })))),
+    );
     return {
-        tunnel: { ...config.tunnel, prefixLength: subnet.prefix },
-        relay: {
-            ...config.relay,
-            publicAddress: config.relay.publicAddress ?? config.relay.ssh.host,
-            tunnelAddress: config.relay.tunnelAddress ?? hostAddress(subnet, 1),
-            // Some client sends all its traffic through the relay: it forwards and masquerades onto the internet.
-            internetEgress: config.clients.some((client) => client.fullTunnel),
-        },
+        tunnel: { ...config.tunnel, prefixLength: subnets[0].prefix },
+        // The first relay is every client's default primary and carries site-to-site traffic.
+        relays: relays.map(({ tunnelSubnet: _configured, ...relay }, index) => {
+            const subnet = subnets[index];
+            const subnetText = `${intToIp(subnet.network)}/${subnet.prefix}`;
+            return {
+                ...relay,
+                tunnel: { ...config.tunnel, subnet: subnetText, prefixLength: subnet.prefix },
+                publicAddress: relay.publicAddress ?? relay.ssh.host,
+                tunnelAddress: relay.tunnelAddress ?? hostAddress(subnet, 1),
+                /** Where every gateway and client has its local wstunnel listener for this relay. */
+                wstunnelLocalPort: config.wstunnel.localPort + index,
+                // Some client sends all its traffic through the relay: it forwards and masquerades onto the internet.
+                internetEgress: config.clients.some((client) => client.fullTunnel),
+                // What each client may reach through this relay, at its own address in this relay's subnet.
+                clientAccess: config.clients.map((client) => ({
+                    name: client.name,
+                    tunnelAddress: addressesOf(client.tunnelAddress)[index],
+                    access: resolveAccess(client.access, clientRoutes(client), config, (address) => addressesOf(address)[index]),
+                })),
+                siteLinks: index === 0 ? siteLinks : [],
+            };
+        }),
         wstunnel: { ...wstunnel, binary },
-        gateways: config.gateways,
+        gateways: config.gateways.map((gateway) => ({
+            ...gateway,
+            /** Its address in each relay's subnet, in the order of relays. */
+            tunnelAddresses: addressesOf(gateway.tunnelAddress),
+            /** The other sites' LANs, routed through the first relay. */
+            siteRoutes: gateway.siteToSite ? sites.filter((other) => other !== gateway).flatMap((other) => other.lanSubnets) : [],
+        })),
         // A client routes every gateway's LAN unless it names its own, and may reach every LAN it routes unless
         // its access rules say otherwise.
         clients: config.clients.map((client) => {
-            const routes = client.routes ?? everyLan;
-            return { ...client, routes, access: resolveAccess(client.access, routes, config) };
+            const { access: _rules, primaryRelay, ...settings } = client;
+            const primary = primaryRelay ?? relayNames[0];
+            return {
+                ...settings,
+                routes: clientRoutes(client),
+                tunnelAddresses: addressesOf(client.tunnelAddress),
+                /** Relay names in the order the client prefers them: its primary, then the others as configured. */
+                relayPreference: [primary, ...relayNames.filter((relayName) => relayName !== primary)],
+            };
         }),
         repair: config.repair,
     };
@@ -274,9 +356,10 @@ function resolveNetwork(config: z.output<typeof stackConfigObject>) {
 
 /**
  * A client's access rules with every `to` resolved to the networks it stands for: a gateway's name to its LANs
- * in the client's routes, a client's name to its tunnel address, an address to a /32. Ports in iptables' form.
+ * in the client's routes, a client's name to its tunnel address (in the relay's subnet, by `tunnelAddressOnRelay`),
+ * an address to a /32. Ports in iptables' form.
  */
-function resolveAccess(access: z.output<typeof accessRule>[] | undefined, routes: string[], config: z.output<typeof stackConfigObject>) {
+function resolveAccess(access: z.output<typeof accessRule>[] | undefined, routes: string[], config: ParsedConfig, tunnelAddressOnRelay: (address: string) => string) {
     const rules: z.output<typeof accessRule>[] = access ?? routes.map((route) => ({ to: route }));
     return rules.map((rule) => {
         const gateway = config.gateways.find((candidate) => candidate.name === rule.to);
@@ -284,7 +367,7 @@ function resolveAccess(access: z.output<typeof accessRule>[] | undefined, routes
         const destinations = gateway
             ? gateway.lanSubnets.filter((lan) => routes.includes(lan))
             : client
-              ? [`${client.tunnelAddress}/32`]
+              ? [`${tunnelAddressOnRelay(client.tunnelAddress)}/32`]
               : [isIpv4(rule.to) ? `${rule.to}/32` : rule.to];
         return {
             to: rule.to,
@@ -306,41 +389,103 @@ const looseString = (value: unknown): string | undefined => (typeof value === "s
 function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
     const problem = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
     const config = looseObject(value);
-    const relay = looseObject(config.relay);
+    // One relay (`relay`) or several (`relays`), each checked under its own key.
+    const relayKey = config.relays === undefined ? ["relay"] : undefined;
+    if (config.relay !== undefined && config.relays !== undefined) {
+        problem(["relays"], "set either relay (one relay) or relays (several), not both");
+    } else if (config.relay === undefined && config.relays === undefined) {
+        problem(["relay"], "required, but not set in the stack config");
+    }
+    const relays = (relayKey ? [config.relay] : looseList(config.relays)).map((relay, index) => ({
+        relay: looseObject(relay),
+        path: relayKey ?? ["relays", index],
+    }));
+    const relay = relays[0]?.relay ?? {};
+    const keyName = (path: (string | number)[]) => path.map((part, index) => (typeof part === "number" ? `[${part}]` : index === 0 ? part : `.${part}`)).join("");
     // Defaults are filled in by now wherever a part parsed.
     const subnetText = looseString(looseObject(config.tunnel).subnet);
     const subnet = subnetText === undefined ? undefined : parseCidr(subnetText);
     const gateways = looseList(config.gateways).map(looseObject);
     const clients = looseList(config.clients).map(looseObject);
 
-    const checkAddress = (path: (string | number)[], address: string | undefined) => {
-        if (subnet === undefined || address === undefined || !isIpv4(address)) {
+    const checkAddress = (path: (string | number)[], address: string | undefined, within = subnet, withinText = subnetText) => {
+        if (within === undefined || address === undefined || !isIpv4(address)) {
             return false; // a malformed subnet or address is reported by its own check
         }
-        if (!cidrContains(subnet, address)) {
-            problem(path, `${address} is outside the tunnel subnet ${subnetText}`);
+        if (!cidrContains(within, address)) {
+            problem(path, `${address} is outside the tunnel subnet ${withinText}`);
             return false;
         }
-        if (isNetworkOrBroadcast(subnet, address)) {
-            problem(path, `${address} is the network or broadcast address of ${subnetText}`);
+        if (isNetworkOrBroadcast(within, address)) {
+            problem(path, `${address} is the network or broadcast address of ${withinText}`);
             return false;
         }
         return true;
     };
 
-    const configuredRelayAddress = looseString(relay.tunnelAddress);
-    if (configuredRelayAddress !== undefined) {
-        checkAddress(["relay", "tunnelAddress"], configuredRelayAddress);
-    }
-    const relayAddress = configuredRelayAddress ?? (subnet && hostAddress(subnet, 1));
+    // Every relay's tunnel subnet: tunnel.subnet for the first, its own (of the same size) for each other one.
+    const tunnelNetworks: { cidr: Cidr; text: string; key: string }[] = subnet ? [{ cidr: subnet, text: subnetText!, key: "tunnel.subnet" }] : [];
+    const relaySubnet = new Map<number, Cidr>(subnet ? [[0, subnet]] : []);
+    relays.forEach(({ relay: other, path }, index) => {
+        const text = looseString(other.tunnelSubnet);
+        const own = text === undefined ? undefined : parseCidr(text);
+        if (index === 0) {
+            if (text !== undefined && text !== subnetText) {
+                problem([...path, "tunnelSubnet"], `the first relay's tunnel subnet is tunnel.subnet (${subnetText}): leave tunnelSubnet out`);
+            }
+            return;
+        }
+        if (text === undefined) {
+            problem([...path, "tunnelSubnet"], "required for every relay after the first: a tunnel subnet of its own, the size of tunnel.subnet");
+            return;
+        }
+        if (!own) {
+            return;
+        }
+        const key = keyName([...path, "tunnelSubnet"]);
+        if (subnet && own.prefix !== subnet.prefix) {
+            problem([...path, "tunnelSubnet"], `${text} is not the size of tunnel.subnet ${subnetText}: every peer has the same host part in each relay's subnet`);
+            return;
+        }
+        const clash = tunnelNetworks.find((network) => cidrsOverlap(network.cidr, own));
+        if (clash) {
+            problem([...path, "tunnelSubnet"], `${text} overlaps ${clash.text} of wg-relay:${clash.key}`);
+            return;
+        }
+        tunnelNetworks.push({ cidr: own, text, key });
+        relaySubnet.set(index, own);
+    });
+
+    // Host parts: each relay's own address, and every peer's, which it keeps in every relay's subnet.
+    const hostPart = (address: string, within: Cidr) => ipToInt(address) - within.network;
+    const relayHostParts = new Map<number, string>();
+    relays.forEach(({ relay: other, path }, index) => {
+        const within = relaySubnet.get(index);
+        const configured = looseString(other.tunnelAddress);
+        if (within === undefined) {
+            return;
+        }
+        if (configured !== undefined && !checkAddress([...path, "tunnelAddress"], configured, within, `${intToIp(within.network)}/${within.prefix}`)) {
+            return;
+        }
+        relayHostParts.set(configured === undefined ? 1 : hostPart(configured, within), keyName(path));
+    });
 
     const peers = [
         ...gateways.map((peer, index) => ({ peer, path: ["gateways", index] as (string | number)[] })),
         ...clients.map((peer, index) => ({ peer, path: ["clients", index] as (string | number)[] })),
     ];
 
-    const relayName = looseString(relay.name);
-    const namesSeen = new Map<string, string>(relayName === undefined ? [] : [[relayName, "relay.name"]]);
+    const namesSeen = new Map<string, string>();
+    for (const { relay: other, path } of relays) {
+        const relayName = looseString(other.name);
+        const earlier = relayName === undefined ? undefined : namesSeen.get(relayName);
+        if (earlier) {
+            problem([...path, "name"], `name '${relayName}' is already used by ${earlier}`);
+        } else if (relayName !== undefined) {
+            namesSeen.set(relayName, `${keyName(path)}.name`);
+        }
+    }
     const addressesSeen = new Map<string, string>();
     for (const { peer, path } of peers) {
         const peerName = looseString(peer.name);
@@ -355,8 +500,12 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
         if (!checkAddress([...path, "tunnelAddress"], address)) {
             continue;
         }
-        if (address === relayAddress) {
-            problem([...path, "tunnelAddress"], `${address} is the relay's tunnel address`);
+        const relayOwner = relayHostParts.get(hostPart(address!, subnet!));
+        if (relayOwner !== undefined) {
+            problem(
+                [...path, "tunnelAddress"],
+                relays.length === 1 || relayOwner === keyName(relays[0].path) ? `${address} is the relay's tunnel address` : `${address} has the host part of ${relayOwner}'s tunnel address`,
+            );
             continue;
         }
         const owner = addressesSeen.get(address!);
@@ -367,6 +516,7 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
         }
     }
 
+    // LANs must be told apart from each other and from every tunnel subnet: the error names both keys.
     const lans: { cidr: Cidr; text: string; where: string }[] = [];
     gateways.forEach((gateway, gatewayIndex) => {
         looseList(gateway.lanSubnets).forEach((text, lanIndex) => {
@@ -375,16 +525,17 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
                 return;
             }
             const path = ["gateways", gatewayIndex, "lanSubnets", lanIndex];
-            if (subnet && cidrsOverlap(lan, subnet)) {
-                problem(path, `${text} overlaps the tunnel subnet ${subnetText}`);
+            const tunnelClash = tunnelNetworks.find((network) => cidrsOverlap(lan, network.cidr));
+            if (tunnelClash) {
+                problem(path, `${text} overlaps the tunnel subnet ${tunnelClash.text} of wg-relay:${tunnelClash.key}`);
                 return;
             }
             const clash = lans.find((other) => cidrsOverlap(other.cidr, lan));
             if (clash) {
-                problem(path, `${text} overlaps ${clash.text} of ${clash.where}`);
+                problem(path, `${text} overlaps ${clash.text} of wg-relay:${clash.where}`);
                 return;
             }
-            lans.push({ cidr: lan, text: text as string, where: `gateways[${gatewayIndex}]` });
+            lans.push({ cidr: lan, text: text as string, where: keyName(path) });
         });
     });
 
@@ -433,8 +584,17 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
             }
         });
         checkAccess(client, clientIndex);
-        if (client.transport === "udp" && relay.allowDirectUdp !== true) {
-            problem(["clients", clientIndex, "transport"], "'udp' needs relay.allowDirectUdp: true, or the relay drops the client's packets");
+        for (const { relay: other, path } of relays) {
+            if (client.transport === "udp" && other.allowDirectUdp !== true) {
+                problem(["clients", clientIndex, "transport"], `'udp' needs ${keyName(path)}.allowDirectUdp: true, or the relay drops the client's packets`);
+            }
+        }
+        if (client.fullTunnel === true && relays.length > 1) {
+            problem(["clients", clientIndex, "fullTunnel"], "a full tunnel with several relays is not supported: route the LANs only, or use one relay");
+        }
+        const primary = looseString(client.primaryRelay);
+        if (primary !== undefined && !relays.some(({ relay: other }) => other.name === primary)) {
+            problem(["clients", clientIndex, "primaryRelay"], `'${primary}' is not the name of a relay`);
         }
         if (client.fullTunnel === true && relayPublic !== undefined && !isIpv4(relayPublic)) {
             // The relay's own address must be routed outside a full tunnel, so it has to be known as an address.
@@ -457,7 +617,9 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
             problem([...path, "presharedKey"], "existingKeys.presharedKey is set: set presharedKey: true to use it");
         }
     };
-    checkExistingKeys(["relay"], relay);
+    for (const { relay: other, path } of relays) {
+        checkExistingKeys(path, other);
+    }
     for (const { peer, path } of peers) {
         checkExistingKeys(path, peer);
     }

@@ -1,12 +1,13 @@
-// LanGateway: the always-on machine in the home LAN (a Raspberry Pi). It dials out to the relay through its own
-// wstunnel client, so CG-NAT never has to let anything in, and routes tunnel traffic onto the LAN.
+// LanGateway: the always-on machine in the home LAN (a Raspberry Pi). It dials out to every relay through a wstunnel
+// client of its own, so CG-NAT never has to let anything in, and routes tunnel traffic onto the LAN. With siteToSite
+// it also routes the other sites' LANs through the first relay.
 import * as pulumi from "@pulumi/pulumi";
-import { GatewaySettings, TunnelNetwork, WstunnelSettings } from "./config";
+import { GatewaySettings, TunnelNetwork } from "./config";
 import { Host, sshConnection } from "./host";
 import { firewallHooks, FirewallRule, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { renderHeartbeatUnit } from "./render/heartbeat";
 import { heartbeatUnit, peerPresharedKeyPath, wireguardKeyPath } from "./render/paths";
-import { PeerComponentArgs, provisionPeerHost } from "./peerHost";
+import { PeerComponentArgs, provisionPeerHost, RelayAccess } from "./peerHost";
 
 /** With WireGuard's 15 s of unanswered data before a new handshake: the tunnel is back within about 20 s. */
 const heartbeatSeconds = 5;
@@ -18,10 +19,13 @@ export interface LanGatewayArgs extends PeerComponentArgs {
 }
 
 export interface GatewayFirewallSettings {
-    tunnelSubnet: string;
-    tunnelAddress: string;
+    /** Every relay's tunnel subnet, and the gateway's address in each. */
+    tunnelSubnets: string[];
+    tunnelAddresses: string[];
     lanInterface: string;
     lanSubnets: string[];
+    /** The other sites' LANs (siteToSite). */
+    siteRoutes: string[];
     masquerade: boolean;
 }
 
@@ -32,44 +36,65 @@ export function gatewayFirewallRules(settings: GatewayFirewallSettings): Firewal
         rule: `-i %i -o ${settings.lanInterface} -d ${lan} -j ACCEPT`,
     }));
     rules.push({ table: "filter", chain: "FORWARD", rule: `-i ${settings.lanInterface} -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT` });
-    // The gateway's tunnel address is for the tunnel: a LAN neighbour routing to it would reach the gateway's own
+    // Site to site: this site's LANs may open connections to the other sites' LANs through the tunnel.
+    for (const lan of settings.lanSubnets) {
+        for (const site of settings.siteRoutes) {
+            rules.push({ table: "filter", chain: "FORWARD", rule: `-i ${settings.lanInterface} -o %i -s ${lan} -d ${site} -j ACCEPT` });
+        }
+    }
+    // The gateway's tunnel addresses are for the tunnel: a LAN neighbour routing to one would reach the gateway's own
     // services (its SSH, say) from an address the tunnel's peers trust.
-    rules.push({ table: "filter", chain: "INPUT", insert: true, rule: `-i ${settings.lanInterface} -d ${settings.tunnelAddress}/32 -j DROP` });
+    for (const address of settings.tunnelAddresses) {
+        rules.push({ table: "filter", chain: "INPUT", insert: true, rule: `-i ${settings.lanInterface} -d ${address}/32 -j DROP` });
+    }
     if (settings.masquerade) {
-        // LAN hosts then answer the gateway, which needs no route for the tunnel subnet on the home router.
-        rules.push({ table: "nat", chain: "POSTROUTING", rule: `-s ${settings.tunnelSubnet} -o ${settings.lanInterface} -j MASQUERADE` });
+        // LAN hosts then answer the gateway, which needs no route for the tunnel subnets (or the other sites' LANs)
+        // on the home router.
+        for (const source of [...settings.tunnelSubnets, ...settings.siteRoutes]) {
+            rules.push({ table: "nat", chain: "POSTROUTING", rule: `-s ${source} -o ${settings.lanInterface} -j MASQUERADE` });
+        }
     }
     return rules;
 }
 
-/** The gateway's wg0 template: the relay as its one peer, reached through the local wstunnel client. */
-export function gatewayWgQuickConf(gateway: GatewaySettings, tunnel: TunnelNetwork, wstunnel: Pick<WstunnelSettings, "localPort">, relayName: string): WgQuickConf {
+/** How a peer describes a relay in its template: "the relay" while there is one. */
+export function relayDescription(relays: Pick<RelayAccess, "peerName">[], index: number): string {
+    return relays.length === 1 ? "the relay" : `the relay ${relays[index].peerName}`;
+}
+
+/**
+ * The gateway's wg0 template: an address in each relay's subnet, and each relay as a peer reached through its local
+ * wstunnel client, with that relay's subnet (clients' packets arrive with their own addresses in it), so a reply
+ * to a client goes back through the relay the request came through; the first relay also carries the other sites' LANs.
+ */
+export function gatewayWgQuickConf(gateway: GatewaySettings, tunnel: TunnelNetwork, relays: Pick<RelayAccess, "peerName" | "tunnelSubnet" | "wstunnelLocalPort">[]): WgQuickConf {
     return {
         title: `WireGuard on ${gateway.name}, a LAN gateway`,
         interface: {
-            address: `${gateway.tunnelAddress}/${tunnel.prefixLength}`,
+            address: gateway.tunnelAddresses.map((address) => `${address}/${tunnel.prefixLength}`).join(", "),
             mtu: tunnel.mtu,
             privateKey: { file: wireguardKeyPath },
             hooks: firewallHooks(
                 gatewayFirewallRules({
-                    tunnelSubnet: tunnel.subnet,
-                    tunnelAddress: gateway.tunnelAddress,
+                    tunnelSubnets: relays.map((relay) => relay.tunnelSubnet),
+                    tunnelAddresses: gateway.tunnelAddresses,
                     lanInterface: gateway.lanInterface,
                     lanSubnets: gateway.lanSubnets,
+                    siteRoutes: gateway.siteRoutes,
                     masquerade: gateway.masquerade,
                 }),
             ),
         },
-        peers: [
+        peers: relays.map((relay, index) =>
             relayAsPeer({
-                publicKey: { ofPeer: relayName },
+                description: relayDescription(relays, index),
+                publicKey: { ofPeer: relay.peerName },
                 presharedKey: gateway.presharedKey ? { file: peerPresharedKeyPath } : undefined,
-                // The whole tunnel subnet: clients' packets arrive through the relay with their own addresses.
-                allowedIps: [tunnel.subnet],
-                endpoint: `127.0.0.1:${wstunnel.localPort}`,
+                allowedIps: [relay.tunnelSubnet, ...(index === 0 ? gateway.siteRoutes : [])],
+                endpoint: `127.0.0.1:${relay.wstunnelLocalPort}`,
                 keepaliveSeconds: tunnel.keepaliveSeconds,
             }),
-        ],
+        ),
     };
 }
 
@@ -82,15 +107,15 @@ export class LanGateway extends pulumi.ComponentResource {
 
     constructor(name: string, args: LanGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:LanGateway", name, {}, opts);
-        const { gateway, relay } = args;
-        const proxy = gateway.ssh.via === "relay" ? relay.connection : undefined;
+        const { gateway, relays } = args;
+        const proxy = gateway.ssh.via === "relay" ? relays[0].connection : undefined;
         const host = new Host(name, sshConnection(gateway.ssh, args.sshPrivateKey, proxy), gateway.ssh.user, this, args.repair);
 
-        this.wireguardTemplate = renderWgQuickConf(gatewayWgQuickConf(gateway, args.tunnel, args.wstunnel, relay.peerName));
+        this.wireguardTemplate = renderWgQuickConf(gatewayWgQuickConf(gateway, args.tunnel, relays));
         const wireguard = provisionPeerHost(host, { ...args, template: this.wireguardTemplate, forwarding: true });
         host.installServiceUnit("heartbeat-unit", {
             unit: heartbeatUnit,
-            content: renderHeartbeatUnit({ relayTunnelAddress: relay.tunnelAddress, intervalSeconds: heartbeatSeconds }),
+            content: renderHeartbeatUnit({ relayTunnelAddresses: relays.map((relay) => relay.tunnelAddress), intervalSeconds: heartbeatSeconds }),
             dependsOn: [wireguard],
         });
 

@@ -1,18 +1,22 @@
-// What a LAN gateway and a provisioned roaming client have in common: a wstunnel client towards the relay
-// and a WireGuard interface whose endpoint is that client's local UDP listener.
+// What a LAN gateway and a provisioned roaming client have in common: a wstunnel client towards each relay and a
+// WireGuard interface with a peer per relay, whose endpoint is that relay's wstunnel client's local UDP listener.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { TunnelNetwork, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages } from "./host";
-import { peerPresharedKeyPath, wstunnelClientUnit } from "./render/paths";
+import { peerPresharedKeyPath, wstunnelClientFiles } from "./render/paths";
 import { WireguardKey } from "./wireguardKey";
 import { deployWireguardInterface } from "./wireguardInterface";
 import { deployWstunnelClient, installWstunnelBinary, wstunnelClientSettings } from "./wstunnelService";
 
-/** What a gateway or client needs of the relay (VpsRelay has it). */
+/** What a gateway or client needs of a relay (VpsRelay has it). */
 export interface RelayAccess {
     peerName: string;
     tunnelAddress: string;
+    /** The relay's own tunnel subnet: its peers have an address in each relay's subnet. */
+    tunnelSubnet: string;
+    /** Where the peer's wstunnel client for this relay listens. */
+    wstunnelLocalPort: number;
     publicKey: pulumi.Output<string>;
     peerCredentials: pulumi.Resource;
     caCertPem: pulumi.Output<string> | undefined;
@@ -26,9 +30,10 @@ export interface PeerComponentArgs {
     wstunnel: WstunnelSettings;
     /** Names the trust-store file of the stack's CA. */
     stack: string;
-    relay: RelayAccess;
+    /** Every relay, the first first: the peer keeps a tunnel to each. */
+    relays: RelayAccess[];
     key: WireguardKey;
-    /** This peer's own wstunnel path prefix (secret); none for a client on plain UDP. */
+    /** This peer's own wstunnel path prefix (secret), the same towards every relay; none for a client on plain UDP. */
     pathPrefix?: pulumi.Output<string>;
     sshPrivateKey: pulumi.Input<string>;
     /** The stack's `wg-relay:repair` counter. */
@@ -38,28 +43,35 @@ export interface PeerComponentArgs {
 export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPrivateKey" | "repair"> {
     template: string;
     forwarding: boolean;
+    /** Debian packages beyond every host's. */
+    packages?: string[];
 }
 
 export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remote.Command {
-    const packages = host.installPackages("packages", hostPackages);
+    const packages = host.installPackages("packages", [...hostPackages, ...(args.packages ?? [])]);
     const pathPrefix = args.pathPrefix;
-    const wstunnel = pathPrefix
-        ? [
-              deployWstunnelClient(host, {
-                  settings: wstunnelClientSettings(args.relay, args.wstunnel.localPort),
-                  pathPrefix,
-                  relayCredentials: args.relay.peerCredentials,
-                  caCertPem: args.relay.caCertPem,
-                  stack: args.stack,
-                  dependsOn: [installWstunnelBinary(host, args.wstunnel, wstunnelClientUnit, [packages])],
-              }),
-          ]
-        : [];
+    const clients = args.relays.map((relay, index) => ({ relay, files: wstunnelClientFiles({ name: relay.peerName, index }) }));
+    const binary = pathPrefix ? installWstunnelBinary(host, args.wstunnel, clients.map(({ files }) => files.unit), [packages]) : undefined;
+    // One CA signs every relay's certificate: the first relay's client puts it in the trust store, and the others
+    // start after it (wstunnel reads the trust store when it starts) and restart when it changes.
+    const deployClient = ({ relay, files }: (typeof clients)[number], first: boolean, dependsOn: pulumi.Input<pulumi.Resource>[]) =>
+        deployWstunnelClient(host, {
+            settings: wstunnelClientSettings(relay),
+            files,
+            pathPrefix: pathPrefix!,
+            relayCredentials: relay.peerCredentials,
+            caCertPem: first ? relay.caCertPem : undefined,
+            caAlsoRestarts: first ? clients.slice(1).map(({ files: others }) => others.unit) : undefined,
+            stack: args.stack,
+            dependsOn,
+        });
+    const firstClient = pathPrefix ? deployClient(clients[0], true, [binary!]) : undefined;
+    const wstunnel = firstClient ? [firstClient, ...clients.slice(1).map((client) => deployClient(client, false, [binary!, firstClient]))] : [];
     const presharedKey = args.key.presharedKey;
     return deployWireguardInterface(host, {
         privateKey: args.key.privateKey,
         template: args.template,
-        peerPublicKeys: [{ name: args.relay.peerName, publicKey: args.relay.publicKey }],
+        peerPublicKeys: args.relays.map((relay) => ({ name: relay.peerName, publicKey: relay.publicKey })),
         presharedKeys: presharedKey === undefined ? [] : [{ step: "preshared-key", path: peerPresharedKeyPath, key: presharedKey }],
         forwarding: args.forwarding,
         dependsOn: [packages, ...wstunnel],

@@ -4,7 +4,15 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { isIpv4 } from "./net";
 
+/** The stack's CA: made with the first relay, and signing every relay's server certificate. */
+export interface StackCa {
+    certPem: pulumi.Output<string>;
+    keyPem: pulumi.Output<string>;
+    expiry: pulumi.Output<string>;
+}
+
 export interface RelayPki {
+    ca: StackCa;
     caCertPem: pulumi.Output<string>;
     server: { certPem: pulumi.Output<string>; keyPem: pulumi.Output<string> };
     /** When each certificate stops being valid (RFC 3339). */
@@ -15,21 +23,9 @@ export interface RelayPki {
 // as long as the stack is applied at least monthly (and a preview shows the renewal coming).
 const earlyRenewalHours = 30 * 24;
 
-export function createRelayPki(name: string, args: { stack: string; publicAddress: string }, parent: pulumi.Resource): RelayPki {
+export function createRelayPki(name: string, args: { stack: string; publicAddress: string; ca?: StackCa }, parent: pulumi.Resource): RelayPki {
     const opts = { parent };
-    const caKey = new tls.PrivateKey(`${name}-ca-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, opts);
-    const ca = new tls.SelfSignedCert(
-        `${name}-ca`,
-        {
-            privateKeyPem: caKey.privateKeyPem,
-            isCaCertificate: true,
-            subject: { commonName: `wg-relay ${args.stack} CA` },
-            validityPeriodHours: 10 * 365 * 24,
-            earlyRenewalHours,
-            allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
-        },
-        opts,
-    );
+    const ca = args.ca ?? createStackCa(name, args.stack, parent);
     const serverKey = new tls.PrivateKey(`${name}-server-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, opts);
     const request = new tls.CertRequest(
         `${name}-server-csr`,
@@ -45,7 +41,7 @@ export function createRelayPki(name: string, args: { stack: string; publicAddres
         `${name}-server-cert`,
         {
             certRequestPem: request.certRequestPem,
-            caPrivateKeyPem: caKey.privateKeyPem,
+            caPrivateKeyPem: ca.keyPem,
             caCertPem: ca.certPem,
             validityPeriodHours: 2 * 365 * 24,
             earlyRenewalHours,
@@ -54,8 +50,27 @@ export function createRelayPki(name: string, args: { stack: string; publicAddres
         opts,
     );
     return {
+        ca,
         caCertPem: ca.certPem,
         server: { certPem: serverCert.certPem, keyPem: pulumi.secret(serverKey.privateKeyPem) },
-        expiry: { ca: ca.validityEndTime, server: serverCert.validityEndTime },
+        expiry: { ca: ca.expiry, server: serverCert.validityEndTime },
     };
+}
+
+function createStackCa(name: string, stack: string, parent: pulumi.Resource): StackCa {
+    const opts = { parent };
+    const caKey = new tls.PrivateKey(`${name}-ca-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, opts);
+    const ca = new tls.SelfSignedCert(
+        `${name}-ca`,
+        {
+            privateKeyPem: caKey.privateKeyPem,
+            isCaCertificate: true,
+            subject: { commonName: `wg-relay ${stack} CA` },
+            validityPeriodHours: 10 * 365 * 24,
+            earlyRenewalHours,
+            allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+        },
+        opts,
+    );
+    return { certPem: ca.certPem, keyPem: pulumi.secret(caKey.privateKeyPem), expiry: ca.validityEndTime };
 }

@@ -1,29 +1,45 @@
 // RoamingClient: a laptop or phone. Always produces a bundle (secret stack output) with its wg-quick conf and the
 // wstunnel client that carries WireGuard over wss:443 through networks that drop UDP; when SSH details are given,
-// the client machine is provisioned like a gateway without the LAN parts.
+// the client machine is provisioned like a gateway without the LAN parts. With several relays it has a peer per
+// relay, its LAN routes on its primary's, and (when provisioned) a failover unit that moves them to the next relay
+// that answers when the primary stops, and back.
 import * as pulumi from "@pulumi/pulumi";
 import { ClientSettings, TunnelNetwork } from "./config";
 import { ClientBundle } from "./clientBundle";
 import { Host, sshConnection } from "./host";
 import { shellQuote } from "./shell";
 import { Hook, KeySource, PublicKeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
-import { peerPresharedKeyPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientEnvPath } from "./render/paths";
+import { failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
 import { clientPrefixVariable, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
-import { PeerComponentArgs, provisionPeerHost } from "./peerHost";
+import { renderFailoverUnit } from "./render/failover";
+import { hostScript } from "./render/scripts";
+import { relayDescription } from "./lanGateway";
+import { PeerComponentArgs, provisionPeerHost, RelayAccess } from "./peerHost";
 import { wstunnelClientSettings } from "./wstunnelService";
+
+/** How often the failover unit checks the relays: with 2 misses to go down, a dead primary is left within about 6 s. */
+const failoverCheckSeconds = 2;
 
 export interface RoamingClientArgs extends PeerComponentArgs {
     client: ClientSettings;
 }
 
+/** A relay as a client's conf names it. */
+export interface ClientConfRelay {
+    name: string;
+    tunnelSubnet: string;
+    publicKey: PublicKeySource;
+    /** WireGuard's Endpoint: the local wstunnel listener for this relay, or the relay's UDP port. */
+    endpoint: string;
+}
+
 export interface ClientConfSettings {
-    client: Pick<ClientSettings, "name" | "tunnelAddress" | "routes" | "fullTunnel" | "transport">;
+    client: Pick<ClientSettings, "name" | "tunnelAddresses" | "routes" | "fullTunnel" | "relayPreference" | "transport">;
     tunnel: TunnelNetwork;
-    /** The relay's public address, kept outside a full tunnel. */
+    /** The (only) relay's public address, kept outside a full tunnel. */
     relayHost: string;
-    relayPublicKey: PublicKeySource;
-    /** WireGuard's Endpoint: the local wstunnel listener, or the relay's UDP port. */
-    wireguardEndpoint: string;
+    /** Every relay, in the stack's order. */
+    relays: ClientConfRelay[];
     privateKey: KeySource;
     presharedKey?: KeySource;
 }
@@ -34,26 +50,29 @@ export function fullTunnelHooks(relayAddress: string): Hook[] {
     return [{ up: `ip -4 rule add ${rule}`, down: `ip -4 rule del ${rule}` }];
 }
 
+/** A client's conf: an address in each relay's subnet, a peer per relay, its routes on its primary relay's peer. */
 export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
     const { client, tunnel } = settings;
+    const primary = client.relayPreference[0];
     return {
         title: `WireGuard on ${client.name}, a roaming client`,
         interface: {
-            address: `${client.tunnelAddress}/${tunnel.prefixLength}`,
+            address: client.tunnelAddresses.map((address) => `${address}/${tunnel.prefixLength}`).join(", "),
             // On plain UDP its packets cross real networks; inside wstunnel no path MTU applies.
             mtu: client.transport === "udp" ? tunnel.udpMtu : tunnel.mtu,
             privateKey: settings.privateKey,
             hooks: client.fullTunnel ? fullTunnelHooks(settings.relayHost) : [],
         },
-        peers: [
+        peers: settings.relays.map((relay, index) =>
             relayAsPeer({
-                publicKey: settings.relayPublicKey,
+                description: relayDescription(settings.relays.map(({ name }) => ({ peerName: name })), index),
+                publicKey: relay.publicKey,
                 presharedKey: settings.presharedKey,
-                allowedIps: client.fullTunnel ? ["0.0.0.0/0"] : [tunnel.subnet, ...client.routes],
-                endpoint: settings.wireguardEndpoint,
+                allowedIps: client.fullTunnel ? ["0.0.0.0/0"] : [relay.tunnelSubnet, ...(relay.name === primary ? client.routes : [])],
+                endpoint: relay.endpoint,
                 keepaliveSeconds: tunnel.keepaliveSeconds,
             }),
-        ],
+        ),
     };
 }
 
@@ -66,50 +85,87 @@ export class RoamingClient extends pulumi.ComponentResource {
 
     constructor(name: string, args: RoamingClientArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:RoamingClient", name, {}, opts);
-        const { client, tunnel, wstunnel, relay } = args;
+        const { client, tunnel, relays } = args;
         const useWstunnel = client.transport === "wstunnel";
-        const wstunnelSettings = wstunnelClientSettings(relay, wstunnel.localPort);
-        const confSettings = { client, tunnel, relayHost: relay.address.host };
-        const wireguardEndpoint = useWstunnel ? `127.0.0.1:${wstunnel.localPort}` : `${relay.address.host}:${relay.address.wireguardPort}`;
+        const endpoint = (relay: RelayAccess) => (useWstunnel ? `127.0.0.1:${relay.wstunnelLocalPort}` : `${relay.address.host}:${relay.address.wireguardPort}`);
+        const confRelays = (publicKey: (relay: RelayAccess, index: number) => PublicKeySource): ClientConfRelay[] =>
+            relays.map((relay, index) => ({ name: relay.peerName, tunnelSubnet: relay.tunnelSubnet, publicKey: publicKey(relay, index), endpoint: endpoint(relay) }));
+        const confSettings = { client, tunnel, relayHost: relays[0].address.host };
+        const wstunnelFiles = (relay: RelayAccess, index: number, prefix: string) => {
+            const settings = wstunnelClientSettings(relay);
+            const files = wstunnelClientFiles({ name: relay.peerName, index });
+            return {
+                wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(settings).map(shellQuote).join(" ")}`,
+                wstunnelUnit: renderWstunnelClientUnit({ ...settings, environmentFile: files.environmentFile }),
+                wstunnelEnvironment: renderWstunnelClientEnvironment(prefix),
+            };
+        };
 
         this.bundle = pulumi.secret(
             pulumi
-                .all([relay.publicKey, args.key.privateKey, args.key.presharedKey, args.pathPrefix, relay.caCertPem])
-                .apply(([relayKey, privateKey, presharedKey, prefix, ca]) => ({
-                    name: client.name,
-                    wireguardConf: renderWgQuickConf(
-                        clientWgQuickConf({
-                            ...confSettings,
-                            relayPublicKey: { inline: relayKey },
-                            wireguardEndpoint,
-                            privateKey: { inline: privateKey },
-                            presharedKey: presharedKey ? { inline: presharedKey } : undefined,
-                        }),
-                    ),
-                    ...(prefix !== undefined
-                        ? {
-                              wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(wstunnelSettings).map(shellQuote).join(" ")}`,
-                              wstunnelUnit: renderWstunnelClientUnit({ ...wstunnelSettings, environmentFile: wstunnelClientEnvPath }),
-                              wstunnelEnvironment: renderWstunnelClientEnvironment(prefix),
-                              ...(ca ? { caCertificate: ca } : {}),
-                          }
-                        : {}),
-                })),
+                .all([pulumi.all(relays.map((relay) => relay.publicKey)), args.key.privateKey, args.key.presharedKey, args.pathPrefix, relays[0].caCertPem])
+                .apply(([relayKeys, privateKey, presharedKey, prefix, ca]): ClientBundle => {
+                    const conf = (relayPreference: string[]) =>
+                        renderWgQuickConf(
+                            clientWgQuickConf({
+                                ...confSettings,
+                                client: { ...client, relayPreference },
+                                relays: confRelays((_relay, index) => ({ inline: relayKeys[index] })),
+                                privateKey: { inline: privateKey },
+                                presharedKey: presharedKey ? { inline: presharedKey } : undefined,
+                            }),
+                        );
+                    return {
+                        name: client.name,
+                        wireguardConf: conf(client.relayPreference),
+                        ...(prefix !== undefined ? { ...wstunnelFiles(relays[0], 0, prefix), ...(ca ? { caCertificate: ca } : {}) } : {}),
+                        ...(relays.length > 1
+                            ? {
+                                  relays: relays.map((relay, index) => ({
+                                      relay: relay.peerName,
+                                      wireguardConf: conf([relay.peerName, ...client.relayPreference.filter((name) => name !== relay.peerName)]),
+                                      ...(prefix !== undefined && index > 0 ? wstunnelFiles(relay, index, prefix) : {}),
+                                  })),
+                              }
+                            : {}),
+                    };
+                }),
         );
 
         if (client.ssh) {
-            const proxy = client.ssh.via === "relay" ? relay.connection : undefined;
+            const proxy = client.ssh.via === "relay" ? relays[0].connection : undefined;
             const host = new Host(name, sshConnection(client.ssh, args.sshPrivateKey, proxy), client.ssh.user, this, args.repair);
             this.wireguardTemplate = renderWgQuickConf(
                 clientWgQuickConf({
                     ...confSettings,
-                    relayPublicKey: { ofPeer: relay.peerName },
-                    wireguardEndpoint,
+                    relays: confRelays((relay) => ({ ofPeer: relay.peerName })),
                     privateKey: { file: wireguardKeyPath },
                     presharedKey: args.key.presharedKey ? { file: peerPresharedKeyPath } : undefined,
                 }),
             );
-            provisionPeerHost(host, { ...args, template: this.wireguardTemplate, forwarding: false });
+            // Only the LAN routes move: a client without any stays on each relay's own subnet.
+            const failover = relays.length > 1 && client.routes.length > 0;
+            const wireguard = provisionPeerHost(host, { ...args, template: this.wireguardTemplate, forwarding: false, packages: failover ? ["iputils-ping"] : [] });
+            if (failover) {
+                const script = host.writeFile("wg-failover-script", { path: wgFailoverScriptPath, content: hostScript("wg-failover"), mode: "0755" });
+                host.installServiceUnit("failover-unit", {
+                    unit: failoverUnit,
+                    content: renderFailoverUnit({
+                        routes: client.routes,
+                        relays: client.relayPreference.map((relayName) => {
+                            const index = relays.findIndex((relay) => relay.peerName === relayName);
+                            return {
+                                name: relayName,
+                                tunnelSubnet: relays[index].tunnelSubnet,
+                                relayAddress: relays[index].tunnelAddress,
+                                ownAddress: client.tunnelAddresses[index],
+                            };
+                        }),
+                        intervalSeconds: failoverCheckSeconds,
+                    }),
+                    dependsOn: [wireguard, script],
+                });
+            }
         }
 
         this.publicKey = args.key.publicKey;

@@ -1,12 +1,12 @@
 // VpsRelay: the public VPS. wstunnel terminates wss:// on TCP 443 and forwards only to the local WireGuard port;
 // WireGuard has a peer per gateway (its tunnel address and LANs) and per roaming client.
 import * as pulumi from "@pulumi/pulumi";
-import { RelaySettings, TunnelNetwork, WstunnelSettings } from "./config";
+import { RelaySettings, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages, sshConnection } from "./host";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
-import { accessChainHooks, ClientAccess, loadAccessRulesScript, renderAccessRules } from "./render/access";
+import { accessChainHooks, loadAccessRulesScript, renderAccessRules } from "./render/access";
 import { accessRulesPath, relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wgApplyScriptPath, wireguardDir, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
-import { createRelayPki } from "./relayPki";
+import { createRelayPki, StackCa } from "./relayPki";
 import { WireguardKey } from "./wireguardKey";
 import { deployWireguardInterface } from "./wireguardInterface";
 import { deployWstunnelServer, installWstunnelBinary } from "./wstunnelService";
@@ -26,15 +26,16 @@ export interface RelayPeer {
 }
 
 export interface VpsRelayArgs {
+    /** This relay with its own tunnel subnet, and what each client and site may reach through it. */
     relay: RelaySettings;
-    tunnel: TunnelNetwork;
     wstunnel: WstunnelSettings;
     /** Names the CA and the trust-store file. */
     stack: string;
+    /** The stack's CA, made with the first relay; absent for the first relay (which makes it). */
+    ca?: StackCa;
     key: WireguardKey;
+    /** Every gateway and client, each at its tunnel address in this relay's subnet. */
     peers: RelayPeer[];
-    /** What each client may reach through the relay. */
-    clientAccess: ClientAccess[];
     sshPrivateKey: pulumi.Input<string>;
     /** The stack's `wg-relay:repair` counter. */
     repair: number;
@@ -73,7 +74,8 @@ export function relayPeerAllowedIps(peer: Pick<RelayPeer, "tunnelAddress" | "lan
 }
 
 /** The relay's wg0 template: a peer per gateway and client, every key named rather than written (render/wireguard.ts). */
-export function relayWgQuickConf(relay: RelaySettings, tunnel: TunnelNetwork, peers: Omit<RelayPeer, "key">[], presharedKeyPeers: Set<string>) {
+export function relayWgQuickConf(relay: RelaySettings, peers: Omit<RelayPeer, "key">[], presharedKeyPeers: Set<string>) {
+    const tunnel = relay.tunnel;
     return {
         title: `WireGuard on ${relay.name}, the relay`,
         interface: {
@@ -126,6 +128,11 @@ export class VpsRelay extends pulumi.ComponentResource {
     readonly peerCredentials: pulumi.Resource;
     /** The rendered wg0 template (no keys in it). */
     readonly wireguardTemplate: string;
+    /** The stack's CA, for the next relays' server certificates; undefined with user-supplied certificate files. */
+    readonly ca: StackCa | undefined;
+    /** This relay's tunnel subnet, and where gateways and clients have their local wstunnel listener for it. */
+    readonly tunnelSubnet: string;
+    readonly wstunnelLocalPort: number;
     /** SSH settings, for gateways and clients reached through the relay as a jump host. */
     readonly connection: Connection;
     /** Where gateways and clients send WireGuard: the wss server (host, port) and, for direct UDP, the WireGuard port. */
@@ -133,20 +140,23 @@ export class VpsRelay extends pulumi.ComponentResource {
 
     constructor(name: string, args: VpsRelayArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:VpsRelay", name, {}, opts);
-        const { relay, tunnel, wstunnel } = args;
+        const { relay, wstunnel } = args;
         this.peerName = relay.name;
+        this.tunnelSubnet = relay.tunnel.subnet;
+        this.wstunnelLocalPort = relay.wstunnelLocalPort;
         this.tunnelAddress = relay.tunnelAddress;
         this.connection = sshConnection(relay.ssh, args.sshPrivateKey);
         this.address = { host: relay.publicAddress, wstunnelPort: relay.wstunnelPort, wireguardPort: relay.wireguardPort };
         const host = new Host(name, this.connection, relay.ssh.user, this, args.repair);
 
         // The stack's own CA and server certificate, unless the user brings certificate files.
-        const pki = wstunnel.tls === undefined ? createRelayPki(name, { stack: args.stack, publicAddress: relay.publicAddress }, this) : undefined;
+        const pki = wstunnel.tls === undefined ? createRelayPki(name, { stack: args.stack, publicAddress: relay.publicAddress, ca: args.ca }, this) : undefined;
+        this.ca = pki?.ca;
         this.caCertPem = pki?.caCertPem;
         this.certificateExpiry = pki?.expiry;
 
         const packages = host.installPackages("packages", hostPackages);
-        const binary = installWstunnelBinary(host, wstunnel, wstunnelServerUnit, [packages]);
+        const binary = installWstunnelBinary(host, wstunnel, [wstunnelServerUnit], [packages]);
         const server = deployWstunnelServer(host, {
             settings: {
                 listenPort: relay.wstunnelPort,
@@ -163,14 +173,14 @@ export class VpsRelay extends pulumi.ComponentResource {
         // Its own step, applied live: a change of access rules touches neither the template nor WireGuard.
         const accessRules = host.writeFile("access-rules", {
             path: accessRulesPath,
-            content: renderAccessRules(args.clientAccess),
+            content: renderAccessRules(relay.clientAccess, relay.siteLinks),
             mode: "0644",
             ensure: loadAccessRulesScript(accessRulesPath),
             dependsOn: [packages],
         });
 
         const withPresharedKey = args.peers.filter((peer) => peer.key.presharedKey !== undefined);
-        this.wireguardTemplate = renderWgQuickConf(relayWgQuickConf(relay, tunnel, args.peers, new Set(withPresharedKey.map((peer) => peer.name))));
+        this.wireguardTemplate = renderWgQuickConf(relayWgQuickConf(relay, args.peers, new Set(withPresharedKey.map((peer) => peer.name))));
         deployWireguardInterface(host, {
             privateKey: args.key.privateKey,
             template: this.wireguardTemplate,

@@ -19,8 +19,7 @@ import { hostScript, wstunnelInstallCommand } from "./render/scripts";
 import {
     trustedCaPath,
     wstunnelBinaryPath,
-    wstunnelClientEnvPath,
-    wstunnelClientUnit,
+    WstunnelClientFiles,
     wstunnelInstallScriptPath,
     wstunnelReleaseMarkerPath,
     wstunnelRestrictionsPath,
@@ -32,11 +31,11 @@ export function fileSha256(path: string): string {
     return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 
-/** Installs /usr/local/bin/wstunnel; a new binary restarts `unit`. */
+/** Installs /usr/local/bin/wstunnel; a new binary restarts `units` (the server, or a client per relay). */
 export function installWstunnelBinary(
     host: Host,
     wstunnel: WstunnelSettings,
-    unit: string,
+    units: string[],
     dependsOn: pulumi.Input<pulumi.Resource>[],
 ): command.remote.Command {
     const installer = host.writeFile("wstunnel-installer", {
@@ -52,20 +51,21 @@ export function installWstunnelBinary(
         const staged = `/tmp/wg-relay-wstunnel-${sha256.slice(0, 16)}`;
         const upload = host.upload("wstunnel-upload", binary.localBinary, staged, sha256, { dependsOn });
         return host.run("wstunnel-binary", {
-            script: wstunnelInstallCommand(unit, { kind: "upload", stagedFile: staged, sha256 }),
+            script: wstunnelInstallCommand(units, { kind: "upload", stagedFile: staged, sha256 }),
             deleteScript: remove,
             dependsOn: [installer, upload],
         });
     }
     return host.run("wstunnel-binary", {
-        script: wstunnelInstallCommand(unit, { kind: "download", version: wstunnel.version, baseUrl: binary.baseUrl, sha256: binary.sha256 }),
+        script: wstunnelInstallCommand(units, { kind: "download", version: wstunnel.version, baseUrl: binary.baseUrl, sha256: binary.sha256 }),
         deleteScript: remove,
         dependsOn: [installer],
     });
 }
 
 interface WstunnelServiceArgs {
-    role: "server" | "client";
+    /** Names its unit's step: `wstunnel-<role>-unit`. */
+    role: string;
     unit: string;
     unitContent: string;
     /**
@@ -151,22 +151,26 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { un
     return { unit, restrictions: secretFile };
 }
 
-/** A wstunnel client's settings towards a relay: local UDP port in, the relay's wss server out. */
-export function wstunnelClientSettings(
-    relay: { address: { host: string; wstunnelPort: number; wireguardPort: number } },
-    localPort: number,
-): Omit<WstunnelClientSettings, "environmentFile"> {
-    return { localPort, relayHost: relay.address.host, relayPort: relay.address.wstunnelPort, wireguardPort: relay.address.wireguardPort };
+/** A wstunnel client's settings towards a relay: its local UDP port for that relay in, the relay's wss server out. */
+export function wstunnelClientSettings(relay: {
+    wstunnelLocalPort: number;
+    address: { host: string; wstunnelPort: number; wireguardPort: number };
+}): Omit<WstunnelClientSettings, "environmentFile"> {
+    return { localPort: relay.wstunnelLocalPort, relayHost: relay.address.host, relayPort: relay.address.wstunnelPort, wireguardPort: relay.address.wireguardPort };
 }
 
 export interface WstunnelClientArgs {
     settings: Omit<WstunnelClientSettings, "environmentFile">;
+    /** Its unit, environment file and step names (one wstunnel client per relay). */
+    files: WstunnelClientFiles;
     /** This peer's own path prefix (a secret). */
     pathPrefix: pulumi.Input<string>;
     /** The relay's step that makes the prefix valid there: a new prefix is used only once the relay accepts it. */
     relayCredentials: pulumi.Resource;
-    /** The stack's CA, added to the system trust store so `--tls-verify-certificate` accepts the relay. */
+    /** The stack's CA, added to the system trust store so `--tls-verify-certificate` accepts the relays (by the first relay's client). */
     caCertPem?: pulumi.Input<string>;
+    /** The host's other wstunnel clients (one per further relay): they read the same trust store, so a new CA restarts them too. */
+    caAlsoRestarts?: string[];
     stack: string;
     dependsOn: pulumi.Input<pulumi.Resource>[];
 }
@@ -174,12 +178,12 @@ export interface WstunnelClientArgs {
 export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): command.remote.Command {
     const caCertPem = args.caCertPem;
     return deployWstunnelService(host, {
-        role: "client",
-        unit: wstunnelClientUnit,
-        unitContent: renderWstunnelClientUnit({ ...args.settings, environmentFile: wstunnelClientEnvPath }),
+        role: `client${args.files.stepSuffix}`,
+        unit: args.files.unit,
+        unitContent: renderWstunnelClientUnit({ ...args.settings, environmentFile: args.files.environmentFile }),
         secretFile: {
-            step: "wstunnel-client-env",
-            path: wstunnelClientEnvPath,
+            step: `wstunnel-client-env${args.files.stepSuffix}`,
+            path: args.files.environmentFile,
             content: pulumi.output(args.pathPrefix).apply(renderWstunnelClientEnvironment),
             restart: true,
             dependsOn: [args.relayCredentials],
@@ -191,7 +195,7 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
                           path: trustedCaPath(args.stack),
                           content: caCertPem,
                           mode: "0644",
-                          onChange: `update-ca-certificates >/dev/null\n${restart}`,
+                          onChange: ["update-ca-certificates >/dev/null", restart, ...(args.caAlsoRestarts ?? []).map(systemd.restartIfActive)].join("\n"),
                           afterRemove: "update-ca-certificates --fresh >/dev/null",
                           dependsOn: args.dependsOn,
                       }),

@@ -13,6 +13,10 @@
 #                                       its kernel state reset; namespace and overlay kept)
 #   lab/hosts.sh host start HOST...     boot it again as `up` does and wait for its sshd (no-op if running)
 #
+# WG_RELAY_LAB_SITES=2 (at `up`) adds a second relay (relay2) on the internet and a second site behind its own
+# CG-NAT router (cgnat2, gateway rpi2, LAN host lanhost2 with an HTTP service): two more booted hosts. Once they
+# exist, every command (down, status, host) includes them without the variable.
+#
 # Every lab address lives inside the wgr-* namespaces; nothing is added to the
 # root namespace.  Processes are tracked by PID files under .lab/hosts/ and
 # stopped only by those PIDs.
@@ -49,7 +53,7 @@ LINKS=(
   "hotel lan laptop eth0"
   "op mgmt0 laptop mgmt1"
 )
-BRIDGE_PORTS=(lan-rpi1 lan-lanhost lan-op)   # in the cgnat namespace, on br-lan
+BRIDGE_PORTS=("cgnat lan-rpi1" "cgnat lan-lanhost" "cgnat lan-op")   # "router dev": on the router's br-lan
 # addresses: "ns dev cidr"
 ADDRS=(
   "inet to-relay 198.51.100.1/24"
@@ -83,6 +87,40 @@ DEFAULTS=(
 log() { printf '[hosts.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 ns_exists() { [[ -e /run/netns/$LAB_NAME-$1 ]]; }
+
+# The second site and relay (lab/README.md): asked for at `up`, or there already.
+if [[ ${WG_RELAY_LAB_SITES:-1} == 2 ]] || ns_exists relay2 || ns_exists cgnat2; then
+  NAMESPACES+=(relay2 cgnat2 rpi2 lanhost2)
+  ROUTERS+=(cgnat2)
+  HOSTS+=(relay2 rpi2)
+  H_USER+=([relay2]=ops [rpi2]=pi)
+  H_ADDR+=([relay2]=192.0.2.20 [rpi2]=192.168.2.130)
+  LINKS+=(
+    "inet to-relay2 relay2 eth0"
+    "inet to-cgnat2 cgnat2 wan"
+    "cgnat2 lan-rpi2 rpi2 eth0"
+    "cgnat2 lan-lanhost2 lanhost2 eth0"
+    "cgnat2 lan-op op lan2"
+  )
+  BRIDGE_PORTS+=("cgnat2 lan-rpi2" "cgnat2 lan-lanhost2" "cgnat2 lan-op")
+  ADDRS+=(
+    "inet to-relay2 192.0.2.1/24"
+    "inet to-cgnat2 100.64.1.1/24"
+    "relay2 eth0 192.0.2.20/24"
+    "cgnat2 wan 100.64.1.2/24"
+    "cgnat2 br-lan 192.168.2.1/24"
+    "rpi2 eth0 192.168.2.130/24"
+    "lanhost2 eth0 192.168.2.20/24"
+    "op lan2 192.168.2.250/24"
+  )
+  DEFAULTS+=(
+    "relay2 192.0.2.1"
+    "cgnat2 100.64.1.1"
+    "rpi2 192.168.2.1"
+    "lanhost2 192.168.2.1"
+  )
+fi
+routers_with_lan() { local port; for port in "${BRIDGE_PORTS[@]}"; do echo "${port%% *}"; done | sort -u; }
 nsx() { local ns=$1; shift; ip netns exec "$LAB_NAME-$ns" "$@"; }
 
 now() { date +%s.%N; }
@@ -155,9 +193,9 @@ net_up() {
     [[ $(nsx "$ns" sysctl -n net.ipv4.ip_forward) == 1 ]] || nsx "$ns" sysctl -qw net.ipv4.ip_forward=1
   done
 
-  if ! ip -n "$LAB_NAME-cgnat" link show br-lan >/dev/null 2>&1; then
-    ip -n "$LAB_NAME-cgnat" link add br-lan type bridge
-  fi
+  for ns in $(routers_with_lan); do
+    ip -n "$LAB_NAME-$ns" link show br-lan >/dev/null 2>&1 || ip -n "$LAB_NAME-$ns" link add br-lan type bridge
+  done
   for l in "${LINKS[@]}"; do
     read -r a b c d <<<"$l"
     if ! ip -n "$LAB_NAME-$a" link show "$b" >/dev/null 2>&1 || ! ip -n "$LAB_NAME-$c" link show "$d" >/dev/null 2>&1; then
@@ -166,15 +204,16 @@ net_up() {
       ip -n "$LAB_NAME-$a" link add "$b" type veth peer name "$d" netns "$LAB_NAME-$c"
     fi
   done
-  for dev in "${BRIDGE_PORTS[@]}"; do
-    ip -n "$LAB_NAME-cgnat" link set "$dev" master br-lan
+  for l in "${BRIDGE_PORTS[@]}"; do
+    read -r ns dev <<<"$l"
+    ip -n "$LAB_NAME-$ns" link set "$dev" master br-lan
   done
   for l in "${LINKS[@]}"; do
     read -r a b c d <<<"$l"
     ip -n "$LAB_NAME-$a" link set "$b" up
     ip -n "$LAB_NAME-$c" link set "$d" up
   done
-  ip -n "$LAB_NAME-cgnat" link set br-lan up
+  for ns in $(routers_with_lan); do ip -n "$LAB_NAME-$ns" link set br-lan up; done
   for l in "${ADDRS[@]}"; do
     read -r ns dev cidr <<<"$l"
     ip -n "$LAB_NAME-$ns" -4 -o addr show dev "$dev" | grep -qF " inet $cidr " ||
@@ -210,13 +249,16 @@ ensure_chain() {
 }
 
 firewall_up() {
-  # CG-NAT: masquerade out of wan; nothing NEW comes in from wan.
-  ensure_chain cgnat nat POSTROUTING ACCEPT \
-    "-o wan -j MASQUERADE"
-  ensure_chain cgnat filter FORWARD ACCEPT \
-    "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" \
-    "-i wan -m conntrack --ctstate NEW -m comment --comment cgnat-drop-new-from-wan -j DROP" \
-    "-i wan -m comment --comment cgnat-drop-other-from-wan -j DROP"
+  local router
+  # CG-NAT (each site's): masquerade out of wan; nothing NEW comes in from wan.
+  for router in $(routers_with_lan); do
+    ensure_chain "$router" nat POSTROUTING ACCEPT \
+      "-o wan -j MASQUERADE"
+    ensure_chain "$router" filter FORWARD ACCEPT \
+      "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" \
+      "-i wan -m conntrack --ctstate NEW -m comment --comment cgnat-drop-new-from-wan -j DROP" \
+      "-i wan -m comment --comment cgnat-drop-other-from-wan -j DROP"
+  done
   # Hotel: masquerade out of wan; UDP only to port 53; TCP only to web ports (80, 443).
   ensure_chain hotel nat POSTROUTING ACCEPT \
     "-o wan -j MASQUERADE"
@@ -565,22 +607,29 @@ http_down() { # dir
   wait_gone 3 "$pid" || true
 }
 
+LANHOST2_DIR=$HOSTSDIR/lanhost2
 lanhost_up() {
   mkdir -p "$LANHOST_DIR/www"
   echo "hello from lanhost" >"$LANHOST_DIR/www/index.html"
   http_up "$LANHOST_DIR" lanhost 192.168.1.20
+  if ns_exists lanhost2; then
+    mkdir -p "$LANHOST2_DIR/www"
+    echo "hello from lanhost2" >"$LANHOST2_DIR/www/index.html"
+    http_up "$LANHOST2_DIR" lanhost2 192.168.2.20
+  fi
 }
 
 # ---------------------------------------------------------------- inventory
 write_inventory() {
-  local tmp
+  local tmp h entries=()
   tmp=$(mktemp "$LAB/inventory.json.XXXXXX")
+  for h in "${HOSTS[@]}"; do
+    entries+=("    \"$h\": {\"ns\": \"$LAB_NAME-$h\", \"address\": \"${H_ADDR[$h]}\", \"user\": \"${H_USER[$h]}\", \"hostKey\": \"$(host_pubkey "$h")\"}")
+  done
   cat >"$tmp" <<EOF
 {
   "hosts": {
-    "relay": {"ns": "$LAB_NAME-relay", "address": "${H_ADDR[relay]}", "user": "${H_USER[relay]}", "hostKey": "$(host_pubkey relay)"},
-    "rpi1": {"ns": "$LAB_NAME-rpi1", "address": "${H_ADDR[rpi1]}", "user": "${H_USER[rpi1]}", "hostKey": "$(host_pubkey rpi1)"},
-    "laptop": {"ns": "$LAB_NAME-laptop", "address": "${H_ADDR[laptop]}", "user": "${H_USER[laptop]}", "hostKey": "$(host_pubkey laptop)"}
+$(IFS=$'\n'; printf '%s\n' "${entries[@]}" | sed '$!s/$/,/')
   },
   "lanhost": {"ns": "$LAB_NAME-lanhost", "address": "192.168.1.20", "httpPort": 80},
   "sshPrivateKeyPath": ".lab/ssh/id_ed25519"
@@ -657,6 +706,7 @@ cmd_down() {
   lock
   check_owner
   http_down "$LANHOST_DIR"
+  http_down "$LANHOST2_DIR"
   http_down "$MIRROR_DIR"
   host_stop "${HOSTS[@]}"
   [[ -d $HOSTSDIR ]] && umount_tree "$HOSTSDIR"
@@ -671,7 +721,7 @@ cmd_down() {
       rm -rf --one-file-system "${HOSTSDIR:?}/$h"
     fi
   done
-  rm -rf --one-file-system "$LANHOST_DIR" "$MIRROR_DIR"
+  rm -rf --one-file-system "$LANHOST_DIR" "$LANHOST2_DIR" "$MIRROR_DIR"
   rm -f "$LAB/inventory.json" "$SSHDIR/config"
   ((keep_keys)) || rm -f "$KNOWN"
   ((purge)) && rm -rf --one-file-system "$SSHDIR"
@@ -723,9 +773,9 @@ cmd_status() {
       else
         echo "$line nspawn host  not running (powered off? host start $h boots it)"
       fi
-    elif [[ $ns == lanhost ]]; then
-      if pid=$(pid_alive_ours "$LANHOST_DIR/http.pid" "$LANHOST_DIR/www"); then
-        echo "$line bare ns      http pid $pid on 192.168.1.20:80"
+    elif [[ $ns == lanhost || $ns == lanhost2 ]]; then
+      if pid=$(pid_alive_ours "$HOSTSDIR/$ns/http.pid" "$HOSTSDIR/$ns/www"); then
+        echo "$line bare ns      http pid $pid on port 80"
       else
         echo "$line bare ns      http server not running"
       fi

@@ -13,6 +13,7 @@
 #   npm run lab -- ssh HOST [COMMAND]   relay, rpi1 or laptop, with the pinned host key
 #   npm run lab -- host stop HOST       power a host off, as a power loss (lab/hosts.sh; its disk is kept)
 #   npm run lab -- host start HOST      boot it again as `npm run lab` does; returns once its sshd answers
+#   npm run lab -- sites        add the second relay (relay2) and site (cgnat2, rpi2, lanhost2) to the lab
 #   npm run lab -- versions     the Pulumi CLI, language host, plugins and wstunnel in use
 #   npm run lab -- mirror       pack the lab's wstunnel as a release (tar.gz + checksums.txt) served from the internet
 #
@@ -194,6 +195,8 @@ main() {
         ssh)
             local host=$1; shift
             lab_ssh "$host" "$@" ;;
+        sites)
+            require_root; WG_RELAY_LAB_SITES=2 bash "$HERE/hosts.sh" up ;;
         *) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 2 ;;
     esac
 }

@@ -16,12 +16,18 @@ interface LabHost {
 }
 
 interface Inventory {
-    hosts: Record<"relay" | "rpi1" | "laptop", LabHost>;
+    /** relay2 and rpi2 only in a lab with the second site (`npm run lab -- sites`). */
+    hosts: Record<"relay" | "rpi1" | "laptop", LabHost> & Partial<Record<"relay2" | "rpi2", LabHost>>;
 }
 
 const ssh = (host: LabHost) => ({ host: host.address, user: host.user, hostKey: host.hostKey });
 
 export interface LabChanges {
+    /**
+     * The second relay and site (`npm run lab -- sites` boots them): relay2 on 10.10.1.0/24 and rpi2 with
+     * 192.168.2.0/24; siteToSite names the gateways that opt in; laptopPrimaryRelay its primary.
+     */
+    sites?: { siteToSite?: ("rpi1" | "rpi2")[]; laptopPrimaryRelay?: "relay" | "relay2" };
     extraClients?: NonNullable<StackConfigInput["clients"]>;
     gatewayKeyRotation?: number;
     relayKeyRotation?: number;
@@ -38,15 +44,23 @@ export interface LabChanges {
 }
 
 export function labStackConfig(inventory: Inventory, wstunnelBinary: string, changes: LabChanges = {}): StackConfigInput {
-    const { relay, rpi1, laptop } = inventory.hosts;
+    const { relay, rpi1, laptop, relay2, rpi2 } = inventory.hosts;
+    const sites = changes.sites;
+    if (sites && (relay2 === undefined || rpi2 === undefined)) {
+        throw new Error("the second site is not in the lab's inventory: `npm run lab -- sites` boots it");
+    }
+    const firstRelay = {
+        ssh: ssh(relay),
+        publicInterface: "eth0",
+        keyRotation: changes.relayKeyRotation ?? 0,
+        ...(changes.relayPublicAddress ? { publicAddress: changes.relayPublicAddress } : {}),
+    };
+    const siteToSite = (gateway: "rpi1" | "rpi2") => (sites?.siteToSite?.includes(gateway) ? { siteToSite: true } : {});
     return {
         ...(changes.mtu === undefined ? {} : { tunnel: { mtu: changes.mtu } }),
-        relay: {
-            ssh: ssh(relay),
-            publicInterface: "eth0",
-            keyRotation: changes.relayKeyRotation ?? 0,
-            ...(changes.relayPublicAddress ? { publicAddress: changes.relayPublicAddress } : {}),
-        },
+        ...(sites
+            ? { relays: [firstRelay, { name: "relay2", ssh: ssh(relay2!), publicInterface: "eth0", tunnelSubnet: "10.10.1.0/24" }] }
+            : { relay: firstRelay }),
         wstunnel: changes.wstunnelMirror
             ? {
                   source: "mirror",
@@ -65,7 +79,9 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                 // The gateway has a preshared key and the laptop none, so the lab runs both.
                 presharedKey: true,
                 keyRotation: changes.gatewayKeyRotation ?? 0,
+                ...siteToSite("rpi1"),
             },
+            ...(sites ? [{ name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], lanInterface: "eth0", ssh: ssh(rpi2!), ...siteToSite("rpi2") }] : []),
         ],
         clients: [
             {
@@ -73,6 +89,7 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                 tunnelAddress: "10.10.0.3",
                 ssh: changes.laptopViaRelay ? { ...ssh(laptop), host: "10.10.0.3", via: "relay" } : ssh(laptop),
                 ...(changes.laptopAccess ? { access: changes.laptopAccess } : {}),
+                ...(sites?.laptopPrimaryRelay ? { primaryRelay: sites.laptopPrimaryRelay } : {}),
             },
             ...(changes.extraClients ?? []),
         ],

@@ -26,6 +26,17 @@ export function clientFiles(bundle: ClientBundle): ClientFile[] {
     if (bundle.caCertificate) {
         files.push({ name: "wg-relay-ca.crt", content: bundle.caCertificate, mode: 0o644 });
     }
+    // Several relays: a conf per relay (its routes on that relay), and each further relay's wstunnel client.
+    for (const relay of bundle.relays ?? []) {
+        files.push({ name: `wg0-${relay.relay}.conf`, content: relay.wireguardConf, mode: 0o600 });
+        if (relay.wstunnelUnit && relay.wstunnelEnvironment && relay.wstunnelCommand) {
+            files.push(
+                { name: `wg-relay-wstunnel-client-${relay.relay}.service`, content: relay.wstunnelUnit, mode: 0o644 },
+                { name: `wstunnel-client-${relay.relay}.env`, content: relay.wstunnelEnvironment, mode: 0o600 },
+                { name: `wstunnel-command-${relay.relay}.sh`, content: `#!/bin/sh\nexec ${relay.wstunnelCommand}\n`, mode: 0o700 },
+            );
+        }
+    }
     return files;
 }
 
@@ -37,11 +48,13 @@ export async function writeClientFiles(bundle: ClientBundle, dir: string): Promi
         writeFileSync(path, file.content, { mode: file.mode });
         written.push(path);
     }
-    const png = join(dir, "wg0.conf.png");
-    await QRCode.toFile(png, bundle.wireguardConf, { errorCorrectionLevel: "M" });
-    chmodSync(png, 0o600); // the QR code holds the private key too
-
-    written.push(png);
+    const confs = [{ name: "wg0.conf", content: bundle.wireguardConf }, ...(bundle.relays ?? []).map((relay) => ({ name: `wg0-${relay.relay}.conf`, content: relay.wireguardConf }))];
+    for (const conf of confs) {
+        const png = join(dir, `${conf.name}.png`);
+        await QRCode.toFile(png, conf.content, { errorCorrectionLevel: "M" });
+        chmodSync(png, 0o600); // the QR code holds the private key too
+        written.push(png);
+    }
     return written;
 }
 

@@ -339,10 +339,10 @@ export interface DoctorHost {
     ssh: SshSettings;
 }
 
-/** The hosts the stack provisions over SSH: the relay, every gateway, and clients with SSH details. */
+/** The hosts the stack provisions over SSH: every relay, every gateway, and clients with SSH details. */
 export function stackHosts(network: Network): DoctorHost[] {
     return [
-        { name: network.relay.name, role: "relay", ssh: network.relay.ssh },
+        ...network.relays.map((relay) => ({ name: relay.name, role: "relay" as const, ssh: relay.ssh })),
         ...network.gateways.map((gateway) => ({ name: gateway.name, role: "gateway" as const, ssh: gateway.ssh })),
         ...network.clients.flatMap((client) => (client.ssh ? [{ name: client.name, role: "client" as const, ssh: client.ssh }] : [])),
     ];
@@ -460,7 +460,8 @@ async function main(argv: string[]): Promise<number> {
     const declaredHosts = outputs.declaredHosts;
 
     const hosts = stackHosts(network);
-    const relayName = network.relay.name;
+    // Hosts with `ssh.via: relay` jump through the first relay.
+    const relayName = network.relays[0].name;
     const dir = mkdtempSync(join(tmpdir(), "wg-relay-doctor-"));
     try {
         const files = { privateKey: join(dir, "id"), knownHosts: join(dir, "known_hosts") };

@@ -22,7 +22,7 @@
 #
 # Routes every AllowedIPs network of each peer marked `# wg-relay route MTU: N` (a comment before its AllowedIPs)
 # into the interface with that MTU: the relay's clients on plain UDP, below wg0's own MTU. The relay's PostUp runs
-# it at every start; wg-apply runs it again after syncing peers, which rewrites their routes without an MTU.
+# it at every start; wg-apply runs it again after syncing peers, whose routes it adds without an MTU.
 set -euo pipefail
 
 # "NETWORK MTU" for each AllowedIPs network of a peer with a route MTU.
@@ -146,11 +146,13 @@ else
     echo "wg-apply: syncing peers and keys of $iface without a restart"
     wg syncconf "$iface" <(wg-quick strip "$conf")
     # syncconf does not touch routes. With a full tunnel wg-quick routes through a table of its own (fwmark);
-    # otherwise route every allowed network into the interface and drop the routes of removed ones.
+    # otherwise route every allowed network into the interface that no route of the interface covers yet (as
+    # wg-quick does: the subnet of each of its addresses keeps its own route, with that address as the source,
+    # and so does a route the failover unit gave a source), and drop the routes of removed ones.
     if [ "$(wg show "$iface" fwmark)" = "off" ]; then
         wanted=$(wg show "$iface" allowed-ips | cut -f2- | tr -s ' \t' '\n' | grep -v '^(none)$' | grep . | sort -u || true)
         for net in $wanted; do
-            ip -4 route replace "$net" dev "$iface"
+            [ -n "$(ip -4 route show dev "$iface" match "$net")" ] || ip -4 route replace "$net" dev "$iface"
         done
         for net in $(ip -4 -o route show dev "$iface" proto boot | cut -d' ' -f1); do
             case $'\n'"$wanted"$'\n' in

@@ -1,9 +1,9 @@
 #!/bin/bash
-# wstunnel-install: puts the wanted wstunnel binary in place, verified by SHA-256, and restarts UNIT (if it runs)
-# only when it installed a new one. The old binary stays unless the new one verifies. Installed by wg-relay as it is.
+# wstunnel-install: puts the wanted wstunnel binary in place, verified by SHA-256, and restarts UNITS (a unit, or
+# several separated by commas: a wstunnel client per relay; each if it runs) only when it installed a new one. The old binary stays unless the new one verifies. Installed by wg-relay as it is.
 #
-#   wstunnel-install UNIT TARGET MARKER download VERSION BASE_URL AMD64_SHA256 ARM64_SHA256 ARMV7_SHA256
-#   wstunnel-install UNIT TARGET MARKER upload FILE SHA256
+#   wstunnel-install UNITS TARGET MARKER download VERSION BASE_URL AMD64_SHA256 ARM64_SHA256 ARMV7_SHA256
+#   wstunnel-install UNITS TARGET MARKER upload FILE SHA256
 #
 # download: fetches BASE_URL/vVERSION/wstunnel_VERSION_linux_ARCH.tar.gz (GitHub's release layout) for this host's
 # architecture; an empty digest means none was configured for that architecture. MARKER keeps the digest of the
@@ -12,21 +12,24 @@
 set -euo pipefail
 
 if [ $# -lt 4 ]; then
-    echo "usage: wstunnel-install UNIT TARGET MARKER download VERSION BASE_URL AMD64 ARM64 ARMV7 | upload FILE SHA256" >&2
+    echo "usage: wstunnel-install UNITS TARGET MARKER download VERSION BASE_URL AMD64 ARM64 ARMV7 | upload FILE SHA256" >&2
     exit 2
 fi
-unit=$1 target=$2 marker=$3 mode=$4
+units=$1 target=$2 marker=$3 mode=$4
 shift 4
 
 digest() { sha256sum "$1" | cut -d' ' -f1; }
 
-install_verified() { # FILE: put it in place atomically, then restart the service that runs it
+install_verified() { # FILE: put it in place atomically, then restart the services that run it
+    local unit
     install -m 0755 "$1" "$target.new"
     chown root:root "$target.new"
     mv -f "$target.new" "$target"
-    if systemctl is-active --quiet "$unit"; then
-        systemctl restart "$unit"
-    fi
+    for unit in ${units//,/ }; do
+        if systemctl is-active --quiet "$unit"; then
+            systemctl restart "$unit"
+        fi
+    done
 }
 
 case "$mode" in

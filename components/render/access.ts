@@ -2,16 +2,10 @@
 // clients when allowed), in a filter chain of the program's own. The rules live in their own file, loaded with
 // `iptables-restore --noflush`, which replaces the chain's rules in one go and touches no other chain; wg0's template
 // holds only a stable jump into the chain and the same load on PostUp, so a changed rule never restarts WireGuard.
-import { AccessGrant } from "../config";
+import { AccessGrant, ClientAccess, SiteLink } from "../config";
 import { Hook } from "./wireguard";
 
 export const accessChain = "WG-RELAY-ACCESS";
-
-export interface ClientAccess {
-    name: string;
-    tunnelAddress: string;
-    access: AccessGrant[];
-}
 
 function describeGrant(grant: AccessGrant): string {
     const what = grant.kind === "network" ? grant.to : `${grant.to} (${grant.kind}: ${grant.destinations.join(", ") || "nothing in its routes"})`;
@@ -28,8 +22,15 @@ function grantRules(client: ClientAccess, grant: AccessGrant): string[] {
     );
 }
 
-/** The chain as an iptables-restore file: replies, each client's grants in config order, then a drop. */
-export function renderAccessRules(clients: ClientAccess[]): string {
+function siteRule(link: SiteLink): string {
+    return `-A ${accessChain} -s ${link.source} -d ${link.destination} -m comment --comment wg-relay:${link.from} -j ACCEPT`;
+}
+
+/**
+ * The chain as an iptables-restore file: replies, each client's grants in config order, the LANs of gateways with
+ * siteToSite towards each other, then a drop.
+ */
+export function renderAccessRules(clients: ClientAccess[], siteLinks: SiteLink[]): string {
     const lines = [
         "# Managed by wg-relay: `pulumi up` rewrites this file and loads it with `iptables-restore --noflush`.",
         `# Traffic between wg0's peers through the relay (FORWARD -i wg0 -o wg0 jumps to ${accessChain}):`,
@@ -45,6 +46,9 @@ export function renderAccessRules(clients: ClientAccess[]): string {
         for (const grant of client.access) {
             lines.push(`# ${client.name} (${client.tunnelAddress}) to ${describeGrant(grant)}`, ...grantRules(client, grant));
         }
+    }
+    for (const link of siteLinks) {
+        lines.push(`# site to site: ${link.from}'s ${link.source} to ${link.to}'s ${link.destination}`, siteRule(link));
     }
     lines.push("# Anything else: gateways towards clients, clients towards what they were not given.", `-A ${accessChain} -j DROP`, "COMMIT", "");
     return lines.join("\n");

@@ -7,7 +7,8 @@ import { wgQuickUnit } from "./paths";
 import { renderServiceUnit } from "./systemd";
 
 export interface HeartbeatSettings {
-    relayTunnelAddress: string;
+    /** Every relay's tunnel address: each relay's session is renewed on its own. */
+    relayTunnelAddresses: string[];
     intervalSeconds: number;
 }
 
@@ -15,10 +16,11 @@ export interface HeartbeatSettings {
 const discardPort = 9;
 
 export function renderHeartbeatUnit(settings: HeartbeatSettings): string {
-    const target = `/dev/udp/${settings.relayTunnelAddress}/${discardPort}`;
+    const sends = settings.relayTunnelAddresses.map((address) => `echo >/dev/udp/${address}/${discardPort} 2>/dev/null || true; `).join("");
+    const relays = settings.relayTunnelAddresses.length === 1 ? "the relay's tunnel address" : "each relay's tunnel address";
     return renderServiceUnit({
-        description: `wg-relay heartbeat: a datagram to the relay's tunnel address every ${settings.intervalSeconds} s, so a session the relay forgot is renewed at once`,
+        description: `wg-relay heartbeat: a datagram to ${relays} every ${settings.intervalSeconds} s, so a session the relay forgot is renewed at once`,
         order: [`After=${wgQuickUnit}`],
-        service: [`ExecStart=/bin/bash -c 'while :; do echo >${target} 2>/dev/null || true; sleep ${settings.intervalSeconds}; done'`, "CapabilityBoundingSet="],
+        service: [`ExecStart=/bin/bash -c 'while :; do ${sends}sleep ${settings.intervalSeconds}; done'`, "CapabilityBoundingSet="],
     });
 }

@@ -33,9 +33,26 @@ export const ownedDirs = [configDir, stateDir, libDir, relayPresharedKeyDir];
 export const wstunnelServerUnit = "wg-relay-wstunnel-server.service";
 export const wstunnelClientUnit = "wg-relay-wstunnel-client.service";
 export const heartbeatUnit = "wg-relay-heartbeat.service";
+/** A roaming client's relay failover (several relays), and the script its unit runs every few seconds. */
+export const failoverUnit = "wg-relay-failover.service";
+export const wgFailoverScriptPath = `${libDir}/wg-failover`;
 export const systemdUnitPath = (unit: string) => `/etc/systemd/system/${unit}`;
 export const wstunnelRestrictionsPath = `${configDir}/wstunnel-restrictions.yaml`;
 export const wstunnelClientEnvPath = `${configDir}/wstunnel-client.env`;
+
+/** A gateway's or client's wstunnel client towards one relay: the first relay's keeps the names of a single-relay stack. */
+export interface WstunnelClientFiles {
+    unit: string;
+    environmentFile: string;
+    /** Appended to the step names of this client's unit and environment file. */
+    stepSuffix: string;
+}
+
+export function wstunnelClientFiles(relay: { name: string; index: number }): WstunnelClientFiles {
+    return relay.index === 0
+        ? { unit: wstunnelClientUnit, environmentFile: wstunnelClientEnvPath, stepSuffix: "" }
+        : { unit: `wg-relay-wstunnel-client-${relay.name}.service`, environmentFile: `${configDir}/wstunnel-client-${relay.name}.env`, stepSuffix: `-${relay.name}` };
+}
 export const serverCertificatePath = `${configDir}/tls/server.crt`;
 export const serverPrivateKeyPath = `${configDir}/tls/server.key`;
 /** Debian's update-ca-certificates picks up *.crt here. */

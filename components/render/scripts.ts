@@ -16,7 +16,7 @@ import {
 
 export const hostScriptsDir = join(__dirname, "..", "host-scripts");
 
-export function hostScript(name: "wg-apply" | "wstunnel-install"): string {
+export function hostScript(name: "wg-apply" | "wstunnel-install" | "wg-failover"): string {
     return readFileSync(join(hostScriptsDir, `${name}.sh`), "utf8");
 }
 
@@ -32,9 +32,9 @@ export type WstunnelInstallation =
     | { kind: "download"; version: string; baseUrl: string; sha256: Partial<Record<"amd64" | "arm64" | "armv7", string>> }
     | { kind: "upload"; stagedFile: string; sha256: string };
 
-/** Runs wstunnel-install; `unit` is restarted (when running) only if a new binary went in. */
-export function wstunnelInstallCommand(unit: string, installation: WstunnelInstallation): string {
-    const common = [wstunnelInstallScriptPath, unit, wstunnelBinaryPath, wstunnelReleaseMarkerPath];
+/** Runs wstunnel-install; `units` are restarted (each when running) only if a new binary went in. */
+export function wstunnelInstallCommand(units: string[], installation: WstunnelInstallation): string {
+    const common = [wstunnelInstallScriptPath, units.join(","), wstunnelBinaryPath, wstunnelReleaseMarkerPath];
     const args =
         installation.kind === "upload"
             ? ["upload", installation.stagedFile, installation.sha256]

@@ -1,21 +1,24 @@
-// The systemd service units wg-relay installs: unprivileged, hardened, restarted a second after they stop, always.
+// The systemd service units wg-relay installs: hardened, unprivileged unless they change the network, restarted a
+// second after they stop, always.
 
-const hardening = [
-    "DynamicUser=yes",
-    "NoNewPrivileges=yes",
-    "ProtectSystem=strict",
-    "ProtectHome=yes",
-    "PrivateTmp=yes",
-    "ProtectKernelTunables=yes",
-    "ProtectKernelModules=yes",
-    "ProtectControlGroups=yes",
-    "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
-    "RestrictNamespaces=yes",
-    "LockPersonality=yes",
-    // A tunnel should come back at once, and keep trying: no start limit that would give up after a few failures.
-    "Restart=always",
-    "RestartSec=1",
-];
+function hardening(rootCapabilities: string[] | undefined): string[] {
+    return [
+        ...(rootCapabilities ? [`CapabilityBoundingSet=${rootCapabilities.join(" ")}`] : ["DynamicUser=yes"]),
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectControlGroups=yes",
+        `RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX${rootCapabilities ? " AF_NETLINK" : ""}`,
+        "RestrictNamespaces=yes",
+        "LockPersonality=yes",
+        // A tunnel should come back at once, and keep trying: no start limit that would give up after a few failures.
+        "Restart=always",
+        "RestartSec=1",
+    ];
+}
 
 export interface ServiceUnit {
     description: string;
@@ -23,6 +26,11 @@ export interface ServiceUnit {
     order: string[];
     /** The [Service] lines before the shared hardening. */
     service: string[];
+    /**
+     * Runs as root with only these capabilities and netlink (a unit that changes routes and WireGuard peers) instead
+     * of as an unprivileged dynamic user.
+     */
+    rootCapabilities?: string[];
 }
 
 export function renderServiceUnit(unit: ServiceUnit): string {
@@ -37,7 +45,7 @@ export function renderServiceUnit(unit: ServiceUnit): string {
         "",
         "[Service]",
         ...unit.service,
-        ...hardening,
+        ...hardening(unit.rootCapabilities),
         "",
         "[Install]",
         "WantedBy=multi-user.target",

@@ -123,6 +123,8 @@ export function renderPublicKeys(keys: { name: string; publicKey: string }[]): s
 }
 
 export interface RelayAsPeerSettings {
+    /** "the relay", or with several, which one. */
+    description: string;
     publicKey: PublicKeySource;
     presharedKey?: KeySource;
     allowedIps: string[];
@@ -130,10 +132,10 @@ export interface RelayAsPeerSettings {
     keepaliveSeconds: number;
 }
 
-/** How a gateway or client sees the relay: its one peer, kept alive through NAT. */
+/** How a gateway or client sees a relay: a peer kept alive through NAT. */
 export function relayAsPeer(relay: RelayAsPeerSettings): WgPeer {
     return {
-        description: "the relay",
+        description: relay.description,
         publicKey: relay.publicKey,
         presharedKey: relay.presharedKey,
         allowedIps: relay.allowedIps,

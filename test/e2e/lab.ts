@@ -10,8 +10,8 @@ export const repo = resolve(__dirname, "..", "..");
 /** The lab's namespaces are NAME-* (lab/hosts.sh; WG_RELAY_LAB_NAME lets two checkouts run a lab each). */
 const labName = process.env.WG_RELAY_LAB_NAME ?? "wgr";
 
-/** The lab's nspawn hosts, reached over SSH. */
-export type LabHost = "relay" | "rpi1" | "laptop";
+/** The lab's nspawn hosts, reached over SSH (relay2 and rpi2 with the second site: `npm run lab -- sites`). */
+export type LabHost = "relay" | "rpi1" | "laptop" | "relay2" | "rpi2";
 export const labHosts: LabHost[] = ["relay", "rpi1", "laptop"];
 
 export interface Result {
@@ -81,7 +81,13 @@ export function startInNamespace(namespace: string, args: string[]): { stop: () 
 }
 
 /** The wstunnel unit each lab host runs. */
-export const wstunnelUnits: Record<LabHost, string> = { relay: "wg-relay-wstunnel-server", rpi1: "wg-relay-wstunnel-client", laptop: "wg-relay-wstunnel-client" };
+export const wstunnelUnits: Record<LabHost, string> = {
+    relay: "wg-relay-wstunnel-server",
+    rpi1: "wg-relay-wstunnel-client",
+    laptop: "wg-relay-wstunnel-client",
+    relay2: "wg-relay-wstunnel-server",
+    rpi2: "wg-relay-wstunnel-client",
+};
 
 export const lanService = "http://192.168.1.20/";
 

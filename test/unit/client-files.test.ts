@@ -24,6 +24,23 @@ describe("client files", () => {
         });
     });
 
+    it("adds, with several relays, a conf per relay and each further relay's wstunnel client", () => {
+        const files = clientFiles({
+            ...bundle,
+            relays: [
+                { relay: "relay", wireguardConf: "[Interface]\n# routes on relay\n" },
+                { relay: "relay2", wireguardConf: "[Interface]\n# routes on relay2\n", wstunnelCommand: "wstunnel 'client'", wstunnelUnit: "[Unit]\n", wstunnelEnvironment: "P=p\n" },
+            ],
+        });
+        expect(Object.fromEntries(files.slice(5).map((file) => [file.name, file.mode]))).toEqual({
+            "wg0-relay.conf": 0o600,
+            "wg0-relay2.conf": 0o600,
+            "wg-relay-wstunnel-client-relay2.service": 0o644,
+            "wstunnel-client-relay2.env": 0o600,
+            "wstunnel-command-relay2.sh": 0o700,
+        });
+    });
+
     it("writes the files and a PNG QR code of the conf", async () => {
         const dir = mkdtempSync(join(tmpdir(), "wg-relay-client-"));
         try {

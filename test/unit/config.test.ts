@@ -26,8 +26,8 @@ describe("stack config", () => {
     it("accepts the write-up's topology and fills in its defaults", () => {
         const config = parseStackConfig(validConfig() as Record<string, unknown>);
         expect(config.tunnel).toEqual({ subnet: "10.10.0.0/24", prefixLength: 24, mtu: 65000, udpMtu: 1420, keepaliveSeconds: 25 });
-        expect(config.relay).toMatchObject({ name: "relay", wireguardPort: 51820, wstunnelPort: 443, publicInterface: "eth0", allowDirectUdp: false });
-        expect(config.relay.ssh.port).toBe(22);
+        expect(config.relays[0]).toMatchObject({ name: "relay", wireguardPort: 51820, wstunnelPort: 443, publicInterface: "eth0", allowDirectUdp: false });
+        expect(config.relays[0].ssh.port).toBe(22);
         expect(config.wstunnel).toMatchObject({ version: "10.6.2", localPort: 51820 });
         expect(config.gateways[0]).toMatchObject({ masquerade: true, lanInterface: "eth0", keyRotation: 0 });
         expect(config.gateways[0].ssh.via).toBe("direct");
@@ -41,22 +41,22 @@ describe("stack config", () => {
                 c.wstunnel = { source: "mirror", mirrorBaseUrl: "http://mirror.example/wstunnel/", sha256: { arm64: "b".repeat(64) } };
             }) as Record<string, unknown>,
         );
-        expect(config.relay).toMatchObject({ publicAddress: "198.51.100.10", tunnelAddress: "10.10.0.1", internetEgress: true });
+        expect(config.relays[0]).toMatchObject({ publicAddress: "198.51.100.10", tunnelAddress: "10.10.0.1", internetEgress: true });
         expect(config.clients.map((client) => client.routes)).toEqual([["192.168.1.0/24"], []]);
         expect(config.wstunnel.binary).toEqual({ kind: "download", baseUrl: "http://mirror.example/wstunnel", sha256: { arm64: "b".repeat(64) } });
         const local = parseStackConfig(validConfig() as Record<string, unknown>);
         expect(local.wstunnel.binary).toEqual({ kind: "upload", localBinary: "/dev/null" });
-        expect(local.relay.internetEgress).toBe(false);
+        expect(local.relays[0].internetEgress).toBe(false);
         const release = parseStackConfig(withChange((c) => (c.wstunnel = { sha256: { amd64: "a".repeat(64) } })) as Record<string, unknown>);
         expect(release.wstunnel.binary).toEqual({ kind: "download", baseUrl: "https://github.com/erebe/wstunnel/releases/download", sha256: { amd64: "a".repeat(64) } });
     });
 
     const cases: [string, StackConfigInput | Record<string, unknown>, string][] = [
-        ["a malformed host", withChange((c) => (c.relay.ssh.host = "relay host")), "wg-relay:relay.ssh.host: expected a DNS name or an IPv4 address"],
-        ["an out-of-range port", withChange((c) => (c.relay.wstunnelPort = 70000)), "wg-relay:relay.wstunnelPort:"],
+        ["a malformed host", withChange((c) => (c.relay!.ssh.host = "relay host")), "wg-relay:relay.ssh.host: expected a DNS name or an IPv4 address"],
+        ["an out-of-range port", withChange((c) => (c.relay!.wstunnelPort = 70000)), "wg-relay:relay.wstunnelPort:"],
         ["a CIDR with host bits", withChange((c) => (c.tunnel = { subnet: "10.10.0.1/24" })), "wg-relay:tunnel.subnet: expected an IPv4 network in CIDR form"],
         ["a malformed address", withChange((c) => (c.gateways![0].tunnelAddress = "10.10.0.300")), "wg-relay:gateways[0].tunnelAddress: expected an IPv4 address"],
-        ["a malformed host key", withChange((c) => (c.relay.ssh.hostKey = "AAAA")), "wg-relay:relay.ssh.hostKey: expected an SSH host public key line"],
+        ["a malformed host key", withChange((c) => (c.relay!.ssh.hostKey = "AAAA")), "wg-relay:relay.ssh.hostKey: expected an SSH host public key line"],
         [
             "an ssh-rsa host key",
             withChange((c) => (c.gateways![0].ssh.hostKey = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7")),
@@ -77,7 +77,7 @@ describe("stack config", () => {
         [
             "LANs overlapping each other",
             withChange((c) => c.gateways!.push({ name: "rpi2", tunnelAddress: "10.10.0.4", lanSubnets: ["192.168.1.128/25"], ssh: { host: "192.168.1.131" } })),
-            "wg-relay:gateways[1].lanSubnets[0]: 192.168.1.128/25 overlaps 192.168.1.0/24 of gateways[0]",
+            "wg-relay:gateways[1].lanSubnets[0]: 192.168.1.128/25 overlaps 192.168.1.0/24 of wg-relay:gateways[0].lanSubnets[0]",
         ],
         ["a duplicate name", withChange((c) => (c.clients![0].name = "rpi1")), "wg-relay:clients[0].name: name 'rpi1' is already used by gateways[0]"],
         ["a name clashing with the relay", withChange((c) => (c.gateways![0].name = "relay")), "wg-relay:gateways[0].name: name 'relay' is already used by relay.name"],
@@ -86,7 +86,7 @@ describe("stack config", () => {
         [
             "a full tunnel to a relay known only by name",
             withChange((c) => {
-                c.relay.ssh.host = "sync.example.org";
+                c.relay!.ssh.host = "sync.example.org";
                 c.clients![0].fullTunnel = true;
             }),
             "wg-relay:clients[0].fullTunnel: a full tunnel needs relay.publicAddress (or relay.ssh.host) to be an IPv4 address",
@@ -141,12 +141,111 @@ describe("stack config", () => {
                 c.clients!.push({ name: "phone", tunnelAddress: "10.10.0.4", access: [{ to: "laptop", protocol: "tcp", ports: [22, "8000-8080"] }, { to: "rpi1" }, { to: "192.168.1.20" }] });
             }) as Record<string, unknown>,
         );
-        expect(config.clients[0].access).toEqual([{ to: "192.168.1.0/24", kind: "network", destinations: ["192.168.1.0/24"], protocol: undefined, ports: undefined }]);
-        expect(config.clients[1].access).toEqual([
+        expect(config.relays[0].clientAccess[0].access).toEqual([{ to: "192.168.1.0/24", kind: "network", destinations: ["192.168.1.0/24"], protocol: undefined, ports: undefined }]);
+        expect(config.relays[0].clientAccess[1].access).toEqual([
             { to: "laptop", kind: "client", destinations: ["10.10.0.3/32"], protocol: "tcp", ports: ["22", "8000:8080"] },
             { to: "rpi1", kind: "gateway", destinations: ["192.168.1.0/24"], protocol: undefined, ports: undefined },
             { to: "192.168.1.20", kind: "network", destinations: ["192.168.1.20/32"], protocol: undefined, ports: undefined },
         ]);
+    });
+
+    /** Two sites and two relays: the write-up's topology grown as in the lab. */
+    const twoRelays = (change: (config: StackConfigInput & Record<string, any>) => void = () => undefined) =>
+        withChange((c) => {
+            const { relay, ...rest } = c;
+            for (const key of Object.keys(c)) {
+                delete c[key];
+            }
+            Object.assign(c, rest, {
+                relays: [relay, { name: "relay2", ssh: { host: "198.51.100.20" }, tunnelSubnet: "10.10.1.0/24" }],
+            });
+            c.gateways!.push({ name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], ssh: { host: "192.168.2.130" } });
+            change(c);
+        });
+
+    it("resolves several relays: a subnet, local wstunnel port and address of every peer for each, clients' order of preference", () => {
+        const config = parseStackConfig(
+            twoRelays((c) => {
+                c.clients!.push({ name: "phone", tunnelAddress: "10.10.0.4", primaryRelay: "relay2", access: [{ to: "laptop" }] });
+            }) as Record<string, unknown>,
+        );
+        expect(config.relays.map((relay) => [relay.name, relay.tunnel.subnet, relay.tunnelAddress, relay.wstunnelLocalPort, relay.publicAddress])).toEqual([
+            ["relay", "10.10.0.0/24", "10.10.0.1", 51820, "198.51.100.10"],
+            ["relay2", "10.10.1.0/24", "10.10.1.1", 51821, "198.51.100.20"],
+        ]);
+        expect(config.gateways.map((gateway) => gateway.tunnelAddresses)).toEqual([
+            ["10.10.0.2", "10.10.1.2"],
+            ["10.10.0.6", "10.10.1.6"],
+        ]);
+        expect(config.clients.map((client) => client.relayPreference)).toEqual([
+            ["relay", "relay2"],
+            ["relay2", "relay"],
+        ]);
+        // Each relay sees each client at the client's address in its own subnet, in its access rules too.
+        expect(config.relays.map((relay) => relay.clientAccess.map((client) => client.tunnelAddress))).toEqual([
+            ["10.10.0.3", "10.10.0.4"],
+            ["10.10.1.3", "10.10.1.4"],
+        ]);
+        expect(config.relays[1].clientAccess[1].access).toEqual([{ to: "laptop", kind: "client", destinations: ["10.10.1.3/32"], protocol: undefined, ports: undefined }]);
+        expect(config.relays[1].clientAccess[0].access.map((grant) => grant.destinations)).toEqual([["192.168.1.0/24"], ["192.168.2.0/24"]]);
+    });
+
+    it("keeps a single relay's model as it was: `relay` is the one relay, on tunnel.subnet", () => {
+        const config = parseStackConfig(validConfig() as Record<string, unknown>);
+        expect(config.relays).toHaveLength(1);
+        expect(config.relays[0]).toMatchObject({ tunnel: config.tunnel, tunnelAddress: "10.10.0.1", wstunnelLocalPort: 51820, siteLinks: [] });
+        expect(config.gateways[0].tunnelAddresses).toEqual(["10.10.0.2"]);
+        expect(config.gateways[0].siteRoutes).toEqual([]);
+    });
+
+    it("links the LANs of gateways with siteToSite both ways through the first relay, and no one else's", () => {
+        const config = parseStackConfig(
+            twoRelays((c) => {
+                c.gateways![0].siteToSite = true;
+                c.gateways![1].siteToSite = true;
+                c.gateways!.push({ name: "rpi3", tunnelAddress: "10.10.0.7", lanSubnets: ["192.168.3.0/24"], ssh: { host: "192.168.3.130" } });
+            }) as Record<string, unknown>,
+        );
+        expect(config.relays[0].siteLinks).toEqual([
+            { from: "rpi1", to: "rpi2", source: "192.168.1.0/24", destination: "192.168.2.0/24" },
+            { from: "rpi2", to: "rpi1", source: "192.168.2.0/24", destination: "192.168.1.0/24" },
+        ]);
+        expect(config.relays[1].siteLinks).toEqual([]);
+        expect(config.gateways.map((gateway) => gateway.siteRoutes)).toEqual([["192.168.2.0/24"], ["192.168.1.0/24"], []]);
+    });
+
+    const severalRelayCases: [string, StackConfigInput | Record<string, unknown>, string][] = [
+        ["both relay and relays", twoRelays((c) => (c.relay = c.relays![0])), "wg-relay:relays: set either relay (one relay) or relays (several), not both"],
+        ["two relays of one name", twoRelays((c) => delete c.relays![1].name), "wg-relay:relays[1].name: name 'relay' is already used by relays[0].name"],
+        ["a second relay without a subnet", twoRelays((c) => delete c.relays![1].tunnelSubnet), "wg-relay:relays[1].tunnelSubnet: required for every relay after the first"],
+        ["relay subnets that overlap", twoRelays((c) => (c.relays![1].tunnelSubnet = "10.10.0.0/24")), "wg-relay:relays[1].tunnelSubnet: 10.10.0.0/24 overlaps 10.10.0.0/24 of wg-relay:tunnel.subnet"],
+        ["a relay subnet of another size", twoRelays((c) => (c.relays![1].tunnelSubnet = "10.10.2.0/23")), "wg-relay:relays[1].tunnelSubnet: 10.10.2.0/23 is not the size of tunnel.subnet 10.10.0.0/24"],
+        [
+            "a LAN overlapping the second relay's subnet",
+            twoRelays((c) => (c.gateways![1].lanSubnets = ["10.10.1.0/25"])),
+            "wg-relay:gateways[1].lanSubnets[0]: 10.10.1.0/25 overlaps the tunnel subnet 10.10.1.0/24 of wg-relay:relays[1].tunnelSubnet",
+        ],
+        [
+            "LANs of two sites that overlap",
+            twoRelays((c) => (c.gateways![1].lanSubnets = ["192.168.0.0/16"])),
+            "wg-relay:gateways[1].lanSubnets[0]: 192.168.0.0/16 overlaps 192.168.1.0/24 of wg-relay:gateways[0].lanSubnets[0]",
+        ],
+        ["a peer on a relay's host part", twoRelays((c) => (c.relays![1].tunnelAddress = "10.10.1.3")), "wg-relay:clients[0].tunnelAddress: 10.10.0.3 has the host part of relays[1]'s tunnel address"],
+        ["an unknown primary relay", twoRelays((c) => (c.clients![0].primaryRelay = "relay9")), "wg-relay:clients[0].primaryRelay: 'relay9' is not the name of a relay"],
+        ["a full tunnel with several relays", twoRelays((c) => (c.clients![0].fullTunnel = true)), "wg-relay:clients[0].fullTunnel: a full tunnel with several relays is not supported"],
+        [
+            "a UDP client while one relay drops UDP",
+            twoRelays((c) => {
+                c.relays![0].allowDirectUdp = true;
+                c.clients![0].transport = "udp";
+            }),
+            "wg-relay:clients[0].transport: 'udp' needs relays[1].allowDirectUdp: true",
+        ],
+        ["neither relay nor relays", withChange((c) => delete c.relay), "wg-relay:relay: required, but not set in the stack config"],
+    ];
+
+    it.each(severalRelayCases)("rejects %s with a message naming the keys", (_what, config, expected) => {
+        expect(problemsOf(config)).toEqual(expect.arrayContaining([expect.stringContaining(expected)]));
     });
 
     it.each(cases)("rejects %s with a message naming the key", (_what, config, expected) => {
@@ -168,8 +267,8 @@ describe("stack config", () => {
     it("reports every problem at once, one line each: field, cross-field and unknown-key mistakes mixed", () => {
         const problems = problemsOf(
             withChange((c) => {
-                c.relay.ssh.host = "bad host";
-                c.relay.wstunnelPort = 70000;
+                c.relay!.ssh.host = "bad host";
+                c.relay!.wstunnelPort = 70000;
                 c.clients![0].tunnelAddress = "10.20.0.3";
                 c.gateways![0].lanSubnets = ["10.10.0.0/16"];
                 (c as any).gateway = [];
@@ -178,7 +277,7 @@ describe("stack config", () => {
         expect(problems.sort()).toEqual([
             "wg-relay:clients[0].tunnelAddress: 10.20.0.3 is outside the tunnel subnet 10.10.0.0/24",
             "wg-relay:gateway: unknown key; did you mean wg-relay:gateways?",
-            "wg-relay:gateways[0].lanSubnets[0]: 10.10.0.0/16 overlaps the tunnel subnet 10.10.0.0/24",
+            "wg-relay:gateways[0].lanSubnets[0]: 10.10.0.0/16 overlaps the tunnel subnet 10.10.0.0/24 of wg-relay:tunnel.subnet",
             "wg-relay:relay.ssh.host: expected a DNS name or an IPv4 address",
             expect.stringMatching(/^wg-relay:relay\.wstunnelPort: /),
         ]);

@@ -312,7 +312,7 @@ describe("doctor: reaching the hosts", () => {
         expect(sshConfig).toContain("Host workstation\n  HostName 10.10.0.4\n  Port 22\n  User root\n  HostKeyAlias workstation\n  StrictHostKeyChecking accept-new\n  ProxyJump relay\n");
         expect(sshConfig).not.toContain("ProxyJump relay\nHost rpi1");
         expect(sshConfig).toContain("  IdentityFile /tmp/doctor/id\n  IdentitiesOnly yes\n  UserKnownHostsFile /tmp/doctor/known_hosts\n  GlobalKnownHostsFile /dev/null\n  BatchMode yes\n");
-        expect(renderKnownHosts(hosts)).toBe(`relay ${network.relay.ssh.hostKey}\n`);
+        expect(renderKnownHosts(hosts)).toBe(`relay ${network.relays[0].ssh.hostKey}\n`);
     });
 });
 

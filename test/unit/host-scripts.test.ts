@@ -13,7 +13,7 @@ describe("shell scripts", () => {
     it("pass shellcheck, every one in the repository", () => {
         const tracked = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], { cwd: repo, encoding: "utf8" }).split("\n").filter(Boolean);
         const scripts = tracked.filter((file) => existsSync(join(repo, file)) && statSync(join(repo, file)).isFile() && /^#!.*\b(ba)?sh\b/.test(readFileSync(join(repo, file), "utf8").split("\n")[0]));
-        expect(scripts).toEqual(expect.arrayContaining(["components/host-scripts/wg-apply.sh", "components/host-scripts/wstunnel-install.sh", "lab/lab.sh", ".ci/run"]));
+        expect(scripts).toEqual(expect.arrayContaining(["components/host-scripts/wg-apply.sh", "components/host-scripts/wstunnel-install.sh", "components/host-scripts/wg-failover.sh", "lab/lab.sh", ".ci/run"]));
         const result = spawnSync("shellcheck", ["--external-sources", ...scripts], { cwd: repo, encoding: "utf8" });
         if (result.error) {
             throw new Error(`shellcheck is not installed (lab/toolchain.sh installs it): ${result.error.message}`);
@@ -338,10 +338,11 @@ describe("wstunnel-install", () => {
     let release: { sha256: string };
     const unit = "wg-relay-wstunnel-client.service";
 
-    const run = (...args: string[]) => {
+    const runFor = (units: string, ...args: string[]) => {
         writeFileSync(join(dir, "calls"), "");
-        return spawnSync("bash", [join(hostScriptsDir, "wstunnel-install.sh"), unit, target, marker, ...args], { env, encoding: "utf8" });
+        return spawnSync("bash", [join(hostScriptsDir, "wstunnel-install.sh"), units, target, marker, ...args], { env, encoding: "utf8" });
     };
+    const run = (...args: string[]) => runFor(unit, ...args);
     const download = (amd64: string) => run("download", "10.6.2", "https://mirror.invalid/wstunnel", amd64, "", "");
     const calls = () => readFileSync(join(dir, "calls"), "utf8");
 
@@ -370,6 +371,13 @@ describe("wstunnel-install", () => {
         expect(calls()).toContain("curl --fail --silent --show-error --location --proto =https,http --retry 3 -o ");
         expect(calls()).toContain("https://mirror.invalid/wstunnel/v10.6.2/wstunnel_10.6.2_linux_amd64.tar.gz");
         expect(calls()).toContain(`systemctl restart ${unit}`);
+    });
+
+    it("restarts each running unit of a list (a wstunnel client per relay)", () => {
+        const result = runFor(`${unit},wg-relay-wstunnel-client-relay2.service`, "download", "10.6.2", "https://mirror.invalid/wstunnel", release.sha256, "", "");
+        expect(result.status).toBe(0);
+        expect(calls()).toContain(`systemctl restart ${unit}\n`);
+        expect(calls()).toContain("systemctl restart wg-relay-wstunnel-client-relay2.service\n");
     });
 
     it("does not fetch again what is installed", () => {
@@ -407,5 +415,103 @@ describe("wstunnel-install", () => {
         expect(readFileSync(target, "utf8")).toBe("uploaded wstunnel\n");
         expect(existsSync(staged)).toBe(false);
         expect(calls()).toContain(`systemctl restart ${unit}`);
+    });
+});
+
+describe("wg-failover", () => {
+    // Stand-ins: ping answers for the addresses listed in $STATE/answering; wg keeps each peer's AllowedIPs in
+    // $STATE/peers ("KEY<TAB>IPS"), ip each route's source in $STATE/routes ("ROUTE src ADDRESS").
+    const failoverStubs: Record<string, string> = {
+        ping: `for last; do :; done; grep -qxF -- "$last" "$STATE/answering"`,
+        wg: `
+case "$1 $3" in
+  "show allowed-ips") tr ',' ' ' < "$STATE/peers" ;;
+  "set "*) awk -v key="$4" -v ips="$6" 'BEGIN { FS = OFS = "\\t" } $1 == key { $2 = ips } { print }' "$STATE/peers" > "$STATE/peers.new"; mv "$STATE/peers.new" "$STATE/peers" ;;
+esac`,
+        ip: `
+case "$2 $3" in
+  "route show") grep "^$4 " "$STATE/routes" | cut -d' ' -f2- ;;
+  "route replace") { grep -v "^$4 " "$STATE/routes"; echo "$4 src $8"; } > "$STATE/routes.new"; mv "$STATE/routes.new" "$STATE/routes" ;;
+esac`,
+    };
+    const relayKey = "UkVMQVktcHVibGljLWtleS0wMTIzNDU2Nzg5YWJjZGU=";
+    const relay2Key = "UkVMQVkyLXB1YmxpYy1rZXktMDEyMzQ1Njc4OWFiY2Q=";
+    const relays = ["relay,10.10.0.0/24,10.10.0.1,10.10.0.3", "relay2,10.10.1.0/24,10.10.1.1,10.10.1.3"];
+    let dir: string;
+    let state: string;
+
+    beforeEach(() => {
+        dir = mkdtempSync(join(tmpdir(), "wg-relay-wg-failover-"));
+        state = join(dir, "state");
+        mkdirSync(state);
+        const bin = join(dir, "bin");
+        mkdirSync(bin);
+        for (const [name, body] of Object.entries(failoverStubs)) {
+            writeFileSync(join(bin, name), `#!/bin/bash\necho "${name} $*" >> "$CALLS"\n${body}\n`);
+            chmodSync(join(bin, name), 0o755);
+        }
+        writeFileSync(join(dir, "public-keys"), `relay ${relayKey}\nrelay2 ${relay2Key}\n`);
+        // As wg-quick leaves it: the LANs on the primary's peer, routes without a source of their own.
+        writeFileSync(join(state, "peers"), `${relayKey}\t10.10.0.0/24,192.168.1.0/24,192.168.2.0/24\n${relay2Key}\t10.10.1.0/24\n`);
+        writeFileSync(join(state, "routes"), "192.168.1.0/24 scope link\n192.168.2.0/24 scope link\n");
+        answering("10.10.0.1", "10.10.1.1");
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    const answering = (...addresses: string[]) => writeFileSync(join(state, "answering"), addresses.map((address) => `${address}\n`).join(""));
+    const round = () => {
+        writeFileSync(join(dir, "calls"), "");
+        const result = spawnSync(
+            "bash",
+            [join(hostScriptsDir, "wg-failover.sh"), join(dir, "counts"), join(dir, "public-keys"), "wg0", "192.168.1.0/24,192.168.2.0/24", ...relays],
+            { env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin`, CALLS: join(dir, "calls"), STATE: state }, encoding: "utf8" },
+        );
+        expect(result.status).toBe(0);
+        return result.stdout + result.stderr;
+    };
+    const peers = () => readFileSync(join(state, "peers"), "utf8");
+    const routes = () => readFileSync(join(state, "routes"), "utf8").split("\n").filter(Boolean).sort();
+    const changes = () => readFileSync(join(dir, "calls"), "utf8").split("\n").filter((line) => / (set|replace) /.test(line));
+
+    it("keeps the LANs on the primary while it answers, giving their routes its address as their source once", () => {
+        expect(round()).toContain("192.168.1.0/24,192.168.2.0/24 now through relay relay (from 10.10.0.3)");
+        expect(routes()).toEqual(["192.168.1.0/24 src 10.10.0.3", "192.168.2.0/24 src 10.10.0.3"]);
+        expect(peers()).toBe(`${relayKey}\t10.10.0.0/24,192.168.1.0/24,192.168.2.0/24\n${relay2Key}\t10.10.1.0/24\n`);
+        round();
+        expect(changes()).toEqual([]);
+    });
+
+    it("moves the LANs to the next relay after two unanswered rounds, and back after three answered ones", () => {
+        round();
+        answering("10.10.1.1");
+        round();
+        expect(changes()).toEqual([]); // one miss is not enough
+        const moved = round();
+        expect(moved).toContain("relay relay stopped answering at 10.10.0.1");
+        expect(moved).toContain("now through relay relay2 (from 10.10.1.3)");
+        expect(peers()).toBe(`${relayKey}\t10.10.0.0/24\n${relay2Key}\t10.10.1.0/24,192.168.1.0/24,192.168.2.0/24\n`);
+        expect(routes()).toEqual(["192.168.1.0/24 src 10.10.1.3", "192.168.2.0/24 src 10.10.1.3"]);
+        // wg-apply (a `pulumi up`) puts the template's AllowedIPs back: the next round moves them again.
+        writeFileSync(join(state, "peers"), `${relayKey}\t10.10.0.0/24,192.168.1.0/24,192.168.2.0/24\n${relay2Key}\t10.10.1.0/24\n`);
+        round();
+        expect(peers()).toBe(`${relayKey}\t10.10.0.0/24\n${relay2Key}\t10.10.1.0/24,192.168.1.0/24,192.168.2.0/24\n`);
+        answering("10.10.0.1", "10.10.1.1");
+        round();
+        round();
+        expect(changes()).toEqual([]);
+        const back = round();
+        expect(back).toContain("relay relay answers again at 10.10.0.1");
+        expect(back).toContain("now through relay relay (from 10.10.0.3)");
+        expect(routes()).toEqual(["192.168.1.0/24 src 10.10.0.3", "192.168.2.0/24 src 10.10.0.3"]);
+    });
+
+    it("leaves the routes where they are while no relay answers", () => {
+        round();
+        answering();
+        round();
+        round();
+        round();
+        expect(changes()).toEqual([]);
+        expect(routes()).toEqual(["192.168.1.0/24 src 10.10.0.3", "192.168.2.0/24 src 10.10.0.3"]);
     });
 });

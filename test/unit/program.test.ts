@@ -370,7 +370,7 @@ describe("program: access rules", () => {
 describe("program: per-peer wstunnel credentials", () => {
     const withPhone = () => {
         const config = validConfig();
-        config.relay.allowDirectUdp = true;
+        config.relay!.allowDirectUdp = true;
         config.clients!.push({ name: "phone", tunnelAddress: "10.10.0.4" }, { name: "tablet", tunnelAddress: "10.10.0.5", transport: "udp" });
         return config;
     };
@@ -513,7 +513,7 @@ describe("program: rotating the relay's key", () => {
     it("changes the relay's key step and the public-keys file of every host that has the relay as its peer, nothing else", async () => {
         const before = await stepInputs(configWithProvisionedClient());
         const config = configWithProvisionedClient();
-        config.relay.keyRotation = 1;
+        config.relay!.keyRotation = 1;
         const after = await stepInputs(config);
         // The templates name keys rather than hold them, so none changes: wg-apply brings each new key in with
         // `wg syncconf` on every host, without restarting an interface.
@@ -535,7 +535,7 @@ describe("program: existing keys (e.g. from wg-easy)", () => {
 
     it("uses them instead of generated ones, as secrets that reach hosts only on stdin", async () => {
         const config = validConfig();
-        config.relay.existingKeys = { privateKey: relayKey };
+        config.relay!.existingKeys = { privateKey: relayKey };
         config.clients![0] = { ...config.clients![0], presharedKey: true, existingKeys: { privateKey, presharedKey }, ssh: { host: "10.10.0.3", via: "relay" } };
         const program = loadProgram(config);
         const bundle = await valueOf(program.clientBundles.laptop as pulumi.Output<any>);
@@ -560,7 +560,7 @@ describe("program: existing keys (e.g. from wg-easy)", () => {
 describe("program: a client on plain UDP", () => {
     it("gets a bundle pointing at the relay's WireGuard port, and no wstunnel", async () => {
         const config = validConfig();
-        config.relay.allowDirectUdp = true;
+        config.relay!.allowDirectUdp = true;
         config.clients!.push({ name: "phone", tunnelAddress: "10.10.0.5", transport: "udp", ssh: { host: "10.10.0.5", via: "relay" } });
         const program = loadProgram(config);
         const bundle = await valueOf(program.clientBundles.phone as pulumi.Output<any>);
@@ -583,5 +583,109 @@ describe("program with bad config", () => {
         expect(() => loadProgram(config)).toThrow(/wg-relay:clients\[0\]\.tunnelAddress: 10\.99\.0\.3 is outside the tunnel subnet/);
         expect(registered).toHaveLength(0);
         expect(mockCommands).toHaveLength(0);
+    });
+});
+
+describe("program: several sites and relays", () => {
+    /** Two relays, two sites, and a laptop provisioned over SSH. */
+    const twoRelays = (): StackConfigInput => {
+        const config = validConfig();
+        const { relay, ...rest } = config;
+        return {
+            ...rest,
+            relays: [relay!, { name: "relay2", ssh: { host: "198.51.100.20", user: "ops" }, tunnelSubnet: "10.10.1.0/24" }],
+            gateways: [...config.gateways!, { name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], ssh: { host: "192.168.2.130", user: "pi" } }],
+            clients: [{ name: "laptop", tunnelAddress: "10.10.0.3", ssh: { host: "10.254.1.2" } }],
+        };
+    };
+    const stepsOf = (host: string) => mockCommands.filter((c) => c.name.startsWith(`${host}-`)).map((c) => c.name.slice(host.length + 1)).sort();
+
+    it("leaves a single-relay stack's steps exactly as `relay` made them when it is written as a one-element `relays`", async () => {
+        const before = await stepInputs(configWithProvisionedClient());
+        const { relay, ...rest } = configWithProvisionedClient();
+        const after = await stepInputs({ ...rest, relays: [relay!] });
+        expect(changedInputs(before, after)).toEqual({});
+    });
+
+    it("makes each relay a relay of its own subnet, and gives every gateway a wstunnel client per relay", async () => {
+        loadProgram(twoRelays());
+        await valueOf(pulumi.output(mockCommands[0].args.create));
+        expect(stepsOf("relay2")).toEqual(stepsOf("relay").filter((step) => !step.startsWith("preshared-key")));
+        expect(stepsOf("rpi2")).toEqual(
+            [
+                "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
+                "wstunnel-client-env-relay2", "wstunnel-client-relay2-unit",
+                "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
+            ].sort(),
+        );
+        const relay2Template = (await inputsOf(command("relay2-wireguard-template"))).create;
+        expect(relay2Template).toContain("Address = 10.10.1.1/24\n");
+        expect(relay2Template).toContain("# rpi2 (gateway)\nPublicKey = <public key of rpi2>\nAllowedIPs = 10.10.1.6/32, 192.168.2.0/24\n");
+        expect(relay2Template).toContain("# laptop (client)\nPublicKey = <public key of laptop>\nAllowedIPs = 10.10.1.3/32\n");
+        const unit = (await inputsOf(command("rpi2-wstunnel-client-relay2-unit"))).create;
+        expect(unit).toContain("udp://127.0.0.1:51821:127.0.0.1:51820?timeout_sec=0");
+        expect(unit).toContain("wss://198.51.100.20:443");
+        expect(unit).toContain("EnvironmentFile=/etc/wg-relay/wstunnel-client-relay2.env");
+        // A new wstunnel binary restarts both clients.
+        expect((await inputsOf(command("rpi2-wstunnel-binary"))).create).toContain("wg-relay-wstunnel-client.service,wg-relay-wstunnel-client-relay2.service");
+        // Each relay takes every peer's path prefix; the peer's second client uses it only once relay2 has it.
+        expect([...prerequisites("rpi2-wstunnel-client-env-relay2")]).toContain("relay2-wstunnel-server-restrictions");
+        expect((await inputsOf(command("rpi2-public-keys"))).create).toMatch(/^relay \S+\nrelay2 \S+$/m);
+        // wstunnel reads the trust store when it starts: relay2's client starts after the CA is in it, and restarts with it.
+        expect([...prerequisites("rpi2-wstunnel-client-relay2-unit")]).toContain("rpi2-trusted-ca");
+        expect((await inputsOf(command("rpi2-trusted-ca"))).create).toContain(
+            "systemctl restart wg-relay-wstunnel-client.service; fi\nif systemctl is-active --quiet wg-relay-wstunnel-client-relay2.service; then systemctl restart wg-relay-wstunnel-client-relay2.service; fi",
+        );
+    });
+
+    it("signs every relay's certificate with one CA, the first relay's", async () => {
+        const program = loadProgram(twoRelays());
+        await valueOf(pulumi.output(program.declaredHosts));
+        const tlsResources = registered.filter((r) => r.type.startsWith("tls:")).map((r) => r.name);
+        expect(tlsResources.filter((name) => /-ca(-key)?$/.test(name)).sort()).toEqual(["relay-ca", "relay-ca-key"]);
+        expect(tlsResources).toEqual(expect.arrayContaining(["relay-server-key", "relay2-server-key", "relay2-server-csr"]));
+    });
+
+    it("gives a provisioned client the failover unit, after wg0 and its script, and ping", async () => {
+        loadProgram(twoRelays());
+        await valueOf(pulumi.output(mockCommands[0].args.create));
+        expect(stepsOf("laptop")).toEqual(
+            [
+                "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
+                "wstunnel-client-env-relay2", "wstunnel-client-relay2-unit",
+                "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "wg-failover-script", "failover-unit",
+            ].sort(),
+        );
+        expect([...prerequisites("laptop-failover-unit")]).toEqual(expect.arrayContaining(["laptop-wireguard-template", "laptop-wg-failover-script"]));
+        expect((await inputsOf(command("laptop-packages"))).create).toContain("iputils-ping");
+        expect((await inputsOf(command("laptop-failover-unit"))).create).toContain(
+            "wg0 192.168.1.0/24,192.168.2.0/24 relay,10.10.0.0/24,10.10.0.1,10.10.0.3 relay2,10.10.1.0/24,10.10.1.1,10.10.1.3",
+        );
+        // Single-relay clients have neither.
+        loadProgram(configWithProvisionedClient());
+        expect(mockCommands.map((c) => c.name)).not.toContain("workstation-failover-unit");
+    });
+
+    it("bundles a conf per relay, and each further relay's wstunnel client on its own port", async () => {
+        const program = loadProgram(twoRelays());
+        const bundle = await valueOf(program.clientBundles.laptop as pulumi.Output<any>);
+        expect(bundle.wireguardConf).toContain("AllowedIPs = 10.10.0.0/24, 192.168.1.0/24, 192.168.2.0/24\nEndpoint = 127.0.0.1:51820\n");
+        expect(bundle.relays.map((relay: any) => relay.relay)).toEqual(["relay", "relay2"]);
+        expect(bundle.relays[0].wireguardConf).toBe(bundle.wireguardConf);
+        expect(bundle.relays[1].wireguardConf).toContain("AllowedIPs = 10.10.1.0/24, 192.168.1.0/24, 192.168.2.0/24\nEndpoint = 127.0.0.1:51821\n");
+        expect(bundle.relays[0].wstunnelUnit).toBeUndefined();
+        expect(bundle.relays[1].wstunnelUnit).toContain("EnvironmentFile=/etc/wg-relay/wstunnel-client-relay2.env");
+        expect(bundle.relays[1].wstunnelCommand).toContain("udp://127.0.0.1:51821:127.0.0.1:51820?timeout_sec=0");
+        expect(await pulumi.isSecret(program.clientBundles.laptop as pulumi.Output<any>)).toBe(true);
+    });
+
+    it("declares every relay for the doctor, and every relay as an always-on peer of each gateway", async () => {
+        const program = loadProgram(twoRelays());
+        const declared = await valueOf(pulumi.output(program.declaredHosts) as pulumi.Output<Record<string, any>>);
+        expect(Object.keys(declared).sort()).toEqual(["laptop", "relay", "relay2", "rpi1", "rpi2"]);
+        expect(declared.rpi2.peers.map((peer: any) => [peer.name, peer.allowedIps, peer.alwaysOn])).toEqual([
+            ["relay", ["10.10.0.0/24"], true],
+            ["relay2", ["10.10.1.0/24"], true],
+        ]);
     });
 });

@@ -1,0 +1,43 @@
+// A roaming client's relay failover (several relays): wg-relay-failover.service runs wg-failover
+// (components/host-scripts/wg-failover.sh) every few seconds, which moves the client's LAN routes to the first relay
+// in its order of preference that answers.
+import { publicKeysPath, wgFailoverScriptPath, wgQuickUnit, wireguardInterface } from "./paths";
+import { renderServiceUnit } from "./systemd";
+
+export interface FailoverRelay {
+    name: string;
+    /** The relay's tunnel subnet, its address there, and the client's. */
+    tunnelSubnet: string;
+    relayAddress: string;
+    ownAddress: string;
+}
+
+export interface FailoverSettings {
+    /** The client's LAN routes. */
+    routes: string[];
+    /** In the client's order of preference: its primary first. */
+    relays: FailoverRelay[];
+    intervalSeconds: number;
+}
+
+/** Where the unit keeps each relay's up/down count (its RuntimeDirectory): a restart starts from "every relay up". */
+const stateDir = "/run/wg-relay-failover";
+
+export function failoverCommand(settings: Omit<FailoverSettings, "intervalSeconds">): string {
+    const relays = settings.relays.map((relay) => [relay.name, relay.tunnelSubnet, relay.relayAddress, relay.ownAddress].join(","));
+    return [wgFailoverScriptPath, stateDir, publicKeysPath, wireguardInterface, settings.routes.join(","), ...relays].join(" ");
+}
+
+export function renderFailoverUnit(settings: FailoverSettings): string {
+    const order = settings.relays.map((relay) => relay.name).join(", then ");
+    return renderServiceUnit({
+        description: `wg-relay failover: the LAN routes go through the first relay that answers (${order}), checked every ${settings.intervalSeconds} s`,
+        order: [`After=${wgQuickUnit}`],
+        service: [
+            `ExecStart=/bin/bash -c 'while :; do ${failoverCommand(settings)} || true; sleep ${settings.intervalSeconds}; done'`,
+            `RuntimeDirectory=${stateDir.replace("/run/", "")}`,
+        ],
+        // Routes and WireGuard peers (netlink, the UAPI socket), and ping.
+        rootCapabilities: ["CAP_NET_ADMIN", "CAP_NET_RAW"],
+    });
+}

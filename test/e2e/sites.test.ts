@@ -1,0 +1,129 @@
+// End to end with two sites and two relays (README "Several sites and relays"): the second relay (relay2) and site
+// (cgnat2, rpi2, lanhost2) join the lab for this file (`npm run lab -- sites`). Real hosts, real traffic.
+import type { LabChanges } from "../../lab/stack-config";
+import { destroy, ensureStack, inNamespace, inNamespaceOk, lab, labTry, onHostOk, writeStack } from "./lab";
+
+jest.setTimeout(20 * 60 * 1000);
+
+const lan1 = "http://192.168.1.20/";
+const lan2 = "http://192.168.2.20/";
+const relay2Address = "192.0.2.20";
+const sites: LabChanges = { sites: {} };
+const siteToSite: LabChanges = { sites: { siteToSite: ["rpi1", "rpi2"] } };
+
+const get = (namespace: string, url: string, seconds = 3) => inNamespace(namespace, ["curl", "--silent", "--max-time", String(seconds), url]).stdout;
+const sleep = (seconds: number) => new Promise((done) => setTimeout(done, seconds * 1000));
+
+/** Seconds until `check` holds, polled every 0.5 s; fails after `limit`. */
+async function secondsUntil(what: string, limit: number, check: () => boolean): Promise<number> {
+    const start = Date.now();
+    while ((Date.now() - start) / 1000 < limit) {
+        if (check()) {
+            return (Date.now() - start) / 1000;
+        }
+        await sleep(0.5);
+    }
+    throw new Error(`${what}: not within ${limit} s`);
+}
+
+const bothLans = () => get("laptop", lan1).includes("hello from lanhost") && get("laptop", lan2).includes("hello from lanhost2");
+/** The laptop's source address towards a LAN: 10.10.0.3 on relay, 10.10.1.3 on relay2. */
+const laptopSource = (lanHost: string) => / src (\S+)/.exec(inNamespaceOk("laptop", ["ip", "-4", "route", "get", lanHost]))?.[1];
+
+/** Packets a relay forwarded as replies (its access chain's first rule: RELATED,ESTABLISHED). */
+function repliesThrough(host: "relay" | "relay2"): number {
+    const line = onHostOk(host, "iptables -L WG-RELAY-ACCESS -v -x -n").split("\n").find((text) => text.includes("RELATED,ESTABLISHED"));
+    return Number(line!.trim().split(/\s+/)[0]);
+}
+
+describe("several sites and two relays in the lab", () => {
+    beforeAll(() => {
+        lab(["sites"]);
+    });
+
+    afterAll(() => {
+        // The relay back on, whatever a failed test left; the LAN host's hand-made route gone.
+        labTry(["host", "start", "relay"]);
+        inNamespace("lanhost", ["ip", "route", "del", "192.168.2.0/24"]);
+    });
+
+    it("1. converges bare hosts; both sites' LAN services answer the laptop through wss:443 to both relays", () => {
+        destroy();
+        ensureStack(sites);
+        expect(get("laptop", lan1, 10)).toContain("hello from lanhost");
+        expect(get("laptop", lan2, 10)).toContain("hello from lanhost2");
+        expect(inNamespaceOk("laptop", ["ip", "-4", "route", "get", "192.168.2.20"])).toMatch(/dev wg0 .*src 10\.10\.0\.3/);
+        // A wss connection to each relay, from the laptop and from each gateway.
+        const established = (namespace: string) => inNamespaceOk(namespace, ["ss", "-tnH", "state", "established"]);
+        for (const namespace of ["laptop", "rpi1", "rpi2"]) {
+            expect(established(namespace)).toContain("198.51.100.10:443");
+            expect(established(namespace)).toContain(`${relay2Address}:443`);
+        }
+        // Each gateway has a live session with each relay.
+        for (const gateway of ["rpi1", "rpi2"] as const) {
+            const handshakes = onHostOk(gateway, "wg show wg0 latest-handshakes").trim().split("\n");
+            expect(handshakes).toHaveLength(2);
+            for (const line of handshakes) {
+                expect(Number(line.split(/\s+/)[1])).toBeGreaterThan(Date.now() / 1000 - 180);
+            }
+        }
+    });
+
+    it("2. refuses overlapping LAN subnets at preview, naming both keys, before anything changes", () => {
+        writeStack(sites);
+        lab(["pulumi", "config", "set", "--stack", "lab", "--path", "wg-relay:gateways[1].lanSubnets[0]", "192.168.1.0/25"]);
+        const preview = labTry(["pulumi", "preview", "--stack", "lab"]);
+        writeStack(sites);
+        expect(preview.status).not.toBe(0);
+        expect(preview.stdout + preview.stderr).toContain(
+            "wg-relay:gateways[1].lanSubnets[0]: 192.168.1.0/25 overlaps 192.168.1.0/24 of wg-relay:gateways[0].lanSubnets[0]",
+        );
+        ensureStack(sites);
+        lab(["pulumi", "preview", "--stack", "lab", "--expect-no-changes"]);
+    });
+
+    it("3. site to site: lanhost reaches lanhost2 when both gateways opt in, and not when they do not", () => {
+        // The LAN host's way to the other site: through its gateway (a home router's static route, in real life).
+        inNamespaceOk("lanhost", ["ip", "route", "replace", "192.168.2.0/24", "via", "192.168.1.130"]);
+        ensureStack(siteToSite);
+        expect(get("lanhost", lan2, 10)).toContain("hello from lanhost2");
+        expect(onHostOk("relay", "cat /etc/wg-relay/access.rules")).toContain("-A WG-RELAY-ACCESS -s 192.168.1.0/24 -d 192.168.2.0/24 -m comment --comment wg-relay:rpi1 -j ACCEPT");
+
+        ensureStack(sites);
+        const off = inNamespace("lanhost", ["curl", "--silent", "--max-time", "5", lan2]);
+        expect(off.status).not.toBe(0);
+        expect(off.stdout).not.toContain("hello from lanhost2");
+        // Nothing on the way lets it through: no route into the tunnel on rpi1, no rule on the relay.
+        expect(onHostOk("rpi1", "ip -4 route get 192.168.2.20")).not.toMatch(/dev wg0/);
+        expect(onHostOk("relay", "cat /etc/wg-relay/access.rules")).not.toContain("192.168.1.0/24 -d 192.168.2.0/24");
+    });
+
+    it("4. fails over to relay2 when relay stops, and back when it returns; replies take the relay the requests took", async () => {
+        ensureStack(sites);
+        await secondsUntil("both LANs through relay", 60, bothLans);
+        expect(laptopSource("192.168.1.20")).toBe("10.10.0.3");
+
+        lab(["host", "stop", "relay"]);
+        const failover = await secondsUntil("both LANs through relay2 after relay stopped", 60, bothLans);
+        console.log(`failover: both LANs answered the laptop through relay2 ${failover.toFixed(1)} s after relay lost power`);
+        expect(laptopSource("192.168.1.20")).toBe("10.10.1.3");
+        expect(laptopSource("192.168.2.20")).toBe("10.10.1.3");
+        // The gateways' replies come back through relay2 (its access chain passes them), and go to the laptop's
+        // address in relay2's subnet, which only relay2's peer on each gateway carries.
+        const relay2Replies = repliesThrough("relay2");
+        expect(bothLans()).toBe(true);
+        expect(repliesThrough("relay2")).toBeGreaterThan(relay2Replies);
+        expect(onHostOk("rpi1", "ip -4 route get 10.10.1.3")).toMatch(/dev wg0 .*src 10\.10\.1\.2/);
+        expect(failover).toBeLessThan(30);
+
+        lab(["host", "start", "relay"]);
+        const failback = await secondsUntil("back on relay after it returned", 120, () => laptopSource("192.168.1.20") === "10.10.0.3" && bothLans());
+        console.log(`failback: the laptop was back on relay ${failback.toFixed(1)} s after relay booted (sshd up)`);
+        // Now the replies take relay, and none goes through relay2.
+        const before = { relay: repliesThrough("relay"), relay2: repliesThrough("relay2") };
+        expect(bothLans()).toBe(true);
+        expect(repliesThrough("relay")).toBeGreaterThan(before.relay);
+        expect(repliesThrough("relay2")).toBe(before.relay2);
+        expect(failback).toBeLessThan(90);
+    });
+});

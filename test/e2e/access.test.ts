@@ -14,12 +14,12 @@ import {
     lanService,
     onHostOk,
     startInNamespace,
+    phone,
     up,
     upgradeStatus,
+    withPhone,
 } from "./lab";
 
-const phone = { name: "phone", tunnelAddress: "10.10.0.4" };
-const withPhone: LabChanges = { extraClients: [phone] };
 /** The laptop may reach the LAN host's web page and nothing else. */
 const webOnly: LabChanges = { laptopAccess: [{ to: "192.168.1.20", protocol: "tcp", ports: [80] }] };
 const wireguard = { host: "127.0.0.1", port: 51820 };

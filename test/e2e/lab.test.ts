@@ -28,13 +28,12 @@ import {
     startInNamespace,
     up,
     upgradeStatus,
+    withPhone,
     writeStack,
     wstunnelUnits,
 } from "./lab";
 
 
-const phone = { name: "phone", tunnelAddress: "10.10.0.4" };
-const withPhone: LabChanges = { extraClients: [phone] };
 /** The stack as tests 7 to 12 start from it: a second client, and the gateway's keys rotated once. */
 const rotated: LabChanges = { ...withPhone, gatewayKeyRotation: 1 };
 

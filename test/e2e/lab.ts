@@ -80,6 +80,10 @@ export function startInNamespace(namespace: string, args: string[]): { stop: () 
     };
 }
 
+/** A bundle-only client some tests add to the stack. */
+export const phone = { name: "phone", tunnelAddress: "10.10.0.4" };
+export const withPhone: LabChanges = { extraClients: [phone] };
+
 /** The wstunnel unit each lab host runs. */
 export const wstunnelUnits: Record<LabHost, string> = {
     relay: "wg-relay-wstunnel-server",

@@ -13,10 +13,10 @@ import {
     lab,
     lanService,
     onHostOk,
-    startInNamespace,
     phone,
     up,
     upgradeStatus,
+    upWithoutLoss,
     withPhone,
 } from "./lab";
 
@@ -140,14 +140,7 @@ describe("access rules and wstunnel credentials in the lab", () => {
         const wstunnelBefore = relayWstunnelInvocation();
         const since = onHostOk("relay", "date +%s").trim();
         // Across the gateway's tunnel and the laptop's, for the whole apply.
-        const ping = startInNamespace("laptop", ["ping", "-n", "-i", "0.2", "192.168.1.20"]);
-        try {
-            await new Promise((done) => setTimeout(done, 2000));
-            up();
-            await new Promise((done) => setTimeout(done, 2000));
-        } finally {
-            expect(await ping.stop()).toMatch(/ 0% packet loss/);
-        }
+        await upWithoutLoss();
         // wstunnel reloaded its restrictions file itself: the same process, no tunnel dropped.
         expect(relayWstunnelInvocation()).toBe(wstunnelBefore);
         const journal = await eventually(() => onHostOk("relay", `journalctl --no-pager -o cat --since @${since} -u wg-relay-wstunnel-server`), (text) =>

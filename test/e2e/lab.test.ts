@@ -25,9 +25,9 @@ import {
     Result,
     lanService,
     secondsUntilLanReachable,
-    startInNamespace,
     up,
     upgradeStatus,
+    upWithoutLoss,
     withPhone,
     writeStack,
     wstunnelUnits,
@@ -168,15 +168,7 @@ describe("wg-relay in the lab", () => {
         const presharedKeys = () => onHostOk("relay", "wg show wg0 preshared-keys");
         const presharedKeysBefore = presharedKeys();
         expect(presharedKeysBefore).toMatch(/\t[A-Za-z0-9+/]{43}=\n/); // the gateway's, set from its file
-        const ping = startInNamespace("laptop", ["ping", "-n", "-i", "0.2", "192.168.1.20"]);
-        try {
-            await new Promise((done) => setTimeout(done, 2000));
-            up();
-            await new Promise((done) => setTimeout(done, 2000));
-        } finally {
-            const output = await ping.stop();
-            expect(output).toMatch(/ 0% packet loss/);
-        }
+        await upWithoutLoss();
         expect(onHostOk("relay", "cat /sys/class/net/wg0/ifindex")).toBe(relayLinkBefore);
         expect(onHostOk("relay", "wg show wg0 allowed-ips")).toContain("10.10.0.4/32");
         // wg syncconf was given the preshared keys back: the gateway's is unchanged, the new peer has none.

@@ -129,6 +129,18 @@ export function up(): string {
     return output;
 }
 
+/** `pulumi up` while the laptop pings the LAN host across the relay and the gateway's tunnel; no ping may be lost. */
+export async function upWithoutLoss(): Promise<void> {
+    const ping = startInNamespace("laptop", ["ping", "-n", "-i", "0.2", "192.168.1.20"]);
+    try {
+        await new Promise((done) => setTimeout(done, 2000));
+        up();
+        await new Promise((done) => setTimeout(done, 2000));
+    } finally {
+        expect(await ping.stop()).toMatch(/ 0% packet loss/);
+    }
+}
+
 /** `npm run lab -- repair`: bumps wg-relay:repair (kept by later config writes) and converges the hosts again. */
 export function repair(): string {
     rmSync(convergedStamp, { force: true });

@@ -11,7 +11,7 @@ import { shellQuote } from "./shell";
 import { Hook, KeySource, PublicKeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
 import { clientPrefixVariable, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
-import { renderFailoverUnit } from "./render/failover";
+import { failoverDirective, renderFailoverUnit } from "./render/failover";
 import { hostScript } from "./render/scripts";
 import { relayDescription } from "./lanGateway";
 import { PeerComponentArgs, provisionPeerHost, RelayAccess } from "./peerHost";
@@ -137,35 +137,28 @@ export class RoamingClient extends pulumi.ComponentResource {
         if (client.ssh) {
             const proxy = client.ssh.via === "relay" ? relays[0].connection : undefined;
             const host = new Host(name, sshConnection(client.ssh, args.sshPrivateKey, proxy), client.ssh.user, this, args.repair);
-            this.wireguardTemplate = renderWgQuickConf(
-                clientWgQuickConf({
+            // Only the LAN routes move: a client without any stays on each relay's own subnet.
+            const failover = relays.length > 1 && client.routes.length > 0;
+            this.failoverRoutes = failover ? client.routes : [];
+            const failoverRelays = client.relayPreference.map((relayName) => {
+                const index = relays.findIndex((relay) => relay.peerName === relayName);
+                return { name: relayName, tunnelSubnet: relays[index].tunnelSubnet, relayAddress: relays[index].tunnelAddress, ownAddress: client.tunnelAddresses[index] };
+            });
+            this.wireguardTemplate = renderWgQuickConf({
+                ...clientWgQuickConf({
                     ...confSettings,
                     relays: confRelays((relay) => ({ ofPeer: relay.peerName })),
                     privateKey: { file: wireguardKeyPath },
                     presharedKey: args.key.presharedKey ? { file: peerPresharedKeyPath } : undefined,
                 }),
-            );
-            // Only the LAN routes move: a client without any stays on each relay's own subnet.
-            const failover = relays.length > 1 && client.routes.length > 0;
-            this.failoverRoutes = failover ? client.routes : [];
+                directives: failover ? [failoverDirective({ routes: client.routes, relays: failoverRelays })] : [],
+            });
             const wireguard = provisionPeerHost(host, { ...args, template: this.wireguardTemplate, forwarding: false, packages: failover ? ["iputils-ping"] : [] });
             if (failover) {
                 const script = host.writeFile("wg-failover-script", { path: wgFailoverScriptPath, content: hostScript("wg-failover"), mode: "0755" });
                 host.installServiceUnit("failover-unit", {
                     unit: failoverUnit,
-                    content: renderFailoverUnit({
-                        routes: client.routes,
-                        relays: client.relayPreference.map((relayName) => {
-                            const index = relays.findIndex((relay) => relay.peerName === relayName);
-                            return {
-                                name: relayName,
-                                tunnelSubnet: relays[index].tunnelSubnet,
-                                relayAddress: relays[index].tunnelAddress,
-                                ownAddress: client.tunnelAddresses[index],
-                            };
-                        }),
-                        intervalSeconds: failoverCheckSeconds,
-                    }),
+                    content: renderFailoverUnit({ relayNames: client.relayPreference, intervalSeconds: failoverCheckSeconds }),
                     dependsOn: [wireguard, script],
                 });
             }

@@ -2,11 +2,16 @@
 # wg-failover: one round of a roaming client's relay failover; wg-relay-failover.service runs it every few seconds.
 # Installed by wg-relay as it is.
 #
-#   wg-failover STATE_DIR PUBLIC_KEYS INTERFACE ROUTES RELAY...
+#   wg-failover STATE_DIR PUBLIC_KEYS INTERFACE TEMPLATE
 #
-# ROUTES: the client's LAN subnets, separated by commas. RELAY: NAME,SUBNET,RELAY_ADDRESS,OWN_ADDRESS for each relay in
-# the client's order of preference (its primary first): the relay's tunnel subnet, its address there and the client's.
-# PUBLIC_KEYS has one "NAME KEY" line per relay (wg-apply's public-keys file).
+# TEMPLATE is the wg0 template wg-apply installed; its line
+#   # wg-relay failover: ROUTES RELAY...
+# says what to move. ROUTES: the client's LAN subnets, separated by commas. RELAY: NAME,SUBNET,RELAY_ADDRESS,OWN_ADDRESS
+# for each relay in the client's order of preference (its primary first): the relay's tunnel subnet, its address
+# there and the client's. PUBLIC_KEYS has one "NAME KEY" line per relay (wg-apply's public-keys file). Reading both
+# from what is installed keeps a round in step with the conf: while a `pulumi up` changes the routes or removes a
+# relay, nothing the new conf left out is put back. Without the line, or with a relay that has no key (the stack is
+# being changed), a round does nothing.
 #
 # Each round pings every relay's tunnel address from the client's address in that relay's subnet, which goes through
 # that relay's own peer and session. A relay counts as down after 2 unanswered rounds in a row and as up again after
@@ -19,18 +24,29 @@ set -euo pipefail
 down_after=2
 up_after=3
 
-if [ $# -lt 5 ]; then
-    echo "usage: wg-failover STATE_DIR PUBLIC_KEYS INTERFACE ROUTES NAME,SUBNET,RELAY_ADDRESS,OWN_ADDRESS..." >&2
+if [ $# -ne 4 ]; then
+    echo "usage: wg-failover STATE_DIR PUBLIC_KEYS INTERFACE TEMPLATE" >&2
     exit 2
 fi
-state_dir=$1 public_keys=$2 iface=$3 routes=$4
-shift 4
+state_dir=$1 public_keys=$2 iface=$3 template=$4
 mkdir -p "$state_dir"
+
+directive=$(sed -n 's/^# wg-relay failover: //p' "$template" | head -n 1)
+if [ -z "$directive" ]; then
+    exit 0
+fi
+read -r routes relays_text <<<"$directive"
+read -r -a relays <<<"$relays_text"
 
 declare -A public_key=()
 while read -r name key; do
     [ -n "$name" ] && public_key[$name]=$key
 done <"$public_keys"
+for relay in "${relays[@]}"; do
+    if [ -z "${public_key[${relay%%,*}]:-}" ]; then
+        exit 0
+    fi
+done
 
 # Updates and prints a relay's state ("up" or "down") after this round's probe.
 probe() { # NAME RELAY_ADDRESS OWN_ADDRESS
@@ -59,7 +75,7 @@ probe() { # NAME RELAY_ADDRESS OWN_ADDRESS
 }
 
 target=""
-for relay in "$@"; do
+for relay in "${relays[@]}"; do
     IFS=, read -r name _ address own <<<"$relay"
     if [ "$(probe "$name" "$address" "$own")" = up ] && [ -z "$target" ]; then
         target=$relay
@@ -70,7 +86,7 @@ if [ -z "$target" ]; then
 fi
 
 IFS=, read -r name subnet _ own <<<"$target"
-key=${public_key[$name]:?"wg-failover: no public key of $name in $public_keys"}
+key=${public_key[$name]}
 first_route=${routes%%,*}
 holder=$(wg show "$iface" allowed-ips | awk -v route="$first_route" '{ for (i = 2; i <= NF; i++) if ($i == route) print $1 }')
 in_place=1
@@ -83,7 +99,7 @@ if [ "$in_place" = 1 ]; then
 fi
 
 wg set "$iface" peer "$key" allowed-ips "$subnet,$routes"
-for relay in "$@"; do
+for relay in "${relays[@]}"; do
     IFS=, read -r other other_subnet _ _ <<<"$relay"
     if [ "$other" != "$name" ]; then
         wg set "$iface" peer "${public_key[$other]}" allowed-ips "$other_subnet"

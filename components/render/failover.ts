@@ -1,7 +1,7 @@
 // A roaming client's relay failover (several relays): wg-relay-failover.service runs wg-failover
 // (components/host-scripts/wg-failover.sh) every few seconds, which moves the client's LAN routes to the first relay
 // in its order of preference that answers.
-import { publicKeysPath, wgFailoverScriptPath, wgQuickUnit, wireguardInterface } from "./paths";
+import { publicKeysPath, wgFailoverScriptPath, wgQuickUnit, wireguardInterface, wireguardTemplatePath } from "./paths";
 import { renderServiceUnit } from "./systemd";
 
 export interface FailoverRelay {
@@ -23,18 +23,26 @@ export interface FailoverSettings {
 /** Where the unit keeps each relay's up/down count (its RuntimeDirectory): a restart starts from "every relay up". */
 const stateDir = "/run/wg-relay-failover";
 
-export function failoverCommand(settings: Omit<FailoverSettings, "intervalSeconds">): string {
+/**
+ * The wg0 template's line that tells wg-failover what to move (wg-quick ignores comments). Reading it from the
+ * template wg-apply installed, not from the unit's arguments, keeps the two in step: while a `pulumi up` changes the
+ * routes or removes relays, a still-running unit never puts back what the new conf left out.
+ */
+export function failoverDirective(settings: Omit<FailoverSettings, "intervalSeconds">): string {
     const relays = settings.relays.map((relay) => [relay.name, relay.tunnelSubnet, relay.relayAddress, relay.ownAddress].join(","));
-    return [wgFailoverScriptPath, stateDir, publicKeysPath, wireguardInterface, settings.routes.join(","), ...relays].join(" ");
+    return ["wg-relay failover:", settings.routes.join(","), ...relays].join(" ");
 }
 
-export function renderFailoverUnit(settings: FailoverSettings): string {
-    const order = settings.relays.map((relay) => relay.name).join(", then ");
+export function failoverCommand(): string {
+    return [wgFailoverScriptPath, stateDir, publicKeysPath, wireguardInterface, wireguardTemplatePath].join(" ");
+}
+
+export function renderFailoverUnit(settings: { relayNames: string[]; intervalSeconds: number }): string {
     return renderServiceUnit({
-        description: `wg-relay failover: the LAN routes go through the first relay that answers (${order}), checked every ${settings.intervalSeconds} s`,
+        description: `wg-relay failover: the LAN routes go through the first relay that answers (${settings.relayNames.join(", then ")}), checked every ${settings.intervalSeconds} s`,
         order: [`After=${wgQuickUnit}`],
         service: [
-            `ExecStart=/bin/bash -c 'while :; do ${failoverCommand(settings)} || true; sleep ${settings.intervalSeconds}; done'`,
+            `ExecStart=/bin/bash -c 'while :; do ${failoverCommand()} || true; sleep ${settings.intervalSeconds}; done'`,
             `RuntimeDirectory=${stateDir.replace("/run/", "")}`,
         ],
         // Routes and WireGuard peers (netlink, the UAPI socket), and ping.

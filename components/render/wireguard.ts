@@ -41,6 +41,8 @@ export interface WgQuickConf {
     title: string;
     interface: WgInterface;
     peers: WgPeer[];
+    /** Comment lines that wg-relay's own host scripts read (e.g. the failover directive); wg-quick ignores them. */
+    directives?: string[];
 }
 
 export interface FirewallRule {
@@ -80,6 +82,7 @@ export function renderWgQuickConf(conf: WgQuickConf): string {
     const lines = [
         `# ${conf.title}`,
         "# Managed by wg-relay: `pulumi up` rewrites this file; change the stack config instead.",
+        ...(conf.directives ?? []).map((directive) => `# ${directive}`),
         "[Interface]",
         `Address = ${iface.address}`,
     ];

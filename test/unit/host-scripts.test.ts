@@ -436,7 +436,7 @@ esac`,
     };
     const relayKey = "UkVMQVktcHVibGljLWtleS0wMTIzNDU2Nzg5YWJjZGU=";
     const relay2Key = "UkVMQVkyLXB1YmxpYy1rZXktMDEyMzQ1Njc4OWFiY2Q=";
-    const relays = ["relay,10.10.0.0/24,10.10.0.1,10.10.0.3", "relay2,10.10.1.0/24,10.10.1.1,10.10.1.3"];
+    const directive = "# wg-relay failover: 192.168.1.0/24,192.168.2.0/24 relay,10.10.0.0/24,10.10.0.1,10.10.0.3 relay2,10.10.1.0/24,10.10.1.1,10.10.1.3";
     let dir: string;
     let state: string;
 
@@ -451,6 +451,7 @@ esac`,
             chmodSync(join(bin, name), 0o755);
         }
         writeFileSync(join(dir, "public-keys"), `relay ${relayKey}\nrelay2 ${relay2Key}\n`);
+        writeFileSync(join(dir, "template"), `# WireGuard on laptop, a roaming client\n${directive}\n[Interface]\n`);
         // As wg-quick leaves it: the LANs on the primary's peer, routes without a source of their own.
         writeFileSync(join(state, "peers"), `${relayKey}\t10.10.0.0/24,192.168.1.0/24,192.168.2.0/24\n${relay2Key}\t10.10.1.0/24\n`);
         writeFileSync(join(state, "routes"), "192.168.1.0/24 scope link\n192.168.2.0/24 scope link\n");
@@ -463,7 +464,7 @@ esac`,
         writeFileSync(join(dir, "calls"), "");
         const result = spawnSync(
             "bash",
-            [join(hostScriptsDir, "wg-failover.sh"), join(dir, "counts"), join(dir, "public-keys"), "wg0", "192.168.1.0/24,192.168.2.0/24", ...relays],
+            [join(hostScriptsDir, "wg-failover.sh"), join(dir, "counts"), join(dir, "public-keys"), "wg0", join(dir, "template")],
             { env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin`, CALLS: join(dir, "calls"), STATE: state }, encoding: "utf8" },
         );
         expect(result.status).toBe(0);
@@ -503,6 +504,33 @@ esac`,
         expect(back).toContain("relay relay answers again at 10.10.0.1");
         expect(back).toContain("now through relay relay (from 10.10.0.3)");
         expect(routes()).toEqual(["192.168.1.0/24 src 10.10.0.3", "192.168.2.0/24 src 10.10.0.3"]);
+    });
+
+    it("follows the installed template: fewer routes at once, and nothing once the stack drops a relay or the directive", () => {
+        round();
+        // A `pulumi up` took 192.168.2.0/24 out of the client's routes; wg-apply installed the new template.
+        writeFileSync(join(dir, "template"), `${directive.replace("192.168.1.0/24,192.168.2.0/24", "192.168.1.0/24")}\n[Interface]\n`);
+        writeFileSync(join(state, "peers"), `${relayKey}\t10.10.0.0/24,192.168.1.0/24\n${relay2Key}\t10.10.1.0/24\n`);
+        answering("10.10.1.1");
+        round();
+        round();
+        expect(peers()).toBe(`${relayKey}\t10.10.0.0/24\n${relay2Key}\t10.10.1.0/24,192.168.1.0/24\n`);
+        // relay2 left the stack: its key is gone from the public-keys file while the unit still runs.
+        writeFileSync(join(dir, "public-keys"), `relay ${relayKey}\n`);
+        writeFileSync(join(state, "peers"), `${relayKey}\t10.10.0.0/24,192.168.1.0/24\n`);
+        answering("10.10.0.1");
+        round();
+        round();
+        round();
+        expect(changes()).toEqual([]);
+        // No directive (a single relay again): nothing to do, whatever answers.
+        writeFileSync(join(dir, "public-keys"), `relay ${relayKey}\nrelay2 ${relay2Key}\n`);
+        writeFileSync(join(dir, "template"), "[Interface]\n");
+        answering();
+        round();
+        round();
+        expect(changes()).toEqual([]);
+        expect(peers()).toBe(`${relayKey}\t10.10.0.0/24,192.168.1.0/24\n`);
     });
 
     it("leaves the routes where they are while no relay answers", () => {

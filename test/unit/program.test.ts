@@ -647,7 +647,7 @@ describe("program: several sites and relays", () => {
     });
 
     it("gives a provisioned client the failover unit, after wg0 and its script, and ping", async () => {
-        loadProgram(twoRelays());
+        const program = loadProgram(twoRelays());
         await valueOf(pulumi.output(mockCommands[0].args.create));
         expect(stepsOf("laptop")).toEqual(
             [
@@ -658,9 +658,13 @@ describe("program: several sites and relays", () => {
         );
         expect([...prerequisites("laptop-failover-unit")]).toEqual(expect.arrayContaining(["laptop-wireguard-template", "laptop-wg-failover-script"]));
         expect((await inputsOf(command("laptop-packages"))).create).toContain("iputils-ping");
-        expect((await inputsOf(command("laptop-failover-unit"))).create).toContain(
-            "wg0 192.168.1.0/24,192.168.2.0/24 relay,10.10.0.0/24,10.10.0.1,10.10.0.3 relay2,10.10.1.0/24,10.10.1.1,10.10.1.3",
+        // What it moves is in the wg0 template, for wg-failover to read from the installed one.
+        expect((await inputsOf(command("laptop-wireguard-template"))).create).toContain(
+            "# wg-relay failover: 192.168.1.0/24,192.168.2.0/24 relay,10.10.0.0/24,10.10.0.1,10.10.0.3 relay2,10.10.1.0/24,10.10.1.1,10.10.1.3\n[Interface]\n",
         );
+        expect((await inputsOf(command("laptop-failover-unit"))).create).toContain("wg-failover /run/wg-relay-failover /etc/wg-relay/wg0.public-keys wg0 /etc/wg-relay/wg0.template.conf");
+        // Phones and other bundles get no directive: nothing there reads it.
+        expect((await valueOf(program.clientBundles.laptop as pulumi.Output<any>)).wireguardConf).not.toContain("wg-relay failover");
         // Single-relay clients have neither.
         loadProgram(configWithProvisionedClient());
         expect(mockCommands.map((c) => c.name)).not.toContain("workstation-failover-unit");

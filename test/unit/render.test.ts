@@ -8,7 +8,7 @@ import { gatewayFirewallRules, gatewayWgQuickConf } from "../../components/lanGa
 import { relayFirewallRules, relayWgQuickConf } from "../../components/vpsRelay";
 import { renderForwardingSysctl } from "../../components/render/sysctl";
 import { renderHeartbeatUnit } from "../../components/render/heartbeat";
-import { renderFailoverUnit } from "../../components/render/failover";
+import { failoverDirective, renderFailoverUnit } from "../../components/render/failover";
 import { firewallHooks, readTemplate, renderPublicKeys, renderWgQuickConf } from "../../components/render/wireguard";
 import {
     renderWstunnelClientUnit,
@@ -513,22 +513,29 @@ describe("several sites and relays", () => {
         expect(second).not.toContain("site to site");
     });
 
-    it("renders the client's failover unit: root with network capabilities only, the relays in the client's order", () => {
-        const unit = renderFailoverUnit({
-            routes: ["192.168.1.0/24", "192.168.2.0/24"],
-            relays: [
-                { name: "relay", tunnelSubnet: "10.10.0.0/24", relayAddress: "10.10.0.1", ownAddress: "10.10.0.3" },
-                { name: "relay2", tunnelSubnet: "10.10.1.0/24", relayAddress: "10.10.1.1", ownAddress: "10.10.1.3" },
-            ],
-            intervalSeconds: 2,
-        });
+    it("renders the client's failover unit: root with network capabilities only, reading what to move from the installed template", () => {
+        const unit = renderFailoverUnit({ relayNames: ["relay", "relay2"], intervalSeconds: 2 });
         expectGolden("wg-relay-failover.service", unit);
         expect(unit).toContain(
-            "ExecStart=/bin/bash -c 'while :; do /usr/local/lib/wg-relay/wg-failover /run/wg-relay-failover /etc/wg-relay/wg0.public-keys wg0 192.168.1.0/24,192.168.2.0/24 relay,10.10.0.0/24,10.10.0.1,10.10.0.3 relay2,10.10.1.0/24,10.10.1.1,10.10.1.3 || true; sleep 2; done'\n",
+            "ExecStart=/bin/bash -c 'while :; do /usr/local/lib/wg-relay/wg-failover /run/wg-relay-failover /etc/wg-relay/wg0.public-keys wg0 /etc/wg-relay/wg0.template.conf || true; sleep 2; done'\n",
         );
+        expect(unit).toContain("Description=wg-relay failover: the LAN routes go through the first relay that answers (relay, then relay2), checked every 2 s\n");
         expect(unit).toContain("CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW\n");
         expect(unit).toContain("RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK\n");
         expect(unit).not.toContain("DynamicUser");
+    });
+
+    it("puts the failover directive in the client's template, where wg-failover reads it, the relays in the client's order", () => {
+        const directive = failoverDirective({
+            routes: ["192.168.1.0/24", "192.168.2.0/24"],
+            relays: [
+                { name: "relay2", tunnelSubnet: "10.10.1.0/24", relayAddress: "10.10.1.1", ownAddress: "10.10.1.3" },
+                { name: "relay", tunnelSubnet: "10.10.0.0/24", relayAddress: "10.10.0.1", ownAddress: "10.10.0.3" },
+            ],
+        });
+        expect(directive).toBe("wg-relay failover: 192.168.1.0/24,192.168.2.0/24 relay2,10.10.1.0/24,10.10.1.1,10.10.1.3 relay,10.10.0.0/24,10.10.0.1,10.10.0.3");
+        const conf = renderWgQuickConf({ title: "t", interface: { address: "10.10.0.3/24", mtu: 1420, privateKey: { file: "/k" }, hooks: [] }, peers: [], directives: [directive] });
+        expect(conf).toContain(`change the stack config instead.\n# ${directive}\n[Interface]\n`);
     });
 
     it("sends the heartbeat to every relay's tunnel address", () => {

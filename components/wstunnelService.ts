@@ -164,7 +164,7 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { un
 
 /**
  * A wstunnel client's settings towards a relay: its local UDP port for that relay in, the relay's wss server out;
- * with mutual TLS, the peer's certificate files (one pair per host, for every relay).
+ * with mutual TLS, the peer's certificate file (one per host, for every relay).
  */
 export function wstunnelClientSettings(
     relay: {
@@ -192,7 +192,7 @@ export interface WstunnelClientArgs {
     relayCredentials: pulumi.Resource;
     /** The stack's CA, added to the system trust store so `--tls-verify-certificate` accepts the relays (by the first relay's client). */
     caCertPem?: pulumi.Input<string>;
-    /** Mutual TLS: the peer's certificate and key, put at the settings' paths (by the first relay's client). */
+    /** Mutual TLS: the peer's certificate and key, put in the settings' file (by the first relay's client). */
     clientCertificate?: ClientCertificate;
     /** The host's other wstunnel clients (one per further relay): they read the same trust store and certificate, so a change restarts them too. */
     otherClientUnits?: string[];

@@ -482,6 +482,12 @@ describe("program: mutual TLS (wstunnel.mutualTls)", () => {
         expect(step.create).toContain("systemctl restart wg-relay-wstunnel-client.service");
         expect(await pulumi.isSecret(pulumi.output(command("rpi1-tls-client-certificate").args.stdin))).toBe(true);
         expect([...prerequisites("rpi1-tls-client-certificate")]).toContain("relay-wstunnel-server-restrictions");
+        for (const recorded of mockCommands) {
+            const inputs = await inputsOf(recorded);
+            for (const secret of [pem("CERTIFICATE", "rpi1-wstunnel-client-cert").trim(), pem("PRIVATE KEY", "rpi1-wstunnel-client-key").trim(), prefix.rpi1]) {
+                expect(`${inputs.create}${inputs.delete ?? ""}`).not.toContain(secret);
+            }
+        }
         expect([...prerequisites("rpi1-wstunnel-client-unit")]).toContain("rpi1-tls-client-certificate");
         expect((await inputsOf(command("workstation-wstunnel-client-unit"))).create).toContain(" --tls-certificate %d/client.pem --tls-private-key %d/client.pem ");
 

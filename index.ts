@@ -64,11 +64,11 @@ const roamingClients = clients.map(({ client, key, credential, pathPrefix }) => 
 const wstunnelBinary = declaredWstunnel(wstunnel);
 const relaysAsPeerKeys = Object.fromEntries(relays.map((each) => [each.peerName, each.publicKey]));
 const peerHosts = [
-    ...lanGateways.map(({ name, component }) => ({ name, role: "gateway" as const, component, template: component.wireguardTemplate, forwarding: true, useWstunnel: true })),
+    ...lanGateways.map(({ name, component }) => ({ name, role: "gateway" as const, component, template: component.wireguardTemplate, forwarding: true, useWstunnel: true, failoverRoutes: [] })),
     ...roamingClients.flatMap(({ name, component }, index) =>
         component.wireguardTemplate === undefined
             ? []
-            : [{ name, role: "client" as const, component, template: component.wireguardTemplate, forwarding: false, useWstunnel: network.clients[index].transport === "wstunnel" }],
+            : [{ name, role: "client" as const, component, template: component.wireguardTemplate, forwarding: false, useWstunnel: network.clients[index].transport === "wstunnel", failoverRoutes: component.failoverRoutes }],
     ),
 ];
 
@@ -87,6 +87,10 @@ export const relayPublicKey = relay.publicKey;
 export const relayCaCertificate = relay.caCertPem;
 /** Renewed by the first `pulumi up` in each certificate's last 30 days. */
 export const relayCertificateExpiry = relay.certificateExpiry;
+/** Every relay by name (the ones above are the first's): its wss:// URL, WireGuard public key and certificate expiry. */
+export const relayEndpoints = Object.fromEntries(
+    relays.map((each) => [each.peerName, { url: each.wssUrl, publicKey: each.publicKey, ...(each.certificateExpiry ? { certificateExpiry: each.certificateExpiry } : {}) }]),
+);
 export const gatewayPublicKeys = Object.fromEntries(lanGateways.map(({ name, component }) => [name, component.publicKey]));
 /** Secret: read one with `pulumi stack output --show-secrets clientBundles` or `npm run client-files -- NAME DIR`. */
 export const clientBundles = Object.fromEntries(roamingClients.map(({ name, component }) => [name, component.bundle]));
@@ -103,6 +107,8 @@ export const declaredHosts = pulumi.all({
                 alwaysOnPeers: network.gateways.map((gateway) => gateway.name),
                 forwarding: true,
                 wstunnel: wstunnelBinary,
+                wstunnelRelays: [],
+                failoverRoutes: [],
             }),
         ]),
     ),
@@ -117,6 +123,8 @@ export const declaredHosts = pulumi.all({
                 alwaysOnPeers: relays.map((each) => each.peerName),
                 forwarding: host.forwarding,
                 wstunnel: host.useWstunnel ? wstunnelBinary : undefined,
+                wstunnelRelays: host.useWstunnel ? relays.map((each) => each.peerName) : [],
+                failoverRoutes: host.failoverRoutes,
             }),
         ]),
     ),

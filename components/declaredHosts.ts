@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { WstunnelSettings } from "./config";
 import { readTemplate } from "./render/wireguard";
-import { heartbeatUnit, wgQuickUnit, wstunnelClientUnit, wstunnelServerUnit } from "./render/paths";
+import { failoverUnit, heartbeatUnit, wgQuickUnit, wstunnelClientFiles, wstunnelServerUnit } from "./render/paths";
 import { fileSha256 } from "./wstunnelService";
 
 export type HostRole = "relay" | "gateway" | "client";
@@ -34,6 +34,8 @@ export interface DeclaredHost {
     forwarding: boolean;
     /** Absent on a client that reaches the relay over plain UDP. */
     wstunnel?: DeclaredWstunnel;
+    /** A client's LAN routes that its failover unit moves between relay peers (its primary's peer declares them). */
+    failoverRoutes?: string[];
 }
 
 export function declaredWstunnel(wstunnel: WstunnelSettings): DeclaredWstunnel {
@@ -43,10 +45,10 @@ export function declaredWstunnel(wstunnel: WstunnelSettings): DeclaredWstunnel {
         : { kind: "download", version: wstunnel.version, archiveSha256: binary.sha256 };
 }
 
-/** The units each kind of host runs (see VpsRelay, LanGateway, provisionPeerHost). */
-export function hostUnits(role: HostRole, useWstunnel: boolean): string[] {
-    const wstunnel = role === "relay" ? [wstunnelServerUnit] : useWstunnel ? [wstunnelClientUnit] : [];
-    return [wgQuickUnit, ...wstunnel, ...(role === "gateway" ? [heartbeatUnit] : [])];
+/** The units each kind of host runs (see VpsRelay, LanGateway, provisionPeerHost, RoamingClient). */
+export function hostUnits(role: HostRole, services: { wstunnelRelays: string[]; failover: boolean }): string[] {
+    const wstunnel = role === "relay" ? [wstunnelServerUnit] : services.wstunnelRelays.map((name, index) => wstunnelClientFiles({ name, index }).unit);
+    return [wgQuickUnit, ...wstunnel, ...(role === "gateway" ? [heartbeatUnit] : []), ...(services.failover ? [failoverUnit] : [])];
 }
 
 export interface DeclaredHostArgs {
@@ -59,6 +61,10 @@ export interface DeclaredHostArgs {
     alwaysOnPeers: string[];
     forwarding: boolean;
     wstunnel?: DeclaredWstunnel;
+    /** The relays its wstunnel clients dial, in the stack's order (none on the relay or a plain-UDP client). */
+    wstunnelRelays: string[];
+    /** A client's LAN routes that its failover unit moves between relays; none: no failover unit. */
+    failoverRoutes: string[];
 }
 
 export function declareHost(args: DeclaredHostArgs): pulumi.Output<DeclaredHost> {
@@ -74,10 +80,11 @@ export function declareHost(args: DeclaredHostArgs): pulumi.Output<DeclaredHost>
     return pulumi.all([args.publicKey, keys]).apply(([publicKey, peerKeys]) => ({
         role: args.role,
         publicKey,
-        units: hostUnits(args.role, args.wstunnel !== undefined),
+        units: hostUnits(args.role, { wstunnelRelays: args.wstunnelRelays, failover: args.failoverRoutes.length > 0 }),
         peers: peers.map((peer) => ({ ...peer, publicKey: peerKeys[peer.name], alwaysOn: args.alwaysOnPeers.includes(peer.name) })),
         firewallRules,
         forwarding: args.forwarding,
         ...(args.wstunnel ? { wstunnel: args.wstunnel } : {}),
+        ...(args.failoverRoutes.length > 0 ? { failoverRoutes: args.failoverRoutes } : {}),
     }));
 }

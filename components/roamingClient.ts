@@ -82,6 +82,8 @@ export class RoamingClient extends pulumi.ComponentResource {
     readonly bundle: pulumi.Output<ClientBundle>;
     /** The wg0 template pushed to a client provisioned over SSH (no keys in it). */
     readonly wireguardTemplate: string | undefined;
+    /** The LAN routes its failover unit moves between relay peers (none: no failover unit). */
+    readonly failoverRoutes: string[] = [];
 
     constructor(name: string, args: RoamingClientArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:RoamingClient", name, {}, opts);
@@ -154,6 +156,7 @@ export class RoamingClient extends pulumi.ComponentResource {
             );
             // Only the LAN routes move: a client without any stays on each relay's own subnet.
             const failover = relays.length > 1 && client.routes.length > 0;
+            this.failoverRoutes = failover ? client.routes : [];
             const wireguard = provisionPeerHost(host, { ...args, template: this.wireguardTemplate, forwarding: false, packages: failover ? ["iputils-ping"] : [] });
             if (failover) {
                 const script = host.writeFile("wg-failover-script", { path: wgFailoverScriptPath, content: hostScript("wg-failover"), mode: "0755" });

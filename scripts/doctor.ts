@@ -177,6 +177,9 @@ function checkWireguard(declared: DeclaredHost, observed: Observed): Finding[] {
             ? ok(`${wireguardInterface} key`, `public key ${live.publicKey}`)
             : fail(`${wireguardInterface} key`, `public key ${live.publicKey}, declared ${declared.publicKey}`),
     ];
+    // A failover client's LAN routes may sit on any one relay's peer: compare the rest, then find where they are.
+    const movable = new Set(declared.failoverRoutes ?? []);
+    const fixed = (allowedIps: string[]) => allowedIps.filter((cidr) => !movable.has(cidr));
     for (const peer of declared.peers) {
         const found = live.peers[peer.publicKey];
         if (found === undefined) {
@@ -184,9 +187,9 @@ function checkWireguard(declared: DeclaredHost, observed: Observed): Finding[] {
             continue;
         }
         findings.push(
-            sameSet(found.allowedIps, peer.allowedIps)
-                ? ok(`peer ${peer.name}`, `AllowedIPs ${peer.allowedIps.join(", ")}`)
-                : fail(`peer ${peer.name}`, `AllowedIPs ${found.allowedIps.join(", ") || "(none)"}, declared ${peer.allowedIps.join(", ")}`),
+            sameSet(fixed(found.allowedIps), fixed(peer.allowedIps))
+                ? ok(`peer ${peer.name}`, `AllowedIPs ${fixed(peer.allowedIps).join(", ")}`)
+                : fail(`peer ${peer.name}`, `AllowedIPs ${fixed(found.allowedIps).join(", ") || "(none)"}, declared ${fixed(peer.allowedIps).join(", ")}`),
         );
         const handshake = found.latestHandshake === 0 ? undefined : Math.max(0, observed.now - found.latestHandshake);
         const when = handshake === undefined ? "never" : age(handshake);
@@ -198,6 +201,9 @@ function checkWireguard(declared: DeclaredHost, observed: Observed): Finding[] {
             findings.push(ok(`handshake ${peer.name}`, when));
         }
     }
+    if (movable.size > 0) {
+        findings.push(checkFailoverRoutes(declared, live.peers));
+    }
     const declaredKeys = new Set(declared.peers.map((peer) => peer.publicKey));
     for (const [key, found] of Object.entries(live.peers)) {
         if (!declaredKeys.has(key)) {
@@ -205,6 +211,19 @@ function checkWireguard(declared: DeclaredHost, observed: Observed): Finding[] {
         }
     }
     return findings;
+}
+
+/** The failover unit keeps all of a client's LAN routes on one relay's peer: its primary's, or the next that answers. */
+function checkFailoverRoutes(declared: DeclaredHost, livePeers: NonNullable<Observed["wireguard"]>["peers"]): Finding {
+    const routes = declared.failoverRoutes ?? [];
+    const primary = declared.peers.find((peer) => routes.every((cidr) => peer.allowedIps.includes(cidr)));
+    const holders = declared.peers.filter((peer) => routes.some((cidr) => livePeers[peer.publicKey]?.allowedIps.includes(cidr)));
+    const holder = holders[0];
+    if (holders.length !== 1 || !routes.every((cidr) => livePeers[holder.publicKey].allowedIps.includes(cidr))) {
+        const where = holders.map((peer) => peer.name).join(", ") || "no peer";
+        return fail("failover routes", `${routes.join(", ")} not all on one relay's peer (found on ${where})`);
+    }
+    return ok("failover routes", `${routes.join(", ")} on ${holder.name}${holder === primary ? " (primary)" : " (failed over: its primary did not answer)"}`);
 }
 
 function checkFirewall(declared: DeclaredHost, observed: Observed): Finding[] {
@@ -450,14 +469,13 @@ async function main(argv: string[]): Promise<number> {
     }
     const outputs = pulumiJson(["stack", "output"], values.stack) as {
         declaredHosts?: Record<string, DeclaredHost>;
-        relayUrl: string;
         relayCaCertificate?: string;
-        relayCertificateExpiry?: { ca: string; server: string };
+        relayEndpoints?: Record<string, { url: string; certificateExpiry?: { ca: string; server: string } }>;
     };
-    if (outputs.declaredHosts === undefined) {
-        throw new Error("the stack has no declaredHosts output yet: run `pulumi up` first");
+    if (outputs.declaredHosts === undefined || outputs.relayEndpoints === undefined) {
+        throw new Error("the stack has no declaredHosts or relayEndpoints output yet: run `pulumi up` first");
     }
-    const declaredHosts = outputs.declaredHosts;
+    const { declaredHosts, relayEndpoints } = outputs;
 
     const hosts = stackHosts(network);
     // Hosts with `ssh.via: relay` jump through the first relay.
@@ -470,9 +488,10 @@ async function main(argv: string[]): Promise<number> {
         const configFile = join(dir, "ssh_config");
         writeFileSync(configFile, renderSshConfig(hosts, relayName, files), { mode: 0o600 });
 
-        const [tlsError, ...reports] = await Promise.all([
-            tlsHandshake(outputs.relayUrl, outputs.relayCaCertificate),
-            ...hosts.map(async (host): Promise<HostReport> => {
+        const relays = network.relays.map((relay) => ({ name: relay.name, endpoint: relayEndpoints[relay.name] }));
+        const tlsErrors = Promise.all(relays.map(({ endpoint }) => (endpoint ? tlsHandshake(endpoint.url, outputs.relayCaCertificate) : undefined)));
+        const reports = await Promise.all(
+            hosts.map(async (host): Promise<HostReport> => {
                 const identity = { name: host.name, role: host.role, address: sshAddress(host, relayName) };
                 const declared = declaredHosts[host.name];
                 if (declared === undefined) {
@@ -483,9 +502,15 @@ async function main(argv: string[]): Promise<number> {
                 const findings = probe.status === 0 ? checkHost(declared, parseProbe(probe.stdout)) : [probeFailed(probe.status, probe.stderr)];
                 return hostReport(identity, [...pinned, ...findings]);
             }),
-        ]);
-        const relayEndpoint = checkRelayEndpoint({ url: outputs.relayUrl, certificateExpiry: outputs.relayCertificateExpiry, tlsError }, new Date());
-        reports[0] = hostReport(reports[0], [...reports[0].findings, ...relayEndpoint]);
+        );
+        // Each relay's report ends with what a client sees of it: its wss port's TLS and its certificates' expiry.
+        (await tlsErrors).forEach((tlsError, index) => {
+            const { name, endpoint } = relays[index];
+            const findings = endpoint
+                ? checkRelayEndpoint({ url: endpoint.url, certificateExpiry: endpoint.certificateExpiry, tlsError }, new Date())
+                : [fail("relay endpoint", `${name} is not in the relayEndpoints output yet: run \`pulumi up\``)];
+            reports[index] = hostReport(reports[index], [...reports[index].findings, ...findings]);
+        });
         const result = report(reports);
         process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : renderTable(result));
         return result.ok ? 0 : 1;

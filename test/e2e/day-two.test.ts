@@ -10,8 +10,10 @@ import type { LabChanges } from "../../lab/stack-config";
 import type { Finding, Report } from "../../scripts/doctor";
 import {
     changedSteps,
+    doctor,
     ensureStack,
     eventually,
+    findingOf,
     hostSteps,
     inNamespace,
     inNamespaceOk,
@@ -23,7 +25,6 @@ import {
     onHostOk,
     repair,
     repo,
-    Result,
     secondsUntilLanReachable,
     startInNamespace,
     up,
@@ -32,19 +33,9 @@ import {
 /** The stack these tests start from: the relay, rpi1 and the laptop, as `npm run lab` makes it. */
 const base: LabChanges = {};
 
-function doctor(): { result: Result; report: Report } {
-    const result = labTry(["doctor", "--json"]);
-    if (result.status !== 0 && result.status !== 1) {
-        throw new Error(`the doctor did not run (exit ${result.status}):\n${result.stdout}\n${result.stderr}`);
-    }
-    return { result, report: JSON.parse(result.stdout) as Report };
-}
-
 /** "HOST: CHECK" of every failed check. */
 const problems = (report: Report) =>
     report.hosts.flatMap((host) => host.findings.filter((finding: Finding) => finding.status === "fail").map((finding) => `${host.name}: ${finding.check}`)).sort();
-
-const findingOf = (report: Report, host: LabHost, check: string) => report.hosts.find((entry) => entry.name === host)?.findings.find((finding) => finding.check === check);
 
 /** What must not restart when something else is repaired: each host's wg0 (by ifindex) and units (by InvocationID). */
 function runningState(units: Partial<Record<LabHost, string[]>>): Record<string, string> {

@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "no
 import { join, resolve } from "node:path";
 import { shellQuote } from "../../components/shell";
 import type { LabChanges } from "../../lab/stack-config";
+import type { Report } from "../../scripts/doctor";
 
 export const repo = resolve(__dirname, "..", "..");
 /** The lab's namespaces are NAME-* (lab/hosts.sh; WG_RELAY_LAB_NAME lets two checkouts run a lab each). */
@@ -36,6 +37,17 @@ function check(what: string, result: Result): string {
 export function lab(args: string[], env: Record<string, string> = {}): string {
     return check(`lab ${args.join(" ")}`, run("bash", ["lab/lab.sh", ...args], env));
 }
+
+/** `npm run lab -- doctor --json`: its exit status (1 when a host has a problem) and its report. */
+export function doctor(): { result: Result; report: Report } {
+    const result = labTry(["doctor", "--json"]);
+    if (result.status !== 0 && result.status !== 1) {
+        throw new Error(`the doctor did not run (exit ${result.status}):\n${result.stdout}\n${result.stderr}`);
+    }
+    return { result, report: JSON.parse(result.stdout) as Report };
+}
+
+export const findingOf = (report: Report, host: LabHost, check: string) => report.hosts.find((entry) => entry.name === host)?.findings.find((finding) => finding.check === check);
 
 export function labTry(args: string[], env: Record<string, string> = {}): Result {
     return run("bash", ["lab/lab.sh", ...args], env);

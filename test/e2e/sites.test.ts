@@ -1,7 +1,7 @@
 // End to end with two sites and two relays (README "Several sites and relays"): the second relay (relay2) and site
 // (cgnat2, rpi2, lanhost2) join the lab for this file (`npm run lab -- sites`). Real hosts, real traffic.
 import type { LabChanges } from "../../lab/stack-config";
-import { destroy, ensureStack, inNamespace, inNamespaceOk, lab, labTry, onHostOk, writeStack } from "./lab";
+import { destroy, doctor, ensureStack, findingOf, inNamespace, inNamespaceOk, lab, labTry, onHostOk, writeStack } from "./lab";
 
 jest.setTimeout(20 * 60 * 1000);
 
@@ -29,6 +29,13 @@ async function secondsUntil(what: string, limit: number, check: () => boolean): 
 const bothLans = () => get("laptop", lan1).includes("hello from lanhost") && get("laptop", lan2).includes("hello from lanhost2");
 /** The laptop's source address towards a LAN: 10.10.0.3 on relay, 10.10.1.3 on relay2. */
 const laptopSource = (lanHost: string) => / src (\S+)/.exec(inNamespaceOk("laptop", ["ip", "-4", "route", "get", lanHost]))?.[1];
+
+/** When a gateway last completed a handshake with a relay (seconds since the epoch; the lab shares one clock). */
+function lastHandshake(gateway: "rpi1" | "rpi2", relay: "relay" | "relay2"): number {
+    const relayKey = onHostOk(relay, "wg show wg0 public-key").trim();
+    const line = onHostOk(gateway, "wg show wg0 latest-handshakes").split("\n").find((text) => text.startsWith(relayKey));
+    return Number(line?.split(/\s+/)[1] ?? 0);
+}
 
 /** Packets a relay forwarded as replies (its access chain's first rule: RELATED,ESTABLISHED). */
 function repliesThrough(host: "relay" | "relay2"): number {
@@ -60,12 +67,10 @@ describe("several sites and two relays in the lab", () => {
             expect(established(namespace)).toContain(`${relay2Address}:443`);
         }
         // Each gateway has a live session with each relay.
+        const threeMinutesAgo = Date.now() / 1000 - 180;
         for (const gateway of ["rpi1", "rpi2"] as const) {
-            const handshakes = onHostOk(gateway, "wg show wg0 latest-handshakes").trim().split("\n");
-            expect(handshakes).toHaveLength(2);
-            for (const line of handshakes) {
-                expect(Number(line.split(/\s+/)[1])).toBeGreaterThan(Date.now() / 1000 - 180);
-            }
+            expect(lastHandshake(gateway, "relay")).toBeGreaterThan(threeMinutesAgo);
+            expect(lastHandshake(gateway, "relay2")).toBeGreaterThan(threeMinutesAgo);
         }
     });
 
@@ -103,6 +108,10 @@ describe("several sites and two relays in the lab", () => {
         await secondsUntil("both LANs through relay", 60, bothLans);
         expect(laptopSource("192.168.1.20")).toBe("10.10.0.3");
 
+        // The gateways ride it out on their own: their wg0 is never restarted, and nothing is applied to them.
+        const wg0Index = (gateway: "rpi1" | "rpi2") => onHostOk(gateway, "cat /sys/class/net/wg0/ifindex").trim();
+        const gatewayIfindexes = [wg0Index("rpi1"), wg0Index("rpi2")];
+
         lab(["host", "stop", "relay"]);
         const failover = await secondsUntil("both LANs through relay2 after relay stopped", 60, bothLans);
         console.log(`failover: both LANs answered the laptop through relay2 ${failover.toFixed(1)} s after relay lost power`);
@@ -115,7 +124,16 @@ describe("several sites and two relays in the lab", () => {
         expect(repliesThrough("relay2")).toBeGreaterThan(relay2Replies);
         expect(onHostOk("rpi1", "ip -4 route get 10.10.1.3")).toMatch(/dev wg0 .*src 10\.10\.1\.2/);
         expect(failover).toBeLessThan(30);
+        // The doctor sees the relay gone and the laptop's LAN routes on relay2, as the failover unit put them.
+        const during = doctor().report;
+        expect(during.ok).toBe(false);
+        expect(findingOf(during, "laptop", "failover routes")).toEqual({
+            check: "failover routes",
+            status: "ok",
+            detail: "192.168.1.0/24, 192.168.2.0/24 on relay2 (failed over: its primary did not answer)",
+        });
 
+        const relayBack = Date.now() / 1000;
         lab(["host", "start", "relay"]);
         const failback = await secondsUntil("back on relay after it returned", 120, () => laptopSource("192.168.1.20") === "10.10.0.3" && bothLans());
         console.log(`failback: the laptop was back on relay ${failback.toFixed(1)} s after relay booted (sshd up)`);
@@ -124,6 +142,17 @@ describe("several sites and two relays in the lab", () => {
         expect(bothLans()).toBe(true);
         expect(repliesThrough("relay")).toBeGreaterThan(before.relay);
         expect(repliesThrough("relay2")).toBe(before.relay2);
-        expect(failback).toBeLessThan(90);
+        expect(failback).toBeLessThan(60);
+
+        // Nothing was lost on the gateways' side: the same wg0, and a new session with the rebooted relay.
+        expect([wg0Index("rpi1"), wg0Index("rpi2")]).toEqual(gatewayIfindexes);
+        for (const gateway of ["rpi1", "rpi2"] as const) {
+            await secondsUntil(`${gateway}: a new session with relay`, 30, () => lastHandshake(gateway, "relay") > relayBack);
+        }
+        // And no drift: the stack still describes every host as it is, and the doctor finds all of them healthy.
+        lab(["pulumi", "preview", "--stack", "lab", "--expect-no-changes"]);
+        const after = doctor().report;
+        expect(after.hosts.flatMap((host) => host.findings.filter((finding) => finding.status === "fail").map((finding) => `${host.name}: ${finding.check}`))).toEqual([]);
+        expect(findingOf(after, "laptop", "failover routes")?.detail).toBe("192.168.1.0/24, 192.168.2.0/24 on relay (primary)");
     });
 });

@@ -200,6 +200,50 @@ describe("doctor: checks", () => {
         ]);
     });
 
+    it("finds a failover client's LAN routes on its primary or, failed over, on another relay; split between them, a problem", () => {
+        const laptop: DeclaredHost = {
+            role: "client",
+            publicKey: key("laptop"),
+            units: ["wg-quick@wg0.service", "wg-relay-failover.service"],
+            peers: [
+                { name: "relay", publicKey: key("relay"), allowedIps: ["10.10.0.0/24", "192.168.1.0/24", "192.168.2.0/24"], alwaysOn: true },
+                { name: "relay2", publicKey: key("relay2"), allowedIps: ["10.10.1.0/24"], alwaysOn: true },
+            ],
+            firewallRules: [],
+            forwarding: false,
+            failoverRoutes: ["192.168.1.0/24", "192.168.2.0/24"],
+        };
+        const probe = (onRelay: string, onRelay2: string) =>
+            [
+                `now	${now}`,
+                "unit	wg-quick@wg0.service	active",
+                "unit	wg-relay-failover.service	active",
+                `wg-public-key	${key("laptop")}`,
+                `wg-allowed-ips	${key("relay")}	${onRelay}`,
+                `wg-allowed-ips	${key("relay2")}	${onRelay2}`,
+                `wg-handshake	${key("relay")}	${now - 5}`,
+                `wg-handshake	${key("relay2")}	${now - 5}`,
+            ].join("\n");
+        const routesFinding = (onRelay: string, onRelay2: string) => {
+            const findings = checkHost(laptop, parseProbe(probe(onRelay, onRelay2)));
+            return [failed(findings), findings.find((finding) => finding.check === "failover routes")];
+        };
+        expect(routesFinding("10.10.0.0/24 192.168.1.0/24 192.168.2.0/24", "10.10.1.0/24")).toEqual([
+            [],
+            { check: "failover routes", status: "ok", detail: "192.168.1.0/24, 192.168.2.0/24 on relay (primary)" },
+        ]);
+        expect(routesFinding("10.10.0.0/24", "10.10.1.0/24 192.168.1.0/24 192.168.2.0/24")).toEqual([
+            [],
+            { check: "failover routes", status: "ok", detail: "192.168.1.0/24, 192.168.2.0/24 on relay2 (failed over: its primary did not answer)" },
+        ]);
+        const split = { check: "failover routes", status: "fail", detail: "192.168.1.0/24, 192.168.2.0/24 not all on one relay's peer (found on relay, relay2)" };
+        expect(routesFinding("10.10.0.0/24 192.168.1.0/24", "10.10.1.0/24 192.168.2.0/24")).toEqual([[split], split]);
+        // The rest of each peer's AllowedIPs is still checked.
+        expect(routesFinding("10.10.0.0/24 192.168.1.0/24 192.168.2.0/24", "10.10.9.0/24")[0]).toEqual([
+            { check: "peer relay2", status: "fail", detail: "AllowedIPs 10.10.9.0/24, declared 10.10.1.0/24" },
+        ]);
+    });
+
     it("finds wg0 down, and checks a release install by its archive's checksum for the host's architecture", () => {
         const probe = (machine: string, release: string) =>
             [`now\t${now}`, "unit\twg-quick@wg0.service\tinactive", "rule\t0\tmissing", "forwarding\t1\tpresent", `wstunnel\t${"e".repeat(64)}\t${release}\t${machine}`].join("\n");

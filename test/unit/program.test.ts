@@ -798,5 +798,16 @@ describe("program: several sites and relays", () => {
             ["relay", ["10.10.0.0/24"], true],
             ["relay2", ["10.10.1.0/24"], true],
         ]);
+        // A wstunnel client per relay on each peer host, and the failover unit on the client that moves between them.
+        expect(declared.rpi2.units).toEqual(["wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-wstunnel-client-relay2.service", "wg-relay-heartbeat.service"]);
+        expect(declared.laptop.units).toEqual(["wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-wstunnel-client-relay2.service", "wg-relay-failover.service"]);
+        expect(declared.relay2.units).toEqual(["wg-quick@wg0.service", "wg-relay-wstunnel-server.service"]);
+        expect(declared.laptop.failoverRoutes).toEqual(["192.168.1.0/24", "192.168.2.0/24"]);
+        expect(declared.rpi2.failoverRoutes).toBeUndefined();
+        // The doctor checks each relay's wss port and certificates from the relayEndpoints output.
+        const endpoints = await valueOf(pulumi.output(program.relayEndpoints) as pulumi.Output<Record<string, any>>);
+        expect(Object.keys(endpoints)).toEqual(["relay", "relay2"]);
+        expect(endpoints.relay2.url).toBe("wss://198.51.100.20:443");
+        expect(Object.keys(endpoints.relay2.certificateExpiry)).toEqual(["ca", "server"]);
     });
 });

@@ -15,10 +15,16 @@ const { tunnel, wstunnel, repair } = network;
 
 const keyOf = (peer: { name: string; keyRotation: number; presharedKey?: boolean; existingKeys?: WireguardKeyArgs["existing"] }) =>
     new WireguardKey(`${peer.name}-key`, { rotation: peer.keyRotation, presharedKey: peer.presharedKey, existing: peer.existingKeys });
-/** Each gateway's and wstunnel client's own upgrade-path prefix, rotating with its key. */
-const prefixOf = (peer: { name: string; keyRotation: number }) => new WstunnelCredential(`${peer.name}-wstunnel`, { rotation: peer.keyRotation }).pathPrefix;
-const gateways = network.gateways.map((gateway) => ({ gateway, key: keyOf(gateway), pathPrefix: prefixOf(gateway) }));
-const clients = network.clients.map((client) => ({ client, key: keyOf(client), pathPrefix: client.transport === "wstunnel" ? prefixOf(client) : undefined }));
+/** Each gateway's and wstunnel client's own credential: its upgrade-path prefix, rotating with its key. */
+const credentialOf = (peer: { name: string; keyRotation: number }) => new WstunnelCredential(`${peer.name}-wstunnel`, { rotation: peer.keyRotation });
+const gateways = network.gateways.map((gateway) => {
+    const credential = credentialOf(gateway);
+    return { gateway, key: keyOf(gateway), credential, pathPrefix: credential.pathPrefix };
+});
+const clients = network.clients.map((client) => {
+    const credential = client.transport === "wstunnel" ? credentialOf(client) : undefined;
+    return { client, key: keyOf(client), credential, pathPrefix: credential?.pathPrefix };
+});
 
 // The first relay makes the stack's CA; every other one has its server certificate signed by it.
 const relays: VpsRelay[] = [];
@@ -42,13 +48,15 @@ network.relays.forEach((settings, index) => {
 });
 const relay = relays[0];
 
-const lanGateways = gateways.map(({ gateway, key, pathPrefix }) => ({
+/** With mutual TLS, each wstunnel peer's certificate from the stack's CA (made by the first relay). */
+const certificateOf = (credential: WstunnelCredential | undefined) => (wstunnel.mutualTls && credential ? credential.clientCertificate(relay.ca!) : undefined);
+const lanGateways = gateways.map(({ gateway, key, credential, pathPrefix }) => ({
     name: gateway.name,
-    component: new LanGateway(gateway.name, { gateway, tunnel, wstunnel, stack, relays, key, pathPrefix, sshPrivateKey, repair }),
+    component: new LanGateway(gateway.name, { gateway, tunnel, wstunnel, stack, relays, key, pathPrefix, clientCertificate: certificateOf(credential), sshPrivateKey, repair }),
 }));
-const roamingClients = clients.map(({ client, key, pathPrefix }) => ({
+const roamingClients = clients.map(({ client, key, credential, pathPrefix }) => ({
     name: client.name,
-    component: new RoamingClient(client.name, { client, tunnel, wstunnel, stack, relays, key, pathPrefix, sshPrivateKey, repair }),
+    component: new RoamingClient(client.name, { client, tunnel, wstunnel, stack, relays, key, pathPrefix, clientCertificate: certificateOf(credential), sshPrivateKey, repair }),
 }));
 
 // What each host should have, for `npm run doctor`: the relay with every peer, each gateway and provisioned client

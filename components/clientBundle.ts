@@ -1,6 +1,6 @@
 // A roaming client's bundle: the secret stack output a user turns into files (`npm run client-files`).
 
-/** Everything a user needs to connect one client by hand. A secret: it holds the private key and the path prefix. */
+/** Everything a user needs to connect one client by hand. A secret: it holds the private keys and the path prefix. */
 export interface ClientBundle {
     name: string;
     /** wg-quick conf with the keys inline, for `wg-quick up` or a WireGuard app. */
@@ -12,6 +12,11 @@ export interface ClientBundle {
     wstunnelEnvironment?: string;
     /** The stack's CA to add to the client's trust store; absent when the relay has a publicly trusted certificate. */
     caCertificate?: string;
+    /**
+     * With mutual TLS: the client's certificate and its key in one PEM file, which the wstunnel command and unit
+     * read at /etc/wg-relay/tls/client.pem. A secret (its common name is the path prefix).
+     */
+    clientCertificate?: string;
     /**
      * With several relays, one entry per relay: the conf with the client's routes on that relay (a device without
      * the failover unit, such as a phone, imports one per relay and switches by hand), and for every relay but the

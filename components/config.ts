@@ -143,8 +143,14 @@ const wstunnelSchema = z
             })
             .optional()
             .describe("the relay's own, publicly trusted certificate instead of the stack's CA"),
+        mutualTls: z
+            .boolean()
+            .default(false)
+            .describe(
+                "mutual TLS on every relay: each gateway and wstunnel client gets a client certificate from the stack's CA, its common name the peer's path prefix; the relay then refuses, at the TLS handshake, any connection without one (a switch for all peers at once: wstunnel asks every connection for a certificate)",
+            ),
     })
-    .default({ version: "10.6.2", source: "release", sha256: {}, localPort: 51820 });
+    .default({ version: "10.6.2", source: "release", sha256: {}, localPort: 51820, mutualTls: false });
 
 const gatewaySchema = z.strictObject({
     name: name.describe("unique name; used in file and resource names"),

@@ -5,6 +5,7 @@ import * as command from "@pulumi/command";
 import { TunnelNetwork, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages } from "./host";
 import { peerPresharedKeyPath, wstunnelClientFiles } from "./render/paths";
+import { ClientCertificate } from "./relayPki";
 import { WireguardKey } from "./wireguardKey";
 import { deployWireguardInterface } from "./wireguardInterface";
 import { deployWstunnelClient, installWstunnelBinary, wstunnelClientSettings } from "./wstunnelService";
@@ -35,6 +36,8 @@ export interface PeerComponentArgs {
     key: WireguardKey;
     /** This peer's own wstunnel path prefix (secret), the same towards every relay; none for a client on plain UDP. */
     pathPrefix?: pulumi.Output<string>;
+    /** With mutual TLS (wstunnel.mutualTls): its certificate, whose common name is pathPrefix, for every relay. */
+    clientCertificate?: ClientCertificate;
     sshPrivateKey: pulumi.Input<string>;
     /** The stack's `wg-relay:repair` counter. */
     repair: number;
@@ -52,16 +55,18 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remot
     const pathPrefix = args.pathPrefix;
     const clients = args.relays.map((relay, index) => ({ relay, files: wstunnelClientFiles({ name: relay.peerName, index }) }));
     const binary = pathPrefix ? installWstunnelBinary(host, args.wstunnel, clients.map(({ files }) => files.unit), [packages]) : undefined;
-    // One CA signs every relay's certificate: the first relay's client puts it in the trust store, and the others
-    // start after it (wstunnel reads the trust store when it starts) and restart when it changes.
+    // One CA signs every relay's certificate: the first relay's client puts it in the trust store (and the peer's
+    // certificate in place), and the others start after it (wstunnel reads both when it starts) and restart when
+    // either changes.
     const deployClient = ({ relay, files }: (typeof clients)[number], first: boolean, dependsOn: pulumi.Input<pulumi.Resource>[]) =>
         deployWstunnelClient(host, {
-            settings: wstunnelClientSettings(relay),
+            settings: wstunnelClientSettings(relay, args.clientCertificate !== undefined),
             files,
             pathPrefix: pathPrefix!,
             relayCredentials: relay.peerCredentials,
             caCertPem: first ? relay.caCertPem : undefined,
-            caAlsoRestarts: first ? clients.slice(1).map(({ files: others }) => others.unit) : undefined,
+            clientCertificate: first ? args.clientCertificate : undefined,
+            otherClientUnits: first ? clients.slice(1).map(({ files: others }) => others.unit) : undefined,
             stack: args.stack,
             dependsOn,
         });

@@ -1,5 +1,6 @@
-// The relay's TLS: a CA the stack owns (trusted by gateways and clients) and a server certificate for the
-// relay's public name or address, all from @pulumi/tls. Private keys stay secrets in state.
+// The stack's TLS, all from @pulumi/tls: a CA the stack owns, a server certificate for each relay's public name or
+// address (the CA trusted by gateways and clients), and with mutual TLS a client certificate per peer. Private keys
+// stay secrets in state.
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { isIpv4 } from "./net";
@@ -23,9 +24,9 @@ export interface RelayPki {
 // as long as the stack is applied at least monthly (and a preview shows the renewal coming).
 const earlyRenewalHours = 30 * 24;
 
-export function createRelayPki(name: string, args: { stack: string; publicAddress: string; ca?: StackCa }, parent: pulumi.Resource): RelayPki {
+export function createRelayPki(name: string, args: { publicAddress: string; ca: StackCa }, parent: pulumi.Resource): RelayPki {
     const opts = { parent };
-    const ca = args.ca ?? createStackCa(name, args.stack, parent);
+    const ca = args.ca;
     const serverKey = new tls.PrivateKey(`${name}-server-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, opts);
     const request = new tls.CertRequest(
         `${name}-server-csr`,
@@ -57,7 +58,7 @@ export function createRelayPki(name: string, args: { stack: string; publicAddres
     };
 }
 
-function createStackCa(name: string, stack: string, parent: pulumi.Resource): StackCa {
+export function createStackCa(name: string, stack: string, parent: pulumi.Resource): StackCa {
     const opts = { parent };
     const caKey = new tls.PrivateKey(`${name}-ca-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, opts);
     const ca = new tls.SelfSignedCert(
@@ -73,4 +74,43 @@ function createStackCa(name: string, stack: string, parent: pulumi.Resource): St
         opts,
     );
     return { certPem: ca.certPem, keyPem: pulumi.secret(caKey.privateKeyPem), expiry: ca.validityEndTime };
+}
+
+/** A peer's certificate and key for mutual TLS; both secrets (the certificate names the path prefix). */
+export interface ClientCertificate {
+    certPem: pulumi.Output<string>;
+    keyPem: pulumi.Output<string>;
+}
+
+/**
+ * A gateway's or client's certificate for mutual TLS, signed by the stack's CA. Its common name is the peer's path
+ * prefix: wstunnel requires the upgrade path to equal it, and the relay's rule for the peer matches that path, so
+ * removing the peer or rotating its prefix (a new certificate) leaves an old certificate matching no rule. The
+ * certificate and its request carry the prefix, so they are secret outputs; the key is replaced with the rotation.
+ */
+export function createClientCertificate(
+    name: string,
+    args: { pathPrefix: pulumi.Output<string>; rotation: number; ca: StackCa },
+    parent: pulumi.Resource,
+): ClientCertificate {
+    const opts = { parent };
+    const key = new tls.PrivateKey(`${name}-client-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { ...opts, replacementTrigger: String(args.rotation) });
+    const request = new tls.CertRequest(
+        `${name}-client-csr`,
+        { privateKeyPem: key.privateKeyPem, subject: { commonName: args.pathPrefix } },
+        { ...opts, additionalSecretOutputs: ["certRequestPem", "subject"] },
+    );
+    const cert = new tls.LocallySignedCert(
+        `${name}-client-cert`,
+        {
+            certRequestPem: request.certRequestPem,
+            caPrivateKeyPem: args.ca.keyPem,
+            caCertPem: args.ca.certPem,
+            validityPeriodHours: 2 * 365 * 24,
+            earlyRenewalHours,
+            allowedUses: ["digital_signature", "client_auth"],
+        },
+        { ...opts, additionalSecretOutputs: ["certPem", "certRequestPem"] },
+    );
+    return { certPem: pulumi.secret(cert.certPem), keyPem: pulumi.secret(key.privateKeyPem) };
 }

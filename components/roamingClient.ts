@@ -10,7 +10,7 @@ import { Host, sshConnection } from "./host";
 import { shellQuote } from "./shell";
 import { Hook, KeySource, PublicKeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
-import { clientPrefixVariable, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
+import { clientPrefixVariable, renderClientCertificatePem, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
 import { failoverDirective, renderFailoverUnit } from "./render/failover";
 import { hostScript } from "./render/scripts";
 import { relayDescription } from "./lanGateway";
@@ -94,7 +94,7 @@ export class RoamingClient extends pulumi.ComponentResource {
             relays.map((relay, index) => ({ name: relay.peerName, tunnelSubnet: relay.tunnelSubnet, publicKey: publicKey(relay, index), endpoint: endpoint(relay) }));
         const confSettings = { client, tunnel, relayHost: relays[0].address.host };
         const wstunnelFiles = (relay: RelayAccess, index: number, prefix: string) => {
-            const settings = wstunnelClientSettings(relay);
+            const settings = wstunnelClientSettings(relay, args.clientCertificate !== undefined);
             const files = wstunnelClientFiles({ name: relay.peerName, index });
             return {
                 wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(settings).map(shellQuote).join(" ")}`,
@@ -105,8 +105,16 @@ export class RoamingClient extends pulumi.ComponentResource {
 
         this.bundle = pulumi.secret(
             pulumi
-                .all([pulumi.all(relays.map((relay) => relay.publicKey)), args.key.privateKey, args.key.presharedKey, args.pathPrefix, relays[0].caCertPem])
-                .apply(([relayKeys, privateKey, presharedKey, prefix, ca]): ClientBundle => {
+                .all([
+                    pulumi.all(relays.map((relay) => relay.publicKey)),
+                    args.key.privateKey,
+                    args.key.presharedKey,
+                    args.pathPrefix,
+                    relays[0].caCertPem,
+                    args.clientCertificate?.certPem,
+                    args.clientCertificate?.keyPem,
+                ])
+                .apply(([relayKeys, privateKey, presharedKey, prefix, ca, certPem, keyPem]): ClientBundle => {
                     const conf = (relayPreference: string[]) =>
                         renderWgQuickConf(
                             clientWgQuickConf({
@@ -121,6 +129,7 @@ export class RoamingClient extends pulumi.ComponentResource {
                         name: client.name,
                         wireguardConf: conf(client.relayPreference),
                         ...(prefix !== undefined ? { ...wstunnelFiles(relays[0], 0, prefix), ...(ca ? { caCertificate: ca } : {}) } : {}),
+                        ...(certPem && keyPem ? { clientCertificate: renderClientCertificatePem(certPem, keyPem) } : {}),
                         ...(relays.length > 1
                             ? {
                                   relays: relays.map((relay, index) => ({

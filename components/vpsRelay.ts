@@ -6,7 +6,7 @@ import { Connection, Host, hostPackages, sshConnection } from "./host";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
 import { accessChainHooks, loadAccessRulesScript, renderAccessRules } from "./render/access";
 import { accessRulesPath, relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wgApplyScriptPath, wireguardDir, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
-import { createRelayPki, StackCa } from "./relayPki";
+import { createRelayPki, createStackCa, StackCa } from "./relayPki";
 import { WireguardKey } from "./wireguardKey";
 import { deployWireguardInterface } from "./wireguardInterface";
 import { deployWstunnelServer, installWstunnelBinary } from "./wstunnelService";
@@ -128,7 +128,10 @@ export class VpsRelay extends pulumi.ComponentResource {
     readonly peerCredentials: pulumi.Resource;
     /** The rendered wg0 template (no keys in it). */
     readonly wireguardTemplate: string;
-    /** The stack's CA, for the next relays' server certificates; undefined with user-supplied certificate files. */
+    /**
+     * The stack's CA, for the next relays' server certificates and with mutual TLS the peers' client certificates;
+     * undefined with user-supplied certificate files and no mutual TLS.
+     */
     readonly ca: StackCa | undefined;
     /** This relay's tunnel subnet, and where gateways and clients have their local wstunnel listener for it. */
     readonly tunnelSubnet: string;
@@ -149,9 +152,11 @@ export class VpsRelay extends pulumi.ComponentResource {
         this.address = { host: relay.publicAddress, wstunnelPort: relay.wstunnelPort, wireguardPort: relay.wireguardPort };
         const host = new Host(name, this.connection, relay.ssh.user, this, args.repair);
 
-        // The stack's own CA and server certificate, unless the user brings certificate files.
-        const pki = wstunnel.tls === undefined ? createRelayPki(name, { stack: args.stack, publicAddress: relay.publicAddress, ca: args.ca }, this) : undefined;
-        this.ca = pki?.ca;
+        // The stack's own CA and server certificate, unless the user brings certificate files; the CA also signs the
+        // peers' certificates with mutual TLS.
+        const ca = wstunnel.tls === undefined || wstunnel.mutualTls ? (args.ca ?? createStackCa(name, args.stack, this)) : undefined;
+        const pki = wstunnel.tls === undefined && ca !== undefined ? createRelayPki(name, { publicAddress: relay.publicAddress, ca }, this) : undefined;
+        this.ca = ca;
         this.caCertPem = pki?.caCertPem;
         this.certificateExpiry = pki?.expiry;
 
@@ -166,6 +171,7 @@ export class VpsRelay extends pulumi.ComponentResource {
             },
             peers: args.peers.flatMap((peer) => (peer.pathPrefix === undefined ? [] : [{ name: peer.name, pathPrefix: peer.pathPrefix }])),
             certificate: pki?.server,
+            clientCaPem: wstunnel.mutualTls ? ca?.certPem : undefined,
             dependsOn: [binary],
         });
         this.peerCredentials = server.restrictions;

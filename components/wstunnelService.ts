@@ -7,6 +7,7 @@ import * as command from "@pulumi/command";
 import { WstunnelSettings } from "./config";
 import { Host, removeFilesScript, systemd } from "./host";
 import {
+    renderClientCertificatePem,
     renderWstunnelClientEnvironment,
     renderWstunnelClientUnit,
     renderWstunnelRestrictions,
@@ -16,7 +17,10 @@ import {
     wstunnelRestrictionsGroup,
 } from "./render/wstunnel";
 import { hostScript, wstunnelInstallCommand } from "./render/scripts";
+import { ClientCertificate } from "./relayPki";
 import {
+    clientCaPath,
+    clientCertificatePath,
     trustedCaPath,
     wstunnelBinaryPath,
     WstunnelClientFiles,
@@ -97,17 +101,20 @@ function deployWstunnelService(host: Host, args: WstunnelServiceArgs): { unit: c
 }
 
 export interface WstunnelServerArgs {
-    settings: Omit<WstunnelServerSettings, "restrictionsFile">;
+    settings: Omit<WstunnelServerSettings, "restrictionsFile" | "clientCaFile">;
     /** Every gateway's and client's path prefix, by name (secrets). */
     peers: { name: string; pathPrefix: pulumi.Input<string> }[];
     /** The stack's server certificate and key to put at the settings' paths; absent when the user brings their own files. */
     certificate?: { certPem: pulumi.Input<string>; keyPem: pulumi.Input<string> };
+    /** Mutual TLS: the stack's CA, whose client certificates the server then requires of every connection. */
+    clientCaPem?: pulumi.Input<string>;
     dependsOn: pulumi.Input<pulumi.Resource>[];
 }
 
 /** The relay's wstunnel server, and the step that puts the peers' credentials in place (peers wait for it). */
 export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { unit: command.remote.Command; restrictions: command.remote.Command } {
     const certificate = args.certificate;
+    const clientCaPem = args.clientCaPem;
     // The group that lets the unprivileged server read its restrictions file in place (and so reload it live).
     const group = host.run("wstunnel-group", {
         script: `getent group ${wstunnelRestrictionsGroup} >/dev/null || groupadd --system ${wstunnelRestrictionsGroup}`,
@@ -118,7 +125,7 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { un
     const { unit, secretFile } = deployWstunnelService(host, {
         role: "server",
         unit: wstunnelServerUnit,
-        unitContent: renderWstunnelServerUnit({ ...args.settings, restrictionsFile: wstunnelRestrictionsPath }),
+        unitContent: renderWstunnelServerUnit({ ...args.settings, restrictionsFile: wstunnelRestrictionsPath, clientCaFile: clientCaPem ? clientCaPath : undefined }),
         secretFile: {
             step: "wstunnel-server-restrictions",
             path: wstunnelRestrictionsPath,
@@ -128,8 +135,8 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { un
             restart: false,
             dependsOn: [group],
         },
-        supportingFiles: (restart) =>
-            certificate
+        supportingFiles: (restart) => [
+            ...(certificate
                 ? [
                       host.writeFile("tls-certificate", {
                           path: args.settings.certificateFile,
@@ -145,18 +152,34 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { un
                           dependsOn: args.dependsOn,
                       }),
                   ]
-                : [],
+                : []),
+            ...(clientCaPem
+                ? [host.writeFile("tls-client-ca", { path: clientCaPath, content: clientCaPem, mode: "0644", onChange: restart, dependsOn: args.dependsOn })]
+                : []),
+        ],
         dependsOn: args.dependsOn,
     });
     return { unit, restrictions: secretFile };
 }
 
-/** A wstunnel client's settings towards a relay: its local UDP port for that relay in, the relay's wss server out. */
-export function wstunnelClientSettings(relay: {
-    wstunnelLocalPort: number;
-    address: { host: string; wstunnelPort: number; wireguardPort: number };
-}): Omit<WstunnelClientSettings, "environmentFile"> {
-    return { localPort: relay.wstunnelLocalPort, relayHost: relay.address.host, relayPort: relay.address.wstunnelPort, wireguardPort: relay.address.wireguardPort };
+/**
+ * A wstunnel client's settings towards a relay: its local UDP port for that relay in, the relay's wss server out;
+ * with mutual TLS, the peer's certificate file (one per host, for every relay).
+ */
+export function wstunnelClientSettings(
+    relay: {
+        wstunnelLocalPort: number;
+        address: { host: string; wstunnelPort: number; wireguardPort: number };
+    },
+    mutualTls: boolean,
+): Omit<WstunnelClientSettings, "environmentFile"> {
+    return {
+        localPort: relay.wstunnelLocalPort,
+        relayHost: relay.address.host,
+        relayPort: relay.address.wstunnelPort,
+        wireguardPort: relay.address.wireguardPort,
+        ...(mutualTls ? { clientCertificateFile: clientCertificatePath } : {}),
+    };
 }
 
 export interface WstunnelClientArgs {
@@ -169,14 +192,19 @@ export interface WstunnelClientArgs {
     relayCredentials: pulumi.Resource;
     /** The stack's CA, added to the system trust store so `--tls-verify-certificate` accepts the relays (by the first relay's client). */
     caCertPem?: pulumi.Input<string>;
-    /** The host's other wstunnel clients (one per further relay): they read the same trust store, so a new CA restarts them too. */
-    caAlsoRestarts?: string[];
+    /** Mutual TLS: the peer's certificate and key, put in the settings' file (by the first relay's client). */
+    clientCertificate?: ClientCertificate;
+    /** The host's other wstunnel clients (one per further relay): they read the same trust store and certificate, so a change restarts them too. */
+    otherClientUnits?: string[];
     stack: string;
     dependsOn: pulumi.Input<pulumi.Resource>[];
 }
 
 export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): command.remote.Command {
     const caCertPem = args.caCertPem;
+    const clientCertificate = args.clientCertificate;
+    const certificateFile = args.settings.clientCertificateFile;
+    const restartOthers = (args.otherClientUnits ?? []).map(systemd.restartIfActive);
     return deployWstunnelService(host, {
         role: `client${args.files.stepSuffix}`,
         unit: args.files.unit,
@@ -188,19 +216,32 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
             restart: true,
             dependsOn: [args.relayCredentials],
         },
-        supportingFiles: (restart) =>
-            caCertPem
+        supportingFiles: (restart) => [
+            ...(caCertPem
                 ? [
                       host.writeFile("trusted-ca", {
                           path: trustedCaPath(args.stack),
                           content: caCertPem,
                           mode: "0644",
-                          onChange: ["update-ca-certificates >/dev/null", restart, ...(args.caAlsoRestarts ?? []).map(systemd.restartIfActive)].join("\n"),
+                          onChange: ["update-ca-certificates >/dev/null", restart, ...restartOthers].join("\n"),
                           afterRemove: "update-ca-certificates --fresh >/dev/null",
                           dependsOn: args.dependsOn,
                       }),
                   ]
-                : [],
+                : []),
+            // Certificate and key in one root-only file, replaced at once (the certificate is a secret too: its
+            // common name is the path prefix). Like the prefix, a new one is used only once the relay accepts it.
+            ...(clientCertificate && certificateFile
+                ? [
+                      host.writeSecretFile("tls-client-certificate", {
+                          path: certificateFile,
+                          content: pulumi.all([clientCertificate.certPem, clientCertificate.keyPem]).apply(([certPem, keyPem]) => renderClientCertificatePem(certPem, keyPem)),
+                          onChange: [restart, ...restartOthers].join("\n"),
+                          dependsOn: [...args.dependsOn, args.relayCredentials],
+                      }),
+                  ]
+                : []),
+        ],
         dependsOn: args.dependsOn,
     }).unit;
 }

@@ -41,6 +41,8 @@ export interface LabChanges {
     relayPublicAddress?: string;
     /** Install wstunnel from a release mirror (`npm run lab -- mirror`) instead of uploading the lab's binary. */
     wstunnelMirror?: { baseUrl: string; version: string; sha256: string };
+    /** wstunnel.mutualTls: every wstunnel peer presents a client certificate from the stack's CA. */
+    mutualTls?: boolean;
 }
 
 export function labStackConfig(inventory: Inventory, wstunnelBinary: string, changes: LabChanges = {}): StackConfigInput {
@@ -61,14 +63,17 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
         ...(sites
             ? { relays: [firstRelay, { name: "relay2", ssh: ssh(relay2!), publicInterface: "eth0", tunnelSubnet: "10.10.1.0/24" }] }
             : { relay: firstRelay }),
-        wstunnel: changes.wstunnelMirror
-            ? {
-                  source: "mirror",
-                  mirrorBaseUrl: changes.wstunnelMirror.baseUrl,
-                  version: changes.wstunnelMirror.version,
-                  sha256: { amd64: changes.wstunnelMirror.sha256 },
-              }
-            : { source: "local", localBinary: wstunnelBinary },
+        wstunnel: {
+            ...(changes.wstunnelMirror
+                ? {
+                      source: "mirror",
+                      mirrorBaseUrl: changes.wstunnelMirror.baseUrl,
+                      version: changes.wstunnelMirror.version,
+                      sha256: { amd64: changes.wstunnelMirror.sha256 },
+                  }
+                : { source: "local", localBinary: wstunnelBinary }),
+            ...(changes.mutualTls ? { mutualTls: true } : {}),
+        },
         gateways: [
             {
                 name: "rpi1",

@@ -1,6 +1,6 @@
 // npm run client-files -- NAME [DIR]: writes one roaming client's files from the stack's secret outputs:
-// its wg-quick conf, the wstunnel unit and environment file, the stack's CA, and the conf as a QR code
-// (PNG, and in the terminal) for the WireGuard phone apps. Run it where you run `pulumi up`.
+// its wg-quick conf, the wstunnel unit and environment file, the stack's CA, its certificate with mutual TLS, and
+// the conf as a QR code (PNG, and in the terminal) for the WireGuard phone apps. Run it where you run `pulumi up`.
 import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -10,7 +10,7 @@ import type { ClientBundle } from "../components/clientBundle";
 export interface ClientFile {
     name: string;
     content: string;
-    /** Files holding the private key or the path prefix are for the owner only. */
+    /** Files holding a private key or the path prefix are for the owner only. */
     mode: number;
 }
 
@@ -25,6 +25,10 @@ export function clientFiles(bundle: ClientBundle): ClientFile[] {
     }
     if (bundle.caCertificate) {
         files.push({ name: "wg-relay-ca.crt", content: bundle.caCertificate, mode: 0o644 });
+    }
+    if (bundle.clientCertificate) {
+        // Goes to /etc/wg-relay/tls/client.pem, where the unit and the command read it.
+        files.push({ name: "wg-relay-client.pem", content: bundle.clientCertificate, mode: 0o600 });
     }
     // Several relays: a conf per relay (its routes on that relay), and each further relay's wstunnel client.
     for (const relay of bundle.relays ?? []) {

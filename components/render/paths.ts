@@ -55,5 +55,8 @@ export function wstunnelClientFiles(relay: { name: string; index: number }): Wst
 }
 export const serverCertificatePath = `${configDir}/tls/server.crt`;
 export const serverPrivateKeyPath = `${configDir}/tls/server.key`;
+/** With mutual TLS: on the relay, the CA whose certificates it accepts; on a gateway or client, its own certificate and key in one file. */
+export const clientCaPath = `${configDir}/tls/client-ca.crt`;
+export const clientCertificatePath = `${configDir}/tls/client.pem`;
 /** Debian's update-ca-certificates picks up *.crt here. */
 export const trustedCaPath = (stack: string) => `/usr/local/share/ca-certificates/wg-relay-${stack}.crt`;

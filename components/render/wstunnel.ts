@@ -1,4 +1,6 @@
 // wstunnel v10 command lines, their systemd units, and the files holding the path prefix (a secret).
+// With mutual TLS the relay also asks every connection for a certificate from the stack's CA, and each peer presents
+// its own, whose common name is its path prefix (wstunnel requires the two to be equal).
 // The prefix never appears in an argument or a unit, so it shows neither there nor in the process list: the relay
 // reads it from a restrictions file, a client from an EnvironmentFile, both root-only. The relay's journal is kept
 // free of it too: wstunnel names the accepting rule in every "Tunnel accepted" line, so the rule has a name of ours,
@@ -12,6 +14,8 @@ export interface WstunnelServerSettings {
     certificateFile: string;
     privateKeyFile: string;
     restrictionsFile: string;
+    /** Mutual TLS: the CA whose client certificates the server requires. */
+    clientCaFile?: string;
 }
 
 export interface WstunnelClientSettings {
@@ -20,6 +24,8 @@ export interface WstunnelClientSettings {
     relayPort: number;
     wireguardPort: number;
     environmentFile: string;
+    /** Mutual TLS: the PEM file with the certificate this peer presents and its key (wstunnel reads each from it). */
+    clientCertificateFile?: string;
 }
 
 export const clientPrefixVariable = "WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX";
@@ -38,6 +44,7 @@ export function wstunnelServerArgs(settings: WstunnelServerSettings): string[] {
         // The rules (renderWstunnelRestrictions): the prefix, and local WireGuard as the only destination.
         "--restrict-config",
         settings.restrictionsFile,
+        ...(settings.clientCaFile ? ["--tls-client-ca-certs", settings.clientCaFile] : []),
         `wss://0.0.0.0:${settings.listenPort}`,
     ];
 }
@@ -88,6 +95,7 @@ export function wstunnelClientArgs(settings: Omit<WstunnelClientSettings, "envir
         // timeout_sec=0: WireGuard's keepalive, not an idle timer, decides when the flow ends.
         `udp://127.0.0.1:${settings.localPort}:127.0.0.1:${settings.wireguardPort}?timeout_sec=0`,
         "--tls-verify-certificate",
+        ...(settings.clientCertificateFile ? ["--tls-certificate", settings.clientCertificateFile, "--tls-private-key", settings.clientCertificateFile] : []),
         `wss://${hostForUrl(settings.relayHost)}:${settings.relayPort}`,
     ];
 }
@@ -103,12 +111,17 @@ function unit(description: string, serviceLines: string[]): string {
 }
 
 /**
- * wstunnel prints the request URI, which starts with the path prefix, in its "Rejecting connection" warnings:
- * sed replaces the path in those lines before they reach the journal. bash execs wstunnel with its output going to sed
+ * wstunnel prints the request URI, which starts with the path prefix, in its "Rejecting connection" warnings, and
+ * with mutual TLS both the requested path and the certificate's common name (a prefix too) when they differ: sed
+ * replaces them in those lines before they reach the journal. bash execs wstunnel with its output going to sed
  * (a process substitution), so wstunnel itself is the unit's main process: systemd signals it directly and sees its
  * exit status, and sed ends when wstunnel's output closes.
  */
-export const logRedaction = "sed -u -E '/Rejecting connection/s#/[^ ]*#/<path redacted>#g'";
+export const logRedaction = [
+    "sed -u -E",
+    "-e '/Rejecting connection/s#/[^ ]*#/<path redacted>#g'",
+    "-e '/does not match upgrade path restriction/{s#path [^ ]+ does#path <redacted> does#;s#restriction [^ ]+#restriction <redacted>#}'",
+].join(" ");
 
 /** The group whose members (only the relay's wstunnel server) may read the restrictions file. */
 export const wstunnelRestrictionsGroup = "wg-relay-wstunnel";
@@ -120,10 +133,16 @@ export const wstunnelRestrictionsGroup = "wg-relay-wstunnel";
  * at start, so peers are added and revoked without a restart that would drop every tunnel.
  */
 export function renderWstunnelServerUnit(settings: WstunnelServerSettings): string {
-    const args = wstunnelServerArgs({ ...settings, certificateFile: "%d/tls.crt", privateKeyFile: "%d/tls.key" });
+    const args = wstunnelServerArgs({
+        ...settings,
+        certificateFile: "%d/tls.crt",
+        privateKeyFile: "%d/tls.key",
+        clientCaFile: settings.clientCaFile ? "%d/client-ca.crt" : undefined,
+    });
     return unit(`wstunnel server for wg-relay: wss on port ${settings.listenPort} to WireGuard on 127.0.0.1:${settings.wireguardPort}`, [
         `LoadCredential=tls.crt:${settings.certificateFile}`,
         `LoadCredential=tls.key:${settings.privateKeyFile}`,
+        ...(settings.clientCaFile ? [`LoadCredential=client-ca.crt:${settings.clientCaFile}`] : []),
         `SupplementaryGroups=${wstunnelRestrictionsGroup}`,
         `ExecStart=/bin/bash -c "exec ${wstunnelBinaryPath} ${args.join(" ")} > >(exec ${logRedaction}) 2>&1"`,
         "SyslogIdentifier=wstunnel",
@@ -133,12 +152,24 @@ export function renderWstunnelServerUnit(settings: WstunnelServerSettings): stri
     ]);
 }
 
+/** A client's unit; its certificate and key (a root-only file) come in as a systemd credential, like the server's. */
 export function renderWstunnelClientUnit(settings: WstunnelClientSettings): string {
+    const certificate = settings.clientCertificateFile;
+    const args = wstunnelClientArgs({ ...settings, clientCertificateFile: certificate ? "%d/client.pem" : undefined });
     return unit(`wstunnel client for wg-relay: UDP 127.0.0.1:${settings.localPort} to wss://${settings.relayHost}:${settings.relayPort}`, [
         `EnvironmentFile=${settings.environmentFile}`,
-        `ExecStart=${wstunnelBinaryPath} ${wstunnelClientArgs(settings).join(" ")}`,
+        ...(certificate ? [`LoadCredential=client.pem:${certificate}`] : []),
+        `ExecStart=${wstunnelBinaryPath} ${args.join(" ")}`,
         "CapabilityBoundingSet=",
     ]);
+}
+
+/**
+ * A peer's certificate with its key, one PEM file for wstunnel's `--tls-certificate` and `--tls-private-key` (each
+ * reads its own kind of block from it), so the two are always replaced together. Secret content.
+ */
+export function renderClientCertificatePem(certPem: string, keyPem: string): string {
+    return `${certPem.trim()}\n${keyPem.trim()}\n`;
 }
 
 /** A client's secret environment file: it carries the path prefix. */

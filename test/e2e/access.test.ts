@@ -1,19 +1,26 @@
-// End to end, on the lab's real hosts: per-client access rules on the relay, and per-peer wstunnel credentials.
+// End to end, on the lab's real hosts: per-client access rules on the relay, and per-peer wstunnel credentials with
+// optional mutual TLS.
 // Only `laptop` is a booted client; other clients (LabChanges.extraClients) exist as bundles, so the laptop's own
 // rules are switched between tests, and what the relay forwards towards a bundle-only client is read from the
 // counters of the relay's access chain. Needs root; run with `npm run test:all`.
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { LabChanges } from "../../lab/stack-config";
 import {
     changedSteps,
     clientBundle,
     ensureStack,
     eventually,
+    expectNoSecretIn,
     hostSteps,
     inNamespace,
     lab,
+    labHosts,
     lanService,
     onHostOk,
     phone,
+    repo,
+    stateText,
     up,
     upgradeStatus,
     upWithoutLoss,
@@ -151,5 +158,60 @@ describe("access rules and wstunnel credentials in the lab", () => {
         expect(upgradeStatus(laptopPrefix, wireguard)).toBe("101");
         expect(laptopGetsPage()).toBe(true);
         expect(onHostOk("relay", "cat /etc/wg-relay/wstunnel-restrictions.yaml")).not.toContain("phone");
+    });
+
+    it("M1. with mutual TLS a client connects with its certificate and is refused without it; no prefix or certificate key shows anywhere", async () => {
+        ensureStack({ ...withPhone, mutualTls: true });
+        // The laptop's and the gateway's own wstunnel clients, with their certificates.
+        expect(await eventually(() => (laptopGetsPage() ? "page" : ""), (text) => text === "page")).toBe("page");
+        const laptop = clientBundle("laptop");
+        const laptopPrefix = /=(.*)$/m.exec(laptop.wstunnelEnvironment)![1];
+        const phonePrefix = /=(.*)$/m.exec(clientBundle("phone").wstunnelEnvironment)![1];
+        const certificateFile = join(repo, ".lab", "e2e-laptop-client.pem");
+        writeFileSync(certificateFile, laptop.clientCertificate!, { mode: 0o600 });
+        const since = onHostOk("relay", "date +%s").trim();
+        try {
+            expect(upgradeStatus(laptopPrefix, wireguard, { clientCertificateFile: certificateFile })).toBe("101"); // the control
+            // The same request without the certificate ends in the TLS handshake: no HTTP status at all.
+            expect(upgradeStatus(laptopPrefix, wireguard)).toBe("000");
+            // The laptop's certificate opens only the laptop's rule: its common name must be the path.
+            expect(upgradeStatus(phonePrefix, wireguard, { clientCertificateFile: certificateFile })).toBe("400");
+        } finally {
+            rmSync(certificateFile, { force: true });
+        }
+        const journal = await eventually(() => onHostOk("relay", `journalctl --no-pager -o cat --since @${since} -u wg-relay-wstunnel-server`), (text) =>
+            text.includes("does not match upgrade path restriction"),
+        );
+        expect(journal).toContain("Client requested upgrade path <redacted> does not match upgrade path restriction <redacted>");
+        expect(journal).toContain("error while accepting TLS connection");
+
+        const keyLine = (pemText: string) => /-----BEGIN [A-Z ]*PRIVATE KEY-----\n(.*)\n/.exec(pemText)![1];
+        const certificateLine = (pemText: string) => /-----BEGIN CERTIFICATE-----\n(.*)\n/.exec(pemText)![1];
+        const rpi1Pem = onHostOk("rpi1", "cat /etc/wg-relay/tls/client.pem");
+        const secrets = [
+            laptopPrefix,
+            phonePrefix,
+            /=(.*)$/m.exec(onHostOk("rpi1", "cat /etc/wg-relay/wstunnel-client.env"))![1],
+            keyLine(laptop.clientCertificate!),
+            keyLine(rpi1Pem),
+            // The certificates name the prefixes.
+            certificateLine(laptop.clientCertificate!),
+            certificateLine(rpi1Pem),
+        ];
+        expect(secrets.every((secret) => secret.length >= 32)).toBe(true);
+        expect(onHostOk("laptop", "cat /etc/wg-relay/tls/client.pem")).toBe(laptop.clientCertificate);
+        const places: Record<string, string> = {
+            state: stateText(),
+            "stack outputs": lab(["pulumi", "stack", "output", "--stack", "lab", "--json"]),
+        };
+        for (const host of labHosts) {
+            places[`${host} process list`] = onHostOk(host, "ps -eww -o args");
+            places[`${host} journal`] = onHostOk(host, "journalctl --no-pager -b -o cat");
+        }
+        expectNoSecretIn(places, secrets);
+        expect(places["relay journal"]).toContain("Tunnel accepted due to matched restriction: wg-relay: laptop to WireGuard on 127.0.0.1:51820");
+        // Root-only on every peer; the relay's CA is public.
+        expect(onHostOk("rpi1", "stat -c %a /etc/wg-relay/tls/client.pem").trim()).toBe("600");
+        expect(onHostOk("relay", "stat -c %a /etc/wg-relay/tls/client-ca.crt").trim()).toBe("644");
     });
 });

@@ -1,7 +1,7 @@
 // End to end, on the lab's real hosts (lab/README.md): the real Pulumi engine converges bare Debian hosts over SSH,
 // and every check is real traffic or real host state. Needs root; run with `npm run test:all`.
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as yaml from "js-yaml";
 import type { LabChanges } from "../../lab/stack-config";
@@ -11,6 +11,7 @@ import {
     destroy,
     ensureStack,
     eventually,
+    expectNoSecretIn,
     failingUp,
     hostSteps,
     inNamespace,
@@ -25,6 +26,7 @@ import {
     Result,
     lanService,
     secondsUntilLanReachable,
+    stateText,
     up,
     upgradeStatus,
     upWithoutLoss,
@@ -50,23 +52,6 @@ function iptablesDrops(host: "relay", chain: string, match: string): number {
 
 // pulumi up and the lab's set-up take minutes on a cold machine.
 jest.setTimeout(20 * 60 * 1000);
-
-/** Every file of the lab stack's state backend, as text. */
-function stateText(): string {
-    const files: string[] = [];
-    const walk = (dir: string) => {
-        for (const entry of readdirSync(dir, { withFileTypes: true })) {
-            const path = join(dir, entry.name);
-            if (entry.isDirectory()) {
-                walk(path);
-            } else {
-                files.push(readFileSync(path, "utf8"));
-            }
-        }
-    };
-    walk(join(repo, ".lab", "pulumi-state"));
-    return files.join("\n");
-}
 
 describe("wg-relay in the lab", () => {
     let firstUpLog = "";
@@ -133,13 +118,7 @@ describe("wg-relay in the lab", () => {
             places[`${host} process list`] = onHostOk(host, "ps -eww -o args");
             places[`${host} journal`] = onHostOk(host, "journalctl --no-pager -b -o cat");
         }
-        for (const [place, text] of Object.entries(places)) {
-            for (const secret of secrets) {
-                if (text.includes(secret)) {
-                    throw new Error(`a secret appears in plaintext in the ${place}`);
-                }
-            }
-        }
+        expectNoSecretIn(places, secrets);
         // The keys are there, encrypted: the state is not merely empty.
         expect(places.state).toContain("ciphertext");
         // wstunnel still logs the tunnels it accepts, under each peer's rule, named after the peer.

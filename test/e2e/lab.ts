@@ -1,7 +1,7 @@
 // Drives the lab from the e2e tests: every action goes through lab/lab.sh, as a user's would.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { shellQuote } from "../../components/shell";
 import type { LabChanges } from "../../lab/stack-config";
@@ -218,7 +218,7 @@ export type TunnelProtocol = { Udp: { timeout: null } } | { Tcp: { proxy_protoco
 export function upgradeStatus(
     prefix: string,
     destination: { host: string; port: number },
-    options: { websocketVersion?: number; protocol?: TunnelProtocol } = {},
+    options: { websocketVersion?: number; protocol?: TunnelProtocol; clientCertificateFile?: string } = {},
 ): string {
     const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
     // wstunnel v10's tunnel request: a JWT in the WebSocket protocol header; the server reads it without a key.
@@ -229,6 +229,8 @@ export function upgradeStatus(
     ].join(".");
     const result = inNamespace("inet", [
         "curl", "--silent", "--insecure", "--http1.1", "--max-time", "3", "--output", "/dev/null", "--write-out", "%{http_code}",
+        // Mutual TLS: a PEM file with the certificate and its key.
+        ...(options.clientCertificateFile ? ["--cert", options.clientCertificateFile, "--key", options.clientCertificateFile] : []),
         "--header", "Connection: Upgrade",
         "--header", "Upgrade: websocket",
         "--header", `Sec-WebSocket-Version: ${options.websocketVersion ?? 13}`,
@@ -240,7 +242,35 @@ export function upgradeStatus(
 }
 
 /** A roaming client's bundle, from the stack's secret outputs. */
-export function clientBundle(name: string): { wstunnelEnvironment: string } {
+export function clientBundle(name: string): { wstunnelEnvironment: string; clientCertificate?: string } {
     const bundles = JSON.parse(lab(["pulumi", "stack", "output", "clientBundles", "--stack", "lab", "--show-secrets", "--json"]));
     return bundles[name];
+}
+
+/** Every file of the lab stack's state backend, as text. */
+export function stateText(): string {
+    const files: string[] = [];
+    const walk = (dir: string) => {
+        for (const entry of readdirSync(dir, { withFileTypes: true })) {
+            const path = join(dir, entry.name);
+            if (entry.isDirectory()) {
+                walk(path);
+            } else {
+                files.push(readFileSync(path, "utf8"));
+            }
+        }
+    };
+    walk(join(repo, ".lab", "pulumi-state"));
+    return files.join("\n");
+}
+
+/** Fails naming the place (never the secret) where one of `secrets` appears in plaintext. */
+export function expectNoSecretIn(places: Record<string, string>, secrets: string[]): void {
+    for (const [place, text] of Object.entries(places)) {
+        for (const secret of secrets) {
+            if (text.includes(secret)) {
+                throw new Error(`a secret appears in plaintext in the ${place}`);
+            }
+        }
+    }
 }

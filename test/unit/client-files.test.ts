@@ -24,6 +24,11 @@ describe("client files", () => {
         });
     });
 
+    it("adds, with mutual TLS, the certificate and its key as one owner-only file", () => {
+        const files = clientFiles({ ...bundle, clientCertificate: "-----BEGIN CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n" });
+        expect(files.slice(5)).toEqual([{ name: "wg-relay-client.pem", content: "-----BEGIN CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n", mode: 0o600 }]);
+    });
+
     it("adds, with several relays, a conf per relay and each further relay's wstunnel client", () => {
         const files = clientFiles({
             ...bundle,

@@ -26,6 +26,20 @@ jest.mock("@pulumi/command", () => {
     return { ...actual, remote: { ...actual.remote, Command: RecordingCommand } };
 });
 
+/** The options the program gives each @pulumi/tls resource, by name. */
+const mockTlsOptions = new Map<string, pulumi.CustomResourceOptions>();
+jest.mock("@pulumi/tls", () => {
+    const actual = jest.requireActual("@pulumi/tls");
+    const recording = (Base: any) =>
+        class extends Base {
+            constructor(name: string, args: any, opts: any) {
+                super(name, args, opts);
+                mockTlsOptions.set(name, opts ?? {});
+            }
+        };
+    return { ...actual, PrivateKey: recording(actual.PrivateKey), CertRequest: recording(actual.CertRequest), LocallySignedCert: recording(actual.LocallySignedCert) };
+});
+
 const registered: pulumi.runtime.MockResourceArgs[] = [];
 const digest = (text: string) => createHash("sha256").update(text).digest();
 const pem = (kind: string, name: string) => `-----BEGIN ${kind}-----\n${digest(name).toString("base64")}\n-----END ${kind}-----\n`;
@@ -417,6 +431,103 @@ describe("program: per-peer wstunnel credentials", () => {
         const after = await scriptsOf(withoutPhone);
         const changed = changedSteps(before, after);
         expect(changed).toEqual(["relay-access-rules", "relay-public-keys", "relay-wireguard-template", "relay-wstunnel-server-restrictions"]);
+    });
+});
+
+describe("program: mutual TLS (wstunnel.mutualTls)", () => {
+    const withMutualTls = () => {
+        const config = validConfig();
+        config.wstunnel!.mutualTls = true;
+        config.relay!.allowDirectUdp = true;
+        config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay" } }, { name: "tablet", tunnelAddress: "10.10.0.5", transport: "udp" });
+        return config;
+    };
+    const prefixes = () =>
+        Object.fromEntries(
+            registered.filter((r) => r.type === "random:index/randomPassword:RandomPassword" && r.name.endsWith("-wstunnel-path-prefix")).map((r) => [r.name.split("-")[0], mockState(r).result as string]),
+        );
+    const registeredNamed = (name: string) => registered.find((r) => r.name === name)!;
+
+    it("gives every wstunnel peer a certificate from the stack's CA named by its prefix, and has the relay require one", async () => {
+        const program = loadProgram(withMutualTls());
+        const bundle = await valueOf(program.clientBundles.laptop as pulumi.Output<any>);
+        const prefix = prefixes();
+        // The common name is the peer's prefix: the request's subject goes to the provider (and state) as a secret.
+        const requests = registered.filter((r) => r.type === "tls:index/certRequest:CertRequest" && r.name.endsWith("-client-csr"));
+        const secretSubject = (commonName: string) => ({ [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig, value: { commonName } });
+        expect(requests.map((r) => [r.name, r.inputs.subject]).sort()).toEqual([
+            ["laptop-wstunnel-client-csr", secretSubject(prefix.laptop)],
+            ["rpi1-wstunnel-client-csr", secretSubject(prefix.rpi1)],
+            ["workstation-wstunnel-client-csr", secretSubject(prefix.workstation)],
+        ]); // not the UDP tablet
+        const certificate = registeredNamed("rpi1-wstunnel-client-cert");
+        expect(certificate.inputs.caCertPem).toBe(pem("CERTIFICATE", "relay-ca"));
+        expect(certificate.inputs.allowedUses).toEqual(["digital_signature", "client_auth"]);
+        expect(certificate.inputs.earlyRenewalHours).toBe(720);
+        const secretOutputs = (name: string) => mockTlsOptions.get(name)?.additionalSecretOutputs;
+        expect(secretOutputs("rpi1-wstunnel-client-csr")).toEqual(expect.arrayContaining(["certRequestPem", "subject"]));
+        expect(secretOutputs("rpi1-wstunnel-client-cert")).toEqual(expect.arrayContaining(["certPem", "certRequestPem"]));
+
+        // The relay: the CA as a file of its own, and the server asking for certificates signed by it.
+        expect((await inputsOf(command("relay-tls-client-ca"))).create).toContain(pem("CERTIFICATE", "relay-ca").trim());
+        const serverUnit = (await inputsOf(command("relay-wstunnel-server-unit"))).create as string;
+        expect(serverUnit).toContain("LoadCredential=client-ca.crt:/etc/wg-relay/tls/client-ca.crt\n");
+        expect(serverUnit).toContain(" --tls-client-ca-certs %d/client-ca.crt ");
+
+        // A provisioned peer: certificate and key on stdin into one root-only file, once the relay accepts its prefix.
+        const pemFile = `${pem("CERTIFICATE", "rpi1-wstunnel-client-cert")}${pem("PRIVATE KEY", "rpi1-wstunnel-client-key")}`;
+        const step = await inputsOf(command("rpi1-tls-client-certificate"));
+        expect(step.stdin).toBe(pemFile);
+        expect(step.create).toContain("chmod 0600");
+        expect(step.create).toContain("systemctl restart wg-relay-wstunnel-client.service");
+        expect(await pulumi.isSecret(pulumi.output(command("rpi1-tls-client-certificate").args.stdin))).toBe(true);
+        expect([...prerequisites("rpi1-tls-client-certificate")]).toContain("relay-wstunnel-server-restrictions");
+        for (const recorded of mockCommands) {
+            const inputs = await inputsOf(recorded);
+            for (const secret of [pem("CERTIFICATE", "rpi1-wstunnel-client-cert").trim(), pem("PRIVATE KEY", "rpi1-wstunnel-client-key").trim(), prefix.rpi1]) {
+                expect(`${inputs.create}${inputs.delete ?? ""}`).not.toContain(secret);
+            }
+        }
+        expect([...prerequisites("rpi1-wstunnel-client-unit")]).toContain("rpi1-tls-client-certificate");
+        expect((await inputsOf(command("workstation-wstunnel-client-unit"))).create).toContain(" --tls-certificate %d/client.pem --tls-private-key %d/client.pem ");
+
+        // A bundle carries its certificate, and its command and unit read it where the user puts it.
+        expect(bundle.clientCertificate).toBe(`${pem("CERTIFICATE", "laptop-wstunnel-client-cert")}${pem("PRIVATE KEY", "laptop-wstunnel-client-key")}`);
+        expect(bundle.wstunnelCommand).toContain(" --tls-certificate /etc/wg-relay/tls/client.pem --tls-private-key /etc/wg-relay/tls/client.pem ");
+        expect(bundle.wstunnelUnit).toContain("LoadCredential=client.pem:/etc/wg-relay/tls/client.pem\n");
+        expect((await valueOf(program.clientBundles.tablet as pulumi.Output<any>)).clientCertificate).toBeUndefined();
+    });
+
+    it("replaces a peer's key and certificate with its keyRotation", async () => {
+        const config = withMutualTls();
+        config.gateways![0].keyRotation = 3;
+        loadProgram(config);
+        await valueOf(pulumi.output(command("rpi1-tls-client-certificate").args.stdin));
+        expect(mockTlsOptions.get("rpi1-wstunnel-client-key")?.replacementTrigger).toBe("3");
+        expect(mockTlsOptions.get("laptop-wstunnel-client-key")?.replacementTrigger).toBe("0");
+    });
+
+    it("makes no certificate and no host file of its own while it is off", async () => {
+        const off = await scriptsOf(validConfig());
+        expect([...off.keys()].filter((step) => /client-ca|client-certificate/.test(step))).toEqual([]);
+        expect(registered.filter((r) => r.type.startsWith("tls:") && r.name.includes("-wstunnel-client-"))).toEqual([]);
+        const bundle = await valueOf(loadProgram(validConfig()).clientBundles.laptop as pulumi.Output<any>);
+        expect(bundle.clientCertificate).toBeUndefined();
+        expect(bundle.wstunnelCommand).not.toContain("--tls-certificate");
+    });
+
+    it("makes the stack's CA for client certificates also when the relay has the user's own server certificate", async () => {
+        const config = withMutualTls();
+        config.wstunnel!.tls = { certificateFile: "/etc/ssl/relay.crt", privateKeyFile: "/etc/ssl/relay.key" };
+        const program = loadProgram(config);
+        await valueOf(pulumi.output(command("relay-tls-client-ca").args.create));
+        await valueOf(pulumi.output(command("rpi1-tls-client-certificate").args.stdin));
+        expect(registered.some((r) => r.name === "relay-ca")).toBe(true);
+        expect(registered.some((r) => r.name === "relay-server-cert")).toBe(false);
+        expect(registeredNamed("rpi1-wstunnel-client-cert").inputs.caCertPem).toBe(pem("CERTIFICATE", "relay-ca"));
+        // Clients trust the relay's own certificate through the system's store: no stack CA goes there.
+        expect(mockCommands.some((recorded) => recorded.name.endsWith("-trusted-ca"))).toBe(false);
+        expect((await valueOf(program.clientBundles.laptop as pulumi.Output<any>)).caCertificate).toBeUndefined();
     });
 });
 

@@ -17,6 +17,7 @@ import {
     renderWstunnelServerUnit,
     wstunnelClientArgs,
     logRedaction,
+    renderClientCertificatePem,
     wstunnelServerArgs,
 } from "../../components/render/wstunnel";
 import { accessChainHooks, loadAccessRulesScript, renderAccessRules } from "../../components/render/access";
@@ -315,6 +316,18 @@ describe("wstunnel", () => {
         expect(unit).not.toMatch(/^User=root/m);
     });
 
+    it("with mutual TLS, has the server require a certificate from the stack's CA, handed to it as a systemd credential", () => {
+        const settings = { listenPort: 443, wireguardPort: 51820, certificateFile: "/etc/wg-relay/tls/server.crt", privateKeyFile: "/etc/wg-relay/tls/server.key", restrictionsFile: "/etc/wg-relay/wstunnel-restrictions.yaml" };
+        expect(wstunnelServerArgs({ ...settings, certificateFile: "c", privateKeyFile: "k", restrictionsFile: "r", clientCaFile: "ca" })).toEqual([
+            "server", "--tls-certificate", "c", "--tls-private-key", "k", "--restrict-config", "r", "--tls-client-ca-certs", "ca", "wss://0.0.0.0:443",
+        ]);
+        const unit = renderWstunnelServerUnit({ ...settings, clientCaFile: "/etc/wg-relay/tls/client-ca.crt" });
+        expect(unit).toContain("LoadCredential=client-ca.crt:/etc/wg-relay/tls/client-ca.crt\n");
+        expect(unit).toContain(" --tls-client-ca-certs %d/client-ca.crt wss://0.0.0.0:443 ");
+        // Without it, nothing of mutual TLS.
+        expect(renderWstunnelServerUnit(settings)).not.toMatch(/client-ca/);
+    });
+
     it("gives each peer a rule of its own, named after the peer, matching only its prefix, allowing UDP to local WireGuard only", () => {
         const restrictions = renderWstunnelRestrictions({
             peers: [
@@ -389,6 +402,10 @@ describe("wstunnel", () => {
             "WARN wstunnel::tunnel::server::handler_websocket: Rejecting connection with bad upgrade request: /<path redacted>",
         );
         expect(sed("WARN cnx: Rejecting connection with bad tunnel info: invalid remote https://relay:443/s3cretPrefix/events?x=1")).not.toContain("s3cretPrefix");
+        // With mutual TLS: the requested path and the certificate's common name, both path prefixes.
+        expect(
+            sed("WARN wstunnel::tunnel::server::server: Client requested upgrade path 'pathPrefixA' does not match upgrade path restriction 'commonNameB' (mTLS, etc.)"),
+        ).toBe("WARN wstunnel::tunnel::server::server: Client requested upgrade path <redacted> does not match upgrade path restriction <redacted> (mTLS, etc.)");
         expect(sed("INFO Tunnel accepted due to matched restriction: wg-relay: WireGuard on 127.0.0.1:51820")).toBe(
             "INFO Tunnel accepted due to matched restriction: wg-relay: WireGuard on 127.0.0.1:51820",
         );
@@ -400,6 +417,20 @@ describe("wstunnel", () => {
             "client", "--local-to-remote", "udp://127.0.0.1:51820:127.0.0.1:51820?timeout_sec=0", "--tls-verify-certificate", "wss://sync.c0xl.ch:443",
         ]);
         expectGolden("wg-relay-wstunnel-client.service", renderWstunnelClientUnit({ ...settings, environmentFile: "/etc/wg-relay/wstunnel-client.env" }));
+    });
+
+    it("with mutual TLS, has the client present its certificate and key from one file, handed to it as a systemd credential", () => {
+        const settings = { localPort: 51820, relayHost: "sync.c0xl.ch", relayPort: 443, wireguardPort: 51820, clientCertificateFile: "/etc/wg-relay/tls/client.pem" };
+        expect(wstunnelClientArgs(settings)).toEqual([
+            "client", "--local-to-remote", "udp://127.0.0.1:51820:127.0.0.1:51820?timeout_sec=0", "--tls-verify-certificate",
+            "--tls-certificate", "/etc/wg-relay/tls/client.pem", "--tls-private-key", "/etc/wg-relay/tls/client.pem", "wss://sync.c0xl.ch:443",
+        ]);
+        const unit = renderWstunnelClientUnit({ ...settings, environmentFile: "/etc/wg-relay/wstunnel-client.env" });
+        expect(unit).toContain("LoadCredential=client.pem:/etc/wg-relay/tls/client.pem\n");
+        expect(unit).toContain(" --tls-certificate %d/client.pem --tls-private-key %d/client.pem wss://sync.c0xl.ch:443\n");
+        expect(renderClientCertificatePem("-----BEGIN CERTIFICATE-----\nMIIc\n-----END CERTIFICATE-----\n", "-----BEGIN PRIVATE KEY-----\nMIIk\n-----END PRIVATE KEY-----\n\n")).toBe(
+            "-----BEGIN CERTIFICATE-----\nMIIc\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nMIIk\n-----END PRIVATE KEY-----\n",
+        );
     });
 
     it("puts the client's prefix in an environment file and refuses one that would break it", () => {

@@ -230,7 +230,7 @@ const portOrRange = z.union([
 const accessRule = z.strictObject({
     to: z
         .string()
-        .describe("a gateway's name (its LANs in the client's routes), another client's name (both its tunnel addresses), or a LAN host (192.168.1.20, fd00:1::20) or subnet (192.168.1.0/25) in the client's routes"),
+        .describe("a gateway's name (its LANs in the client's routes), another client's name (both its tunnel addresses), a LAN host (192.168.1.20, fd00:1::20) or subnet (192.168.1.0/25) in the client's routes, or a gateway's own tunnel address (IPv4 or IPv6)"),
     protocol: z.enum(["tcp", "udp", "icmp"]).optional().describe("only this protocol (icmp is ICMPv6 towards IPv6 destinations); every protocol when left out"),
     // iptables' multiport match takes at most 15 ports, a range counting as two.
     ports: z.array(portOrRange).min(1).max(7).optional().describe("only these destination ports or ranges (at most 7; needs protocol tcp or udp)"),
@@ -340,8 +340,10 @@ function tunnelIpv6Prefix(config: ParsedConfig): IpNetwork | undefined {
         return undefined;
     }
     const relay = configuredRelays(config)[0];
-    return parseNetwork(config.tunnel.ipv6.prefix ?? uniqueLocalPrefix(`wg-relay ${relay.name} ${relay.publicAddress ?? relay.ssh.host}`))!;
+    return parseNetwork(config.tunnel.ipv6.prefix ?? derivedIpv6Prefix(relay.name, relay.publicAddress ?? relay.ssh.host))!;
 }
+
+const derivedIpv6Prefix = (relayName: string, publicAddress: string) => uniqueLocalPrefix(`wg-relay ${relayName} ${publicAddress}`);
 
 function resolveNetwork(config: ParsedConfig) {
     const subnets = relaySubnets(config);
@@ -637,6 +639,20 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
     });
 
     const served = new Set(lans.map((lan) => lan.text));
+    // A gateway's own tunnel addresses (IPv4, and IPv6 in the prefix in effect) may be named in access rules too.
+    const relayName = looseString(relay.name);
+    const relayAddress = looseString(relay.publicAddress) ?? looseString(looseObject(relay.ssh).host);
+    const prefixInEffect =
+        ipv6.enabled !== true ? undefined : ipv6PrefixText === undefined ? (relayName && relayAddress ? parseNetwork(derivedIpv6Prefix(relayName, relayAddress)) : undefined) : ipv6Prefix;
+    const gatewayHosts = gateways.flatMap((gateway) => {
+        const address = looseString(gateway.tunnelAddress);
+        if (address === undefined || !isIpv4(address) || !subnet) {
+            return [];
+        }
+        const ipv6Address = prefixInEffect?.family === 6 ? [parseAddressOrNetwork(ipv6HostAddress(prefixInEffect, hostPart(address, subnet)))!] : [];
+        return [parseAddressOrNetwork(address)!, ...ipv6Address];
+    });
+    const isGatewayHost = (network: IpNetwork) => gatewayHosts.some((host) => networkWithin(network, host));
     const gatewayNames = new Map(gateways.map((gateway) => [looseString(gateway.name), gateway]));
     const clientNames = new Set(clients.map((client) => looseString(client.name)));
     const checkAccess = (client: Loose, clientIndex: number) => {
@@ -659,7 +675,7 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
                         problem([...path, "to"], "a client always reaches itself: name another client, a gateway or a LAN address");
                     }
                 } else if (network) {
-                    if (!routeNetworks.some((route) => networkWithin(network, route))) {
+                    if (!routeNetworks.some((route) => networkWithin(network, route)) && !isGatewayHost(network)) {
                         problem([...path, "to"], `${to} is outside this client's routes (${routesText}); name another client by its name`);
                     }
                 } else if (/^[a-z][a-z0-9-]*$/.test(to)) {

@@ -98,8 +98,11 @@ describe("stack config", () => {
         ],
         [
             "an access rule towards another client's tunnel address",
-            withChange((c) => (c.clients![0].access = [{ to: "10.10.0.2" }])),
-            "wg-relay:clients[0].access[0].to: 10.10.0.2 is outside this client's routes",
+            withChange((c) => {
+                c.clients!.push({ name: "phone", tunnelAddress: "10.10.0.4" });
+                c.clients![0].access = [{ to: "10.10.0.4" }];
+            }),
+            "wg-relay:clients[0].access[0].to: 10.10.0.4 is outside this client's routes",
         ],
         ["an access rule naming an unknown gateway", withChange((c) => (c.clients![0].access = [{ to: "rpi9" }])), "wg-relay:clients[0].access[0].to: 'rpi9' is not the name of a gateway or a client"],
         [
@@ -341,6 +344,17 @@ describe("IPv6 inside the tunnel", () => {
             ["10.10.0.3/32", "fd12:3456:789a:1::3/128"],
             ["fd00:1::20/128"],
             ["192.168.1.0/24", "fd00:1::/64"],
+        ]);
+    });
+
+    it("lets an access rule name a gateway's own tunnel addresses, of both families, and no other tunnel address", () => {
+        const config = parseStackConfig(withIpv6() as Record<string, unknown>);
+        const gatewayAddress6 = config.gateways[0].tunnelAddress6!;
+        const laptopWith = (to: string) => withIpv6((c) => (c.clients![0].access = [{ to, protocol: "icmp" }]));
+        expect(parseStackConfig(laptopWith(gatewayAddress6) as Record<string, unknown>).relays[0].clientAccess[0].access[0].destinations).toEqual([`${gatewayAddress6}/128`]);
+        expect(parseStackConfig(laptopWith("10.10.0.2") as Record<string, unknown>).relays[0].clientAccess[0].access[0].destinations).toEqual(["10.10.0.2/32"]);
+        expect(problemsOf(laptopWith(gatewayAddress6.replace(/::2$/, "::9")))).toEqual([
+            `wg-relay:clients[0].access[0].to: ${gatewayAddress6.replace(/::2$/, "::9")} is outside this client's routes (192.168.1.0/24); name another client by its name`,
         ]);
     });
 

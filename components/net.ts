@@ -57,16 +57,6 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
     return ((a.network & mask) >>> 0) === ((b.network & mask) >>> 0);
 }
 
-/** True when every address of `inner` lies in `outer`. */
-export function cidrWithin(inner: Cidr, outer: Cidr): boolean {
-    return outer.prefix <= inner.prefix && cidrsOverlap(inner, outer);
-}
-
-/** An address or a CIDR as a CIDR (an address is a /32); undefined when it is neither. */
-export function parseAddressOrCidr(text: string): Cidr | undefined {
-    return isIpv4(text) ? parseCidr(`${text}/32`) : parseCidr(text);
-}
-
 /** The n-th host address of a subnet (1 = first usable). */
 export function hostAddress(cidr: Cidr, n: number): string {
     return intToIp(cidr.network + n);
@@ -190,13 +180,6 @@ export function networkWithin(inner: IpNetwork, outer: IpNetwork): boolean {
 /** The address of `network` with the given host part, e.g. (fd00::/64, 3) is fd00::3. */
 export function ipv6HostAddress(network: IpNetwork, hostPart: number): string {
     return formatIpv6(network.network + BigInt(hostPart));
-}
-
-/** An IPv6 network's text as Linux prints it (canonical), or undefined for anything else. */
-export function canonicalIpv6Network(text: string): string | undefined {
-    const match = /^([^/]+)\/(\d{1,3})$/.exec(text);
-    const value = match ? parseIpv6(match[1]) : undefined;
-    return value === undefined ? undefined : `${formatIpv6(value)}/${match![2]}`;
 }
 
 /**

@@ -1,7 +1,26 @@
 // The stack config: one zod schema is its only definition; every type the program uses comes from it.
 // Parsing happens before any resource is registered, so bad input never reaches a host.
 import { z } from "zod";
-import { Cidr, cidrContains, cidrsOverlap, cidrWithin, hostAddress, intToIp, ipToInt, isIpv4, isNetworkOrBroadcast, parseAddressOrCidr, parseCidr } from "./net";
+import {
+    Cidr,
+    cidrContains,
+    cidrsOverlap,
+    formatNetwork,
+    hostAddress,
+    intToIp,
+    ipToInt,
+    ipv6HostAddress,
+    IpNetwork,
+    isIpv4,
+    isIpv6,
+    isNetworkOrBroadcast,
+    networksOverlap,
+    networkWithin,
+    parseAddressOrNetwork,
+    parseCidr,
+    parseNetwork,
+    uniqueLocalPrefix,
+} from "./net";
 
 /** Pulumi config namespace: keys are `wg-relay:<name>`. */
 export const configNamespace = "wg-relay";
@@ -17,6 +36,15 @@ const port = z.number().int().min(1).max(65535);
 const ipv4 = z.string().refine(isIpv4, { message: "expected an IPv4 address like 10.10.0.2" });
 const cidr = z.string().refine((value) => parseCidr(value) !== undefined, {
     message: "expected an IPv4 network in CIDR form with no host bits set, like 192.168.1.0/24",
+});
+/** A LAN network of either family; IPv6 in its canonical text, as `ip` and `wg` print it back. */
+const lanNetwork = z.string().superRefine((value, ctx) => {
+    const network = parseNetwork(value);
+    if (network === undefined) {
+        ctx.addIssue({ code: "custom", message: "expected a network in CIDR form with no host bits set, like 192.168.1.0/24 or fd00:1::/64" });
+    } else if (formatNetwork(network) !== value) {
+        ctx.addIssue({ code: "custom", message: `expected the canonical form of this network: ${formatNetwork(network)}` });
+    }
 });
 /** Names end up in file names, unit names and comments: keep them to a safe alphabet. */
 const name = z
@@ -94,8 +122,19 @@ const tunnelSchema = z
             .default(1420)
             .describe("MTU of clients with transport udp: their wg0, and the relay's route to each of them (their packets cross real networks: 1420 fits a 1500-byte path)"),
         keepaliveSeconds: z.number().int().min(1).max(600).default(25).describe("PersistentKeepalive of gateways and clients"),
+        ipv6: z
+            .strictObject({
+                enabled: z.boolean().default(false).describe("give every peer an IPv6 tunnel address too, and forward IPv6 through the relay like IPv4"),
+                prefix: lanNetwork
+                    .optional()
+                    .describe(
+                        "the tunnel's IPv6 prefix (e.g. fd12:3456:789a::/64); defaults to a unique local /64 derived from the relay's name and public address. Every peer's address in it has its IPv4 tunnel address's host part (10.10.0.3 is fd12:3456:789a::3)",
+                    ),
+            })
+            .default({ enabled: false })
+            .describe("IPv6 inside the tunnel (off by default); the relay's public address may stay IPv4-only"),
     })
-    .default({ subnet: "10.10.0.0/24", mtu: 65000, udpMtu: 1420, keepaliveSeconds: 25 });
+    .default({ subnet: "10.10.0.0/24", mtu: 65000, udpMtu: 1420, keepaliveSeconds: 25, ipv6: { enabled: false } });
 
 const relaySchema = z.strictObject({
     name: name.default("relay").describe("name of the relay's resources"),
@@ -155,7 +194,10 @@ const wstunnelSchema = z
 const gatewaySchema = z.strictObject({
     name: name.describe("unique name; used in file and resource names"),
     tunnelAddress: ipv4.describe("the gateway's tunnel address"),
-    lanSubnets: z.array(cidr).min(1, "expected at least one LAN subnet").describe("LAN subnets routed through this gateway"),
+    lanSubnets: z
+        .array(lanNetwork)
+        .min(1, "expected at least one LAN subnet")
+        .describe("LAN subnets routed through this gateway: IPv4, and IPv6 prefixes with tunnel.ipv6.enabled"),
     lanInterface: interfaceName.default("eth0").describe("the gateway's LAN interface"),
     masquerade: z
         .boolean()
@@ -194,8 +236,8 @@ const portOrRange = z.union([
 const accessRule = z.strictObject({
     to: z
         .string()
-        .describe("a gateway's name (its LANs in the client's routes), another client's name, or a LAN host (192.168.1.20) or subnet (192.168.1.0/25) in the client's routes"),
-    protocol: z.enum(["tcp", "udp", "icmp"]).optional().describe("only this protocol; every protocol when left out"),
+        .describe("a gateway's name (its LANs in the client's routes), another client's name (both its tunnel addresses), a LAN host (192.168.1.20, fd00:1::20) or subnet (192.168.1.0/25) in the client's routes, or a gateway's own tunnel address (IPv4 or IPv6)"),
+    protocol: z.enum(["tcp", "udp", "icmp"]).optional().describe("only this protocol (icmp is ICMPv6 towards IPv6 destinations); every protocol when left out"),
     // iptables' multiport match takes at most 15 ports, a range counting as two.
     ports: z.array(portOrRange).min(1).max(7).optional().describe("only these destination ports or ranges (at most 7; needs protocol tcp or udp)"),
 });
@@ -203,8 +245,11 @@ const accessRule = z.strictObject({
 const clientSchema = z.strictObject({
     name: name.describe("unique name; used in file and resource names"),
     tunnelAddress: ipv4.describe("the client's tunnel address"),
-    routes: z.array(cidr).optional().describe("LAN subnets routed through the tunnel; defaults to every gateway's LAN"),
-    fullTunnel: z.boolean().default(false).describe("route all traffic through the relay, not only the tunnel and LAN subnets"),
+    routes: z.array(lanNetwork).optional().describe("LAN subnets (IPv4 or IPv6) routed through the tunnel; defaults to every gateway's LAN"),
+    fullTunnel: z
+        .boolean()
+        .default(false)
+        .describe("route all IPv4 traffic through the relay, not only the tunnel and LAN subnets (IPv6 goes through it only to the tunnel and LANs)"),
     transport: z
         .enum(["wstunnel", "udp"])
         .default("wstunnel")
@@ -292,9 +337,26 @@ function addressIn(subnet: Cidr, tunnelSubnet: Cidr, address: string): string {
     return intToIp(subnet.network + (ipToInt(address) - tunnelSubnet.network));
 }
 
+/**
+ * The tunnel's IPv6 prefix when IPv6 is on: the configured one, or a unique local /64 of the stack's own, derived
+ * from what names its relay (so it stays the same at every run without being stored).
+ */
+function tunnelIpv6Prefix(config: ParsedConfig): IpNetwork | undefined {
+    if (!config.tunnel.ipv6.enabled) {
+        return undefined;
+    }
+    const relay = configuredRelays(config)[0];
+    return parseNetwork(config.tunnel.ipv6.prefix ?? derivedIpv6Prefix(relay.name, relay.publicAddress ?? relay.ssh.host))!;
+}
+
+const derivedIpv6Prefix = (relayName: string, publicAddress: string) => uniqueLocalPrefix(`wg-relay ${relayName} ${publicAddress}`);
+
 function resolveNetwork(config: ParsedConfig) {
     const subnets = relaySubnets(config);
     const addressesOf = (address: string) => subnets.map((subnet) => addressIn(subnet, subnets[0], address));
+    // With IPv6 (one relay), every tunnel address has a twin in the IPv6 prefix with the same host part.
+    const ipv6Prefix = tunnelIpv6Prefix(config);
+    const ipv6AddressOf = (address: string) => (ipv6Prefix ? ipv6HostAddress(ipv6Prefix, ipToInt(address) - subnets[0].network) : undefined);
     const { source, mirrorBaseUrl, localBinary, sha256, ...wstunnel } = config.wstunnel;
     const binary =
         source === "local"
@@ -309,19 +371,26 @@ function resolveNetwork(config: ParsedConfig) {
     const siteLinks = sites.flatMap((from) =>
         sites
             .filter((to) => to !== from)
-            .flatMap((to) => from.lanSubnets.flatMap((source) => to.lanSubnets.map((destination) => ({ from: from.name, to: to.name, source, destination })))),
+            .flatMap((to) =>
+                from.lanSubnets.flatMap((source) =>
+                    to.lanSubnets.filter((destination) => isIpv6Network(destination) === isIpv6Network(source)).map((destination) => ({ from: from.name, to: to.name, source, destination })),
+                ),
+            ),
     );
+    const { ipv6: _ipv6, ...tunnel } = config.tunnel;
+    const ipv6 = ipv6Prefix ? { prefix: formatNetwork(ipv6Prefix), prefixLength: ipv6Prefix.prefix } : undefined;
     return {
-        tunnel: { ...config.tunnel, prefixLength: subnets[0].prefix },
+        tunnel: { ...tunnel, prefixLength: subnets[0].prefix, ipv6 },
         // The first relay is every client's default primary and carries site-to-site traffic.
         relays: relays.map(({ tunnelSubnet: _configured, ...relay }, index) => {
             const subnet = subnets[index];
             const subnetText = `${intToIp(subnet.network)}/${subnet.prefix}`;
             return {
                 ...relay,
-                tunnel: { ...config.tunnel, subnet: subnetText, prefixLength: subnet.prefix },
+                tunnel: { ...tunnel, subnet: subnetText, prefixLength: subnet.prefix, ipv6 },
                 publicAddress: relay.publicAddress ?? relay.ssh.host,
                 tunnelAddress: relay.tunnelAddress ?? hostAddress(subnet, 1),
+                tunnelAddress6: ipv6AddressOf(relay.tunnelAddress ?? hostAddress(subnets[0], 1)),
                 /** Where every gateway and client has its local wstunnel listener for this relay. */
                 wstunnelLocalPort: config.wstunnel.localPort + index,
                 // Some client sends all its traffic through the relay: it forwards and masquerades onto the internet.
@@ -330,7 +399,8 @@ function resolveNetwork(config: ParsedConfig) {
                 clientAccess: config.clients.map((client) => ({
                     name: client.name,
                     tunnelAddress: addressesOf(client.tunnelAddress)[index],
-                    access: resolveAccess(client.access, clientRoutes(client), config, (address) => addressesOf(address)[index]),
+                    tunnelAddress6: ipv6AddressOf(client.tunnelAddress),
+                    access: resolveAccess(client.access, clientRoutes(client), config, (address) => [`${addressesOf(address)[index]}/32`, ...optional(ipv6AddressOf(address), "/128")]),
                 })),
                 siteLinks: index === 0 ? siteLinks : [],
             };
@@ -340,6 +410,7 @@ function resolveNetwork(config: ParsedConfig) {
             ...gateway,
             /** Its address in each relay's subnet, in the order of relays. */
             tunnelAddresses: addressesOf(gateway.tunnelAddress),
+            tunnelAddress6: ipv6AddressOf(gateway.tunnelAddress),
             /** The other sites' LANs, routed through the first relay. */
             siteRoutes: gateway.siteToSite ? sites.filter((other) => other !== gateway).flatMap((other) => other.lanSubnets) : [],
         })),
@@ -352,6 +423,7 @@ function resolveNetwork(config: ParsedConfig) {
                 ...settings,
                 routes: clientRoutes(client),
                 tunnelAddresses: addressesOf(client.tunnelAddress),
+                tunnelAddress6: ipv6AddressOf(client.tunnelAddress),
                 /** Relay names in the order the client prefers them: its primary, then the others as configured. */
                 relayPreference: [primary, ...relayNames.filter((relayName) => relayName !== primary)],
             };
@@ -362,10 +434,10 @@ function resolveNetwork(config: ParsedConfig) {
 
 /**
  * A client's access rules with every `to` resolved to the networks it stands for: a gateway's name to its LANs
- * in the client's routes, a client's name to its tunnel address (in the relay's subnet, by `tunnelAddressOnRelay`),
- * an address to a /32. Ports in iptables' form.
+ * in the client's routes, a client's name to its tunnel addresses (in the relay's subnet and, with IPv6, the tunnel's
+ * IPv6 prefix, by `tunnelNetworksOnRelay`), an address to a /32 or /128. Ports in iptables' form.
  */
-function resolveAccess(access: z.output<typeof accessRule>[] | undefined, routes: string[], config: ParsedConfig, tunnelAddressOnRelay: (address: string) => string) {
+function resolveAccess(access: z.output<typeof accessRule>[] | undefined, routes: string[], config: ParsedConfig, tunnelNetworksOnRelay: (address: string) => string[]) {
     const rules: z.output<typeof accessRule>[] = access ?? routes.map((route) => ({ to: route }));
     return rules.map((rule) => {
         const gateway = config.gateways.find((candidate) => candidate.name === rule.to);
@@ -373,8 +445,8 @@ function resolveAccess(access: z.output<typeof accessRule>[] | undefined, routes
         const destinations = gateway
             ? gateway.lanSubnets.filter((lan) => routes.includes(lan))
             : client
-              ? [`${tunnelAddressOnRelay(client.tunnelAddress)}/32`]
-              : [isIpv4(rule.to) ? `${rule.to}/32` : rule.to];
+              ? tunnelNetworksOnRelay(client.tunnelAddress)
+              : [isIpv4(rule.to) ? `${rule.to}/32` : isIpv6(rule.to) ? `${rule.to}/128` : rule.to];
         return {
             to: rule.to,
             kind: gateway ? ("gateway" as const) : client ? ("client" as const) : ("network" as const),
@@ -384,6 +456,9 @@ function resolveAccess(access: z.output<typeof accessRule>[] | undefined, routes
         };
     });
 }
+
+const optional = (value: string | undefined, suffix: string) => (value === undefined ? [] : [`${value}${suffix}`]);
+export const isIpv6Network = (text: string) => text.includes(":");
 
 // Cross-field checks run even when some fields failed their own checks, so one run reports every problem. They
 // read the config through these guards: a malformed part (already reported) is skipped, never dereferenced.
@@ -522,35 +597,73 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
         }
     }
 
+    // IPv6 inside the tunnel: its prefix must leave room for every host part of tunnel.subnet.
+    const ipv6 = looseObject(looseObject(config.tunnel).ipv6);
+    const ipv6PrefixText = looseString(ipv6.prefix);
+    const ipv6Prefix = ipv6PrefixText === undefined ? undefined : parseNetwork(ipv6PrefixText);
+    const tunnelNetworks6: { network: IpNetwork; text: string; key: string }[] = [];
+    if (ipv6.enabled !== true && ipv6PrefixText !== undefined) {
+        problem(["tunnel", "ipv6", "prefix"], "a prefix is set but IPv6 is off: set tunnel.ipv6.enabled: true too");
+    }
+    if (ipv6.enabled === true && relays.length > 1) {
+        problem(["tunnel", "ipv6", "enabled"], "IPv6 inside the tunnel with several relays is not supported yet: use one relay, or leave IPv6 off");
+    }
+    if (ipv6Prefix && ipv6Prefix.family !== 6) {
+        problem(["tunnel", "ipv6", "prefix"], `${ipv6PrefixText} is an IPv4 network: expected an IPv6 prefix like fd12:3456:789a::/64`);
+    } else if (ipv6Prefix && subnet && 128 - ipv6Prefix.prefix < 32 - subnet.prefix) {
+        problem(["tunnel", "ipv6", "prefix"], `${ipv6PrefixText} has fewer host addresses than tunnel.subnet ${subnetText}: a peer's IPv6 address has the host part of its IPv4 one`);
+    } else if (ipv6Prefix) {
+        tunnelNetworks6.push({ network: ipv6Prefix, text: ipv6PrefixText!, key: "tunnel.ipv6.prefix" });
+    }
+    const tunnelClashes = [...tunnelNetworks.map((network) => ({ ...network, network: parseNetwork(network.text)! })), ...tunnelNetworks6];
+
     // LANs must be told apart from each other and from every tunnel subnet: the error names both keys.
-    const lans: { cidr: Cidr; text: string; where: string }[] = [];
+    const lans: { network: IpNetwork; text: string; where: string }[] = [];
     gateways.forEach((gateway, gatewayIndex) => {
         looseList(gateway.lanSubnets).forEach((text, lanIndex) => {
-            const lan = typeof text === "string" ? parseCidr(text) : undefined;
+            const lan = typeof text === "string" ? parseNetwork(text) : undefined;
             if (!lan) {
                 return;
             }
             const path = ["gateways", gatewayIndex, "lanSubnets", lanIndex];
-            const tunnelClash = tunnelNetworks.find((network) => cidrsOverlap(lan, network.cidr));
+            if (lan.family === 6 && ipv6.enabled !== true) {
+                problem(path, `${text} is an IPv6 network: set tunnel.ipv6.enabled: true to route IPv6 LANs`);
+                return;
+            }
+            const tunnelClash = tunnelClashes.find((network) => networksOverlap(lan, network.network));
             if (tunnelClash) {
                 problem(path, `${text} overlaps the tunnel subnet ${tunnelClash.text} of wg-relay:${tunnelClash.key}`);
                 return;
             }
-            const clash = lans.find((other) => cidrsOverlap(other.cidr, lan));
+            const clash = lans.find((other) => networksOverlap(other.network, lan));
             if (clash) {
                 problem(path, `${text} overlaps ${clash.text} of wg-relay:${clash.where}`);
                 return;
             }
-            lans.push({ cidr: lan, text: text as string, where: keyName(path) });
+            lans.push({ network: lan, text: text as string, where: keyName(path) });
         });
     });
 
     const served = new Set(lans.map((lan) => lan.text));
+    // A gateway's own tunnel addresses (IPv4, and IPv6 in the prefix in effect) may be named in access rules too.
+    const relayName = looseString(relay.name);
+    const relayAddress = looseString(relay.publicAddress) ?? looseString(looseObject(relay.ssh).host);
+    const prefixInEffect =
+        ipv6.enabled !== true ? undefined : ipv6PrefixText === undefined ? (relayName && relayAddress ? parseNetwork(derivedIpv6Prefix(relayName, relayAddress)) : undefined) : ipv6Prefix;
+    const gatewayHosts = gateways.flatMap((gateway) => {
+        const address = looseString(gateway.tunnelAddress);
+        if (address === undefined || !isIpv4(address) || !subnet) {
+            return [];
+        }
+        const ipv6Address = prefixInEffect?.family === 6 ? [parseAddressOrNetwork(ipv6HostAddress(prefixInEffect, hostPart(address, subnet)))!] : [];
+        return [parseAddressOrNetwork(address)!, ...ipv6Address];
+    });
+    const isGatewayHost = (network: IpNetwork) => gatewayHosts.some((host) => networkWithin(network, host));
     const gatewayNames = new Map(gateways.map((gateway) => [looseString(gateway.name), gateway]));
     const clientNames = new Set(clients.map((client) => looseString(client.name)));
     const checkAccess = (client: Loose, clientIndex: number) => {
         const routes = Array.isArray(client.routes) ? looseList(client.routes) : lans.map((lan) => lan.text);
-        const routeCidrs = routes.flatMap((route) => (typeof route === "string" && parseCidr(route) ? [parseCidr(route)!] : []));
+        const routeNetworks = routes.flatMap((route) => (typeof route === "string" && parseNetwork(route) ? [parseNetwork(route)!] : []));
         const routesText = routes.length === 0 ? "none" : routes.join(", ");
         looseList(client.access).forEach((value, ruleIndex) => {
             const rule = looseObject(value);
@@ -558,7 +671,7 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
             const to = looseString(rule.to);
             if (to !== undefined) {
                 const gateway = gatewayNames.get(to);
-                const cidr = parseAddressOrCidr(to);
+                const network = parseAddressOrNetwork(to);
                 if (gateway) {
                     if (!looseList(gateway.lanSubnets).some((lan) => routes.includes(lan))) {
                         problem([...path, "to"], `no LAN of gateway '${to}' is in this client's routes (${routesText})`);
@@ -567,14 +680,14 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
                     if (to === looseString(client.name)) {
                         problem([...path, "to"], "a client always reaches itself: name another client, a gateway or a LAN address");
                     }
-                } else if (cidr) {
-                    if (!routeCidrs.some((route) => cidrWithin(cidr, route))) {
+                } else if (network) {
+                    if (!routeNetworks.some((route) => networkWithin(network, route)) && !isGatewayHost(network)) {
                         problem([...path, "to"], `${to} is outside this client's routes (${routesText}); name another client by its name`);
                     }
                 } else if (/^[a-z][a-z0-9-]*$/.test(to)) {
                     problem([...path, "to"], `'${to}' is not the name of a gateway or a client`);
                 } else {
-                    problem([...path, "to"], "expected a gateway's or client's name, an IPv4 address or a subnet in CIDR form with no host bits set");
+                    problem([...path, "to"], "expected a gateway's or client's name, an IP address or a subnet in CIDR form with no host bits set");
                 }
             }
             if (rule.ports !== undefined && rule.protocol !== "tcp" && rule.protocol !== "udp") {
@@ -585,7 +698,7 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
     const relayPublic = looseString(relay.publicAddress) ?? looseString(looseObject(relay.ssh).host);
     clients.forEach((client, clientIndex) => {
         looseList(client.routes).forEach((route, routeIndex) => {
-            if (typeof route === "string" && parseCidr(route) && !served.has(route)) {
+            if (typeof route === "string" && parseNetwork(route) && !served.has(route)) {
                 problem(["clients", clientIndex, "routes", routeIndex], `${route} is not a LAN subnet of any gateway`);
             }
         });

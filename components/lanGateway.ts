@@ -2,7 +2,7 @@
 // client of its own, so CG-NAT never has to let anything in, and routes tunnel traffic onto the LAN. With siteToSite
 // it also routes the other sites' LANs through the first relay.
 import * as pulumi from "@pulumi/pulumi";
-import { GatewaySettings, TunnelNetwork } from "./config";
+import { GatewaySettings, isIpv6Network, TunnelNetwork } from "./config";
 import { Host, sshConnection } from "./host";
 import { firewallHooks, FirewallRule, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { renderHeartbeatUnit } from "./render/heartbeat";
@@ -27,19 +27,25 @@ export interface GatewayFirewallSettings {
     /** The other sites' LANs (siteToSite). */
     siteRoutes: string[];
     masquerade: boolean;
+    /** With IPv6 inside the tunnel: its prefix, and the gateway's address in it. */
+    ipv6?: { tunnelPrefix: string; tunnelAddress: string };
 }
 
 export function gatewayFirewallRules(settings: GatewayFirewallSettings): FirewallRule[] {
+    // Each rule in the table of its networks' family (ip6tables for IPv6 LANs).
+    const family = (network: string) => (isIpv6Network(network) ? { ipv6: true } : {});
     const rules: FirewallRule[] = settings.lanSubnets.map((lan) => ({
         table: "filter" as const,
         chain: "FORWARD",
         rule: `-i %i -o ${settings.lanInterface} -d ${lan} -j ACCEPT`,
+        ...family(lan),
     }));
-    rules.push({ table: "filter", chain: "FORWARD", rule: `-i ${settings.lanInterface} -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT` });
-    // Site to site: this site's LANs may open connections to the other sites' LANs through the tunnel.
+    const reply: FirewallRule = { table: "filter", chain: "FORWARD", rule: `-i ${settings.lanInterface} -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT` };
+    rules.push(reply, ...(settings.ipv6 ? [{ ...reply, ipv6: true }] : []));
+    // Site to site: this site's LANs may open connections to the other sites' LANs (of the same family) through the tunnel.
     for (const lan of settings.lanSubnets) {
-        for (const site of settings.siteRoutes) {
-            rules.push({ table: "filter", chain: "FORWARD", rule: `-i ${settings.lanInterface} -o %i -s ${lan} -d ${site} -j ACCEPT` });
+        for (const site of settings.siteRoutes.filter((route) => isIpv6Network(route) === isIpv6Network(lan))) {
+            rules.push({ table: "filter", chain: "FORWARD", rule: `-i ${settings.lanInterface} -o %i -s ${lan} -d ${site} -j ACCEPT`, ...family(lan) });
         }
     }
     // The gateway's tunnel addresses are for the tunnel: a LAN neighbour routing to one would reach the gateway's own
@@ -47,11 +53,14 @@ export function gatewayFirewallRules(settings: GatewayFirewallSettings): Firewal
     for (const address of settings.tunnelAddresses) {
         rules.push({ table: "filter", chain: "INPUT", insert: true, rule: `-i ${settings.lanInterface} -d ${address}/32 -j DROP` });
     }
+    if (settings.ipv6) {
+        rules.push({ table: "filter", chain: "INPUT", insert: true, rule: `-i ${settings.lanInterface} -d ${settings.ipv6.tunnelAddress}/128 -j DROP`, ipv6: true });
+    }
     if (settings.masquerade) {
         // LAN hosts then answer the gateway, which needs no route for the tunnel subnets (or the other sites' LANs)
-        // on the home router.
-        for (const source of [...settings.tunnelSubnets, ...settings.siteRoutes]) {
-            rules.push({ table: "nat", chain: "POSTROUTING", rule: `-s ${source} -o ${settings.lanInterface} -j MASQUERADE` });
+        // on the home router; for IPv6 the same, with the tunnel's prefix.
+        for (const source of [...settings.tunnelSubnets, ...(settings.ipv6 ? [settings.ipv6.tunnelPrefix] : []), ...settings.siteRoutes]) {
+            rules.push({ table: "nat", chain: "POSTROUTING", rule: `-s ${source} -o ${settings.lanInterface} -j MASQUERADE`, ...family(source) });
         }
     }
     return rules;
@@ -71,7 +80,10 @@ export function gatewayWgQuickConf(gateway: GatewaySettings, tunnel: TunnelNetwo
     return {
         title: `WireGuard on ${gateway.name}, a LAN gateway`,
         interface: {
-            address: gateway.tunnelAddresses.map((address) => `${address}/${tunnel.prefixLength}`).join(", "),
+            address: [
+                ...gateway.tunnelAddresses.map((address) => `${address}/${tunnel.prefixLength}`),
+                ...(tunnel.ipv6 ? [`${gateway.tunnelAddress6}/${tunnel.ipv6.prefixLength}`] : []),
+            ].join(", "),
             mtu: tunnel.mtu,
             privateKey: { file: wireguardKeyPath },
             hooks: firewallHooks(
@@ -82,6 +94,7 @@ export function gatewayWgQuickConf(gateway: GatewaySettings, tunnel: TunnelNetwo
                     lanSubnets: gateway.lanSubnets,
                     siteRoutes: gateway.siteRoutes,
                     masquerade: gateway.masquerade,
+                    ipv6: tunnel.ipv6 ? { tunnelPrefix: tunnel.ipv6.prefix, tunnelAddress: gateway.tunnelAddress6! } : undefined,
                 }),
             ),
         },
@@ -90,7 +103,7 @@ export function gatewayWgQuickConf(gateway: GatewaySettings, tunnel: TunnelNetwo
                 description: relayDescription(relays, index),
                 publicKey: { ofPeer: relay.peerName },
                 presharedKey: gateway.presharedKey ? { file: peerPresharedKeyPath } : undefined,
-                allowedIps: [relay.tunnelSubnet, ...(index === 0 ? gateway.siteRoutes : [])],
+                allowedIps: [relay.tunnelSubnet, ...(index === 0 ? [...(tunnel.ipv6 ? [tunnel.ipv6.prefix] : []), ...gateway.siteRoutes] : [])],
                 endpoint: `127.0.0.1:${relay.wstunnelLocalPort}`,
                 keepaliveSeconds: tunnel.keepaliveSeconds,
             }),
@@ -112,7 +125,12 @@ export class LanGateway extends pulumi.ComponentResource {
         const host = new Host(name, sshConnection(gateway.ssh, args.sshPrivateKey, proxy), gateway.ssh.user, this, args.repair);
 
         this.wireguardTemplate = renderWgQuickConf(gatewayWgQuickConf(gateway, args.tunnel, relays));
-        const wireguard = provisionPeerHost(host, { ...args, template: this.wireguardTemplate, forwarding: true });
+        const wireguard = provisionPeerHost(host, {
+            ...args,
+            template: this.wireguardTemplate,
+            forwarding: true,
+            ipv6Upstream: args.tunnel.ipv6 ? gateway.lanInterface : undefined,
+        });
         host.installServiceUnit("heartbeat-unit", {
             unit: heartbeatUnit,
             content: renderHeartbeatUnit({ relayTunnelAddresses: relays.map((relay) => relay.tunnelAddress), intervalSeconds: heartbeatSeconds }),

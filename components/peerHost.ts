@@ -46,6 +46,8 @@ export interface PeerComponentArgs {
 export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPrivateKey" | "repair"> {
     template: string;
     forwarding: boolean;
+    /** With IPv6 inside the tunnel, a forwarding host's interface that keeps its IPv6 autoconfiguration. */
+    ipv6Upstream?: string;
     /** Debian packages beyond every host's. */
     packages?: string[];
 }
@@ -79,6 +81,7 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remot
         peerPublicKeys: args.relays.map((relay) => ({ name: relay.peerName, publicKey: relay.publicKey })),
         presharedKeys: presharedKey === undefined ? [] : [{ step: "preshared-key", path: peerPresharedKeyPath, key: presharedKey }],
         forwarding: args.forwarding,
+        ipv6Upstream: args.ipv6Upstream,
         dependsOn: [packages, ...wstunnel],
     });
 }

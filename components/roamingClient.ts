@@ -4,7 +4,7 @@
 // relay, its LAN routes on its primary's, and (when provisioned) a failover unit that moves them to the next relay
 // that answers when the primary stops, and back.
 import * as pulumi from "@pulumi/pulumi";
-import { ClientSettings, TunnelNetwork } from "./config";
+import { ClientSettings, isIpv6Network, TunnelNetwork } from "./config";
 import { ClientBundle } from "./clientBundle";
 import { Host, sshConnection } from "./host";
 import { shellQuote } from "./shell";
@@ -34,7 +34,7 @@ export interface ClientConfRelay {
 }
 
 export interface ClientConfSettings {
-    client: Pick<ClientSettings, "name" | "tunnelAddresses" | "routes" | "fullTunnel" | "relayPreference" | "transport">;
+    client: Pick<ClientSettings, "name" | "tunnelAddresses" | "tunnelAddress6" | "routes" | "fullTunnel" | "relayPreference" | "transport">;
     tunnel: TunnelNetwork;
     /** The (only) relay's public address, kept outside a full tunnel. */
     relayHost: string;
@@ -54,10 +54,14 @@ export function fullTunnelHooks(relayAddress: string): Hook[] {
 export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
     const { client, tunnel } = settings;
     const primary = client.relayPreference[0];
+    const ipv6Prefix = tunnel.ipv6 ? [tunnel.ipv6.prefix] : [];
     return {
         title: `WireGuard on ${client.name}, a roaming client`,
         interface: {
-            address: client.tunnelAddresses.map((address) => `${address}/${tunnel.prefixLength}`).join(", "),
+            address: [
+                ...client.tunnelAddresses.map((address) => `${address}/${tunnel.prefixLength}`),
+                ...(tunnel.ipv6 ? [`${client.tunnelAddress6}/${tunnel.ipv6.prefixLength}`] : []),
+            ].join(", "),
             // On plain UDP its packets cross real networks; inside wstunnel no path MTU applies.
             mtu: client.transport === "udp" ? tunnel.udpMtu : tunnel.mtu,
             privateKey: settings.privateKey,
@@ -68,7 +72,11 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
                 description: relayDescription(settings.relays.map(({ name }) => ({ peerName: name })), index),
                 publicKey: relay.publicKey,
                 presharedKey: settings.presharedKey,
-                allowedIps: client.fullTunnel ? ["0.0.0.0/0"] : [relay.tunnelSubnet, ...(relay.name === primary ? client.routes : [])],
+                // IPv6 (one relay only) to the tunnel's prefix and IPv6 LANs; a full tunnel is IPv4's, as the relay
+                // forwards to the internet over IPv4 only.
+                allowedIps: client.fullTunnel
+                    ? ["0.0.0.0/0", ...ipv6Prefix, ...client.routes.filter(isIpv6Network)]
+                    : [relay.tunnelSubnet, ...(index === 0 ? ipv6Prefix : []), ...(relay.name === primary ? client.routes : [])],
                 endpoint: relay.endpoint,
                 keepaliveSeconds: tunnel.keepaliveSeconds,
             }),

@@ -5,7 +5,7 @@ import { RelaySettings, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages, sshConnection } from "./host";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
 import { accessChainHooks, loadAccessRulesScript, renderAccessRules } from "./render/access";
-import { accessRulesPath, relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wgApplyScriptPath, wireguardDir, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
+import { access6RulesPath, accessRulesPath, relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wgApplyScriptPath, wireguardDir, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
 import { createRelayPki, createStackCa, StackCa } from "./relayPki";
 import { WireguardKey } from "./wireguardKey";
 import { deployWireguardInterface } from "./wireguardInterface";
@@ -16,7 +16,9 @@ export interface RelayPeer {
     name: string;
     role: "gateway" | "client";
     tunnelAddress: string;
-    /** LAN subnets behind a gateway. */
+    /** Its IPv6 tunnel address, with IPv6 inside the tunnel. */
+    tunnelAddress6?: string;
+    /** LAN subnets behind a gateway (either family). */
     lanSubnets: string[];
     key: Pick<WireguardKey, "publicKey" | "presharedKey">;
     /** Its own wstunnel path prefix (secret); none for a client on plain UDP. */
@@ -47,6 +49,8 @@ export interface RelayFirewallSettings {
     wireguardPort: number;
     allowDirectUdp: boolean;
     internetEgress: boolean;
+    /** IPv6 inside the tunnel: WireGuard's port is closed on IPv6 too. Internet egress stays IPv4-only. */
+    ipv6: boolean;
 }
 
 /** Beside the access chain (render/access.ts), which decides what passes between peers. */
@@ -64,13 +68,14 @@ export function relayFirewallRules(settings: RelayFirewallSettings): FirewallRul
     }
     if (!settings.allowDirectUdp) {
         // WireGuard listens on every address; only wstunnel, over loopback, may reach it.
-        rules.push({ table: "filter", chain: "INPUT", insert: true, rule: `-i ${settings.publicInterface} -p udp --dport ${settings.wireguardPort} -j DROP` });
+        const drop = { table: "filter" as const, chain: "INPUT", insert: true, rule: `-i ${settings.publicInterface} -p udp --dport ${settings.wireguardPort} -j DROP` };
+        rules.push(drop, ...(settings.ipv6 ? [{ ...drop, ipv6: true }] : []));
     }
     return rules;
 }
 
-export function relayPeerAllowedIps(peer: Pick<RelayPeer, "tunnelAddress" | "lanSubnets">): string[] {
-    return [`${peer.tunnelAddress}/32`, ...peer.lanSubnets];
+export function relayPeerAllowedIps(peer: Pick<RelayPeer, "tunnelAddress" | "tunnelAddress6" | "lanSubnets">): string[] {
+    return [`${peer.tunnelAddress}/32`, ...(peer.tunnelAddress6 === undefined ? [] : [`${peer.tunnelAddress6}/128`]), ...peer.lanSubnets];
 }
 
 /** The relay's wg0 template: a peer per gateway and client, every key named rather than written (render/wireguard.ts). */
@@ -79,13 +84,14 @@ export function relayWgQuickConf(relay: RelaySettings, peers: Omit<RelayPeer, "k
     return {
         title: `WireGuard on ${relay.name}, the relay`,
         interface: {
-            address: `${relay.tunnelAddress}/${tunnel.prefixLength}`,
+            address: [`${relay.tunnelAddress}/${tunnel.prefixLength}`, ...(tunnel.ipv6 ? [`${relay.tunnelAddress6}/${tunnel.ipv6.prefixLength}`] : [])].join(", "),
             listenPort: relay.wireguardPort,
             mtu: tunnel.mtu,
             privateKey: { file: wireguardKeyPath },
             // The access chain's hooks first, so that its jump is undone after the others.
             hooks: [
                 ...accessChainHooks(accessRulesPath),
+                ...(tunnel.ipv6 ? accessChainHooks(access6RulesPath, "ipv6") : []),
                 // Clients on plain UDP: their routes get tunnel.udpMtu (the peers' "route MTU" lines), so the relay
                 // never sends them WireGuard packets that a real path would fragment. wg-apply does the same after
                 // a peer change, which needs no restart; this hook covers every start, boot included.
@@ -97,6 +103,7 @@ export function relayWgQuickConf(relay: RelaySettings, peers: Omit<RelayPeer, "k
                         wireguardPort: relay.wireguardPort,
                         allowDirectUdp: relay.allowDirectUdp,
                         internetEgress: relay.internetEgress,
+                        ipv6: tunnel.ipv6 !== undefined,
                     }),
                 ),
             ],
@@ -184,6 +191,17 @@ export class VpsRelay extends pulumi.ComponentResource {
             ensure: loadAccessRulesScript(accessRulesPath),
             dependsOn: [packages],
         });
+        const access6Rules = relay.tunnel.ipv6
+            ? [
+                  host.writeFile("access6-rules", {
+                      path: access6RulesPath,
+                      content: renderAccessRules(relay.clientAccess, relay.siteLinks, "ipv6"),
+                      mode: "0644",
+                      ensure: loadAccessRulesScript(access6RulesPath, "ipv6"),
+                      dependsOn: [packages],
+                  }),
+              ]
+            : [];
 
         const withPresharedKey = args.peers.filter((peer) => peer.key.presharedKey !== undefined);
         this.wireguardTemplate = renderWgQuickConf(relayWgQuickConf(relay, args.peers, new Set(withPresharedKey.map((peer) => peer.name))));
@@ -197,7 +215,8 @@ export class VpsRelay extends pulumi.ComponentResource {
                 key: peer.key.presharedKey!,
             })),
             forwarding: true,
-            dependsOn: [packages, server.unit, accessRules],
+            ipv6Upstream: relay.tunnel.ipv6 ? relay.publicInterface : undefined,
+            dependsOn: [packages, server.unit, accessRules, ...access6Rules],
         });
 
         this.publicKey = args.key.publicKey;

@@ -28,6 +28,8 @@ export interface WireguardInterfaceArgs {
     presharedKeys: { step: string; path: string; key: pulumi.Input<string> }[];
     /** Relay and gateways route between interfaces; roaming clients do not. */
     forwarding: boolean;
+    /** With IPv6 inside the tunnel, a router also forwards IPv6, and keeps its own autoconfiguration on this interface. */
+    ipv6Upstream?: string;
     /** Steps the interface waits for: packages, and the wstunnel unit its endpoint depends on. */
     dependsOn: pulumi.Input<pulumi.Resource>[];
 }
@@ -69,7 +71,7 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
         ? [
               host.writeFile("sysctl", {
                   path: sysctlPath,
-                  content: renderForwardingSysctl(),
+                  content: renderForwardingSysctl(args.ipv6Upstream === undefined ? undefined : { upstreamInterface: args.ipv6Upstream }),
                   mode: "0644",
                   ensure: `sysctl -q -p ${sysctlPath}`,
                   dependsOn: args.dependsOn,

@@ -65,6 +65,10 @@ ADDRS=(
   "cgnat br-lan 192.168.1.1/24"
   "rpi1 eth0 192.168.1.130/24"
   "lanhost eth0 192.168.1.20/24"
+  # The home LAN's IPv6 (unique local) prefix, for IPv6 inside the tunnel (test/e2e/ipv6.test.ts).
+  "cgnat br-lan fd00:192:168:1::1/64"
+  "rpi1 eth0 fd00:192:168:1::130/64"
+  "lanhost eth0 fd00:192:168:1::20/64"
   "hotel wan 203.0.113.2/24"
   "hotel lan 172.30.0.1/24"
   "laptop eth0 172.30.0.10/24"
@@ -216,8 +220,14 @@ net_up() {
   for ns in $(routers_with_lan); do ip -n "$LAB_NAME-$ns" link set br-lan up; done
   for l in "${ADDRS[@]}"; do
     read -r ns dev cidr <<<"$l"
-    ip -n "$LAB_NAME-$ns" -4 -o addr show dev "$dev" | grep -qF " inet $cidr " ||
-      ip -n "$LAB_NAME-$ns" addr add "$cidr" dev "$dev"
+    if [[ $cidr == *:* ]]; then
+      # nodad: usable at once, not "tentative" for a second or two.
+      ip -n "$LAB_NAME-$ns" -6 -o addr show dev "$dev" | grep -qF " inet6 $cidr " ||
+        ip -n "$LAB_NAME-$ns" addr add "$cidr" dev "$dev" nodad
+    else
+      ip -n "$LAB_NAME-$ns" -4 -o addr show dev "$dev" | grep -qF " inet $cidr " ||
+        ip -n "$LAB_NAME-$ns" addr add "$cidr" dev "$dev"
+    fi
   done
   for l in "${DEFAULTS[@]}"; do
     read -r ns gw <<<"$l"
@@ -631,7 +641,7 @@ write_inventory() {
   "hosts": {
 $(IFS=$'\n'; printf '%s\n' "${entries[@]}" | sed '$!s/$/,/')
   },
-  "lanhost": {"ns": "$LAB_NAME-lanhost", "address": "192.168.1.20", "httpPort": 80},
+  "lanhost": {"ns": "$LAB_NAME-lanhost", "address": "192.168.1.20", "address6": "fd00:192:168:1::20", "httpPort": 80},
   "sshPrivateKeyPath": ".lab/ssh/id_ed25519"
 }
 EOF

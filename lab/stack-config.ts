@@ -20,6 +20,9 @@ interface Inventory {
     hosts: Record<"relay" | "rpi1" | "laptop", LabHost> & Partial<Record<"relay2" | "rpi2", LabHost>>;
 }
 
+/** The home LAN's IPv6 prefix (lab/hosts.sh gives rpi1 and lanhost an address in it). */
+export const labLanIpv6Prefix = "fd00:192:168:1::/64";
+
 const ssh = (host: LabHost) => ({ host: host.address, user: host.user, hostKey: host.hostKey });
 
 export interface LabChanges {
@@ -39,6 +42,8 @@ export interface LabChanges {
     mtu?: number;
     /** What clients dial instead of the relay's SSH address (an address the relay also has). */
     relayPublicAddress?: string;
+    /** IPv6 inside the tunnel (the stack's own unique local /64), and rpi1 routing the home LAN's IPv6 prefix. */
+    ipv6?: boolean;
     /** Install wstunnel from a release mirror (`npm run lab -- mirror`) instead of uploading the lab's binary. */
     wstunnelMirror?: { baseUrl: string; version: string; sha256: string };
     /** wstunnel.mutualTls: every wstunnel peer presents a client certificate from the stack's CA. */
@@ -59,7 +64,9 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
     };
     const siteToSite = (gateway: "rpi1" | "rpi2") => (sites?.siteToSite?.includes(gateway) ? { siteToSite: true } : {});
     return {
-        ...(changes.mtu === undefined ? {} : { tunnel: { mtu: changes.mtu } }),
+        ...(changes.mtu === undefined && !changes.ipv6
+            ? {}
+            : { tunnel: { ...(changes.mtu === undefined ? {} : { mtu: changes.mtu }), ...(changes.ipv6 ? { ipv6: { enabled: true } } : {}) } }),
         ...(sites
             ? { relays: [firstRelay, { name: "relay2", ssh: ssh(relay2!), publicInterface: "eth0", tunnelSubnet: "10.10.1.0/24" }] }
             : { relay: firstRelay }),
@@ -78,7 +85,7 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
             {
                 name: "rpi1",
                 tunnelAddress: "10.10.0.2",
-                lanSubnets: ["192.168.1.0/24"],
+                lanSubnets: ["192.168.1.0/24", ...(changes.ipv6 ? [labLanIpv6Prefix] : [])],
                 lanInterface: "eth0",
                 ssh: ssh(rpi1),
                 // The gateway has a preshared key and the laptop none, so the lab runs both.

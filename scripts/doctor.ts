@@ -26,16 +26,16 @@ export const staleHandshakeSeconds = 180;
 /** The stack renews its certificates in their last 30 days (components/relayPki.ts). */
 const renewalDays = 30;
 
-/** `iptables -w -C ...` for a PostUp rule `iptables [-t TABLE] -A|-I CHAIN RULE` (wg-apply derives it the same way). */
+/** `iptables -w -C ...` for a PostUp rule `iptables|ip6tables [-t TABLE] -A|-I CHAIN RULE` (wg-apply derives it the same way). */
 export function firewallRuleCheck(rule: string): string | undefined {
-    const match = /^iptables((?: -t [a-z]+)?) -[AI] ([A-Za-z0-9 %/.,:_=-]+)$/.exec(rule);
-    return match ? `iptables -w${match[1]} -C ${match[2].replace(/%i/g, wireguardInterface)}` : undefined;
+    const match = /^(ip6?tables)((?: -t [a-z]+)?) -[AI] ([A-Za-z0-9 %/.,:_=-]+)$/.exec(rule);
+    return match ? `${match[1]} -w${match[2]} -C ${match[3].replace(/%i/g, wireguardInterface)}` : undefined;
 }
 
 /** A rule as the table shows it: its table when not filter, chain and match, wg0 for %i. */
 function describeRule(rule: string): string {
     return rule
-        .replace(/^iptables (?:-t ([a-z]+) )?-[AI] /, (_, table: string | undefined) => (table ? `${table} ` : ""))
+        .replace(/^ip(6?)tables (?:-t ([a-z]+) )?-[AI] /, (_, six: string, table: string | undefined) => `${six ? "IPv6 " : ""}${table ? `${table} ` : ""}`)
         .replace(/ -m comment --comment wg-relay$/, "")
         .replace(/%i/g, wireguardInterface);
 }

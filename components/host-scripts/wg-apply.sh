@@ -32,10 +32,18 @@ route_mtus() { # CONF
         /^AllowedIPs = / && mtu != "" { sub(/^AllowedIPs = /, ""); n = split($0, nets, /, */); for (i = 1; i <= n; i++) print nets[i], mtu }' "$1"
 }
 
+# ip's family option for a network: -6 for IPv6, -4 for IPv4.
+family_of() { # NETWORK
+    case $1 in
+        *:*) echo -6 ;;
+        *) echo -4 ;;
+    esac
+}
+
 set_route_mtus() { # CONF INTERFACE
     local net mtu
     route_mtus "$1" | while read -r net mtu; do
-        ip -4 route replace "$net" dev "$2" mtu "$mtu"
+        ip "$(family_of "$net")" route replace "$net" dev "$2" mtu "$mtu"
     done
 }
 
@@ -115,11 +123,12 @@ interface_part() { sed -e '/^\[Peer\]/,$d' -e '/^PrivateKey = /d' "$1"; }
 private_key_line() { grep '^PrivateKey = ' "$1" || true; }
 peer_public_keys() { sed -n 's/^PublicKey = //p' "$1" | sort; }
 
-# PostUp's iptables rules (`iptables [-t TABLE] -A|-I CHAIN RULE`), each added again when `iptables -C` misses it.
+# PostUp's iptables and ip6tables rules (`iptables|ip6tables [-t TABLE] -A|-I CHAIN RULE`), each added again when
+# `iptables -C` (or `ip6tables -C`) misses it.
 restore_firewall_rules() {
     local line check add
     while IFS= read -r line; do
-        [[ $line =~ ^PostUp\ =\ (iptables(\ -t\ [a-z]+)?)\ -[AI]\ (.+)$ ]] || continue
+        [[ $line =~ ^PostUp\ =\ (ip6?tables(\ -t\ [a-z]+)?)\ -[AI]\ (.+)$ ]] || continue
         check="${BASH_REMATCH[1]} -C ${BASH_REMATCH[3]}"
         add=${line#PostUp = }
         if ! (eval "${check//%i/$iface}") 2>/dev/null; then
@@ -152,13 +161,16 @@ else
     if [ "$(wg show "$iface" fwmark)" = "off" ]; then
         wanted=$(wg show "$iface" allowed-ips | cut -f2- | tr -s ' \t' '\n' | grep -v '^(none)$' | grep . | sort -u || true)
         for net in $wanted; do
-            [ -n "$(ip -4 route show dev "$iface" match "$net")" ] || ip -4 route replace "$net" dev "$iface"
+            family=$(family_of "$net")
+            [ -n "$(ip "$family" route show dev "$iface" match "$net")" ] || ip "$family" route replace "$net" dev "$iface"
         done
-        for net in $(ip -4 -o route show dev "$iface" proto boot | cut -d' ' -f1); do
-            case $'\n'"$wanted"$'\n' in
-                *$'\n'"$net"$'\n'*) ;;
-                *) ip -4 route del "$net" dev "$iface" ;;
-            esac
+        for family in -4 -6; do
+            for net in $(ip "$family" -o route show dev "$iface" proto boot | cut -d' ' -f1); do
+                case $'\n'"$wanted"$'\n' in
+                    *$'\n'"$net"$'\n'*) ;;
+                    *) ip "$family" route del "$net" dev "$iface" ;;
+                esac
+            done
         done
         set_route_mtus "$conf" "$iface"
     fi

@@ -1,9 +1,20 @@
 // /etc/sysctl.d/90-wg-relay.conf: its own file, applied alone with `sysctl -p FILE`
 // (`sysctl --system` would re-apply every other file too, and fails where kernel.* is read-only).
-export function renderForwardingSysctl(): string {
+// With IPv6 inside the tunnel, `ipv6.upstreamInterface` is the interface the host has its own IPv6 address on.
+export function renderForwardingSysctl(ipv6?: { upstreamInterface: string }): string {
     return [
         "# Managed by wg-relay: routes between the tunnel and the LAN or the internet.",
         "net.ipv4.ip_forward = 1",
+        ...(ipv6
+            ? [
+                  "net.ipv6.conf.all.forwarding = 1",
+                  // A router ignores router advertisements unless told otherwise: the host would lose the IPv6 address
+                  // and default route it autoconfigures (a VPS's, a Raspberry Pi's from the home router).
+                  "# Forwarding turns off router advertisements (SLAAC); 2 keeps them on the host's own uplink.",
+                  // sysctl writes a '.' in an interface name (a VLAN such as eth0.10) as '/'.
+                  `net.ipv6.conf.${ipv6.upstreamInterface.replace(/\./g, "/")}.accept_ra = 2`,
+              ]
+            : []),
         "# wstunnel asks for 64 MiB buffers on the UDP socket WireGuard sends to, and the kernel caps the request at these",
         "# (208 KiB on Debian 12 and Raspberry Pi OS kernels, about 3 packets at wg0's MTU). 4 MiB, the default of newer",
         "# kernels. A leading '-': a container's network namespace refuses these keys, and keeps its own.",

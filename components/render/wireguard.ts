@@ -28,7 +28,7 @@ export interface Hook {
 }
 
 export interface WgInterface {
-    /** Address with prefix length, e.g. 10.10.0.1/24. */
+    /** Addresses with prefix length, e.g. 10.10.0.1/24 or "10.10.0.1/24, fd00::1/64". */
     address: string;
     listenPort?: number;
     mtu: number;
@@ -52,6 +52,8 @@ export interface FirewallRule {
     insert?: boolean;
     /** The rule's iptables arguments after the chain, e.g. "-i %i -o %i -j ACCEPT". */
     rule: string;
+    /** An IPv6 rule, added with ip6tables. */
+    ipv6?: boolean;
 }
 
 const ruleComment = "-m comment --comment wg-relay";
@@ -59,11 +61,12 @@ const ruleComment = "-m comment --comment wg-relay";
 /** iptables rules as hooks: PostDown deletes exactly the rule PostUp added, by the same arguments. */
 export function firewallHooks(rules: FirewallRule[]): Hook[] {
     return rules.map((rule) => {
+        const iptables = rule.ipv6 ? "ip6tables" : "iptables";
         const table = rule.table === "filter" ? "" : `-t ${rule.table} `;
         const chainAndRule = `${rule.chain} ${rule.rule} ${ruleComment}`;
         return {
-            up: `iptables ${table}${rule.insert ? "-I" : "-A"} ${chainAndRule}`,
-            down: `iptables ${table}-D ${chainAndRule}`,
+            up: `${iptables} ${table}${rule.insert ? "-I" : "-A"} ${chainAndRule}`,
+            down: `${iptables} ${table}-D ${chainAndRule}`,
         };
     });
 }
@@ -151,7 +154,7 @@ export function relayAsPeer(relay: RelayAsPeerSettings): WgPeer {
 export interface TemplateDeclaration {
     /** Each peer by the name its `PublicKey = <public key of NAME>` line gives, with its AllowedIPs. */
     peers: { name: string; allowedIps: string[] }[];
-    /** The PostUp lines that add iptables rules, as written (`%i` for the interface). */
+    /** The PostUp lines that add iptables and ip6tables rules, as written (`%i` for the interface). */
     firewallRules: string[];
 }
 
@@ -159,7 +162,7 @@ export function readTemplate(template: string): TemplateDeclaration {
     const peers: TemplateDeclaration["peers"] = [];
     const firewallRules: string[] = [];
     for (const line of template.split("\n")) {
-        const postUp = /^PostUp = (iptables .*)$/.exec(line);
+        const postUp = /^PostUp = (ip6?tables .*)$/.exec(line);
         const peer = /^PublicKey = <public key of ([a-z][a-z0-9-]*)>$/.exec(line);
         const allowedIps = /^AllowedIPs = (.*)$/.exec(line);
         if (postUp) {

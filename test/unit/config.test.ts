@@ -98,8 +98,11 @@ describe("stack config", () => {
         ],
         [
             "an access rule towards another client's tunnel address",
-            withChange((c) => (c.clients![0].access = [{ to: "10.10.0.2" }])),
-            "wg-relay:clients[0].access[0].to: 10.10.0.2 is outside this client's routes",
+            withChange((c) => {
+                c.clients!.push({ name: "phone", tunnelAddress: "10.10.0.4" });
+                c.clients![0].access = [{ to: "10.10.0.4" }];
+            }),
+            "wg-relay:clients[0].access[0].to: 10.10.0.4 is outside this client's routes",
         ],
         ["an access rule naming an unknown gateway", withChange((c) => (c.clients![0].access = [{ to: "rpi9" }])), "wg-relay:clients[0].access[0].to: 'rpi9' is not the name of a gateway or a client"],
         [
@@ -292,5 +295,110 @@ describe("stack config", () => {
             expect.stringMatching(/^wg-relay:relay: /),
             expect.stringMatching(/^wg-relay:wstunnel\.sha256: source 'release' needs the SHA-256 of wstunnel 10\.6\.2's archive/),
         ]);
+    });
+});
+
+describe("IPv6 inside the tunnel", () => {
+    const withIpv6 = (change: (config: StackConfigInput & Record<string, any>) => void = () => {}) =>
+        withChange((c) => {
+            c.tunnel = { ipv6: { enabled: true } };
+            change(c);
+        });
+
+    it("is off by default: no IPv6 address anywhere, and an IPv6 LAN is refused, naming the key", () => {
+        const config = parseStackConfig(validConfig() as Record<string, unknown>);
+        expect(config.tunnel.ipv6).toBeUndefined();
+        expect([config.relays[0].tunnelAddress6, config.gateways[0].tunnelAddress6, config.clients[0].tunnelAddress6]).toEqual([undefined, undefined, undefined]);
+        expect(config.relays[0].clientAccess[0].access[0].destinations).toEqual(["192.168.1.0/24"]);
+        expect(problemsOf(withChange((c) => c.gateways![0].lanSubnets.push("fd00:1::/64")))).toEqual([
+            "wg-relay:gateways[0].lanSubnets[1]: fd00:1::/64 is an IPv6 network: set tunnel.ipv6.enabled: true to route IPv6 LANs",
+        ]);
+    });
+
+    it("gives every peer the host part of its IPv4 tunnel address in a unique local /64 of the stack's own", () => {
+        const config = parseStackConfig(withIpv6((c) => c.gateways![0].lanSubnets.push("fd00:1::/64")) as Record<string, unknown>);
+        const prefix = config.tunnel.ipv6!.prefix;
+        expect(prefix).toMatch(/^fd[0-9a-f]{2}:[0-9a-f]{1,4}:[0-9a-f]{1,4}::\/64$/);
+        // Derived, not random: the same config gives the same prefix, another relay address another one.
+        expect(parseStackConfig(withIpv6() as Record<string, unknown>).tunnel.ipv6!.prefix).toBe(prefix);
+        expect(parseStackConfig(withIpv6((c) => (c.relay!.ssh.host = "198.51.100.11")) as Record<string, unknown>).tunnel.ipv6!.prefix).not.toBe(prefix);
+        const host = (part: number) => prefix.replace("::/64", `::${part}`);
+        expect(config.relays[0].tunnelAddress6).toBe(host(1));
+        expect(config.gateways[0].tunnelAddress6).toBe(host(2));
+        expect(config.clients[0].tunnelAddress6).toBe(host(3));
+        expect(config.relays[0].tunnel.ipv6).toEqual({ prefix, prefixLength: 64 });
+        expect(config.clients[0].routes).toEqual(["192.168.1.0/24", "fd00:1::/64"]);
+        expect(config.relays[0].clientAccess[0]).toMatchObject({ tunnelAddress6: host(3), access: [{ to: "192.168.1.0/24" }, { to: "fd00:1::/64" }] });
+    });
+
+    it("takes a configured prefix, and resolves a client's name and an IPv6 host in access rules", () => {
+        const config = parseStackConfig(
+            withIpv6((c) => {
+                c.tunnel!.ipv6 = { enabled: true, prefix: "fd12:3456:789a:1::/64" };
+                c.gateways![0].lanSubnets.push("fd00:1::/64");
+                c.clients!.push({ name: "phone", tunnelAddress: "10.10.0.4", access: [{ to: "laptop" }, { to: "fd00:1::20" }, { to: "rpi1" }] });
+            }) as Record<string, unknown>,
+        );
+        expect(config.clients[1].tunnelAddress6).toBe("fd12:3456:789a:1::4");
+        expect(config.relays[0].clientAccess[1].access.map((grant) => grant.destinations)).toEqual([
+            ["10.10.0.3/32", "fd12:3456:789a:1::3/128"],
+            ["fd00:1::20/128"],
+            ["192.168.1.0/24", "fd00:1::/64"],
+        ]);
+    });
+
+    it("lets an access rule name a gateway's own tunnel addresses, of both families, and no other tunnel address", () => {
+        const config = parseStackConfig(withIpv6() as Record<string, unknown>);
+        const gatewayAddress6 = config.gateways[0].tunnelAddress6!;
+        const laptopWith = (to: string) => withIpv6((c) => (c.clients![0].access = [{ to, protocol: "icmp" }]));
+        expect(parseStackConfig(laptopWith(gatewayAddress6) as Record<string, unknown>).relays[0].clientAccess[0].access[0].destinations).toEqual([`${gatewayAddress6}/128`]);
+        expect(parseStackConfig(laptopWith("10.10.0.2") as Record<string, unknown>).relays[0].clientAccess[0].access[0].destinations).toEqual(["10.10.0.2/32"]);
+        expect(problemsOf(laptopWith(gatewayAddress6.replace(/::2$/, "::9")))).toEqual([
+            `wg-relay:clients[0].access[0].to: ${gatewayAddress6.replace(/::2$/, "::9")} is outside this client's routes (192.168.1.0/24); name another client by its name`,
+        ]);
+    });
+
+    it("names the key of every IPv6 mistake", () => {
+        const problems = problemsOf(
+            withChange((c) => {
+                c.tunnel = { subnet: "10.10.0.0/16", ipv6: { enabled: true, prefix: "fd12:3456:789a::/120" } };
+                c.gateways![0].lanSubnets.push("fd00:1:0::/64", "FD00:2::/64", "fd00:3::1/64");
+                c.clients![0].routes = ["fd00:9::/64"];
+                c.clients!.push({ name: "phone", tunnelAddress: "10.10.0.4", access: [{ to: "fd00:8::20" }] });
+            }),
+        );
+        expect(problems.sort()).toEqual([
+            "wg-relay:clients[0].routes[0]: fd00:9::/64 is not a LAN subnet of any gateway",
+            "wg-relay:clients[1].access[0].to: fd00:8::20 is outside this client's routes (192.168.1.0/24, fd00:1:0::/64, FD00:2::/64); name another client by its name",
+            "wg-relay:gateways[0].lanSubnets[1]: expected the canonical form of this network: fd00:1::/64",
+            "wg-relay:gateways[0].lanSubnets[2]: expected the canonical form of this network: fd00:2::/64",
+            "wg-relay:gateways[0].lanSubnets[3]: expected a network in CIDR form with no host bits set, like 192.168.1.0/24 or fd00:1::/64",
+            "wg-relay:tunnel.ipv6.prefix: fd12:3456:789a::/120 has fewer host addresses than tunnel.subnet 10.10.0.0/16: a peer's IPv6 address has the host part of its IPv4 one",
+        ]);
+        expect(problemsOf(withChange((c) => (c.tunnel = { ipv6: { enabled: false, prefix: "fd12:3456:789a::/64" } })))).toEqual([
+            "wg-relay:tunnel.ipv6.prefix: a prefix is set but IPv6 is off: set tunnel.ipv6.enabled: true too",
+        ]);
+        expect(problemsOf(withIpv6((c) => (c.tunnel!.ipv6 = { enabled: true, prefix: "10.20.0.0/24" })))).toEqual([
+            "wg-relay:tunnel.ipv6.prefix: 10.20.0.0/24 is an IPv4 network: expected an IPv6 prefix like fd12:3456:789a::/64",
+        ]);
+        expect(
+            problemsOf(
+                withIpv6((c) => {
+                    c.tunnel!.ipv6 = { enabled: true, prefix: "fd12:3456:789a::/64" };
+                    c.gateways![0].lanSubnets.push("fd12:3456:789a::/48", "fd00:1::/64", "fd00:1::/56");
+                }),
+            ),
+        ).toEqual([
+            "wg-relay:gateways[0].lanSubnets[1]: fd12:3456:789a::/48 overlaps the tunnel subnet fd12:3456:789a::/64 of wg-relay:tunnel.ipv6.prefix",
+            "wg-relay:gateways[0].lanSubnets[3]: fd00:1::/56 overlaps fd00:1::/64 of wg-relay:gateways[0].lanSubnets[2]",
+        ]);
+        expect(
+            problemsOf(
+                withIpv6((c) => {
+                    c.relays = [c.relay!, { name: "relay2", ssh: { host: "192.0.2.20" }, tunnelSubnet: "10.10.1.0/24" }];
+                    delete c.relay;
+                }),
+            ),
+        ).toEqual(["wg-relay:tunnel.ipv6.enabled: IPv6 inside the tunnel with several relays is not supported yet: use one relay, or leave IPv6 off"]);
     });
 });

@@ -23,6 +23,18 @@ describe("shell scripts", () => {
     });
 });
 
+/** iptables or ip6tables: its rule set, one "TABLE CHAIN RULE" line per rule, in $STATE/NAME. */
+function ruleSetStub(name: string): string {
+    return `
+table=filter; if [ "$1" = -t ]; then table=$2; shift 2; fi
+op=$1; shift; rule="$table $*"; touch "$STATE/${name}"
+case "$op" in
+  -C) grep -qxF -- "$rule" "$STATE/${name}" ;;
+  -A|-I) echo "$rule" >> "$STATE/${name}" ;;
+  -D) grep -vxF -- "$rule" "$STATE/${name}" > "$STATE/${name}.new"; mv "$STATE/${name}.new" "$STATE/${name}" ;;
+esac`;
+}
+
 // Stand-ins: each records "NAME ARGS..." in $CALLS and keeps what it must in $STATE.
 const stubs: Record<string, string> = {
     // As wg-quick down and up do, a stop runs the PostDown lines of the conf on disk at that moment, and a start
@@ -38,14 +50,8 @@ case "$1" in
   restart) stop; start ;;
 esac`,
     // The rule set, one "TABLE CHAIN RULE" line per rule.
-    iptables: `
-table=filter; if [ "$1" = -t ]; then table=$2; shift 2; fi
-op=$1; shift; rule="$table $*"; touch "$STATE/iptables"
-case "$op" in
-  -C) grep -qxF -- "$rule" "$STATE/iptables" ;;
-  -A|-I) echo "$rule" >> "$STATE/iptables" ;;
-  -D) grep -vxF -- "$rule" "$STATE/iptables" > "$STATE/iptables.new"; mv "$STATE/iptables.new" "$STATE/iptables" ;;
-esac`,
+    iptables: ruleSetStub("iptables"),
+    ip6tables: ruleSetStub("ip6tables"),
     // The live interface, as wg would show it, follows what was last synced or started.
     wg: `
 live() { if [ -e "$STATE/synced.conf" ]; then cat "$STATE/synced.conf"; else cat "$STATE/running.conf"; fi; }
@@ -56,7 +62,10 @@ case "$1 $3" in
   "show persistent-keepalive") live | awk '/^PublicKey = / { key = $3 } /^PersistentKeepalive = / { print key "\\t" $3 }' ;;
 esac`,
     "wg-quick": `[ "$1" = strip ] && grep -vE '^(Address|MTU|PostUp|PostDown|DNS|Table) = ' "$2"`,
-    ip: `[ "$*" = "-4 -o route show dev wg0 proto boot" ] && cat "$STATE/routes" 2>/dev/null; true`,
+    ip: `case "$*" in
+  "-4 -o route show dev wg0 proto boot") cat "$STATE/routes" 2>/dev/null ;;
+  "-6 -o route show dev wg0 proto boot") cat "$STATE/routes6" 2>/dev/null ;;
+esac; true`,
     uname: `echo x86_64`,
     curl: `while [ $# -gt 1 ]; do [ "$1" = -o ] && out=$2; shift; done; cp "$STATE/release.tar.gz" "$out"`,
     chown: `true`,
@@ -86,7 +95,7 @@ describe("wg-apply", () => {
     let paths: { template: string; publicKeys: string; conf: string; applied: string; key: string; psk: string; calls: string; state: string };
     let env: NodeJS.ProcessEnv;
 
-    const template = (options: { mtu?: number; laptop?: boolean; laptopRouteMtu?: number; directUdp?: boolean } = {}) =>
+    const template = (options: { mtu?: number; laptop?: boolean; laptopRouteMtu?: number; directUdp?: boolean; ipv6?: boolean } = {}) =>
         [
             "[Interface]",
             "Address = 10.10.0.1/24",
@@ -95,6 +104,8 @@ describe("wg-apply", () => {
             `PrivateKey = <from ${paths.key}>`,
             "PostUp = iptables -A FORWARD -i %i -o %i -j ACCEPT -m comment --comment wg-relay",
             "PostUp = iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay",
+            ...(options.ipv6 ? ["PostUp = ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay"] : []),
+            ...(options.ipv6 ? ["PostDown = ip6tables -D FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay"] : []),
             ...(options.directUdp ? [] : ["PostUp = iptables -I INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay"]),
             ...(options.directUdp ? [] : ["PostDown = iptables -D INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay"]),
             "PostDown = iptables -t nat -D POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay",
@@ -113,7 +124,7 @@ describe("wg-apply", () => {
                       "# laptop (client)",
                       ...(options.laptopRouteMtu ? [`# wg-relay route MTU: ${options.laptopRouteMtu}`] : []),
                       "PublicKey = <public key of laptop>",
-                      "AllowedIPs = 10.10.0.3/32",
+                      `AllowedIPs = 10.10.0.3/32${options.ipv6 ? ", fd00:1::3/128, fd00:2::/64" : ""}`,
                   ]
                 : []),
             "",
@@ -214,6 +225,35 @@ describe("wg-apply", () => {
         expect(restarted()).toBe(false);
         expect(calls().filter((call) => call.includes("route del"))).toEqual(["ip -4 route del 10.10.0.3/32 dev wg0"]);
         expect(readFileSync(join(paths.state, "synced.conf"), "utf8")).not.toContain(keys.laptopPublic);
+    });
+
+    it("routes, re-routes at a route MTU and drops IPv6 networks with ip -6, and puts back a missing ip6tables rule", () => {
+        writeFileSync(paths.template, template({ ipv6: true }));
+        writeFileSync(paths.publicKeys, publicKeys(false));
+        expect(wgApply().status).toBe(0);
+        const ipv6Rules = () => readFileSync(join(paths.state, "ip6tables"), "utf8");
+        expect(ipv6Rules()).toBe("filter FORWARD -i wg0 -o wg0 -j WG-RELAY-ACCESS -m comment --comment wg-relay\n");
+        writeFileSync(join(paths.state, "ip6tables"), "");
+
+        writeFileSync(paths.template, template({ ipv6: true, laptop: true, laptopRouteMtu: 1420 }));
+        writeFileSync(paths.publicKeys, publicKeys(true));
+        const result = wgApply();
+        expect(result.status).toBe(0);
+        expect(restarted()).toBe(false);
+        expect(calls().filter((call) => call.startsWith("ip -6 route replace"))).toEqual([
+            "ip -6 route replace fd00:1::3/128 dev wg0",
+            "ip -6 route replace fd00:2::/64 dev wg0",
+            "ip -6 route replace fd00:1::3/128 dev wg0 mtu 1420",
+            "ip -6 route replace fd00:2::/64 dev wg0 mtu 1420",
+        ]);
+        expect(result.stdout).toContain("wg-apply: re-adding a missing firewall rule: ip6tables -I FORWARD -i wg0 -o wg0 -j WG-RELAY-ACCESS -m comment --comment wg-relay");
+        expect(ipv6Rules()).toBe("filter FORWARD -i wg0 -o wg0 -j WG-RELAY-ACCESS -m comment --comment wg-relay\n");
+
+        writeFileSync(join(paths.state, "routes6"), "fd00:1::3/128 dev wg0 proto boot\nfd00:2::/64 dev wg0 proto boot\n");
+        writeFileSync(paths.template, template({ ipv6: true }));
+        writeFileSync(paths.publicKeys, publicKeys(false));
+        expect(wgApply().status).toBe(0);
+        expect(calls().filter((call) => call.includes("route del"))).toEqual(["ip -6 route del fd00:1::3/128 dev wg0", "ip -6 route del fd00:2::/64 dev wg0"]);
     });
 
     it("undoes a rule the new [Interface] part no longer has: it stops with the conf the interface started with", () => {

@@ -381,6 +381,34 @@ describe("program: access rules", () => {
     });
 });
 
+describe("program: IPv6 inside the tunnel", () => {
+    it("changes the relay's and gateways' sysctl and every wg0 template, and adds the relay's IPv6 access rules, loaded before wg0", async () => {
+        // The laptop provisioned over SSH, so that its template is a step too.
+        const withoutIpv6 = validConfig();
+        withoutIpv6.clients![0].ssh = { host: "203.0.113.20" };
+        const before = await scriptsOf(withoutIpv6);
+        const withIpv6 = validConfig();
+        withIpv6.tunnel = { ipv6: { enabled: true, prefix: "fd12:3456:789a::/64" } };
+        withIpv6.gateways![0].lanSubnets.push("fd00:1::/64");
+        withIpv6.clients![0].ssh = { host: "203.0.113.20" };
+        const after = await scriptsOf(withIpv6);
+        expect(changedSteps(before, after)).toEqual([
+            "laptop-wireguard-template",
+            "relay-access6-rules",
+            "relay-sysctl",
+            "relay-wireguard-template",
+            "rpi1-sysctl",
+            "rpi1-wireguard-template",
+        ]);
+        expect(before.has("relay-access6-rules")).toBe(false);
+        const step = (await inputsOf(command("relay-access6-rules"))).create as string;
+        expect(step).toContain("-A WG-RELAY-ACCESS -s fd12:3456:789a::3/128 -d fd00:1::/64 -m comment --comment wg-relay:laptop -j ACCEPT\n");
+        expect(step).toContain("if ip6tables -w -n -L WG-RELAY-ACCESS >/dev/null 2>&1; then ip6tables-restore -w --noflush /etc/wg-relay/access6.rules; fi");
+        expect([...prerequisites("relay-wireguard-template")]).toContain("relay-access6-rules");
+        expect((await inputsOf(command("rpi1-sysctl"))).create).toContain("net.ipv6.conf.eth0.accept_ra = 2");
+    });
+});
+
 describe("program: per-peer wstunnel credentials", () => {
     const withPhone = () => {
         const config = validConfig();

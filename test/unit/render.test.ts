@@ -176,7 +176,7 @@ describe("firewall rules", () => {
     const comment = "-m comment --comment wg-relay";
 
     it("lets the relay forward to the internet for full tunnels and drop direct UDP, each undone exactly", () => {
-        const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "eth0", wireguardPort: 51820, allowDirectUdp: false, internetEgress: true }));
+        const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "eth0", wireguardPort: 51820, allowDirectUdp: false, internetEgress: true, ipv6: false }));
         const clamp = "FORWARD -i %i -o eth0 -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu";
         expect(hooks).toEqual([
             { up: `iptables -t mangle -A ${clamp} ${comment}`, down: `iptables -t mangle -D ${clamp} ${comment}` },
@@ -191,7 +191,7 @@ describe("firewall rules", () => {
     });
 
     it("leaves WireGuard's port open and adds no rule of its own without direct UDP or full tunnels (the access chain decides between peers)", () => {
-        const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "ens3", wireguardPort: 51820, allowDirectUdp: true, internetEgress: false }));
+        const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "ens3", wireguardPort: 51820, allowDirectUdp: true, internetEgress: false, ipv6: false }));
         expect(hooks).toEqual([]);
     });
 
@@ -572,5 +572,147 @@ describe("several sites and relays", () => {
     it("sends the heartbeat to every relay's tunnel address", () => {
         const unit = renderHeartbeatUnit({ relayTunnelAddresses: ["10.10.0.1", "10.10.1.1"], intervalSeconds: 5 });
         expect(unit).toContain("ExecStart=/bin/bash -c 'while :; do echo >/dev/udp/10.10.0.1/9 2>/dev/null || true; echo >/dev/udp/10.10.1.1/9 2>/dev/null || true; sleep 5; done'\n");
+    });
+});
+
+describe("IPv6 inside the tunnel", () => {
+    const comment = "-m comment --comment wg-relay";
+    const ipv6 = parseStackConfig({
+        ...validConfig(),
+        tunnel: { ipv6: { enabled: true, prefix: "fd12:3456:789a::/64" } },
+        gateways: [{ name: "rpi1", tunnelAddress: "10.10.0.2", lanSubnets: ["192.168.1.0/24", "fd00:1::/64"], ssh: { host: "192.168.1.130", user: "pi" } }],
+        clients: [
+            { name: "laptop", tunnelAddress: "10.10.0.3" },
+            { name: "phone", tunnelAddress: "10.10.0.4", access: [{ to: "fd00:1::20", protocol: "tcp", ports: [80] }, { to: "rpi1", protocol: "icmp" }, { to: "laptop" }] },
+            { name: "tablet", tunnelAddress: "10.10.0.5", access: [{ to: "192.168.1.20" }] },
+        ],
+    } as Record<string, unknown>);
+    const [v6relay] = ipv6.relays;
+    const [v6gateway] = ipv6.gateways;
+    const [v6laptop] = ipv6.clients;
+
+    it("gives the relay both addresses, each peer its /128 and a gateway its IPv6 LANs, and the access chain for ip6tables", () => {
+        const peers = [
+            { ...v6gateway, role: "gateway" as const },
+            { ...v6laptop, role: "client" as const, lanSubnets: [] },
+        ];
+        const template = renderWgQuickConf(relayWgQuickConf(v6relay, peers, new Set()));
+        expect(template).toContain("Address = 10.10.0.1/24, fd12:3456:789a::1/64\n");
+        expect(template).toContain("AllowedIPs = 10.10.0.2/32, fd12:3456:789a::2/128, 192.168.1.0/24, fd00:1::/64\n");
+        expect(template).toContain("AllowedIPs = 10.10.0.3/32, fd12:3456:789a::3/128\n");
+        expect(template.split("\n").filter((line) => /^Post(Up|Down) = ip6tables/.test(line))).toEqual([
+            "PostUp = ip6tables-restore -w --noflush /etc/wg-relay/access6.rules",
+            "PostUp = ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+            `PostUp = ip6tables -I INPUT -i eth0 -p udp --dport 51820 -j DROP ${comment}`,
+            `PostDown = ip6tables -D INPUT -i eth0 -p udp --dport 51820 -j DROP ${comment}`,
+            "PostDown = ip6tables -D FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+            "PostDown = ip6tables -w -F WG-RELAY-ACCESS && ip6tables -w -X WG-RELAY-ACCESS",
+        ]);
+        // wg-apply and the doctor read the ip6tables rules as they read the iptables ones.
+        expect(readTemplate(template).firewallRules.filter((rule) => rule.startsWith("ip6tables"))).toEqual([
+            "ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+            `ip6tables -I INPUT -i eth0 -p udp --dport 51820 -j DROP ${comment}`,
+        ]);
+    });
+
+    it("splits each client's grants by family: the IPv6 file has the IPv6 half, with ICMPv6's errors and ipv6-icmp", () => {
+        expect(renderAccessRules(v6relay.clientAccess, [], "ipv6")).toBe(
+            [
+                "# Managed by wg-relay: `pulumi up` rewrites this file and loads it with `ip6tables-restore --noflush`.",
+                "# Traffic between wg0's peers through the relay (FORWARD -i wg0 -o wg0 jumps to WG-RELAY-ACCESS):",
+                "# replies to allowed connections, what each client may open, and nothing else.",
+                "*filter",
+                ":WG-RELAY-ACCESS - [0:0]",
+                "-A WG-RELAY-ACCESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                "# ICMPv6 errors (RFC 4890), even when conntrack does not link them to a connection:",
+                "-A WG-RELAY-ACCESS -p ipv6-icmp -m icmp6 --icmpv6-type destination-unreachable -j ACCEPT",
+                "-A WG-RELAY-ACCESS -p ipv6-icmp -m icmp6 --icmpv6-type packet-too-big -j ACCEPT",
+                "-A WG-RELAY-ACCESS -p ipv6-icmp -m icmp6 --icmpv6-type time-exceeded -j ACCEPT",
+                "-A WG-RELAY-ACCESS -p ipv6-icmp -m icmp6 --icmpv6-type parameter-problem -j ACCEPT",
+                "# laptop (fd12:3456:789a::3) to fd00:1::/64",
+                "-A WG-RELAY-ACCESS -s fd12:3456:789a::3/128 -d fd00:1::/64 -m comment --comment wg-relay:laptop -j ACCEPT",
+                "# phone (fd12:3456:789a::4) to fd00:1::20, tcp port 80",
+                "-A WG-RELAY-ACCESS -s fd12:3456:789a::4/128 -d fd00:1::20/128 -p tcp -m multiport --dports 80 -m comment --comment wg-relay:phone -j ACCEPT",
+                "# phone (fd12:3456:789a::4) to rpi1 (gateway: fd00:1::/64), icmp",
+                "-A WG-RELAY-ACCESS -s fd12:3456:789a::4/128 -d fd00:1::/64 -p ipv6-icmp -m comment --comment wg-relay:phone -j ACCEPT",
+                "# phone (fd12:3456:789a::4) to laptop (client: fd12:3456:789a::3/128)",
+                "-A WG-RELAY-ACCESS -s fd12:3456:789a::4/128 -d fd12:3456:789a::3/128 -m comment --comment wg-relay:phone -j ACCEPT",
+                "# Anything else: gateways towards clients, clients towards what they were not given.",
+                "-A WG-RELAY-ACCESS -j DROP",
+                "COMMIT",
+                "",
+            ].join("\n"),
+        );
+        // The IPv4 file: the same grants' IPv4 half; the tablet, limited to an IPv4 host, opens nothing over IPv6.
+        expect(
+            renderAccessRules(v6relay.clientAccess, [])
+                .split("\n")
+                .filter((line) => line.startsWith("-A WG-RELAY-ACCESS -s")),
+        ).toEqual([
+            "-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.1.0/24 -m comment --comment wg-relay:laptop -j ACCEPT",
+            "-A WG-RELAY-ACCESS -s 10.10.0.4/32 -d 192.168.1.0/24 -p icmp -m comment --comment wg-relay:phone -j ACCEPT",
+            "-A WG-RELAY-ACCESS -s 10.10.0.4/32 -d 10.10.0.3/32 -m comment --comment wg-relay:phone -j ACCEPT",
+            "-A WG-RELAY-ACCESS -s 10.10.0.5/32 -d 192.168.1.20/32 -m comment --comment wg-relay:tablet -j ACCEPT",
+        ]);
+        expect(loadAccessRulesScript("/etc/wg-relay/access6.rules", "ipv6")).toBe(
+            "if ip6tables -w -n -L WG-RELAY-ACCESS >/dev/null 2>&1; then ip6tables-restore -w --noflush /etc/wg-relay/access6.rules; fi",
+        );
+    });
+
+    it("has the gateway forward, protect and masquerade IPv6 like IPv4, and route the tunnel's prefix to the relay", () => {
+        const template = renderWgQuickConf(gatewayWgQuickConf(v6gateway, ipv6.tunnel, [relayForPeers]));
+        expect(template).toContain("Address = 10.10.0.2/24, fd12:3456:789a::2/64\n");
+        expect(template).toContain("AllowedIPs = 10.10.0.0/24, fd12:3456:789a::/64\n");
+        expect(template.split("\n").filter((line) => line.startsWith("PostUp = "))).toEqual([
+            `PostUp = iptables -A FORWARD -i %i -o eth0 -d 192.168.1.0/24 -j ACCEPT ${comment}`,
+            `PostUp = ip6tables -A FORWARD -i %i -o eth0 -d fd00:1::/64 -j ACCEPT ${comment}`,
+            `PostUp = iptables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT ${comment}`,
+            `PostUp = ip6tables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT ${comment}`,
+            `PostUp = iptables -I INPUT -i eth0 -d 10.10.0.2/32 -j DROP ${comment}`,
+            `PostUp = ip6tables -I INPUT -i eth0 -d fd12:3456:789a::2/128 -j DROP ${comment}`,
+            `PostUp = iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE ${comment}`,
+            `PostUp = ip6tables -t nat -A POSTROUTING -s fd12:3456:789a::/64 -o eth0 -j MASQUERADE ${comment}`,
+        ]);
+    });
+
+    it("links sites only within a family", () => {
+        const hooks = firewallHooks(
+            gatewayFirewallRules({
+                tunnelSubnets: ["10.10.0.0/24"],
+                tunnelAddresses: ["10.10.0.2"],
+                lanInterface: "eth0",
+                lanSubnets: ["192.168.1.0/24", "fd00:1::/64"],
+                siteRoutes: ["192.168.2.0/24", "fd00:2::/64"],
+                masquerade: false,
+                ipv6: { tunnelPrefix: "fd12:3456:789a::/64", tunnelAddress: "fd12:3456:789a::2" },
+            }),
+        ).map((hook) => hook.up);
+        expect(hooks.filter((rule) => rule.includes(" -s "))).toEqual([
+            `iptables -A FORWARD -i eth0 -o %i -s 192.168.1.0/24 -d 192.168.2.0/24 -j ACCEPT ${comment}`,
+            `ip6tables -A FORWARD -i eth0 -o %i -s fd00:1::/64 -d fd00:2::/64 -j ACCEPT ${comment}`,
+        ]);
+    });
+
+    it("gives a client both families: its addresses, the tunnel's prefix and IPv6 LANs, and IPv6 LANs beside a full IPv4 tunnel", () => {
+        const settings = {
+            client: v6laptop,
+            tunnel: ipv6.tunnel,
+            relayHost: "198.51.100.10",
+            relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { inline: "RELAY-PUBLIC-KEY" }, endpoint: "127.0.0.1:51820" }],
+            privateKey: { inline: "CLIENT-PRIVATE-KEY" },
+        };
+        const conf = renderWgQuickConf(clientWgQuickConf(settings));
+        expect(conf).toContain("Address = 10.10.0.3/24, fd12:3456:789a::3/64\n");
+        expect(conf).toContain("AllowedIPs = 10.10.0.0/24, fd12:3456:789a::/64, 192.168.1.0/24, fd00:1::/64\n");
+        const full = renderWgQuickConf(clientWgQuickConf({ ...settings, client: { ...v6laptop, fullTunnel: true } }));
+        expect(full).toContain("AllowedIPs = 0.0.0.0/0, fd12:3456:789a::/64, fd00:1::/64\n");
+    });
+
+    it("forwards IPv6 on routers, keeping router advertisements on their own uplink", () => {
+        expect(renderForwardingSysctl({ upstreamInterface: "eth0.10" }).split("\n").filter((line) => line.startsWith("net."))).toEqual([
+            "net.ipv4.ip_forward = 1",
+            "net.ipv6.conf.all.forwarding = 1",
+            "net.ipv6.conf.eth0/10.accept_ra = 2",
+        ]);
     });
 });

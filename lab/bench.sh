@@ -19,6 +19,14 @@
 # BENCH_PULUMI (1; 0 skips the pulumi timings, for quicker throughput runs), BENCH_DIRECT_MTU (1420, the default
 # tunnel.udpMtu: the MTU a client on direct UDP uses, since its packets cross real paths).
 #
+# Scale (BENCH_SCALE_CLIENTS, 200; 0 skips it): a no-change `pulumi up` of the lab stack as it is (one client
+# besides the gateway), next to the same with that many more bundle-only clients and four more gateways, gw2..gw5
+# (booted on the home LAN by `WG_RELAY_LAB_GATEWAYS=5 lab/hosts.sh up`; they stay part of the lab until `down`),
+# and the ratio as `no-op up ratio 200 clients/1: N.NN`; also how long the `pulumi up` adding them took. The stack
+# goes back to the lab's own config at the end (that `pulumi up`, and only that one, skips Pulumi's per-step
+# checkpoints: PULUMI_SKIP_CHECKPOINTS), also when a run stops half-way (the config only: the next `pulumi up`
+# converges).
+#
 # --wan (or BENCH_WAN=1): the lab's internet router (the inet namespace) gets a WAN's latency and loss for the run,
 # on every packet to or from the relay: BENCH_WAN_DELAY_MS (10) each way, so 20 ms more RTT, by lab/wan-delay (an
 # NFQUEUE program built with Go into .lab/; the lab kernel has no netem), and BENCH_WAN_LOSS (0.005) random loss
@@ -36,6 +44,7 @@ HOP_MB=${BENCH_HOP_MB:-256}
 PINGS=${BENCH_PINGS:-50}
 TIME_PULUMI=${BENCH_PULUMI:-1}
 DIRECT_MTU=${BENCH_DIRECT_MTU:-1420}
+SCALE_CLIENTS=${BENCH_SCALE_CLIENTS:-200}
 WAN=${BENCH_WAN:-0}
 if [ "${1:-}" = "--wan" ]; then WAN=1; fi
 WAN_DELAY_MS=${BENCH_WAN_DELAY_MS:-10}
@@ -73,6 +82,7 @@ cleanup() {
         if kill -0 "$pid" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
     fi
     rm -f "$WWW/bench.bin"
+    if [ -e "$tmp/scaled" ]; then lab stack-config >/dev/null 2>&1 || rc=1; fi
     wan_down
     rm -rf "$tmp"
     bench_if_down relay || rc=1
@@ -219,6 +229,8 @@ drops_since() { # snapshot -> "relay N, rpi1 N, laptop N"
 }
 
 # ---- the run --------------------------------------------------------------------------------------------------
+# A step that fails says where: a figure missing from the output is not silent.
+trap 'echo "bench: line $LINENO failed (exit $?): $BASH_COMMAND" >&2' ERR
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -277,7 +289,14 @@ printf 'hop throughput ratio wstunnel/direct: %s\n' "$(awk -v a="$tunnel" -v b="
 bench_if_down relay
 bench_if_down rpi1
 
-# End to end.
+# End to end. A restart of the relay's wg0 (a config change, as the bench's first `pulumi up` may apply) leaves the
+# laptop's session unanswered until it handshakes again (WireGuard's 15 s without a reply): wait for it, or the
+# first ping run loses every packet.
+for _ in $(seq 30); do
+    ip netns exec "$LAB_NAME-laptop" ping -n -q -c 1 -W 1 "$LAN_HOST" >/dev/null 2>&1 && break
+done
+ip netns exec "$LAB_NAME-laptop" ping -n -q -c 1 -W 2 "$LAN_HOST" >/dev/null ||
+    { echo "bench: the laptop does not reach the LAN host $LAN_HOST through the tunnel" >&2; exit 1; }
 v=$(rtt laptop "$LAN_HOST")
 figure "ping laptop -> LAN host through the tunnel (avg of $PINGS)" "$v" ms
 v=$(rtt rpi1 "$LAN_HOST")
@@ -289,3 +308,21 @@ figure "HTTP ${PAYLOAD_MB} MB laptop <- LAN host through the tunnel (median of $
 figure "HTTP through the tunnel, UDP receive-buffer drops" "$(drops_since "$snap")" datagrams
 v=$(median_of_runs http_throughput rpi1)
 figure "HTTP ${PAYLOAD_MB} MB rpi1 <- LAN host on the LAN (median of $RUNS, baseline)" "$v" MB/s
+
+# Scale: the same no-change `pulumi up`, with SCALE_CLIENTS more clients and five gateways.
+if [ "$SCALE_CLIENTS" != 0 ]; then
+    WG_RELAY_LAB_GATEWAYS=5 bash "$HERE/hosts.sh" up >&2
+    rm -f "$LAB/pulumi-state/e2e-converged"   # the e2e tests' mark of the config last applied (test/e2e/lab.ts)
+    one=$(median_of_runs seconds lab pulumi up --stack lab --yes --skip-preview)
+    touch "$tmp/scaled"
+    LAB_STACK_CHANGES="{\"scale\":{\"clients\":$SCALE_CLIENTS}}" lab stack-config >/dev/null
+    v=$(seconds lab pulumi up --stack lab --yes --skip-preview)
+    figure "pulumi up adding $SCALE_CLIENTS clients and 4 gateways" "$v" s
+    many=$(median_of_runs seconds lab pulumi up --stack lab --yes --skip-preview)
+    figure "pulumi up no changes, 1 client and 1 gateway (median of $RUNS)" "$one" s
+    figure "pulumi up no changes, $((SCALE_CLIENTS + 1)) clients and 5 gateways (median of $RUNS)" "$many" s
+    printf 'no-op up ratio %s clients/1: %s\n' "$SCALE_CLIENTS" "$(awk -v a="$many" -v b="$one" 'BEGIN { printf "%.2f", a / b }')"
+    lab stack-config >/dev/null
+    PULUMI_SKIP_CHECKPOINTS=true lab pulumi up --stack lab --yes --skip-preview >/dev/null
+    rm -f "$tmp/scaled"
+fi

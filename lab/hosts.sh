@@ -17,6 +17,9 @@
 # CG-NAT router (cgnat2, gateway rpi2, LAN host lanhost2 with an HTTP service): two more booted hosts. Once they
 # exist, every command (down, status, host) includes them without the variable.
 #
+# WG_RELAY_LAB_GATEWAYS=5 (at `up`) adds four more gateway hosts on the home LAN, gw2..gw5 (for the bench's scale
+# figure); like the second site, they stay part of the lab once they exist.
+#
 # Every lab address lives inside the wgr-* namespaces; nothing is added to the
 # root namespace.  Processes are tracked by PID files under .lab/hosts/ and
 # stopped only by those PIDs.
@@ -123,6 +126,20 @@ if [[ ${WG_RELAY_LAB_SITES:-1} == 2 ]] || ns_exists relay2 || ns_exists cgnat2; 
     "rpi2 192.168.2.1"
     "lanhost2 192.168.2.1"
   )
+fi
+# Four more gateways on the home LAN (`npm run bench` boots them for its scale figure; lab/README.md): gw2..gw5,
+# each a gateway host like rpi1 (user pi), at 192.168.1.132..135.
+if [[ ${WG_RELAY_LAB_GATEWAYS:-1} == 5 ]] || ns_exists gw2; then
+  for i in 2 3 4 5; do
+    NAMESPACES+=("gw$i")
+    HOSTS+=("gw$i")
+    H_USER+=(["gw$i"]=pi)
+    H_ADDR+=(["gw$i"]=192.168.1.$((130 + i)))
+    LINKS+=("cgnat lan-gw$i gw$i eth0")
+    BRIDGE_PORTS+=("cgnat lan-gw$i")
+    ADDRS+=("gw$i eth0 192.168.1.$((130 + i))/24")
+    DEFAULTS+=("gw$i 192.168.1.1")
+  done
 fi
 routers_with_lan() { local port; for port in "${BRIDGE_PORTS[@]}"; do echo "${port%% *}"; done | sort -u; }
 nsx() { local ns=$1; shift; ip netns exec "$LAB_NAME-$ns" "$@"; }

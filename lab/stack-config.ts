@@ -17,11 +17,15 @@ interface LabHost {
 
 interface Inventory {
     /** relay2 and rpi2 only in a lab with the second site (`npm run lab -- sites`). */
-    hosts: Record<"relay" | "rpi1" | "laptop", LabHost> & Partial<Record<"relay2" | "rpi2", LabHost>>;
+    hosts: Record<"relay" | "rpi1" | "laptop", LabHost> & Partial<Record<"relay2" | "rpi2" | ExtraGateway, LabHost>>;
 }
 
 /** The home LAN's IPv6 prefix (lab/hosts.sh gives rpi1 and lanhost an address in it). */
 export const labLanIpv6Prefix = "fd00:192:168:1::/64";
+
+/** The bench's four more gateway hosts on the home LAN (`WG_RELAY_LAB_GATEWAYS=5 lab/hosts.sh up`). */
+const extraGateways = ["gw2", "gw3", "gw4", "gw5"] as const;
+type ExtraGateway = (typeof extraGateways)[number];
 
 const ssh = (host: LabHost) => ({ host: host.address, user: host.user, hostKey: host.hostKey });
 
@@ -32,6 +36,11 @@ export interface LabChanges {
      */
     sites?: { siteToSite?: ("rpi1" | "rpi2")[]; laptopPrimaryRelay?: "relay" | "relay2" };
     extraClients?: NonNullable<StackConfigInput["clients"]>;
+    /**
+     * The bench's scale figure: this many more bundle-only clients (scale-1 ... at 10.10.0.10 on), and gw2..gw5 as
+     * four more gateways, each with a LAN of its own (192.168.12.0/24 ... 192.168.15.0/24; nothing behind them).
+     */
+    scale?: { clients: number };
     gatewayKeyRotation?: number;
     relayKeyRotation?: number;
     /** The laptop's access rules (clients[].access); left out, it may reach every LAN it routes. */
@@ -52,6 +61,13 @@ export interface LabChanges {
 
 export function labStackConfig(inventory: Inventory, wstunnelBinary: string, changes: LabChanges = {}): StackConfigInput {
     const { relay, rpi1, laptop, relay2, rpi2 } = inventory.hosts;
+    const scale = changes.scale;
+    if (scale && extraGateways.some((gateway) => inventory.hosts[gateway] === undefined)) {
+        throw new Error("gw2..gw5 are not in the lab's inventory: `WG_RELAY_LAB_GATEWAYS=5 lab/hosts.sh up` boots them");
+    }
+    if (scale && (scale.clients < 0 || scale.clients > 200)) {
+        throw new Error(`scale.clients: the lab's tunnel subnet has room for 200 more clients, not ${scale.clients}`);
+    }
     const sites = changes.sites;
     if (sites && (relay2 === undefined || rpi2 === undefined)) {
         throw new Error("the second site is not in the lab's inventory: `npm run lab -- sites` boots it");
@@ -94,6 +110,15 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                 ...siteToSite("rpi1"),
             },
             ...(sites ? [{ name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], lanInterface: "eth0", ssh: ssh(rpi2!), ...siteToSite("rpi2") }] : []),
+            ...(scale
+                ? extraGateways.map((name, index) => ({
+                      name,
+                      tunnelAddress: `10.10.0.${230 + index}`,
+                      lanSubnets: [`192.168.${12 + index}.0/24`],
+                      lanInterface: "eth0",
+                      ssh: ssh(inventory.hosts[name]!),
+                  }))
+                : []),
         ],
         clients: [
             {
@@ -104,6 +129,7 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                 ...(sites?.laptopPrimaryRelay ? { primaryRelay: sites.laptopPrimaryRelay } : {}),
             },
             ...(changes.extraClients ?? []),
+            ...Array.from({ length: scale?.clients ?? 0 }, (_, index) => ({ name: `scale-${index + 1}`, tunnelAddress: `10.10.0.${10 + index}` })),
         ],
     };
 }

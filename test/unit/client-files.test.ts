@@ -25,8 +25,10 @@ describe("client files", () => {
     });
 
     it("adds, with mutual TLS, the certificate and its key as one owner-only file", () => {
-        const files = clientFiles({ ...bundle, clientCertificate: "-----BEGIN CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n" });
-        expect(files.slice(5)).toEqual([{ name: "wg-relay-client.pem", content: "-----BEGIN CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n", mode: 0o600 }]);
+        // Placeholder text, not a key: the file's content is passed through as it is.
+        const certificateAndKey = "certificate and key, as one PEM text\n";
+        const files = clientFiles({ ...bundle, clientCertificate: certificateAndKey });
+        expect(files.slice(5)).toEqual([{ name: "wg-relay-client.pem", content: certificateAndKey, mode: 0o600 }]);
     });
 
     it("adds, with several relays, a conf per relay and each further relay's wstunnel client", () => {

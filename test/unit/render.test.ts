@@ -428,9 +428,9 @@ describe("wstunnel", () => {
         const unit = renderWstunnelClientUnit({ ...settings, environmentFile: "/etc/wg-relay/wstunnel-client.env" });
         expect(unit).toContain("LoadCredential=client.pem:/etc/wg-relay/tls/client.pem\n");
         expect(unit).toContain(" --tls-certificate %d/client.pem --tls-private-key %d/client.pem wss://sync.c0xl.ch:443\n");
-        expect(renderClientCertificatePem("-----BEGIN CERTIFICATE-----\nMIIc\n-----END CERTIFICATE-----\n", "-----BEGIN PRIVATE KEY-----\nMIIk\n-----END PRIVATE KEY-----\n\n")).toBe(
-            "-----BEGIN CERTIFICATE-----\nMIIc\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nMIIk\n-----END PRIVATE KEY-----\n",
-        );
+        // Placeholder blocks (no real key is tracked): certificate first, then key, each ending in one newline.
+        const block = (label: string, body: string) => `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
+        expect(renderClientCertificatePem(block("CERTIFICATE", "MIIc"), `${block("PRIVATE KEY", "MIIk")}\n`)).toBe(`${block("CERTIFICATE", "MIIc")}${block("PRIVATE KEY", "MIIk")}`);
     });
 
     it("puts the client's prefix in an environment file and refuses one that would break it", () => {

@@ -197,16 +197,23 @@ export async function eventually(read: () => string, done: (text: string) => boo
     return text;
 }
 
-/** Seconds until the laptop gets the LAN host's page through the tunnel; fails after `limit`. */
-export async function secondsUntilLanReachable(limit: number): Promise<number> {
+/** Seconds until `check` holds, polled every 0.5 s; fails after `limit`, naming `what`. */
+export async function secondsUntil(what: string, limit: number, check: () => boolean): Promise<number> {
     const start = Date.now();
     while ((Date.now() - start) / 1000 < limit) {
-        if (inNamespace("laptop", ["curl", "--silent", "--max-time", "2", lanService]).stdout.includes("hello from lanhost")) {
+        if (check()) {
             return (Date.now() - start) / 1000;
         }
         await new Promise((done) => setTimeout(done, 500));
     }
-    throw new Error(`the LAN host was not reachable from the laptop within ${limit} s`);
+    throw new Error(`${what}: not within ${limit} s`);
+}
+
+/** Seconds until the laptop gets the LAN host's page through the tunnel; fails after `limit`. */
+export function secondsUntilLanReachable(limit: number): Promise<number> {
+    return secondsUntil("the LAN host reachable from the laptop", limit, () =>
+        inNamespace("laptop", ["curl", "--silent", "--max-time", "2", lanService]).stdout.includes("hello from lanhost"),
+    );
 }
 
 export const relayAddress = "198.51.100.10";

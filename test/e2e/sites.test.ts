@@ -1,7 +1,7 @@
 // End to end with two sites and two relays (README "Several sites and relays"): the second relay (relay2) and site
 // (cgnat2, rpi2, lanhost2) join the lab for this file (`npm run lab -- sites`). Real hosts, real traffic.
 import type { LabChanges } from "../../lab/stack-config";
-import { destroy, doctor, ensureStack, findingOf, inNamespace, inNamespaceOk, lab, labTry, onHostOk, writeStack } from "./lab";
+import { destroy, doctor, ensureStack, findingOf, inNamespace, inNamespaceOk, lab, labTry, onHostOk, secondsUntil, writeStack } from "./lab";
 
 jest.setTimeout(20 * 60 * 1000);
 
@@ -12,19 +12,6 @@ const sites: LabChanges = { sites: {} };
 const siteToSite: LabChanges = { sites: { siteToSite: ["rpi1", "rpi2"] } };
 
 const get = (namespace: string, url: string, seconds = 3) => inNamespace(namespace, ["curl", "--silent", "--max-time", String(seconds), url]).stdout;
-const sleep = (seconds: number) => new Promise((done) => setTimeout(done, seconds * 1000));
-
-/** Seconds until `check` holds, polled every 0.5 s; fails after `limit`. */
-async function secondsUntil(what: string, limit: number, check: () => boolean): Promise<number> {
-    const start = Date.now();
-    while ((Date.now() - start) / 1000 < limit) {
-        if (check()) {
-            return (Date.now() - start) / 1000;
-        }
-        await sleep(0.5);
-    }
-    throw new Error(`${what}: not within ${limit} s`);
-}
 
 const bothLans = () => get("laptop", lan1).includes("hello from lanhost") && get("laptop", lan2).includes("hello from lanhost2");
 /** The laptop's source address towards a LAN: 10.10.0.3 on relay, 10.10.1.3 on relay2. */

@@ -146,7 +146,7 @@ wan_up() {
 wan_down() {
     local pid
     if [ -s "$tmp/wan.pid" ]; then
-        while ip netns exec "$LAB_NAME-inet" iptables -S FORWARD 2>/dev/null | grep -q -- "--comment $WAN_RULE_COMMENT"; do
+        while [[ $(ip netns exec "$LAB_NAME-inet" iptables -S FORWARD 2>/dev/null) == *"--comment $WAN_RULE_COMMENT"* ]]; do
             wan_rules -D 2>/dev/null || break
         done
         pid=$(<"$tmp/wan.pid")

@@ -151,12 +151,13 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 # A PID from one of our pid files counts as ours only while its command line
 # still contains the marker we started it with (guards against PID reuse).
 pid_alive_ours() { # pidfile marker -> echoes pid
-  local f=$1 marker=$2 pid
+  local f=$1 marker=$2 pid cmdline
   [[ -s $f ]] || return 1
   pid=$(<"$f")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   pid_running "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$marker" || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *"$marker"* ]] || return 1
   echo "$pid"
 }
 pid_running() { # exists and is not a zombie waiting to be reaped (no fork: polled often)
@@ -238,17 +239,18 @@ net_up() {
   for l in "${ADDRS[@]}"; do
     read -r ns dev cidr <<<"$l"
     if [[ $cidr == *:* ]]; then
-      # nodad: usable at once, not "tentative" for a second or two.
-      ip -n "$LAB_NAME-$ns" -6 -o addr show dev "$dev" | grep -qF " inet6 $cidr " ||
+      # nodad: usable at once, not "tentative" for a second or two. The listing is read whole before it is
+      # matched: `ip | grep -q` under pipefail fails when grep quits before ip's second line (SIGPIPE).
+      [[ $(ip -n "$LAB_NAME-$ns" -6 -o addr show dev "$dev") == *" inet6 $cidr "* ]] ||
         ip -n "$LAB_NAME-$ns" addr add "$cidr" dev "$dev" nodad
     else
-      ip -n "$LAB_NAME-$ns" -4 -o addr show dev "$dev" | grep -qF " inet $cidr " ||
+      [[ $(ip -n "$LAB_NAME-$ns" -4 -o addr show dev "$dev") == *" inet $cidr "* ]] ||
         ip -n "$LAB_NAME-$ns" addr add "$cidr" dev "$dev"
     fi
   done
   for l in "${DEFAULTS[@]}"; do
     read -r ns gw <<<"$l"
-    ip -n "$LAB_NAME-$ns" -4 route show table main default | grep -qF "default via $gw " ||
+    [[ $(ip -n "$LAB_NAME-$ns" -4 route show table main default) == *"default via $gw "* ]] ||
       ip -n "$LAB_NAME-$ns" route replace default via "$gw"
   done
   firewall_up

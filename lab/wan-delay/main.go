@@ -10,6 +10,7 @@ import (
 	"time"
 
 	nfqueue "github.com/florianl/go-nfqueue"
+	"github.com/mdlayher/netlink"
 )
 
 func main() {
@@ -26,13 +27,25 @@ func main() {
 		MaxQueueLen:  0xffff,
 		Copymode:     nfqueue.NfQnlCopyMeta,
 		WriteTimeout: 50 * time.Millisecond,
-		Flags:        nfqueue.NfQaCfgFlagFailOpen,
+		// GSO: the kernel queues a large packet whole rather than segmenting it first (only its metadata is read).
+		Flags: nfqueue.NfQaCfgFlagFailOpen | nfqueue.NfQaCfgFlagGSO,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wan-delay:", err)
 		os.Exit(1)
 	}
 	defer nf.Close()
+	// At 20 ms of held packets the kernel's messages outran the socket's default 208 KiB receive buffer: recvmsg
+	// failed with ENOBUFS, the read loop stopped, and a TCP flow across it was capped near 8 MB/s. A large buffer
+	// (the kernel may clamp it to rmem_max), and no ENOBUFS: a message still lost leaves its packet queued until the
+	// next batch verdict, which accepts every id up to its own.
+	if err := nf.Con.SetReadBuffer(64 << 20); err != nil {
+		fmt.Fprintln(os.Stderr, "wan-delay: receive buffer:", err)
+	}
+	if err := nf.SetOption(netlink.NoENOBUFS, true); err != nil {
+		fmt.Fprintln(os.Stderr, "wan-delay: NETLINK_NO_ENOBUFS:", err)
+		os.Exit(1)
+	}
 	type held struct {
 		id  uint32
 		due time.Time

@@ -40,6 +40,19 @@ jest.mock("@pulumi/tls", () => {
     return { ...actual, PrivateKey: recording(actual.PrivateKey), CertRequest: recording(actual.CertRequest), LocallySignedCert: recording(actual.LocallySignedCert) };
 });
 
+const mockRandoms: { name: string; opts: pulumi.CustomResourceOptions }[] = [];
+
+jest.mock("@pulumi/random", () => {
+    const actual = jest.requireActual("@pulumi/random");
+    class RecordingRandomPassword extends actual.RandomPassword {
+        constructor(name: string, args: any, opts: any) {
+            super(name, args, opts);
+            mockRandoms.push({ name, opts });
+        }
+    }
+    return { ...actual, RandomPassword: RecordingRandomPassword };
+});
+
 const registered: pulumi.runtime.MockResourceArgs[] = [];
 const digest = (text: string) => createHash("sha256").update(text).digest();
 const pem = (kind: string, name: string) => `-----BEGIN ${kind}-----\n${digest(name).toString("base64")}\n-----END ${kind}-----\n`;
@@ -88,6 +101,7 @@ const sshPrivateKey = readFileSync(join(__dirname, "..", "fixtures", "throwaway-
 
 function loadProgram(config: StackConfigInput): Record<string, any> {
     mockCommands.length = 0;
+    mockRandoms.length = 0;
     registered.length = 0;
     const values: Record<string, string> = { "wg-relay:sshPrivateKey": sshPrivateKey };
     for (const [key, value] of Object.entries(config)) {
@@ -200,6 +214,29 @@ describe("program under mocks", () => {
         for (const host of ["rpi1", "workstation"]) {
             expect([...prerequisites(`${host}-wireguard-template`)]).toContain(`${host}-preshared-key`);
         }
+    });
+
+    it("keeps each random secret at the URN it had under its former component, so an upgrade changes no key", async () => {
+        const urns = await Promise.all(
+            mockRandoms.map(async ({ name, opts }) => [name, await valueOf(pulumi.output((opts.aliases as { parent: pulumi.Input<string> }[])[0].parent))]),
+        );
+        expect(Object.fromEntries(urns)).toEqual({
+            "relay-key-private-key": "urn:pulumi:test::wg-relay::wg-relay:index:WireguardKey::relay-key",
+            "rpi1-key-private-key": "urn:pulumi:test::wg-relay::wg-relay:index:WireguardKey::rpi1-key",
+            "rpi1-key-preshared-key": "urn:pulumi:test::wg-relay::wg-relay:index:WireguardKey::rpi1-key",
+            "rpi1-wstunnel-path-prefix": "urn:pulumi:test::wg-relay::wg-relay:index:WstunnelCredential::rpi1-wstunnel",
+            "laptop-key-private-key": "urn:pulumi:test::wg-relay::wg-relay:index:WireguardKey::laptop-key",
+            "laptop-wstunnel-path-prefix": "urn:pulumi:test::wg-relay::wg-relay:index:WstunnelCredential::laptop-wstunnel",
+            "workstation-key-private-key": "urn:pulumi:test::wg-relay::wg-relay:index:WireguardKey::workstation-key",
+            "workstation-key-preshared-key": "urn:pulumi:test::wg-relay::wg-relay:index:WireguardKey::workstation-key",
+            "workstation-wstunnel-path-prefix": "urn:pulumi:test::wg-relay::wg-relay:index:WstunnelCredential::workstation-wstunnel",
+        });
+        expect(mockRandoms.every(({ opts }) => opts.parent === undefined)).toBe(true);
+    });
+
+    it("registers three resources for a client that is only a bundle: its component, its key's secret and its prefix", () => {
+        const ofLaptop = registered.filter((r) => r.name === "laptop" || r.name.startsWith("laptop-"));
+        expect(ofLaptop.map((r) => r.type).sort()).toEqual(["random:index/randomPassword:RandomPassword", "random:index/randomPassword:RandomPassword", "wg-relay:index:RoamingClient"]);
     });
 
     it("parents every command to its host's component", () => {
@@ -533,6 +570,11 @@ describe("program: mutual TLS (wstunnel.mutualTls)", () => {
         await valueOf(pulumi.output(command("rpi1-tls-client-certificate").args.stdin));
         expect(mockTlsOptions.get("rpi1-wstunnel-client-key")?.replacementTrigger).toBe("3");
         expect(mockTlsOptions.get("laptop-wstunnel-client-key")?.replacementTrigger).toBe("0");
+        // At the URNs they had under the former credential component: enabling this release changes no certificate.
+        for (const name of ["rpi1-wstunnel-client-key", "rpi1-wstunnel-client-csr", "rpi1-wstunnel-client-cert"]) {
+            const [alias] = mockTlsOptions.get(name)!.aliases as { parent: pulumi.Input<string> }[];
+            expect(await valueOf(pulumi.output(alias.parent))).toBe("urn:pulumi:test::wg-relay::wg-relay:index:WstunnelCredential::rpi1-wstunnel");
+        }
     });
 
     it("makes no certificate and no host file of its own while it is off", async () => {

@@ -1,5 +1,6 @@
 // wg-relay: turns the stack config into a relay, LAN gateways and roaming clients, and exports what users need.
 import * as pulumi from "@pulumi/pulumi";
+import { lightStackTraces } from "./components/stackTraces";
 import { ConfigError, configNamespace, parseStackConfig, stackConfigValues } from "./components/config";
 import { declaredWstunnel, declareHost } from "./components/declaredHosts";
 import { LanGateway } from "./components/lanGateway";
@@ -8,6 +9,7 @@ import { VpsRelay } from "./components/vpsRelay";
 import { WireguardKey, WireguardKeyArgs } from "./components/wireguardKey";
 import { WstunnelCredential } from "./components/wstunnelCredential";
 
+lightStackTraces();
 const network = readStackConfig();
 const sshPrivateKey = new pulumi.Config(configNamespace).requireSecret("sshPrivateKey");
 const stack = pulumi.getStack();

@@ -12,7 +12,6 @@ import { shellQuote } from "./shell";
 export const hostPackages = ["wireguard-tools", "iptables", "curl", "ca-certificates"];
 
 const scriptDelimiter = "WG_RELAY_SCRIPT";
-const fileDelimiter = "WG_RELAY_FILE";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
 
@@ -33,7 +32,8 @@ export function sshConnection(ssh: SshSettings, privateKey: pulumi.Input<string>
 
 /**
  * Wraps a POSIX sh script so that it runs as root under `set -eu`. The script travels as a quoted here-document,
- * so `pulumi preview --diff` shows it, and any file inside it, as readable text.
+ * so `pulumi preview --diff` shows it as readable text. It becomes one argument of `sudo`, and Linux refuses an
+ * argument over 128 KiB: so scripts stay small, and what a step writes into a file travels on stdin.
  */
 export function asRoot(script: string, user: string): string {
     assertNoDelimiter(script, scriptDelimiter);
@@ -43,47 +43,33 @@ export function asRoot(script: string, user: string): string {
 
 function assertNoDelimiter(text: string, delimiter: string): void {
     if (text.split("\n").includes(delimiter)) {
-        throw new Error(`content must not contain a line '${delimiter}'`);
+        throw new Error(`a script must not contain a line '${delimiter}'`);
     }
 }
 
-
-export interface FileContent {
+export interface FileMode {
     path: string;
-    content: string;
     mode: string;
     owner?: string;
     group?: string;
 }
 
 /**
- * A script that writes a file atomically with its mode and owner. It sets `changed=1` only when the content
- * differs from what the host has, so a re-run (after a failure, or when only the SSH connection changed)
- * restarts nothing.
+ * A script that writes its standard input into a file, atomically, with its mode and owner: how every file reaches
+ * a host (a relay's access rules for hundreds of clients outgrow any command line). It sets `changed=1` only when
+ * the content differs from what the host has, so a re-run (after a failure, or when only the SSH connection
+ * changed) restarts nothing.
  */
-export function writeFileScript(file: FileContent): string {
-    assertNoDelimiter(file.content, fileDelimiter);
-    return replaceFileScript(file.path, `cat > "$tmp" <<'${fileDelimiter}'\n${file.content.replace(/\n$/, "")}\n${fileDelimiter}`, file.mode, file.owner, file.group);
-}
-
-/**
- * The same for a secret arriving on stdin, into a root-only file: the way secrets reach a host. With `group`, the
- * file is readable by that group too (a service that reads it in place).
- */
-export function writeStdinToFileScript(path: string, group?: string): string {
-    return group === undefined ? replaceFileScript(path, `cat > "$tmp"`, "0600") : replaceFileScript(path, `cat > "$tmp"`, "0640", "root", group);
-}
-
-function replaceFileScript(path: string, fill: string, mode: string, owner = "root", group = "root"): string {
-    const quoted = shellQuote(path);
+export function writeStdinToFileScript(file: FileMode): string {
+    const quoted = shellQuote(file.path);
     return [
         `mkdir -p "$(dirname ${quoted})"`,
         "umask 077",
-        `tmp=$(mktemp ${shellQuote(path + ".XXXXXX")})`,
-        fill,
+        `tmp=$(mktemp ${shellQuote(file.path + ".XXXXXX")})`,
+        `cat > "$tmp"`,
         `if cmp -s "$tmp" ${quoted}; then rm -f "$tmp"; tmp=${quoted}; changed=0; else changed=1; fi`,
-        `chown ${owner}:${group} "$tmp"`,
-        `chmod ${mode} "$tmp"`,
+        `chown ${file.owner ?? "root"}:${file.group ?? "root"} "$tmp"`,
+        `chmod ${file.mode} "$tmp"`,
         `[ "$tmp" = ${quoted} ] || mv -f "$tmp" ${quoted}`,
     ].join("\n");
 }
@@ -130,11 +116,11 @@ export interface RunOptions extends StepOptions {
     script: pulumi.Input<string>;
     /** Runs on destroy (and when the step is replaced). */
     deleteScript?: string;
-    /** A secret handed to the script on its standard input. */
-    secretStdin?: pulumi.Input<string>;
+    /** Handed to the script on its standard input: shown by `pulumi preview --diff` unless it is secret. */
+    stdin?: { content: pulumi.Input<string>; secret: boolean };
 }
 
-export interface WriteFileOptions extends StepOptions, Omit<FileContent, "content"> {
+export interface WriteFileOptions extends StepOptions, FileMode {
     content: pulumi.Input<string>;
     /** Runs when the file changed, e.g. a restart. */
     onChange?: string;
@@ -177,7 +163,7 @@ export class Host {
 
     run(step: string, options: RunOptions): command.remote.Command {
         const script = pulumi.output(options.script).apply((text) => asRoot([repairLine(this.repair), text].filter(Boolean).join("\n"), this.user));
-        const secret = options.secretStdin !== undefined;
+        const secret = options.stdin?.secret === true;
         return new command.remote.Command(
             `${this.name}-${step}`,
             {
@@ -186,7 +172,7 @@ export class Host {
                 // and a preview shows each script once.
                 create: script,
                 delete: options.deleteScript ? asRoot(options.deleteScript, this.user) : undefined,
-                stdin: secret ? pulumi.secret(options.secretStdin!) : undefined,
+                stdin: options.stdin === undefined ? undefined : secret ? pulumi.secret(options.stdin.content) : options.stdin.content,
                 // A step's scripts never print secrets, but the output of one fed by a secret stays out of the log.
                 logging: secret ? "stderr" : "stdoutAndStderr",
                 addPreviousOutputInEnv: false,
@@ -201,19 +187,23 @@ export class Host {
 
     writeFile(step: string, options: WriteFileOptions): command.remote.Command {
         return this.run(step, {
-            script: pulumi
-                .output(options.content)
-                .apply((content) => [writeFileScript({ ...options, content }), whenChanged(options.onChange), options.ensure].filter(Boolean).join("\n")),
+            script: [writeStdinToFileScript(options), whenChanged(options.onChange), options.ensure].filter(Boolean).join("\n"),
             deleteScript: [options.beforeRemove, removeFilesScript([options.path]), options.afterRemove].filter(Boolean).join("\n"),
+            stdin: { content: options.content, secret: false },
             dependsOn: options.dependsOn,
         });
     }
 
     writeSecretFile(step: string, options: WriteSecretFileOptions): command.remote.Command {
         return this.run(step, {
-            script: pulumi.output(options.onChange).apply((onChange) => [writeStdinToFileScript(options.path, options.group), whenChanged(onChange)].filter(Boolean).join("\n")),
+            // Root-only, or readable by the group of a service that reads it in place.
+            script: pulumi
+                .output(options.onChange)
+                .apply((onChange) =>
+                    [writeStdinToFileScript({ path: options.path, mode: options.group === undefined ? "0600" : "0640", group: options.group }), whenChanged(onChange)].filter(Boolean).join("\n"),
+                ),
             deleteScript: [removeFilesScript([options.path]), options.afterRemove].filter(Boolean).join("\n"),
-            secretStdin: options.content,
+            stdin: { content: options.content, secret: true },
             dependsOn: options.dependsOn,
         });
     }

@@ -91,9 +91,8 @@ export interface ClientCertificate {
 export function createClientCertificate(
     name: string,
     args: { pathPrefix: pulumi.Output<string>; rotation: number; ca: StackCa },
-    parent: pulumi.Resource,
+    opts: pulumi.CustomResourceOptions,
 ): ClientCertificate {
-    const opts = { parent };
     const key = new tls.PrivateKey(`${name}-client-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { ...opts, replacementTrigger: String(args.rotation) });
     const request = new tls.CertRequest(
         `${name}-client-csr`,

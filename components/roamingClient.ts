@@ -183,6 +183,8 @@ export class RoamingClient extends pulumi.ComponentResource {
 
         this.publicKey = args.key.publicKey;
         this.tunnelAddress = pulumi.output(client.tunnelAddress);
-        this.registerOutputs({ publicKey: this.publicKey, tunnelAddress: this.tunnelAddress, bundle: this.bundle });
+        // Not the bundle: the stack output holds it, and a second encrypted copy per client would double the state
+        // that every `pulumi up` reads and writes.
+        this.registerOutputs({ publicKey: this.publicKey, tunnelAddress: this.tunnelAddress });
     }
 }

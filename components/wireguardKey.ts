@@ -17,21 +17,29 @@ export interface WireguardKeyArgs {
 // 64 characters of [A-Za-z0-9]: 381 bits, more than the 256 of the key hashed from them.
 const secretLength = 64;
 
-export class WireguardKey extends pulumi.ComponentResource {
+/**
+ * Peer secrets used to be children of a component of their own (one per key, one per path prefix), two more
+ * resources per peer in every `pulumi up`. They sit at the top of the stack now; this alias to their URN under that
+ * former parent keeps the secrets of stacks made before, so the upgrade changes no key, prefix or certificate.
+ */
+export function formerParent(parentName: string, parentType: string): pulumi.CustomResourceOptions {
+    return { aliases: [{ parent: pulumi.createUrn(parentName, parentType) }] };
+}
+
+/** A random secret of a peer, [A-Za-z0-9], replaced when `rotation` changes. */
+export function peerSecret(name: string, length: number, rotation: number, opts: pulumi.CustomResourceOptions): pulumi.Output<string> {
+    return pulumi.secret(new random.RandomPassword(name, { length, special: false, keepers: { rotation: String(rotation) } }, opts).result);
+}
+
+/** A peer's keys (not a resource itself: its secrets are). */
+export class WireguardKey {
     readonly privateKey: pulumi.Output<string>;
     readonly publicKey: pulumi.Output<string>;
     readonly presharedKey: pulumi.Output<string> | undefined;
 
-    constructor(name: string, args: WireguardKeyArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("wg-relay:index:WireguardKey", name, {}, opts);
+    constructor(name: string, args: WireguardKeyArgs) {
         const randomKey = (suffix: string) =>
-            pulumi.secret(
-                new random.RandomPassword(
-                    `${name}-${suffix}`,
-                    { length: secretLength, special: false, keepers: { rotation: String(args.rotation) } },
-                    { parent: this },
-                ).result.apply(wireguardKeyFromSecret),
-            );
+            peerSecret(`${name}-${suffix}`, secretLength, args.rotation, formerParent(name, "wg-relay:index:WireguardKey")).apply(wireguardKeyFromSecret);
         const existing = args.existing;
         if (existing) {
             // They came in as config values: secrets from here on, wherever they go.
@@ -42,6 +50,5 @@ export class WireguardKey extends pulumi.ComponentResource {
             this.presharedKey = args.presharedKey ? randomKey("preshared-key") : undefined;
         }
         this.publicKey = pulumi.unsecret(this.privateKey.apply(wireguardPublicKey));
-        this.registerOutputs({ publicKey: this.publicKey });
     }
 }

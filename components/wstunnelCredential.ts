@@ -2,26 +2,20 @@
 // secret that rotates with the peer's keyRotation, and with mutual TLS a client certificate naming that prefix. The
 // relay's restrictions file has a rule per prefix, so removing a peer revokes its wstunnel access and nobody else's.
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
 import { ClientCertificate, createClientCertificate, StackCa } from "./relayPki";
+import { formerParent, peerSecret } from "./wireguardKey";
 
-export class WstunnelCredential extends pulumi.ComponentResource {
+/** Not a resource itself (its secrets are): a component per credential was one more resource per peer in every run. */
+export class WstunnelCredential {
     /** The HTTP upgrade path prefix (secret; [A-Za-z0-9], URL- and shell-safe). */
     readonly pathPrefix: pulumi.Output<string>;
     private readonly credentialName: string;
     private readonly rotation: number;
 
-    constructor(name: string, args: { rotation: number }, opts?: pulumi.ComponentResourceOptions) {
-        super("wg-relay:index:WstunnelCredential", name, {}, opts);
-        const prefix = new random.RandomPassword(
-            `${name}-path-prefix`,
-            { length: 32, special: false, keepers: { rotation: String(args.rotation) } },
-            { parent: this },
-        );
-        this.pathPrefix = pulumi.secret(prefix.result);
+    constructor(name: string, args: { rotation: number }) {
+        this.pathPrefix = peerSecret(`${name}-path-prefix`, 32, args.rotation, formerParent(name, "wg-relay:index:WstunnelCredential"));
         this.credentialName = name;
         this.rotation = args.rotation;
-        this.registerOutputs({});
     }
 
     /**
@@ -29,6 +23,10 @@ export class WstunnelCredential extends pulumi.ComponentResource {
      * prefixes it serves: hence a step of its own).
      */
     clientCertificate(ca: StackCa): ClientCertificate {
-        return createClientCertificate(this.credentialName, { pathPrefix: this.pathPrefix, rotation: this.rotation, ca }, this);
+        return createClientCertificate(
+            this.credentialName,
+            { pathPrefix: this.pathPrefix, rotation: this.rotation, ca },
+            formerParent(this.credentialName, "wg-relay:index:WstunnelCredential"),
+        );
     }
 }

@@ -40,6 +40,19 @@ jest.mock("@pulumi/tls", () => {
     return { ...actual, PrivateKey: recording(actual.PrivateKey), CertRequest: recording(actual.CertRequest), LocallySignedCert: recording(actual.LocallySignedCert) };
 });
 
+const mockRandoms: { name: string; opts: pulumi.CustomResourceOptions }[] = [];
+
+jest.mock("@pulumi/random", () => {
+    const actual = jest.requireActual("@pulumi/random");
+    class RecordingRandomPassword extends actual.RandomPassword {
+        constructor(name: string, args: any, opts: any) {
+            super(name, args, opts);
+            mockRandoms.push({ name, opts });
+        }
+    }
+    return { ...actual, RandomPassword: RecordingRandomPassword };
+});
+
 const registered: pulumi.runtime.MockResourceArgs[] = [];
 const digest = (text: string) => createHash("sha256").update(text).digest();
 const pem = (kind: string, name: string) => `-----BEGIN ${kind}-----\n${digest(name).toString("base64")}\n-----END ${kind}-----\n`;
@@ -88,6 +101,7 @@ const sshPrivateKey = readFileSync(join(__dirname, "..", "fixtures", "throwaway-
 
 function loadProgram(config: StackConfigInput): Record<string, any> {
     mockCommands.length = 0;
+    mockRandoms.length = 0;
     registered.length = 0;
     const values: Record<string, string> = { "wg-relay:sshPrivateKey": sshPrivateKey };
     for (const [key, value] of Object.entries(config)) {
@@ -103,6 +117,13 @@ function loadProgram(config: StackConfigInput): Record<string, any> {
 
 function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
     return new Promise((resolve) => output.apply(resolve));
+}
+
+/** What a step shows in plain text: its scripts and, unless it is secret, its stdin (a file's content). */
+async function plainTextOf(recorded: Recorded): Promise<string> {
+    const inputs = await inputsOf(recorded);
+    const secretStdin = recorded.opts.additionalSecretOutputs?.includes("stdin") ?? false;
+    return [inputs.create, inputs.delete ?? "", secretStdin ? "" : (inputs.stdin ?? "")].join("\n");
 }
 
 async function inputsOf(command: Recorded): Promise<Record<string, any>> {
@@ -202,6 +223,29 @@ describe("program under mocks", () => {
         }
     });
 
+    it("keeps each random secret at the URN it had under its former component, so an upgrade changes no key", async () => {
+        const urns = await Promise.all(
+            mockRandoms.map(async ({ name, opts }) => [name, await valueOf(pulumi.output((opts.aliases as { parent: pulumi.Input<string> }[])[0].parent))]),
+        );
+        expect(Object.fromEntries(urns)).toEqual({
+            "relay-key-private-key": "urn:pulumi:test::wg-relay::wg-relay:index:WireguardKey::relay-key",
+            "rpi1-key-private-key": "urn:pulumi:test::wg-relay::wg-relay:index:WireguardKey::rpi1-key",
+            "rpi1-key-preshared-key": "urn:pulumi:test::wg-relay::wg-relay:index:WireguardKey::rpi1-key",
+            "rpi1-wstunnel-path-prefix": "urn:pulumi:test::wg-relay::wg-relay:index:WstunnelCredential::rpi1-wstunnel",
+            "laptop-key-private-key": "urn:pulumi:test::wg-relay::wg-relay:index:WireguardKey::laptop-key",
+            "laptop-wstunnel-path-prefix": "urn:pulumi:test::wg-relay::wg-relay:index:WstunnelCredential::laptop-wstunnel",
+            "workstation-key-private-key": "urn:pulumi:test::wg-relay::wg-relay:index:WireguardKey::workstation-key",
+            "workstation-key-preshared-key": "urn:pulumi:test::wg-relay::wg-relay:index:WireguardKey::workstation-key",
+            "workstation-wstunnel-path-prefix": "urn:pulumi:test::wg-relay::wg-relay:index:WstunnelCredential::workstation-wstunnel",
+        });
+        expect(mockRandoms.every(({ opts }) => opts.parent === undefined)).toBe(true);
+    });
+
+    it("registers three resources for a client that is only a bundle: its component, its key's secret and its prefix", () => {
+        const ofLaptop = registered.filter((r) => r.name === "laptop" || r.name.startsWith("laptop-"));
+        expect(ofLaptop.map((r) => r.type).sort()).toEqual(["random:index/randomPassword:RandomPassword", "random:index/randomPassword:RandomPassword", "wg-relay:index:RoamingClient"]);
+    });
+
     it("parents every command to its host's component", () => {
         const components: Record<string, string> = { relay: "VpsRelay", rpi1: "LanGateway", workstation: "RoamingClient" };
         for (const recorded of mockCommands) {
@@ -227,10 +271,9 @@ describe("program under mocks", () => {
         const secrets = [...randomSecrets, ...randomSecrets.map(wireguardKeyFromSecret)];
         const tlsKeys = registered.filter((r) => r.type === "tls:index/privateKey:PrivateKey").map((r) => pem("PRIVATE KEY", r.name).trim());
         for (const recorded of mockCommands) {
-            const inputs = await inputsOf(recorded);
+            const plainText = await plainTextOf(recorded);
             for (const secret of [...secrets, ...tlsKeys, sshPrivateKey.trim()]) {
-                expect(inputs.create).not.toContain(secret);
-                expect(inputs.delete ?? "").not.toContain(secret);
+                expect(plainText).not.toContain(secret);
             }
         }
         const keyStep = await inputsOf(command("rpi1-wireguard-key"));
@@ -245,7 +288,10 @@ describe("program under mocks", () => {
         expect(await pulumi.isSecret(pulumi.output(keyStep.args.stdin))).toBe(true);
         expect(keyStep.opts.additionalSecretOutputs).toContain("stdin");
         expect(keyStep.args.logging).toBe("stderr");
-        expect(command("relay-wireguard-template").args.stdin).toBeUndefined();
+        // A file's content is on stdin too, in plain text: the preview shows it.
+        const templateStep = command("relay-wireguard-template");
+        expect(await pulumi.isSecret(pulumi.output(templateStep.args.stdin))).toBe(false);
+        expect(templateStep.opts.additionalSecretOutputs).toBeUndefined();
         expect(await pulumi.isSecret(program.clientBundles.laptop)).toBe(true);
         expect(await pulumi.isSecret(program.relayUrl)).toBe(false);
         expect(await pulumi.isSecret(pulumi.output(command("relay-wireguard-template").args.connection.privateKey))).toBe(true);
@@ -332,18 +378,18 @@ describe("program under mocks", () => {
     });
 
     it("gives the relay a peer per gateway (with its LAN) and per client, their keys named in the template and listed beside it", async () => {
-        const template = (await inputsOf(command("relay-wireguard-template"))).create as string;
+        const template = (await inputsOf(command("relay-wireguard-template"))).stdin as string;
         expect(template).toContain("# rpi1 (gateway)\nPublicKey = <public key of rpi1>\nPresharedKey = <from /etc/wireguard/psk/rpi1.psk>\nAllowedIPs = 10.10.0.2/32, 192.168.1.0/24\n");
         expect(template).toContain("# laptop (client)\nPublicKey = <public key of laptop>\nAllowedIPs = 10.10.0.3/32\n");
         expect(template).toContain("# workstation (client)\nPublicKey = <public key of workstation>\nPresharedKey = <from /etc/wireguard/psk/workstation.psk>\nAllowedIPs = 10.10.0.4/32\n");
         // The template holds no key of any kind: a new peer's (unknown until applied) cannot make it unknown in a preview.
         expect(template).not.toMatch(/= [A-Za-z0-9+/]{43}=/);
-        const publicKeys = (await inputsOf(command("relay-public-keys"))).create as string;
+        const publicKeys = (await inputsOf(command("relay-public-keys"))).stdin as string;
         expect(publicKeys).toContain(`rpi1 ${await valueOf(program.gatewayPublicKeys.rpi1)}\n`);
         expect(publicKeys).toMatch(/\nlaptop [A-Za-z0-9+/]{43}=\nworkstation [A-Za-z0-9+/]{43}=\n/);
-        const gatewayTemplate = (await inputsOf(command("rpi1-wireguard-template"))).create as string;
+        const gatewayTemplate = (await inputsOf(command("rpi1-wireguard-template"))).stdin as string;
         expect(gatewayTemplate).toContain("# the relay\nPublicKey = <public key of relay>\n");
-        expect((await inputsOf(command("rpi1-public-keys"))).create).toContain(`relay ${await valueOf(program.relayPublicKey)}\n`);
+        expect((await inputsOf(command("rpi1-public-keys"))).stdin).toContain(`relay ${await valueOf(program.relayPublicKey)}\n`);
     });
 });
 
@@ -372,10 +418,10 @@ describe("program: access rules", () => {
         limited.clients![0].access = [{ to: "192.168.1.20", protocol: "tcp", ports: [80] }];
         const after = await scriptsOf(limited);
         expect(changedSteps(before, after)).toEqual(["relay-access-rules"]);
-        const step = (await inputsOf(command("relay-access-rules"))).create as string;
-        expect(step).toContain("-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.1.20/32 -p tcp -m multiport --dports 80 -m comment --comment wg-relay:laptop -j ACCEPT\n");
-        expect(step).toContain("if iptables -w -n -L WG-RELAY-ACCESS >/dev/null 2>&1; then iptables-restore -w --noflush /etc/wg-relay/access.rules; fi");
-        expect(step).not.toContain("wg-quick");
+        const step = await inputsOf(command("relay-access-rules"));
+        expect(step.stdin).toContain("-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.1.20/32 -p tcp -m multiport --dports 80 -m comment --comment wg-relay:laptop -j ACCEPT\n");
+        expect(step.create).toContain("if iptables -w -n -L WG-RELAY-ACCESS >/dev/null 2>&1; then iptables-restore -w --noflush /etc/wg-relay/access.rules; fi");
+        expect(step.create).not.toContain("wg-quick");
         // wg0 loads the chain on PostUp: the rules file is in place first.
         expect([...prerequisites("relay-wireguard-template")]).toContain("relay-access-rules");
     });
@@ -401,11 +447,11 @@ describe("program: IPv6 inside the tunnel", () => {
             "rpi1-wireguard-template",
         ]);
         expect(before.has("relay-access6-rules")).toBe(false);
-        const step = (await inputsOf(command("relay-access6-rules"))).create as string;
-        expect(step).toContain("-A WG-RELAY-ACCESS -s fd12:3456:789a::3/128 -d fd00:1::/64 -m comment --comment wg-relay:laptop -j ACCEPT\n");
-        expect(step).toContain("if ip6tables -w -n -L WG-RELAY-ACCESS >/dev/null 2>&1; then ip6tables-restore -w --noflush /etc/wg-relay/access6.rules; fi");
+        const step = await inputsOf(command("relay-access6-rules"));
+        expect(step.stdin).toContain("-A WG-RELAY-ACCESS -s fd12:3456:789a::3/128 -d fd00:1::/64 -m comment --comment wg-relay:laptop -j ACCEPT\n");
+        expect(step.create).toContain("if ip6tables -w -n -L WG-RELAY-ACCESS >/dev/null 2>&1; then ip6tables-restore -w --noflush /etc/wg-relay/access6.rules; fi");
         expect([...prerequisites("relay-wireguard-template")]).toContain("relay-access6-rules");
-        expect((await inputsOf(command("rpi1-sysctl"))).create).toContain("net.ipv6.conf.eth0.accept_ra = 2");
+        expect((await inputsOf(command("rpi1-sysctl"))).stdin).toContain("net.ipv6.conf.eth0.accept_ra = 2");
     });
 });
 
@@ -497,8 +543,8 @@ describe("program: mutual TLS (wstunnel.mutualTls)", () => {
         expect(secretOutputs("rpi1-wstunnel-client-cert")).toEqual(expect.arrayContaining(["certPem", "certRequestPem"]));
 
         // The relay: the CA as a file of its own, and the server asking for certificates signed by it.
-        expect((await inputsOf(command("relay-tls-client-ca"))).create).toContain(pem("CERTIFICATE", "relay-ca").trim());
-        const serverUnit = (await inputsOf(command("relay-wstunnel-server-unit"))).create as string;
+        expect((await inputsOf(command("relay-tls-client-ca"))).stdin).toContain(pem("CERTIFICATE", "relay-ca").trim());
+        const serverUnit = (await inputsOf(command("relay-wstunnel-server-unit"))).stdin as string;
         expect(serverUnit).toContain("LoadCredential=client-ca.crt:/etc/wg-relay/tls/client-ca.crt\n");
         expect(serverUnit).toContain(" --tls-client-ca-certs %d/client-ca.crt ");
 
@@ -511,13 +557,12 @@ describe("program: mutual TLS (wstunnel.mutualTls)", () => {
         expect(await pulumi.isSecret(pulumi.output(command("rpi1-tls-client-certificate").args.stdin))).toBe(true);
         expect([...prerequisites("rpi1-tls-client-certificate")]).toContain("relay-wstunnel-server-restrictions");
         for (const recorded of mockCommands) {
-            const inputs = await inputsOf(recorded);
             for (const secret of [pem("CERTIFICATE", "rpi1-wstunnel-client-cert").trim(), pem("PRIVATE KEY", "rpi1-wstunnel-client-key").trim(), prefix.rpi1]) {
-                expect(`${inputs.create}${inputs.delete ?? ""}`).not.toContain(secret);
+                expect(await plainTextOf(recorded)).not.toContain(secret);
             }
         }
         expect([...prerequisites("rpi1-wstunnel-client-unit")]).toContain("rpi1-tls-client-certificate");
-        expect((await inputsOf(command("workstation-wstunnel-client-unit"))).create).toContain(" --tls-certificate %d/client.pem --tls-private-key %d/client.pem ");
+        expect((await inputsOf(command("workstation-wstunnel-client-unit"))).stdin).toContain(" --tls-certificate %d/client.pem --tls-private-key %d/client.pem ");
 
         // A bundle carries its certificate, and its command and unit read it where the user puts it.
         expect(bundle.clientCertificate).toBe(`${pem("CERTIFICATE", "laptop-wstunnel-client-cert")}${pem("PRIVATE KEY", "laptop-wstunnel-client-key")}`);
@@ -533,6 +578,11 @@ describe("program: mutual TLS (wstunnel.mutualTls)", () => {
         await valueOf(pulumi.output(command("rpi1-tls-client-certificate").args.stdin));
         expect(mockTlsOptions.get("rpi1-wstunnel-client-key")?.replacementTrigger).toBe("3");
         expect(mockTlsOptions.get("laptop-wstunnel-client-key")?.replacementTrigger).toBe("0");
+        // At the URNs they had under the former credential component: enabling this release changes no certificate.
+        for (const name of ["rpi1-wstunnel-client-key", "rpi1-wstunnel-client-csr", "rpi1-wstunnel-client-cert"]) {
+            const [alias] = mockTlsOptions.get(name)!.aliases as { parent: pulumi.Input<string> }[];
+            expect(await valueOf(pulumi.output(alias.parent))).toBe("urn:pulumi:test::wg-relay::wg-relay:index:WstunnelCredential::rpi1-wstunnel");
+        }
     });
 
     it("makes no certificate and no host file of its own while it is off", async () => {
@@ -658,10 +708,9 @@ describe("program: rotating the relay's key", () => {
         // `wg syncconf` on every host, without restarting an interface.
         expect(changedInputs(before, after)).toEqual({
             "relay-wireguard-key": ["stdin"],
-            "rpi1-public-keys": ["create"],
-            "workstation-public-keys": ["create"],
+            "rpi1-public-keys": ["stdin"],
+            "workstation-public-keys": ["stdin"],
         });
-        expect(after.get("rpi1-public-keys")!.create).not.toBe(before.get("rpi1-public-keys")!.create);
         expect(after.get("relay-wireguard-key")!.create).toContain("/usr/local/lib/wg-relay/wg-apply --when-complete");
         expect(after.get("rpi1-public-keys")!.create).toContain("/usr/local/lib/wg-relay/wg-apply --when-complete");
     });
@@ -688,9 +737,8 @@ describe("program: existing keys (e.g. from wg-easy)", () => {
         expect(await pulumi.isSecret(pulumi.output(keyStep.args.stdin))).toBe(true);
         expect(await pulumi.isSecret(pulumi.output(command("relay-preshared-key-laptop").args.stdin))).toBe(true);
         for (const recorded of mockCommands) {
-            const inputs = await inputsOf(recorded);
             for (const secret of [privateKey, presharedKey, relayKey]) {
-                expect(inputs.create).not.toContain(secret);
+                expect(await plainTextOf(recorded)).not.toContain(secret);
             }
         }
     });
@@ -710,7 +758,7 @@ describe("program: a client on plain UDP", () => {
         const phoneSteps = mockCommands.filter((c) => c.name.startsWith("phone-")).map((c) => c.name);
         expect(phoneSteps.filter((name) => name.includes("wstunnel") || name.includes("trusted-ca"))).toEqual([]);
         expect(phoneSteps).toContain("phone-wireguard-template");
-        const relayConf = (await inputsOf(command("relay-wireguard-template"))).create as string;
+        const relayConf = (await inputsOf(command("relay-wireguard-template"))).stdin as string;
         expect(relayConf).not.toContain("--dport 51820 -j DROP");
     });
 });
@@ -757,11 +805,11 @@ describe("program: several sites and relays", () => {
                 "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
             ].sort(),
         );
-        const relay2Template = (await inputsOf(command("relay2-wireguard-template"))).create;
+        const relay2Template = (await inputsOf(command("relay2-wireguard-template"))).stdin;
         expect(relay2Template).toContain("Address = 10.10.1.1/24\n");
         expect(relay2Template).toContain("# rpi2 (gateway)\nPublicKey = <public key of rpi2>\nAllowedIPs = 10.10.1.6/32, 192.168.2.0/24\n");
         expect(relay2Template).toContain("# laptop (client)\nPublicKey = <public key of laptop>\nAllowedIPs = 10.10.1.3/32\n");
-        const unit = (await inputsOf(command("rpi2-wstunnel-client-relay2-unit"))).create;
+        const unit = (await inputsOf(command("rpi2-wstunnel-client-relay2-unit"))).stdin;
         expect(unit).toContain("udp://127.0.0.1:51821:127.0.0.1:51820?timeout_sec=0");
         expect(unit).toContain("wss://198.51.100.20:443");
         expect(unit).toContain("EnvironmentFile=/etc/wg-relay/wstunnel-client-relay2.env");
@@ -769,7 +817,7 @@ describe("program: several sites and relays", () => {
         expect((await inputsOf(command("rpi2-wstunnel-binary"))).create).toContain("wg-relay-wstunnel-client.service,wg-relay-wstunnel-client-relay2.service");
         // Each relay takes every peer's path prefix; the peer's second client uses it only once relay2 has it.
         expect([...prerequisites("rpi2-wstunnel-client-env-relay2")]).toContain("relay2-wstunnel-server-restrictions");
-        expect((await inputsOf(command("rpi2-public-keys"))).create).toMatch(/^relay \S+\nrelay2 \S+$/m);
+        expect((await inputsOf(command("rpi2-public-keys"))).stdin).toMatch(/^relay \S+\nrelay2 \S+$/m);
         // wstunnel reads the trust store when it starts: relay2's client starts after the CA is in it, and restarts with it.
         expect([...prerequisites("rpi2-wstunnel-client-relay2-unit")]).toContain("rpi2-trusted-ca");
         expect((await inputsOf(command("rpi2-trusted-ca"))).create).toContain(
@@ -798,10 +846,10 @@ describe("program: several sites and relays", () => {
         expect([...prerequisites("laptop-failover-unit")]).toEqual(expect.arrayContaining(["laptop-wireguard-template", "laptop-wg-failover-script"]));
         expect((await inputsOf(command("laptop-packages"))).create).toContain("iputils-ping");
         // What it moves is in the wg0 template, for wg-failover to read from the installed one.
-        expect((await inputsOf(command("laptop-wireguard-template"))).create).toContain(
+        expect((await inputsOf(command("laptop-wireguard-template"))).stdin).toContain(
             "# wg-relay failover: 192.168.1.0/24,192.168.2.0/24 relay,10.10.0.0/24,10.10.0.1,10.10.0.3 relay2,10.10.1.0/24,10.10.1.1,10.10.1.3\n[Interface]\n",
         );
-        expect((await inputsOf(command("laptop-failover-unit"))).create).toContain("wg-failover /run/wg-relay-failover /etc/wg-relay/wg0.public-keys wg0 /etc/wg-relay/wg0.template.conf");
+        expect((await inputsOf(command("laptop-failover-unit"))).stdin).toContain("wg-failover /run/wg-relay-failover /etc/wg-relay/wg0.public-keys wg0 /etc/wg-relay/wg0.template.conf");
         // Phones and other bundles get no directive: nothing there reads it.
         expect((await valueOf(program.clientBundles.laptop as pulumi.Output<any>)).wireguardConf).not.toContain("wg-relay failover");
         // Single-relay clients have neither.

@@ -188,8 +188,14 @@ const wstunnelSchema = z
             .describe(
                 "mutual TLS on every relay: each gateway and wstunnel client gets a client certificate from the stack's CA, its common name the peer's path prefix; the relay then refuses, at the TLS handshake, any connection without one (a switch for all peers at once: wstunnel asks every connection for a certificate)",
             ),
+        congestionControl: z
+            .enum(["bbr", "system"])
+            .default("bbr")
+            .describe(
+                "TCP congestion control on the relays and gateways, set in wg-relay's sysctl file: WireGuard travels inside wstunnel's TCP connections, and BBR keeps their rate on a lossy link where the loss-based default (cubic) collapses; machine-wide, as the kernel has no per-program setting. system: leave the host's own",
+            ),
     })
-    .default({ version: "10.6.2", source: "release", sha256: {}, localPort: 51820, mutualTls: false });
+    .default({ version: "10.6.2", source: "release", sha256: {}, localPort: 51820, mutualTls: false, congestionControl: "bbr" });
 
 const gatewaySchema = z.strictObject({
     name: name.describe("unique name; used in file and resource names"),

@@ -82,6 +82,7 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remot
         presharedKeys: presharedKey === undefined ? [] : [{ step: "preshared-key", path: peerPresharedKeyPath, key: presharedKey }],
         forwarding: args.forwarding,
         ipv6Upstream: args.ipv6Upstream,
+        congestionControl: args.wstunnel.congestionControl,
         dependsOn: [packages, ...wstunnel],
     });
 }

@@ -216,6 +216,7 @@ export class VpsRelay extends pulumi.ComponentResource {
             })),
             forwarding: true,
             ipv6Upstream: relay.tunnel.ipv6 ? relay.publicInterface : undefined,
+            congestionControl: args.wstunnel.congestionControl,
             dependsOn: [packages, server.unit, accessRules, ...access6Rules],
         });
 

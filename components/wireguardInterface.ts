@@ -30,6 +30,8 @@ export interface WireguardInterfaceArgs {
     forwarding: boolean;
     /** With IPv6 inside the tunnel, a router also forwards IPv6, and keeps its own autoconfiguration on this interface. */
     ipv6Upstream?: string;
+    /** A router's TCP congestion control (wstunnel.congestionControl), in its sysctl file. */
+    congestionControl: "bbr" | "system";
     /** Steps the interface waits for: packages, and the wstunnel unit its endpoint depends on. */
     dependsOn: pulumi.Input<pulumi.Resource>[];
 }
@@ -71,7 +73,7 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
         ? [
               host.writeFile("sysctl", {
                   path: sysctlPath,
-                  content: renderForwardingSysctl(args.ipv6Upstream === undefined ? undefined : { upstreamInterface: args.ipv6Upstream }),
+                  content: renderForwardingSysctl({ ipv6UpstreamInterface: args.ipv6Upstream, congestionControl: args.congestionControl }),
                   mode: "0644",
                   ensure: `sysctl -q -p ${sysctlPath}`,
                   dependsOn: args.dependsOn,

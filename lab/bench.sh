@@ -132,6 +132,18 @@ wan_rules() { # -A|-D: both directions of the relay's traffic: random loss first
     done
 }
 
+# Senders hand the kernel segments of up to 64 KB (GSO), which cross the lab's veths whole: one random drop would
+# take 45 packets at once, one loss event where a WAN has 45. The links into the internet router carry single
+# packets while the profile is on (gso_max_segs 1 makes the kernel segment before the link).
+WAN_LINKS=("relay eth0" "cgnat wan" "hotel wan")
+wan_gso_max_segs() { # N
+    local l ns dev
+    for l in "${WAN_LINKS[@]}"; do
+        read -r ns dev <<<"$l"
+        ip -n "$LAB_NAME-$ns" link set dev "$dev" gso_max_segs "$1"
+    done
+}
+
 wan_up() {
     local bin=$LAB/wan-delay/wan-delay
     mkdir -p "$LAB/wan-delay"
@@ -140,6 +152,7 @@ wan_up() {
     echo $! >"$tmp/wan.pid"
     for _ in $(seq 50); do grep -q ready "$tmp/wan.out" && break; sleep 0.1; done
     grep -q ready "$tmp/wan.out" || { echo "bench: wan-delay did not start: $(cat "$tmp/wan.out")" >&2; return 1; }
+    wan_gso_max_segs 1
     wan_rules -A
 }
 
@@ -152,6 +165,7 @@ wan_down() {
         pid=$(<"$tmp/wan.pid")
         if kill -0 "$pid" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
         rm -f "$tmp/wan.pid"
+        wan_gso_max_segs 65535 || true
     fi
 }
 

@@ -1,18 +1,25 @@
 // /etc/sysctl.d/90-wg-relay.conf: its own file, applied alone with `sysctl -p FILE`
 // (`sysctl --system` would re-apply every other file too, and fails where kernel.* is read-only).
-// With IPv6 inside the tunnel, `ipv6.upstreamInterface` is the interface the host has its own IPv6 address on.
-export function renderForwardingSysctl(ipv6?: { upstreamInterface: string }): string {
+export interface ForwardingSysctlSettings {
+    /** With IPv6 inside the tunnel: the interface the host has its own IPv6 address on. */
+    ipv6UpstreamInterface?: string;
+    /** The host's TCP congestion control, which wstunnel's connections (and everything else on the host) use. */
+    congestionControl: "bbr" | "system";
+}
+
+export function renderForwardingSysctl(settings: ForwardingSysctlSettings): string {
+    const upstream = settings.ipv6UpstreamInterface;
     return [
         "# Managed by wg-relay: routes between the tunnel and the LAN or the internet.",
         "net.ipv4.ip_forward = 1",
-        ...(ipv6
+        ...(upstream !== undefined
             ? [
                   "net.ipv6.conf.all.forwarding = 1",
                   // A router ignores router advertisements unless told otherwise: the host would lose the IPv6 address
                   // and default route it autoconfigures (a VPS's, a Raspberry Pi's from the home router).
                   "# Forwarding turns off router advertisements (SLAAC); 2 keeps them on the host's own uplink.",
                   // sysctl writes a '.' in an interface name (a VLAN such as eth0.10) as '/'.
-                  `net.ipv6.conf.${ipv6.upstreamInterface.replace(/\./g, "/")}.accept_ra = 2`,
+                  `net.ipv6.conf.${upstream.replace(/\./g, "/")}.accept_ra = 2`,
               ]
             : []),
         "# wstunnel asks for 64 MiB buffers on the UDP socket WireGuard sends to, and the kernel caps the request at these",
@@ -20,6 +27,14 @@ export function renderForwardingSysctl(ipv6?: { upstreamInterface: string }): st
         "# kernels. A leading '-': a container's network namespace refuses these keys, and keeps its own.",
         "-net.core.rmem_max = 4194304",
         "-net.core.wmem_max = 4194304",
+        ...(settings.congestionControl === "bbr"
+            ? [
+                  "# WireGuard rides inside wstunnel's TCP connections: a loss-based congestion control (Debian's cubic) halves",
+                  "# their rate at each lost packet, for every peer inside; BBR does not back off on random loss. Machine-wide: the",
+                  "# kernel has no per-program setting. A leading '-': a kernel without tcp_bbr keeps its own.",
+                  "-net.ipv4.tcp_congestion_control = bbr",
+              ]
+            : []),
         "",
     ].join("\n");
 }

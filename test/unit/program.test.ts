@@ -411,6 +411,20 @@ function changedSteps(before: Map<string, string>, after: Map<string, string>): 
     return [...new Set([...before.keys(), ...after.keys()])].filter((step) => before.get(step) !== after.get(step)).sort();
 }
 
+describe("program: the routers' TCP congestion control", () => {
+    it("puts BBR in the relay's and gateways' sysctl files, and nothing else changes when it is left to the system", async () => {
+        const bbr = await scriptsOf(validConfig());
+        const config = validConfig();
+        config.wstunnel = { ...config.wstunnel, congestionControl: "system" };
+        const system = await scriptsOf(config);
+        expect(changedSteps(bbr, system)).toEqual(["relay-sysctl", "rpi1-sysctl"]);
+        for (const step of ["relay-sysctl", "rpi1-sysctl"]) {
+            expect(bbr.get(step)).toContain("-net.ipv4.tcp_congestion_control = bbr");
+            expect(system.get(step)).not.toContain("tcp_congestion_control");
+        }
+    });
+});
+
 describe("program: access rules", () => {
     it("changes only the relay's access-rules step when one client's access changes, and loads it live", async () => {
         const before = await scriptsOf(validConfig());

@@ -451,11 +451,17 @@ describe("heartbeat", () => {
 
 describe("sysctl", () => {
     it("renders the forwarding sysctl", () => {
-        const sysctl = renderForwardingSysctl();
+        const sysctl = renderForwardingSysctl({ congestionControl: "bbr" });
         expect(sysctl).toMatch(/^# Managed by wg-relay: routes between the tunnel and the LAN or the internet.\nnet.ipv4.ip_forward = 1\n/);
         // Ceilings for wstunnel's own buffer requests; '-': refused in a container's namespace without failing.
         expect(sysctl).toContain("\n-net.core.rmem_max = 4194304\n-net.core.wmem_max = 4194304\n");
-        expectGolden("90-wg-relay.conf", renderForwardingSysctl());
+        // BBR for wstunnel's TCP; '-': a kernel without tcp_bbr keeps its own.
+        expect(sysctl).toContain("\n-net.ipv4.tcp_congestion_control = bbr\n");
+        expectGolden("90-wg-relay.conf", sysctl);
+    });
+
+    it("leaves the host's congestion control alone when told to", () => {
+        expect(renderForwardingSysctl({ congestionControl: "system" })).not.toContain("tcp_congestion_control");
     });
 });
 
@@ -709,7 +715,7 @@ describe("IPv6 inside the tunnel", () => {
     });
 
     it("forwards IPv6 on routers, keeping router advertisements on their own uplink", () => {
-        expect(renderForwardingSysctl({ upstreamInterface: "eth0.10" }).split("\n").filter((line) => line.startsWith("net."))).toEqual([
+        expect(renderForwardingSysctl({ ipv6UpstreamInterface: "eth0.10", congestionControl: "system" }).split("\n").filter((line) => line.startsWith("net."))).toEqual([
             "net.ipv4.ip_forward = 1",
             "net.ipv6.conf.all.forwarding = 1",
             "net.ipv6.conf.eth0/10.accept_ra = 2",

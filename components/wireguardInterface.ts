@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host, removeFilesScript, systemd } from "./host";
+import { shellQuote } from "./shell";
 import { hostScript, wgApplyCommand } from "./render/scripts";
 import { renderForwardingSysctl } from "./render/sysctl";
 import { renderPublicKeys } from "./render/wireguard";
@@ -16,6 +17,7 @@ import {
     wireguardConfPath,
     wireguardKeyPath,
     wireguardTemplatePath,
+    wstunnelUnitPattern,
 } from "./render/paths";
 
 export interface WireguardInterfaceArgs {
@@ -76,6 +78,8 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
                   content: renderForwardingSysctl({ ipv6UpstreamInterface: args.ipv6Upstream, congestionControl: args.congestionControl }),
                   mode: "0644",
                   ensure: `sysctl -q -p ${sysctlPath}`,
+                  // A connection keeps the congestion control it was opened with: wstunnel reconnects under the new one.
+                  onChange: `sysctl -q -p ${sysctlPath}\nsystemctl try-restart ${shellQuote(wstunnelUnitPattern)}`,
                   dependsOn: args.dependsOn,
               }),
           ]

@@ -34,6 +34,8 @@ export const ownedDirs = [configDir, stateDir, libDir, relayPresharedKeyDir];
 
 export const wstunnelServerUnit = "wg-relay-wstunnel-server.service";
 export const wstunnelClientUnit = "wg-relay-wstunnel-client.service";
+/** The relay's server and every wstunnel client unit (one per relay), for systemctl. */
+export const wstunnelUnitPattern = "wg-relay-wstunnel-*.service";
 export const heartbeatUnit = "wg-relay-heartbeat.service";
 /** A roaming client's relay failover (several relays), and the script its unit runs every few seconds. */
 export const failoverUnit = "wg-relay-failover.service";

@@ -77,9 +77,9 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
                   path: sysctlPath,
                   content: renderForwardingSysctl({ ipv6UpstreamInterface: args.ipv6Upstream, congestionControl: args.congestionControl }),
                   mode: "0644",
-                  ensure: `sysctl -q -p ${sysctlPath}`,
-                  // A connection keeps the congestion control it was opened with: wstunnel reconnects under the new one.
-                  onChange: `sysctl -q -p ${sysctlPath}\nsystemctl try-restart ${shellQuote(wstunnelUnitPattern)}`,
+                  // Applied every time; and a connection keeps the congestion control it was opened with, so after a
+                  // change wstunnel reconnects under the new one.
+                  ensure: `sysctl -q -p ${sysctlPath}\nif [ "$changed" = 1 ]; then systemctl try-restart ${shellQuote(wstunnelUnitPattern)}; fi`,
                   dependsOn: args.dependsOn,
               }),
           ]

@@ -422,7 +422,7 @@ describe("program: the routers' TCP congestion control", () => {
             expect(bbr.get(step)).toContain("-net.ipv4.tcp_congestion_control = bbr");
             expect(system.get(step)).not.toContain("tcp_congestion_control");
             // A connection keeps the congestion control it was opened with: a changed file reconnects wstunnel.
-            expect(bbr.get(step)).toContain("if [ \\\"$changed\\\" = 1 ]; then\\nsysctl -q -p /etc/sysctl.d/90-wg-relay.conf\\nsystemctl try-restart 'wg-relay-wstunnel-*.service'\\nfi");
+            expect(bbr.get(step)).toContain("sysctl -q -p /etc/sysctl.d/90-wg-relay.conf\\nif [ \\\"$changed\\\" = 1 ]; then systemctl try-restart 'wg-relay-wstunnel-*.service'; fi");
         }
     });
 });

@@ -5,7 +5,7 @@ import * as command from "@pulumi/command";
 import { Host, removeFilesScript, systemd } from "./host";
 import { shellQuote } from "./shell";
 import { hostScript, wgApplyCommand } from "./render/scripts";
-import { renderForwardingSysctl } from "./render/sysctl";
+import { congestionControlKey, renderForwardingSysctl } from "./render/sysctl";
 import { renderPublicKeys } from "./render/wireguard";
 import {
     appliedConfPath,
@@ -77,9 +77,14 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
                   path: sysctlPath,
                   content: renderForwardingSysctl({ ipv6UpstreamInterface: args.ipv6Upstream, congestionControl: args.congestionControl }),
                   mode: "0644",
-                  // Applied every time; and a connection keeps the congestion control it was opened with, so after a
-                  // change wstunnel reconnects under the new one.
-                  ensure: `sysctl -q -p ${sysctlPath}\nif [ "$changed" = 1 ]; then systemctl try-restart ${shellQuote(wstunnelUnitPattern)}; fi`,
+                  // Applied every time. A connection keeps the congestion control it was opened with: when applying
+                  // the file changed the host's, wstunnel reconnects under the new one (and only then: a file put
+                  // back by a repair restarts nothing).
+                  ensure: [
+                      `congestion_control=$(sysctl -n ${congestionControlKey} 2>/dev/null || true)`,
+                      `sysctl -q -p ${sysctlPath}`,
+                      `if [ "$(sysctl -n ${congestionControlKey} 2>/dev/null || true)" != "$congestion_control" ]; then systemctl try-restart ${shellQuote(wstunnelUnitPattern)}; fi`,
+                  ].join("\n"),
                   dependsOn: args.dependsOn,
               }),
           ]

@@ -1,5 +1,7 @@
 // /etc/sysctl.d/90-wg-relay.conf: its own file, applied alone with `sysctl -p FILE`
 // (`sysctl --system` would re-apply every other file too, and fails where kernel.* is read-only).
+export const congestionControlKey = "net.ipv4.tcp_congestion_control";
+
 export interface ForwardingSysctlSettings {
     /** With IPv6 inside the tunnel: the interface the host has its own IPv6 address on. */
     ipv6UpstreamInterface?: string;
@@ -32,7 +34,7 @@ export function renderForwardingSysctl(settings: ForwardingSysctlSettings): stri
                   "# WireGuard rides inside wstunnel's TCP connections: a loss-based congestion control (Debian's cubic) halves",
                   "# their rate at each lost packet, for every peer inside; BBR does not back off on random loss. Machine-wide: the",
                   "# kernel has no per-program setting. A leading '-': a kernel without tcp_bbr keeps its own.",
-                  "-net.ipv4.tcp_congestion_control = bbr",
+                  `-${congestionControlKey} = bbr`,
               ]
             : []),
         "",

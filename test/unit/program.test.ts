@@ -419,10 +419,14 @@ describe("program: the routers' TCP congestion control", () => {
         const system = await scriptsOf(config);
         expect(changedSteps(bbr, system)).toEqual(["relay-sysctl", "rpi1-sysctl"]);
         for (const step of ["relay-sysctl", "rpi1-sysctl"]) {
-            expect(bbr.get(step)).toContain("-net.ipv4.tcp_congestion_control = bbr");
-            expect(system.get(step)).not.toContain("tcp_congestion_control");
-            // A connection keeps the congestion control it was opened with: a changed file reconnects wstunnel.
-            expect(bbr.get(step)).toContain("sysctl -q -p /etc/sysctl.d/90-wg-relay.conf\\nif [ \\\"$changed\\\" = 1 ]; then systemctl try-restart 'wg-relay-wstunnel-*.service'; fi");
+            const fileOf = (scripts: Map<string, string>) => JSON.parse(scripts.get(step)!)[2] as string; // [create, delete, stdin]
+            expect(fileOf(bbr)).toContain("-net.ipv4.tcp_congestion_control = bbr");
+            expect(fileOf(system)).not.toContain("tcp_congestion_control");
+            // A connection keeps the congestion control it was opened with: wstunnel reconnects when applying the file
+            // changed the host's, and only then.
+            expect(bbr.get(step)).toContain(
+                "sysctl -q -p /etc/sysctl.d/90-wg-relay.conf\\nif [ \\\"$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || true)\\\" != \\\"$congestion_control\\\" ]; then systemctl try-restart 'wg-relay-wstunnel-*.service'; fi",
+            );
         }
     });
 });

@@ -5,7 +5,7 @@ import * as command from "@pulumi/command";
 import { Host, removeFilesScript, systemd } from "./host";
 import { shellQuote } from "./shell";
 import { hostScript, wgApplyCommand } from "./render/scripts";
-import { congestionControlKey, renderForwardingSysctl } from "./render/sysctl";
+import { congestionControlKey, ForwardingSysctlSettings, renderForwardingSysctl } from "./render/sysctl";
 import { renderPublicKeys } from "./render/wireguard";
 import {
     appliedConfPath,
@@ -33,7 +33,7 @@ export interface WireguardInterfaceArgs {
     /** With IPv6 inside the tunnel, a router also forwards IPv6, and keeps its own autoconfiguration on this interface. */
     ipv6Upstream?: string;
     /** A router's TCP congestion control (wstunnel.congestionControl), in its sysctl file. */
-    congestionControl: "bbr" | "system";
+    congestionControl: ForwardingSysctlSettings["congestionControl"];
     /** Steps the interface waits for: packages, and the wstunnel unit its endpoint depends on. */
     dependsOn: pulumi.Input<pulumi.Resource>[];
 }

@@ -1,12 +1,14 @@
 // /etc/sysctl.d/90-wg-relay.conf: its own file, applied alone with `sysctl -p FILE`
 // (`sysctl --system` would re-apply every other file too, and fails where kernel.* is read-only).
+import type { WstunnelSettings } from "../config";
+
 export const congestionControlKey = "net.ipv4.tcp_congestion_control";
 
 export interface ForwardingSysctlSettings {
     /** With IPv6 inside the tunnel: the interface the host has its own IPv6 address on. */
     ipv6UpstreamInterface?: string;
     /** The host's TCP congestion control, which wstunnel's connections (and everything else on the host) use. */
-    congestionControl: "bbr" | "system";
+    congestionControl: WstunnelSettings["congestionControl"];
 }
 
 export function renderForwardingSysctl(settings: ForwardingSysctlSettings): string {

@@ -120,6 +120,11 @@ export function relayWgQuickConf(relay: RelaySettings, peers: Omit<RelayPeer, "k
     };
 }
 
+/** Where gateways and clients send WireGuard: the wss server and, for direct UDP, WireGuard's port. */
+export function relayAddress(relay: RelaySettings): VpsRelay["address"] {
+    return { host: relay.publicAddress, wstunnelPort: relay.wstunnelPort, wireguardPort: relay.wireguardPort };
+}
+
 export class VpsRelay extends pulumi.ComponentResource {
     /** The relay's name: how gateways and clients name it among their peers. */
     readonly peerName: string;
@@ -156,7 +161,7 @@ export class VpsRelay extends pulumi.ComponentResource {
         this.wstunnelLocalPort = relay.wstunnelLocalPort;
         this.tunnelAddress = relay.tunnelAddress;
         this.connection = sshConnection(relay.ssh, args.sshPrivateKey);
-        this.address = { host: relay.publicAddress, wstunnelPort: relay.wstunnelPort, wireguardPort: relay.wireguardPort };
+        this.address = relayAddress(relay);
         const host = new Host(name, this.connection, relay.ssh.user, this, args.repair);
 
         // The stack's own CA and server certificate, unless the user brings certificate files; the CA also signs the

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStackConfig } from "../../components/config";
+import { ipv4AllBut } from "../../components/net";
 import { clientWgQuickConf } from "../../components/roamingClient";
 import { gatewayFirewallRules, gatewayWgQuickConf } from "../../components/lanGateway";
 import { relayFirewallRules, relayWgQuickConf } from "../../components/vpsRelay";
@@ -84,6 +85,7 @@ describe("wg-quick templates: every key named, never written", () => {
                     relayHost: "198.51.100.10",
                     relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { ofPeer: "relay" }, endpoint: "198.51.100.10:51820" }],
                     privateKey: { file: "/etc/wireguard/wg0.key" },
+                    stockApp: false,
                 }),
             );
         expect(conf("udp")).toContain("MTU = 1420\n");
@@ -133,6 +135,7 @@ describe("wg-quick templates: every key named, never written", () => {
             relayHost: "198.51.100.10",
             relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { ofPeer: "relay" }, endpoint: "127.0.0.1:51820" }],
             privateKey: { file: "/etc/wireguard/wg0.key" },
+            stockApp: false,
         });
         expect(readTemplate(renderWgQuickConf(client))).toEqual({ peers: [{ name: "relay", allowedIps: ["0.0.0.0/0"] }], firewallRules: [] });
     });
@@ -149,6 +152,7 @@ describe("client bundle confs: keys inline", () => {
         relayHost: "198.51.100.10",
         relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { inline: "RELAY-PUBLIC-KEY" }, endpoint: "127.0.0.1:51820" }],
         privateKey: { inline: "CLIENT-PRIVATE-KEY" },
+        stockApp: true,
     };
 
     it("renders a split tunnel: the tunnel subnet and the client's routes", () => {
@@ -163,9 +167,19 @@ describe("client bundle confs: keys inline", () => {
         expect(conf).toContain("PublicKey = RELAY-PUBLIC-KEY\nPresharedKey = CLIENT-PRESHARED-KEY\nAllowedIPs");
     });
 
-    it("keeps the relay's address outside a full tunnel", () => {
+    it("keeps the relay's address outside a full tunnel over wstunnel by AllowedIPs, with no PostUp the apps would refuse", () => {
         const conf = renderWgQuickConf(clientWgQuickConf({ ...settings, client: { ...laptop, fullTunnel: true } }));
         expectGolden("client-full-wg0.conf", conf);
+        expect(conf).toContain(`AllowedIPs = ${ipv4AllBut("198.51.100.10").join(", ")}\n`);
+        expect(conf).not.toMatch(/^Post/m);
+        // On plain UDP the apps and wg-quick keep WireGuard's own socket out of the tunnel.
+        const udp = renderWgQuickConf(clientWgQuickConf({ ...settings, client: { ...laptop, fullTunnel: true, transport: "udp" } }));
+        expect(udp).toContain("AllowedIPs = 0.0.0.0/0\n");
+        expect(udp).not.toMatch(/^Post/m);
+    });
+
+    it("keeps the ip rule in a provisioned client's template, for wg-quick's full tunnel", () => {
+        const conf = renderWgQuickConf(clientWgQuickConf({ ...settings, client: { ...laptop, fullTunnel: true }, stockApp: false }));
         expect(conf).toContain("AllowedIPs = 0.0.0.0/0\n");
         expect(conf).toContain("PostUp = ip -4 rule add to 198.51.100.10/32 lookup main priority 100\n");
         expect(conf).toContain("PostDown = ip -4 rule del to 198.51.100.10/32 lookup main priority 100\n");
@@ -517,7 +531,7 @@ describe("several sites and relays", () => {
             publicKey: { ofPeer: each.name },
             endpoint: `127.0.0.1:${51820 + index}`,
         }));
-        const settings = { tunnel: sites.tunnel, relayHost: "198.51.100.10", relays, privateKey: { file: "/etc/wireguard/wg0.key" } };
+        const settings = { tunnel: sites.tunnel, relayHost: "198.51.100.10", relays, privateKey: { file: "/etc/wireguard/wg0.key" }, stockApp: false };
         const conf = renderWgQuickConf(clientWgQuickConf({ ...settings, client: laptop }));
         expectGolden("client-two-relays-wg0.template.conf", conf);
         expect(readTemplate(conf).peers).toEqual([
@@ -706,6 +720,7 @@ describe("IPv6 inside the tunnel", () => {
             relayHost: "198.51.100.10",
             relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { inline: "RELAY-PUBLIC-KEY" }, endpoint: "127.0.0.1:51820" }],
             privateKey: { inline: "CLIENT-PRIVATE-KEY" },
+            stockApp: false,
         };
         const conf = renderWgQuickConf(clientWgQuickConf(settings));
         expect(conf).toContain("Address = 10.10.0.3/24, fd12:3456:789a::3/64\n");

@@ -18,11 +18,21 @@ export interface ClientBundle {
      */
     clientCertificate?: string;
     /**
+     * On plain UDP with relay.udpPorts: the conf again for each further port (every relay that opens it is reached
+     * there), for networks that block WireGuard's own port but pass that one.
+     */
+    udpPortConfs?: UdpPortConf[];
+    /**
      * With several relays, one entry per relay: the conf with the client's routes on that relay (a device without
      * the failover unit, such as a phone, imports one per relay and switches by hand), and for every relay but the
      * first (whose are above) its wstunnel client, which listens on that relay's local port.
      */
     relays?: RelayFiles[];
+}
+
+export interface UdpPortConf {
+    port: number;
+    wireguardConf: string;
 }
 
 export interface RelayFiles {

@@ -150,6 +150,13 @@ const relaySchema = z.strictObject({
     wstunnelPort: port.default(443).describe("TCP port of the wstunnel server"),
     publicInterface: interfaceName.default("eth0").describe("the relay's internet-facing interface"),
     allowDirectUdp: z.boolean().default(false).describe("leave WireGuard's UDP port open on publicInterface for clients that can use UDP"),
+    udpPorts: z
+        .array(port)
+        .max(8)
+        .default([])
+        .describe(
+            "further public UDP ports on which the relay accepts WireGuard (e.g. [53, 443], which many networks that block UDP still pass), redirected to wireguardPort on publicInterface only; each client on transport udp gets a conf per port. Needs allowDirectUdp",
+        ),
     keyRotation: rotation.describe("bump to replace the relay's WireGuard key"),
     existingKeys: z
         .strictObject({ privateKey: wireguardKey.describe("the relay's WireGuard private key") })
@@ -562,6 +569,19 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
         ...gateways.map((peer, index) => ({ peer, path: ["gateways", index] as (string | number)[] })),
         ...clients.map((peer, index) => ({ peer, path: ["clients", index] as (string | number)[] })),
     ];
+
+    for (const { relay: other, path } of relays) {
+        const udpPorts = looseList(other.udpPorts);
+        if (udpPorts.length > 0 && other.allowDirectUdp !== true) {
+            problem([...path, "udpPorts"], "further UDP ports need allowDirectUdp: true, or the relay drops what they bring in");
+        }
+        const wireguardPort = typeof other.wireguardPort === "number" ? other.wireguardPort : 51820;
+        udpPorts.forEach((udpPort, index) => {
+            if (udpPort === wireguardPort || udpPorts.indexOf(udpPort) !== index) {
+                problem([...path, "udpPorts", index], `${String(udpPort)} is already WireGuard's port or listed before`);
+            }
+        });
+    }
 
     const namesSeen = new Map<string, string>();
     for (const { relay: other, path } of relays) {

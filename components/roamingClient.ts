@@ -115,8 +115,13 @@ function confRelays<Relay extends Pick<RelayAccess, "peerName" | "tunnelSubnet" 
     client: Pick<ClientSettings, "transport">,
     relays: Relay[],
     publicKey: (relay: Relay, index: number) => PublicKeySource,
+    /** One of relay.udpPorts to send to instead of WireGuard's port, at each relay that opens it. */
+    udpPort?: number,
 ): ClientConfRelay[] {
-    const endpoint = (relay: Relay) => (client.transport === "wstunnel" ? `127.0.0.1:${relay.wstunnelLocalPort}` : `${relay.address.host}:${relay.address.wireguardPort}`);
+    const endpoint = (relay: Relay) =>
+        client.transport === "wstunnel"
+            ? `127.0.0.1:${relay.wstunnelLocalPort}`
+            : `${relay.address.host}:${udpPort !== undefined && relay.address.udpPorts.includes(udpPort) ? udpPort : relay.address.wireguardPort}`;
     return relays.map((relay, index) => ({ name: relay.peerName, tunnelSubnet: relay.tunnelSubnet, publicKey: publicKey(relay, index), endpoint: endpoint(relay) }));
 }
 
@@ -132,21 +137,23 @@ export function renderClientBundle(inputs: ClientBundleInputs): ClientBundle {
             wstunnelEnvironment: renderWstunnelClientEnvironment(prefix),
         };
     };
-    const conf = (relayPreference: string[]) =>
+    const conf = (relayPreference: string[], udpPort?: number) =>
         renderWgQuickConf(
             clientWgQuickConf({
                 client: { ...client, relayPreference },
                 tunnel,
                 relayHost: relays[0].address.host,
-                relays: confRelays(client, relays, (relay) => ({ inline: relay.publicKey })),
+                relays: confRelays(client, relays, (relay) => ({ inline: relay.publicKey }), udpPort),
                 privateKey: { inline: inputs.privateKey },
                 presharedKey: inputs.presharedKey ? { inline: inputs.presharedKey } : undefined,
                 stockApp: true,
             }),
         );
+    const udpPorts = client.transport === "udp" ? [...new Set(relays.flatMap((relay) => relay.address.udpPorts))] : [];
     return {
         name: client.name,
         wireguardConf: conf(client.relayPreference),
+        ...(udpPorts.length > 0 ? { udpPortConfs: udpPorts.map((port) => ({ port, wireguardConf: conf(client.relayPreference, port) })) } : {}),
         ...(pathPrefix !== undefined ? { ...wstunnelFiles(relays[0], 0, pathPrefix), ...(inputs.caCertificate ? { caCertificate: inputs.caCertificate } : {}) } : {}),
         ...(inputs.clientCertificate ? { clientCertificate: renderClientCertificatePem(inputs.clientCertificate.certPem, inputs.clientCertificate.keyPem) } : {}),
         ...(relays.length > 1

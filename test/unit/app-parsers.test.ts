@@ -44,6 +44,9 @@ function confsOf(label: string, input: StackConfigInput): Record<string, string>
             pathPrefix: client.transport === "wstunnel" ? "Prefix0123456789abcdef" : undefined,
         });
         confs[`${label}-${client.name}`] = bundle.wireguardConf;
+        for (const { port, wireguardConf } of bundle.udpPortConfs ?? []) {
+            confs[`${label}-${client.name}-udp${port}`] = wireguardConf;
+        }
         for (const relay of bundle.relays ?? []) {
             confs[`${label}-${client.name}-${relay.relay}`] = relay.wireguardConf;
         }
@@ -51,7 +54,7 @@ function confsOf(label: string, input: StackConfigInput): Record<string, string>
     return confs;
 }
 
-const withDirectUdp = { ...validConfig().relay!, allowDirectUdp: true };
+const withDirectUdp = { ...validConfig().relay!, allowDirectUdp: true, udpPorts: [53, 443] };
 const clientKinds: StackConfigInput["clients"] = [
     { name: "split", tunnelAddress: "10.10.0.3" },
     { name: "full", tunnelAddress: "10.10.0.4", fullTunnel: true },
@@ -71,7 +74,7 @@ const renderedConfs: Record<string, string> = {
     ...confsOf("two-relays", {
         ...validConfig(),
         relay: undefined,
-        relays: [withDirectUdp, { name: "relay2", ssh: { host: "198.51.100.20" }, tunnelSubnet: "10.10.1.0/24", allowDirectUdp: true }],
+        relays: [withDirectUdp, { name: "relay2", ssh: { host: "198.51.100.20" }, tunnelSubnet: "10.10.1.0/24", allowDirectUdp: true, udpPorts: [53] }],
         clients: clientKinds.filter((client) => !client.fullTunnel),
     }),
 };
@@ -117,7 +120,10 @@ jest.setTimeout(180_000);
         expect(Object.keys(renderedConfs).sort()).toEqual(
             [
                 ...["one-relay", "ipv6"].flatMap((label) => ["split", "full", "split-udp", "full-udp", "psk"].map((name) => `${label}-${name}`)),
+                ...["one-relay", "ipv6"].flatMap((label) => ["split-udp", "full-udp"].flatMap((name) => [53, 443].map((port) => `${label}-${name}-udp${port}`))),
                 ...["split", "split-udp", "psk"].flatMap((name) => ["", "-relay", "-relay2"].map((relay) => `two-relays-${name}${relay}`)),
+                "two-relays-split-udp-udp53",
+                "two-relays-split-udp-udp443",
             ].sort(),
         );
     });

@@ -48,6 +48,21 @@ describe("client files", () => {
         });
     });
 
+    it("adds, with relay.udpPorts, a conf per further UDP port named by its port, each with its QR code", async () => {
+        const udp = { name: "phone", wireguardConf: "[Interface]\n", udpPortConfs: [{ port: 53, wireguardConf: "[Interface]\n# port 53\n" }] };
+        expect(clientFiles(udp)).toEqual([
+            { name: "wg0.conf", content: udp.wireguardConf, mode: 0o600 },
+            { name: "wg0-udp-port-53.conf", content: "[Interface]\n# port 53\n", mode: 0o600 },
+        ]);
+        const dir = mkdtempSync(join(tmpdir(), "wg-relay-client-"));
+        try {
+            const written = await writeClientFiles(udp, dir);
+            expect(written.map((path) => path.slice(dir.length + 1))).toEqual(["wg0.conf", "wg0-udp-port-53.conf", "wg0.conf.png", "wg0-udp-port-53.conf.png"]);
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
     it("writes the files and a PNG QR code of the conf", async () => {
         const dir = mkdtempSync(join(tmpdir(), "wg-relay-client-"));
         try {

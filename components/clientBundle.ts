@@ -1,12 +1,23 @@
 // A roaming client's bundle: the secret stack output a user turns into files (`npm run client-files`).
+import type { ClientSettings } from "./config";
+import type { PlatformFile } from "./render/clientPlatforms";
+
+export type ClientPlatform = ClientSettings["platform"];
 
 /** Everything a user needs to connect one client by hand. A secret: it holds the private keys and the path prefix. */
 export interface ClientBundle {
     name: string;
+    /** clients[].platform: which files run wstunnel beside the conf. */
+    platform: ClientPlatform;
     /** wg-quick conf with the keys inline, for `wg-quick up` or a WireGuard app. */
     wireguardConf: string;
     /** The wstunnel client to run beside it (the prefix comes from the environment, as in the unit); absent with transport udp. */
     wstunnelCommand?: string;
+    /**
+     * macOS, Windows and Android with wstunnel: what runs each of its wstunnel clients (the first relay's, then
+     * each further relay's), in place of the Linux unit and environment file.
+     */
+    platformFiles?: PlatformFile[];
     /** systemd unit and its environment file for Linux clients. */
     wstunnelUnit?: string;
     wstunnelEnvironment?: string;

@@ -278,6 +278,12 @@ const clientSchema = z.strictObject({
         .describe(
             "with several relays: the relay the client uses while it answers (defaults to the first); a client provisioned over SSH moves its routes to the next relay that answers when it stops, and back when it returns",
         ),
+    platform: z
+        .enum(["linux", "macos", "windows", "android", "ios"])
+        .default("linux")
+        .describe(
+            "what the client runs, for its bundle (`npm run client-files`): linux (a systemd unit for wstunnel), macos (a launchd daemon), windows (a scheduled task), android (a Termux script for wstunnel's android_arm64 build); ios has no wstunnel client and gets confs only (needs transport udp). Every platform gets the stock WireGuard confs and their QR codes",
+        ),
     ssh: peerSshConnection.optional().describe("when set, the client machine is provisioned over SSH; otherwise only its bundle is exported"),
     presharedKey: z
         .boolean()
@@ -736,6 +742,12 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
         }
         if (client.fullTunnel === true && relays.length > 1) {
             problem(["clients", clientIndex, "fullTunnel"], "a full tunnel with several relays is not supported: route the LANs only, or use one relay");
+        }
+        if (client.platform === "ios" && client.transport !== "udp") {
+            problem(["clients", clientIndex, "transport"], "iOS has no wstunnel client: use transport: udp (with the relay's allowDirectUdp, and udpPorts where UDP is filtered)");
+        }
+        if (client.ssh !== undefined && client.platform !== undefined && client.platform !== "linux") {
+            problem(["clients", clientIndex, "ssh"], "only a linux client is provisioned over SSH; leave ssh out for the others, which get their bundle");
         }
         const primary = looseString(client.primaryRelay);
         if (primary !== undefined && !relays.some(({ relay: other }) => other.name === primary)) {

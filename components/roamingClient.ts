@@ -13,6 +13,7 @@ import { Hook, KeySource, PublicKeySource, relayAsPeer, renderWgQuickConf, WgQui
 import { failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
 import { clientPrefixVariable, renderClientCertificatePem, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
 import { failoverDirective, renderFailoverUnit } from "./render/failover";
+import { platformWstunnelFiles } from "./render/clientPlatforms";
 import { hostScript } from "./render/scripts";
 import { relayDescription } from "./lanGateway";
 import { PeerComponentArgs, provisionPeerHost, RelayAccess } from "./peerHost";
@@ -150,18 +151,34 @@ export function renderClientBundle(inputs: ClientBundleInputs): ClientBundle {
             }),
         );
     const udpPorts = client.transport === "udp" ? [...new Set(relays.flatMap((relay) => relay.address.udpPorts))] : [];
+    const platform = client.platform;
+    const platformFiles =
+        pathPrefix !== undefined && platform !== "linux" && platform !== "ios"
+            ? relays.flatMap((relay, index) =>
+                  platformWstunnelFiles(platform, {
+                      ...wstunnelClientSettings(relay, false),
+                      pathPrefix,
+                      withCa: inputs.caCertificate !== undefined,
+                      withClientCertificate: inputs.clientCertificate !== undefined,
+                      suffix: index === 0 ? "" : `-${relay.peerName}`,
+                  }),
+              )
+            : undefined;
+    const linuxWstunnel = (relay: BundleRelay, index: number, prefix: string) => (platform === "linux" ? wstunnelFiles(relay, index, prefix) : {});
     return {
         name: client.name,
+        platform,
         wireguardConf: conf(client.relayPreference),
+        ...(platformFiles ? { platformFiles } : {}),
         ...(udpPorts.length > 0 ? { udpPortConfs: udpPorts.map((port) => ({ port, wireguardConf: conf(client.relayPreference, port) })) } : {}),
-        ...(pathPrefix !== undefined ? { ...wstunnelFiles(relays[0], 0, pathPrefix), ...(inputs.caCertificate ? { caCertificate: inputs.caCertificate } : {}) } : {}),
+        ...(pathPrefix !== undefined ? { ...linuxWstunnel(relays[0], 0, pathPrefix), ...(inputs.caCertificate ? { caCertificate: inputs.caCertificate } : {}) } : {}),
         ...(inputs.clientCertificate ? { clientCertificate: renderClientCertificatePem(inputs.clientCertificate.certPem, inputs.clientCertificate.keyPem) } : {}),
         ...(relays.length > 1
             ? {
                   relays: relays.map((relay, index) => ({
                       relay: relay.peerName,
                       wireguardConf: conf([relay.peerName, ...client.relayPreference.filter((name) => name !== relay.peerName)]),
-                      ...(pathPrefix !== undefined && index > 0 ? wstunnelFiles(relay, index, pathPrefix) : {}),
+                      ...(pathPrefix !== undefined && index > 0 ? linuxWstunnel(relay, index, pathPrefix) : {}),
                   })),
               }
             : {}),

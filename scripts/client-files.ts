@@ -26,6 +26,9 @@ export function clientFiles(bundle: ClientBundle): ClientFile[] {
             { name: "wstunnel-command.sh", content: `#!/bin/sh\nexec ${bundle.wstunnelCommand}\n`, mode: 0o700 },
         );
     }
+    for (const file of bundle.platformFiles ?? []) {
+        files.push({ name: file.name, content: file.content, mode: file.secret ? 0o600 : 0o644 });
+    }
     if (bundle.caCertificate) {
         files.push({ name: "wg-relay-ca.crt", content: bundle.caCertificate, mode: 0o644 });
     }

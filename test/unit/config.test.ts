@@ -122,6 +122,12 @@ describe("stack config", () => {
             withChange((c) => Object.assign(c.relay!, { allowDirectUdp: true, udpPorts: [53, 51820] })),
             "wg-relay:relay.udpPorts[1]: 51820 is already WireGuard's port or listed before",
         ],
+        ["an iPhone on wstunnel", withChange((c) => (c.clients![0].platform = "ios")), "wg-relay:clients[0].transport: iOS has no wstunnel client: use transport: udp"],
+        [
+            "a Mac provisioned over SSH",
+            withChange((c) => Object.assign(c.clients![0], { platform: "macos", ssh: { host: "172.30.0.10" } })),
+            "wg-relay:clients[0].ssh: only a linux client is provisioned over SSH",
+        ],
         ["a UDP client while the relay drops UDP", withChange((c) => (c.clients![0].transport = "udp")), "wg-relay:clients[0].transport: 'udp' needs relay.allowDirectUdp: true"],
         ["a local source without a binary", withChange((c) => (c.wstunnel = { source: "local" })), "wg-relay:wstunnel.localBinary: source 'local' needs localBinary"],
         ["a release without checksums", withChange((c) => (c.wstunnel = { source: "release" })), "wg-relay:wstunnel.sha256: source 'release' needs the SHA-256"],

@@ -150,6 +150,13 @@ const relaySchema = z.strictObject({
     wstunnelPort: port.default(443).describe("TCP port of the wstunnel server"),
     publicInterface: interfaceName.default("eth0").describe("the relay's internet-facing interface"),
     allowDirectUdp: z.boolean().default(false).describe("leave WireGuard's UDP port open on publicInterface for clients that can use UDP"),
+    udpPorts: z
+        .array(port)
+        .max(8)
+        .default([])
+        .describe(
+            "further public UDP ports on which the relay accepts WireGuard (e.g. [53, 443], which many networks that block UDP still pass), redirected to wireguardPort on publicInterface only; each client on transport udp gets a conf per port. Needs allowDirectUdp",
+        ),
     keyRotation: rotation.describe("bump to replace the relay's WireGuard key"),
     existingKeys: z
         .strictObject({ privateKey: wireguardKey.describe("the relay's WireGuard private key") })
@@ -270,6 +277,12 @@ const clientSchema = z.strictObject({
         .optional()
         .describe(
             "with several relays: the relay the client uses while it answers (defaults to the first); a client provisioned over SSH moves its routes to the next relay that answers when it stops, and back when it returns",
+        ),
+    platform: z
+        .enum(["linux", "macos", "windows", "android", "ios"])
+        .default("linux")
+        .describe(
+            "what the client runs, for its bundle (`npm run client-files`): linux (a systemd unit for wstunnel), macos (a launchd daemon), windows (a scheduled task), android (a Termux script for wstunnel's android_arm64 build); ios has no wstunnel client and gets confs only (needs transport udp). Every platform gets the stock WireGuard confs and their QR codes",
         ),
     ssh: peerSshConnection.optional().describe("when set, the client machine is provisioned over SSH; otherwise only its bundle is exported"),
     presharedKey: z
@@ -563,6 +576,19 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
         ...clients.map((peer, index) => ({ peer, path: ["clients", index] as (string | number)[] })),
     ];
 
+    for (const { relay: other, path } of relays) {
+        const udpPorts = looseList(other.udpPorts);
+        if (udpPorts.length > 0 && other.allowDirectUdp !== true) {
+            problem([...path, "udpPorts"], "further UDP ports need allowDirectUdp: true, or the relay drops what they bring in");
+        }
+        const wireguardPort = typeof other.wireguardPort === "number" ? other.wireguardPort : 51820;
+        udpPorts.forEach((udpPort, index) => {
+            if (udpPort === wireguardPort || udpPorts.indexOf(udpPort) !== index) {
+                problem([...path, "udpPorts", index], `${String(udpPort)} is already WireGuard's port or listed before`);
+            }
+        });
+    }
+
     const namesSeen = new Map<string, string>();
     for (const { relay: other, path } of relays) {
         const relayName = looseString(other.name);
@@ -716,6 +742,12 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
         }
         if (client.fullTunnel === true && relays.length > 1) {
             problem(["clients", clientIndex, "fullTunnel"], "a full tunnel with several relays is not supported: route the LANs only, or use one relay");
+        }
+        if (client.platform === "ios" && client.transport !== "udp") {
+            problem(["clients", clientIndex, "transport"], "iOS has no wstunnel client: use transport: udp (with the relay's allowDirectUdp, and udpPorts where UDP is filtered)");
+        }
+        if (client.ssh !== undefined && client.platform !== undefined && client.platform !== "linux") {
+            problem(["clients", clientIndex, "ssh"], "only a linux client is provisioned over SSH; leave ssh out for the others, which get their bundle");
         }
         const primary = looseString(client.primaryRelay);
         if (primary !== undefined && !relays.some(({ relay: other }) => other.name === primary)) {

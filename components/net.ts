@@ -57,6 +57,17 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
     return ((a.network & mask) >>> 0) === ((b.network & mask) >>> 0);
 }
 
+/** Every IPv4 address but one, as the 32 prefixes (/1 to /32) that cover the rest of 0.0.0.0/0. */
+export function ipv4AllBut(ip: string): string[] {
+    const address = ipToInt(ip);
+    return Array.from({ length: 32 }, (_, index) => {
+        const prefix = index + 1;
+        // The address's first `prefix` bits with the last of them flipped.
+        const network = ((address & maskOf(prefix)) ^ (2 ** (32 - prefix))) >>> 0;
+        return `${intToIp(network)}/${prefix}`;
+    });
+}
+
 /** The n-th host address of a subnet (1 = first usable). */
 export function hostAddress(cidr: Cidr, n: number): string {
     return intToIp(cidr.network + n);

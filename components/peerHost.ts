@@ -22,7 +22,7 @@ export interface RelayAccess {
     peerCredentials: pulumi.Resource;
     caCertPem: pulumi.Output<string> | undefined;
     connection: Connection;
-    address: { host: string; wstunnelPort: number; wireguardPort: number };
+    address: { host: string; wstunnelPort: number; wireguardPort: number; udpPorts: number[] };
 }
 
 /** What LanGateway and RoamingClient are both given. */

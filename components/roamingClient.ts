@@ -6,12 +6,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ClientSettings, isIpv6Network, TunnelNetwork } from "./config";
 import { ClientBundle } from "./clientBundle";
+import { ipv4AllBut } from "./net";
 import { Host, sshConnection } from "./host";
 import { shellQuote } from "./shell";
 import { Hook, KeySource, PublicKeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
 import { clientPrefixVariable, renderClientCertificatePem, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
 import { failoverDirective, renderFailoverUnit } from "./render/failover";
+import { platformWstunnelFiles } from "./render/clientPlatforms";
 import { hostScript } from "./render/scripts";
 import { relayDescription } from "./lanGateway";
 import { PeerComponentArgs, provisionPeerHost, RelayAccess } from "./peerHost";
@@ -42,6 +44,13 @@ export interface ClientConfSettings {
     relays: ClientConfRelay[];
     privateKey: KeySource;
     presharedKey?: KeySource;
+    /**
+     * A conf for the WireGuard apps (Android, iOS, macOS, Windows) as much as for wg-quick: their parsers refuse
+     * PostUp/PostDown, so a full tunnel keeps the relay's address out of AllowedIPs instead of by an ip rule (with
+     * wstunnel, whose TCP connection to the relay must not enter the tunnel; on plain UDP the apps and wg-quick
+     * already keep WireGuard's own socket out).
+     */
+    stockApp: boolean;
 }
 
 /** With a full tunnel, the relay's own address must keep using the real default route, or wstunnel loops into WireGuard. */
@@ -55,6 +64,7 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
     const { client, tunnel } = settings;
     const primary = client.relayPreference[0];
     const ipv6Prefix = tunnel.ipv6 ? [tunnel.ipv6.prefix] : [];
+    const allIpv4 = settings.stockApp && client.transport === "wstunnel" ? ipv4AllBut(settings.relayHost) : ["0.0.0.0/0"];
     return {
         title: `WireGuard on ${client.name}, a roaming client`,
         interface: {
@@ -65,7 +75,7 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
             // On plain UDP its packets cross real networks; inside wstunnel no path MTU applies.
             mtu: client.transport === "udp" ? tunnel.udpMtu : tunnel.mtu,
             privateKey: settings.privateKey,
-            hooks: client.fullTunnel ? fullTunnelHooks(settings.relayHost) : [],
+            hooks: client.fullTunnel && !settings.stockApp ? fullTunnelHooks(settings.relayHost) : [],
         },
         peers: settings.relays.map((relay, index) =>
             relayAsPeer({
@@ -75,12 +85,103 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
                 // IPv6 (one relay only) to the tunnel's prefix and IPv6 LANs; a full tunnel is IPv4's, as the relay
                 // forwards to the internet over IPv4 only.
                 allowedIps: client.fullTunnel
-                    ? ["0.0.0.0/0", ...ipv6Prefix, ...client.routes.filter(isIpv6Network)]
+                    ? [...allIpv4, ...ipv6Prefix, ...client.routes.filter(isIpv6Network)]
                     : [relay.tunnelSubnet, ...(index === 0 ? ipv6Prefix : []), ...(relay.name === primary ? client.routes : [])],
                 endpoint: relay.endpoint,
                 keepaliveSeconds: tunnel.keepaliveSeconds,
             }),
         ),
+    };
+}
+
+/** What a client's bundle needs of a relay: how it is reached and its public key. */
+export type BundleRelay = Pick<RelayAccess, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "address"> & { publicKey: string };
+
+export interface ClientBundleInputs {
+    client: ClientSettings;
+    tunnel: TunnelNetwork;
+    /** Every relay, the first first. */
+    relays: BundleRelay[];
+    privateKey: string;
+    presharedKey?: string;
+    /** The client's wstunnel path prefix; none on plain UDP. */
+    pathPrefix?: string;
+    /** The stack's CA; none when the relay has a publicly trusted certificate. */
+    caCertificate?: string;
+    clientCertificate?: { certPem: string; keyPem: string };
+}
+
+/** Each relay as the client's conf names it, its Endpoint the local wstunnel listener or the relay's UDP port. */
+function confRelays<Relay extends Pick<RelayAccess, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "address">>(
+    client: Pick<ClientSettings, "transport">,
+    relays: Relay[],
+    publicKey: (relay: Relay, index: number) => PublicKeySource,
+    /** One of relay.udpPorts to send to instead of WireGuard's port, at each relay that opens it. */
+    udpPort?: number,
+): ClientConfRelay[] {
+    const endpoint = (relay: Relay) =>
+        client.transport === "wstunnel"
+            ? `127.0.0.1:${relay.wstunnelLocalPort}`
+            : `${relay.address.host}:${udpPort !== undefined && relay.address.udpPorts.includes(udpPort) ? udpPort : relay.address.wireguardPort}`;
+    return relays.map((relay, index) => ({ name: relay.peerName, tunnelSubnet: relay.tunnelSubnet, publicKey: publicKey(relay, index), endpoint: endpoint(relay) }));
+}
+
+/** A client's bundle: its stock-app confs (keys inline), and the wstunnel client to run beside them. Pure. */
+export function renderClientBundle(inputs: ClientBundleInputs): ClientBundle {
+    const { client, tunnel, relays, pathPrefix } = inputs;
+    const wstunnelFiles = (relay: BundleRelay, index: number, prefix: string) => {
+        const settings = wstunnelClientSettings(relay, inputs.clientCertificate !== undefined);
+        const files = wstunnelClientFiles({ name: relay.peerName, index });
+        return {
+            wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(settings).map(shellQuote).join(" ")}`,
+            wstunnelUnit: renderWstunnelClientUnit({ ...settings, environmentFile: files.environmentFile }),
+            wstunnelEnvironment: renderWstunnelClientEnvironment(prefix),
+        };
+    };
+    const conf = (relayPreference: string[], udpPort?: number) =>
+        renderWgQuickConf(
+            clientWgQuickConf({
+                client: { ...client, relayPreference },
+                tunnel,
+                relayHost: relays[0].address.host,
+                relays: confRelays(client, relays, (relay) => ({ inline: relay.publicKey }), udpPort),
+                privateKey: { inline: inputs.privateKey },
+                presharedKey: inputs.presharedKey ? { inline: inputs.presharedKey } : undefined,
+                stockApp: true,
+            }),
+        );
+    const udpPorts = client.transport === "udp" ? [...new Set(relays.flatMap((relay) => relay.address.udpPorts))] : [];
+    const platform = client.platform;
+    const platformFiles =
+        pathPrefix !== undefined && platform !== "linux" && platform !== "ios"
+            ? relays.flatMap((relay, index) =>
+                  platformWstunnelFiles(platform, {
+                      ...wstunnelClientSettings(relay, false),
+                      pathPrefix,
+                      withCa: inputs.caCertificate !== undefined,
+                      withClientCertificate: inputs.clientCertificate !== undefined,
+                      suffix: index === 0 ? "" : `-${relay.peerName}`,
+                  }),
+              )
+            : undefined;
+    const linuxWstunnel = (relay: BundleRelay, index: number, prefix: string) => (platform === "linux" ? wstunnelFiles(relay, index, prefix) : {});
+    return {
+        name: client.name,
+        platform,
+        wireguardConf: conf(client.relayPreference),
+        ...(platformFiles ? { platformFiles } : {}),
+        ...(udpPorts.length > 0 ? { udpPortConfs: udpPorts.map((port) => ({ port, wireguardConf: conf(client.relayPreference, port) })) } : {}),
+        ...(pathPrefix !== undefined ? { ...linuxWstunnel(relays[0], 0, pathPrefix), ...(inputs.caCertificate ? { caCertificate: inputs.caCertificate } : {}) } : {}),
+        ...(inputs.clientCertificate ? { clientCertificate: renderClientCertificatePem(inputs.clientCertificate.certPem, inputs.clientCertificate.keyPem) } : {}),
+        ...(relays.length > 1
+            ? {
+                  relays: relays.map((relay, index) => ({
+                      relay: relay.peerName,
+                      wireguardConf: conf([relay.peerName, ...client.relayPreference.filter((name) => name !== relay.peerName)]),
+                      ...(pathPrefix !== undefined && index > 0 ? linuxWstunnel(relay, index, pathPrefix) : {}),
+                  })),
+              }
+            : {}),
     };
 }
 
@@ -96,20 +197,7 @@ export class RoamingClient extends pulumi.ComponentResource {
     constructor(name: string, args: RoamingClientArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:RoamingClient", name, {}, opts);
         const { client, tunnel, relays } = args;
-        const useWstunnel = client.transport === "wstunnel";
-        const endpoint = (relay: RelayAccess) => (useWstunnel ? `127.0.0.1:${relay.wstunnelLocalPort}` : `${relay.address.host}:${relay.address.wireguardPort}`);
-        const confRelays = (publicKey: (relay: RelayAccess, index: number) => PublicKeySource): ClientConfRelay[] =>
-            relays.map((relay, index) => ({ name: relay.peerName, tunnelSubnet: relay.tunnelSubnet, publicKey: publicKey(relay, index), endpoint: endpoint(relay) }));
         const confSettings = { client, tunnel, relayHost: relays[0].address.host };
-        const wstunnelFiles = (relay: RelayAccess, index: number, prefix: string) => {
-            const settings = wstunnelClientSettings(relay, args.clientCertificate !== undefined);
-            const files = wstunnelClientFiles({ name: relay.peerName, index });
-            return {
-                wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(settings).map(shellQuote).join(" ")}`,
-                wstunnelUnit: renderWstunnelClientUnit({ ...settings, environmentFile: files.environmentFile }),
-                wstunnelEnvironment: renderWstunnelClientEnvironment(prefix),
-            };
-        };
 
         this.bundle = pulumi.secret(
             pulumi
@@ -122,33 +210,18 @@ export class RoamingClient extends pulumi.ComponentResource {
                     args.clientCertificate?.certPem,
                     args.clientCertificate?.keyPem,
                 ])
-                .apply(([relayKeys, privateKey, presharedKey, prefix, ca, certPem, keyPem]): ClientBundle => {
-                    const conf = (relayPreference: string[]) =>
-                        renderWgQuickConf(
-                            clientWgQuickConf({
-                                ...confSettings,
-                                client: { ...client, relayPreference },
-                                relays: confRelays((_relay, index) => ({ inline: relayKeys[index] })),
-                                privateKey: { inline: privateKey },
-                                presharedKey: presharedKey ? { inline: presharedKey } : undefined,
-                            }),
-                        );
-                    return {
-                        name: client.name,
-                        wireguardConf: conf(client.relayPreference),
-                        ...(prefix !== undefined ? { ...wstunnelFiles(relays[0], 0, prefix), ...(ca ? { caCertificate: ca } : {}) } : {}),
-                        ...(certPem && keyPem ? { clientCertificate: renderClientCertificatePem(certPem, keyPem) } : {}),
-                        ...(relays.length > 1
-                            ? {
-                                  relays: relays.map((relay, index) => ({
-                                      relay: relay.peerName,
-                                      wireguardConf: conf([relay.peerName, ...client.relayPreference.filter((name) => name !== relay.peerName)]),
-                                      ...(prefix !== undefined && index > 0 ? wstunnelFiles(relay, index, prefix) : {}),
-                                  })),
-                              }
-                            : {}),
-                    };
-                }),
+                .apply(([relayKeys, privateKey, presharedKey, pathPrefix, caCertificate, certPem, keyPem]) =>
+                    renderClientBundle({
+                        client,
+                        tunnel,
+                        relays: relays.map((relay, index) => ({ ...relay, publicKey: relayKeys[index] })),
+                        privateKey,
+                        presharedKey,
+                        pathPrefix,
+                        caCertificate,
+                        clientCertificate: certPem && keyPem ? { certPem, keyPem } : undefined,
+                    }),
+                ),
         );
 
         if (client.ssh) {
@@ -164,9 +237,10 @@ export class RoamingClient extends pulumi.ComponentResource {
             this.wireguardTemplate = renderWgQuickConf({
                 ...clientWgQuickConf({
                     ...confSettings,
-                    relays: confRelays((relay) => ({ ofPeer: relay.peerName })),
+                    relays: confRelays(client, relays, (relay) => ({ ofPeer: relay.peerName })),
                     privateKey: { file: wireguardKeyPath },
                     presharedKey: args.key.presharedKey ? { file: peerPresharedKeyPath } : undefined,
+                    stockApp: true,
                 }),
                 directives: failover ? [failoverDirective({ routes: client.routes, relays: failoverRelays })] : [],
             });

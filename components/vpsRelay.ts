@@ -48,6 +48,8 @@ export interface RelayFirewallSettings {
     publicInterface: string;
     wireguardPort: number;
     allowDirectUdp: boolean;
+    /** Further public UDP ports redirected to WireGuard's (relay.udpPorts), IPv4 only like the relay's public address. */
+    udpPorts: number[];
     internetEgress: boolean;
     /** IPv6 inside the tunnel: WireGuard's port is closed on IPv6 too. Internet egress stays IPv4-only. */
     ipv6: boolean;
@@ -70,6 +72,11 @@ export function relayFirewallRules(settings: RelayFirewallSettings): FirewallRul
         // WireGuard listens on every address; only wstunnel, over loopback, may reach it.
         const drop = { table: "filter" as const, chain: "INPUT", insert: true, rule: `-i ${settings.publicInterface} -p udp --dport ${settings.wireguardPort} -j DROP` };
         rules.push(drop, ...(settings.ipv6 ? [{ ...drop, ipv6: true }] : []));
+    }
+    for (const udpPort of settings.udpPorts) {
+        // Before routing, on the public interface only: the port stays free for the relay's own programs on other
+        // interfaces, and conntrack gives WireGuard's answers the port the client sent to.
+        rules.push({ table: "nat", chain: "PREROUTING", rule: `-i ${settings.publicInterface} -p udp --dport ${udpPort} -j REDIRECT --to-ports ${settings.wireguardPort}` });
     }
     return rules;
 }
@@ -102,6 +109,7 @@ export function relayWgQuickConf(relay: RelaySettings, peers: Omit<RelayPeer, "k
                         publicInterface: relay.publicInterface,
                         wireguardPort: relay.wireguardPort,
                         allowDirectUdp: relay.allowDirectUdp,
+                        udpPorts: relay.udpPorts,
                         internetEgress: relay.internetEgress,
                         ipv6: tunnel.ipv6 !== undefined,
                     }),
@@ -118,6 +126,11 @@ export function relayWgQuickConf(relay: RelaySettings, peers: Omit<RelayPeer, "k
             }),
         ),
     };
+}
+
+/** Where gateways and clients send WireGuard: the wss server and, for direct UDP, WireGuard's port. */
+export function relayAddress(relay: RelaySettings): VpsRelay["address"] {
+    return { host: relay.publicAddress, wstunnelPort: relay.wstunnelPort, wireguardPort: relay.wireguardPort, udpPorts: relay.udpPorts };
 }
 
 export class VpsRelay extends pulumi.ComponentResource {
@@ -146,7 +159,7 @@ export class VpsRelay extends pulumi.ComponentResource {
     /** SSH settings, for gateways and clients reached through the relay as a jump host. */
     readonly connection: Connection;
     /** Where gateways and clients send WireGuard: the wss server (host, port) and, for direct UDP, the WireGuard port. */
-    readonly address: { host: string; wstunnelPort: number; wireguardPort: number };
+    readonly address: { host: string; wstunnelPort: number; wireguardPort: number; udpPorts: number[] };
 
     constructor(name: string, args: VpsRelayArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:VpsRelay", name, {}, opts);
@@ -156,7 +169,7 @@ export class VpsRelay extends pulumi.ComponentResource {
         this.wstunnelLocalPort = relay.wstunnelLocalPort;
         this.tunnelAddress = relay.tunnelAddress;
         this.connection = sshConnection(relay.ssh, args.sshPrivateKey);
-        this.address = { host: relay.publicAddress, wstunnelPort: relay.wstunnelPort, wireguardPort: relay.wireguardPort };
+        this.address = relayAddress(relay);
         const host = new Host(name, this.connection, relay.ssh.user, this, args.repair);
 
         // The stack's own CA and server certificate, unless the user brings certificate files; the CA also signs the

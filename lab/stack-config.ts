@@ -57,6 +57,8 @@ export interface LabChanges {
     wstunnelMirror?: { baseUrl: string; version: string; sha256: string };
     /** wstunnel.mutualTls: every wstunnel peer presents a client certificate from the stack's CA. */
     mutualTls?: boolean;
+    /** Direct UDP on the (first) relay (allowDirectUdp), with these further public UDP ports (relay.udpPorts). */
+    relayDirectUdp?: { udpPorts: number[] };
 }
 
 export function labStackConfig(inventory: Inventory, wstunnelBinary: string, changes: LabChanges = {}): StackConfigInput {
@@ -77,6 +79,7 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
         publicInterface: "eth0",
         keyRotation: changes.relayKeyRotation ?? 0,
         ...(changes.relayPublicAddress ? { publicAddress: changes.relayPublicAddress } : {}),
+        ...(changes.relayDirectUdp ? { allowDirectUdp: true, udpPorts: changes.relayDirectUdp.udpPorts } : {}),
     };
     const siteToSite = (gateway: "rpi1" | "rpi2") => (sites?.siteToSite?.includes(gateway) ? { siteToSite: true } : {});
     return {

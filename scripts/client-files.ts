@@ -14,6 +14,9 @@ export interface ClientFile {
     mode: number;
 }
 
+/** The conf that reaches the relay at a further UDP port: the name says which port, for a person choosing. */
+export const udpPortConfName = (port: number) => `wg0-udp-port-${port}.conf`;
+
 export function clientFiles(bundle: ClientBundle): ClientFile[] {
     const files: ClientFile[] = [{ name: "wg0.conf", content: bundle.wireguardConf, mode: 0o600 }];
     if (bundle.wstunnelUnit && bundle.wstunnelEnvironment && bundle.wstunnelCommand) {
@@ -23,12 +26,19 @@ export function clientFiles(bundle: ClientBundle): ClientFile[] {
             { name: "wstunnel-command.sh", content: `#!/bin/sh\nexec ${bundle.wstunnelCommand}\n`, mode: 0o700 },
         );
     }
+    for (const file of bundle.platformFiles ?? []) {
+        files.push({ name: file.name, content: file.content, mode: file.secret ? 0o600 : 0o644 });
+    }
     if (bundle.caCertificate) {
         files.push({ name: "wg-relay-ca.crt", content: bundle.caCertificate, mode: 0o644 });
     }
     if (bundle.clientCertificate) {
         // Goes to /etc/wg-relay/tls/client.pem, where the unit and the command read it.
         files.push({ name: "wg-relay-client.pem", content: bundle.clientCertificate, mode: 0o600 });
+    }
+    // relay.udpPorts: the conf again for each further UDP port, named by it (try them in turn where UDP is filtered).
+    for (const { port, wireguardConf } of bundle.udpPortConfs ?? []) {
+        files.push({ name: udpPortConfName(port), content: wireguardConf, mode: 0o600 });
     }
     // Several relays: a conf per relay (its routes on that relay), and each further relay's wstunnel client.
     for (const relay of bundle.relays ?? []) {
@@ -52,7 +62,11 @@ export async function writeClientFiles(bundle: ClientBundle, dir: string): Promi
         writeFileSync(path, file.content, { mode: file.mode });
         written.push(path);
     }
-    const confs = [{ name: "wg0.conf", content: bundle.wireguardConf }, ...(bundle.relays ?? []).map((relay) => ({ name: `wg0-${relay.relay}.conf`, content: relay.wireguardConf }))];
+    const confs = [
+        { name: "wg0.conf", content: bundle.wireguardConf },
+        ...(bundle.udpPortConfs ?? []).map(({ port, wireguardConf }) => ({ name: udpPortConfName(port), content: wireguardConf })),
+        ...(bundle.relays ?? []).map((relay) => ({ name: `wg0-${relay.relay}.conf`, content: relay.wireguardConf })),
+    ];
     for (const conf of confs) {
         const png = join(dir, `${conf.name}.png`);
         await QRCode.toFile(png, conf.content, { errorCorrectionLevel: "M" });

@@ -5,6 +5,7 @@ import { clientFiles, writeClientFiles } from "../../scripts/client-files";
 
 const bundle = {
     name: "laptop",
+    platform: "linux" as const,
     wireguardConf: "[Interface]\nPrivateKey = KEY\n",
     wstunnelCommand: "WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX='p' /usr/local/bin/wstunnel 'client'",
     wstunnelUnit: "[Unit]\n",
@@ -45,6 +46,40 @@ describe("client files", () => {
             "wg-relay-wstunnel-client-relay2.service": 0o644,
             "wstunnel-client-relay2.env": 0o600,
             "wstunnel-command-relay2.sh": 0o700,
+        });
+    });
+
+    it("adds, with relay.udpPorts, a conf per further UDP port named by its port, each with its QR code", async () => {
+        const udp = { name: "phone", platform: "android" as const, wireguardConf: "[Interface]\n", udpPortConfs: [{ port: 53, wireguardConf: "[Interface]\n# port 53\n" }] };
+        expect(clientFiles(udp)).toEqual([
+            { name: "wg0.conf", content: udp.wireguardConf, mode: 0o600 },
+            { name: "wg0-udp-port-53.conf", content: "[Interface]\n# port 53\n", mode: 0o600 },
+        ]);
+        const dir = mkdtempSync(join(tmpdir(), "wg-relay-client-"));
+        try {
+            const written = await writeClientFiles(udp, dir);
+            expect(written.map((path) => path.slice(dir.length + 1))).toEqual(["wg0.conf", "wg0-udp-port-53.conf", "wg0.conf.png", "wg0-udp-port-53.conf.png"]);
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    it("writes, for another platform, what runs wstunnel there in place of the Linux unit: owner-only when it holds the prefix", () => {
+        const windows = {
+            name: "desktop",
+            platform: "windows" as const,
+            wireguardConf: "[Interface]\n",
+            platformFiles: [
+                { name: "wstunnel-client.cmd", content: "@echo off\r\n", secret: true },
+                { name: "wg-relay-wstunnel-client.xml", content: "<Task/>\r\n", secret: false },
+            ],
+            caCertificate: "-----BEGIN CERTIFICATE-----\n",
+        };
+        expect(Object.fromEntries(clientFiles(windows).map((file) => [file.name, file.mode]))).toEqual({
+            "wg0.conf": 0o600,
+            "wstunnel-client.cmd": 0o600,
+            "wg-relay-wstunnel-client.xml": 0o644,
+            "wg-relay-ca.crt": 0o644,
         });
     });
 

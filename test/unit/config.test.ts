@@ -116,6 +116,18 @@ describe("stack config", () => {
         ["ports with icmp", withChange((c) => (c.clients![0].access = [{ to: "rpi1", protocol: "icmp", ports: [22] }])), "wg-relay:clients[0].access[0].ports: ports need protocol: tcp or udp"],
         ["a backwards port range", withChange((c) => (c.clients![0].access = [{ to: "rpi1", protocol: "tcp", ports: ["90-80"] }])), "wg-relay:clients[0].access[0].ports[0]:"],
         ["an unknown protocol", withChange((c) => (c.clients![0].access = [{ to: "rpi1", protocol: "sctp" as "tcp" }])), "wg-relay:clients[0].access[0].protocol:"],
+        ["further UDP ports while the relay drops UDP", withChange((c) => (c.relay!.udpPorts = [53])), "wg-relay:relay.udpPorts: further UDP ports need allowDirectUdp: true"],
+        [
+            "WireGuard's own port among the further UDP ports",
+            withChange((c) => Object.assign(c.relay!, { allowDirectUdp: true, udpPorts: [53, 51820] })),
+            "wg-relay:relay.udpPorts[1]: 51820 is already WireGuard's port or listed before",
+        ],
+        ["an iPhone on wstunnel", withChange((c) => (c.clients![0].platform = "ios")), "wg-relay:clients[0].transport: iOS has no wstunnel client: use transport: udp"],
+        [
+            "a Mac provisioned over SSH",
+            withChange((c) => Object.assign(c.clients![0], { platform: "macos", ssh: { host: "172.30.0.10" } })),
+            "wg-relay:clients[0].ssh: only a linux client is provisioned over SSH",
+        ],
         ["a UDP client while the relay drops UDP", withChange((c) => (c.clients![0].transport = "udp")), "wg-relay:clients[0].transport: 'udp' needs relay.allowDirectUdp: true"],
         ["a local source without a binary", withChange((c) => (c.wstunnel = { source: "local" })), "wg-relay:wstunnel.localBinary: source 'local' needs localBinary"],
         ["a release without checksums", withChange((c) => (c.wstunnel = { source: "release" })), "wg-relay:wstunnel.sha256: source 'release' needs the SHA-256"],

@@ -7,6 +7,7 @@ import {
     hostAddress,
     intToIp,
     ipToInt,
+    ipv4AllBut,
     ipv6HostAddress,
     isIpv4,
     isIpv6,
@@ -78,6 +79,18 @@ describe("IPv4 arithmetic, for any address and prefix (fast-check)", () => {
     const cidrOf = fc.tuple(address, prefix).map(([value, length]) => parseCidr(`${intToIp(network(value, length))}/${length}`)!);
     /** A reference for containment: compare the leading `length` bits as text. */
     const bits = (value: number) => value.toString(2).padStart(32, "0");
+
+    it("covers every address but the one left out, each exactly once (a full tunnel's AllowedIPs around the relay)", () => {
+        fc.assert(
+            fc.property(address, address, (left, other) => {
+                const prefixes = ipv4AllBut(intToIp(left)).map(cidr);
+                expect(prefixes.some((each) => cidrContains(each, intToIp(left)))).toBe(false);
+                expect(prefixes.filter((each) => cidrContains(each, intToIp(other))).length).toBe(other === left ? 0 : 1);
+            }),
+        );
+        expect(ipv4AllBut("198.51.100.10").slice(0, 3)).toEqual(["0.0.0.0/1", "128.0.0.0/2", "224.0.0.0/3"]);
+        expect(ipv4AllBut("198.51.100.10").at(-1)).toBe("198.51.100.11/32");
+    });
 
     it("round-trips addresses through text", () => {
         fc.assert(fc.property(address, (value) => ipToInt(intToIp(value)) === value && isIpv4(intToIp(value))));

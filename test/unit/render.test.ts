@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStackConfig } from "../../components/config";
-import { clientWgQuickConf } from "../../components/roamingClient";
+import { ipv4AllBut } from "../../components/net";
+import { clientWgQuickConf, renderClientBundle } from "../../components/roamingClient";
 import { gatewayFirewallRules, gatewayWgQuickConf } from "../../components/lanGateway";
-import { relayFirewallRules, relayWgQuickConf } from "../../components/vpsRelay";
+import { relayAddress, relayFirewallRules, relayWgQuickConf } from "../../components/vpsRelay";
 import { renderForwardingSysctl } from "../../components/render/sysctl";
 import { renderHeartbeatUnit } from "../../components/render/heartbeat";
 import { failoverDirective, renderFailoverUnit } from "../../components/render/failover";
@@ -84,6 +85,7 @@ describe("wg-quick templates: every key named, never written", () => {
                     relayHost: "198.51.100.10",
                     relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { ofPeer: "relay" }, endpoint: "198.51.100.10:51820" }],
                     privateKey: { file: "/etc/wireguard/wg0.key" },
+                    stockApp: false,
                 }),
             );
         expect(conf("udp")).toContain("MTU = 1420\n");
@@ -133,6 +135,7 @@ describe("wg-quick templates: every key named, never written", () => {
             relayHost: "198.51.100.10",
             relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { ofPeer: "relay" }, endpoint: "127.0.0.1:51820" }],
             privateKey: { file: "/etc/wireguard/wg0.key" },
+            stockApp: false,
         });
         expect(readTemplate(renderWgQuickConf(client))).toEqual({ peers: [{ name: "relay", allowedIps: ["0.0.0.0/0"] }], firewallRules: [] });
     });
@@ -149,6 +152,7 @@ describe("client bundle confs: keys inline", () => {
         relayHost: "198.51.100.10",
         relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { inline: "RELAY-PUBLIC-KEY" }, endpoint: "127.0.0.1:51820" }],
         privateKey: { inline: "CLIENT-PRIVATE-KEY" },
+        stockApp: true,
     };
 
     it("renders a split tunnel: the tunnel subnet and the client's routes", () => {
@@ -163,9 +167,37 @@ describe("client bundle confs: keys inline", () => {
         expect(conf).toContain("PublicKey = RELAY-PUBLIC-KEY\nPresharedKey = CLIENT-PRESHARED-KEY\nAllowedIPs");
     });
 
-    it("keeps the relay's address outside a full tunnel", () => {
+    it("keeps the relay's address outside a full tunnel over wstunnel by AllowedIPs, with no PostUp the apps would refuse", () => {
         const conf = renderWgQuickConf(clientWgQuickConf({ ...settings, client: { ...laptop, fullTunnel: true } }));
         expectGolden("client-full-wg0.conf", conf);
+        expect(conf).toContain(`AllowedIPs = ${ipv4AllBut("198.51.100.10").join(", ")}\n`);
+        expect(conf).not.toMatch(/^Post/m);
+        // On plain UDP the apps and wg-quick keep WireGuard's own socket out of the tunnel.
+        const udp = renderWgQuickConf(clientWgQuickConf({ ...settings, client: { ...laptop, fullTunnel: true, transport: "udp" } }));
+        expect(udp).toContain("AllowedIPs = 0.0.0.0/0\n");
+        expect(udp).not.toMatch(/^Post/m);
+    });
+
+    it("gives a client on plain UDP a conf per relay.udpPorts entry, reaching the relay at that port", () => {
+        const stack = parseStackConfig({
+            ...validConfig(),
+            relay: { ...validConfig().relay!, allowDirectUdp: true, udpPorts: [53, 443] },
+            clients: [{ name: "phone", tunnelAddress: "10.10.0.4", transport: "udp" }, { name: "laptop", tunnelAddress: "10.10.0.3" }],
+        } as Record<string, unknown>);
+        const relays = stack.relays.map((each) => ({ peerName: each.name, tunnelSubnet: each.tunnel.subnet, wstunnelLocalPort: each.wstunnelLocalPort, address: relayAddress(each), publicKey: "RELAY-PUBLIC-KEY" }));
+        const bundle = (client: (typeof stack.clients)[number]) => renderClientBundle({ client, tunnel: stack.tunnel, relays, privateKey: "CLIENT-PRIVATE-KEY", pathPrefix: client.transport === "udp" ? undefined : "p" });
+        const phone = bundle(stack.clients[0]);
+        expect(phone.wireguardConf).toContain("Endpoint = 198.51.100.10:51820\n");
+        expect(phone.udpPortConfs?.map(({ port, wireguardConf }) => [port, /^Endpoint = (.*)$/m.exec(wireguardConf)![1]])).toEqual([
+            [53, "198.51.100.10:53"],
+            [443, "198.51.100.10:443"],
+        ]);
+        // Through wstunnel the ports change nothing.
+        expect(bundle(stack.clients[1]).udpPortConfs).toBeUndefined();
+    });
+
+    it("keeps the ip rule in a provisioned client's template, for wg-quick's full tunnel", () => {
+        const conf = renderWgQuickConf(clientWgQuickConf({ ...settings, client: { ...laptop, fullTunnel: true }, stockApp: false }));
         expect(conf).toContain("AllowedIPs = 0.0.0.0/0\n");
         expect(conf).toContain("PostUp = ip -4 rule add to 198.51.100.10/32 lookup main priority 100\n");
         expect(conf).toContain("PostDown = ip -4 rule del to 198.51.100.10/32 lookup main priority 100\n");
@@ -176,7 +208,7 @@ describe("firewall rules", () => {
     const comment = "-m comment --comment wg-relay";
 
     it("lets the relay forward to the internet for full tunnels and drop direct UDP, each undone exactly", () => {
-        const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "eth0", wireguardPort: 51820, allowDirectUdp: false, internetEgress: true, ipv6: false }));
+        const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "eth0", wireguardPort: 51820, allowDirectUdp: false, udpPorts: [], internetEgress: true, ipv6: false }));
         const clamp = "FORWARD -i %i -o eth0 -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu";
         expect(hooks).toEqual([
             { up: `iptables -t mangle -A ${clamp} ${comment}`, down: `iptables -t mangle -D ${clamp} ${comment}` },
@@ -191,8 +223,18 @@ describe("firewall rules", () => {
     });
 
     it("leaves WireGuard's port open and adds no rule of its own without direct UDP or full tunnels (the access chain decides between peers)", () => {
-        const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "ens3", wireguardPort: 51820, allowDirectUdp: true, internetEgress: false, ipv6: false }));
+        const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "ens3", wireguardPort: 51820, allowDirectUdp: true, udpPorts: [], internetEgress: false, ipv6: false }));
         expect(hooks).toEqual([]);
+    });
+
+    it("redirects each of relay.udpPorts to WireGuard's port on the public interface only, each undone exactly", () => {
+        const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "ens3", wireguardPort: 51820, allowDirectUdp: true, udpPorts: [53, 443], internetEgress: false, ipv6: true }));
+        expect(hooks).toEqual(
+            [53, 443].map((port) => ({
+                up: `iptables -t nat -A PREROUTING -i ens3 -p udp --dport ${port} -j REDIRECT --to-ports 51820 ${comment}`,
+                down: `iptables -t nat -D PREROUTING -i ens3 -p udp --dport ${port} -j REDIRECT --to-ports 51820 ${comment}`,
+            })),
+        );
     });
 
     it("lets the gateway forward to each LAN and the replies back, keeps its tunnel address off the LAN, and masquerades only when asked", () => {
@@ -517,7 +559,7 @@ describe("several sites and relays", () => {
             publicKey: { ofPeer: each.name },
             endpoint: `127.0.0.1:${51820 + index}`,
         }));
-        const settings = { tunnel: sites.tunnel, relayHost: "198.51.100.10", relays, privateKey: { file: "/etc/wireguard/wg0.key" } };
+        const settings = { tunnel: sites.tunnel, relayHost: "198.51.100.10", relays, privateKey: { file: "/etc/wireguard/wg0.key" }, stockApp: false };
         const conf = renderWgQuickConf(clientWgQuickConf({ ...settings, client: laptop }));
         expectGolden("client-two-relays-wg0.template.conf", conf);
         expect(readTemplate(conf).peers).toEqual([
@@ -706,6 +748,7 @@ describe("IPv6 inside the tunnel", () => {
             relayHost: "198.51.100.10",
             relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { inline: "RELAY-PUBLIC-KEY" }, endpoint: "127.0.0.1:51820" }],
             privateKey: { inline: "CLIENT-PRIVATE-KEY" },
+            stockApp: false,
         };
         const conf = renderWgQuickConf(clientWgQuickConf(settings));
         expect(conf).toContain("Address = 10.10.0.3/24, fd12:3456:789a::3/64\n");

@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { posix } from "node:path";
 import { SshSettings } from "./config";
+import { InterfaceSetting, interfaceCheckScript } from "./render/interfaces";
 import { ownedDirs, systemdUnitPath } from "./render/paths";
 import { shellQuote } from "./shell";
 
@@ -52,6 +53,8 @@ export interface FileMode {
     mode: string;
     owner?: string;
     group?: string;
+    /** A filter the content passes through on the host before it is compared and written (stdin to stdout). */
+    hostFilter?: string;
 }
 
 /**
@@ -66,7 +69,7 @@ export function writeStdinToFileScript(file: FileMode): string {
         `mkdir -p "$(dirname ${quoted})"`,
         "umask 077",
         `tmp=$(mktemp ${shellQuote(file.path + ".XXXXXX")})`,
-        `cat > "$tmp"`,
+        `${file.hostFilter ?? "cat"} > "$tmp"`,
         `if cmp -s "$tmp" ${quoted}; then rm -f "$tmp"; tmp=${quoted}; changed=0; else changed=1; fi`,
         `chown ${file.owner ?? "root"}:${file.group ?? "root"} "$tmp"`,
         `chmod ${file.mode} "$tmp"`,
@@ -225,6 +228,11 @@ export class Host {
     /** Installs Debian packages that are missing; never removes them (other software may rely on them). */
     installPackages(step: string, packages: string[], options: StepOptions = {}): command.remote.Command {
         return this.run(step, { script: installPackagesScript(packages), dependsOn: options.dependsOn });
+    }
+
+    /** Checks the interface names the host's rules and sysctl file use (interfaceCheckScript); changes nothing. */
+    checkInterfaces(step: string, settings: InterfaceSetting[]): command.remote.Command {
+        return this.run(step, { script: interfaceCheckScript(settings) });
     }
 
     /** Uploads a local file to a path writable by the SSH user; re-uploads when its content hash changes. */

@@ -7,6 +7,7 @@ import { shellQuote } from "./shell";
 import { hostScript, wgApplyCommand } from "./render/scripts";
 import { congestionControlKey, ForwardingSysctlSettings, renderForwardingSysctl } from "./render/sysctl";
 import { renderPublicKeys } from "./render/wireguard";
+import { defaultRouteInterface, sysctlDefaultRouteInterfaceFilter } from "./render/interfaces";
 import {
     appliedConfPath,
     publicKeysPath,
@@ -77,6 +78,8 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
                   path: sysctlPath,
                   content: renderForwardingSysctl({ ipv6UpstreamInterface: args.ipv6Upstream, congestionControl: args.congestionControl }),
                   mode: "0644",
+                  // The file is read at boot too: the default route's interface is written into it on the host.
+                  hostFilter: args.ipv6Upstream === defaultRouteInterface ? sysctlDefaultRouteInterfaceFilter : undefined,
                   // Applied every time. A connection keeps the congestion control it was opened with: when applying
                   // the file changed the host's, wstunnel reconnects under the new one (and only then: a file put
                   // back by a repair restarts nothing).

@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { hostScriptsDir } from "../../components/render/scripts";
+import { defaultRouteInterface, interfaceCheckScript, sysctlDefaultRouteInterfaceFilter } from "../../components/render/interfaces";
 
 const repo = join(__dirname, "..", "..");
 
@@ -63,6 +64,7 @@ case "$1 $3" in
 esac`,
     "wg-quick": `[ "$1" = strip ] && grep -vE '^(Address|MTU|PostUp|PostDown|DNS|Table) = ' "$2"`,
     ip: `case "$*" in
+  "-4 -o route show default") cat "$STATE/default-route" 2>/dev/null ;;
   "-4 -o route show dev wg0 proto boot") cat "$STATE/routes" 2>/dev/null ;;
   "-6 -o route show dev wg0 proto boot") cat "$STATE/routes6" 2>/dev/null ;;
 esac; true`,
@@ -183,6 +185,23 @@ describe("wg-apply", () => {
         expect(conf).toContain(`PublicKey = ${keys.rpi1Public}\nPresharedKey = ${keys.rpi1Preshared}\nAllowedIPs = 10.10.0.2/32, 192.168.1.0/24\n`);
         expect(conf).not.toContain("<");
         expect(execFileSync("stat", ["-c", "%a", paths.conf, paths.applied], { encoding: "utf8" })).toBe("600\n600\n");
+    });
+
+    it("writes the default route's interface where the template names %default-route-dev, and fails on a host without one", () => {
+        writeFileSync(paths.template, template().replace(/-o eth0/g, "-o %default-route-dev").replace(/-i eth0/g, "-i %default-route-dev"));
+        writeFileSync(paths.publicKeys, publicKeys(false));
+        const failed = wgApply();
+        expect(failed.status).toBe(1);
+        expect(failed.stderr).toContain("names %default-route-dev, the interface of the default route, and this host has no default route");
+        expect(existsSync(paths.conf)).toBe(false);
+
+        writeFileSync(join(paths.state, "default-route"), "default via 198.51.100.1 dev ens3 proto static onlink \n");
+        expect(wgApply().status).toBe(0);
+        const conf = readFileSync(paths.conf, "utf8");
+        expect(conf).toContain("PostUp = iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o ens3 -j MASQUERADE -m comment --comment wg-relay\n");
+        expect(conf).toContain("PostDown = iptables -D INPUT -i ens3 -p udp --dport 51820 -j DROP -m comment --comment wg-relay\n");
+        expect(conf).not.toContain("%default-route-dev");
+        expect(readFileSync(join(paths.state, "iptables"), "utf8")).toContain("filter INPUT -i ens3 -p udp --dport 51820 -j DROP -m comment --comment wg-relay\n");
     });
 
     it("adds a peer with wg syncconf, keeping the others' preshared keys, and routes its network, without a restart", () => {
@@ -581,5 +600,42 @@ esac`,
         round();
         expect(changes()).toEqual([]);
         expect(routes()).toEqual(["192.168.1.0/24 src 10.10.0.3", "192.168.2.0/24 src 10.10.0.3"]);
+    });
+});
+
+describe("interface check (the first step on a relay or gateway)", () => {
+    const run = (script: string, defaultRoute: string) => {
+        const dir = mkdtempSync(join(tmpdir(), "wg-relay-interfaces-"));
+        try {
+            mkdirSync(join(dir, "bin"));
+            writeFileSync(join(dir, "bin", "ip"), `#!/bin/sh\n[ "$*" = "-4 -o route show default" ] && printf '%s' '${defaultRoute}'\ntrue\n`);
+            chmodSync(join(dir, "bin", "ip"), 0o755);
+            return spawnSync("sh", ["-euc", script], { env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin` }, encoding: "utf8" });
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    };
+
+    it("refuses a configured name the host does not have, naming the key and the host's interfaces", () => {
+        const result = run(interfaceCheckScript([{ key: "wg-relay:relay.publicInterface", name: "ens3x" }]), "");
+        expect(result.status).toBe(1);
+        expect(result.stderr).toMatch(/^wg-relay:relay\.publicInterface: ens3x is not an interface of this host; it has: .*\blo\b/);
+        expect(run(interfaceCheckScript([{ key: "wg-relay:relay.publicInterface", name: "lo" }]), "").status).toBe(0);
+    });
+
+    it("takes the default route's interface when none is configured, and fails on a host without a default route", () => {
+        const check = interfaceCheckScript([{ key: "wg-relay:gateways[0].lanInterface", name: defaultRouteInterface }]);
+        const found = run(check, "default via 192.168.1.1 dev wlan0 proto dhcp src 192.168.1.130 metric 600\n");
+        expect(found.status).toBe(0);
+        expect(found.stdout).toBe("wg-relay:gateways[0].lanInterface is not set: wlan0, the interface of the default route\n");
+        const none = run(check, "");
+        expect(none.status).toBe(1);
+        expect(none.stderr).toMatch(/^wg-relay:gateways\[0\]\.lanInterface is not set and this host has no default route to take it from; set it to one of this host's interfaces: .*\blo\b/);
+    });
+
+    it("writes the default route's interface into the sysctl file, in a sysctl key's spelling", () => {
+        const filter = (defaultRoute: string) => run(`printf '%s\\n' 'net.ipv6.conf.${defaultRouteInterface}.accept_ra = 2' | ${sysctlDefaultRouteInterfaceFilter}`, defaultRoute);
+        expect(filter("default via 10.0.0.1 dev eth0.10\n").stdout).toBe("net.ipv6.conf.eth0/10.accept_ra = 2\n");
+        expect(filter("").status).toBe(1);
     });
 });

@@ -96,6 +96,9 @@ function whenChanged(script: string | undefined): string | undefined {
     return script ? `if [ "$changed" = 1 ]; then\n${script}\nfi` : undefined;
 }
 
+/** How long a package step waits for apt's locks: on a fresh cloud image unattended-upgrades holds them for minutes. */
+export const aptLockWaitSeconds = 600;
+
 export function installPackagesScript(packages: string[]): string {
     return [
         'missing=""',
@@ -104,8 +107,17 @@ export function installPackagesScript(packages: string[]): string {
         "done",
         'if [ -n "$missing" ]; then',
         "    export DEBIAN_FRONTEND=noninteractive",
-        "    apt-get update -qq",
-        "    apt-get install -y -qq --no-install-recommends $missing",
+        `    echo "installing$missing (waiting up to ${aptLockWaitSeconds} s for apt's locks if another apt, such as unattended-upgrades, holds them)"`,
+        // DPkg::Lock::Timeout covers dpkg's lock only; `apt-get update` fails at once on the package lists' lock.
+        "    waited=0",
+        "    until errors=$(apt-get update -qq 2>&1 >/dev/null); do",
+        `        case $errors in *"Could not get lock"*) [ "$waited" -lt ${aptLockWaitSeconds} ] || { printf '%s\\n' "$errors" >&2; exit 1; } ;; *) printf '%s\\n' "$errors" >&2; exit 1 ;; esac`,
+        `        [ "$waited" -gt 0 ] || echo "another apt holds the package lists' lock: waiting for it"`,
+        "        sleep 5",
+        "        waited=$((waited + 5))",
+        "    done",
+        `    [ -z "$errors" ] || printf '%s\\n' "$errors" >&2`,
+        `    apt-get -o DPkg::Lock::Timeout=${aptLockWaitSeconds} install -y -qq --no-install-recommends $missing`,
         "fi",
     ].join("\n");
 }

@@ -16,7 +16,7 @@ import { ConfigError, Network, parseStackConfig, SshSettings, sshPrivateKeyKey, 
 import type { DeclaredHost, HostRole } from "../components/declaredHosts";
 import { isIpv4 } from "../components/net";
 import { defaultRouteInterface, defaultRouteInterfaceCommand, hostInterfacesCommand } from "../components/render/interfaces";
-import { sysctlPath, wireguardInterface, wstunnelBinaryPath, wstunnelReleaseMarkerPath } from "../components/render/paths";
+import { sysctlNotSetPath, sysctlPath, wireguardInterface, wstunnelBinaryPath, wstunnelReleaseMarkerPath } from "../components/render/paths";
 
 // ---------------------------------------------------------------------------------------------------------------
 // What a host reports
@@ -73,6 +73,8 @@ export function probeScript(declared: DeclaredHost): string {
     });
     if (declared.forwarding) {
         lines.push(`printf "forwarding\\t%s\\t%s\\n" "$(sysctl -n net.ipv4.ip_forward 2>/dev/null)" "$(if [ -f ${sysctlPath} ]; then echo present; else echo missing; fi)"`);
+        // What sysctl-apply could not set (optional settings; a required one fails the step).
+        lines.push(`if [ -f ${sysctlNotSetPath} ]; then sed "s/^/sysctl-not-set\\t/" ${sysctlNotSetPath}; fi`);
     }
     if (declared.wstunnel) {
         lines.push(
@@ -94,6 +96,8 @@ export interface Observed {
     /** The host's interfaces, and the one of its default route (empty without one). */
     interfaces?: { defaultRoute: string; names: string[] };
     forwarding?: { inEffect: string; file: boolean };
+    /** The sysctl file's optional settings the host did not take: "KEY = VALUE: why". */
+    sysctlNotSet?: string[];
     wstunnel?: { binarySha256: string; releaseSha256: string; machine: string };
 }
 
@@ -129,6 +133,9 @@ export function parseProbe(text: string): Observed {
                 break;
             case "forwarding":
                 observed.forwarding = { inEffect: fields[0], file: fields[1] === "present" };
+                break;
+            case "sysctl-not-set":
+                (observed.sysctlNotSet ??= []).push(fields.join("\t"));
                 break;
             case "wstunnel":
                 observed.wstunnel = { binarySha256: fields[0], releaseSha256: fields[1], machine: fields[2] };
@@ -279,6 +286,9 @@ function checkForwarding(declared: DeclaredHost, observed: Observed): Finding[] 
     return [
         forwarding?.inEffect === "1" ? ok("forwarding", "net.ipv4.ip_forward = 1") : fail("forwarding", `net.ipv4.ip_forward = ${forwarding?.inEffect || "unknown"}`),
         forwarding?.file ? ok("sysctl file", sysctlPath) : fail("sysctl file", `${sysctlPath} missing: forwarding is off after the next boot`),
+        ...(observed.sysctlNotSet ?? []).map(
+            (line): Finding => ({ check: `sysctl ${line.split(" = ")[0]}`, status: "warn", detail: `not set: ${line.slice(line.indexOf(" = ") + 3)}` }),
+        ),
     ];
 }
 

@@ -155,6 +155,20 @@ describe("doctor: what a host runs", () => {
 });
 
 describe("doctor: checks", () => {
+    it("warns about each sysctl setting the host did not take, by name", () => {
+        const probe = `${healthyRelayProbe}sysctl-not-set\tnet.ipv4.tcp_congestion_control = bbr: the kernel refused it: sysctl: setting key "net.ipv4.tcp_congestion_control": No such file or directory\n`;
+        const findings = checkHost(relay, parseProbe(probe));
+        expect(failed(findings)).toEqual([]);
+        expect(findings.filter((finding) => finding.status === "warn")).toEqual([
+            {
+                check: "sysctl net.ipv4.tcp_congestion_control",
+                status: "warn",
+                detail: 'not set: bbr: the kernel refused it: sysctl: setting key "net.ipv4.tcp_congestion_control": No such file or directory',
+            },
+        ]);
+        expect(probeScript(relay)).toContain('if [ -f /var/lib/wg-relay/sysctl-not-set ]; then sed "s/^/sysctl-not-set\\t/" /var/lib/wg-relay/sysctl-not-set; fi');
+    });
+
     it("checks that each interface the rules name exists, and the default route's interface a rule was left to", () => {
         const rules = [
             "iptables -A FORWARD -i %i -o %default-route-dev -j ACCEPT -m comment --comment wg-relay",

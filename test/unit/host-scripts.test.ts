@@ -14,7 +14,7 @@ describe("shell scripts", () => {
     it("pass shellcheck, every one in the repository", () => {
         const tracked = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], { cwd: repo, encoding: "utf8" }).split("\n").filter(Boolean);
         const scripts = tracked.filter((file) => existsSync(join(repo, file)) && statSync(join(repo, file)).isFile() && /^#!.*\b(ba)?sh\b/.test(readFileSync(join(repo, file), "utf8").split("\n")[0]));
-        expect(scripts).toEqual(expect.arrayContaining(["components/host-scripts/wg-apply.sh", "components/host-scripts/wstunnel-install.sh", "components/host-scripts/wg-failover.sh", "lab/lab.sh", ".ci/run"]));
+        expect(scripts).toEqual(expect.arrayContaining(["components/host-scripts/wg-apply.sh", "components/host-scripts/wstunnel-install.sh", "components/host-scripts/wg-failover.sh", "components/host-scripts/sysctl-apply.sh", "lab/lab.sh", ".ci/run"]));
         const result = spawnSync("shellcheck", ["--external-sources", ...scripts], { cwd: repo, encoding: "utf8" });
         if (result.error) {
             throw new Error(`shellcheck is not installed (lab/toolchain.sh installs it): ${result.error.message}`);
@@ -637,5 +637,71 @@ describe("interface check (the first step on a relay or gateway)", () => {
         const filter = (defaultRoute: string) => run(`printf '%s\\n' 'net.ipv6.conf.${defaultRouteInterface}.accept_ra = 2' | ${sysctlDefaultRouteInterfaceFilter}`, defaultRoute);
         expect(filter("default via 10.0.0.1 dev eth0.10\n").stdout).toBe("net.ipv6.conf.eth0/10.accept_ra = 2\n");
         expect(filter("").status).toBe(1);
+    });
+});
+
+describe("sysctl-apply", () => {
+    // sysctl as procps has it, over $STATE/sysctl/KEY files; a key with a file in $STATE/refuse is refused on write.
+    const sysctlStub = `
+if [ "$1" = -n ]; then cat "$STATE/sysctl/$2" 2>/dev/null || { echo "sysctl: cannot stat /proc/sys/$2: No such file or directory" >&2; exit 255; }; exit 0; fi
+setting=$3; key=\${setting%%=*}
+if [ -e "$STATE/refuse/$key" ]; then echo "sysctl: setting key \\"$key\\": Invalid argument" >&2; exit 1; fi
+printf '%s\\n' "\${setting#*=}" > "$STATE/sysctl/$key"`;
+    let dir: string;
+    const run = (file: string) => {
+        writeFileSync(join(dir, "90-wg-relay.conf"), file);
+        return spawnSync("bash", [join(hostScriptsDir, "sysctl-apply.sh"), join(dir, "90-wg-relay.conf"), join(dir, "not-set")], {
+            env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin`, STATE: dir },
+            encoding: "utf8",
+        });
+    };
+    const value = (key: string) => readFileSync(join(dir, "sysctl", key), "utf8").trim();
+    beforeEach(() => {
+        dir = mkdtempSync(join(tmpdir(), "wg-relay-sysctl-"));
+        for (const sub of ["bin", "sysctl", "refuse"]) {
+            mkdirSync(join(dir, sub));
+        }
+        writeFileSync(join(dir, "bin", "sysctl"), `#!/bin/bash\n${sysctlStub}\n`);
+        chmodSync(join(dir, "bin", "sysctl"), 0o755);
+        writeFileSync(join(dir, "sysctl", "net.ipv4.ip_forward"), "0\n");
+        writeFileSync(join(dir, "sysctl", "net.ipv4.tcp_congestion_control"), "cubic\n");
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    const file = ["# Managed by wg-relay", "net.ipv4.ip_forward = 1", "-net.core.rmem_max = 4194304", "-net.ipv4.tcp_congestion_control = bbr", ""].join("\n");
+
+    it("names each optional setting the host lacks or refuses, in its output and for the doctor, and sets the rest", () => {
+        writeFileSync(join(dir, "refuse", "net.ipv4.tcp_congestion_control"), "");
+        const result = run(file);
+        expect(result.status).toBe(0);
+        expect(value("net.ipv4.ip_forward")).toBe("1");
+        expect(result.stdout).toBe(
+            "sysctl-apply: not set (optional): net.core.rmem_max = 4194304: this kernel has no such setting (or not in this network namespace)\n" +
+                'sysctl-apply: not set (optional): net.ipv4.tcp_congestion_control = bbr: the kernel refused it: sysctl: setting key "net.ipv4.tcp_congestion_control": Invalid argument\n',
+        );
+        expect(readFileSync(join(dir, "not-set"), "utf8")).toBe(
+            "net.core.rmem_max = 4194304: this kernel has no such setting (or not in this network namespace)\n" +
+                'net.ipv4.tcp_congestion_control = bbr: the kernel refused it: sysctl: setting key "net.ipv4.tcp_congestion_control": Invalid argument\n',
+        );
+        // Once everything is set, the doctor has nothing to report.
+        rmSync(join(dir, "refuse", "net.ipv4.tcp_congestion_control"));
+        writeFileSync(join(dir, "sysctl", "net.core.rmem_max"), "212992\n");
+        expect(run(file).status).toBe(0);
+        expect(value("net.ipv4.tcp_congestion_control")).toBe("bbr");
+        expect(existsSync(join(dir, "not-set"))).toBe(false);
+    });
+
+    it("fails when a setting without '-' (forwarding) cannot be set, naming it, after trying the others", () => {
+        writeFileSync(join(dir, "refuse", "net.ipv4.ip_forward"), "");
+        const result = run(file);
+        expect(result.status).toBe(1);
+        expect(result.stderr).toBe('sysctl-apply: net.ipv4.ip_forward = 1 is required and could not be set: the kernel refused it: sysctl: setting key "net.ipv4.ip_forward": Invalid argument\n');
+        expect(value("net.ipv4.tcp_congestion_control")).toBe("bbr");
+    });
+
+    it("writes nothing that is already in effect", () => {
+        writeFileSync(join(dir, "sysctl", "net.ipv4.ip_forward"), "1\n");
+        writeFileSync(join(dir, "refuse", "net.ipv4.ip_forward"), "");
+        expect(run("net.ipv4.ip_forward = 1\n").status).toBe(0);
     });
 });

@@ -190,19 +190,19 @@ describe("program under mocks", () => {
         expect(steps("relay")).toEqual(
             [
                 "interfaces", "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-group", "wstunnel-server-restrictions", "tls-certificate", "tls-private-key", "wstunnel-server-unit",
-                "preshared-key-rpi1", "preshared-key-workstation", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template",
+                "preshared-key-rpi1", "preshared-key-workstation", "sysctl-apply-script", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template",
                 "access-rules",
             ].sort(),
         );
         expect(steps("rpi1")).toEqual(
             [
                 "interfaces", "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
-                "preshared-key", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
+                "preshared-key", "sysctl-apply-script", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
             ].sort(),
         );
         // A roaming client does not forward (no sysctl, no rules on an interface of its own), and starts handshakes
         // itself when it has traffic (no heartbeat).
-        expect(steps("workstation")).toEqual(steps("rpi1").filter((step) => !["sysctl", "heartbeat-unit", "interfaces"].includes(step)));
+        expect(steps("workstation")).toEqual(steps("rpi1").filter((step) => !["sysctl-apply-script", "sysctl", "heartbeat-unit", "interfaces"].includes(step)));
     });
 
     it("orders each host's steps: packages, binary, wstunnel unit, then WireGuard", () => {
@@ -429,7 +429,7 @@ describe("program: the routers' TCP congestion control", () => {
             // A connection keeps the congestion control it was opened with: wstunnel reconnects when applying the file
             // changed the host's, and only then.
             expect(bbr.get(step)).toContain(
-                "sysctl -q -p /etc/sysctl.d/90-wg-relay.conf\\nif [ \\\"$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || true)\\\" != \\\"$congestion_control\\\" ]; then systemctl try-restart 'wg-relay-wstunnel-*.service'; fi",
+                "/usr/local/lib/wg-relay/sysctl-apply /etc/sysctl.d/90-wg-relay.conf /var/lib/wg-relay/sysctl-not-set\\nif [ \\\"$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || true)\\\" != \\\"$congestion_control\\\" ]; then systemctl try-restart 'wg-relay-wstunnel-*.service'; fi",
             );
         }
     });
@@ -827,7 +827,7 @@ describe("program: several sites and relays", () => {
             [
                 "interfaces", "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
                 "wstunnel-client-env-relay2", "wstunnel-client-relay2-unit",
-                "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
+                "sysctl-apply-script", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
             ].sort(),
         );
         const relay2Template = (await inputsOf(command("relay2-wireguard-template"))).stdin;

@@ -1,6 +1,7 @@
 // The stack config: one zod schema is its only definition; every type the program uses comes from it.
 // Parsing happens before any resource is registered, so bad input never reaches a host.
 import { z } from "zod";
+import { defaultRouteInterface } from "./render/interfaces";
 import {
     Cidr,
     cidrContains,
@@ -148,7 +149,9 @@ const relaySchema = z.strictObject({
         ),
     wireguardPort: port.default(51820).describe("WireGuard's UDP port on the relay"),
     wstunnelPort: port.default(443).describe("TCP port of the wstunnel server"),
-    publicInterface: interfaceName.default("eth0").describe("the relay's internet-facing interface"),
+    publicInterface: interfaceName
+        .optional()
+        .describe("the relay's internet-facing interface; defaults to the interface of the relay's default route, found on the relay when `pulumi up` runs"),
     allowDirectUdp: z.boolean().default(false).describe("leave WireGuard's UDP port open on publicInterface for clients that can use UDP"),
     udpPorts: z
         .array(port)
@@ -211,7 +214,9 @@ const gatewaySchema = z.strictObject({
         .array(lanNetwork)
         .min(1, "expected at least one LAN subnet")
         .describe("LAN subnets routed through this gateway: IPv4, and IPv6 prefixes with tunnel.ipv6.enabled"),
-    lanInterface: interfaceName.default("eth0").describe("the gateway's LAN interface"),
+    lanInterface: interfaceName
+        .optional()
+        .describe("the gateway's LAN interface; defaults to the interface of the gateway's default route (a Raspberry Pi's is its LAN's), found on the gateway when `pulumi up` runs"),
     masquerade: z
         .boolean()
         .default(true)
@@ -406,6 +411,9 @@ function resolveNetwork(config: ParsedConfig) {
             const subnetText = `${intToIp(subnet.network)}/${subnet.prefix}`;
             return {
                 ...relay,
+                // The name firewall rules and the sysctl file use: the configured one, or the default route's, found on the host.
+                publicInterface: relay.publicInterface ?? defaultRouteInterface,
+                publicInterfaceKey: `wg-relay:${config.relays === undefined ? "relay" : `relays[${index}]`}.publicInterface`,
                 tunnel: { ...tunnel, subnet: subnetText, prefixLength: subnet.prefix, ipv6 },
                 publicAddress: relay.publicAddress ?? relay.ssh.host,
                 tunnelAddress: relay.tunnelAddress ?? hostAddress(subnet, 1),
@@ -425,8 +433,10 @@ function resolveNetwork(config: ParsedConfig) {
             };
         }),
         wstunnel: { ...wstunnel, binary },
-        gateways: config.gateways.map((gateway) => ({
+        gateways: config.gateways.map((gateway, index) => ({
             ...gateway,
+            lanInterface: gateway.lanInterface ?? defaultRouteInterface,
+            lanInterfaceKey: `wg-relay:gateways[${index}].lanInterface`,
             /** Its address in each relay's subnet, in the order of relays. */
             tunnelAddresses: addressesOf(gateway.tunnelAddress),
             tunnelAddress6: ipv6AddressOf(gateway.tunnelAddress),

@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { posix } from "node:path";
 import { SshSettings } from "./config";
+import { InterfaceSetting, interfaceCheckScript } from "./render/interfaces";
 import { ownedDirs, systemdUnitPath } from "./render/paths";
 import { shellQuote } from "./shell";
 
@@ -52,6 +53,8 @@ export interface FileMode {
     mode: string;
     owner?: string;
     group?: string;
+    /** A filter the content passes through on the host before it is compared and written (stdin to stdout). */
+    hostFilter?: string;
 }
 
 /**
@@ -66,7 +69,7 @@ export function writeStdinToFileScript(file: FileMode): string {
         `mkdir -p "$(dirname ${quoted})"`,
         "umask 077",
         `tmp=$(mktemp ${shellQuote(file.path + ".XXXXXX")})`,
-        `cat > "$tmp"`,
+        `${file.hostFilter ?? "cat"} > "$tmp"`,
         `if cmp -s "$tmp" ${quoted}; then rm -f "$tmp"; tmp=${quoted}; changed=0; else changed=1; fi`,
         `chown ${file.owner ?? "root"}:${file.group ?? "root"} "$tmp"`,
         `chmod ${file.mode} "$tmp"`,
@@ -93,6 +96,9 @@ function whenChanged(script: string | undefined): string | undefined {
     return script ? `if [ "$changed" = 1 ]; then\n${script}\nfi` : undefined;
 }
 
+/** How long a package step waits for apt's locks: on a fresh cloud image unattended-upgrades holds them for minutes. */
+export const aptLockWaitSeconds = 600;
+
 export function installPackagesScript(packages: string[]): string {
     return [
         'missing=""',
@@ -101,8 +107,17 @@ export function installPackagesScript(packages: string[]): string {
         "done",
         'if [ -n "$missing" ]; then',
         "    export DEBIAN_FRONTEND=noninteractive",
-        "    apt-get update -qq",
-        "    apt-get install -y -qq --no-install-recommends $missing",
+        `    echo "installing$missing (waiting up to ${aptLockWaitSeconds} s for apt's locks if another apt, such as unattended-upgrades, holds them)"`,
+        // DPkg::Lock::Timeout covers dpkg's lock only; `apt-get update` fails at once on the package lists' lock.
+        "    waited=0",
+        "    until errors=$(apt-get update -qq 2>&1 >/dev/null); do",
+        `        case $errors in *"Could not get lock"*) [ "$waited" -lt ${aptLockWaitSeconds} ] || { printf '%s\\n' "$errors" >&2; exit 1; } ;; *) printf '%s\\n' "$errors" >&2; exit 1 ;; esac`,
+        `        [ "$waited" -gt 0 ] || echo "another apt holds the package lists' lock: waiting for it"`,
+        "        sleep 5",
+        "        waited=$((waited + 5))",
+        "    done",
+        `    [ -z "$errors" ] || printf '%s\\n' "$errors" >&2`,
+        `    apt-get -o DPkg::Lock::Timeout=${aptLockWaitSeconds} install -y -qq --no-install-recommends $missing`,
         "fi",
     ].join("\n");
 }
@@ -225,6 +240,11 @@ export class Host {
     /** Installs Debian packages that are missing; never removes them (other software may rely on them). */
     installPackages(step: string, packages: string[], options: StepOptions = {}): command.remote.Command {
         return this.run(step, { script: installPackagesScript(packages), dependsOn: options.dependsOn });
+    }
+
+    /** Checks the interface names the host's rules and sysctl file use (interfaceCheckScript); changes nothing. */
+    checkInterfaces(step: string, settings: InterfaceSetting[]): command.remote.Command {
+        return this.run(step, { script: interfaceCheckScript(settings) });
     }
 
     /** Uploads a local file to a path writable by the SSH user; re-uploads when its content hash changes. */

@@ -130,6 +130,7 @@ export class LanGateway extends pulumi.ComponentResource {
             template: this.wireguardTemplate,
             forwarding: true,
             ipv6Upstream: args.tunnel.ipv6 ? gateway.lanInterface : undefined,
+            interfaces: [{ key: gateway.lanInterfaceKey, name: gateway.lanInterface }],
         });
         host.installServiceUnit("heartbeat-unit", {
             unit: heartbeatUnit,

@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { TunnelNetwork, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages } from "./host";
+import { InterfaceSetting } from "./render/interfaces";
 import { peerPresharedKeyPath, wstunnelClientFiles } from "./render/paths";
 import { ClientCertificate } from "./relayPki";
 import { WireguardKey } from "./wireguardKey";
@@ -50,10 +51,13 @@ export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPri
     ipv6Upstream?: string;
     /** Debian packages beyond every host's. */
     packages?: string[];
+    /** Interface names the host's rules and sysctl file use, checked before anything changes on the host. */
+    interfaces?: InterfaceSetting[];
 }
 
 export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remote.Command {
-    const packages = host.installPackages("packages", [...hostPackages, ...(args.packages ?? [])]);
+    const interfaces = args.interfaces ? [host.checkInterfaces("interfaces", args.interfaces)] : [];
+    const packages = host.installPackages("packages", [...hostPackages, ...(args.packages ?? [])], { dependsOn: interfaces });
     const pathPrefix = args.pathPrefix;
     const clients = args.relays.map((relay, index) => ({ relay, files: wstunnelClientFiles({ name: relay.peerName, index }) }));
     const binary = pathPrefix ? installWstunnelBinary(host, args.wstunnel, clients.map(({ files }) => files.unit), [packages]) : undefined;

@@ -180,7 +180,9 @@ export class VpsRelay extends pulumi.ComponentResource {
         this.caCertPem = pki?.caCertPem;
         this.certificateExpiry = pki?.expiry;
 
-        const packages = host.installPackages("packages", hostPackages);
+        // Before anything changes on the host: the interface the rules name exists there.
+        const interfaces = host.checkInterfaces("interfaces", [{ key: relay.publicInterfaceKey, name: relay.publicInterface }]);
+        const packages = host.installPackages("packages", hostPackages, { dependsOn: [interfaces] });
         const binary = installWstunnelBinary(host, wstunnel, [wstunnelServerUnit], [packages]);
         const server = deployWstunnelServer(host, {
             settings: {

@@ -4,12 +4,15 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host, removeFilesScript, systemd } from "./host";
 import { shellQuote } from "./shell";
-import { hostScript, wgApplyCommand } from "./render/scripts";
+import { hostScript, sysctlApplyCommand, wgApplyCommand } from "./render/scripts";
 import { congestionControlKey, ForwardingSysctlSettings, renderForwardingSysctl } from "./render/sysctl";
 import { renderPublicKeys } from "./render/wireguard";
+import { defaultRouteInterface, sysctlDefaultRouteInterfaceFilter } from "./render/interfaces";
 import {
     appliedConfPath,
     publicKeysPath,
+    sysctlApplyScriptPath,
+    sysctlNotSetPath,
     sysctlPath,
     wgApplyLockPath,
     wgApplyScriptPath,
@@ -71,21 +74,27 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
             dependsOn: [...args.dependsOn, applyScript],
         }),
     ];
-    const sysctl = args.forwarding
+    const sysctlApplyScript = args.forwarding
+        ? host.writeFile("sysctl-apply-script", { path: sysctlApplyScriptPath, content: hostScript("sysctl-apply"), mode: "0755" })
+        : undefined;
+    const sysctl = sysctlApplyScript
         ? [
               host.writeFile("sysctl", {
                   path: sysctlPath,
                   content: renderForwardingSysctl({ ipv6UpstreamInterface: args.ipv6Upstream, congestionControl: args.congestionControl }),
                   mode: "0644",
+                  // The file is read at boot too: the default route's interface is written into it on the host.
+                  hostFilter: args.ipv6Upstream === defaultRouteInterface ? sysctlDefaultRouteInterfaceFilter : undefined,
                   // Applied every time. A connection keeps the congestion control it was opened with: when applying
                   // the file changed the host's, wstunnel reconnects under the new one (and only then: a file put
                   // back by a repair restarts nothing).
                   ensure: [
                       `congestion_control=$(sysctl -n ${congestionControlKey} 2>/dev/null || true)`,
-                      `sysctl -q -p ${sysctlPath}`,
+                      sysctlApplyCommand,
                       `if [ "$(sysctl -n ${congestionControlKey} 2>/dev/null || true)" != "$congestion_control" ]; then systemctl try-restart ${shellQuote(wstunnelUnitPattern)}; fi`,
                   ].join("\n"),
-                  dependsOn: args.dependsOn,
+                  afterRemove: removeFilesScript([sysctlNotSetPath]),
+                  dependsOn: [...args.dependsOn, sysctlApplyScript],
               }),
           ]
         : [];

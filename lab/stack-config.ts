@@ -55,6 +55,8 @@ export interface LabChanges {
     ipv6?: boolean;
     /** Install wstunnel from a release mirror (`npm run lab -- mirror`) instead of uploading the lab's binary. */
     wstunnelMirror?: { baseUrl: string; version: string; sha256: string };
+    /** rpi1's gateways[].lanInterface; left out, the interface of its default route. */
+    rpi1LanInterface?: string;
     /** wstunnel.mutualTls: every wstunnel peer presents a client certificate from the stack's CA. */
     mutualTls?: boolean;
     /** Direct UDP on the (first) relay (allowDirectUdp), with these further public UDP ports (relay.udpPorts). */
@@ -76,7 +78,6 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
     }
     const firstRelay = {
         ssh: ssh(relay),
-        publicInterface: "eth0",
         keyRotation: changes.relayKeyRotation ?? 0,
         ...(changes.relayPublicAddress ? { publicAddress: changes.relayPublicAddress } : {}),
         ...(changes.relayDirectUdp ? { allowDirectUdp: true, udpPorts: changes.relayDirectUdp.udpPorts } : {}),
@@ -87,7 +88,7 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
             ? {}
             : { tunnel: { ...(changes.mtu === undefined ? {} : { mtu: changes.mtu }), ...(changes.ipv6 ? { ipv6: { enabled: true } } : {}) } }),
         ...(sites
-            ? { relays: [firstRelay, { name: "relay2", ssh: ssh(relay2!), publicInterface: "eth0", tunnelSubnet: "10.10.1.0/24" }] }
+            ? { relays: [firstRelay, { name: "relay2", ssh: ssh(relay2!), tunnelSubnet: "10.10.1.0/24" }] }
             : { relay: firstRelay }),
         wstunnel: {
             ...(changes.wstunnelMirror
@@ -105,20 +106,20 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                 name: "rpi1",
                 tunnelAddress: "10.10.0.2",
                 lanSubnets: ["192.168.1.0/24", ...(changes.ipv6 ? [labLanIpv6Prefix] : [])],
-                lanInterface: "eth0",
+                // Left out, the interface of rpi1's default route, as on most Pis.
+                ...(changes.rpi1LanInterface ? { lanInterface: changes.rpi1LanInterface } : {}),
                 ssh: ssh(rpi1),
                 // The gateway has a preshared key and the laptop none, so the lab runs both.
                 presharedKey: true,
                 keyRotation: changes.gatewayKeyRotation ?? 0,
                 ...siteToSite("rpi1"),
             },
-            ...(sites ? [{ name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], lanInterface: "eth0", ssh: ssh(rpi2!), ...siteToSite("rpi2") }] : []),
+            ...(sites ? [{ name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], ssh: ssh(rpi2!), ...siteToSite("rpi2") }] : []),
             ...(scale
                 ? extraGateways.map((name, index) => ({
                       name,
                       tunnelAddress: `10.10.0.${230 + index}`,
                       lanSubnets: [`192.168.${12 + index}.0/24`],
-                      lanInterface: "eth0",
                       ssh: ssh(inventory.hosts[name]!),
                   }))
                 : []),

@@ -15,7 +15,8 @@ import { parseArgs } from "node:util";
 import { ConfigError, Network, parseStackConfig, SshSettings, sshPrivateKeyKey, stackConfigValues } from "../components/config";
 import type { DeclaredHost, HostRole } from "../components/declaredHosts";
 import { isIpv4 } from "../components/net";
-import { sysctlPath, wireguardInterface, wstunnelBinaryPath, wstunnelReleaseMarkerPath } from "../components/render/paths";
+import { defaultRouteInterface, defaultRouteInterfaceCommand, hostInterfacesCommand } from "../components/render/interfaces";
+import { sysctlNotSetPath, sysctlPath, wireguardInterface, wstunnelBinaryPath, wstunnelReleaseMarkerPath } from "../components/render/paths";
 
 // ---------------------------------------------------------------------------------------------------------------
 // What a host reports
@@ -29,7 +30,15 @@ const renewalDays = 30;
 /** `iptables -w -C ...` for a PostUp rule `iptables|ip6tables [-t TABLE] -A|-I CHAIN RULE` (wg-apply derives it the same way). */
 export function firewallRuleCheck(rule: string): string | undefined {
     const match = /^(ip6?tables)((?: -t [a-z]+)?) -[AI] ([A-Za-z0-9 %/.,:_=-]+)$/.exec(rule);
-    return match ? `${match[1]} -w${match[2]} -C ${match[3].replace(/%i/g, wireguardInterface)}` : undefined;
+    return match
+        ? `${match[1]} -w${match[2]} -C ${match[3].replace(/%i/g, wireguardInterface).replaceAll(defaultRouteInterface, '"$default_dev"')}`
+        : undefined;
+}
+
+/** The interfaces other than wg0 that the rules match packets on (`-i NAME`, `-o NAME`), in order of appearance. */
+export function ruleInterfaces(rules: string[]): string[] {
+    const names = rules.flatMap((rule) => [...rule.matchAll(/ -[io] (\S+)/g)].map((match) => match[1]));
+    return [...new Set(names.filter((name) => name !== "%i"))];
 }
 
 /** A rule as the table shows it: its table when not filter, chain and match, wg0 for %i. */
@@ -51,6 +60,11 @@ export function probeScript(declared: DeclaredHost): string {
         `    wg show ${wireguardInterface} latest-handshakes | sed "s/^/wg-handshake\\t/"`,
         "fi",
     ];
+    // A rule on an interface the host does not have is accepted by iptables and never matches.
+    const interfaces = ruleInterfaces(declared.firewallRules);
+    if (interfaces.length > 0) {
+        lines.push(`default_dev=$(${defaultRouteInterfaceCommand})`, `printf "interfaces\\t%s\\t%s\\n" "$default_dev" "$(${hostInterfacesCommand})"`);
+    }
     declared.firewallRules.forEach((rule, index) => {
         const check = firewallRuleCheck(rule);
         if (check !== undefined) {
@@ -59,6 +73,8 @@ export function probeScript(declared: DeclaredHost): string {
     });
     if (declared.forwarding) {
         lines.push(`printf "forwarding\\t%s\\t%s\\n" "$(sysctl -n net.ipv4.ip_forward 2>/dev/null)" "$(if [ -f ${sysctlPath} ]; then echo present; else echo missing; fi)"`);
+        // What sysctl-apply could not set (optional settings; a required one fails the step).
+        lines.push(`if [ -f ${sysctlNotSetPath} ]; then sed "s/^/sysctl-not-set\\t/" ${sysctlNotSetPath}; fi`);
     }
     if (declared.wstunnel) {
         lines.push(
@@ -77,7 +93,11 @@ export interface Observed {
     wireguard?: { publicKey: string; peers: Record<string, { allowedIps: string[]; latestHandshake: number }> };
     /** By index into the declared firewall rules. */
     rules: Record<number, boolean>;
+    /** The host's interfaces, and the one of its default route (empty without one). */
+    interfaces?: { defaultRoute: string; names: string[] };
     forwarding?: { inEffect: string; file: boolean };
+    /** The sysctl file's optional settings the host did not take: "KEY = VALUE: why". */
+    sysctlNotSet?: string[];
     wstunnel?: { binarySha256: string; releaseSha256: string; machine: string };
 }
 
@@ -108,8 +128,14 @@ export function parseProbe(text: string): Observed {
             case "rule":
                 observed.rules[Number(fields[0])] = fields[1] === "present";
                 break;
+            case "interfaces":
+                observed.interfaces = { defaultRoute: fields[0] ?? "", names: (fields[1] ?? "").split(" ").filter(Boolean) };
+                break;
             case "forwarding":
                 observed.forwarding = { inEffect: fields[0], file: fields[1] === "present" };
+                break;
+            case "sysctl-not-set":
+                (observed.sysctlNotSet ??= []).push(fields.join("\t"));
                 break;
             case "wstunnel":
                 observed.wstunnel = { binarySha256: fields[0], releaseSha256: fields[1], machine: fields[2] };
@@ -226,6 +252,22 @@ function checkFailoverRoutes(declared: DeclaredHost, livePeers: NonNullable<Obse
     return ok("failover routes", `${routes.join(", ")} on ${holder.name}${holder === primary ? " (primary)" : " (failed over: its primary did not answer)"}`);
 }
 
+/** Each interface the rules name exists on the host: iptables takes any name, and a rule on a missing one never matches. */
+function checkInterfaces(declared: DeclaredHost, observed: Observed): Finding[] {
+    const found = observed.interfaces ?? { defaultRoute: "", names: [] };
+    const list = found.names.join(", ") || "none reported";
+    return ruleInterfaces(declared.firewallRules).map((name) => {
+        if (name === defaultRouteInterface) {
+            return found.defaultRoute
+                ? ok(`interface ${name}`, `${found.defaultRoute}, the interface of the default route`)
+                : fail(`interface ${name}`, `no default route, whose interface the rules name (this host's interfaces: ${list})`);
+        }
+        return found.names.includes(name)
+            ? ok(`interface ${name}`, "exists")
+            : fail(`interface ${name}`, `not an interface of this host: the rules on it never match (this host's interfaces: ${list})`);
+    });
+}
+
 function checkFirewall(declared: DeclaredHost, observed: Observed): Finding[] {
     return declared.firewallRules.map((rule, index) => {
         const check = `rule ${describeRule(rule)}`;
@@ -244,6 +286,9 @@ function checkForwarding(declared: DeclaredHost, observed: Observed): Finding[] 
     return [
         forwarding?.inEffect === "1" ? ok("forwarding", "net.ipv4.ip_forward = 1") : fail("forwarding", `net.ipv4.ip_forward = ${forwarding?.inEffect || "unknown"}`),
         forwarding?.file ? ok("sysctl file", sysctlPath) : fail("sysctl file", `${sysctlPath} missing: forwarding is off after the next boot`),
+        ...(observed.sysctlNotSet ?? []).map(
+            (line): Finding => ({ check: `sysctl ${line.split(" = ")[0]}`, status: "warn", detail: `not set: ${line.slice(line.indexOf(" = ") + 3)}` }),
+        ),
     ];
 }
 
@@ -282,6 +327,7 @@ export function checkHost(declared: DeclaredHost, observed: Observed): Finding[]
     return [
         ...checkUnits(declared, observed),
         ...checkWireguard(declared, observed),
+        ...checkInterfaces(declared, observed),
         ...checkFirewall(declared, observed),
         ...checkForwarding(declared, observed),
         ...checkWstunnel(declared, observed),

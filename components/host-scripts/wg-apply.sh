@@ -6,8 +6,9 @@
 #
 # TEMPLATE is a wg-quick conf without key material. Its key lines say where each key is:
 #     PrivateKey = <from FILE>        PresharedKey = <from FILE>        PublicKey = <public key of NAME>
-# FILEs are root-only key files; PUBLIC_KEYS has one "NAME KEY" line per peer. wg-apply writes CONF (the conf
-# wg-quick reads; the interface is named after it) with the keys filled in, then:
+# FILEs are root-only key files; PUBLIC_KEYS has one "NAME KEY" line per peer. %default-route-dev (an interface
+# the config left to the host) stands for the interface of the host's default route. wg-apply writes CONF (the conf
+# wg-quick reads; the interface is named after it) with the keys and that interface filled in, then:
 #   - interface down: enables and starts it;
 #   - [Interface] settings changed (address, port, MTU, hooks; a new private key is not one): restarts it;
 #   - otherwise `wg syncconf` applies peers, keys and preshared keys without a restart (and removes peers added by
@@ -95,6 +96,20 @@ not_there() { # WHAT
     exit 1
 }
 
+# The interface of the default route (IPv4's, else IPv6's), for %default-route-dev; as the interface check step
+# finds it (components/render/interfaces.ts).
+default_route_dev() {
+    { ip -4 -o route show default; ip -6 -o route show default; } 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }' || true
+}
+default_dev=""
+if grep -qF '%default-route-dev' "$template"; then
+    default_dev=$(default_route_dev)
+    if [ -z "$default_dev" ]; then
+        echo "wg-apply: $template names %default-route-dev, the interface of the default route, and this host has no default route" >&2
+        exit 1
+    fi
+fi
+
 # Keys are read by builtins only, so they never appear in a process's arguments.
 fill_in_keys() {
     local line file name
@@ -108,7 +123,7 @@ fill_in_keys() {
             [ -n "${public_key[$name]:-}" ] || not_there "the public key of $name (in $public_keys)"
             printf 'PublicKey = %s\n' "${public_key[$name]}"
         else
-            printf '%s\n' "$line"
+            printf '%s\n' "${line//%default-route-dev/$default_dev}"
         fi
     done <"$template"
 }

@@ -29,6 +29,9 @@ export const accessRulesPath = `${configDir}/access.rules`;
 /** The IPv6 half of the access rules, with IPv6 inside the tunnel. */
 export const access6RulesPath = `${configDir}/access6.rules`;
 export const sysctlPath = "/etc/sysctl.d/90-wg-relay.conf";
+export const sysctlApplyScriptPath = `${libDir}/sysctl-apply`;
+/** The optional settings of the sysctl file that the host could not take, one "KEY = VALUE: why" line each. */
+export const sysctlNotSetPath = `${stateDir}/sysctl-not-set`;
 /** Folders wg-relay creates, with everything under them: removing the last file in one removes the folder too. */
 export const ownedDirs = [configDir, stateDir, libDir, relayPresharedKeyDir];
 

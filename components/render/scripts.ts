@@ -6,6 +6,9 @@ import { shellQuote } from "../shell";
 import {
     appliedConfPath,
     publicKeysPath,
+    sysctlApplyScriptPath,
+    sysctlNotSetPath,
+    sysctlPath,
     wgApplyScriptPath,
     wireguardConfPath,
     wireguardTemplatePath,
@@ -16,7 +19,7 @@ import {
 
 export const hostScriptsDir = join(__dirname, "..", "host-scripts");
 
-export function hostScript(name: "wg-apply" | "wstunnel-install" | "wg-failover"): string {
+export function hostScript(name: "wg-apply" | "wstunnel-install" | "wg-failover" | "sysctl-apply"): string {
     return readFileSync(join(hostScriptsDir, `${name}.sh`), "utf8");
 }
 
@@ -27,6 +30,9 @@ export function hostScript(name: "wg-apply" | "wstunnel-install" | "wg-failover"
 export function wgApplyCommand(options: { whenComplete: boolean }): string {
     return [wgApplyScriptPath, ...(options.whenComplete ? ["--when-complete"] : []), wireguardTemplatePath, publicKeysPath, wireguardConfPath, appliedConfPath].join(" ");
 }
+
+/** Applies the sysctl file setting by setting: what may stay unset is named, what must be set fails the step. */
+export const sysctlApplyCommand = `${sysctlApplyScriptPath} ${sysctlPath} ${sysctlNotSetPath}`;
 
 export type WstunnelInstallation =
     | { kind: "download"; version: string; baseUrl: string; sha256: Partial<Record<"amd64" | "arm64" | "armv7", string>> }

@@ -1,5 +1,6 @@
-// /etc/sysctl.d/90-wg-relay.conf: its own file, applied alone with `sysctl -p FILE`
-// (`sysctl --system` would re-apply every other file too, and fails where kernel.* is read-only).
+// /etc/sysctl.d/90-wg-relay.conf: its own file, applied alone, setting by setting, by sysctl-apply
+// (components/host-scripts/sysctl-apply.sh): a '-' setting the host lacks or refuses is named and left as it is, any
+// other fails the step. `sysctl --system` would re-apply every other file too, and fails where kernel.* is read-only.
 import type { WstunnelSettings } from "../config";
 
 export const congestionControlKey = "net.ipv4.tcp_congestion_control";
@@ -28,14 +29,14 @@ export function renderForwardingSysctl(settings: ForwardingSysctlSettings): stri
             : []),
         "# wstunnel asks for 64 MiB buffers on the UDP socket WireGuard sends to, and the kernel caps the request at these",
         "# (208 KiB on Debian 12 and Raspberry Pi OS kernels, about 3 packets at wg0's MTU). 4 MiB, the default of newer",
-        "# kernels. A leading '-': a container's network namespace refuses these keys, and keeps its own.",
+        "# kernels. A leading '-': may stay unset (a container's network namespace has no such keys); the step names it.",
         "-net.core.rmem_max = 4194304",
         "-net.core.wmem_max = 4194304",
         ...(settings.congestionControl === "bbr"
             ? [
                   "# WireGuard rides inside wstunnel's TCP connections: a loss-based congestion control (Debian's cubic) halves",
                   "# their rate at each lost packet, for every peer inside; BBR does not back off on random loss. Machine-wide: the",
-                  "# kernel has no per-program setting. A leading '-': a kernel without tcp_bbr keeps its own.",
+                  "# kernel has no per-program setting. A leading '-': a kernel without tcp_bbr keeps its own; the step names it.",
                   `-${congestionControlKey} = bbr`,
               ]
             : []),

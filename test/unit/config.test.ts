@@ -26,10 +26,10 @@ describe("stack config", () => {
     it("accepts the write-up's topology and fills in its defaults", () => {
         const config = parseStackConfig(validConfig() as Record<string, unknown>);
         expect(config.tunnel).toEqual({ subnet: "10.10.0.0/24", prefixLength: 24, mtu: 65000, udpMtu: 1420, keepaliveSeconds: 25 });
-        expect(config.relays[0]).toMatchObject({ name: "relay", wireguardPort: 51820, wstunnelPort: 443, publicInterface: "eth0", allowDirectUdp: false });
+        expect(config.relays[0]).toMatchObject({ name: "relay", wireguardPort: 51820, wstunnelPort: 443, publicInterface: "%default-route-dev", publicInterfaceKey: "wg-relay:relay.publicInterface", allowDirectUdp: false });
         expect(config.relays[0].ssh.port).toBe(22);
         expect(config.wstunnel).toMatchObject({ version: "10.6.2", localPort: 51820 });
-        expect(config.gateways[0]).toMatchObject({ masquerade: true, lanInterface: "eth0", keyRotation: 0 });
+        expect(config.gateways[0]).toMatchObject({ masquerade: true, lanInterface: "%default-route-dev", lanInterfaceKey: "wg-relay:gateways[0].lanInterface", keyRotation: 0 });
         expect(config.gateways[0].ssh.via).toBe("direct");
         expect(config.clients[0].fullTunnel).toBe(false);
     });

@@ -63,6 +63,7 @@ const healthyRelayProbe = [
     `wg-allowed-ips\t${key("laptop")}\t10.10.0.3/32`,
     `wg-handshake\t${key("rpi1")}\t${now - 42}`,
     `wg-handshake\t${key("laptop")}\t0`,
+    "interfaces\teth0\teth0 lo wg0",
     "rule\t0\tpresent",
     "rule\t1\tpresent",
     "rule\t2\tpresent",
@@ -146,6 +147,7 @@ describe("doctor: what a host runs", () => {
                 },
             },
             rules: { 0: true, 1: true, 2: true },
+            interfaces: { defaultRoute: "eth0", names: ["eth0", "lo", "wg0"] },
             forwarding: { inEffect: "1", file: true },
             wstunnel: { binarySha256: "a".repeat(64), releaseSha256: "", machine: "x86_64" },
         } satisfies Observed);
@@ -153,6 +155,40 @@ describe("doctor: what a host runs", () => {
 });
 
 describe("doctor: checks", () => {
+    it("warns about each sysctl setting the host did not take, by name", () => {
+        const probe = `${healthyRelayProbe}sysctl-not-set\tnet.ipv4.tcp_congestion_control = bbr: the kernel refused it: sysctl: setting key "net.ipv4.tcp_congestion_control": No such file or directory\n`;
+        const findings = checkHost(relay, parseProbe(probe));
+        expect(failed(findings)).toEqual([]);
+        expect(findings.filter((finding) => finding.status === "warn")).toEqual([
+            {
+                check: "sysctl net.ipv4.tcp_congestion_control",
+                status: "warn",
+                detail: 'not set: bbr: the kernel refused it: sysctl: setting key "net.ipv4.tcp_congestion_control": No such file or directory',
+            },
+        ]);
+        expect(probeScript(relay)).toContain('if [ -f /var/lib/wg-relay/sysctl-not-set ]; then sed "s/^/sysctl-not-set\\t/" /var/lib/wg-relay/sysctl-not-set; fi');
+    });
+
+    it("checks that each interface the rules name exists, and the default route's interface a rule was left to", () => {
+        const rules = [
+            "iptables -A FORWARD -i %i -o %default-route-dev -j ACCEPT -m comment --comment wg-relay",
+            "iptables -I INPUT -i ens3 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+        ];
+        const declared: DeclaredHost = { ...relay, firewallRules: rules };
+        const interfaceFindings = (probe: string) => checkHost(declared, parseProbe(probe)).filter((finding) => finding.check.startsWith("interface "));
+        expect(interfaceFindings("interfaces\tenp1s0\tenp1s0 ens3 lo wg0")).toEqual([
+            { check: "interface %default-route-dev", status: "ok", detail: "enp1s0, the interface of the default route" },
+            { check: "interface ens3", status: "ok", detail: "exists" },
+        ]);
+        expect(interfaceFindings("interfaces\t\teth0 lo wg0")).toEqual([
+            { check: "interface %default-route-dev", status: "fail", detail: "no default route, whose interface the rules name (this host's interfaces: eth0, lo, wg0)" },
+            { check: "interface ens3", status: "fail", detail: "not an interface of this host: the rules on it never match (this host's interfaces: eth0, lo, wg0)" },
+        ]);
+        // The rule check is made on the interface the host finds.
+        expect(firewallRuleCheck(rules[0])).toBe('iptables -w -C FORWARD -i wg0 -o "$default_dev" -j ACCEPT -m comment --comment wg-relay');
+        expect(probeScript(declared)).toContain('printf "interfaces\\t%s\\t%s\\n" "$default_dev" "$(cd /sys/class/net && echo *)"');
+    });
+
     it("finds a converged relay healthy, a roaming client's missing handshake being only informational", () => {
         const findings = checkHost(relay, parseProbe(healthyRelayProbe));
         expect(failed(findings)).toEqual([]);
@@ -183,6 +219,7 @@ describe("doctor: checks", () => {
             `wg-public-key\t${key("someone else")}`,
             `wg-allowed-ips\t${key("rpi1")}\t10.10.0.2/32`,
             `wg-handshake\t${key("rpi1")}\t${now - 600}`,
+            "interfaces\teth0\teth0 lo wg0",
             "forwarding\t0\tpresent",
             `wstunnel\t${"d".repeat(64)}\t\tx86_64`,
         ].join("\n");
@@ -308,6 +345,7 @@ describe("doctor: output", () => {
                 "  ok      handshake rpi1                                              42 s ago",
                 "  ok      peer laptop                                                 AllowedIPs 10.10.0.3/32",
                 "  ok      handshake laptop                                            never (a roaming client: informational)",
+                "  ok      interface eth0                                              exists",
                 "  ok      rule FORWARD -i wg0 -o wg0 -j ACCEPT                        present",
                 "  ok      rule nat POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE  present",
                 "  ok      rule INPUT -i eth0 -p udp --dport 51820 -j DROP             present",
@@ -331,7 +369,7 @@ describe("doctor: output", () => {
 
     it("gives the same as JSON, and is healthy when no host has a problem", () => {
         expect(JSON.parse(JSON.stringify(sample)).hosts.map((host: { name: string; ok: boolean; findings: unknown[] }) => [host.name, host.ok, host.findings.length])).toEqual([
-            ["relay", true, 16],
+            ["relay", true, 17],
             ["rpi1", false, 1],
         ]);
         const allHealthy = report([sample.hosts[0]]);

@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { hostScriptsDir } from "../../components/render/scripts";
+import { defaultRouteInterface, interfaceCheckScript, sysctlDefaultRouteInterfaceFilter } from "../../components/render/interfaces";
 
 const repo = join(__dirname, "..", "..");
 
@@ -13,7 +14,7 @@ describe("shell scripts", () => {
     it("pass shellcheck, every one in the repository", () => {
         const tracked = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], { cwd: repo, encoding: "utf8" }).split("\n").filter(Boolean);
         const scripts = tracked.filter((file) => existsSync(join(repo, file)) && statSync(join(repo, file)).isFile() && /^#!.*\b(ba)?sh\b/.test(readFileSync(join(repo, file), "utf8").split("\n")[0]));
-        expect(scripts).toEqual(expect.arrayContaining(["components/host-scripts/wg-apply.sh", "components/host-scripts/wstunnel-install.sh", "components/host-scripts/wg-failover.sh", "lab/lab.sh", ".ci/run"]));
+        expect(scripts).toEqual(expect.arrayContaining(["components/host-scripts/wg-apply.sh", "components/host-scripts/wstunnel-install.sh", "components/host-scripts/wg-failover.sh", "components/host-scripts/sysctl-apply.sh", "lab/lab.sh", ".ci/run"]));
         const result = spawnSync("shellcheck", ["--external-sources", ...scripts], { cwd: repo, encoding: "utf8" });
         if (result.error) {
             throw new Error(`shellcheck is not installed (lab/toolchain.sh installs it): ${result.error.message}`);
@@ -63,6 +64,7 @@ case "$1 $3" in
 esac`,
     "wg-quick": `[ "$1" = strip ] && grep -vE '^(Address|MTU|PostUp|PostDown|DNS|Table) = ' "$2"`,
     ip: `case "$*" in
+  "-4 -o route show default") cat "$STATE/default-route" 2>/dev/null ;;
   "-4 -o route show dev wg0 proto boot") cat "$STATE/routes" 2>/dev/null ;;
   "-6 -o route show dev wg0 proto boot") cat "$STATE/routes6" 2>/dev/null ;;
 esac; true`,
@@ -183,6 +185,23 @@ describe("wg-apply", () => {
         expect(conf).toContain(`PublicKey = ${keys.rpi1Public}\nPresharedKey = ${keys.rpi1Preshared}\nAllowedIPs = 10.10.0.2/32, 192.168.1.0/24\n`);
         expect(conf).not.toContain("<");
         expect(execFileSync("stat", ["-c", "%a", paths.conf, paths.applied], { encoding: "utf8" })).toBe("600\n600\n");
+    });
+
+    it("writes the default route's interface where the template names %default-route-dev, and fails on a host without one", () => {
+        writeFileSync(paths.template, template().replace(/-o eth0/g, "-o %default-route-dev").replace(/-i eth0/g, "-i %default-route-dev"));
+        writeFileSync(paths.publicKeys, publicKeys(false));
+        const failed = wgApply();
+        expect(failed.status).toBe(1);
+        expect(failed.stderr).toContain("names %default-route-dev, the interface of the default route, and this host has no default route");
+        expect(existsSync(paths.conf)).toBe(false);
+
+        writeFileSync(join(paths.state, "default-route"), "default via 198.51.100.1 dev ens3 proto static onlink \n");
+        expect(wgApply().status).toBe(0);
+        const conf = readFileSync(paths.conf, "utf8");
+        expect(conf).toContain("PostUp = iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o ens3 -j MASQUERADE -m comment --comment wg-relay\n");
+        expect(conf).toContain("PostDown = iptables -D INPUT -i ens3 -p udp --dport 51820 -j DROP -m comment --comment wg-relay\n");
+        expect(conf).not.toContain("%default-route-dev");
+        expect(readFileSync(join(paths.state, "iptables"), "utf8")).toContain("filter INPUT -i ens3 -p udp --dport 51820 -j DROP -m comment --comment wg-relay\n");
     });
 
     it("adds a peer with wg syncconf, keeping the others' preshared keys, and routes its network, without a restart", () => {
@@ -581,5 +600,108 @@ esac`,
         round();
         expect(changes()).toEqual([]);
         expect(routes()).toEqual(["192.168.1.0/24 src 10.10.0.3", "192.168.2.0/24 src 10.10.0.3"]);
+    });
+});
+
+describe("interface check (the first step on a relay or gateway)", () => {
+    const run = (script: string, defaultRoute: string) => {
+        const dir = mkdtempSync(join(tmpdir(), "wg-relay-interfaces-"));
+        try {
+            mkdirSync(join(dir, "bin"));
+            writeFileSync(join(dir, "bin", "ip"), `#!/bin/sh\n[ "$*" = "-4 -o route show default" ] && printf '%s' '${defaultRoute}'\ntrue\n`);
+            chmodSync(join(dir, "bin", "ip"), 0o755);
+            return spawnSync("sh", ["-euc", script], { env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin` }, encoding: "utf8" });
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    };
+
+    it("refuses a configured name the host does not have, naming the key and the host's interfaces", () => {
+        const result = run(interfaceCheckScript([{ key: "wg-relay:relay.publicInterface", name: "ens3x" }]), "");
+        expect(result.status).toBe(1);
+        expect(result.stderr).toMatch(/^wg-relay:relay\.publicInterface: ens3x is not an interface of this host; it has: .*\blo\b/);
+        expect(run(interfaceCheckScript([{ key: "wg-relay:relay.publicInterface", name: "lo" }]), "").status).toBe(0);
+    });
+
+    it("takes the default route's interface when none is configured, and fails on a host without a default route", () => {
+        const check = interfaceCheckScript([{ key: "wg-relay:gateways[0].lanInterface", name: defaultRouteInterface }]);
+        const found = run(check, "default via 192.168.1.1 dev wlan0 proto dhcp src 192.168.1.130 metric 600\n");
+        expect(found.status).toBe(0);
+        expect(found.stdout).toBe("wg-relay:gateways[0].lanInterface is not set: wlan0, the interface of the default route\n");
+        const none = run(check, "");
+        expect(none.status).toBe(1);
+        expect(none.stderr).toMatch(/^wg-relay:gateways\[0\]\.lanInterface is not set and this host has no default route to take it from; set it to one of this host's interfaces: .*\blo\b/);
+    });
+
+    it("writes the default route's interface into the sysctl file, in a sysctl key's spelling", () => {
+        const filter = (defaultRoute: string) => run(`printf '%s\\n' 'net.ipv6.conf.${defaultRouteInterface}.accept_ra = 2' | ${sysctlDefaultRouteInterfaceFilter}`, defaultRoute);
+        expect(filter("default via 10.0.0.1 dev eth0.10\n").stdout).toBe("net.ipv6.conf.eth0/10.accept_ra = 2\n");
+        expect(filter("").status).toBe(1);
+    });
+});
+
+describe("sysctl-apply", () => {
+    // sysctl as procps has it, over $STATE/sysctl/KEY files; a key with a file in $STATE/refuse is refused on write.
+    const sysctlStub = `
+if [ "$1" = -n ]; then cat "$STATE/sysctl/$2" 2>/dev/null || { echo "sysctl: cannot stat /proc/sys/$2: No such file or directory" >&2; exit 255; }; exit 0; fi
+setting=$3; key=\${setting%%=*}
+if [ -e "$STATE/refuse/$key" ]; then echo "sysctl: setting key \\"$key\\": Invalid argument" >&2; exit 1; fi
+printf '%s\\n' "\${setting#*=}" > "$STATE/sysctl/$key"`;
+    let dir: string;
+    const run = (file: string) => {
+        writeFileSync(join(dir, "90-wg-relay.conf"), file);
+        return spawnSync("bash", [join(hostScriptsDir, "sysctl-apply.sh"), join(dir, "90-wg-relay.conf"), join(dir, "not-set")], {
+            env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin`, STATE: dir },
+            encoding: "utf8",
+        });
+    };
+    const value = (key: string) => readFileSync(join(dir, "sysctl", key), "utf8").trim();
+    beforeEach(() => {
+        dir = mkdtempSync(join(tmpdir(), "wg-relay-sysctl-"));
+        for (const sub of ["bin", "sysctl", "refuse"]) {
+            mkdirSync(join(dir, sub));
+        }
+        writeFileSync(join(dir, "bin", "sysctl"), `#!/bin/bash\n${sysctlStub}\n`);
+        chmodSync(join(dir, "bin", "sysctl"), 0o755);
+        writeFileSync(join(dir, "sysctl", "net.ipv4.ip_forward"), "0\n");
+        writeFileSync(join(dir, "sysctl", "net.ipv4.tcp_congestion_control"), "cubic\n");
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    const file = ["# Managed by wg-relay", "net.ipv4.ip_forward = 1", "-net.core.rmem_max = 4194304", "-net.ipv4.tcp_congestion_control = bbr", ""].join("\n");
+
+    it("names each optional setting the host lacks or refuses, in its output and for the doctor, and sets the rest", () => {
+        writeFileSync(join(dir, "refuse", "net.ipv4.tcp_congestion_control"), "");
+        const result = run(file);
+        expect(result.status).toBe(0);
+        expect(value("net.ipv4.ip_forward")).toBe("1");
+        expect(result.stdout).toBe(
+            "sysctl-apply: not set (optional): net.core.rmem_max = 4194304: this kernel has no such setting (or not in this network namespace)\n" +
+                'sysctl-apply: not set (optional): net.ipv4.tcp_congestion_control = bbr: the kernel refused it: sysctl: setting key "net.ipv4.tcp_congestion_control": Invalid argument\n',
+        );
+        expect(readFileSync(join(dir, "not-set"), "utf8")).toBe(
+            "net.core.rmem_max = 4194304: this kernel has no such setting (or not in this network namespace)\n" +
+                'net.ipv4.tcp_congestion_control = bbr: the kernel refused it: sysctl: setting key "net.ipv4.tcp_congestion_control": Invalid argument\n',
+        );
+        // Once everything is set, the doctor has nothing to report.
+        rmSync(join(dir, "refuse", "net.ipv4.tcp_congestion_control"));
+        writeFileSync(join(dir, "sysctl", "net.core.rmem_max"), "212992\n");
+        expect(run(file).status).toBe(0);
+        expect(value("net.ipv4.tcp_congestion_control")).toBe("bbr");
+        expect(existsSync(join(dir, "not-set"))).toBe(false);
+    });
+
+    it("fails when a setting without '-' (forwarding) cannot be set, naming it, after trying the others", () => {
+        writeFileSync(join(dir, "refuse", "net.ipv4.ip_forward"), "");
+        const result = run(file);
+        expect(result.status).toBe(1);
+        expect(result.stderr).toBe('sysctl-apply: net.ipv4.ip_forward = 1 is required and could not be set: the kernel refused it: sysctl: setting key "net.ipv4.ip_forward": Invalid argument\n');
+        expect(value("net.ipv4.tcp_congestion_control")).toBe("bbr");
+    });
+
+    it("writes nothing that is already in effect", () => {
+        writeFileSync(join(dir, "sysctl", "net.ipv4.ip_forward"), "1\n");
+        writeFileSync(join(dir, "refuse", "net.ipv4.ip_forward"), "");
+        expect(run("net.ipv4.ip_forward = 1\n").status).toBe(0);
     });
 });

@@ -1,6 +1,6 @@
 // The host layer's scripts, run for real with sh against a temporary folder: quoting, modes, stdin.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { asRoot, installPackagesScript, removeFilesScript, writeStdinToFileScript } from "../../components/host";
@@ -67,6 +67,37 @@ describe("host layer scripts", () => {
         expect(script).toContain("dpkg-query");
         expect(script.indexOf("apt-get update")).toBeGreaterThan(script.indexOf('if [ -n "$missing" ]'));
     });
+    it("waits for apt's locks, held on a fresh image by unattended-upgrades, and says so", () => {
+        const bin = join(dir, "bin");
+        mkdirSync(bin);
+        const stub = (name: string, body: string) => {
+            writeFileSync(join(bin, name), `#!/bin/sh\necho "${name} $*" >> "${dir}/calls"\n${body}\n`);
+            chmodSync(join(bin, name), 0o755);
+        };
+        stub("dpkg-query", "exit 1");
+        stub("sleep", "true");
+        // The package lists' lock is held for the first two updates, as apt-daily's update holds it.
+        stub(
+            "apt-get",
+            `if [ "$*" = "update -qq" ] && [ "$(grep -c "^apt-get update" "${dir}/calls")" -le 2 ]; then echo "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 812 (apt-get)" >&2; exit 100; fi`,
+        );
+        const result = spawnSync("sh", ["-euc", installPackagesScript(["wireguard-tools", "curl"])], { env: { PATH: `${bin}:/usr/bin:/bin` }, encoding: "utf8" });
+        expect(result.stderr).toBe("");
+        expect(result.status).toBe(0);
+        expect(result.stdout).toBe(
+            "installing wireguard-tools curl (waiting up to 600 s for apt's locks if another apt, such as unattended-upgrades, holds them)\n" +
+                "another apt holds the package lists' lock: waiting for it\n",
+        );
+        const calls = readFileSync(join(dir, "calls"), "utf8").split("\n").filter((call) => call.startsWith("apt-get"));
+        expect(calls).toEqual(["apt-get update -qq", "apt-get update -qq", "apt-get update -qq", "apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends wireguard-tools curl"]);
+
+        // Any other failure of the update fails the step at once, with apt's message.
+        stub("apt-get", `echo "E: The repository 'http://deb.debian.org/debian bookworm Release' does not have a Release file." >&2; exit 100`);
+        const broken = spawnSync("sh", ["-euc", installPackagesScript(["curl"])], { env: { PATH: `${bin}:/usr/bin:/bin` }, encoding: "utf8" });
+        expect(broken.status).toBe(1);
+        expect(broken.stderr).toContain("does not have a Release file");
+    });
+
     it("removes a file's folders that wg-relay owns once they are empty, and never a folder it does not own", () => {
         expect(removeFilesScript(["/etc/wg-relay/tls/server.key"]).split("\n")).toEqual([
             "rm -f /etc/wg-relay/tls/server.key",

@@ -189,25 +189,29 @@ describe("program under mocks", () => {
         const steps = (host: string) => mockCommands.filter((c) => c.name.startsWith(`${host}-`)).map((c) => c.name.slice(host.length + 1)).sort();
         expect(steps("relay")).toEqual(
             [
-                "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-group", "wstunnel-server-restrictions", "tls-certificate", "tls-private-key", "wstunnel-server-unit",
-                "preshared-key-rpi1", "preshared-key-workstation", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template",
+                "interfaces", "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-group", "wstunnel-server-restrictions", "tls-certificate", "tls-private-key", "wstunnel-server-unit",
+                "preshared-key-rpi1", "preshared-key-workstation", "sysctl-apply-script", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template",
                 "access-rules",
             ].sort(),
         );
         expect(steps("rpi1")).toEqual(
             [
-                "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
-                "preshared-key", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
+                "interfaces", "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
+                "preshared-key", "sysctl-apply-script", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
             ].sort(),
         );
-        // A roaming client does not forward (no sysctl), and starts handshakes itself when it has traffic (no heartbeat).
-        expect(steps("workstation")).toEqual(steps("rpi1").filter((step) => step !== "sysctl" && step !== "heartbeat-unit"));
+        // A roaming client does not forward (no sysctl, no rules on an interface of its own), and starts handshakes
+        // itself when it has traffic (no heartbeat).
+        expect(steps("workstation")).toEqual(steps("rpi1").filter((step) => !["sysctl-apply-script", "sysctl", "heartbeat-unit", "interfaces"].includes(step)));
     });
 
     it("orders each host's steps: packages, binary, wstunnel unit, then WireGuard", () => {
         for (const host of ["relay", "rpi1", "workstation"]) {
             const unit = host === "relay" ? "wstunnel-server-unit" : "wstunnel-client-unit";
-            expect(prerequisites(`${host}-wstunnel-binary`)).toEqual(new Set([`${host}-packages`, `${host}-wstunnel-installer`]));
+            // The interface check first, where rules name an interface: it changes nothing, so a wrong name stops the run there.
+            const interfaces = host === "workstation" ? [] : [`${host}-interfaces`];
+            expect(prerequisites(`${host}-wstunnel-binary`)).toEqual(new Set([...interfaces, `${host}-packages`, `${host}-wstunnel-installer`]));
+            expect(prerequisites(`${host}-packages`)).toEqual(new Set(interfaces));
             expect([...prerequisites(`${host}-${unit}`)]).toEqual(expect.arrayContaining([`${host}-wstunnel-binary`]));
             // The template comes last: every key it names is in place before wg-apply fills them in.
             expect([...prerequisites(`${host}-wireguard-template`)]).toEqual(
@@ -350,7 +354,7 @@ describe("program under mocks", () => {
             ],
             firewallRules: [
                 "iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
-                "iptables -I INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+                "iptables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
             ],
             forwarding: true,
             wstunnel: { kind: "upload", binarySha256: emptyFileSha256 },
@@ -361,10 +365,10 @@ describe("program under mocks", () => {
             units: ["wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-heartbeat.service"],
             peers: [{ name: "relay", publicKey: relayKey, allowedIps: ["10.10.0.0/24"], alwaysOn: true }],
             firewallRules: [
-                "iptables -A FORWARD -i %i -o eth0 -d 192.168.1.0/24 -j ACCEPT -m comment --comment wg-relay",
-                "iptables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT -m comment --comment wg-relay",
-                "iptables -I INPUT -i eth0 -d 10.10.0.2/32 -j DROP -m comment --comment wg-relay",
-                "iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay",
+                "iptables -A FORWARD -i %i -o %default-route-dev -d 192.168.1.0/24 -j ACCEPT -m comment --comment wg-relay",
+                "iptables -A FORWARD -i %default-route-dev -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT -m comment --comment wg-relay",
+                "iptables -I INPUT -i %default-route-dev -d 10.10.0.2/32 -j DROP -m comment --comment wg-relay",
+                "iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o %default-route-dev -j MASQUERADE -m comment --comment wg-relay",
             ],
             forwarding: true,
             wstunnel: { kind: "upload", binarySha256: emptyFileSha256 },
@@ -425,7 +429,7 @@ describe("program: the routers' TCP congestion control", () => {
             // A connection keeps the congestion control it was opened with: wstunnel reconnects when applying the file
             // changed the host's, and only then.
             expect(bbr.get(step)).toContain(
-                "sysctl -q -p /etc/sysctl.d/90-wg-relay.conf\\nif [ \\\"$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || true)\\\" != \\\"$congestion_control\\\" ]; then systemctl try-restart 'wg-relay-wstunnel-*.service'; fi",
+                "/usr/local/lib/wg-relay/sysctl-apply /etc/sysctl.d/90-wg-relay.conf /var/lib/wg-relay/sysctl-not-set\\nif [ \\\"$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || true)\\\" != \\\"$congestion_control\\\" ]; then systemctl try-restart 'wg-relay-wstunnel-*.service'; fi",
             );
         }
     });
@@ -471,7 +475,7 @@ describe("program: IPv6 inside the tunnel", () => {
         expect(step.stdin).toContain("-A WG-RELAY-ACCESS -s fd12:3456:789a::3/128 -d fd00:1::/64 -m comment --comment wg-relay:laptop -j ACCEPT\n");
         expect(step.create).toContain("if ip6tables -w -n -L WG-RELAY-ACCESS >/dev/null 2>&1; then ip6tables-restore -w --noflush /etc/wg-relay/access6.rules; fi");
         expect([...prerequisites("relay-wireguard-template")]).toContain("relay-access6-rules");
-        expect((await inputsOf(command("rpi1-sysctl"))).stdin).toContain("net.ipv6.conf.eth0.accept_ra = 2");
+        expect((await inputsOf(command("rpi1-sysctl"))).stdin).toContain("net.ipv6.conf.%default-route-dev.accept_ra = 2");
     });
 });
 
@@ -811,7 +815,8 @@ describe("program: several sites and relays", () => {
         const before = await stepInputs(configWithProvisionedClient());
         const { relay, ...rest } = configWithProvisionedClient();
         const after = await stepInputs({ ...rest, relays: [relay!] });
-        expect(changedInputs(before, after)).toEqual({});
+        // Only the interface check, whose message names the config key (relays[0] now); it changes nothing on the host.
+        expect(changedInputs(before, after)).toEqual({ "relay-interfaces": ["create"] });
     });
 
     it("makes each relay a relay of its own subnet, and gives every gateway a wstunnel client per relay", async () => {
@@ -820,9 +825,9 @@ describe("program: several sites and relays", () => {
         expect(stepsOf("relay2")).toEqual(stepsOf("relay").filter((step) => !step.startsWith("preshared-key")));
         expect(stepsOf("rpi2")).toEqual(
             [
-                "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
+                "interfaces", "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
                 "wstunnel-client-env-relay2", "wstunnel-client-relay2-unit",
-                "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
+                "sysctl-apply-script", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
             ].sort(),
         );
         const relay2Template = (await inputsOf(command("relay2-wireguard-template"))).stdin;

@@ -121,11 +121,11 @@ describe("wg-quick templates: every key named, never written", () => {
             ],
             firewallRules: [
                 "iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
-                "iptables -t mangle -A FORWARD -i %i -o eth0 -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu -m comment --comment wg-relay",
-                "iptables -A FORWARD -i %i -o eth0 -j ACCEPT -m comment --comment wg-relay",
-                "iptables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT -m comment --comment wg-relay",
-                "iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay",
-                "iptables -I INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+                "iptables -t mangle -A FORWARD -i %i -o %default-route-dev -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu -m comment --comment wg-relay",
+                "iptables -A FORWARD -i %i -o %default-route-dev -j ACCEPT -m comment --comment wg-relay",
+                "iptables -A FORWARD -i %default-route-dev -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT -m comment --comment wg-relay",
+                "iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o %default-route-dev -j MASQUERADE -m comment --comment wg-relay",
+                "iptables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
             ],
         });
         // A full-tunnel client's hook is an `ip rule`, not a firewall rule.
@@ -253,7 +253,7 @@ describe("firewall rules", () => {
     it("removes rules in reverse order in the conf", () => {
         const template = renderWgQuickConf(gatewayWgQuickConf(rpi1, network.tunnel, [relayForPeers]));
         const postDowns = template.split("\n").filter((line) => line.startsWith("PostDown = "));
-        expect(postDowns[0]).toBe(`PostDown = iptables -t nat -D POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE ${comment}`);
+        expect(postDowns[0]).toBe(`PostDown = iptables -t nat -D POSTROUTING -s 10.10.0.0/24 -o %default-route-dev -j MASQUERADE ${comment}`);
         expect(postDowns).toHaveLength(4);
     });
 });
@@ -539,10 +539,10 @@ describe("several sites and relays", () => {
                 "Endpoint = 127.0.0.1:51821",
             ].join("\n"),
         );
-        expect(template).toContain(`PostUp = iptables -A FORWARD -i eth0 -o %i -s 192.168.1.0/24 -d 192.168.2.0/24 -j ACCEPT ${comment}\n`);
-        expect(template).toContain(`PostUp = iptables -t nat -A POSTROUTING -s 10.10.1.0/24 -o eth0 -j MASQUERADE ${comment}\n`);
-        expect(template).toContain(`PostUp = iptables -t nat -A POSTROUTING -s 192.168.2.0/24 -o eth0 -j MASQUERADE ${comment}\n`);
-        expect(template).toContain(`PostUp = iptables -I INPUT -i eth0 -d 10.10.1.2/32 -j DROP ${comment}\n`);
+        expect(template).toContain(`PostUp = iptables -A FORWARD -i %default-route-dev -o %i -s 192.168.1.0/24 -d 192.168.2.0/24 -j ACCEPT ${comment}\n`);
+        expect(template).toContain(`PostUp = iptables -t nat -A POSTROUTING -s 10.10.1.0/24 -o %default-route-dev -j MASQUERADE ${comment}\n`);
+        expect(template).toContain(`PostUp = iptables -t nat -A POSTROUTING -s 192.168.2.0/24 -o %default-route-dev -j MASQUERADE ${comment}\n`);
+        expect(template).toContain(`PostUp = iptables -I INPUT -i %default-route-dev -d 10.10.1.2/32 -j DROP ${comment}\n`);
     });
 
     it("gives a gateway without siteToSite no route, forward or masquerade for other sites", () => {
@@ -651,15 +651,15 @@ describe("IPv6 inside the tunnel", () => {
         expect(template.split("\n").filter((line) => /^Post(Up|Down) = ip6tables/.test(line))).toEqual([
             "PostUp = ip6tables-restore -w --noflush /etc/wg-relay/access6.rules",
             "PostUp = ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
-            `PostUp = ip6tables -I INPUT -i eth0 -p udp --dport 51820 -j DROP ${comment}`,
-            `PostDown = ip6tables -D INPUT -i eth0 -p udp --dport 51820 -j DROP ${comment}`,
+            `PostUp = ip6tables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP ${comment}`,
+            `PostDown = ip6tables -D INPUT -i %default-route-dev -p udp --dport 51820 -j DROP ${comment}`,
             "PostDown = ip6tables -D FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
             "PostDown = ip6tables -w -F WG-RELAY-ACCESS && ip6tables -w -X WG-RELAY-ACCESS",
         ]);
         // wg-apply and the doctor read the ip6tables rules as they read the iptables ones.
         expect(readTemplate(template).firewallRules.filter((rule) => rule.startsWith("ip6tables"))).toEqual([
             "ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
-            `ip6tables -I INPUT -i eth0 -p udp --dport 51820 -j DROP ${comment}`,
+            `ip6tables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP ${comment}`,
         ]);
     });
 
@@ -712,14 +712,14 @@ describe("IPv6 inside the tunnel", () => {
         expect(template).toContain("Address = 10.10.0.2/24, fd12:3456:789a::2/64\n");
         expect(template).toContain("AllowedIPs = 10.10.0.0/24, fd12:3456:789a::/64\n");
         expect(template.split("\n").filter((line) => line.startsWith("PostUp = "))).toEqual([
-            `PostUp = iptables -A FORWARD -i %i -o eth0 -d 192.168.1.0/24 -j ACCEPT ${comment}`,
-            `PostUp = ip6tables -A FORWARD -i %i -o eth0 -d fd00:1::/64 -j ACCEPT ${comment}`,
-            `PostUp = iptables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT ${comment}`,
-            `PostUp = ip6tables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT ${comment}`,
-            `PostUp = iptables -I INPUT -i eth0 -d 10.10.0.2/32 -j DROP ${comment}`,
-            `PostUp = ip6tables -I INPUT -i eth0 -d fd12:3456:789a::2/128 -j DROP ${comment}`,
-            `PostUp = iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE ${comment}`,
-            `PostUp = ip6tables -t nat -A POSTROUTING -s fd12:3456:789a::/64 -o eth0 -j MASQUERADE ${comment}`,
+            `PostUp = iptables -A FORWARD -i %i -o %default-route-dev -d 192.168.1.0/24 -j ACCEPT ${comment}`,
+            `PostUp = ip6tables -A FORWARD -i %i -o %default-route-dev -d fd00:1::/64 -j ACCEPT ${comment}`,
+            `PostUp = iptables -A FORWARD -i %default-route-dev -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT ${comment}`,
+            `PostUp = ip6tables -A FORWARD -i %default-route-dev -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT ${comment}`,
+            `PostUp = iptables -I INPUT -i %default-route-dev -d 10.10.0.2/32 -j DROP ${comment}`,
+            `PostUp = ip6tables -I INPUT -i %default-route-dev -d fd12:3456:789a::2/128 -j DROP ${comment}`,
+            `PostUp = iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o %default-route-dev -j MASQUERADE ${comment}`,
+            `PostUp = ip6tables -t nat -A POSTROUTING -s fd12:3456:789a::/64 -o %default-route-dev -j MASQUERADE ${comment}`,
         ]);
     });
 

@@ -111,6 +111,7 @@ export const declaredHosts = pulumi.all({
                 wstunnel: wstunnelBinary,
                 wstunnelRelays: [],
                 failoverRoutes: [],
+                chainRules: each.chainRules,
             }),
         ]),
     ),

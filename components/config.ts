@@ -254,7 +254,9 @@ const portOrRange = z.union([
 const accessRule = z.strictObject({
     to: z
         .string()
-        .describe("a gateway's name (its LANs in the client's routes), another client's name (both its tunnel addresses), a LAN host (192.168.1.20, fd00:1::20) or subnet (192.168.1.0/25) in the client's routes, or a gateway's own tunnel address (IPv4 or IPv6)"),
+        .describe(
+            "a gateway's name (its LANs in the client's routes), another client's name (both its tunnel addresses), a relay's name (services on the relay itself, at its tunnel addresses), a LAN host (192.168.1.20, fd00:1::20) or subnet (192.168.1.0/25) in the client's routes, or a gateway's own tunnel address (IPv4 or IPv6)",
+        ),
     protocol: z.enum(["tcp", "udp", "icmp"]).optional().describe("only this protocol (icmp is ICMPv6 towards IPv6 destinations); every protocol when left out"),
     // iptables' multiport match takes at most 15 ports, a range counting as two.
     ports: z.array(portOrRange).min(1).max(7).optional().describe("only these destination ports or ranges (at most 7; needs protocol tcp or udp)"),
@@ -267,7 +269,9 @@ const clientSchema = z.strictObject({
     fullTunnel: z
         .boolean()
         .default(false)
-        .describe("route all IPv4 traffic through the relay, not only the tunnel and LAN subnets (IPv6 goes through it only to the tunnel and LANs)"),
+        .describe(
+            "route all IPv4 traffic through the relay, not only the tunnel and LAN subnets (IPv6 goes through it only to the tunnel and LANs); only such a client may reach the internet through the relay, from its own tunnel address",
+        ),
     transport: z
         .enum(["wstunnel", "udp"])
         .default("wstunnel")
@@ -409,6 +413,9 @@ function resolveNetwork(config: ParsedConfig) {
         relays: relays.map(({ tunnelSubnet: _configured, ...relay }, index) => {
             const subnet = subnets[index];
             const subnetText = `${intToIp(subnet.network)}/${subnet.prefix}`;
+            const tunnelAddress = relay.tunnelAddress ?? hostAddress(subnet, 1);
+            const tunnelAddress6 = ipv6AddressOf(relay.tunnelAddress ?? hostAddress(subnets[0], 1));
+            const thisRelay = { name: relay.name, networks: [`${tunnelAddress}/32`, ...optional(tunnelAddress6, "/128")] };
             return {
                 ...relay,
                 // The name firewall rules and the sysctl file use: the configured one, or the default route's, found on the host.
@@ -416,19 +423,21 @@ function resolveNetwork(config: ParsedConfig) {
                 publicInterfaceKey: `wg-relay:${config.relays === undefined ? "relay" : `relays[${index}]`}.publicInterface`,
                 tunnel: { ...tunnel, subnet: subnetText, prefixLength: subnet.prefix, ipv6 },
                 publicAddress: relay.publicAddress ?? relay.ssh.host,
-                tunnelAddress: relay.tunnelAddress ?? hostAddress(subnet, 1),
-                tunnelAddress6: ipv6AddressOf(relay.tunnelAddress ?? hostAddress(subnets[0], 1)),
+                tunnelAddress,
+                tunnelAddress6,
                 /** Where every gateway and client has its local wstunnel listener for this relay. */
                 wstunnelLocalPort: config.wstunnel.localPort + index,
-                // Some client sends all its traffic through the relay: it forwards and masquerades onto the internet.
-                internetEgress: config.clients.some((client) => client.fullTunnel),
-                // What each client may reach through this relay, at its own address in this relay's subnet.
+                // What each client may reach through this relay and on it, at its own address in this relay's subnet;
+                // a full-tunnel client also the internet.
                 clientAccess: config.clients.map((client) => ({
                     name: client.name,
                     tunnelAddress: addressesOf(client.tunnelAddress)[index],
                     tunnelAddress6: ipv6AddressOf(client.tunnelAddress),
-                    access: resolveAccess(client.access, clientRoutes(client), config, (address) => [`${addressesOf(address)[index]}/32`, ...optional(ipv6AddressOf(address), "/128")]),
+                    fullTunnel: client.fullTunnel,
+                    access: resolveAccess(client.access, clientRoutes(client), config, thisRelay, (address) => [`${addressesOf(address)[index]}/32`, ...optional(ipv6AddressOf(address), "/128")]),
                 })),
+                /** The gateways at their addresses in this relay's subnet: their heartbeat reaches the relay itself. */
+                gatewayAddresses: config.gateways.map((gateway) => addressesOf(gateway.tunnelAddress)[index]),
                 siteLinks: index === 0 ? siteLinks : [],
             };
         }),
@@ -464,21 +473,34 @@ function resolveNetwork(config: ParsedConfig) {
 /**
  * A client's access rules with every `to` resolved to the networks it stands for: a gateway's name to its LANs
  * in the client's routes, a client's name to its tunnel addresses (in the relay's subnet and, with IPv6, the tunnel's
- * IPv6 prefix, by `tunnelNetworksOnRelay`), an address to a /32 or /128. Ports in iptables' form.
+ * IPv6 prefix, by `tunnelNetworksOnRelay`), this relay's name to its own tunnel addresses (another relay's to nothing
+ * here: that relay enforces it), an address to a /32 or /128. Ports in iptables' form.
  */
-function resolveAccess(access: z.output<typeof accessRule>[] | undefined, routes: string[], config: ParsedConfig, tunnelNetworksOnRelay: (address: string) => string[]) {
+function resolveAccess(
+    access: z.output<typeof accessRule>[] | undefined,
+    routes: string[],
+    config: ParsedConfig,
+    thisRelay: { name: string; networks: string[] },
+    tunnelNetworksOnRelay: (address: string) => string[],
+) {
     const rules: z.output<typeof accessRule>[] = access ?? routes.map((route) => ({ to: route }));
+    const relays = configuredRelays(config);
     return rules.map((rule) => {
         const gateway = config.gateways.find((candidate) => candidate.name === rule.to);
         const client = config.clients.find((candidate) => candidate.name === rule.to);
+        const relay = relays.find((candidate) => candidate.name === rule.to);
         const destinations = gateway
             ? gateway.lanSubnets.filter((lan) => routes.includes(lan))
             : client
               ? tunnelNetworksOnRelay(client.tunnelAddress)
-              : [isIpv4(rule.to) ? `${rule.to}/32` : isIpv6(rule.to) ? `${rule.to}/128` : rule.to];
+              : relay
+                ? relay.name === thisRelay.name
+                    ? thisRelay.networks
+                    : []
+                : [isIpv4(rule.to) ? `${rule.to}/32` : isIpv6(rule.to) ? `${rule.to}/128` : rule.to];
         return {
             to: rule.to,
-            kind: gateway ? ("gateway" as const) : client ? ("client" as const) : ("network" as const),
+            kind: gateway ? ("gateway" as const) : client ? ("client" as const) : relay ? ("relay" as const) : ("network" as const),
             destinations,
             protocol: rule.protocol,
             ports: rule.ports?.map((entry) => String(entry).replace("-", ":")),
@@ -703,6 +725,7 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
     const isGatewayHost = (network: IpNetwork) => gatewayHosts.some((host) => networkWithin(network, host));
     const gatewayNames = new Map(gateways.map((gateway) => [looseString(gateway.name), gateway]));
     const clientNames = new Set(clients.map((client) => looseString(client.name)));
+    const relayNames = new Set(relays.map(({ relay: other }) => looseString(other.name) ?? "relay"));
     const checkAccess = (client: Loose, clientIndex: number) => {
         const routes = Array.isArray(client.routes) ? looseList(client.routes) : lans.map((lan) => lan.text);
         const routeNetworks = routes.flatMap((route) => (typeof route === "string" && parseNetwork(route) ? [parseNetwork(route)!] : []));
@@ -722,14 +745,16 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
                     if (to === looseString(client.name)) {
                         problem([...path, "to"], "a client always reaches itself: name another client, a gateway or a LAN address");
                     }
+                } else if (relayNames.has(to)) {
+                    // The relay itself: what the rule names is open on its tunnel addresses.
                 } else if (network) {
                     if (!routeNetworks.some((route) => networkWithin(network, route)) && !isGatewayHost(network)) {
                         problem([...path, "to"], `${to} is outside this client's routes (${routesText}); name another client by its name`);
                     }
                 } else if (/^[a-z][a-z0-9-]*$/.test(to)) {
-                    problem([...path, "to"], `'${to}' is not the name of a gateway or a client`);
+                    problem([...path, "to"], `'${to}' is not the name of a gateway, a client or a relay`);
                 } else {
-                    problem([...path, "to"], "expected a gateway's or client's name, an IP address or a subnet in CIDR form with no host bits set");
+                    problem([...path, "to"], "expected a gateway's, client's or relay's name, an IP address or a subnet in CIDR form with no host bits set");
                 }
             }
             if (rule.ports !== undefined && rule.protocol !== "tcp" && rule.protocol !== "udp") {

@@ -28,7 +28,10 @@ export interface DeclaredHost {
     /** systemd units that run there. */
     units: string[];
     peers: DeclaredPeer[];
-    /** The iptables rules the wg0 template's PostUp lines add, as written there (`%i` for wg0). */
+    /**
+     * The iptables rules the wg0 template's PostUp lines add, as written there (`%i` for wg0), and on the relay the
+     * rules of its own chains, as the commands that would add them.
+     */
     firewallRules: string[];
     /** net.ipv4.ip_forward=1 from wg-relay's sysctl file. */
     forwarding: boolean;
@@ -65,6 +68,8 @@ export interface DeclaredHostArgs {
     wstunnelRelays: string[];
     /** A client's LAN routes that its failover unit moves between relays; none: no failover unit. */
     failoverRoutes: string[];
+    /** The relay's chains (render/access.ts), as `iptables [-t TABLE] -A CHAIN ...` commands. */
+    chainRules?: string[];
 }
 
 export function declareHost(args: DeclaredHostArgs): pulumi.Output<DeclaredHost> {
@@ -82,7 +87,7 @@ export function declareHost(args: DeclaredHostArgs): pulumi.Output<DeclaredHost>
         publicKey,
         units: hostUnits(args.role, { wstunnelRelays: args.wstunnelRelays, failover: args.failoverRoutes.length > 0 }),
         peers: peers.map((peer) => ({ ...peer, publicKey: peerKeys[peer.name], alwaysOn: args.alwaysOnPeers.includes(peer.name) })),
-        firewallRules,
+        firewallRules: [...firewallRules, ...(args.chainRules ?? [])],
         forwarding: args.forwarding,
         ...(args.wstunnel ? { wstunnel: args.wstunnel } : {}),
         ...(args.failoverRoutes.length > 0 ? { failoverRoutes: args.failoverRoutes } : {}),

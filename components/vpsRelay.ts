@@ -4,8 +4,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { RelaySettings, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages, sshConnection } from "./host";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
-import { accessChainHooks, loadAccessRulesScript, renderAccessRules } from "./render/access";
+import { accessChainHooks, accessRuleCommands, Family, loadAccessRulesScript, RelayRulesSettings, renderAccessRules } from "./render/access";
 import { access6RulesPath, accessRulesPath, relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wgApplyScriptPath, wireguardDir, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
+import { defaultRouteInterface, rulesDefaultRouteInterfaceFilter } from "./render/interfaces";
 import { createRelayPki, createStackCa, StackCa } from "./relayPki";
 import { WireguardKey } from "./wireguardKey";
 import { deployWireguardInterface } from "./wireguardInterface";
@@ -44,34 +45,29 @@ export interface VpsRelayArgs {
 }
 
 export interface RelayFirewallSettings {
-    tunnelSubnet: string;
     publicInterface: string;
     wireguardPort: number;
     allowDirectUdp: boolean;
     /** Further public UDP ports redirected to WireGuard's (relay.udpPorts), IPv4 only like the relay's public address. */
     udpPorts: number[];
-    internetEgress: boolean;
-    /** IPv6 inside the tunnel: WireGuard's port is closed on IPv6 too. Internet egress stays IPv4-only. */
-    ipv6: boolean;
 }
 
-/** Beside the access chain (render/access.ts), which decides what passes between peers. */
+/**
+ * Beside the relay's chains (render/access.ts), which decide what peers may send: the path back to full-tunnel
+ * clients, and WireGuard's port closed on the public interface in both families (kernel WireGuard listens on IPv6
+ * too, whether or not the tunnel carries IPv6).
+ */
 export function relayFirewallRules(settings: RelayFirewallSettings): FirewallRule[] {
-    const rules: FirewallRule[] = [];
-    if (settings.internetEgress) {
-        rules.push(
-            // wg0's MTU (tunnel.mtu) is far above the internet's: new TCP connections to the internet get the MSS of
-            // the public interface's path, so they never depend on ICMP "fragmentation needed" reaching the client.
-            { table: "mangle", chain: "FORWARD", rule: `-i %i -o ${settings.publicInterface} -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu` },
-            { table: "filter", chain: "FORWARD", rule: `-i %i -o ${settings.publicInterface} -j ACCEPT` },
-            { table: "filter", chain: "FORWARD", rule: `-i ${settings.publicInterface} -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT` },
-            { table: "nat", chain: "POSTROUTING", rule: `-s ${settings.tunnelSubnet} -o ${settings.publicInterface} -j MASQUERADE` },
-        );
-    }
+    const rules: FirewallRule[] = [
+        // wg0's MTU (tunnel.mtu) is far above the internet's: new TCP connections to the internet get the MSS of
+        // the public interface's path, so they never depend on ICMP "fragmentation needed" reaching the client.
+        { table: "mangle", chain: "FORWARD", rule: `-i %i -o ${settings.publicInterface} -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu` },
+        { table: "filter", chain: "FORWARD", rule: `-i ${settings.publicInterface} -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT` },
+    ];
     if (!settings.allowDirectUdp) {
         // WireGuard listens on every address; only wstunnel, over loopback, may reach it.
         const drop = { table: "filter" as const, chain: "INPUT", insert: true, rule: `-i ${settings.publicInterface} -p udp --dport ${settings.wireguardPort} -j DROP` };
-        rules.push(drop, ...(settings.ipv6 ? [{ ...drop, ipv6: true }] : []));
+        rules.push(drop, { ...drop, ipv6: true });
     }
     for (const udpPort of settings.udpPorts) {
         // Before routing, on the public interface only: the port stays free for the relay's own programs on other
@@ -79,6 +75,14 @@ export function relayFirewallRules(settings: RelayFirewallSettings): FirewallRul
         rules.push({ table: "nat", chain: "PREROUTING", rule: `-i ${settings.publicInterface} -p udp --dport ${udpPort} -j REDIRECT --to-ports ${settings.wireguardPort}` });
     }
     return rules;
+}
+
+/** The relay's rules files, one per family (render/access.ts), each loaded by a step of its own. */
+export function relayRuleFiles(relay: RelayRulesSettings): { step: string; path: string; family: Family; content: string }[] {
+    return [
+        { step: "access-rules", path: accessRulesPath, family: "ipv4" as const },
+        { step: "access6-rules", path: access6RulesPath, family: "ipv6" as const },
+    ].map((file) => ({ ...file, content: renderAccessRules(relay, file.family) }));
 }
 
 export function relayPeerAllowedIps(peer: Pick<RelayPeer, "tunnelAddress" | "tunnelAddress6" | "lanSubnets">): string[] {
@@ -95,23 +99,20 @@ export function relayWgQuickConf(relay: RelaySettings, peers: Omit<RelayPeer, "k
             listenPort: relay.wireguardPort,
             mtu: tunnel.mtu,
             privateKey: { file: wireguardKeyPath },
-            // The access chain's hooks first, so that its jump is undone after the others.
+            // The chains' hooks first, so that their jumps are undone after the others.
             hooks: [
                 ...accessChainHooks(accessRulesPath),
-                ...(tunnel.ipv6 ? accessChainHooks(access6RulesPath, "ipv6") : []),
+                ...accessChainHooks(access6RulesPath, "ipv6"),
                 // Clients on plain UDP: their routes get tunnel.udpMtu (the peers' "route MTU" lines), so the relay
                 // never sends them WireGuard packets that a real path would fragment. wg-apply does the same after
                 // a peer change, which needs no restart; this hook covers every start, boot included.
                 { up: `${wgApplyScriptPath} --route-mtus ${wireguardDir}/%i.conf` },
                 ...firewallHooks(
                     relayFirewallRules({
-                        tunnelSubnet: tunnel.subnet,
                         publicInterface: relay.publicInterface,
                         wireguardPort: relay.wireguardPort,
                         allowDirectUdp: relay.allowDirectUdp,
                         udpPorts: relay.udpPorts,
-                        internetEgress: relay.internetEgress,
-                        ipv6: tunnel.ipv6 !== undefined,
                     }),
                 ),
             ],
@@ -148,6 +149,8 @@ export class VpsRelay extends pulumi.ComponentResource {
     readonly peerCredentials: pulumi.Resource;
     /** The rendered wg0 template (no keys in it). */
     readonly wireguardTemplate: string;
+    /** The rules of the relay's own chains, both families, as the commands that add them: for the doctor. */
+    readonly chainRules: string[];
     /**
      * The stack's CA, for the next relays' server certificates and with mutual TLS the peers' client certificates;
      * undefined with user-supplied certificate files and no mutual TLS.
@@ -198,25 +201,20 @@ export class VpsRelay extends pulumi.ComponentResource {
         });
         this.peerCredentials = server.restrictions;
 
-        // Its own step, applied live: a change of access rules touches neither the template nor WireGuard.
-        const accessRules = host.writeFile("access-rules", {
-            path: accessRulesPath,
-            content: renderAccessRules(relay.clientAccess, relay.siteLinks),
-            mode: "0644",
-            ensure: loadAccessRulesScript(accessRulesPath),
-            dependsOn: [packages],
-        });
-        const access6Rules = relay.tunnel.ipv6
-            ? [
-                  host.writeFile("access6-rules", {
-                      path: access6RulesPath,
-                      content: renderAccessRules(relay.clientAccess, relay.siteLinks, "ipv6"),
-                      mode: "0644",
-                      ensure: loadAccessRulesScript(access6RulesPath, "ipv6"),
-                      dependsOn: [packages],
-                  }),
-              ]
-            : [];
+        // Its own step per family, applied live: a change of access rules touches neither the template nor WireGuard.
+        const rules = relayRuleFiles(relay);
+        this.chainRules = rules.flatMap((file) => accessRuleCommands(file.content, file.family));
+        const ruleFiles = rules.map((file) =>
+            host.writeFile(file.step, {
+                path: file.path,
+                content: file.content,
+                mode: "0644",
+                // The egress and NAT chains name the public interface: the default route's, found on the host.
+                hostFilter: file.content.includes(defaultRouteInterface) ? rulesDefaultRouteInterfaceFilter : undefined,
+                ensure: loadAccessRulesScript(file.path, file.family),
+                dependsOn: [packages],
+            }),
+        );
 
         const withPresharedKey = args.peers.filter((peer) => peer.key.presharedKey !== undefined);
         this.wireguardTemplate = renderWgQuickConf(relayWgQuickConf(relay, args.peers, new Set(withPresharedKey.map((peer) => peer.name))));
@@ -232,7 +230,7 @@ export class VpsRelay extends pulumi.ComponentResource {
             forwarding: true,
             ipv6Upstream: relay.tunnel.ipv6 ? relay.publicInterface : undefined,
             congestionControl: args.wstunnel.congestionControl,
-            dependsOn: [packages, server.unit, accessRules, ...access6Rules],
+            dependsOn: [packages, server.unit, ...ruleFiles],
         });
 
         this.publicKey = args.key.publicKey;

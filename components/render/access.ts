@@ -1,12 +1,22 @@
-// The relay's access rules: what each roaming client may open through the relay (to gateways' LANs, and to other
-// clients when allowed), in a filter chain of the program's own. The rules live in their own file, loaded with
-// `iptables-restore --noflush`, which replaces the chain's rules in one go and touches no other chain; wg0's template
-// holds only a stable jump into the chain and the same load on PostUp, so a changed rule never restarts WireGuard.
-// With IPv6 inside the tunnel the same chain exists for ip6tables, from a file of its own with the IPv6 half of each rule.
-import { AccessGrant, ClientAccess, isIpv6Network, SiteLink } from "../config";
+// The relay's rules for everything its peers send, in chains of the program's own: WG-RELAY-ACCESS decides what
+// passes from one peer to another (to gateways' LANs, and to other clients when allowed), WG-RELAY-INPUT what a peer
+// may open on the relay itself, WG-RELAY-EGRESS what leaves wg0 for any other interface (the internet, for full-tunnel
+// clients only) and WG-RELAY-NAT whose traffic is masqueraded there. Each ends in a drop: what no rule grants is
+// refused, and counted by the chain that refused it. The rules live in one file per family, loaded with
+// `iptables-restore --noflush`, which replaces the chains' rules in one go and touches no other chain; wg0's template
+// holds only stable jumps into the chains and the same load on PostUp, so a changed rule never restarts WireGuard.
+// Both families always: kernel WireGuard takes IPv6 whether or not the tunnel carries it.
+import { AccessGrant, ClientAccess, isIpv6Network, RelaySettings, SiteLink } from "../config";
+import { wireguardInterface } from "./paths";
 import { Hook } from "./wireguard";
 
 export const accessChain = "WG-RELAY-ACCESS";
+export const inputChain = "WG-RELAY-INPUT";
+export const egressChain = "WG-RELAY-EGRESS";
+export const natChain = "WG-RELAY-NAT";
+
+/** What the relay's rules are made of: its clients' grants, the site links, its own addresses, its gateways. */
+export type RelayRulesSettings = Pick<RelaySettings, "clientAccess" | "siteLinks" | "gatewayAddresses" | "tunnelAddress" | "tunnelAddress6" | "publicInterface" | "tunnel">;
 
 /** Which of iptables' two tables a rules file is for. */
 export type Family = "ipv4" | "ipv6";
@@ -23,63 +33,185 @@ function describeGrant(grant: AccessGrant, destinations: string[]): string {
     return `${what}${protocol}${ports}`;
 }
 
-function grantRules(client: string, source: string, grant: AccessGrant, destinations: string[], family: Family): string[] {
+function grantRules(chain: string, client: string, source: string, grant: AccessGrant, destinations: string[], family: Family): string[] {
     const protocol = grant.protocol ? ` -p ${grant.protocol === "icmp" ? tools[family].icmp : grant.protocol}` : "";
     const ports = grant.ports ? ` -m multiport --dports ${grant.ports.join(",")}` : "";
-    return destinations.map((destination) => `-A ${accessChain} -s ${source} -d ${destination}${protocol}${ports} -m comment --comment wg-relay:${client} -j ACCEPT`);
+    return destinations.map((destination) => `-A ${chain} -s ${source} -d ${destination}${protocol}${ports} -m comment --comment wg-relay:${client} -j ACCEPT`);
 }
 
 function siteRule(link: SiteLink): string {
     return `-A ${accessChain} -s ${link.source} -d ${link.destination} -m comment --comment wg-relay:${link.from} -j ACCEPT`;
 }
 
-/**
- * The chain as an iptables-restore (or ip6tables-restore) file: replies, each client's grants in config order, the
- * LANs of gateways with siteToSite towards each other, then a drop. Each file holds the grants' networks of its
- * family: a grant to a gateway stands for its IPv4 LANs in one and its IPv6 LANs in the other.
- */
-export function renderAccessRules(clients: ClientAccess[], siteLinks: SiteLink[], family: Family = "ipv4"): string {
+/** WG-RELAY-ACCESS: replies, each client's grants towards peers in config order, the site links, then a drop. */
+function accessChainLines(clients: ClientAccess[], siteLinks: SiteLink[], family: Family): string[] {
     const inFamily = ofFamily(family);
     const lines = [
-        `# Managed by wg-relay: \`pulumi up\` rewrites this file and loads it with \`${tools[family].restore} --noflush\`.`,
         `# Traffic between wg0's peers through the relay (FORWARD -i wg0 -o wg0 jumps to ${accessChain}):`,
         "# replies to allowed connections, what each client may open, and nothing else.",
-        "*filter",
         `:${accessChain} - [0:0]`,
         `-A ${accessChain} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
     ];
     if (family === "ipv6") {
         // ICMPv6 errors must pass for IPv6 to work at all (RFC 4890: there is no fragmentation on the way, a too-big
         // packet is answered with packet-too-big); they carry no new connection. Neighbour discovery is never forwarded.
-        lines.push(
-            "# ICMPv6 errors (RFC 4890), even when conntrack does not link them to a connection:",
-            ...["destination-unreachable", "packet-too-big", "time-exceeded", "parameter-problem"].map(
-                (type) => `-A ${accessChain} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -j ACCEPT`,
-            ),
-        );
+        lines.push("# ICMPv6 errors (RFC 4890), even when conntrack does not link them to a connection:", ...icmpErrorRules(accessChain, family));
     }
     for (const client of clients) {
         const address = family === "ipv6" ? client.tunnelAddress6 : client.tunnelAddress;
         if (address === undefined) {
             continue;
         }
-        if (client.access.length === 0) {
+        const grants = client.access.filter((grant) => grant.kind !== "relay");
+        if (grants.length === 0) {
             lines.push(`# ${client.name} (${address}) may open nothing`);
         }
-        for (const grant of client.access) {
+        for (const grant of grants) {
             const destinations = grant.destinations.filter(inFamily);
             // A grant with networks of the other family only belongs to the other file; one without any, to IPv4's.
             if (destinations.length === 0 && (grant.destinations.length > 0 || family === "ipv6")) {
                 continue;
             }
-            lines.push(`# ${client.name} (${address}) to ${describeGrant(grant, destinations)}`, ...grantRules(client.name, `${address}${tools[family].hostPrefix}`, grant, destinations, family));
+            lines.push(`# ${client.name} (${address}) to ${describeGrant(grant, destinations)}`, ...grantRules(accessChain, client.name, `${address}${tools[family].hostPrefix}`, grant, destinations, family));
         }
     }
     for (const link of siteLinks.filter((candidate) => inFamily(candidate.source))) {
         lines.push(`# site to site: ${link.from}'s ${link.source} to ${link.to}'s ${link.destination}`, siteRule(link));
     }
-    lines.push("# Anything else: gateways towards clients, clients towards what they were not given.", `-A ${accessChain} -j DROP`, "COMMIT", "");
-    return lines.join("\n");
+    lines.push("# Anything else: gateways towards clients, clients towards what they were not given.", `-A ${accessChain} -j DROP`);
+    return lines;
+}
+
+/** ICMP errors (path MTU discovery among them), accepted even when conntrack does not link them to a connection. */
+function icmpErrorRules(chain: string, family: Family): string[] {
+    return family === "ipv6"
+        ? ["destination-unreachable", "packet-too-big", "time-exceeded", "parameter-problem"].map((type) => `-A ${chain} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -j ACCEPT`)
+        : ["destination-unreachable", "time-exceeded"].map((type) => `-A ${chain} -p icmp -m icmp --icmp-type ${type} -j ACCEPT`);
+}
+
+/** The UDP port of the gateways' heartbeat (render/heartbeat.ts): it has to reach the relay, not a service. */
+const heartbeatPort = 9;
+
+/**
+ * WG-RELAY-INPUT (INPUT -i wg0): what peers may open on the relay itself. Replies (the relay's own connections to
+ * peers, e.g. SSH as a jump host), ICMP errors, what the program needs (clients' failover pings and the gateways'
+ * heartbeat, IPv4 only), what a client's access grants on this relay (`to: RELAY`), then a drop.
+ */
+function inputChainLines(relay: RelayRulesSettings, family: Family): string[] {
+    const own = family === "ipv6" ? relay.tunnelAddress6 : relay.tunnelAddress;
+    const lines = [
+        `# What wg0's peers may open on the relay itself (INPUT -i wg0 jumps to ${inputChain}):`,
+        "# replies to the relay's own connections, ICMP errors, what the program needs, what a client's access names.",
+        `:${inputChain} - [0:0]`,
+        `-A ${inputChain} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+        ...icmpErrorRules(inputChain, family),
+    ];
+    if (family === "ipv4") {
+        const relayHost = `${relay.tunnelAddress}/32`;
+        lines.push(
+            "# clients' failover probes: a ping to the relay's tunnel address",
+            `-A ${inputChain} -s ${relay.tunnel.subnet} -d ${relayHost} -p icmp -m icmp --icmp-type echo-request -j ACCEPT`,
+            ...(relay.gatewayAddresses.length === 0 ? [] : ["# gateways' heartbeat: a datagram to the discard port, so a session the relay forgot is renewed"]),
+            ...relay.gatewayAddresses.map((address) => `-A ${inputChain} -s ${address}/32 -d ${relayHost} -p udp -m udp --dport ${heartbeatPort} -j ACCEPT`),
+        );
+    }
+    for (const client of relay.clientAccess) {
+        const address = family === "ipv6" ? client.tunnelAddress6 : client.tunnelAddress;
+        for (const grant of client.access.filter((candidate) => candidate.kind === "relay")) {
+            const destinations = grant.destinations.filter(ofFamily(family));
+            if (address === undefined || own === undefined || destinations.length === 0) {
+                continue;
+            }
+            lines.push(`# ${client.name} (${address}) to ${describeGrant(grant, destinations)}`, ...grantRules(inputChain, client.name, `${address}${tools[family].hostPrefix}`, grant, destinations, family));
+        }
+    }
+    lines.push("# Anything else: no service of the relay is open to peers unless granted.", `-A ${inputChain} -j DROP`);
+    return lines;
+}
+
+/** Link-local addresses: the cloud provider's metadata service (169.254.169.254) among them, never a peer's business. */
+const linkLocal = "169.254.0.0/16";
+
+/**
+ * WG-RELAY-EGRESS (FORWARD -i wg0): what leaves wg0 for another interface. Peer-to-peer traffic returns to FORWARD,
+ * where WG-RELAY-ACCESS has decided it already; then replies, and each full-tunnel client from its own address out of
+ * the public interface (IPv4 only: a full tunnel carries no IPv6), never to link-local addresses; then a drop.
+ */
+function egressChainLines(relay: RelayRulesSettings, family: Family): string[] {
+    const lines = [
+        `# What leaves wg0 for the relay's other interfaces (FORWARD -i wg0 jumps to ${egressChain}):`,
+        "# the internet, out of the public interface, for full-tunnel clients from their own address; nothing else.",
+        `:${egressChain} - [0:0]`,
+        `-A ${egressChain} -o ${wireguardInterface} -j RETURN`,
+        `-A ${egressChain} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+    ];
+    const fullTunnel = family === "ipv4" ? relay.clientAccess.filter((client) => client.fullTunnel) : [];
+    if (fullTunnel.length > 0) {
+        lines.push("# link-local addresses (the provider's metadata service): no client's", `-A ${egressChain} -d ${linkLocal} -j DROP`);
+    }
+    for (const client of fullTunnel) {
+        lines.push(
+            `# ${client.name} (${client.tunnelAddress}) to the internet (fullTunnel)`,
+            `-A ${egressChain} -s ${client.tunnelAddress}/32 -o ${relay.publicInterface} -m comment --comment wg-relay:${client.name} -j ACCEPT`,
+        );
+    }
+    lines.push("# Anything else: split-tunnel clients and gateways towards the internet, any peer towards other interfaces.", `-A ${egressChain} -j DROP`);
+    return lines;
+}
+
+/** WG-RELAY-NAT (nat POSTROUTING): each full-tunnel client masqueraded behind the public address, no one else. */
+function natChainLines(relay: RelayRulesSettings): string[] {
+    return [
+        `# Full-tunnel clients masqueraded onto the internet (POSTROUTING jumps to ${natChain}):`,
+        `:${natChain} - [0:0]`,
+        ...relay.clientAccess
+            .filter((client) => client.fullTunnel)
+            .map((client) => `-A ${natChain} -s ${client.tunnelAddress}/32 -o ${relay.publicInterface} -m comment --comment wg-relay:${client.name} -j MASQUERADE`),
+    ];
+}
+
+/**
+ * The relay's chains as an iptables-restore (or ip6tables-restore) file. Each file holds the grants' networks of its
+ * family: a grant to a gateway stands for its IPv4 LANs in one and its IPv6 LANs in the other.
+ */
+export function renderAccessRules(relay: RelayRulesSettings, family: Family = "ipv4"): string {
+    return [
+        `# Managed by wg-relay: \`pulumi up\` rewrites this file and loads it with \`${tools[family].restore} --noflush\`.`,
+        "*filter",
+        ...accessChainLines(relay.clientAccess, relay.siteLinks, family),
+        ...inputChainLines(relay, family),
+        ...egressChainLines(relay, family),
+        "COMMIT",
+        ...(family === "ipv4" ? ["*nat", ...natChainLines(relay), "COMMIT"] : []),
+        "",
+    ].join("\n");
+}
+
+/** The chains of a family, by table: what wg0's PostDown flushes and deletes. */
+function chainsOf(family: Family): { table: "filter" | "nat"; chain: string }[] {
+    return [
+        { table: "filter", chain: accessChain },
+        { table: "filter", chain: inputChain },
+        { table: "filter", chain: egressChain },
+        ...(family === "ipv4" ? [{ table: "nat" as const, chain: natChain }] : []),
+    ];
+}
+
+/**
+ * A rules file's rules as the commands that add them (`iptables [-t TABLE] -A CHAIN ...`): the form of wg0's PostUp
+ * rules, which the doctor checks one by one on the host.
+ */
+export function accessRuleCommands(rules: string, family: Family): string[] {
+    let table = "filter";
+    const commands: string[] = [];
+    for (const line of rules.split("\n")) {
+        if (line.startsWith("*")) {
+            table = line.slice(1);
+        } else if (line.startsWith("-A ")) {
+            commands.push(`${tools[family].iptables} ${table === "filter" ? "" : `-t ${table} `}${line}`);
+        }
+    }
+    return commands;
 }
 
 /** Loads the rules into a running relay; before wg0 is up there is no chain, and PostUp loads them. */
@@ -89,15 +221,29 @@ export function loadAccessRulesScript(rulesFile: string, family: Family = "ipv4"
 }
 
 /**
- * wg0's hooks for the chain: load it, then jump into it at the top of FORWARD for traffic between peers, so its
- * final drop decides before any rule further down; undone in reverse. Their text never changes with the rules.
+ * wg0's hooks for the chains: load them, then jump into them at the top of FORWARD and INPUT for what comes in on
+ * wg0, so their final drops decide before any rule further down (the access chain's jump ends above the egress
+ * chain's, which returns peer-to-peer traffic anyway), and into the NAT chain from POSTROUTING; undone in reverse.
+ * Their text never changes with the rules.
  */
 export function accessChainHooks(rulesFile: string, family: Family = "ipv4"): Hook[] {
     const { iptables, restore } = tools[family];
-    const jump = `FORWARD -i %i -o %i -j ${accessChain} -m comment --comment wg-relay`;
+    const jump = (rule: string) => `${rule} -m comment --comment wg-relay`;
+    // In the form of every other PostUp rule, so the doctor checks them and wg-apply puts them back when missing.
+    const jumps = [
+        `-I ${jump(`FORWARD -i %i -j ${egressChain}`)}`,
+        `-I ${jump(`FORWARD -i %i -o %i -j ${accessChain}`)}`,
+        `-I ${jump(`INPUT -i %i -j ${inputChain}`)}`,
+        ...(family === "ipv4" ? [`-t nat -A ${jump(`POSTROUTING -j ${natChain}`)}`] : []),
+    ];
+    const removeChains = chainsOf(family)
+        .map(({ table, chain }) => {
+            const tableOption = table === "filter" ? "" : ` -t ${table}`;
+            return `${iptables} -w${tableOption} -F ${chain} && ${iptables} -w${tableOption} -X ${chain}`;
+        })
+        .join(" && ");
     return [
-        { up: `${restore} -w --noflush ${rulesFile}`, down: `${iptables} -w -F ${accessChain} && ${iptables} -w -X ${accessChain}` },
-        // In the form of every other PostUp rule, so the doctor checks it and wg-apply puts it back when it is missing.
-        { up: `${iptables} -I ${jump}`, down: `${iptables} -D ${jump}` },
+        { up: `${restore} -w --noflush ${rulesFile}`, down: removeChains },
+        ...jumps.map((rule) => ({ up: `${iptables} ${rule}`, down: `${iptables} ${rule.replace(/-[IA] /, "-D ")}` })),
     ];
 }

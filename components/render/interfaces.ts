@@ -47,11 +47,19 @@ export function interfaceCheckScript(settings: InterfaceSetting[]): string {
 }
 
 /**
- * A filter (stdin to stdout) that writes the default route's interface for the placeholder, in a sysctl key's
- * spelling (a VLAN such as eth0.10 is eth0/10 there); fails when the host has no default route.
+ * A filter (stdin to stdout) that writes the default route's interface for the placeholder into a file the host reads
+ * at boot (what it names, for the error); fails when the host has no default route. `spelling` turns the name into
+ * the file's own: a sysctl key writes a VLAN such as eth0.10 as eth0/10.
  */
-export const sysctlDefaultRouteInterfaceFilter = [
-    `{ dev=$(${defaultRouteInterfaceCommand} | tr . /)`,
-    `[ -n "$dev" ] || { echo "this host has no default route, whose interface the sysctl file names" >&2; exit 1; }`,
-    `sed "s|${defaultRouteInterface}|$dev|g"; }`,
-].join("; ");
+function defaultRouteInterfaceFilter(what: string, spelling = ""): string {
+    return [
+        `{ dev=$(${defaultRouteInterfaceCommand}${spelling})`,
+        `[ -n "$dev" ] || { echo "this host has no default route, whose interface ${what} names" >&2; exit 1; }`,
+        `sed "s|${defaultRouteInterface}|$dev|g"; }`,
+    ].join("; ");
+}
+
+export const sysctlDefaultRouteInterfaceFilter = defaultRouteInterfaceFilter("the sysctl file", " | tr . /");
+
+/** For the relay's chain files, which iptables-restore loads at each step and at every wg0 start. */
+export const rulesDefaultRouteInterfaceFilter = defaultRouteInterfaceFilter("the relay's chain files");

@@ -24,9 +24,9 @@ export const wgApplyLockPath = `${appliedConfPath}.lock`;
 export const wgApplyScriptPath = `${libDir}/wg-apply`;
 export const wstunnelInstallScriptPath = `${libDir}/wstunnel-install`;
 export const wstunnelReleaseMarkerPath = `${stateDir}/wstunnel-release.sha256`;
-/** The relay's access chain (render/access.ts), loaded with iptables-restore. */
+/** The relay's own chains (render/access.ts), loaded with iptables-restore. */
 export const accessRulesPath = `${configDir}/access.rules`;
-/** The IPv6 half of the access rules, with IPv6 inside the tunnel. */
+/** Their IPv6 half, loaded with ip6tables-restore. */
 export const access6RulesPath = `${configDir}/access6.rules`;
 export const sysctlPath = "/etc/sysctl.d/90-wg-relay.conf";
 export const sysctlApplyScriptPath = `${libDir}/sysctl-apply`;

@@ -41,12 +41,15 @@ describe("stack config", () => {
                 c.wstunnel = { source: "mirror", mirrorBaseUrl: "http://mirror.example/wstunnel/", sha256: { arm64: "b".repeat(64) } };
             }) as Record<string, unknown>,
         );
-        expect(config.relays[0]).toMatchObject({ publicAddress: "198.51.100.10", tunnelAddress: "10.10.0.1", internetEgress: true });
+        expect(config.relays[0]).toMatchObject({ publicAddress: "198.51.100.10", tunnelAddress: "10.10.0.1", gatewayAddresses: ["10.10.0.2"] });
+        expect(config.relays[0].clientAccess.map((client) => [client.name, client.fullTunnel])).toEqual([
+            ["laptop", false],
+            ["phone", true],
+        ]);
         expect(config.clients.map((client) => client.routes)).toEqual([["192.168.1.0/24"], []]);
         expect(config.wstunnel.binary).toEqual({ kind: "download", baseUrl: "http://mirror.example/wstunnel", sha256: { arm64: "b".repeat(64) } });
         const local = parseStackConfig(validConfig() as Record<string, unknown>);
         expect(local.wstunnel.binary).toEqual({ kind: "upload", localBinary: "/dev/null" });
-        expect(local.relays[0].internetEgress).toBe(false);
         const release = parseStackConfig(withChange((c) => (c.wstunnel = { sha256: { amd64: "a".repeat(64) } })) as Record<string, unknown>);
         expect(release.wstunnel.binary).toEqual({ kind: "download", baseUrl: "https://github.com/erebe/wstunnel/releases/download", sha256: { amd64: "a".repeat(64) } });
     });
@@ -104,14 +107,14 @@ describe("stack config", () => {
             }),
             "wg-relay:clients[0].access[0].to: 10.10.0.4 is outside this client's routes",
         ],
-        ["an access rule naming an unknown gateway", withChange((c) => (c.clients![0].access = [{ to: "rpi9" }])), "wg-relay:clients[0].access[0].to: 'rpi9' is not the name of a gateway or a client"],
+        ["an access rule naming an unknown gateway", withChange((c) => (c.clients![0].access = [{ to: "rpi9" }])), "wg-relay:clients[0].access[0].to: 'rpi9' is not the name of a gateway, a client or a relay"],
         [
             "an access rule naming a gateway none of whose LANs the client routes",
             withChange((c) => Object.assign(c.clients![0], { routes: [], access: [{ to: "rpi1" }] })),
             "wg-relay:clients[0].access[0].to: no LAN of gateway 'rpi1' is in this client's routes (none)",
         ],
         ["an access rule naming the client itself", withChange((c) => (c.clients![0].access = [{ to: "laptop" }])), "wg-relay:clients[0].access[0].to: a client always reaches itself"],
-        ["an access rule that is no name or network", withChange((c) => (c.clients![0].access = [{ to: "192.168.1.1/24" }])), "wg-relay:clients[0].access[0].to: expected a gateway's or client's name"],
+        ["an access rule that is no name or network", withChange((c) => (c.clients![0].access = [{ to: "192.168.1.1/24" }])), "wg-relay:clients[0].access[0].to: expected a gateway's, client's or relay's name"],
         ["ports without a protocol", withChange((c) => (c.clients![0].access = [{ to: "rpi1", ports: [22] }])), "wg-relay:clients[0].access[0].ports: ports need protocol: tcp or udp"],
         ["ports with icmp", withChange((c) => (c.clients![0].access = [{ to: "rpi1", protocol: "icmp", ports: [22] }])), "wg-relay:clients[0].access[0].ports: ports need protocol: tcp or udp"],
         ["a backwards port range", withChange((c) => (c.clients![0].access = [{ to: "rpi1", protocol: "tcp", ports: ["90-80"] }])), "wg-relay:clients[0].access[0].ports[0]:"],

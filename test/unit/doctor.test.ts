@@ -79,6 +79,14 @@ describe("doctor: what a host runs", () => {
         expect(firewallRuleCheck(relayRules[0])).toBe("iptables -w -C FORWARD -i wg0 -o wg0 -j ACCEPT -m comment --comment wg-relay");
         expect(firewallRuleCheck(relayRules[1])).toBe("iptables -w -t nat -C POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay");
         expect(firewallRuleCheck(relayRules[2])).toBe("iptables -w -C INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay");
+        // The rules of the relay's own chains, declared as the commands that add them (render/access.ts).
+        expect(firewallRuleCheck("iptables -A WG-RELAY-INPUT -s 10.10.0.3/32 -d 10.10.0.1/32 -p tcp -m multiport --dports 22,8000:8080 -m comment --comment wg-relay:laptop -j ACCEPT")).toBe(
+            "iptables -w -C WG-RELAY-INPUT -s 10.10.0.3/32 -d 10.10.0.1/32 -p tcp -m multiport --dports 22,8000:8080 -m comment --comment wg-relay:laptop -j ACCEPT",
+        );
+        expect(firewallRuleCheck("iptables -t nat -A WG-RELAY-NAT -s 10.10.0.4/32 -o eth0 -m comment --comment wg-relay:phone -j MASQUERADE")).toBe(
+            "iptables -w -t nat -C WG-RELAY-NAT -s 10.10.0.4/32 -o eth0 -m comment --comment wg-relay:phone -j MASQUERADE",
+        );
+        expect(firewallRuleCheck("ip6tables -A WG-RELAY-EGRESS -j DROP")).toBe("ip6tables -w -C WG-RELAY-EGRESS -j DROP");
         expect(firewallRuleCheck("iptables -A FORWARD -j ACCEPT; rm -rf /")).toBeUndefined();
         expect(firewallRuleCheck("ip -4 rule add to 198.51.100.10/32 lookup main priority 100")).toBeUndefined();
     });

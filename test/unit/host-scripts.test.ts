@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { hostScriptsDir } from "../../components/render/scripts";
-import { defaultRouteInterface, interfaceCheckScript, sysctlDefaultRouteInterfaceFilter } from "../../components/render/interfaces";
+import { defaultRouteInterface, interfaceCheckScript, rulesDefaultRouteInterfaceFilter, sysctlDefaultRouteInterfaceFilter } from "../../components/render/interfaces";
 
 const repo = join(__dirname, "..", "..");
 
@@ -637,6 +637,15 @@ describe("interface check (the first step on a relay or gateway)", () => {
         const filter = (defaultRoute: string) => run(`printf '%s\\n' 'net.ipv6.conf.${defaultRouteInterface}.accept_ra = 2' | ${sysctlDefaultRouteInterfaceFilter}`, defaultRoute);
         expect(filter("default via 10.0.0.1 dev eth0.10\n").stdout).toBe("net.ipv6.conf.eth0/10.accept_ra = 2\n");
         expect(filter("").status).toBe(1);
+    });
+
+    it("writes the default route's interface into the relay's chain files, as iptables spells it", () => {
+        const rule = `-A WG-RELAY-EGRESS -s 10.10.0.4/32 -o ${defaultRouteInterface} -j ACCEPT`;
+        const filter = (defaultRoute: string) => run(`printf '%s\\n' '${rule}' | ${rulesDefaultRouteInterfaceFilter}`, defaultRoute);
+        expect(filter("default via 10.0.0.1 dev eth0.10\n").stdout).toBe("-A WG-RELAY-EGRESS -s 10.10.0.4/32 -o eth0.10 -j ACCEPT\n");
+        const none = filter("");
+        expect(none.status).toBe(1);
+        expect(none.stderr).toContain("the relay's chain files");
     });
 });
 

@@ -3,7 +3,9 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { StackConfigInput } from "../../components/config";
+import { parseStackConfig, StackConfigInput } from "../../components/config";
+import { accessRuleCommands, renderAccessRules } from "../../components/render/access";
+import { rulesDefaultRouteInterfaceFilter } from "../../components/render/interfaces";
 import { wireguardKeyFromSecret, wireguardPublicKey } from "../../components/keys";
 import { validConfig } from "./fixtures";
 
@@ -163,10 +165,10 @@ jest.setTimeout(60_000);
 
 describe("program under mocks", () => {
     let program: Record<string, any>;
+    const config = validConfig();
+    config.gateways![0].presharedKey = true;
+    config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay" }, presharedKey: true });
     beforeAll(async () => {
-        const config = validConfig();
-        config.gateways![0].presharedKey = true;
-        config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay" }, presharedKey: true });
         program = loadProgram(config);
         await valueOf(program.relayUrl);
     }, 60_000);
@@ -191,7 +193,7 @@ describe("program under mocks", () => {
             [
                 "interfaces", "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-group", "wstunnel-server-restrictions", "tls-certificate", "tls-private-key", "wstunnel-server-unit",
                 "preshared-key-rpi1", "preshared-key-workstation", "sysctl-apply-script", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template",
-                "access-rules",
+                "access-rules", "access6-rules",
             ].sort(),
         );
         expect(steps("rpi1")).toEqual(
@@ -353,12 +355,25 @@ describe("program under mocks", () => {
                 { name: "workstation", publicKey: wireguardPublicKey(await clientKey("workstation")), allowedIps: ["10.10.0.4/32"], alwaysOn: false },
             ],
             firewallRules: [
+                "iptables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
                 "iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+                "iptables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
+                "iptables -t nat -A POSTROUTING -j WG-RELAY-NAT -m comment --comment wg-relay",
+                "ip6tables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
+                "ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+                "ip6tables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
+                "iptables -t mangle -A FORWARD -i %i -o %default-route-dev -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu -m comment --comment wg-relay",
+                "iptables -A FORWARD -i %default-route-dev -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT -m comment --comment wg-relay",
                 "iptables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+                "ip6tables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+                // Then every rule of the relay's own chains, both families, as the files the relay loads hold them.
+                ...(["ipv4", "ipv6"] as const).flatMap((family) => accessRuleCommands(renderAccessRules(parseStackConfig(config as Record<string, unknown>).relays[0], family), family)),
             ],
             forwarding: true,
             wstunnel: { kind: "upload", binarySha256: emptyFileSha256 },
         });
+        expect(hosts.relay.firewallRules).toContain("iptables -A WG-RELAY-INPUT -j DROP");
+        expect(hosts.relay.firewallRules).toContain("ip6tables -A WG-RELAY-EGRESS -j DROP");
         expect(hosts.rpi1).toEqual({
             role: "gateway",
             publicKey: rpi1Key,
@@ -470,7 +485,8 @@ describe("program: IPv6 inside the tunnel", () => {
             "rpi1-sysctl",
             "rpi1-wireguard-template",
         ]);
-        expect(before.has("relay-access6-rules")).toBe(false);
+        // The IPv6 file is there without IPv6 in the tunnel too (its chains drop what a peer sends over IPv6).
+        expect(before.get("relay-access6-rules")).not.toContain("fd12:3456:789a::3/128");
         const step = await inputsOf(command("relay-access6-rules"));
         expect(step.stdin).toContain("-A WG-RELAY-ACCESS -s fd12:3456:789a::3/128 -d fd00:1::/64 -m comment --comment wg-relay:laptop -j ACCEPT\n");
         expect(step.create).toContain("if ip6tables -w -n -L WG-RELAY-ACCESS >/dev/null 2>&1; then ip6tables-restore -w --noflush /etc/wg-relay/access6.rules; fi");
@@ -914,5 +930,22 @@ describe("program: several sites and relays", () => {
         expect(Object.keys(endpoints)).toEqual(["relay", "relay2"]);
         expect(endpoints.relay2.url).toBe("wss://198.51.100.20:443");
         expect(Object.keys(endpoints.relay2.certificateExpiry)).toEqual(["ca", "server"]);
+    });
+});
+
+describe("program: the relay's chain files and its public interface", () => {
+    it("writes the default route's interface into the chain files on the host when publicInterface is left out, and a configured one as it is", async () => {
+        const fullTunnel = (publicInterface?: string) => {
+            const config = validConfig();
+            config.relay = { ...config.relay!, ...(publicInterface === undefined ? {} : { publicInterface }) };
+            config.clients = [{ name: "laptop", tunnelAddress: "10.10.0.3", fullTunnel: true }];
+            return config;
+        };
+        const [create, , stdin] = JSON.parse((await scriptsOf(fullTunnel())).get("relay-access-rules")!) as string[];
+        expect(stdin).toContain("-o %default-route-dev -m comment --comment wg-relay:laptop -j MASQUERADE");
+        expect(create).toContain(rulesDefaultRouteInterfaceFilter);
+        const [configuredCreate, , configuredStdin] = JSON.parse((await scriptsOf(fullTunnel("ens3"))).get("relay-access-rules")!) as string[];
+        expect(configuredStdin).toContain("-o ens3 -m comment --comment wg-relay:laptop -j MASQUERADE");
+        expect(configuredCreate).not.toContain(rulesDefaultRouteInterfaceFilter);
     });
 });

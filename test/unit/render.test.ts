@@ -21,7 +21,8 @@ import {
     renderClientCertificatePem,
     wstunnelServerArgs,
 } from "../../components/render/wstunnel";
-import { accessChainHooks, loadAccessRulesScript, renderAccessRules } from "../../components/render/access";
+import { accessChainHooks, accessRuleCommands, loadAccessRulesScript, renderAccessRules } from "../../components/render/access";
+import { firewallRuleCheck } from "../../scripts/doctor";
 import { validConfig } from "./fixtures";
 import { expectGolden } from "./golden";
 
@@ -113,19 +114,24 @@ describe("wg-quick templates: every key named, never written", () => {
             { ...rpi1, role: "gateway" as const },
             { ...laptop, role: "client" as const, lanSubnets: [] },
         ];
-        const relayTemplate = renderWgQuickConf(relayWgQuickConf({ ...relay, internetEgress: true }, peers, new Set(["rpi1"])));
+        const relayTemplate = renderWgQuickConf(relayWgQuickConf(relay, peers, new Set(["rpi1"])));
         expect(readTemplate(relayTemplate)).toEqual({
             peers: [
                 { name: "rpi1", allowedIps: ["10.10.0.2/32", "192.168.1.0/24"] },
                 { name: "laptop", allowedIps: ["10.10.0.3/32"] },
             ],
             firewallRules: [
+                "iptables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
                 "iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+                "iptables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
+                "iptables -t nat -A POSTROUTING -j WG-RELAY-NAT -m comment --comment wg-relay",
+                "ip6tables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
+                "ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+                "ip6tables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
                 "iptables -t mangle -A FORWARD -i %i -o %default-route-dev -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu -m comment --comment wg-relay",
-                "iptables -A FORWARD -i %i -o %default-route-dev -j ACCEPT -m comment --comment wg-relay",
                 "iptables -A FORWARD -i %default-route-dev -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT -m comment --comment wg-relay",
-                "iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o %default-route-dev -j MASQUERADE -m comment --comment wg-relay",
                 "iptables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+                "ip6tables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
             ],
         });
         // A full-tunnel client's hook is an `ip rule`, not a firewall rule.
@@ -207,29 +213,30 @@ describe("client bundle confs: keys inline", () => {
 describe("firewall rules", () => {
     const comment = "-m comment --comment wg-relay";
 
-    it("lets the relay forward to the internet for full tunnels and drop direct UDP, each undone exactly", () => {
-        const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "eth0", wireguardPort: 51820, allowDirectUdp: false, udpPorts: [], internetEgress: true, ipv6: false }));
+    it("lets replies from the internet back to wg0 and drops direct UDP in both families, each undone exactly", () => {
+        const hooks = firewallHooks(relayFirewallRules({ publicInterface: "eth0", wireguardPort: 51820, allowDirectUdp: false, udpPorts: [] }));
         const clamp = "FORWARD -i %i -o eth0 -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu";
         expect(hooks).toEqual([
             { up: `iptables -t mangle -A ${clamp} ${comment}`, down: `iptables -t mangle -D ${clamp} ${comment}` },
-            { up: `iptables -A FORWARD -i %i -o eth0 -j ACCEPT ${comment}`, down: `iptables -D FORWARD -i %i -o eth0 -j ACCEPT ${comment}` },
             {
                 up: `iptables -A FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT ${comment}`,
                 down: `iptables -D FORWARD -i eth0 -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT ${comment}`,
             },
-            { up: `iptables -t nat -A POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE ${comment}`, down: `iptables -t nat -D POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE ${comment}` },
             { up: `iptables -I INPUT -i eth0 -p udp --dport 51820 -j DROP ${comment}`, down: `iptables -D INPUT -i eth0 -p udp --dport 51820 -j DROP ${comment}` },
+            { up: `ip6tables -I INPUT -i eth0 -p udp --dport 51820 -j DROP ${comment}`, down: `ip6tables -D INPUT -i eth0 -p udp --dport 51820 -j DROP ${comment}` },
         ]);
+        // No forwarding to the internet and no masquerading here: the egress and NAT chains grant them per client.
+        expect(hooks.some((hook) => hook.up.includes("MASQUERADE") || hook.up.includes("-o eth0 -j ACCEPT"))).toBe(false);
     });
 
-    it("leaves WireGuard's port open and adds no rule of its own without direct UDP or full tunnels (the access chain decides between peers)", () => {
-        const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "ens3", wireguardPort: 51820, allowDirectUdp: true, udpPorts: [], internetEgress: false, ipv6: false }));
-        expect(hooks).toEqual([]);
+    it("leaves WireGuard's port open with direct UDP (the relay's chains decide what peers send)", () => {
+        const hooks = firewallHooks(relayFirewallRules({ publicInterface: "ens3", wireguardPort: 51820, allowDirectUdp: true, udpPorts: [] }));
+        expect(hooks.map((hook) => hook.up).filter((rule) => rule.includes("51820"))).toEqual([]);
     });
 
     it("redirects each of relay.udpPorts to WireGuard's port on the public interface only, each undone exactly", () => {
-        const hooks = firewallHooks(relayFirewallRules({ tunnelSubnet: "10.10.0.0/24", publicInterface: "ens3", wireguardPort: 51820, allowDirectUdp: true, udpPorts: [53, 443], internetEgress: false, ipv6: true }));
-        expect(hooks).toEqual(
+        const hooks = firewallHooks(relayFirewallRules({ publicInterface: "ens3", wireguardPort: 51820, allowDirectUdp: true, udpPorts: [53, 443] }));
+        expect(hooks.filter((hook) => hook.up.includes("PREROUTING"))).toEqual(
             [53, 443].map((port) => ({
                 up: `iptables -t nat -A PREROUTING -i ens3 -p udp --dport ${port} -j REDIRECT --to-ports 51820 ${comment}`,
                 down: `iptables -t nat -D PREROUTING -i ens3 -p udp --dport ${port} -j REDIRECT --to-ports 51820 ${comment}`,
@@ -258,6 +265,9 @@ describe("firewall rules", () => {
     });
 });
 
+/** A chain's rules in a rules file, in order. */
+const chain = (rules: string, name: string) => rules.split("\n").filter((line) => line.startsWith(`-A ${name} `));
+
 describe("relay access rules", () => {
     const withAccess = parseStackConfig({
         ...validConfig(),
@@ -272,32 +282,97 @@ describe("relay access rules", () => {
         ],
     } as Record<string, unknown>);
 
-    it("renders a chain for iptables-restore: replies, each client's grants in order, then a drop", () => {
-        const rules = renderAccessRules(withAccess.relays[0].clientAccess, []);
+    it("renders the access chain for iptables-restore: replies, each client's grants in order, then a drop", () => {
+        const rules = renderAccessRules(withAccess.relays[0]);
         expectGolden("access.rules", rules);
-        expect(rules).toBe(
-            [
-                "# Managed by wg-relay: `pulumi up` rewrites this file and loads it with `iptables-restore --noflush`.",
-                "# Traffic between wg0's peers through the relay (FORWARD -i wg0 -o wg0 jumps to WG-RELAY-ACCESS):",
-                "# replies to allowed connections, what each client may open, and nothing else.",
-                "*filter",
-                ":WG-RELAY-ACCESS - [0:0]",
-                "-A WG-RELAY-ACCESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-                "# laptop (10.10.0.3) to 192.168.1.0/24",
-                "-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.1.0/24 -m comment --comment wg-relay:laptop -j ACCEPT",
-                "# phone (10.10.0.4) to 192.168.1.20, tcp ports 80, 8000-8080",
-                "-A WG-RELAY-ACCESS -s 10.10.0.4/32 -d 192.168.1.20/32 -p tcp -m multiport --dports 80,8000:8080 -m comment --comment wg-relay:phone -j ACCEPT",
-                "# phone (10.10.0.4) to rpi1 (gateway: 192.168.1.0/24), icmp",
-                "-A WG-RELAY-ACCESS -s 10.10.0.4/32 -d 192.168.1.0/24 -p icmp -m comment --comment wg-relay:phone -j ACCEPT",
-                "# phone (10.10.0.4) to laptop (client: 10.10.0.3/32)",
-                "-A WG-RELAY-ACCESS -s 10.10.0.4/32 -d 10.10.0.3/32 -m comment --comment wg-relay:phone -j ACCEPT",
-                "# tablet (10.10.0.5) may open nothing",
-                "# Anything else: gateways towards clients, clients towards what they were not given.",
-                "-A WG-RELAY-ACCESS -j DROP",
-                "COMMIT",
-                "",
-            ].join("\n"),
-        );
+        expect(chain(rules, "WG-RELAY-ACCESS")).toEqual([
+            "-A WG-RELAY-ACCESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.1.0/24 -m comment --comment wg-relay:laptop -j ACCEPT",
+            "-A WG-RELAY-ACCESS -s 10.10.0.4/32 -d 192.168.1.20/32 -p tcp -m multiport --dports 80,8000:8080 -m comment --comment wg-relay:phone -j ACCEPT",
+            "-A WG-RELAY-ACCESS -s 10.10.0.4/32 -d 192.168.1.0/24 -p icmp -m comment --comment wg-relay:phone -j ACCEPT",
+            "-A WG-RELAY-ACCESS -s 10.10.0.4/32 -d 10.10.0.3/32 -m comment --comment wg-relay:phone -j ACCEPT",
+            "-A WG-RELAY-ACCESS -j DROP",
+        ]);
+        expect(rules).toContain("# phone (10.10.0.4) to 192.168.1.20, tcp ports 80, 8000-8080\n");
+        expect(rules).toContain("# tablet (10.10.0.5) may open nothing\n");
+        expect(rules.split("\n").filter((line) => /^[*:]|^COMMIT/.test(line))).toEqual([
+            "*filter",
+            ":WG-RELAY-ACCESS - [0:0]",
+            ":WG-RELAY-INPUT - [0:0]",
+            ":WG-RELAY-EGRESS - [0:0]",
+            "COMMIT",
+            "*nat",
+            ":WG-RELAY-NAT - [0:0]",
+            "COMMIT",
+        ]);
+    });
+
+    it("opens nothing on the relay itself but replies, ICMP errors, failover pings and the gateways' heartbeat, unless a client's access names the relay", () => {
+        const rules = renderAccessRules(withAccess.relays[0]);
+        const program = [
+            "-A WG-RELAY-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-A WG-RELAY-INPUT -p icmp -m icmp --icmp-type destination-unreachable -j ACCEPT",
+            "-A WG-RELAY-INPUT -p icmp -m icmp --icmp-type time-exceeded -j ACCEPT",
+            "-A WG-RELAY-INPUT -s 10.10.0.0/24 -d 10.10.0.1/32 -p icmp -m icmp --icmp-type echo-request -j ACCEPT",
+            "-A WG-RELAY-INPUT -s 10.10.0.2/32 -d 10.10.0.1/32 -p udp -m udp --dport 9 -j ACCEPT",
+        ];
+        expect(chain(rules, "WG-RELAY-INPUT")).toEqual([...program, "-A WG-RELAY-INPUT -j DROP"]);
+        const granted = parseStackConfig({
+            ...validConfig(),
+            clients: [{ name: "laptop", tunnelAddress: "10.10.0.3", access: [{ to: "rpi1" }, { to: "relay", protocol: "tcp", ports: [22, 8080] }] }],
+        } as Record<string, unknown>).relays[0];
+        const grantedRules = renderAccessRules(granted);
+        expect(chain(grantedRules, "WG-RELAY-INPUT")).toEqual([
+            ...program,
+            "-A WG-RELAY-INPUT -s 10.10.0.3/32 -d 10.10.0.1/32 -p tcp -m multiport --dports 22,8080 -m comment --comment wg-relay:laptop -j ACCEPT",
+            "-A WG-RELAY-INPUT -j DROP",
+        ]);
+        expect(grantedRules).toContain("# laptop (10.10.0.3) to relay (relay: 10.10.0.1/32), tcp ports 22, 8080\n");
+        // A grant to the relay is no peer-to-peer flow.
+        expect(chain(grantedRules, "WG-RELAY-ACCESS").filter((rule) => rule.includes("10.10.0.1/32"))).toEqual([]);
+    });
+
+    it("lets only full-tunnel clients out to the internet, from their own address, never to link-local addresses, and masquerades only them", () => {
+        const split = renderAccessRules(withAccess.relays[0]);
+        expect(chain(split, "WG-RELAY-EGRESS")).toEqual([
+            "-A WG-RELAY-EGRESS -o wg0 -j RETURN",
+            "-A WG-RELAY-EGRESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-A WG-RELAY-EGRESS -j DROP",
+        ]);
+        expect(chain(split, "WG-RELAY-NAT")).toEqual([]);
+        const full = parseStackConfig({
+            ...validConfig(),
+            relay: { ...validConfig().relay, publicInterface: "ens3" },
+            clients: [
+                { name: "laptop", tunnelAddress: "10.10.0.3" },
+                { name: "phone", tunnelAddress: "10.10.0.4", fullTunnel: true },
+            ],
+        } as Record<string, unknown>).relays[0];
+        const rules = renderAccessRules(full);
+        expect(chain(rules, "WG-RELAY-EGRESS")).toEqual([
+            "-A WG-RELAY-EGRESS -o wg0 -j RETURN",
+            "-A WG-RELAY-EGRESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-A WG-RELAY-EGRESS -d 169.254.0.0/16 -j DROP",
+            "-A WG-RELAY-EGRESS -s 10.10.0.4/32 -o ens3 -m comment --comment wg-relay:phone -j ACCEPT",
+            "-A WG-RELAY-EGRESS -j DROP",
+        ]);
+        expect(chain(rules, "WG-RELAY-NAT")).toEqual(["-A WG-RELAY-NAT -s 10.10.0.4/32 -o ens3 -m comment --comment wg-relay:phone -j MASQUERADE"]);
+        // A full tunnel carries IPv4 only: the IPv6 file lets no one out, and has no NAT.
+        const six = renderAccessRules(full, "ipv6");
+        expect(chain(six, "WG-RELAY-EGRESS")).toEqual(["-A WG-RELAY-EGRESS -o wg0 -j RETURN", "-A WG-RELAY-EGRESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "-A WG-RELAY-EGRESS -j DROP"]);
+        expect(six).not.toContain("*nat");
+    });
+
+    it("lists a rules file's rules as the commands that add them, for the doctor", () => {
+        const commands = accessRuleCommands(renderAccessRules(withAccess.relays[0]), "ipv4");
+        expect(commands[0]).toBe("iptables -A WG-RELAY-ACCESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
+        expect(commands).toContain("iptables -A WG-RELAY-INPUT -j DROP");
+        expect(commands.filter((command) => command.startsWith("iptables -t nat "))).toEqual([]);
+        const full = parseStackConfig({ ...validConfig(), clients: [{ name: "phone", tunnelAddress: "10.10.0.4", fullTunnel: true }] } as Record<string, unknown>).relays[0];
+        expect(accessRuleCommands(renderAccessRules(full), "ipv4")).toContain("iptables -t nat -A WG-RELAY-NAT -s 10.10.0.4/32 -o %default-route-dev -m comment --comment wg-relay:phone -j MASQUERADE");
+        expect(accessRuleCommands(renderAccessRules(full, "ipv6"), "ipv6")).toContain("ip6tables -A WG-RELAY-INPUT -j DROP");
+        // Each in the form the doctor checks with `iptables -C`.
+        expect(commands.every((command) => firewallRuleCheck(command) !== undefined)).toBe(true);
     });
 
     it("gives a client every LAN in its routes by default, and one a gateway's name stands for only within them", () => {
@@ -309,7 +384,7 @@ describe("relay access rules", () => {
                 { name: "phone", tunnelAddress: "10.10.0.4", routes: ["192.168.2.0/24"], access: [{ to: "rpi1", protocol: "udp", ports: [53] }] },
             ],
         } as Record<string, unknown>);
-        const rules = renderAccessRules(twoLans.relays[0].clientAccess, []).split("\n").filter((line) => line.startsWith("-A WG-RELAY-ACCESS -s"));
+        const rules = renderAccessRules(twoLans.relays[0]).split("\n").filter((line) => line.startsWith("-A WG-RELAY-ACCESS -s"));
         expect(rules).toEqual([
             "-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.1.0/24 -m comment --comment wg-relay:laptop -j ACCEPT",
             "-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.2.0/24 -m comment --comment wg-relay:laptop -j ACCEPT",
@@ -317,20 +392,55 @@ describe("relay access rules", () => {
         ]);
     });
 
-    it("has wg0 load the chain and jump into it at the top of FORWARD, undone in reverse, with no rule of a client in the hooks", () => {
+    it("has wg0 load the chains and jump into them at the top of FORWARD and INPUT in both families, undone in reverse, with no rule of a client in the hooks", () => {
         expect(accessChainHooks("/etc/wg-relay/access.rules")).toEqual([
-            { up: "iptables-restore -w --noflush /etc/wg-relay/access.rules", down: "iptables -w -F WG-RELAY-ACCESS && iptables -w -X WG-RELAY-ACCESS" },
+            {
+                up: "iptables-restore -w --noflush /etc/wg-relay/access.rules",
+                down: [
+                    "iptables -w -F WG-RELAY-ACCESS && iptables -w -X WG-RELAY-ACCESS",
+                    "iptables -w -F WG-RELAY-INPUT && iptables -w -X WG-RELAY-INPUT",
+                    "iptables -w -F WG-RELAY-EGRESS && iptables -w -X WG-RELAY-EGRESS",
+                    "iptables -w -t nat -F WG-RELAY-NAT && iptables -w -t nat -X WG-RELAY-NAT",
+                ].join(" && "),
+            },
+            {
+                up: "iptables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
+                down: "iptables -D FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
+            },
             {
                 up: "iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
                 down: "iptables -D FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
             },
+            { up: "iptables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay", down: "iptables -D INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay" },
+            {
+                up: "iptables -t nat -A POSTROUTING -j WG-RELAY-NAT -m comment --comment wg-relay",
+                down: "iptables -t nat -D POSTROUTING -j WG-RELAY-NAT -m comment --comment wg-relay",
+            },
         ]);
         const template = renderWgQuickConf(relayWgQuickConf(withAccess.relays[0], [], new Set()));
-        expect(template.split("\n").filter((line) => line.includes("WG-RELAY-ACCESS") || line.includes("access.rules"))).toEqual([
+        const hookLines = template.split("\n").filter((line) => line.includes("WG-RELAY-") || line.includes(".rules"));
+        expect(hookLines.filter((line) => line.startsWith("PostUp = "))).toEqual([
             "PostUp = iptables-restore -w --noflush /etc/wg-relay/access.rules",
+            "PostUp = iptables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
             "PostUp = iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
-            "PostDown = iptables -D FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
-            "PostDown = iptables -w -F WG-RELAY-ACCESS && iptables -w -X WG-RELAY-ACCESS",
+            "PostUp = iptables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
+            "PostUp = iptables -t nat -A POSTROUTING -j WG-RELAY-NAT -m comment --comment wg-relay",
+            "PostUp = ip6tables-restore -w --noflush /etc/wg-relay/access6.rules",
+            "PostUp = ip6tables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
+            "PostUp = ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+            "PostUp = ip6tables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
+        ]);
+        // Undone in reverse: jumps before the chains they lead to.
+        expect(hookLines.filter((line) => line.startsWith("PostDown = ")).map((line) => line.split(" ").slice(2, 5).join(" "))).toEqual([
+            "ip6tables -D INPUT",
+            "ip6tables -D FORWARD",
+            "ip6tables -D FORWARD",
+            "ip6tables -w -F",
+            "iptables -t nat",
+            "iptables -D INPUT",
+            "iptables -D FORWARD",
+            "iptables -D FORWARD",
+            "iptables -w -F",
         ]);
     });
 
@@ -575,19 +685,18 @@ describe("several sites and relays", () => {
     });
 
     it("lets the first relay's access chain pass exactly the LAN pairs of sites that opted in, before the drop", () => {
-        const rules = renderAccessRules(sites.relays[0].clientAccess, sites.relays[0].siteLinks).split("\n");
-        expect(rules.slice(-8)).toEqual([
+        const rules = renderAccessRules(sites.relays[0]).split("\n");
+        const accessEnd = rules.indexOf("-A WG-RELAY-ACCESS -j DROP") + 1;
+        expect(rules.slice(accessEnd - 6, accessEnd)).toEqual([
             "# site to site: rpi1's 192.168.1.0/24 to rpi2's 192.168.2.0/24",
             "-A WG-RELAY-ACCESS -s 192.168.1.0/24 -d 192.168.2.0/24 -m comment --comment wg-relay:rpi1 -j ACCEPT",
             "# site to site: rpi2's 192.168.2.0/24 to rpi1's 192.168.1.0/24",
             "-A WG-RELAY-ACCESS -s 192.168.2.0/24 -d 192.168.1.0/24 -m comment --comment wg-relay:rpi2 -j ACCEPT",
             "# Anything else: gateways towards clients, clients towards what they were not given.",
             "-A WG-RELAY-ACCESS -j DROP",
-            "COMMIT",
-            "",
         ]);
         expect(rules).toContain("-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.2.0/24 -m comment --comment wg-relay:laptop -j ACCEPT");
-        const second = renderAccessRules(sites.relays[1].clientAccess, sites.relays[1].siteLinks);
+        const second = renderAccessRules(sites.relays[1]);
         expect(second).toContain("-A WG-RELAY-ACCESS -s 10.10.1.3/32 -d 192.168.1.0/24 -m comment --comment wg-relay:laptop -j ACCEPT");
         expect(second).not.toContain("site to site");
     });
@@ -650,50 +759,53 @@ describe("IPv6 inside the tunnel", () => {
         expect(template).toContain("AllowedIPs = 10.10.0.3/32, fd12:3456:789a::3/128\n");
         expect(template.split("\n").filter((line) => /^Post(Up|Down) = ip6tables/.test(line))).toEqual([
             "PostUp = ip6tables-restore -w --noflush /etc/wg-relay/access6.rules",
+            "PostUp = ip6tables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
             "PostUp = ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+            "PostUp = ip6tables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
             `PostUp = ip6tables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP ${comment}`,
             `PostDown = ip6tables -D INPUT -i %default-route-dev -p udp --dport 51820 -j DROP ${comment}`,
+            "PostDown = ip6tables -D INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
             "PostDown = ip6tables -D FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
-            "PostDown = ip6tables -w -F WG-RELAY-ACCESS && ip6tables -w -X WG-RELAY-ACCESS",
+            "PostDown = ip6tables -D FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
+            "PostDown = ip6tables -w -F WG-RELAY-ACCESS && ip6tables -w -X WG-RELAY-ACCESS && ip6tables -w -F WG-RELAY-INPUT && ip6tables -w -X WG-RELAY-INPUT && ip6tables -w -F WG-RELAY-EGRESS && ip6tables -w -X WG-RELAY-EGRESS",
         ]);
         // wg-apply and the doctor read the ip6tables rules as they read the iptables ones.
         expect(readTemplate(template).firewallRules.filter((rule) => rule.startsWith("ip6tables"))).toEqual([
+            "ip6tables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
             "ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+            "ip6tables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
             `ip6tables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP ${comment}`,
         ]);
     });
 
     it("splits each client's grants by family: the IPv6 file has the IPv6 half, with ICMPv6's errors and ipv6-icmp", () => {
-        expect(renderAccessRules(v6relay.clientAccess, [], "ipv6")).toBe(
-            [
-                "# Managed by wg-relay: `pulumi up` rewrites this file and loads it with `ip6tables-restore --noflush`.",
-                "# Traffic between wg0's peers through the relay (FORWARD -i wg0 -o wg0 jumps to WG-RELAY-ACCESS):",
-                "# replies to allowed connections, what each client may open, and nothing else.",
-                "*filter",
-                ":WG-RELAY-ACCESS - [0:0]",
-                "-A WG-RELAY-ACCESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-                "# ICMPv6 errors (RFC 4890), even when conntrack does not link them to a connection:",
-                "-A WG-RELAY-ACCESS -p ipv6-icmp -m icmp6 --icmpv6-type destination-unreachable -j ACCEPT",
-                "-A WG-RELAY-ACCESS -p ipv6-icmp -m icmp6 --icmpv6-type packet-too-big -j ACCEPT",
-                "-A WG-RELAY-ACCESS -p ipv6-icmp -m icmp6 --icmpv6-type time-exceeded -j ACCEPT",
-                "-A WG-RELAY-ACCESS -p ipv6-icmp -m icmp6 --icmpv6-type parameter-problem -j ACCEPT",
-                "# laptop (fd12:3456:789a::3) to fd00:1::/64",
-                "-A WG-RELAY-ACCESS -s fd12:3456:789a::3/128 -d fd00:1::/64 -m comment --comment wg-relay:laptop -j ACCEPT",
-                "# phone (fd12:3456:789a::4) to fd00:1::20, tcp port 80",
-                "-A WG-RELAY-ACCESS -s fd12:3456:789a::4/128 -d fd00:1::20/128 -p tcp -m multiport --dports 80 -m comment --comment wg-relay:phone -j ACCEPT",
-                "# phone (fd12:3456:789a::4) to rpi1 (gateway: fd00:1::/64), icmp",
-                "-A WG-RELAY-ACCESS -s fd12:3456:789a::4/128 -d fd00:1::/64 -p ipv6-icmp -m comment --comment wg-relay:phone -j ACCEPT",
-                "# phone (fd12:3456:789a::4) to laptop (client: fd12:3456:789a::3/128)",
-                "-A WG-RELAY-ACCESS -s fd12:3456:789a::4/128 -d fd12:3456:789a::3/128 -m comment --comment wg-relay:phone -j ACCEPT",
-                "# Anything else: gateways towards clients, clients towards what they were not given.",
-                "-A WG-RELAY-ACCESS -j DROP",
-                "COMMIT",
-                "",
-            ].join("\n"),
-        );
+        const six = renderAccessRules(v6relay, "ipv6");
+        expect(six.split("\n")[0]).toBe("# Managed by wg-relay: `pulumi up` rewrites this file and loads it with `ip6tables-restore --noflush`.");
+        expect(chain(six, "WG-RELAY-ACCESS")).toEqual([
+            "-A WG-RELAY-ACCESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-A WG-RELAY-ACCESS -p ipv6-icmp -m icmp6 --icmpv6-type destination-unreachable -j ACCEPT",
+            "-A WG-RELAY-ACCESS -p ipv6-icmp -m icmp6 --icmpv6-type packet-too-big -j ACCEPT",
+            "-A WG-RELAY-ACCESS -p ipv6-icmp -m icmp6 --icmpv6-type time-exceeded -j ACCEPT",
+            "-A WG-RELAY-ACCESS -p ipv6-icmp -m icmp6 --icmpv6-type parameter-problem -j ACCEPT",
+            "-A WG-RELAY-ACCESS -s fd12:3456:789a::3/128 -d fd00:1::/64 -m comment --comment wg-relay:laptop -j ACCEPT",
+            "-A WG-RELAY-ACCESS -s fd12:3456:789a::4/128 -d fd00:1::20/128 -p tcp -m multiport --dports 80 -m comment --comment wg-relay:phone -j ACCEPT",
+            "-A WG-RELAY-ACCESS -s fd12:3456:789a::4/128 -d fd00:1::/64 -p ipv6-icmp -m comment --comment wg-relay:phone -j ACCEPT",
+            "-A WG-RELAY-ACCESS -s fd12:3456:789a::4/128 -d fd12:3456:789a::3/128 -m comment --comment wg-relay:phone -j ACCEPT",
+            "-A WG-RELAY-ACCESS -j DROP",
+        ]);
+        expect(six).toContain("# phone (fd12:3456:789a::4) to rpi1 (gateway: fd00:1::/64), icmp\n");
+        // The relay itself: ICMPv6 errors only (failover and heartbeat use IPv4).
+        expect(chain(six, "WG-RELAY-INPUT")).toEqual([
+            "-A WG-RELAY-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-A WG-RELAY-INPUT -p ipv6-icmp -m icmp6 --icmpv6-type destination-unreachable -j ACCEPT",
+            "-A WG-RELAY-INPUT -p ipv6-icmp -m icmp6 --icmpv6-type packet-too-big -j ACCEPT",
+            "-A WG-RELAY-INPUT -p ipv6-icmp -m icmp6 --icmpv6-type time-exceeded -j ACCEPT",
+            "-A WG-RELAY-INPUT -p ipv6-icmp -m icmp6 --icmpv6-type parameter-problem -j ACCEPT",
+            "-A WG-RELAY-INPUT -j DROP",
+        ]);
         // The IPv4 file: the same grants' IPv4 half; the tablet, limited to an IPv4 host, opens nothing over IPv6.
         expect(
-            renderAccessRules(v6relay.clientAccess, [])
+            renderAccessRules(v6relay)
                 .split("\n")
                 .filter((line) => line.startsWith("-A WG-RELAY-ACCESS -s")),
         ).toEqual([

@@ -9,3 +9,18 @@ export function validConfig(): StackConfigInput {
         clients: [{ name: "laptop", tunnelAddress: "10.10.0.3" }],
     };
 }
+
+/** The firewall rules of validConfig's relay template, as wg-apply and the doctor read them (both families, default-route interface). */
+export const relayTemplateFirewallRules = [
+    "iptables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
+    "iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+    "iptables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
+    "iptables -t nat -A POSTROUTING -j WG-RELAY-NAT -m comment --comment wg-relay",
+    "ip6tables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
+    "ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
+    "ip6tables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
+    "iptables -t mangle -A FORWARD -i %i -o %default-route-dev -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu -m comment --comment wg-relay",
+    "iptables -A FORWARD -i %default-route-dev -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT -m comment --comment wg-relay",
+    "iptables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+    "ip6tables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+];

@@ -7,7 +7,7 @@ import { parseStackConfig, StackConfigInput } from "../../components/config";
 import { accessRuleCommands, renderAccessRules } from "../../components/render/access";
 import { rulesDefaultRouteInterfaceFilter } from "../../components/render/interfaces";
 import { wireguardKeyFromSecret, wireguardPublicKey } from "../../components/keys";
-import { validConfig } from "./fixtures";
+import { relayTemplateFirewallRules, validConfig } from "./fixtures";
 
 interface Recorded {
     name: string;
@@ -355,17 +355,7 @@ describe("program under mocks", () => {
                 { name: "workstation", publicKey: wireguardPublicKey(await clientKey("workstation")), allowedIps: ["10.10.0.4/32"], alwaysOn: false },
             ],
             firewallRules: [
-                "iptables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
-                "iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
-                "iptables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
-                "iptables -t nat -A POSTROUTING -j WG-RELAY-NAT -m comment --comment wg-relay",
-                "ip6tables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
-                "ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
-                "ip6tables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
-                "iptables -t mangle -A FORWARD -i %i -o %default-route-dev -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu -m comment --comment wg-relay",
-                "iptables -A FORWARD -i %default-route-dev -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT -m comment --comment wg-relay",
-                "iptables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
-                "ip6tables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+                ...relayTemplateFirewallRules,
                 // Then every rule of the relay's own chains, both families, as the files the relay loads hold them.
                 ...(["ipv4", "ipv6"] as const).flatMap((family) => accessRuleCommands(renderAccessRules(parseStackConfig(config as Record<string, unknown>).relays[0], family), family)),
             ],

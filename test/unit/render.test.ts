@@ -23,7 +23,7 @@ import {
 } from "../../components/render/wstunnel";
 import { accessChainHooks, accessRuleCommands, loadAccessRulesScript, renderAccessRules } from "../../components/render/access";
 import { firewallRuleCheck } from "../../scripts/doctor";
-import { validConfig } from "./fixtures";
+import { relayTemplateFirewallRules, validConfig } from "./fixtures";
 import { expectGolden } from "./golden";
 
 const network = parseStackConfig({ ...validConfig(), wstunnel: { source: "local", localBinary: "/dev/null" } } as Record<string, unknown>);
@@ -121,17 +121,7 @@ describe("wg-quick templates: every key named, never written", () => {
                 { name: "laptop", allowedIps: ["10.10.0.3/32"] },
             ],
             firewallRules: [
-                "iptables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
-                "iptables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
-                "iptables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
-                "iptables -t nat -A POSTROUTING -j WG-RELAY-NAT -m comment --comment wg-relay",
-                "ip6tables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
-                "ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
-                "ip6tables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",
-                "iptables -t mangle -A FORWARD -i %i -o %default-route-dev -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu -m comment --comment wg-relay",
-                "iptables -A FORWARD -i %default-route-dev -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT -m comment --comment wg-relay",
-                "iptables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
-                "ip6tables -I INPUT -i %default-route-dev -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+                ...relayTemplateFirewallRules,
             ],
         });
         // A full-tunnel client's hook is an `ip rule`, not a firewall rule.

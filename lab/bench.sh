@@ -8,7 +8,8 @@
 #     baseline is a second WireGuard pair (wgbench) this script sets up on rpi1 and the relay with throwaway keys
 #     made on the hosts, its own /30, the same MTU as wg0 and a UDP port of its own on the relay (the program's
 #     firewall drops UDP to the WireGuard port only); rpi1 dials the relay's public address through the CG-NAT.
-#     It is removed again on exit, also on failure;
+#     It is removed again on exit, also on failure. The same again with the sender's MSS at 1460, as a LAN host
+#     sends on a 1500-byte LAN: what a client <-> LAN host flow carries whatever the tunnel's MTU;
 #   - end to end: RTT and HTTP throughput from the laptop to the LAN host through wss:443, next to the same from
 #     the Pi on the LAN itself (the baseline without the tunnel).
 # Traffic tools (ping, curl, bash's /dev/tcp, a python3 TCP sink) run in the hosts' network namespaces
@@ -62,6 +63,8 @@ BENCH_RELAY_ADDR=10.99.0.1
 BENCH_PI_ADDR=10.99.0.2
 BENCH_PREFIX=30
 SINK_PORT=5201
+# A 1500-byte LAN's TCP segments.
+LAN_MSS=1460
 
 lab() { bash "$HERE/lab.sh" "$@"; }
 
@@ -200,16 +203,29 @@ while True:
 print("%.1f" % (n / (time.monotonic() - t0) / 1e6), flush=True)
 EOF
 
-tcp_throughput() { # sender-ns receiver-ns receiver-address -> MB/s (one run)
+# The sender: BYTES of zeros to HOST:PORT; with MSS (not 0), its segments carry at most MSS bytes, as a LAN host's do
+# (MSS 1460 on a 1500-byte LAN) whatever the tunnel's MTU.
+cat >"$tmp/source.py" <<'EOF'
+import socket, sys
+host, port, size, mss = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+s = socket.socket()
+if mss:
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
+s.connect((host, port))
+chunk = bytes(1 << 20)
+while size > 0:
+    size -= s.send(chunk[:min(size, len(chunk))])
+s.close()
+EOF
+
+tcp_throughput() { # sender-ns receiver-ns receiver-address [mss] -> MB/s (one run)
     : >"$tmp/sink.out"
     ip netns exec "$LAB_NAME-$2" python3 "$tmp/sink.py" "$3" "$SINK_PORT" >"$tmp/sink.out" &
     local sink_pid=$!
     echo "$sink_pid" >"$tmp/sink.pid"
     for _ in $(seq 50); do grep -q ready "$tmp/sink.out" && break; sleep 0.1; done
     grep -q ready "$tmp/sink.out" || { echo "bench: the TCP sink in $LAB_NAME-$2 did not start" >&2; return 1; }
-    # shellcheck disable=SC2016  # expanded by the inner bash
-    ip netns exec "$LAB_NAME-$1" timeout 120 bash -c 'exec 3>"/dev/tcp/$0/$1" && head -c "$2" /dev/zero >&3' \
-        "$3" "$SINK_PORT" "$((HOP_MB * 1000000))"
+    ip netns exec "$LAB_NAME-$1" timeout 120 python3 "$tmp/source.py" "$3" "$SINK_PORT" "$((HOP_MB * 1000000))" "${4:-0}"
     wait "$sink_pid"
     rm -f "$tmp/sink.pid"
     sed -n 2p "$tmp/sink.out"
@@ -300,6 +316,19 @@ figure "hop rpi1 -> relay TCP ${HOP_MB} MB WireGuard through wstunnel (median of
 figure "hop UDP receive-buffer drops, direct runs" "$direct_drops" datagrams
 figure "hop UDP receive-buffer drops, wstunnel runs" "$tunnel_drops" datagrams
 printf 'hop throughput ratio wstunnel/direct: %s\n' "$(awk -v a="$tunnel" -v b="$direct" 'BEGIN { printf "%.2f", a / b }')"
+# The same hop with the segments of a LAN host's flow: a client <-> LAN host flow carries 1500-byte packets whatever
+# the tunnel's MTU, so each pays wstunnel's per-packet cost.
+snap=$(udp_rcvbuf_snapshot)
+direct=$(median_of_runs tcp_throughput rpi1 relay "$BENCH_RELAY_ADDR" "$LAN_MSS")
+direct_drops=$(drops_since "$snap")
+snap=$(udp_rcvbuf_snapshot)
+tunnel=$(median_of_runs tcp_throughput rpi1 relay "$RELAY_TUNNEL" "$LAN_MSS")
+tunnel_drops=$(drops_since "$snap")
+figure "hop rpi1 -> relay TCP ${HOP_MB} MB at MSS $LAN_MSS WireGuard direct UDP (median of $RUNS)" "$direct" MB/s
+figure "hop rpi1 -> relay TCP ${HOP_MB} MB at MSS $LAN_MSS WireGuard through wstunnel (median of $RUNS)" "$tunnel" MB/s
+figure "hop UDP receive-buffer drops at MSS $LAN_MSS, direct runs" "$direct_drops" datagrams
+figure "hop UDP receive-buffer drops at MSS $LAN_MSS, wstunnel runs" "$tunnel_drops" datagrams
+printf 'hop throughput ratio wstunnel/direct at MSS %s: %s\n' "$LAN_MSS" "$(awk -v a="$tunnel" -v b="$direct" 'BEGIN { printf "%.2f", a / b }')"
 bench_if_down relay
 bench_if_down rpi1
 

@@ -181,6 +181,7 @@ const wstunnelSchema = z
                 amd64: sha256.optional().describe("SHA-256 of wstunnel_<version>_linux_amd64.tar.gz"),
                 arm64: sha256.optional().describe("SHA-256 of wstunnel_<version>_linux_arm64.tar.gz"),
                 armv7: sha256.optional().describe("SHA-256 of wstunnel_<version>_linux_armv7.tar.gz"),
+                armv6: sha256.optional().describe("SHA-256 of wstunnel_<version>_linux_armv6.tar.gz (a Pi Zero or Pi 1)"),
             })
             .default({})
             .describe("release archive checksums from the release's checksums.txt; verified on the host before installing"),
@@ -336,6 +337,17 @@ export type Network = z.output<typeof stackConfigSchema>;
 export type TunnelNetwork = Network["tunnel"];
 export type RelaySettings = Network["relays"][number];
 export type WstunnelSettings = Network["wstunnel"];
+/** The Linux architectures of wstunnel's release archives, in the order wstunnel-install takes their checksums. */
+export const wstunnelArchitectures = ["amd64", "arm64", "armv7", "armv6"] as const;
+export type WstunnelArchitecture = (typeof wstunnelArchitectures)[number];
+/** A host's `uname -m` as the release archives name its architecture. */
+export function wstunnelArchitectureOf(machine: string): WstunnelArchitecture | undefined {
+    if (machine === "x86_64") return "amd64";
+    if (machine === "aarch64" || machine === "arm64") return "arm64";
+    if (machine.startsWith("armv7")) return "armv7";
+    if (machine.startsWith("armv6")) return "armv6";
+    return undefined;
+}
 export type WstunnelBinarySource = WstunnelSettings["binary"];
 export type GatewaySettings = Network["gateways"][number];
 export type ClientSettings = Network["clients"][number];
@@ -827,7 +839,7 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
     if ((source === "release" || source === "mirror") && Object.keys(looseObject(wstunnel.sha256)).length === 0) {
         problem(
             ["wstunnel", "sha256"],
-            `source '${source}' needs the SHA-256 of wstunnel ${looseString(wstunnel.version) ?? "release"}'s archive for each host architecture (amd64, arm64, armv7), from the release's checksums.txt`,
+            `source '${source}' needs the SHA-256 of wstunnel ${looseString(wstunnel.version) ?? "release"}'s archive for each host architecture (${wstunnelArchitectures.join(", ")}), from the release's checksums.txt`,
         );
     }
 }

@@ -1,7 +1,7 @@
 // What each host should have, as the stack declares it: the `declaredHosts` stack output, which `npm run doctor`
 // compares with what it finds on the hosts. No secret in it: public keys, AllowedIPs, units, rules, checksums.
 import * as pulumi from "@pulumi/pulumi";
-import { WstunnelSettings } from "./config";
+import { WstunnelArchitecture, WstunnelSettings } from "./config";
 import { readTemplate } from "./render/wireguard";
 import { failoverUnit, heartbeatUnit, wgQuickUnit, wstunnelClientFiles, wstunnelServerUnit } from "./render/paths";
 import { fileSha256 } from "./wstunnelService";
@@ -19,7 +19,7 @@ export interface DeclaredPeer {
 /** The wstunnel binary: an uploaded one by its own digest, or a release by its archive's digest per architecture. */
 export type DeclaredWstunnel =
     | { kind: "upload"; binarySha256: string }
-    | { kind: "download"; version: string; archiveSha256: Partial<Record<"amd64" | "arm64" | "armv7", string>> };
+    | { kind: "download"; version: string; archiveSha256: Partial<Record<WstunnelArchitecture, string>> };
 
 export interface DeclaredHost {
     role: HostRole;

@@ -6,7 +6,8 @@ import * as command from "@pulumi/command";
 import { posix } from "node:path";
 import { SshSettings } from "./config";
 import { InterfaceSetting, interfaceCheckScript } from "./render/interfaces";
-import { ownedDirs, systemdUnitPath } from "./render/paths";
+import { ownedDirs, systemdUnitPath, unitStaysUpScriptPath } from "./render/paths";
+import { hostScript } from "./render/scripts";
 import { shellQuote } from "./shell";
 
 /** Debian packages every wg-relay host needs (curl and CA certificates fetch a wstunnel release). */
@@ -167,6 +168,8 @@ export function repairLine(repair: number): string | undefined {
 
 /** One machine reached over SSH; steps are children of `parent` and named after `name`. */
 export class Host {
+    private unitStaysUpStep?: command.remote.Command;
+
     constructor(
         readonly name: string,
         readonly connection: Connection,
@@ -223,7 +226,19 @@ export class Host {
         });
     }
 
-    /** A systemd service unit file: started and enabled, restarted when the file changes, stopped and removed on destroy. */
+    /**
+     * The step that installs unit-stays-up, which every start and restart of a unit runs (`systemd`'s commands): a
+     * step that starts or restarts one must depend on it. One per host.
+     */
+    unitStaysUpScript(): command.remote.Command {
+        this.unitStaysUpStep ??= this.writeFile("unit-stays-up-script", { path: unitStaysUpScriptPath, content: hostScript("unit-stays-up"), mode: "0755" });
+        return this.unitStaysUpStep;
+    }
+
+    /**
+     * A systemd service unit file: started and enabled, restarted when the file changes, stopped and removed on
+     * destroy; the step fails when the service does not stay up.
+     */
     installServiceUnit(step: string, options: StepOptions & { unit: string; content: pulumi.Input<string> }): command.remote.Command {
         return this.writeFile(step, {
             path: systemdUnitPath(options.unit),
@@ -233,7 +248,7 @@ export class Host {
             ensure: systemd.enableStart(options.unit),
             beforeRemove: systemd.disableStop(options.unit),
             afterRemove: systemd.daemonReload,
-            dependsOn: options.dependsOn,
+            dependsOn: [...(options.dependsOn ?? []), this.unitStaysUpScript()],
         });
     }
 
@@ -257,13 +272,16 @@ export class Host {
     }
 }
 
-/** Commands for a systemd unit file's lifecycle. */
+/**
+ * Commands for a systemd unit file's lifecycle. A start or restart is followed by unit-stays-up: wg-relay's units are
+ * Type=simple, so systemctl reports success even for a service that exits at once and restarts every second.
+ */
 export const systemd = {
-    /** After a unit file changed: reload it and restart the service. */
+    /** After a unit file changed: reload it and restart the service (enableStart, which follows, checks it). */
     reloadRestart: (unit: string) => `systemctl daemon-reload\nsystemctl restart ${unit}`,
-    /** Whatever happened: the unit is enabled and running (a no-op when it already is). */
-    enableStart: (unit: string) => `systemctl enable --quiet --now ${unit}`,
-    restartIfActive: (unit: string) => `if systemctl is-active --quiet ${unit}; then systemctl restart ${unit}; fi`,
+    /** Whatever happened: the unit is enabled, running, and stays up. */
+    enableStart: (unit: string) => `systemctl enable --quiet --now ${unit}\n${unitStaysUpScriptPath} ${unit}`,
+    restartIfActive: (unit: string) => `if systemctl is-active --quiet ${unit}; then\n    systemctl restart ${unit}\n    ${unitStaysUpScriptPath} ${unit}\nfi`,
     disableStop: (unit: string) => `systemctl disable --now ${unit} 2>/dev/null || true`,
     daemonReload: "systemctl daemon-reload",
 };

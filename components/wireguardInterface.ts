@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host, removeFilesScript, systemd } from "./host";
 import { shellQuote } from "./shell";
-import { hostScript, sysctlApplyCommand, wgApplyCommand } from "./render/scripts";
+import { hostScript, sysctlApplyCommand, sysctlRestoreCommand, wgApplyCommand } from "./render/scripts";
 import { congestionControlKey, ForwardingSysctlSettings, renderForwardingSysctl } from "./render/sysctl";
 import { renderPublicKeys } from "./render/wireguard";
 import { defaultRouteInterface, sysctlDefaultRouteInterfaceFilter } from "./render/interfaces";
@@ -93,7 +93,8 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
                       sysctlApplyCommand,
                       `if [ "$(sysctl -n ${congestionControlKey} 2>/dev/null || true)" != "$congestion_control" ]; then systemctl try-restart ${shellQuote(wstunnelUnitPattern)}; fi`,
                   ].join("\n"),
-                  afterRemove: removeFilesScript([sysctlNotSetPath]),
+                  // With the file gone, the host's own values back: forwarding off again where it was off.
+                  afterRemove: [sysctlRestoreCommand, removeFilesScript([sysctlNotSetPath])].join("\n"),
                   dependsOn: [...args.dependsOn, sysctlApplyScript],
               }),
           ]

@@ -115,11 +115,13 @@ export interface WstunnelServerArgs {
 export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { unit: command.remote.Command; restrictions: command.remote.Command } {
     const certificate = args.certificate;
     const clientCaPem = args.clientCaPem;
+    // Restarts of the unit check that it stays up.
+    const dependsOn = [...args.dependsOn, host.unitStaysUpScript()];
     // The group that lets the unprivileged server read its restrictions file in place (and so reload it live).
     const group = host.run("wstunnel-group", {
         script: `getent group ${wstunnelRestrictionsGroup} >/dev/null || groupadd --system ${wstunnelRestrictionsGroup}`,
         deleteScript: `groupdel ${wstunnelRestrictionsGroup} 2>/dev/null || true`,
-        dependsOn: args.dependsOn,
+        dependsOn,
     });
     const peers = pulumi.all(args.peers.map((peer) => pulumi.output(peer.pathPrefix).apply((pathPrefix) => ({ name: peer.name, pathPrefix }))));
     const { unit, secretFile } = deployWstunnelService(host, {
@@ -143,21 +145,21 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { un
                           content: certificate.certPem,
                           mode: "0644",
                           onChange: restart,
-                          dependsOn: args.dependsOn,
+                          dependsOn,
                       }),
                       host.writeSecretFile("tls-private-key", {
                           path: args.settings.privateKeyFile,
                           content: certificate.keyPem,
                           onChange: restart,
-                          dependsOn: args.dependsOn,
+                          dependsOn,
                       }),
                   ]
                 : []),
             ...(clientCaPem
-                ? [host.writeFile("tls-client-ca", { path: clientCaPath, content: clientCaPem, mode: "0644", onChange: restart, dependsOn: args.dependsOn })]
+                ? [host.writeFile("tls-client-ca", { path: clientCaPath, content: clientCaPem, mode: "0644", onChange: restart, dependsOn: dependsOn })]
                 : []),
         ],
-        dependsOn: args.dependsOn,
+        dependsOn,
     });
     return { unit, restrictions: secretFile };
 }
@@ -204,6 +206,8 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
     const caCertPem = args.caCertPem;
     const clientCertificate = args.clientCertificate;
     const certificateFile = args.settings.clientCertificateFile;
+    // Restarts of the units check that they stay up.
+    const dependsOn = [...args.dependsOn, host.unitStaysUpScript()];
     const restartOthers = (args.otherClientUnits ?? []).map(systemd.restartIfActive);
     return deployWstunnelService(host, {
         role: `client${args.files.stepSuffix}`,
@@ -225,7 +229,7 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
                           mode: "0644",
                           onChange: ["update-ca-certificates >/dev/null", restart, ...restartOthers].join("\n"),
                           afterRemove: "update-ca-certificates --fresh >/dev/null",
-                          dependsOn: args.dependsOn,
+                          dependsOn,
                       }),
                   ]
                 : []),
@@ -237,11 +241,11 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
                           path: certificateFile,
                           content: pulumi.all([clientCertificate.certPem, clientCertificate.keyPem]).apply(([certPem, keyPem]) => renderClientCertificatePem(certPem, keyPem)),
                           onChange: [restart, ...restartOthers].join("\n"),
-                          dependsOn: [...args.dependsOn, args.relayCredentials],
+                          dependsOn: [...dependsOn, args.relayCredentials],
                       }),
                   ]
                 : []),
         ],
-        dependsOn: args.dependsOn,
+        dependsOn,
     }).unit;
 }

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tls from "node:tls";
 import { parseArgs } from "node:util";
-import { ConfigError, Network, parseStackConfig, SshSettings, sshPrivateKeyKey, stackConfigValues } from "../components/config";
+import { ConfigError, Network, parseStackConfig, SshSettings, sshPrivateKeyKey, stackConfigValues, wstunnelArchitectureOf } from "../components/config";
 import type { DeclaredHost, HostRole } from "../components/declaredHosts";
 import { isIpv4 } from "../components/net";
 import { defaultRouteInterface, defaultRouteInterfaceCommand, hostInterfacesCommand } from "../components/render/interfaces";
@@ -292,8 +292,6 @@ function checkForwarding(declared: DeclaredHost, observed: Observed): Finding[] 
     ];
 }
 
-const architectures: Record<string, "amd64" | "arm64" | "armv7"> = { x86_64: "amd64", aarch64: "arm64", arm64: "arm64" };
-
 function checkWstunnel(declared: DeclaredHost, observed: Observed): Finding[] {
     const want = declared.wstunnel;
     if (want === undefined) {
@@ -310,7 +308,7 @@ function checkWstunnel(declared: DeclaredHost, observed: Observed): Finding[] {
                 : fail("wstunnel binary", `sha256 ${found.binarySha256}, declared ${want.binarySha256}`),
         ];
     }
-    const arch = found.machine.startsWith("armv7") ? "armv7" : architectures[found.machine];
+    const arch = wstunnelArchitectureOf(found.machine);
     const archive = arch === undefined ? undefined : want.archiveSha256[arch];
     if (archive === undefined) {
         return [fail("wstunnel binary", `no checksum declared for this host's architecture (${found.machine})`)];

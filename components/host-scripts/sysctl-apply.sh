@@ -1,8 +1,9 @@
 #!/bin/bash
-# sysctl-apply: applies wg-relay's sysctl file one setting at a time. Installed by wg-relay as it is; the sysctl step
-# runs it after writing the file.
+# sysctl-apply: applies wg-relay's sysctl file one setting at a time, and puts back what it changed. Installed by
+# wg-relay as it is; the sysctl step runs it after writing the file, and with --restore when it is destroyed.
 #
-#   sysctl-apply FILE NOT_SET
+#   sysctl-apply FILE NOT_SET BEFORE
+#   sysctl-apply --restore BEFORE
 #
 # `sysctl -p FILE` (procps 4.0.2, Debian 12) skips a '-' line only when the key cannot be opened: a write the kernel
 # refuses (bbr on a kernel without tcp_bbr, a container's read-only key) makes it exit 1, and it never says which
@@ -11,18 +12,45 @@
 #     the doctor reads), and the run goes on;
 #   - "KEY = VALUE" must be set (forwarding): each one that is not is named on stderr, and the exit status is 1.
 # NOT_SET is removed when everything was set.
+# The value a setting had before this script first changed it goes into BEFORE ("KEY = VALUE" lines), once: a later
+# run that changes it again keeps the host's own. --restore writes those values back (the file in /etc/sysctl.d is
+# gone by then, so a reboot keeps them too) and removes BEFORE; one the kernel refuses is named on stderr, and the
+# rest are still restored.
 set -uo pipefail
-
-if [ $# -ne 2 ]; then
-    echo "usage: sysctl-apply FILE NOT_SET" >&2
-    exit 2
-fi
-file=$1 not_set_file=$2
 
 trim() { # TEXT
     local text=$1
     text=${text#"${text%%[![:space:]]*}"}
     printf '%s' "${text%"${text##*[![:space:]]}"}"
+}
+
+if [ $# -eq 2 ] && [ "$1" = --restore ]; then
+    before_file=$2
+    [ -e "$before_file" ] || exit 0
+    while IFS= read -r line || [ -n "$line" ]; do
+        key=$(trim "${line%%=*}")
+        value=$(trim "${line#*=}")
+        if error=$(sysctl -q -w "$key=$value" 2>&1); then
+            echo "sysctl-apply: restored $key = $value"
+        else
+            echo "sysctl-apply: could not restore $key = $value: ${error:-no reason given}" >&2
+        fi
+    done <"$before_file"
+    rm -f "$before_file"
+    exit 0
+fi
+if [ $# -ne 3 ]; then
+    echo "usage: sysctl-apply FILE NOT_SET BEFORE | --restore BEFORE" >&2
+    exit 2
+fi
+file=$1 not_set_file=$2 before_file=$3
+
+remember() { # KEY VALUE: the host's own value, unless an earlier run recorded it
+    if [ -e "$before_file" ] && awk -v key="$1" '$1 == key { found = 1 } END { exit !found }' "$before_file"; then
+        return
+    fi
+    mkdir -p "$(dirname "$before_file")"
+    printf '%s = %s\n' "$1" "$2" >>"$before_file"
 }
 
 not_set=""
@@ -46,6 +74,7 @@ while IFS= read -r line || [ -n "$line" ]; do
     elif ! error=$(sysctl -q -w "$key=$value" 2>&1); then
         why="the kernel refused it: ${error:-no reason given}"
     else
+        remember "$key" "$(tr -s ' \t' ' ' <<<"$current")"
         continue
     fi
     if [ "$optional" = 1 ]; then

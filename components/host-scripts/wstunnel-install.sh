@@ -2,7 +2,7 @@
 # wstunnel-install: puts the wanted wstunnel binary in place, verified by SHA-256, and restarts UNITS (a unit, or
 # several separated by commas: a wstunnel client per relay; each if it runs) only when it installed a new one. The old binary stays unless the new one verifies. Installed by wg-relay as it is.
 #
-#   wstunnel-install UNITS TARGET MARKER download VERSION BASE_URL AMD64_SHA256 ARM64_SHA256 ARMV7_SHA256
+#   wstunnel-install UNITS TARGET MARKER download VERSION BASE_URL AMD64_SHA256 ARM64_SHA256 ARMV7_SHA256 ARMV6_SHA256
 #   wstunnel-install UNITS TARGET MARKER upload FILE SHA256
 #
 # download: fetches BASE_URL/vVERSION/wstunnel_VERSION_linux_ARCH.tar.gz (GitHub's release layout) for this host's
@@ -12,7 +12,7 @@
 set -euo pipefail
 
 if [ $# -lt 4 ]; then
-    echo "usage: wstunnel-install UNITS TARGET MARKER download VERSION BASE_URL AMD64 ARM64 ARMV7 | upload FILE SHA256" >&2
+    echo "usage: wstunnel-install UNITS TARGET MARKER download VERSION BASE_URL AMD64 ARM64 ARMV7 ARMV6 | upload FILE SHA256" >&2
     exit 2
 fi
 units=$1 target=$2 marker=$3 mode=$4
@@ -55,6 +55,7 @@ download)
         x86_64) arch=amd64 want=$3 ;;
         aarch64 | arm64) arch=arm64 want=$4 ;;
         armv7*) arch=armv7 want=$5 ;;
+        armv6*) arch=armv6 want=$6 ;;
         *)
             echo "wstunnel-install: unsupported architecture $(uname -m)" >&2
             exit 1

@@ -30,8 +30,11 @@ export const accessRulesPath = `${configDir}/access.rules`;
 export const access6RulesPath = `${configDir}/access6.rules`;
 export const sysctlPath = "/etc/sysctl.d/90-wg-relay.conf";
 export const sysctlApplyScriptPath = `${libDir}/sysctl-apply`;
+export const unitStaysUpScriptPath = `${libDir}/unit-stays-up`;
 /** The optional settings of the sysctl file that the host could not take, one "KEY = VALUE: why" line each. */
 export const sysctlNotSetPath = `${stateDir}/sysctl-not-set`;
+/** The value each setting had before wg-relay changed it, put back when the sysctl step is destroyed. */
+export const sysctlBeforePath = `${stateDir}/sysctl-before`;
 /** Folders wg-relay creates, with everything under them: removing the last file in one removes the folder too. */
 export const ownedDirs = [configDir, stateDir, libDir, relayPresharedKeyDir];
 

@@ -2,11 +2,13 @@
 // as they are; the program passes their values as arguments. Here: their text, and the command lines that run them.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { WstunnelArchitecture, wstunnelArchitectures } from "../config";
 import { shellQuote } from "../shell";
 import {
     appliedConfPath,
     publicKeysPath,
     sysctlApplyScriptPath,
+    sysctlBeforePath,
     sysctlNotSetPath,
     sysctlPath,
     wgApplyScriptPath,
@@ -19,7 +21,7 @@ import {
 
 export const hostScriptsDir = join(__dirname, "..", "host-scripts");
 
-export function hostScript(name: "wg-apply" | "wstunnel-install" | "wg-failover" | "sysctl-apply"): string {
+export function hostScript(name: "wg-apply" | "wstunnel-install" | "wg-failover" | "sysctl-apply" | "unit-stays-up"): string {
     return readFileSync(join(hostScriptsDir, `${name}.sh`), "utf8");
 }
 
@@ -31,11 +33,16 @@ export function wgApplyCommand(options: { whenComplete: boolean }): string {
     return [wgApplyScriptPath, ...(options.whenComplete ? ["--when-complete"] : []), wireguardTemplatePath, publicKeysPath, wireguardConfPath, appliedConfPath].join(" ");
 }
 
-/** Applies the sysctl file setting by setting: what may stay unset is named, what must be set fails the step. */
-export const sysctlApplyCommand = `${sysctlApplyScriptPath} ${sysctlPath} ${sysctlNotSetPath}`;
+/**
+ * Applies the sysctl file setting by setting: what may stay unset is named, what must be set fails the step; the
+ * host's own value of each setting it changes is kept for sysctlRestoreCommand.
+ */
+export const sysctlApplyCommand = `${sysctlApplyScriptPath} ${sysctlPath} ${sysctlNotSetPath} ${sysctlBeforePath}`;
+/** Puts back the values the host had before sysctlApplyCommand changed them. */
+export const sysctlRestoreCommand = `${sysctlApplyScriptPath} --restore ${sysctlBeforePath}`;
 
 export type WstunnelInstallation =
-    | { kind: "download"; version: string; baseUrl: string; sha256: Partial<Record<"amd64" | "arm64" | "armv7", string>> }
+    | { kind: "download"; version: string; baseUrl: string; sha256: Partial<Record<WstunnelArchitecture, string>> }
     | { kind: "upload"; stagedFile: string; sha256: string };
 
 /** Runs wstunnel-install; `units` are restarted (each when running) only if a new binary went in. */
@@ -44,6 +51,6 @@ export function wstunnelInstallCommand(units: string[], installation: WstunnelIn
     const args =
         installation.kind === "upload"
             ? ["upload", installation.stagedFile, installation.sha256]
-            : ["download", installation.version, installation.baseUrl, ...(["amd64", "arm64", "armv7"] as const).map((arch) => installation.sha256[arch] ?? "")];
+            : ["download", installation.version, installation.baseUrl, ...wstunnelArchitectures.map((arch) => installation.sha256[arch] ?? "")];
     return [...common, ...args].map(shellQuote).join(" ");
 }

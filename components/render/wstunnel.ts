@@ -34,7 +34,8 @@ function hostForUrl(host: string): string {
     return host.includes(":") ? `[${host}]` : host;
 }
 
-export function wstunnelServerArgs(settings: WstunnelServerSettings): string[] {
+/** `listenHost`: the address the wss listener binds, as in a URL (`[::]` for IPv6's any address). */
+export function wstunnelServerArgs(settings: WstunnelServerSettings, listenHost: string): string[] {
     return [
         "server",
         "--tls-certificate",
@@ -45,7 +46,7 @@ export function wstunnelServerArgs(settings: WstunnelServerSettings): string[] {
         "--restrict-config",
         settings.restrictionsFile,
         ...(settings.clientCaFile ? ["--tls-client-ca-certs", settings.clientCaFile] : []),
-        `wss://0.0.0.0:${settings.listenPort}`,
+        `wss://${listenHost}:${settings.listenPort}`,
     ];
 }
 
@@ -133,18 +134,25 @@ export const wstunnelRestrictionsGroup = "wg-relay-wstunnel";
  * at start, so peers are added and revoked without a restart that would drop every tunnel.
  */
 export function renderWstunnelServerUnit(settings: WstunnelServerSettings): string {
-    const args = wstunnelServerArgs({
-        ...settings,
-        certificateFile: "%d/tls.crt",
-        privateKeyFile: "%d/tls.key",
-        clientCaFile: settings.clientCaFile ? "%d/client-ca.crt" : undefined,
-    });
+    // Both families where the host has IPv6: Linux's [::] socket takes IPv4 too while net.ipv6.bindv6only is 0
+    // (every distribution's default). A kernel without IPv6 has no such file, and one set to 1 would lose IPv4 on
+    // [::]: IPv4 only there. Decided by bash at each start ($$ is systemd's escape for bash's $).
+    const listenChoice = "listen=0.0.0.0; read -r v6only 2>/dev/null </proc/sys/net/ipv6/bindv6only && [ $$v6only = 0 ] && listen=[::];";
+    const args = wstunnelServerArgs(
+        {
+            ...settings,
+            certificateFile: "%d/tls.crt",
+            privateKeyFile: "%d/tls.key",
+            clientCaFile: settings.clientCaFile ? "%d/client-ca.crt" : undefined,
+        },
+        "$${listen}",
+    );
     return unit(`wstunnel server for wg-relay: wss on port ${settings.listenPort} to WireGuard on 127.0.0.1:${settings.wireguardPort}`, [
         `LoadCredential=tls.crt:${settings.certificateFile}`,
         `LoadCredential=tls.key:${settings.privateKeyFile}`,
         ...(settings.clientCaFile ? [`LoadCredential=client-ca.crt:${settings.clientCaFile}`] : []),
         `SupplementaryGroups=${wstunnelRestrictionsGroup}`,
-        `ExecStart=/bin/bash -c "exec ${wstunnelBinaryPath} ${args.join(" ")} > >(exec ${logRedaction}) 2>&1"`,
+        `ExecStart=/bin/bash -c "${listenChoice} exec ${wstunnelBinaryPath} ${args.join(" ")} > >(exec ${logRedaction}) 2>&1"`,
         "SyslogIdentifier=wstunnel",
         // Port 443 without root.
         "AmbientCapabilities=CAP_NET_BIND_SERVICE",

@@ -4,8 +4,11 @@
 import { spawn } from "node:child_process";
 import {
     ensureStack,
+    expectNoSecretIn,
+    failingRepair,
     hostSteps,
     changedSteps,
+    eventually,
     inNamespace,
     inNamespaceOk,
     lab,
@@ -16,6 +19,7 @@ import {
     relayAddress,
     repo,
     secondsUntilLanReachable,
+    startInNamespace,
     up,
     upgradeStatus,
     wstunnelUnits,
@@ -170,6 +174,34 @@ describe("faults: the tunnels come back by themselves", () => {
     });
 });
 
+describe("failures that fail the run", () => {
+    it("1. another server on the relay's port 443: `pulumi up` fails with the wstunnel server's own error, and converges once the port is free", async () => {
+        ensureStack({});
+        onHostOk("relay", `systemctl stop ${wstunnelUnits.relay}`);
+        // A web server that got there first, in the relay's network namespace.
+        const webServer = startInNamespace("relay", ["python3", "-m", "http.server", "443", "--bind", "0.0.0.0"]);
+        try {
+            await eventually(
+                () => inNamespaceOk("relay", ["ss", "-tlnH", "sport", "= :443"]),
+                (listening) => listening.includes(":443"),
+            );
+            const failed = failingRepair();
+            const output = failed.stdout + failed.stderr;
+            expect(failed.status).not.toBe(0);
+            expect(output).toContain(`unit-stays-up: ${wstunnelUnits.relay}.service did not stay up for 3 s within 30 s`);
+            expect(output).toMatch(/Address already in use/);
+            const prefix = /=(.*)$/m.exec(onHostOk("rpi1", "cat /etc/wg-relay/wstunnel-client.env"))![1];
+            expectNoSecretIn({ "failed run's output": output }, [prefix]);
+        } finally {
+            await webServer.stop();
+        }
+        up();
+        expect(await secondsUntilLanReachable(60)).toBeLessThan(60);
+        expect(onHostOk("relay", `systemctl is-active ${wstunnelUnits.relay}`).trim()).toBe("active");
+        expectConverged();
+    });
+});
+
 describe("exposure: only what is served answers", () => {
     it("1. on the relay's public address only SSH and wstunnel answer, on TCP and UDP alike", () => {
         ensureStack({});
@@ -215,7 +247,16 @@ describe("exposure: only what is served answers", () => {
         }
     });
 
-    it("3. from the LAN, nothing on the Pi answers on its tunnel address", () => {
+    it("3. wss answers on IPv6 as on IPv4, for a relay name with an AAAA record", () => {
+        ensureStack({});
+        const prefix = /=(.*)$/m.exec(onHostOk("rpi1", "cat /etc/wg-relay/wstunnel-client.env"))![1];
+        const wireguard = { host: "127.0.0.1", port: 51820 };
+        // The relay's own IPv6 loopback: the listener is the one every address of the host shares.
+        expect(upgradeStatus(prefix, wireguard, { from: { namespace: "relay", relay: "[::1]" } })).toBe("101");
+        expect(upgradeStatus(prefix, wireguard, { from: { namespace: "relay", relay: "127.0.0.1" } })).toBe("101");
+    });
+
+    it("4. from the LAN, nothing on the Pi answers on its tunnel address", () => {
         ensureStack({});
         const route = ["route", "add", "10.10.0.2/32", "via", "192.168.1.130"];
         inNamespaceOk("lanhost", ["ip", ...route]);

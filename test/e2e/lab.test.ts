@@ -244,9 +244,13 @@ describe("wg-relay in the lab", () => {
         expect(journal).not.toContain(prefix);
     });
 
-    it("10. destroys what it installed and nothing else: SSH still works", () => {
+    it("10. destroys what it installed and nothing else, and puts back the host's own sysctl values: SSH still works", () => {
         ensureStack(rotated);
+        // The relay and the Pi forward while the stack is up; the lab's hosts (new network namespaces) did not before.
+        const forwarding = (host: LabHost) => onHostOk(host, "sysctl -n net.ipv4.ip_forward").trim();
+        expect([forwarding("relay"), forwarding("rpi1")]).toEqual(["1", "1"]);
         destroy();
+        expect([forwarding("relay"), forwarding("rpi1")]).toEqual(["0", "0"]);
         const installed = [
             "/usr/local/bin/wstunnel",
             "/usr/local/lib/wg-relay",

@@ -167,6 +167,12 @@ export function failingUp(): Result {
     return labTry(["pulumi", "up", "--stack", "lab", "--yes", "--skip-preview"]);
 }
 
+/** `npm run lab -- repair` expected to fail. */
+export function failingRepair(): Result {
+    rmSync(convergedStamp, { force: true });
+    return labTry(["repair"]);
+}
+
 export function destroy(): void {
     rmSync(convergedStamp, { force: true });
     lab(["pulumi", "destroy", "--stack", "lab", "--yes", "--skip-preview"]);
@@ -225,7 +231,13 @@ export type TunnelProtocol = { Udp: { timeout: null } } | { Tcp: { proxy_protoco
 export function upgradeStatus(
     prefix: string,
     destination: { host: string; port: number },
-    options: { websocketVersion?: number; protocol?: TunnelProtocol; clientCertificateFile?: string } = {},
+    options: {
+        websocketVersion?: number;
+        protocol?: TunnelProtocol;
+        clientCertificateFile?: string;
+        /** Where the request comes from and the relay's address it goes to, as in a URL: the internet and its IPv4 address by default. */
+        from?: { namespace: string; relay: string };
+    } = {},
 ): string {
     const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
     // wstunnel v10's tunnel request: a JWT in the WebSocket protocol header; the server reads it without a key.
@@ -234,7 +246,8 @@ export function upgradeStatus(
         encode({ id: randomUUID(), p: options.protocol ?? { Udp: { timeout: null } }, r: destination.host, rp: destination.port }),
         randomBytes(32).toString("base64url"),
     ].join(".");
-    const result = inNamespace("inet", [
+    const from = options.from ?? { namespace: "inet", relay: relayAddress };
+    const result = inNamespace(from.namespace, [
         "curl", "--silent", "--insecure", "--http1.1", "--max-time", "3", "--output", "/dev/null", "--write-out", "%{http_code}",
         // Mutual TLS: a PEM file with the certificate and its key.
         ...(options.clientCertificateFile ? ["--cert", options.clientCertificateFile, "--key", options.clientCertificateFile] : []),
@@ -243,7 +256,7 @@ export function upgradeStatus(
         "--header", `Sec-WebSocket-Version: ${options.websocketVersion ?? 13}`,
         "--header", `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
         "--header", `Sec-WebSocket-Protocol: v1, authorization.bearer.${jwt}`,
-        `https://${relayAddress}:443/${prefix}/events`,
+        `https://${from.relay}:443/${prefix}/events`,
     ]);
     return result.stdout.trim();
 }

@@ -68,7 +68,7 @@ esac`,
   "-4 -o route show dev wg0 proto boot") cat "$STATE/routes" 2>/dev/null ;;
   "-6 -o route show dev wg0 proto boot") cat "$STATE/routes6" 2>/dev/null ;;
 esac; true`,
-    uname: `echo x86_64`,
+    uname: `cat "$STATE/machine" 2>/dev/null || echo x86_64`,
     curl: `while [ $# -gt 1 ]; do [ "$1" = -o ] && out=$2; shift; done; cp "$STATE/release.tar.gz" "$out"`,
     chown: `true`,
 };
@@ -402,7 +402,7 @@ describe("wstunnel-install", () => {
         return spawnSync("bash", [join(hostScriptsDir, "wstunnel-install.sh"), units, target, marker, ...args], { env, encoding: "utf8" });
     };
     const run = (...args: string[]) => runFor(unit, ...args);
-    const download = (amd64: string) => run("download", "10.6.2", "https://mirror.invalid/wstunnel", amd64, "", "");
+    const download = (amd64: string) => run("download", "10.6.2", "https://mirror.invalid/wstunnel", amd64, "", "", "");
     const calls = () => readFileSync(join(dir, "calls"), "utf8");
 
     beforeEach(() => {
@@ -433,7 +433,7 @@ describe("wstunnel-install", () => {
     });
 
     it("restarts each running unit of a list (a wstunnel client per relay)", () => {
-        const result = runFor(`${unit},wg-relay-wstunnel-client-relay2.service`, "download", "10.6.2", "https://mirror.invalid/wstunnel", release.sha256, "", "");
+        const result = runFor(`${unit},wg-relay-wstunnel-client-relay2.service`, "download", "10.6.2", "https://mirror.invalid/wstunnel", release.sha256, "", "", "");
         expect(result.status).toBe(0);
         expect(calls()).toContain(`systemctl restart ${unit}\n`);
         expect(calls()).toContain("systemctl restart wg-relay-wstunnel-client-relay2.service\n");
@@ -456,9 +456,21 @@ describe("wstunnel-install", () => {
     });
 
     it("says which config key is missing when this architecture has no checksum", () => {
-        const result = run("download", "10.6.2", "https://mirror.invalid/wstunnel", "", "a".repeat(64), "");
+        const result = run("download", "10.6.2", "https://mirror.invalid/wstunnel", "", "a".repeat(64), "", "");
         expect(result.status).toBe(1);
         expect(result.stderr).toContain("no SHA-256 configured for wstunnel 10.6.2 on amd64 (set wg-relay:wstunnel.sha256.amd64");
+    });
+
+    it("takes the armv6 archive and its checksum on a Pi Zero or Pi 1 (armv6l), armv7's on armv7l", () => {
+        writeFileSync(join(env.STATE!, "machine"), "armv6l\n");
+        const result = run("download", "10.6.2", "https://mirror.invalid/wstunnel", "", "", "a".repeat(64), release.sha256);
+        expect(result.stderr).toBe("");
+        expect(result.status).toBe(0);
+        expect(calls()).toContain("https://mirror.invalid/wstunnel/v10.6.2/wstunnel_10.6.2_linux_armv6.tar.gz");
+        writeFileSync(join(env.STATE!, "machine"), "armv7l\n");
+        expect(run("download", "10.6.2", "https://mirror.invalid/wstunnel", "", "", "", release.sha256).stderr).toContain(
+            "no SHA-256 configured for wstunnel 10.6.2 on armv7 (set wg-relay:wstunnel.sha256.armv7",
+        );
     });
 
     it("installs an uploaded binary only when its checksum matches, keeping the old one otherwise", () => {
@@ -659,7 +671,7 @@ printf '%s\\n' "\${setting#*=}" > "$STATE/sysctl/$key"`;
     let dir: string;
     const run = (file: string) => {
         writeFileSync(join(dir, "90-wg-relay.conf"), file);
-        return spawnSync("bash", [join(hostScriptsDir, "sysctl-apply.sh"), join(dir, "90-wg-relay.conf"), join(dir, "not-set")], {
+        return spawnSync("bash", [join(hostScriptsDir, "sysctl-apply.sh"), join(dir, "90-wg-relay.conf"), join(dir, "not-set"), join(dir, "before")], {
             env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin`, STATE: dir },
             encoding: "utf8",
         });
@@ -712,5 +724,84 @@ printf '%s\\n' "\${setting#*=}" > "$STATE/sysctl/$key"`;
         writeFileSync(join(dir, "sysctl", "net.ipv4.ip_forward"), "1\n");
         writeFileSync(join(dir, "refuse", "net.ipv4.ip_forward"), "");
         expect(run("net.ipv4.ip_forward = 1\n").status).toBe(0);
+        expect(existsSync(join(dir, "before"))).toBe(false);
+    });
+
+    it("keeps the host's own value of each setting it changes, once; --restore puts them back and forgets them", () => {
+        writeFileSync(join(dir, "sysctl", "net.ipv4.tcp_rmem"), "4096\t131072\t6291456\n");
+        expect(run(`${file}net.ipv4.tcp_rmem = 4096 131072 8388608\n`).status).toBe(0);
+        const before = "net.ipv4.ip_forward = 0\nnet.ipv4.tcp_congestion_control = cubic\nnet.ipv4.tcp_rmem = 4096 131072 6291456\n";
+        expect(readFileSync(join(dir, "before"), "utf8")).toBe(before);
+        // A later run that changes a setting again (by hand, someone set it back) keeps the host's first value.
+        writeFileSync(join(dir, "sysctl", "net.ipv4.ip_forward"), "0\n");
+        expect(run(file).status).toBe(0);
+        expect(readFileSync(join(dir, "before"), "utf8")).toBe(before);
+
+        const restore = spawnSync("bash", [join(hostScriptsDir, "sysctl-apply.sh"), "--restore", join(dir, "before")], { env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin`, STATE: dir }, encoding: "utf8" });
+        expect(restore.status).toBe(0);
+        expect(restore.stdout).toBe(
+            "sysctl-apply: restored net.ipv4.ip_forward = 0\nsysctl-apply: restored net.ipv4.tcp_congestion_control = cubic\nsysctl-apply: restored net.ipv4.tcp_rmem = 4096 131072 6291456\n",
+        );
+        expect([value("net.ipv4.ip_forward"), value("net.ipv4.tcp_congestion_control"), value("net.ipv4.tcp_rmem")]).toEqual(["0", "cubic", "4096 131072 6291456"]);
+        expect(existsSync(join(dir, "before"))).toBe(false);
+    });
+});
+
+describe("unit-stays-up", () => {
+    // systemctl show as systemd answers it, from $STATE/state ("STATE START" per poll, one line consumed per poll,
+    // the last line repeating) and $STATE/env-file; journalctl prints $STATE/journal.
+    const stubs = {
+        systemctl: `
+[ "$1" = show ] || exit 1
+case "$3" in
+  ActiveState) head -n1 "$STATE/state" | cut -d' ' -f1 ;;
+  ActiveEnterTimestampMonotonic) head -n1 "$STATE/state" | cut -d' ' -f2; [ "$(wc -l < "$STATE/state")" -gt 1 ] && sed -i 1d "$STATE/state" ;;
+  SubState) echo auto-restart ;;
+  NRestarts) echo 7 ;;
+  EnvironmentFiles) echo "$STATE/env-file (ignore_errors=no)" ;;
+esac
+true`,
+        journalctl: `cat "$STATE/journal"`,
+    };
+    let dir: string;
+    const run = (states: string[]) => {
+        writeFileSync(join(dir, "state"), states.join("\n") + "\n");
+        return spawnSync("bash", [join(hostScriptsDir, "unit-stays-up.sh"), "wg-relay-wstunnel-client.service", "1", "2"], {
+            env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin`, STATE: dir },
+            encoding: "utf8",
+        });
+    };
+    beforeEach(() => {
+        dir = mkdtempSync(join(tmpdir(), "wg-relay-unit-stays-up-"));
+        mkdirSync(join(dir, "bin"));
+        for (const [name, body] of Object.entries(stubs)) {
+            writeFileSync(join(dir, "bin", name), `#!/bin/bash\n${body}\n`);
+            chmodSync(join(dir, "bin", name), 0o755);
+        }
+        writeFileSync(join(dir, "env-file"), "# wg-relay\nWSTUNNEL_HTTP_UPGRADE_PATH_PREFIX=s3cretPrefixValue\n");
+        writeFileSync(join(dir, "journal"), "Starting wstunnel client\nGET /s3cretPrefixValue/events failed: Address already in use (os error 98)\n");
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("succeeds once the unit has stayed up with the same start time, also right after a start", () => {
+        const result = run(["activating 0", "active 1000"]);
+        expect(result.stderr).toBe("");
+        expect(result.status).toBe(0);
+    });
+
+    it("fails on a unit that restarts again and again, with its journal lines and no secret of its environment file", () => {
+        const result = run(["active 1000", "activating 1000", "active 2000", "activating 2000", "active 3000", "activating 3000", "active 4000", "activating 4000", "active 5000"]);
+        expect(result.status).toBe(1);
+        expect(result.stderr).toBe(
+            "unit-stays-up: wg-relay-wstunnel-client.service did not stay up for 1 s within 2 s (now activating/auto-restart, restarted 7 times); its last journal lines:\n" +
+                "    Starting wstunnel client\n" +
+                "    GET /<redacted>/events failed: Address already in use (os error 98)\n",
+        );
+    });
+
+    it("fails on a unit that never becomes active", () => {
+        const result = run(["failed 0"]);
+        expect(result.status).toBe(1);
+        expect(result.stderr).toContain("did not stay up for 1 s within 2 s (now failed/auto-restart");
     });
 });

@@ -193,13 +193,14 @@ describe("program under mocks", () => {
             [
                 "interfaces", "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-group", "wstunnel-server-restrictions", "tls-certificate", "tls-private-key", "wstunnel-server-unit",
                 "preshared-key-rpi1", "preshared-key-workstation", "sysctl-apply-script", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template",
-                "access-rules", "access6-rules",
+                "access-rules", "access6-rules", "unit-stays-up-script",
             ].sort(),
         );
         expect(steps("rpi1")).toEqual(
             [
                 "interfaces", "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
                 "preshared-key", "sysctl-apply-script", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
+                "unit-stays-up-script",
             ].sort(),
         );
         // A roaming client does not forward (no sysctl, no rules on an interface of its own), and starts handshakes
@@ -207,7 +208,7 @@ describe("program under mocks", () => {
         expect(steps("workstation")).toEqual(steps("rpi1").filter((step) => !["sysctl-apply-script", "sysctl", "heartbeat-unit", "interfaces"].includes(step)));
     });
 
-    it("orders each host's steps: packages, binary, wstunnel unit, then WireGuard", () => {
+    it("orders each host's steps: packages, binary, wstunnel unit, then WireGuard", async () => {
         for (const host of ["relay", "rpi1", "workstation"]) {
             const unit = host === "relay" ? "wstunnel-server-unit" : "wstunnel-client-unit";
             // The interface check first, where rules name an interface: it changes nothing, so a wrong name stops the run there.
@@ -224,6 +225,18 @@ describe("program under mocks", () => {
             expect([...prerequisites(`${host}-public-keys`)]).toContain(`${host}-wg-apply-script`);
         }
         expect([...prerequisites("relay-wireguard-template")]).toEqual(expect.arrayContaining(["relay-preshared-key-rpi1", "relay-preshared-key-workstation"]));
+        // Every step that starts or restarts a unit checks that it stays up, with the check's script in place first.
+        const creates = await Promise.all(mockCommands.map(async (c) => ({ name: c.name, create: String(await valueOf(pulumi.output(c.args.create))) })));
+        const checking = creates.filter((c) => !c.name.endsWith("-unit-stays-up-script") && c.create.includes("/usr/local/lib/wg-relay/unit-stays-up "));
+        expect(checking.map((c) => c.name).sort()).toEqual(
+            ["relay-wstunnel-server-unit", "relay-tls-certificate", "relay-tls-private-key", "rpi1-wstunnel-client-unit", "rpi1-wstunnel-client-env", "rpi1-trusted-ca", "rpi1-heartbeat-unit"]
+                .concat(["workstation-wstunnel-client-unit", "workstation-wstunnel-client-env", "workstation-trusted-ca"])
+                .sort(),
+        );
+        for (const step of checking) {
+            const host = step.name.split("-")[0];
+            expect([...prerequisites(step.name)]).toContain(`${host}-unit-stays-up-script`);
+        }
         for (const host of ["rpi1", "workstation"]) {
             expect([...prerequisites(`${host}-wireguard-template`)]).toContain(`${host}-preshared-key`);
         }
@@ -434,8 +447,10 @@ describe("program: the routers' TCP congestion control", () => {
             // A connection keeps the congestion control it was opened with: wstunnel reconnects when applying the file
             // changed the host's, and only then.
             expect(bbr.get(step)).toContain(
-                "/usr/local/lib/wg-relay/sysctl-apply /etc/sysctl.d/90-wg-relay.conf /var/lib/wg-relay/sysctl-not-set\\nif [ \\\"$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || true)\\\" != \\\"$congestion_control\\\" ]; then systemctl try-restart 'wg-relay-wstunnel-*.service'; fi",
+                "/usr/local/lib/wg-relay/sysctl-apply /etc/sysctl.d/90-wg-relay.conf /var/lib/wg-relay/sysctl-not-set /var/lib/wg-relay/sysctl-before\\nif [ \\\"$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || true)\\\" != \\\"$congestion_control\\\" ]; then systemctl try-restart 'wg-relay-wstunnel-*.service'; fi",
             );
+            // Destroyed, the file goes and the host's own values come back.
+            expect(bbr.get(step)).toContain("rm -f /etc/sysctl.d/90-wg-relay.conf\\n/usr/local/lib/wg-relay/sysctl-apply --restore /var/lib/wg-relay/sysctl-before\\n");
         }
     });
 });
@@ -834,6 +849,7 @@ describe("program: several sites and relays", () => {
                 "interfaces", "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
                 "wstunnel-client-env-relay2", "wstunnel-client-relay2-unit",
                 "sysctl-apply-script", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
+                "unit-stays-up-script",
             ].sort(),
         );
         const relay2Template = (await inputsOf(command("relay2-wireguard-template"))).stdin;
@@ -852,7 +868,7 @@ describe("program: several sites and relays", () => {
         // wstunnel reads the trust store when it starts: relay2's client starts after the CA is in it, and restarts with it.
         expect([...prerequisites("rpi2-wstunnel-client-relay2-unit")]).toContain("rpi2-trusted-ca");
         expect((await inputsOf(command("rpi2-trusted-ca"))).create).toContain(
-            "systemctl restart wg-relay-wstunnel-client.service; fi\nif systemctl is-active --quiet wg-relay-wstunnel-client-relay2.service; then systemctl restart wg-relay-wstunnel-client-relay2.service; fi",
+            "if systemctl is-active --quiet wg-relay-wstunnel-client-relay2.service; then\n    systemctl restart wg-relay-wstunnel-client-relay2.service\n    /usr/local/lib/wg-relay/unit-stays-up wg-relay-wstunnel-client-relay2.service\nfi",
         );
     });
 
@@ -871,7 +887,7 @@ describe("program: several sites and relays", () => {
             [
                 "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
                 "wstunnel-client-env-relay2", "wstunnel-client-relay2-unit",
-                "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "wg-failover-script", "failover-unit",
+                "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "wg-failover-script", "failover-unit", "unit-stays-up-script",
             ].sort(),
         );
         expect([...prerequisites("laptop-failover-unit")]).toEqual(expect.arrayContaining(["laptop-wireguard-template", "laptop-wg-failover-script"]));

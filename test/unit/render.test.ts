@@ -444,7 +444,7 @@ describe("relay access rules", () => {
 describe("wstunnel", () => {
     it("restricts the server to the local WireGuard port and keeps the path prefix out of the command line", () => {
         const settings = { listenPort: 443, wireguardPort: 51820, certificateFile: "/etc/wg-relay/tls/server.crt", privateKeyFile: "/etc/wg-relay/tls/server.key", restrictionsFile: "/etc/wg-relay/wstunnel-restrictions.yaml" };
-        expect(wstunnelServerArgs({ ...settings, certificateFile: "c", privateKeyFile: "k", restrictionsFile: "r" })).toEqual([
+        expect(wstunnelServerArgs({ ...settings, certificateFile: "c", privateKeyFile: "k", restrictionsFile: "r" }, "0.0.0.0")).toEqual([
             "server", "--tls-certificate", "c", "--tls-private-key", "k", "--restrict-config", "r", "wss://0.0.0.0:443",
         ]);
         const unit = renderWstunnelServerUnit(settings);
@@ -456,16 +456,18 @@ describe("wstunnel", () => {
         expect(unit).toContain("SupplementaryGroups=wg-relay-wstunnel\n");
         expect(unit).toContain(" --restrict-config /etc/wg-relay/wstunnel-restrictions.yaml ");
         expect(unit).not.toMatch(/^User=root/m);
+        // Both families where the host has IPv6 (the listener is chosen at each start: the e2e exposure tests).
+        expect(unit).toContain('-c "listen=0.0.0.0; read -r v6only 2>/dev/null </proc/sys/net/ipv6/bindv6only && [ $$v6only = 0 ] && listen=[::]; exec ');
     });
 
     it("with mutual TLS, has the server require a certificate from the stack's CA, handed to it as a systemd credential", () => {
         const settings = { listenPort: 443, wireguardPort: 51820, certificateFile: "/etc/wg-relay/tls/server.crt", privateKeyFile: "/etc/wg-relay/tls/server.key", restrictionsFile: "/etc/wg-relay/wstunnel-restrictions.yaml" };
-        expect(wstunnelServerArgs({ ...settings, certificateFile: "c", privateKeyFile: "k", restrictionsFile: "r", clientCaFile: "ca" })).toEqual([
-            "server", "--tls-certificate", "c", "--tls-private-key", "k", "--restrict-config", "r", "--tls-client-ca-certs", "ca", "wss://0.0.0.0:443",
+        expect(wstunnelServerArgs({ ...settings, certificateFile: "c", privateKeyFile: "k", restrictionsFile: "r", clientCaFile: "ca" }, "[::]")).toEqual([
+            "server", "--tls-certificate", "c", "--tls-private-key", "k", "--restrict-config", "r", "--tls-client-ca-certs", "ca", "wss://[::]:443",
         ]);
         const unit = renderWstunnelServerUnit({ ...settings, clientCaFile: "/etc/wg-relay/tls/client-ca.crt" });
         expect(unit).toContain("LoadCredential=client-ca.crt:/etc/wg-relay/tls/client-ca.crt\n");
-        expect(unit).toContain(" --tls-client-ca-certs %d/client-ca.crt wss://0.0.0.0:443 ");
+        expect(unit).toContain(" --tls-client-ca-certs %d/client-ca.crt wss://$${listen}:443 ");
         // Without it, nothing of mutual TLS.
         expect(renderWstunnelServerUnit(settings)).not.toMatch(/client-ca/);
     });

@@ -21,7 +21,10 @@ export interface ClientBundle {
     /** systemd unit and its environment file for Linux clients. */
     wstunnelUnit?: string;
     wstunnelEnvironment?: string;
-    /** The stack's CA to add to the client's trust store; absent when the relay has a publicly trusted certificate. */
+    /**
+     * The stack's CA, for wstunnel alone (SSL_CERT_FILE), never the system's trust store: the Linux unit and command
+     * read it at /etc/wg-relay/tls/relay-ca.crt. Absent when the relay has a publicly trusted certificate.
+     */
     caCertificate?: string;
     /**
      * With mutual TLS: the client's certificate and its key in one PEM file, which the wstunnel command and unit

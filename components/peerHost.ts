@@ -30,7 +30,7 @@ export interface RelayAccess {
 export interface PeerComponentArgs {
     tunnel: TunnelNetwork;
     wstunnel: WstunnelSettings;
-    /** Names the trust-store file of the stack's CA. */
+    /** Names the file earlier versions put in the system's trust store. */
     stack: string;
     /** Every relay, the first first: the peer keeps a tunnel to each. */
     relays: RelayAccess[];
@@ -61,12 +61,13 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remot
     const pathPrefix = args.pathPrefix;
     const clients = args.relays.map((relay, index) => ({ relay, files: wstunnelClientFiles({ name: relay.peerName, index }) }));
     const binary = pathPrefix ? installWstunnelBinary(host, args.wstunnel, clients.map(({ files }) => files.unit), [packages]) : undefined;
-    // One CA signs every relay's certificate: the first relay's client puts it in the trust store (and the peer's
-    // certificate in place), and the others start after it (wstunnel reads both when it starts) and restart when
-    // either changes.
+    // One CA signs every relay's certificate: the first relay's client puts it in place for all (and the peer's
+    // certificate), and the others start after it (wstunnel reads both when it starts) and restart when either
+    // changes.
+    const tls = { mutualTls: args.clientCertificate !== undefined, stackCa: args.relays[0].caCertPem !== undefined };
     const deployClient = ({ relay, files }: (typeof clients)[number], first: boolean, dependsOn: pulumi.Input<pulumi.Resource>[]) =>
         deployWstunnelClient(host, {
-            settings: wstunnelClientSettings(relay, args.clientCertificate !== undefined),
+            settings: wstunnelClientSettings(relay, tls),
             files,
             pathPrefix: pathPrefix!,
             relayCredentials: relay.peerCredentials,

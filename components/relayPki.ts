@@ -1,6 +1,6 @@
 // The stack's TLS, all from @pulumi/tls: a CA the stack owns, a server certificate for each relay's public name or
-// address (the CA trusted by gateways and clients), and with mutual TLS a client certificate per peer. Private keys
-// stay secrets in state.
+// address (the CA trusted by the wstunnel clients of gateways and clients, and by nothing else there), and with
+// mutual TLS a client certificate per peer. Private keys stay secrets in state.
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { isIpv4 } from "./net";
@@ -23,6 +23,23 @@ export interface RelayPki {
 // Each certificate is replaced on the first `pulumi up` in its last 30 days, so clients never see an expired one
 // as long as the stack is applied at least monthly (and a preview shows the renewal coming).
 const earlyRenewalHours = 30 * 24;
+/** What the relays' and peers' certificates are valid for. */
+const leafValidityHours = 2 * 365 * 24;
+
+/**
+ * The CA as narrow as @pulumi/tls 5.6 makes one. wstunnel (rustls-webpki) takes only a root's name, key and name
+ * constraints: its dates, key usage and path length bind other verifiers, not wstunnel, which checks the dates of
+ * the certificates it signs. So what the validity sets is how often the CA and its key are replaced: as often as
+ * the certificates it signs, as a renewed CA replaces every one of them and needs new files on each device without
+ * SSH. Its one use is signing certificates (no CRLs; it signs no handshake). @pulumi/tls offers no name
+ * constraints, and its `maxPathLength: 0` writes no path length (Go's x509 reads 0 as unset).
+ */
+export const stackCaSettings = {
+    isCaCertificate: true,
+    validityPeriodHours: leafValidityHours,
+    earlyRenewalHours,
+    allowedUses: ["cert_signing"],
+};
 
 export function createRelayPki(name: string, args: { publicAddress: string; ca: StackCa }, parent: pulumi.Resource): RelayPki {
     const opts = { parent };
@@ -44,7 +61,7 @@ export function createRelayPki(name: string, args: { publicAddress: string; ca: 
             certRequestPem: request.certRequestPem,
             caPrivateKeyPem: ca.keyPem,
             caCertPem: ca.certPem,
-            validityPeriodHours: 2 * 365 * 24,
+            validityPeriodHours: leafValidityHours,
             earlyRenewalHours,
             allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
         },
@@ -65,11 +82,8 @@ export function createStackCa(name: string, stack: string, parent: pulumi.Resour
         `${name}-ca`,
         {
             privateKeyPem: caKey.privateKeyPem,
-            isCaCertificate: true,
             subject: { commonName: `wg-relay ${stack} CA` },
-            validityPeriodHours: 10 * 365 * 24,
-            earlyRenewalHours,
-            allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+            ...stackCaSettings,
         },
         opts,
     );
@@ -105,7 +119,7 @@ export function createClientCertificate(
             certRequestPem: request.certRequestPem,
             caPrivateKeyPem: args.ca.keyPem,
             caCertPem: args.ca.certPem,
-            validityPeriodHours: 2 * 365 * 24,
+            validityPeriodHours: leafValidityHours,
             earlyRenewalHours,
             allowedUses: ["digital_signature", "client_auth"],
         },

@@ -11,7 +11,7 @@ import { Host, sshConnection } from "./host";
 import { shellQuote } from "./shell";
 import { Hook, KeySource, PublicKeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
-import { clientPrefixVariable, renderClientCertificatePem, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
+import { caFileVariable, clientPrefixVariable, renderClientCertificatePem, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
 import { failoverDirective, renderFailoverUnit } from "./render/failover";
 import { platformWstunnelFiles } from "./render/clientPlatforms";
 import { hostScript } from "./render/scripts";
@@ -130,10 +130,11 @@ function confRelays<Relay extends Pick<RelayAccess, "peerName" | "tunnelSubnet" 
 export function renderClientBundle(inputs: ClientBundleInputs): ClientBundle {
     const { client, tunnel, relays, pathPrefix } = inputs;
     const wstunnelFiles = (relay: BundleRelay, index: number, prefix: string) => {
-        const settings = wstunnelClientSettings(relay, inputs.clientCertificate !== undefined);
+        const settings = wstunnelClientSettings(relay, { mutualTls: inputs.clientCertificate !== undefined, stackCa: inputs.caCertificate !== undefined });
         const files = wstunnelClientFiles({ name: relay.peerName, index });
+        const caVariable = settings.caFile ? `${caFileVariable}=${shellQuote(settings.caFile)} ` : "";
         return {
-            wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${wstunnelBinaryPath} ${wstunnelClientArgs(settings).map(shellQuote).join(" ")}`,
+            wstunnelCommand: `${clientPrefixVariable}=${shellQuote(prefix)} ${caVariable}${wstunnelBinaryPath} ${wstunnelClientArgs(settings).map(shellQuote).join(" ")}`,
             wstunnelUnit: renderWstunnelClientUnit({ ...settings, environmentFile: files.environmentFile }),
             wstunnelEnvironment: renderWstunnelClientEnvironment(prefix),
         };
@@ -156,7 +157,7 @@ export function renderClientBundle(inputs: ClientBundleInputs): ClientBundle {
         pathPrefix !== undefined && platform !== "linux" && platform !== "ios"
             ? relays.flatMap((relay, index) =>
                   platformWstunnelFiles(platform, {
-                      ...wstunnelClientSettings(relay, false),
+                      ...wstunnelClientSettings(relay, { mutualTls: false, stackCa: false }),
                       pathPrefix,
                       withCa: inputs.caCertificate !== undefined,
                       withClientCertificate: inputs.clientCertificate !== undefined,

@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { WstunnelSettings } from "./config";
 import { Host, removeFilesScript, systemd } from "./host";
+import { shellQuote } from "./shell";
 import {
     renderClientCertificatePem,
     renderWstunnelClientEnvironment,
@@ -21,7 +22,8 @@ import { ClientCertificate } from "./relayPki";
 import {
     clientCaPath,
     clientCertificatePath,
-    trustedCaPath,
+    legacyTrustedCaPath,
+    relayCaPath,
     wstunnelBinaryPath,
     WstunnelClientFiles,
     wstunnelInstallScriptPath,
@@ -156,7 +158,7 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { un
                   ]
                 : []),
             ...(clientCaPem
-                ? [host.writeFile("tls-client-ca", { path: clientCaPath, content: clientCaPem, mode: "0644", onChange: restart, dependsOn: dependsOn })]
+                ? [host.writeFile("tls-client-ca", { path: clientCaPath, content: clientCaPem, mode: "0644", onChange: restart, dependsOn })]
                 : []),
         ],
         dependsOn,
@@ -166,21 +168,23 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { un
 
 /**
  * A wstunnel client's settings towards a relay: its local UDP port for that relay in, the relay's wss server out;
- * with mutual TLS, the peer's certificate file (one per host, for every relay).
+ * with mutual TLS, the peer's certificate file, and with the stack's CA (`stackCa`: the relays' certificates are
+ * the stack's), that CA's file (one of each per host, for every relay).
  */
 export function wstunnelClientSettings(
     relay: {
         wstunnelLocalPort: number;
         address: { host: string; wstunnelPort: number; wireguardPort: number };
     },
-    mutualTls: boolean,
+    tls: { mutualTls: boolean; stackCa: boolean },
 ): Omit<WstunnelClientSettings, "environmentFile"> {
     return {
         localPort: relay.wstunnelLocalPort,
         relayHost: relay.address.host,
         relayPort: relay.address.wstunnelPort,
         wireguardPort: relay.address.wireguardPort,
-        ...(mutualTls ? { clientCertificateFile: clientCertificatePath } : {}),
+        ...(tls.mutualTls ? { clientCertificateFile: clientCertificatePath } : {}),
+        ...(tls.stackCa ? { caFile: relayCaPath } : {}),
     };
 }
 
@@ -192,20 +196,31 @@ export interface WstunnelClientArgs {
     pathPrefix: pulumi.Input<string>;
     /** The relay's step that makes the prefix valid there: a new prefix is used only once the relay accepts it. */
     relayCredentials: pulumi.Resource;
-    /** The stack's CA, added to the system trust store so `--tls-verify-certificate` accepts the relays (by the first relay's client). */
+    /** The stack's CA, put in the settings' `caFile`, which every client of the host reads (by the first relay's client). */
     caCertPem?: pulumi.Input<string>;
     /** Mutual TLS: the peer's certificate and key, put in the settings' file (by the first relay's client). */
     clientCertificate?: ClientCertificate;
-    /** The host's other wstunnel clients (one per further relay): they read the same trust store and certificate, so a change restarts them too. */
+    /** The host's other wstunnel clients (one per further relay): they read the same CA and certificate, so a change restarts them too. */
     otherClientUnits?: string[];
+    /** Names the file earlier versions put in the system's trust store. */
     stack: string;
     dependsOn: pulumi.Input<pulumi.Resource>[];
+}
+
+/**
+ * Takes the stack's CA out of the system's trust store, where earlier versions put it (curl, apt, Python and Go
+ * trusted it there); a no-op once it is gone.
+ */
+export function removeLegacyTrustedCaScript(stack: string): string {
+    const path = shellQuote(legacyTrustedCaPath(stack));
+    return `if [ -e ${path} ]; then\n    rm -f ${path}\n    update-ca-certificates --fresh >/dev/null\nfi`;
 }
 
 export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): command.remote.Command {
     const caCertPem = args.caCertPem;
     const clientCertificate = args.clientCertificate;
     const certificateFile = args.settings.clientCertificateFile;
+    const caFile = args.settings.caFile;
     // Restarts of the units check that they stay up.
     const dependsOn = [...args.dependsOn, host.unitStaysUpScript()];
     const restartOthers = (args.otherClientUnits ?? []).map(systemd.restartIfActive);
@@ -221,14 +236,16 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
             dependsOn: [args.relayCredentials],
         },
         supportingFiles: (restart) => [
-            ...(caCertPem
+            ...(caCertPem && caFile
                 ? [
                       host.writeFile("trusted-ca", {
-                          path: trustedCaPath(args.stack),
+                          path: caFile,
                           content: caCertPem,
                           mode: "0644",
-                          onChange: ["update-ca-certificates >/dev/null", restart, ...restartOthers].join("\n"),
-                          afterRemove: "update-ca-certificates --fresh >/dev/null",
+                          // wstunnel reads it only when it starts. A host upgraded from the system's trust store
+                          // loses that copy after the restart, so the unit restarted here still finds the CA.
+                          onChange: [restart, ...restartOthers].join("\n"),
+                          ensure: removeLegacyTrustedCaScript(args.stack),
                           dependsOn,
                       }),
                   ]

@@ -30,6 +30,7 @@ export function clientFiles(bundle: ClientBundle): ClientFile[] {
         files.push({ name: file.name, content: file.content, mode: file.secret ? 0o600 : 0o644 });
     }
     if (bundle.caCertificate) {
+        // On Linux it goes to /etc/wg-relay/tls/relay-ca.crt, the unit's and the command's SSL_CERT_FILE.
         files.push({ name: "wg-relay-ca.crt", content: bundle.caCertificate, mode: 0o644 });
     }
     if (bundle.clientCertificate) {

@@ -3,7 +3,7 @@
 // Each hands the stack's CA to wstunnel in SSL_CERT_FILE (rustls-native-certs reads it on every system) and the
 // path prefix in the environment, never on the command line. Pure.
 import { shellQuote } from "../shell";
-import { clientPrefixVariable, wstunnelClientArgs } from "./wstunnel";
+import { caFileVariable, clientPrefixVariable, wstunnelClientArgs } from "./wstunnel";
 
 /** The platforms with a bundle of their own; iOS gets confs only (it has no wstunnel client). */
 export type WstunnelPlatform = "macos" | "windows" | "android";
@@ -42,7 +42,7 @@ const separator = { macos: "/", windows: "\\", android: "/" } as const;
 function filesOf(platform: WstunnelPlatform, settings: PlatformWstunnelSettings) {
     const at = (name: string) => `${platformPaths[platform].dir}${separator[platform]}${name}`;
     const args = wstunnelClientArgs({ ...settings, clientCertificateFile: settings.withClientCertificate ? at("wg-relay-client.pem") : undefined });
-    const environment: [string, string][] = [[clientPrefixVariable, settings.pathPrefix], ...(settings.withCa ? [["SSL_CERT_FILE", at("wg-relay-ca.crt")] as [string, string]] : [])];
+    const environment: [string, string][] = [[clientPrefixVariable, settings.pathPrefix], ...(settings.withCa ? [[caFileVariable, at("wg-relay-ca.crt")] as [string, string]] : [])];
     return { args, environment };
 }
 

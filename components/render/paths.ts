@@ -68,5 +68,10 @@ export const serverPrivateKeyPath = `${configDir}/tls/server.key`;
 /** With mutual TLS: on the relay, the CA whose certificates it accepts; on a gateway or client, its own certificate and key in one file. */
 export const clientCaPath = `${configDir}/tls/client-ca.crt`;
 export const clientCertificatePath = `${configDir}/tls/client.pem`;
-/** Debian's update-ca-certificates picks up *.crt here. */
-export const trustedCaPath = (stack: string) => `/usr/local/share/ca-certificates/wg-relay-${stack}.crt`;
+/**
+ * On a gateway or client, the stack's CA: wstunnel's only trusted root (SSL_CERT_FILE in its unit), in no other
+ * program's trust store.
+ */
+export const relayCaPath = `${configDir}/tls/relay-ca.crt`;
+/** Where earlier versions put the stack's CA, in the system's trust store: removed from hosts that still have it. */
+export const legacyTrustedCaPath = (stack: string) => `/usr/local/share/ca-certificates/wg-relay-${stack}.crt`;

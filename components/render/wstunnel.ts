@@ -26,9 +26,20 @@ export interface WstunnelClientSettings {
     environmentFile: string;
     /** Mutual TLS: the PEM file with the certificate this peer presents and its key (wstunnel reads each from it). */
     clientCertificateFile?: string;
+    /**
+     * The stack's CA: the only root the relay's certificate is checked against (caFileVariable). Absent with the
+     * relay's own, publicly trusted certificate, which the system's trust store vouches for.
+     */
+    caFile?: string;
 }
 
 export const clientPrefixVariable = "WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX";
+/**
+ * wstunnel 10.6.2 checks the relay's certificate against rustls-native-certs 0.8.4's roots, and that crate reads
+ * only this file when it is set (and no SSL_CERT_DIR), never the system's store: so the stack's CA is trusted by
+ * wstunnel alone. wstunnel reads it once, when it starts.
+ */
+export const caFileVariable = "SSL_CERT_FILE";
 
 function hostForUrl(host: string): string {
     return host.includes(":") ? `[${host}]` : host;
@@ -160,11 +171,15 @@ export function renderWstunnelServerUnit(settings: WstunnelServerSettings): stri
     ]);
 }
 
-/** A client's unit; its certificate and key (a root-only file) come in as a systemd credential, like the server's. */
+/**
+ * A client's unit; its certificate and key (a root-only file) come in as a systemd credential, like the server's.
+ * The CA file is public and read in place (the unit's dynamic user can read it).
+ */
 export function renderWstunnelClientUnit(settings: WstunnelClientSettings): string {
     const certificate = settings.clientCertificateFile;
     const args = wstunnelClientArgs({ ...settings, clientCertificateFile: certificate ? "%d/client.pem" : undefined });
     return unit(`wstunnel client for wg-relay: UDP 127.0.0.1:${settings.localPort} to wss://${settings.relayHost}:${settings.relayPort}`, [
+        ...(settings.caFile ? [`Environment=${caFileVariable}=${settings.caFile}`] : []),
         `EnvironmentFile=${settings.environmentFile}`,
         ...(certificate ? [`LoadCredential=client.pem:${certificate}`] : []),
         `ExecStart=${wstunnelBinaryPath} ${args.join(" ")}`,

@@ -323,7 +323,11 @@ describe("program under mocks", () => {
         expect(bundle.wireguardConf).toContain(`PrivateKey = ${wireguardKeyFromSecret(mockState(laptopKey).result as string)}`);
         expect(bundle.wireguardConf).toContain("Endpoint = 127.0.0.1:51820");
         expect(bundle.wireguardConf).toContain("AllowedIPs = 10.10.0.0/24, 192.168.1.0/24");
-        expect(bundle.wstunnelCommand).toMatch(/^WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX=Prefix[0-9a-f]+ \/usr\/local\/bin\/wstunnel client --local-to-remote /);
+        // The stack's CA for wstunnel alone, where the bundle's unit reads it too.
+        expect(bundle.wstunnelCommand).toMatch(
+            /^WSTUNNEL_HTTP_UPGRADE_PATH_PREFIX=Prefix[0-9a-f]+ SSL_CERT_FILE=\/etc\/wg-relay\/tls\/relay-ca.crt \/usr\/local\/bin\/wstunnel client --local-to-remote /,
+        );
+        expect(bundle.wstunnelUnit).toContain("\nEnvironment=SSL_CERT_FILE=/etc/wg-relay/tls/relay-ca.crt\n");
         expect(bundle.caCertificate).toContain("BEGIN CERTIFICATE");
         expect(Object.keys(program.gatewayPublicKeys)).toEqual(["rpi1"]);
     });
@@ -347,6 +351,25 @@ describe("program under mocks", () => {
             ["relay-ca", 720],
             ["relay-server-cert", 720],
         ]);
+    });
+
+    it("makes a CA that only signs certificates, valid as long as the certificates it signs (2 years, not 10)", () => {
+        const inputsOfCertificate = (name: string) => registered.find((r) => r.name === name)!.inputs;
+        expect(inputsOfCertificate("relay-ca")).toMatchObject({ isCaCertificate: true, allowedUses: ["cert_signing"], validityPeriodHours: 2 * 365 * 24 });
+        expect(inputsOfCertificate("relay-server-cert").validityPeriodHours).toBe(2 * 365 * 24);
+    });
+
+    it("gives the stack's CA to wstunnel alone, and takes it out of the system's trust store where an earlier version put it", async () => {
+        const caStep = await inputsOf(command("rpi1-trusted-ca"));
+        expect(caStep.create).toContain("/etc/wg-relay/tls/relay-ca.crt");
+        expect(caStep.create).toContain(
+            "if [ -e /usr/local/share/ca-certificates/wg-relay-test.crt ]; then\n    rm -f /usr/local/share/ca-certificates/wg-relay-test.crt\n    update-ca-certificates --fresh >/dev/null\nfi",
+        );
+        expect(caStep.create).not.toMatch(/update-ca-certificates(?! --fresh)/);
+        expect(caStep.delete).toContain("rm -f /etc/wg-relay/tls/relay-ca.crt");
+        for (const host of ["rpi1", "workstation"]) {
+            expect((await inputsOf(command(`${host}-wstunnel-client-unit`))).stdin).toContain("\nEnvironment=SSL_CERT_FILE=/etc/wg-relay/tls/relay-ca.crt\n");
+        }
     });
 
     it("exports what each host should have, for the doctor: public keys, AllowedIPs, units, firewall rules, wstunnel's checksum; no secret", async () => {
@@ -648,8 +671,9 @@ describe("program: mutual TLS (wstunnel.mutualTls)", () => {
         expect(registered.some((r) => r.name === "relay-ca")).toBe(true);
         expect(registered.some((r) => r.name === "relay-server-cert")).toBe(false);
         expect(registeredNamed("rpi1-wstunnel-client-cert").inputs.caCertPem).toBe(pem("CERTIFICATE", "relay-ca"));
-        // Clients trust the relay's own certificate through the system's store: no stack CA goes there.
+        // Clients trust the relay's own certificate through the system's store: no stack CA, no SSL_CERT_FILE.
         expect(mockCommands.some((recorded) => recorded.name.endsWith("-trusted-ca"))).toBe(false);
+        expect((await inputsOf(command("rpi1-wstunnel-client-unit"))).stdin).not.toContain("SSL_CERT_FILE");
         expect((await valueOf(program.clientBundles.laptop as pulumi.Output<any>)).caCertificate).toBeUndefined();
     });
 });
@@ -865,7 +889,8 @@ describe("program: several sites and relays", () => {
         // Each relay takes every peer's path prefix; the peer's second client uses it only once relay2 has it.
         expect([...prerequisites("rpi2-wstunnel-client-env-relay2")]).toContain("relay2-wstunnel-server-restrictions");
         expect((await inputsOf(command("rpi2-public-keys"))).stdin).toMatch(/^relay \S+\nrelay2 \S+$/m);
-        // wstunnel reads the trust store when it starts: relay2's client starts after the CA is in it, and restarts with it.
+        // wstunnel reads the CA when it starts: relay2's client reads the first's file, starts after it, and restarts with it.
+        expect(unit).toContain("\nEnvironment=SSL_CERT_FILE=/etc/wg-relay/tls/relay-ca.crt\n");
         expect([...prerequisites("rpi2-wstunnel-client-relay2-unit")]).toContain("rpi2-trusted-ca");
         expect((await inputsOf(command("rpi2-trusted-ca"))).create).toContain(
             "if systemctl is-active --quiet wg-relay-wstunnel-client-relay2.service; then\n    systemctl restart wg-relay-wstunnel-client-relay2.service\n    /usr/local/lib/wg-relay/unit-stays-up wg-relay-wstunnel-client-relay2.service\nfi",

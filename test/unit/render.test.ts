@@ -555,12 +555,18 @@ describe("wstunnel", () => {
         );
     });
 
-    it("has the client listen on loopback UDP without an idle timeout and verify the relay's certificate", () => {
-        const settings = { localPort: 51820, relayHost: "sync.c0xl.ch", relayPort: 443, wireguardPort: 51820 };
+    it("has the client listen on loopback UDP without an idle timeout and verify the relay's certificate against the stack's CA alone", () => {
+        const ownCertificate = { localPort: 51820, relayHost: "sync.c0xl.ch", relayPort: 443, wireguardPort: 51820 };
+        const settings = { ...ownCertificate, caFile: "/etc/wg-relay/tls/relay-ca.crt" };
         expect(wstunnelClientArgs(settings)).toEqual([
             "client", "--local-to-remote", "udp://127.0.0.1:51820:127.0.0.1:51820?timeout_sec=0", "--tls-verify-certificate", "wss://sync.c0xl.ch:443",
         ]);
-        expectGolden("wg-relay-wstunnel-client.service", renderWstunnelClientUnit({ ...settings, environmentFile: "/etc/wg-relay/wstunnel-client.env" }));
+        const unit = renderWstunnelClientUnit({ ...settings, environmentFile: "/etc/wg-relay/wstunnel-client.env" });
+        expectGolden("wg-relay-wstunnel-client.service", unit);
+        // rustls-native-certs then reads this file and not the system's store.
+        expect(unit).toContain("\nEnvironment=SSL_CERT_FILE=/etc/wg-relay/tls/relay-ca.crt\n");
+        // The relay's own, publicly trusted certificate: the system's store.
+        expect(renderWstunnelClientUnit({ ...ownCertificate, environmentFile: "/etc/wg-relay/wstunnel-client.env" })).not.toContain("SSL_CERT_FILE");
     });
 
     it("with mutual TLS, has the client present its certificate and key from one file, handed to it as a systemd credential", () => {

@@ -56,7 +56,7 @@ export function sshHostKey(name: string, ssh: SshSettings, parent: pulumi.Resour
 export function recordHostKeyScript(name: string, host: string, port: number): string {
     const scan = `ssh-keyscan -T 10 -t ed25519 -p ${port} ${shellQuote(host)} 2>/dev/null | awk '$2 == "ssh-ed25519" { print $2 " " $3; exit }'`;
     return [
-        "for attempt in 1 2 3 4 5 6; do",
+        "for _ in 1 2 3 4 5 6; do",
         `    key=$(${scan})`,
         '    [ -z "$key" ] || break',
         "    sleep 5",

@@ -465,12 +465,12 @@ describe("program: IPv6 inside the tunnel", () => {
     it("changes the relay's and gateways' sysctl and every wg0 template, and adds the relay's IPv6 access rules, loaded before wg0", async () => {
         // The laptop provisioned over SSH, so that its template is a step too.
         const withoutIpv6 = validConfig();
-        withoutIpv6.clients![0].ssh = { host: "203.0.113.20" };
+        withoutIpv6.clients![0].ssh = { host: "203.0.113.20", hostKey: testHostKey };
         const before = await scriptsOf(withoutIpv6);
         const withIpv6 = validConfig();
         withIpv6.tunnel = { ipv6: { enabled: true, prefix: "fd12:3456:789a::/64" } };
         withIpv6.gateways![0].lanSubnets.push("fd00:1::/64");
-        withIpv6.clients![0].ssh = { host: "203.0.113.20" };
+        withIpv6.clients![0].ssh = { host: "203.0.113.20", hostKey: testHostKey };
         const after = await scriptsOf(withIpv6);
         expect(changedSteps(before, after)).toEqual([
             "laptop-wireguard-template",
@@ -715,16 +715,17 @@ describe("program: SSH host keys trusted on first use", () => {
         const config = configWithProvisionedClient();
         config.relay!.ssh = { host: "198.51.100.10", user: "ops", trustOnFirstUse: true };
         loadProgram(config);
-        const recorders = registered.filter((resource) => resource.type === "command:local:Command");
-        expect(recorders.map((resource) => resource.name)).toEqual(["relay-ssh-host-key"]);
-        expect(recorders[0].inputs.create).toBe(recordHostKeyScript("relay", "198.51.100.10", 22));
-        // No triggers: it runs at create only, so a later `pulumi up` records (and trusts) nothing new.
-        expect(recorders[0].inputs.triggers).toBeUndefined();
+        // Each connection waits for the recorded key, so the recording step is registered once these resolve.
         const relayStep = await inputsOf(command("relay-wireguard-template"));
         expect(relayStep.connection.hostKey).toBe(recordedHostKey);
         const workstation = await inputsOf(command("workstation-wireguard-template"));
         expect(workstation.connection.proxy.hostKey).toBe(recordedHostKey);
         expect(workstation.connection.hostKey).toBe(testHostKey);
+        const recorders = registered.filter((resource) => resource.type === "command:local:Command");
+        expect(recorders.map((resource) => resource.name)).toEqual(["relay-ssh-host-key"]);
+        expect(recorders[0].inputs.create).toBe(recordHostKeyScript("relay", "198.51.100.10", 22));
+        // No triggers: it runs at create only, so a later `pulumi up` records (and trusts) nothing new.
+        expect(recorders[0].inputs.triggers).toBeUndefined();
     });
 });
 

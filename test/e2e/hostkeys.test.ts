@@ -34,6 +34,10 @@ describe("SSH host keys", () => {
     beforeAll(() => {
         ensureStack({});
     });
+    // Back to the lab's pinned keys, whatever a test left.
+    afterAll(() => {
+        ensureStack({});
+    });
 
     it("records rpi1's key at the first `pulumi up` on trust on first use, says so, and records it only once", () => {
         writeStack(trustOnFirstUse);
@@ -72,9 +76,8 @@ describe("SSH host keys", () => {
             const restored = onRpi1With(otherKey, [`mv -f ${saved} /etc/ssh/ssh_host_ed25519_key`, `mv -f ${saved}.pub /etc/ssh/ssh_host_ed25519_key.pub`, "systemctl restart ssh"].join("\n"));
             expect(restored.status).toBe(0);
         }
-        // rpi1's own key again: the recorded one, and the stack converges.
+        // rpi1's own key again: the recorded one, and the stack converges with it.
         expect(onHostOk("rpi1", keyOfHost).trim()).toBe(recordedKey());
-        writeStack({});
         up();
     });
 });

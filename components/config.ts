@@ -78,17 +78,56 @@ const existingKeys = z
     .optional()
     .describe("keep this peer's existing WireGuard keys (e.g. imported from wg-easy) instead of generating them; set with `pulumi config set --secret --path`");
 
-const sshConnection = z.strictObject({
+const sshFields = {
     host: host.describe("SSH host name or address"),
     port: port.default(22).describe("SSH port"),
     user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "expected a Unix user name").default("root").describe("SSH user; other users than root need passwordless sudo"),
-    hostKey: sshHostKey.optional().describe("the host's SSH public key ('ssh-ed25519 AAAA...' or ecdsa-sha2-nistp256/384/521; not ssh-rsa); when set, any other key is refused"),
-});
+    hostKey: sshHostKey
+        .optional()
+        .describe(
+            "the host's SSH public key ('ssh-ed25519 AAAA...' or ecdsa-sha2-nistp256/384/521; not ssh-rsa), as `ssh-keyscan -t ed25519 HOST` prints it (check it against /etc/ssh/ssh_host_ed25519_key.pub on the host); any other key is refused. Required unless trustOnFirstUse",
+        ),
+    trustOnFirstUse: z
+        .boolean()
+        .default(false)
+        .describe(
+            "without a hostKey: the first `pulumi up` records the ssh-ed25519 key the host presents (ssh-keyscan on the machine running Pulumi), keeps it in the stack's state and refuses any other key after that. The risk: whatever answers at that address on that first run is trusted and receives the host's secrets; pin hostKey where you can",
+        ),
+};
+
+/** Every secret for a host travels over its SSH connection: its key is pinned, or trusted on first use only when asked. */
+function requirePinnedHostKey(ssh: { host: string; port: number; hostKey?: string; trustOnFirstUse: boolean }, ctx: z.RefinementCtx): void {
+    if (ssh.hostKey === undefined && !ssh.trustOnFirstUse) {
+        const scan = `ssh-keyscan -t ed25519 ${ssh.port === 22 ? "" : `-p ${ssh.port} `}${ssh.host}`;
+        ctx.addIssue({
+            code: "custom",
+            path: ["hostKey"],
+            message: `no host key pinned, so any machine answering at ${ssh.host} would get this host's secrets: set it to the host's key (\`${scan}\` prints it; check it against /etc/ssh/ssh_host_ed25519_key.pub on the host), or set trustOnFirstUse: true beside it to record the key the first \`pulumi up\` sees`,
+        });
+    }
+    if (ssh.hostKey !== undefined && ssh.trustOnFirstUse) {
+        ctx.addIssue({ code: "custom", path: ["trustOnFirstUse"], message: "the host key is pinned (hostKey): remove trustOnFirstUse, which is only for a host without one" });
+    }
+}
+
+const sshConnection = z.strictObject(sshFields).superRefine(requirePinnedHostKey);
 
 /** Gateways and clients may be reached directly or through the relay as an SSH jump host. */
-const peerSshConnection = sshConnection.extend({
-    via: z.enum(["direct", "relay"]).default("direct").describe("'relay' reaches the host through the relay as an SSH jump host (once its tunnel is up)"),
-});
+const peerSshConnection = z
+    .strictObject({
+        ...sshFields,
+        via: z.enum(["direct", "relay"]).default("direct").describe("'relay' reaches the host through the relay as an SSH jump host (once its tunnel is up)"),
+    })
+    .superRefine((ssh, ctx) => {
+        requirePinnedHostKey(ssh, ctx);
+        if (ssh.via === "relay" && ssh.trustOnFirstUse && ssh.hostKey === undefined) {
+            ctx.addIssue({
+                code: "custom",
+                path: ["trustOnFirstUse"],
+                message: "a host reached through the relay (via: relay) cannot be trusted on first use (its key is scanned from the machine running Pulumi, which does not reach it): pin hostKey",
+            });
+        }
+    });
 
 const wstunnelVersion = z
     .string()

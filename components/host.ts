@@ -18,18 +18,54 @@ const scriptDelimiter = "WG_RELAY_SCRIPT";
 export type Connection = command.types.input.remote.ConnectionArgs;
 
 /** SSH connection settings for a host; `proxy` makes it reachable only through a jump host. */
-export function sshConnection(ssh: SshSettings, privateKey: pulumi.Input<string>, proxy?: Connection): Connection {
+export function sshConnection(ssh: SshSettings, hostKey: pulumi.Input<string>, privateKey: pulumi.Input<string>, proxy?: Connection): Connection {
     return {
         host: ssh.host,
         port: ssh.port,
         user: ssh.user,
         privateKey: pulumi.secret(privateKey),
-        // Without it the provider accepts any host key.
-        ...(ssh.hostKey ? { hostKey: ssh.hostKey } : {}),
+        // Always set: without it the provider accepts any host key.
+        hostKey,
         ...(proxy ? { proxy } : {}),
         dialErrorLimit: 20,
         perDialTimeout: 10,
     };
+}
+
+/**
+ * The key every connection to a host insists on: the pinned `ssh.hostKey`, or with `ssh.trustOnFirstUse` the key
+ * the host presented at the first `pulumi up`. That key is the output of a local command without triggers: it runs
+ * once (again only when the host's address or port changes) and its output stays in the stack's state.
+ */
+export function sshHostKey(name: string, ssh: SshSettings, parent: pulumi.Resource): pulumi.Input<string> {
+    if (ssh.hostKey !== undefined) {
+        return ssh.hostKey;
+    }
+    pulumi.log.warn(
+        `${name}: SSH host key not pinned (ssh.trustOnFirstUse): the key ${ssh.host} port ${ssh.port} presented at the first \`pulumi up\` is recorded in the stack's state and any other key is refused; pin it in ssh.hostKey (\`pulumi stack export\` shows it as the output of ${name}-ssh-host-key)`,
+        parent,
+    );
+    const recorded = new command.local.Command(
+        `${name}-ssh-host-key`,
+        { create: recordHostKeyScript(name, ssh.host, ssh.port), logging: "stderr", addPreviousOutputInEnv: false },
+        { parent },
+    );
+    return recorded.stdout;
+}
+
+/** Prints the ssh-ed25519 key `host` presents (retrying while it boots), or fails naming the host. */
+export function recordHostKeyScript(name: string, host: string, port: number): string {
+    const scan = `ssh-keyscan -T 10 -t ed25519 -p ${port} ${shellQuote(host)} 2>/dev/null | awk '$2 == "ssh-ed25519" { print $2 " " $3; exit }'`;
+    return [
+        "for _ in 1 2 3 4 5 6; do",
+        `    key=$(${scan})`,
+        '    [ -z "$key" ] || break',
+        "    sleep 5",
+        "done",
+        `[ -n "$key" ] || { echo ${shellQuote(`${name}: ${host} port ${port} presented no ssh-ed25519 host key to ssh-keyscan: pin its key in ssh.hostKey instead of trustOnFirstUse`)} >&2; exit 1; }`,
+        `echo ${shellQuote(`${name}: trusting on first use the SSH host key of ${host} port ${port}:`)} "$key" >&2`,
+        "printf '%s' \"$key\"",
+    ].join("\n");
 }
 
 /**

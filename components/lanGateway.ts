@@ -3,7 +3,7 @@
 // it also routes the other sites' LANs through the first relay.
 import * as pulumi from "@pulumi/pulumi";
 import { GatewaySettings, isIpv6Network, TunnelNetwork } from "./config";
-import { Host, sshConnection } from "./host";
+import { Host, sshConnection, sshHostKey } from "./host";
 import { firewallHooks, FirewallRule, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { renderHeartbeatUnit } from "./render/heartbeat";
 import { heartbeatUnit, peerPresharedKeyPath, wireguardKeyPath } from "./render/paths";
@@ -122,7 +122,7 @@ export class LanGateway extends pulumi.ComponentResource {
         super("wg-relay:index:LanGateway", name, {}, opts);
         const { gateway, relays } = args;
         const proxy = gateway.ssh.via === "relay" ? relays[0].connection : undefined;
-        const host = new Host(name, sshConnection(gateway.ssh, args.sshPrivateKey, proxy), gateway.ssh.user, this, args.repair);
+        const host = new Host(name, sshConnection(gateway.ssh, sshHostKey(name, gateway.ssh, this), args.sshPrivateKey, proxy), gateway.ssh.user, this, args.repair);
 
         this.wireguardTemplate = renderWgQuickConf(gatewayWgQuickConf(gateway, args.tunnel, relays));
         const wireguard = provisionPeerHost(host, {

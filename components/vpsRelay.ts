@@ -2,7 +2,7 @@
 // WireGuard has a peer per gateway (its tunnel address and LANs) and per roaming client.
 import * as pulumi from "@pulumi/pulumi";
 import { RelaySettings, WstunnelSettings } from "./config";
-import { Connection, Host, hostPackages, sshConnection } from "./host";
+import { Connection, Host, hostPackages, sshConnection, sshHostKey } from "./host";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
 import { accessChainHooks, accessRuleCommands, Family, loadAccessRulesScript, RelayRulesSettings, renderAccessRules } from "./render/access";
 import { access6RulesPath, accessRulesPath, relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wgApplyScriptPath, wireguardDir, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
@@ -171,7 +171,7 @@ export class VpsRelay extends pulumi.ComponentResource {
         this.tunnelSubnet = relay.tunnel.subnet;
         this.wstunnelLocalPort = relay.wstunnelLocalPort;
         this.tunnelAddress = relay.tunnelAddress;
-        this.connection = sshConnection(relay.ssh, args.sshPrivateKey);
+        this.connection = sshConnection(relay.ssh, sshHostKey(name, relay.ssh, this), args.sshPrivateKey);
         this.address = relayAddress(relay);
         const host = new Host(name, this.connection, relay.ssh.user, this, args.repair);
 

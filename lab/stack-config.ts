@@ -1,6 +1,7 @@
 // Writes the lab stack's config file (Pulumi.lab.yaml) from the lab's inventory. What Pulumi itself put there
 // (the passphrase's encryption salt, the encrypted SSH key) is kept.
-// The lab is an ordinary user of the program: the same schema, with pinned host keys and non-root sudo users.
+// The lab is an ordinary user of the program: the same schema, with pinned host keys (rpi1's trusted on first use
+// when asked) and non-root sudo users.
 // usage: ts-node lab/stack-config.ts INVENTORY WSTUNNEL_BINARY OUT [CHANGES_JSON]
 // CHANGES_JSON (LabChanges, e.g. {"extraClients": [...], "gatewayKeyRotation": N, "laptopAccess": [...]}) is how the e2e
 // tests change the stack as a user would. The SSH key and the repair counter, set with `pulumi config set`, are kept.
@@ -59,6 +60,8 @@ export interface LabChanges {
     rpi1LanInterface?: string;
     /** wstunnel.mutualTls: every wstunnel peer presents a client certificate from the stack's CA. */
     mutualTls?: boolean;
+    /** rpi1's SSH host key trusted on first use (ssh.trustOnFirstUse) instead of pinned. */
+    rpi1TrustOnFirstUse?: boolean;
     /** Direct UDP on the (first) relay (allowDirectUdp), with these further public UDP ports (relay.udpPorts). */
     relayDirectUdp?: { udpPorts: number[] };
 }
@@ -108,7 +111,7 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                 lanSubnets: ["192.168.1.0/24", ...(changes.ipv6 ? [labLanIpv6Prefix] : [])],
                 // Left out, the interface of rpi1's default route, as on most Pis.
                 ...(changes.rpi1LanInterface ? { lanInterface: changes.rpi1LanInterface } : {}),
-                ssh: ssh(rpi1),
+                ssh: changes.rpi1TrustOnFirstUse ? { host: rpi1.address, user: rpi1.user, trustOnFirstUse: true } : ssh(rpi1),
                 // The gateway has a preshared key and the laptop none, so the lab runs both.
                 presharedKey: true,
                 keyRotation: changes.gatewayKeyRotation ?? 0,

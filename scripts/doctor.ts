@@ -420,8 +420,8 @@ export function sshAddress(host: DoctorHost, relayName: string): string {
 
 /**
  * An ssh_config with one entry per host, named after it: its pinned key recorded under that name (HostKeyAlias), the
- * relay as jump host where the stack says so. A host without a pinned key is accepted on first sight, as `pulumi up`
- * accepts it.
+ * relay as jump host where the stack says so. A host on trust on first use (its key is in the stack's state, not its
+ * config) is accepted on first sight; the doctor only reads it.
  */
 export function renderSshConfig(hosts: DoctorHost[], relayName: string, files: { privateKey: string; knownHosts: string }): string {
     const entries = hosts.flatMap((host) => [
@@ -541,7 +541,7 @@ async function main(argv: string[]): Promise<number> {
                 if (declared === undefined) {
                     return hostReport(identity, [fail("declared", "not in the stack's outputs yet: run `pulumi up`")]);
                 }
-                const pinned = host.ssh.hostKey ? [] : [{ check: "ssh host key", status: "warn" as const, detail: "not pinned (ssh.hostKey): any key is accepted" }];
+                const pinned = host.ssh.hostKey ? [] : [{ check: "ssh host key", status: "warn" as const, detail: "trusted on first use (ssh.trustOnFirstUse): the doctor accepts the key it sees first" }];
                 const probe = await runProbe(configFile, host, probeScript(declared));
                 const findings = probe.status === 0 ? checkHost(declared, parseProbe(probe.stdout)) : [probeFailed(probe.status, probe.stderr)];
                 return hostReport(identity, [...pinned, ...findings]);

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { parseStackConfig, StackConfigInput } from "../../components/config";
 import { renderClientBundle } from "../../components/roamingClient";
 import { relayAddress } from "../../components/vpsRelay";
-import { validConfig } from "./fixtures";
+import { testHostKey, validConfig } from "./fixtures";
 
 const repo = join(__dirname, "..", "..");
 const parsersDir = execFileSync("bash", [join(repo, "lab", "conf-parsers.sh"), "--dir"], { encoding: "utf8" }).trim();
@@ -68,13 +68,13 @@ const renderedConfs: Record<string, string> = {
         ...validConfig(),
         relay: withDirectUdp,
         tunnel: { ipv6: { enabled: true } },
-        gateways: [{ name: "rpi1", tunnelAddress: "10.10.0.2", lanSubnets: ["192.168.1.0/24", "fd00:1::/64"], ssh: { host: "192.168.1.130", user: "pi" } }],
+        gateways: [{ name: "rpi1", tunnelAddress: "10.10.0.2", lanSubnets: ["192.168.1.0/24", "fd00:1::/64"], ssh: { host: "192.168.1.130", user: "pi", hostKey: testHostKey } }],
         clients: clientKinds,
     }),
     ...confsOf("two-relays", {
         ...validConfig(),
         relay: undefined,
-        relays: [withDirectUdp, { name: "relay2", ssh: { host: "198.51.100.20" }, tunnelSubnet: "10.10.1.0/24", allowDirectUdp: true, udpPorts: [53] }],
+        relays: [withDirectUdp, { name: "relay2", ssh: { host: "198.51.100.20", hostKey: testHostKey }, tunnelSubnet: "10.10.1.0/24", allowDirectUdp: true, udpPorts: [53] }],
         clients: clientKinds.filter((client) => !client.fullTunnel),
     }),
 };

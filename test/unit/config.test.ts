@@ -1,5 +1,5 @@
 import { ConfigError, parseStackConfig, StackConfigInput, stackConfigValues } from "../../components/config";
-import { validConfig } from "./fixtures";
+import { testHostKey, validConfig } from "./fixtures";
 
 function problemsOf(config: unknown): string[] {
     try {
@@ -34,6 +34,12 @@ describe("stack config", () => {
         expect(config.clients[0].fullTunnel).toBe(false);
     });
 
+    it("trusts a host's key on first use only when its ssh block says so", () => {
+        const config = parseStackConfig(withChange((c) => (c.gateways![0].ssh = { host: "192.168.1.130", trustOnFirstUse: true })) as Record<string, unknown>);
+        expect(config.gateways[0].ssh).toEqual({ host: "192.168.1.130", port: 22, user: "root", via: "direct", trustOnFirstUse: true });
+        expect(parseStackConfig(validConfig() as Record<string, unknown>).relays[0].ssh.trustOnFirstUse).toBe(false);
+    });
+
     it("resolves what components need, once: the relay's addresses, each client's routes, where wstunnel comes from", () => {
         const config = parseStackConfig(
             withChange((c) => {
@@ -65,6 +71,31 @@ describe("stack config", () => {
             withChange((c) => (c.gateways![0].ssh.hostKey = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7")),
             "wg-relay:gateways[0].ssh.hostKey: an ssh-rsa host key cannot be pinned (it means SHA-1 RSA, which OpenSSH 8.8 and later refuse): pin the host's ssh-ed25519 or ecdsa-sha2-nistp256/384/521 key",
         ],
+        [
+            "a relay without a pinned host key",
+            withChange((c) => delete c.relay!.ssh.hostKey),
+            "wg-relay:relay.ssh.hostKey: no host key pinned, so any machine answering at 198.51.100.10 would get this host's secrets: set it to the host's key (`ssh-keyscan -t ed25519 198.51.100.10` prints it; check it against /etc/ssh/ssh_host_ed25519_key.pub on the host), or set trustOnFirstUse: true beside it",
+        ],
+        [
+            "a gateway without a pinned host key, on another port",
+            withChange((c) => (c.gateways![0].ssh = { host: "192.168.1.130", port: 2222 })),
+            "wg-relay:gateways[0].ssh.hostKey: no host key pinned, so any machine answering at 192.168.1.130 would get this host's secrets: set it to the host's key (`ssh-keyscan -t ed25519 -p 2222 192.168.1.130` prints it",
+        ],
+        [
+            "a client without a pinned host key",
+            withChange((c) => (c.clients![0].ssh = { host: "10.10.0.3", via: "relay" })),
+            "wg-relay:clients[0].ssh.hostKey: no host key pinned, so any machine answering at 10.10.0.3",
+        ],
+        [
+            "trust on first use for a host reached through the relay",
+            withChange((c) => (c.clients![0].ssh = { host: "10.10.0.3", via: "relay", trustOnFirstUse: true })),
+            "wg-relay:clients[0].ssh.trustOnFirstUse: a host reached through the relay (via: relay) cannot be trusted on first use",
+        ],
+        [
+            "trust on first use beside a pinned key",
+            withChange((c) => (c.relay!.ssh.trustOnFirstUse = true)),
+            "wg-relay:relay.ssh.trustOnFirstUse: the host key is pinned (hostKey): remove trustOnFirstUse",
+        ],
         ["a malformed SHA-256", withChange((c) => (c.wstunnel = { source: "release", sha256: { amd64: "abc" } })), "wg-relay:wstunnel.sha256.amd64: expected a SHA-256 digest"],
         ["a malformed version", withChange((c) => (c.wstunnel!.version = "v10.6.2")), "wg-relay:wstunnel.version: expected a release version like 10.6.2"],
         ["a version before 10.4.2", withChange((c) => (c.wstunnel!.version = "10.4.1")), "wg-relay:wstunnel.version: expected a wstunnel 10.x release at or after 10.4.2"],
@@ -79,7 +110,7 @@ describe("stack config", () => {
         ["a LAN overlapping the tunnel", withChange((c) => (c.gateways![0].lanSubnets = ["10.10.0.0/16"])), "wg-relay:gateways[0].lanSubnets[0]: 10.10.0.0/16 overlaps the tunnel subnet 10.10.0.0/24"],
         [
             "LANs overlapping each other",
-            withChange((c) => c.gateways!.push({ name: "rpi2", tunnelAddress: "10.10.0.4", lanSubnets: ["192.168.1.128/25"], ssh: { host: "192.168.1.131" } })),
+            withChange((c) => c.gateways!.push({ name: "rpi2", tunnelAddress: "10.10.0.4", lanSubnets: ["192.168.1.128/25"], ssh: { host: "192.168.1.131", hostKey: testHostKey } })),
             "wg-relay:gateways[1].lanSubnets[0]: 192.168.1.128/25 overlaps 192.168.1.0/24 of wg-relay:gateways[0].lanSubnets[0]",
         ],
         ["a duplicate name", withChange((c) => (c.clients![0].name = "rpi1")), "wg-relay:clients[0].name: name 'rpi1' is already used by gateways[0]"],
@@ -128,7 +159,7 @@ describe("stack config", () => {
         ["an iPhone on wstunnel", withChange((c) => (c.clients![0].platform = "ios")), "wg-relay:clients[0].transport: iOS has no wstunnel client: use transport: udp"],
         [
             "a Mac provisioned over SSH",
-            withChange((c) => Object.assign(c.clients![0], { platform: "macos", ssh: { host: "172.30.0.10" } })),
+            withChange((c) => Object.assign(c.clients![0], { platform: "macos", ssh: { host: "172.30.0.10", hostKey: testHostKey } })),
             "wg-relay:clients[0].ssh: only a linux client is provisioned over SSH",
         ],
         ["a UDP client while the relay drops UDP", withChange((c) => (c.clients![0].transport = "udp")), "wg-relay:clients[0].transport: 'udp' needs relay.allowDirectUdp: true"],
@@ -175,9 +206,9 @@ describe("stack config", () => {
                 delete c[key];
             }
             Object.assign(c, rest, {
-                relays: [relay, { name: "relay2", ssh: { host: "198.51.100.20" }, tunnelSubnet: "10.10.1.0/24" }],
+                relays: [relay, { name: "relay2", ssh: { host: "198.51.100.20", hostKey: testHostKey }, tunnelSubnet: "10.10.1.0/24" }],
             });
-            c.gateways!.push({ name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], ssh: { host: "192.168.2.130" } });
+            c.gateways!.push({ name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], ssh: { host: "192.168.2.130", hostKey: testHostKey } });
             change(c);
         });
 
@@ -221,7 +252,7 @@ describe("stack config", () => {
             twoRelays((c) => {
                 c.gateways![0].siteToSite = true;
                 c.gateways![1].siteToSite = true;
-                c.gateways!.push({ name: "rpi3", tunnelAddress: "10.10.0.7", lanSubnets: ["192.168.3.0/24"], ssh: { host: "192.168.3.130" } });
+                c.gateways!.push({ name: "rpi3", tunnelAddress: "10.10.0.7", lanSubnets: ["192.168.3.0/24"], ssh: { host: "192.168.3.130", hostKey: testHostKey } });
             }) as Record<string, unknown>,
         );
         expect(config.relays[0].siteLinks).toEqual([
@@ -235,6 +266,7 @@ describe("stack config", () => {
     const severalRelayCases: [string, StackConfigInput | Record<string, unknown>, string][] = [
         ["both relay and relays", twoRelays((c) => (c.relay = c.relays![0])), "wg-relay:relays: set either relay (one relay) or relays (several), not both"],
         ["two relays of one name", twoRelays((c) => delete c.relays![1].name), "wg-relay:relays[1].name: name 'relay' is already used by relays[0].name"],
+        ["a second relay without a pinned host key", twoRelays((c) => delete c.relays![1].ssh.hostKey), "wg-relay:relays[1].ssh.hostKey: no host key pinned, so any machine answering at 198.51.100.20"],
         ["a second relay without a subnet", twoRelays((c) => delete c.relays![1].tunnelSubnet), "wg-relay:relays[1].tunnelSubnet: required for every relay after the first"],
         ["relay subnets that overlap", twoRelays((c) => (c.relays![1].tunnelSubnet = "10.10.0.0/24")), "wg-relay:relays[1].tunnelSubnet: 10.10.0.0/24 overlaps 10.10.0.0/24 of wg-relay:tunnel.subnet"],
         ["a relay subnet of another size", twoRelays((c) => (c.relays![1].tunnelSubnet = "10.10.2.0/23")), "wg-relay:relays[1].tunnelSubnet: 10.10.2.0/23 is not the size of tunnel.subnet 10.10.0.0/24"],
@@ -410,7 +442,7 @@ describe("IPv6 inside the tunnel", () => {
         expect(
             problemsOf(
                 withIpv6((c) => {
-                    c.relays = [c.relay!, { name: "relay2", ssh: { host: "192.0.2.20" }, tunnelSubnet: "10.10.1.0/24" }];
+                    c.relays = [c.relay!, { name: "relay2", ssh: { host: "192.0.2.20", hostKey: testHostKey }, tunnelSubnet: "10.10.1.0/24" }];
                     delete c.relay;
                 }),
             ),

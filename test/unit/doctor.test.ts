@@ -22,7 +22,7 @@ import {
     stackHosts,
 } from "../../scripts/doctor";
 import { nextRepair, stackArgs } from "../../scripts/repair";
-import { validConfig } from "./fixtures";
+import { testHostKey, validConfig } from "./fixtures";
 
 const key = (who: string) => Buffer.from(`${who} public key`.padEnd(32, ".")).toString("base64");
 const relayRules = [
@@ -388,7 +388,8 @@ describe("doctor: output", () => {
 
 describe("doctor: reaching the hosts", () => {
     const config = validConfig();
-    config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay" } });
+    config.gateways![0].ssh = { host: "192.168.1.130", user: "pi", trustOnFirstUse: true };
+    config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay", hostKey: testHostKey } });
     const network = parseStackConfig(config as Record<string, unknown>);
     const hosts = stackHosts(network);
 
@@ -399,10 +400,12 @@ describe("doctor: reaching the hosts", () => {
     it("pins each host key under the host's name and jumps through the relay where the stack does; the key is a file", () => {
         const sshConfig = renderSshConfig(hosts, "relay", { privateKey: "/tmp/doctor/id", knownHosts: "/tmp/doctor/known_hosts" });
         expect(sshConfig).toContain("Host relay\n  HostName 198.51.100.10\n  Port 22\n  User ops\n  HostKeyAlias relay\n  StrictHostKeyChecking yes\n");
-        expect(sshConfig).toContain("Host workstation\n  HostName 10.10.0.4\n  Port 22\n  User root\n  HostKeyAlias workstation\n  StrictHostKeyChecking accept-new\n  ProxyJump relay\n");
+        expect(sshConfig).toContain("Host workstation\n  HostName 10.10.0.4\n  Port 22\n  User root\n  HostKeyAlias workstation\n  StrictHostKeyChecking yes\n  ProxyJump relay\n");
+        // A key trusted on first use is in the stack's state, not its config: the doctor accepts the key it sees first.
+        expect(sshConfig).toContain("Host rpi1\n  HostName 192.168.1.130\n  Port 22\n  User pi\n  HostKeyAlias rpi1\n  StrictHostKeyChecking accept-new\n");
         expect(sshConfig).not.toContain("ProxyJump relay\nHost rpi1");
         expect(sshConfig).toContain("  IdentityFile /tmp/doctor/id\n  IdentitiesOnly yes\n  UserKnownHostsFile /tmp/doctor/known_hosts\n  GlobalKnownHostsFile /dev/null\n  BatchMode yes\n");
-        expect(renderKnownHosts(hosts)).toBe(`relay ${network.relays[0].ssh.hostKey}\n`);
+        expect(renderKnownHosts(hosts)).toBe(`relay ${network.relays[0].ssh.hostKey}\nworkstation ${testHostKey}\n`);
     });
 });
 

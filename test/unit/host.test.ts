@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { asRoot, installPackagesScript, removeFilesScript, writeStdinToFileScript } from "../../components/host";
+import { asRoot, installPackagesScript, recordHostKeyScript, removeFilesScript, writeStdinToFileScript } from "../../components/host";
 import { shellQuote } from "../../components/shell";
 
 const asRootUser = process.getuid?.() === 0;
@@ -106,5 +106,17 @@ describe("host layer scripts", () => {
         ]);
         expect(removeFilesScript(["/etc/wireguard/psk/rpi1.psk"])).toContain("rmdir /etc/wireguard/psk ");
         expect(removeFilesScript(["/etc/wireguard/wg0.conf", "/usr/local/bin/wstunnel"])).toBe("rm -f /etc/wireguard/wg0.conf /usr/local/bin/wstunnel");
+    });
+});
+
+describe("recording a host key on first use", () => {
+    it("is a POSIX sh script that shellcheck passes, printing only the key line on stdout and naming the host on failure", () => {
+        const script = recordHostKeyScript("rpi1", "192.168.1.130", 2222);
+        const result = spawnSync("shellcheck", ["--shell=sh", "-"], { input: script, encoding: "utf8" });
+        expect(result.stdout + result.stderr).toBe("");
+        expect(result.status).toBe(0);
+        expect(script).toContain("ssh-keyscan -T 10 -t ed25519 -p 2222 192.168.1.130 ");
+        expect(script).toContain("rpi1: 192.168.1.130 port 2222 presented no ssh-ed25519 host key to ssh-keyscan");
+        expect(script.split("\n").filter((line) => /^\s*(echo|printf)/.test(line) && !line.includes(">&2"))).toEqual([`printf '%s' "$key"`]);
     });
 });

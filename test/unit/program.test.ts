@@ -7,7 +7,8 @@ import { parseStackConfig, StackConfigInput } from "../../components/config";
 import { accessRuleCommands, renderAccessRules } from "../../components/render/access";
 import { rulesDefaultRouteInterfaceFilter } from "../../components/render/interfaces";
 import { wireguardKeyFromSecret, wireguardPublicKey } from "../../components/keys";
-import { relayTemplateFirewallRules, validConfig } from "./fixtures";
+import { recordHostKeyScript } from "../../components/host";
+import { relayTemplateFirewallRules, testHostKey, validConfig } from "./fixtures";
 
 interface Recorded {
     name: string;
@@ -56,6 +57,7 @@ jest.mock("@pulumi/random", () => {
 });
 
 const registered: pulumi.runtime.MockResourceArgs[] = [];
+const recordedHostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFirstUseFirstUseFirstUseFirstUseFirstUse";
 const digest = (text: string) => createHash("sha256").update(text).digest();
 const pem = (kind: string, name: string) => `-----BEGIN ${kind}-----\n${digest(name).toString("base64")}\n-----END ${kind}-----\n`;
 
@@ -73,6 +75,9 @@ function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknow
             return { ...args.inputs, certRequestPem: pem("CERTIFICATE REQUEST", args.name) };
         case "command:remote:Command":
             return { ...args.inputs, stdout: "", stderr: "" };
+        case "command:local:Command":
+            // The key ssh-keyscan saw (recordHostKeyScript prints it).
+            return { ...args.inputs, stdout: recordedHostKey, stderr: "" };
         case "command:remote:CopyToRemote":
             return { ...args.inputs };
         default:
@@ -167,7 +172,7 @@ describe("program under mocks", () => {
     let program: Record<string, any>;
     const config = validConfig();
     config.gateways![0].presharedKey = true;
-    config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay" }, presharedKey: true });
+    config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay", hostKey: testHostKey }, presharedKey: true });
     beforeAll(async () => {
         program = loadProgram(config);
         await valueOf(program.relayUrl);
@@ -498,12 +503,12 @@ describe("program: IPv6 inside the tunnel", () => {
     it("changes the relay's and gateways' sysctl and every wg0 template, and adds the relay's IPv6 access rules, loaded before wg0", async () => {
         // The laptop provisioned over SSH, so that its template is a step too.
         const withoutIpv6 = validConfig();
-        withoutIpv6.clients![0].ssh = { host: "203.0.113.20" };
+        withoutIpv6.clients![0].ssh = { host: "203.0.113.20", hostKey: testHostKey };
         const before = await scriptsOf(withoutIpv6);
         const withIpv6 = validConfig();
         withIpv6.tunnel = { ipv6: { enabled: true, prefix: "fd12:3456:789a::/64" } };
         withIpv6.gateways![0].lanSubnets.push("fd00:1::/64");
-        withIpv6.clients![0].ssh = { host: "203.0.113.20" };
+        withIpv6.clients![0].ssh = { host: "203.0.113.20", hostKey: testHostKey };
         const after = await scriptsOf(withIpv6);
         expect(changedSteps(before, after)).toEqual([
             "laptop-wireguard-template",
@@ -581,7 +586,7 @@ describe("program: mutual TLS (wstunnel.mutualTls)", () => {
         const config = validConfig();
         config.wstunnel!.mutualTls = true;
         config.relay!.allowDirectUdp = true;
-        config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay" } }, { name: "tablet", tunnelAddress: "10.10.0.5", transport: "udp" });
+        config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay", hostKey: testHostKey } }, { name: "tablet", tunnelAddress: "10.10.0.5", transport: "udp" });
         return config;
     };
     const prefixes = () =>
@@ -740,9 +745,28 @@ function changedInputs(before: Map<string, Record<string, any>>, after: Map<stri
 /** The fixture with a client provisioned over SSH through the relay, so every kind of host has steps. */
 function configWithProvisionedClient(): StackConfigInput {
     const config = validConfig();
-    config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay" } });
+    config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", ssh: { host: "10.10.0.4", via: "relay", hostKey: testHostKey } });
     return config;
 }
+
+describe("program: SSH host keys trusted on first use", () => {
+    it("records a key once per such host and connects to it, and through it as a jump host, with that key only", async () => {
+        const config = configWithProvisionedClient();
+        config.relay!.ssh = { host: "198.51.100.10", user: "ops", trustOnFirstUse: true };
+        loadProgram(config);
+        // Each connection waits for the recorded key, so the recording step is registered once these resolve.
+        const relayStep = await inputsOf(command("relay-wireguard-template"));
+        expect(relayStep.connection.hostKey).toBe(recordedHostKey);
+        const workstation = await inputsOf(command("workstation-wireguard-template"));
+        expect(workstation.connection.proxy.hostKey).toBe(recordedHostKey);
+        expect(workstation.connection.hostKey).toBe(testHostKey);
+        const recorders = registered.filter((resource) => resource.type === "command:local:Command");
+        expect(recorders.map((resource) => resource.name)).toEqual(["relay-ssh-host-key"]);
+        expect(recorders[0].inputs.create).toBe(recordHostKeyScript("relay", "198.51.100.10", 22));
+        // No triggers: it runs at create only, so a later `pulumi up` records (and trusts) nothing new.
+        expect(recorders[0].inputs.triggers).toBeUndefined();
+    });
+});
 
 describe("program: repair (wg-relay:repair)", () => {
     it("adds one comment line to every step's script when bumped, and changes nothing else; none at 0", async () => {
@@ -793,7 +817,7 @@ describe("program: existing keys (e.g. from wg-easy)", () => {
     it("uses them instead of generated ones, as secrets that reach hosts only on stdin", async () => {
         const config = validConfig();
         config.relay!.existingKeys = { privateKey: relayKey };
-        config.clients![0] = { ...config.clients![0], presharedKey: true, existingKeys: { privateKey, presharedKey }, ssh: { host: "10.10.0.3", via: "relay" } };
+        config.clients![0] = { ...config.clients![0], presharedKey: true, existingKeys: { privateKey, presharedKey }, ssh: { host: "10.10.0.3", via: "relay", hostKey: testHostKey } };
         const program = loadProgram(config);
         const bundle = await valueOf(program.clientBundles.laptop as pulumi.Output<any>);
         expect(bundle.wireguardConf).toContain(`PrivateKey = ${privateKey}\n`);
@@ -817,7 +841,7 @@ describe("program: a client on plain UDP", () => {
     it("gets a bundle pointing at the relay's WireGuard port, and no wstunnel", async () => {
         const config = validConfig();
         config.relay!.allowDirectUdp = true;
-        config.clients!.push({ name: "phone", tunnelAddress: "10.10.0.5", transport: "udp", ssh: { host: "10.10.0.5", via: "relay" } });
+        config.clients!.push({ name: "phone", tunnelAddress: "10.10.0.5", transport: "udp", ssh: { host: "10.10.0.5", via: "relay", hostKey: testHostKey } });
         const program = loadProgram(config);
         const bundle = await valueOf(program.clientBundles.phone as pulumi.Output<any>);
         expect(bundle.wireguardConf).toContain("Endpoint = 198.51.100.10:51820");
@@ -849,9 +873,9 @@ describe("program: several sites and relays", () => {
         const { relay, ...rest } = config;
         return {
             ...rest,
-            relays: [relay!, { name: "relay2", ssh: { host: "198.51.100.20", user: "ops" }, tunnelSubnet: "10.10.1.0/24" }],
-            gateways: [...config.gateways!, { name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], ssh: { host: "192.168.2.130", user: "pi" } }],
-            clients: [{ name: "laptop", tunnelAddress: "10.10.0.3", ssh: { host: "10.254.1.2" } }],
+            relays: [relay!, { name: "relay2", ssh: { host: "198.51.100.20", user: "ops", hostKey: testHostKey }, tunnelSubnet: "10.10.1.0/24" }],
+            gateways: [...config.gateways!, { name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], ssh: { host: "192.168.2.130", user: "pi", hostKey: testHostKey } }],
+            clients: [{ name: "laptop", tunnelAddress: "10.10.0.3", ssh: { host: "10.254.1.2", hostKey: testHostKey } }],
         };
     };
     const stepsOf = (host: string) => mockCommands.filter((c) => c.name.startsWith(`${host}-`)).map((c) => c.name.slice(host.length + 1)).sort();

@@ -23,7 +23,7 @@ import {
 } from "../../components/render/wstunnel";
 import { accessChainHooks, accessRuleCommands, loadAccessRulesScript, renderAccessRules } from "../../components/render/access";
 import { firewallRuleCheck } from "../../scripts/doctor";
-import { relayTemplateFirewallRules, validConfig } from "./fixtures";
+import { relayTemplateFirewallRules, testHostKey, validConfig } from "./fixtures";
 import { expectGolden } from "./golden";
 
 const network = parseStackConfig({ ...validConfig(), wstunnel: { source: "local", localBinary: "/dev/null" } } as Record<string, unknown>);
@@ -368,7 +368,7 @@ describe("relay access rules", () => {
     it("gives a client every LAN in its routes by default, and one a gateway's name stands for only within them", () => {
         const twoLans = parseStackConfig({
             ...validConfig(),
-            gateways: [{ name: "rpi1", tunnelAddress: "10.10.0.2", lanSubnets: ["192.168.1.0/24", "192.168.2.0/24"], ssh: { host: "192.168.1.130" } }],
+            gateways: [{ name: "rpi1", tunnelAddress: "10.10.0.2", lanSubnets: ["192.168.1.0/24", "192.168.2.0/24"], ssh: { host: "192.168.1.130", hostKey: testHostKey } }],
             clients: [
                 { name: "laptop", tunnelAddress: "10.10.0.3" },
                 { name: "phone", tunnelAddress: "10.10.0.4", routes: ["192.168.2.0/24"], access: [{ to: "rpi1", protocol: "udp", ports: [53] }] },
@@ -620,10 +620,10 @@ describe("several sites and relays", () => {
     const sites = parseStackConfig({
         ...validConfig(),
         relay: undefined,
-        relays: [validConfig().relay, { name: "relay2", ssh: { host: "198.51.100.20" }, tunnelSubnet: "10.10.1.0/24" }],
+        relays: [validConfig().relay, { name: "relay2", ssh: { host: "198.51.100.20", hostKey: testHostKey }, tunnelSubnet: "10.10.1.0/24" }],
         gateways: [
-            { name: "rpi1", tunnelAddress: "10.10.0.2", lanSubnets: ["192.168.1.0/24"], siteToSite: true, ssh: { host: "192.168.1.130" } },
-            { name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], siteToSite: true, ssh: { host: "192.168.2.130" } },
+            { name: "rpi1", tunnelAddress: "10.10.0.2", lanSubnets: ["192.168.1.0/24"], siteToSite: true, ssh: { host: "192.168.1.130", hostKey: testHostKey } },
+            { name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], siteToSite: true, ssh: { host: "192.168.2.130", hostKey: testHostKey } },
         ],
     } as Record<string, unknown>);
     const relaysForPeers = sites.relays.map((each) => ({ peerName: each.name, tunnelSubnet: each.tunnel.subnet, wstunnelLocalPort: each.wstunnelLocalPort }));
@@ -735,7 +735,7 @@ describe("IPv6 inside the tunnel", () => {
     const ipv6 = parseStackConfig({
         ...validConfig(),
         tunnel: { ipv6: { enabled: true, prefix: "fd12:3456:789a::/64" } },
-        gateways: [{ name: "rpi1", tunnelAddress: "10.10.0.2", lanSubnets: ["192.168.1.0/24", "fd00:1::/64"], ssh: { host: "192.168.1.130", user: "pi" } }],
+        gateways: [{ name: "rpi1", tunnelAddress: "10.10.0.2", lanSubnets: ["192.168.1.0/24", "fd00:1::/64"], ssh: { host: "192.168.1.130", user: "pi", hostKey: testHostKey } }],
         clients: [
             { name: "laptop", tunnelAddress: "10.10.0.3" },
             { name: "phone", tunnelAddress: "10.10.0.4", access: [{ to: "fd00:1::20", protocol: "tcp", ports: [80] }, { to: "rpi1", protocol: "icmp" }, { to: "laptop" }] },

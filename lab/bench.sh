@@ -90,6 +90,7 @@ cleanup() {
     rm -rf "$tmp"
     bench_if_down relay || rc=1
     bench_if_down rpi1 || rc=1
+    sink_rule -D || rc=1
     exit "$rc"
 }
 
@@ -118,6 +119,18 @@ for _ in $(seq 50); do pgrep -f "^wireguard-go $ifname\$" >/dev/null || exit 0; 
 echo "bench: wireguard-go $ifname still running on $(hostname)" >&2
 exit 1
 EOF
+}
+
+# The relay's own chain (WG-RELAY-INPUT) refuses what peers send to its services unless an access rule grants it:
+# the TCP sink on its tunnel address gets a rule of the bench's own for the run, first in the chain.
+SINK_RULE=(WG-RELAY-INPUT -i wg0 -p tcp --dport "$SINK_PORT" -m comment --comment wg-relay-bench -j ACCEPT)
+sink_rule() { # -I|-D
+    if [ "$1" = -D ]; then
+        lab ssh relay sudo iptables -C "${SINK_RULE[@]}" >/dev/null 2>&1 || return 0
+        lab ssh relay sudo iptables -D "${SINK_RULE[@]}"
+    else
+        lab ssh relay sudo iptables -I "${SINK_RULE[0]}" 1 "${SINK_RULE[@]:1}"
+    fi
 }
 
 bench_peer() { # host peer-public-key allowed-ip [endpoint]
@@ -225,7 +238,13 @@ tcp_throughput() { # sender-ns receiver-ns receiver-address [mss] -> MB/s (one r
     echo "$sink_pid" >"$tmp/sink.pid"
     for _ in $(seq 50); do grep -q ready "$tmp/sink.out" && break; sleep 0.1; done
     grep -q ready "$tmp/sink.out" || { echo "bench: the TCP sink in $LAB_NAME-$2 did not start" >&2; return 1; }
-    ip netns exec "$LAB_NAME-$1" timeout 120 python3 "$tmp/source.py" "$3" "$SINK_PORT" "$((HOP_MB * 1000000))" "${4:-0}"
+    if ! ip netns exec "$LAB_NAME-$1" timeout 120 python3 "$tmp/source.py" "$3" "$SINK_PORT" "$((HOP_MB * 1000000))" "${4:-0}"; then
+        kill "$sink_pid" 2>/dev/null || true
+        wait "$sink_pid" 2>/dev/null || true
+        rm -f "$tmp/sink.pid"
+        echo "bench: sending from $LAB_NAME-$1 to $3:$SINK_PORT failed" >&2
+        return 1
+    fi
     wait "$sink_pid"
     rm -f "$tmp/sink.pid"
     sed -n 2p "$tmp/sink.out"
@@ -299,6 +318,7 @@ done
 ip netns exec "$LAB_NAME-rpi1" ping -n -q -c 1 -W 2 "$RELAY_TUNNEL" >/dev/null ||
     { echo "bench: rpi1 does not reach the relay's tunnel address $RELAY_TUNNEL over wg0" >&2; exit 1; }
 
+sink_rule -I
 figure "hop MTU of WireGuard through wstunnel (wg0)" "$mtu" bytes
 figure "hop MTU of WireGuard direct UDP (wgbench)" "$DIRECT_MTU" bytes
 v=$(rtt rpi1 "$BENCH_RELAY_ADDR")
@@ -331,6 +351,7 @@ figure "hop UDP receive-buffer drops at MSS $LAN_MSS, wstunnel runs" "$tunnel_dr
 printf 'hop throughput ratio wstunnel/direct at MSS %s: %s\n' "$LAN_MSS" "$(awk -v a="$tunnel" -v b="$direct" 'BEGIN { printf "%.2f", a / b }')"
 bench_if_down relay
 bench_if_down rpi1
+sink_rule -D
 
 # End to end. A restart of the relay's wg0 (a config change, as the bench's first `pulumi up` may apply) leaves the
 # laptop's session unanswered until it handshakes again (WireGuard's 15 s without a reply): wait for it, or the

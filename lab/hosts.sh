@@ -38,7 +38,7 @@ KEY=$SSHDIR/id_ed25519
 KNOWN=$SSHDIR/known_hosts
 BOOT_TIMEOUT=${WG_RELAY_LAB_BOOT_TIMEOUT:-180}
 
-NAMESPACES=(inet relay cgnat rpi1 lanhost hotel laptop op)
+NAMESPACES=(inet relay cgnat rpi1 lanhost hotel laptop op side)
 ROUTERS=(inet cgnat hotel)
 HOSTS=(relay rpi1 laptop)
 declare -A H_USER=([relay]=ops [rpi1]=pi [laptop]=root)
@@ -55,6 +55,8 @@ LINKS=(
   "cgnat lan-op op lan0"
   "hotel lan laptop eth0"
   "op mgmt0 laptop mgmt1"
+  # The relay's second interface (test/e2e/hostile.test.ts): a port of its bridge br-side, with a host behind it.
+  "relay side0 side eth0"
 )
 BRIDGE_PORTS=("cgnat lan-rpi1" "cgnat lan-lanhost" "cgnat lan-op")   # "router dev": on the router's br-lan
 # addresses: "ns dev cidr"
@@ -64,6 +66,15 @@ ADDRS=(
   "inet to-hotel 203.0.113.1/24"
   "inet to-op 10.254.0.1/30"
   "relay eth0 198.51.100.10/24"
+  # The relay is dual-stack on its public side, as many VPSes are (test/e2e/hostile.test.ts: WireGuard's port on IPv6).
+  "inet to-relay 2001:db8:51::1/64"
+  "relay eth0 2001:db8:51::10/64"
+  # Two web servers on the internet side for test/e2e/hostile.test.ts, each logging who asked: a web site, and a
+  # stand-in for a cloud provider's metadata service at its real address (the relay's default route leads here).
+  "inet lo 198.18.0.80/32"
+  "inet lo 169.254.169.254/32"
+  "relay br-side 172.31.0.1/24"
+  "side eth0 172.31.0.10/24"
   "cgnat wan 100.64.0.2/24"
   "cgnat br-lan 192.168.1.1/24"
   "rpi1 eth0 192.168.1.130/24"
@@ -89,6 +100,7 @@ DEFAULTS=(
   "hotel 203.0.113.1"
   "laptop 172.30.0.1"
   "op 10.254.0.1"
+  "side 172.31.0.1"
 )
 
 log() { printf '[hosts.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -230,6 +242,10 @@ net_up() {
     read -r ns dev <<<"$l"
     ip -n "$LAB_NAME-$ns" link set "$dev" master br-lan
   done
+  # The relay's second interface: a bridge (as Docker's or a private network's), not its public one.
+  ip -n "$LAB_NAME-relay" link show br-side >/dev/null 2>&1 || ip -n "$LAB_NAME-relay" link add br-side type bridge
+  ip -n "$LAB_NAME-relay" link set side0 master br-side
+  ip -n "$LAB_NAME-relay" link set br-side up
   for l in "${LINKS[@]}"; do
     read -r a b c d <<<"$l"
     ip -n "$LAB_NAME-$a" link set "$b" up
@@ -606,6 +622,10 @@ stash_hostkey() {
 # (lab.sh mirror fills it). Each lives in $HOSTSDIR/NAME: www/ is served, http.pid is its PID.
 LANHOST_DIR=$HOSTSDIR/lanhost
 MIRROR_DIR=$HOSTSDIR/mirror
+# test/e2e/hostile.test.ts: what peers must not reach through the relay. Each http.log names who asked.
+WEB_DIR=$HOSTSDIR/web
+METADATA_DIR=$HOSTSDIR/metadata
+SIDE_DIR=$HOSTSDIR/side
 http_up() { # dir namespace address
   local d=$1 ns=$2 address=$3
   pid_alive_ours "$d/http.pid" "$d/www" >/dev/null && return 0
@@ -646,6 +666,17 @@ lanhost_up() {
     echo "hello from lanhost2" >"$LANHOST2_DIR/www/index.html"
     http_up "$LANHOST2_DIR" lanhost2 192.168.2.20
   fi
+}
+
+# The internet's web site, the metadata stand-in and the host behind the relay's bridge (test/e2e/hostile.test.ts).
+hostile_targets_up() {
+  mkdir -p "$WEB_DIR/www" "$METADATA_DIR/www" "$SIDE_DIR/www"
+  echo "hello from the internet" >"$WEB_DIR/www/index.html"
+  echo "hello from the metadata service" >"$METADATA_DIR/www/index.html"
+  echo "hello from behind the relay's bridge" >"$SIDE_DIR/www/index.html"
+  http_up "$WEB_DIR" inet 198.18.0.80
+  http_up "$METADATA_DIR" inet 169.254.169.254
+  http_up "$SIDE_DIR" side 172.31.0.10
 }
 
 # ---------------------------------------------------------------- inventory
@@ -704,6 +735,7 @@ cmd_up() {
   net_up
   lanhost_up
   http_up "$MIRROR_DIR" inet 198.51.100.1
+  hostile_targets_up
   for h in "${HOSTS[@]}"; do
     host_running "$h" && continue
     host_stop "$h"   # an orphaned container of a SIGKILLed nspawn
@@ -737,6 +769,9 @@ cmd_down() {
   http_down "$LANHOST_DIR"
   http_down "$LANHOST2_DIR"
   http_down "$MIRROR_DIR"
+  http_down "$WEB_DIR"
+  http_down "$METADATA_DIR"
+  http_down "$SIDE_DIR"
   host_stop "${HOSTS[@]}"
   [[ -d $HOSTSDIR ]] && umount_tree "$HOSTSDIR"
   [[ -z $(mounts_under "$HOSTSDIR") ]] || die "mounts remain under $HOSTSDIR: $(mounts_under "$HOSTSDIR" | tr '\n' ' ')"
@@ -750,7 +785,7 @@ cmd_down() {
       rm -rf --one-file-system "${HOSTSDIR:?}/$h"
     fi
   done
-  rm -rf --one-file-system "$LANHOST_DIR" "$LANHOST2_DIR" "$MIRROR_DIR"
+  rm -rf --one-file-system "$LANHOST_DIR" "$LANHOST2_DIR" "$MIRROR_DIR" "$WEB_DIR" "$METADATA_DIR" "$SIDE_DIR"
   rm -f "$LAB/inventory.json" "$SSHDIR/config"
   ((keep_keys)) || rm -f "$KNOWN"
   ((purge)) && rm -rf --one-file-system "$SSHDIR"

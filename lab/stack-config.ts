@@ -46,6 +46,8 @@ export interface LabChanges {
     relayKeyRotation?: number;
     /** The laptop's access rules (clients[].access); left out, it may reach every LAN it routes. */
     laptopAccess?: NonNullable<StackConfigInput["clients"]>[number]["access"];
+    /** The laptop sends all its IPv4 traffic through the relay (clients[].fullTunnel). */
+    laptopFullTunnel?: boolean;
     /** Reach the laptop through the relay as an SSH jump host, at its tunnel address. */
     laptopViaRelay?: boolean;
     /** The tunnel's MTU (a change restarts every wg0). */
@@ -133,6 +135,7 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                 tunnelAddress: "10.10.0.3",
                 ssh: changes.laptopViaRelay ? { ...ssh(laptop), host: "10.10.0.3", via: "relay" } : ssh(laptop),
                 ...(changes.laptopAccess ? { access: changes.laptopAccess } : {}),
+                ...(changes.laptopFullTunnel ? { fullTunnel: true } : {}),
                 ...(sites?.laptopPrimaryRelay ? { primaryRelay: sites.laptopPrimaryRelay } : {}),
             },
             ...(changes.extraClients ?? []),

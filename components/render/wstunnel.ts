@@ -175,8 +175,8 @@ export function renderWstunnelServerUnit(settings: WstunnelServerSettings): stri
  * With the user's own certificate files (wstunnel.tls): the path unit that runs tls-renewal when they change. The
  * server takes copies at start (credentials), so wstunnel's own watch of its files (inotify and a 5-minute poll,
  * `tunnel/tls_reloader.rs` in 10.6.2) never sees a renewal. Each file and its folder are watched: a file written in
- * place changes the file, and certbot's renewal changes the folder (it points the `live/` symlinks to new files in
- * `archive/`, and a watch on a symlink follows it to the old file, which stays as it was).
+ * place changes the file; a renewal that points symlinks to new files (certbot's `live/` to `archive/`) changes the
+ * folder, and systemd 252's watch on the file alone misses a symlink replaced by a rename (seen in the lab).
  */
 export function renderTlsRenewalPathUnit(settings: { certificateFile: string; privateKeyFile: string }): string {
     const files = [settings.certificateFile, settings.privateKeyFile];

@@ -61,8 +61,12 @@ describe("the relay's own certificate (wstunnel.tls)", () => {
     const onHostFile = (host: LabHost, path: string, content: string, mode: string) =>
         onHostOk(host, `mkdir -p $(dirname ${path}) && echo ${Buffer.from(content).toString("base64")} | base64 -d > ${path} && chmod ${mode} ${path}`);
 
-    /** A certificate for the relay's address from the test's CA, valid `days`, with this serial; as certbot renews, pointed to by live/. */
-    function installRelayCertificate(dir: string, serial: number, days: number): void {
+    /**
+     * A certificate for the relay's address from the test's CA, valid `days`, with this serial, pointed to by live/:
+     * its symlinks replaced as certbot does (unlink, then symlink), or by a rename over them, as tools that swap
+     * links atomically do (systemd's watch on the file itself misses that one: the folder's catches it).
+     */
+    function installRelayCertificate(dir: string, serial: number, days: number, swap: "certbot" | "rename"): void {
         const key = join(dir, `privkey${serial}.pem`);
         const certificate = join(dir, `cert${serial}.pem`);
         const extensions = join(dir, "server.ext");
@@ -71,15 +75,16 @@ describe("the relay's own certificate (wstunnel.tls)", () => {
         openssl(["x509", "-req", "-in", join(dir, "server.csr"), "-CA", join(dir, "ca.crt"), "-CAkey", join(dir, "ca.key"), "-set_serial", String(serial), "-days", String(days), "-extfile", extensions, "-out", certificate]);
         onHostFile("relay", `${tlsDir}/archive/cert${serial}.pem`, readFileSync(certificate, "utf8"), "0644");
         onHostFile("relay", `${tlsDir}/archive/privkey${serial}.pem`, readFileSync(key, "utf8"), "0600");
-        // certbot's _update_link_to: unlink, then symlink.
-        onHostOk("relay", `mkdir -p ${tlsDir}/live && cd ${tlsDir}/live && rm -f fullchain.pem privkey.pem && ln -s ../archive/cert${serial}.pem fullchain.pem && ln -s ../archive/privkey${serial}.pem privkey.pem`);
+        const link = (target: string, name: string) =>
+            swap === "certbot" ? `rm -f ${name} && ln -s ${target} ${name}` : `ln -s ${target} ${name}.new && mv -T ${name}.new ${name}`;
+        onHostOk("relay", `mkdir -p ${tlsDir}/live && cd ${tlsDir}/live && ${link(`../archive/cert${serial}.pem`, "fullchain.pem")} && ${link(`../archive/privkey${serial}.pem`, "privkey.pem")}`);
     }
 
     /** The serial of the certificate the relay's wss port serves to the laptop (s_client from the laptop's namespace). */
     const servedSerial = () =>
         /serial=(\w+)/.exec(inNamespace("laptop", ["sh", "-c", `timeout 5 openssl s_client -connect ${relayAddress}:443 </dev/null 2>/dev/null | openssl x509 -noout -serial`]).stdout)?.[1];
 
-    it("O1. a renewal of its files, certbot's way, is served within seconds and the tunnel keeps working; the doctor warns about the served one in its last 30 days", async () => {
+    it("O1. a renewal of its files, certbot's way or by a rename, is served within seconds and the tunnel keeps working; the doctor warns about the served one in its last 30 days", async () => {
         const dir = mkdtempSync(join(repo, ".lab", "e2e-own-tls-"));
         try {
             openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", join(dir, "ca.key"), "-out", join(dir, "ca.crt"), "-days", "30",
@@ -88,19 +93,19 @@ describe("the relay's own certificate (wstunnel.tls)", () => {
                 onHostFile(host, peerTrustedCa, readFileSync(join(dir, "ca.crt"), "utf8"), "0644");
                 onHostOk(host, "update-ca-certificates >/dev/null");
             }
-            installRelayCertificate(dir, 1, 90);
+            installRelayCertificate(dir, 1, 90, "certbot");
             ensureStack({ relayOwnTls: live });
             expect(await secondsUntilLanReachable(60)).toBeLessThan(60);
             expect(servedSerial()).toBe("01");
 
-            installRelayCertificate(dir, 2, 90);
+            installRelayCertificate(dir, 2, 90, "certbot");
             const served = await secondsUntil("the relay serving the renewed certificate", 20, () => servedSerial() === "02");
             console.log(`renewed certificate served after ${served.toFixed(1)} s`);
             expect(await secondsUntilLanReachable(60)).toBeLessThan(60);
 
-            // A renewal that expires in 10 days: the doctor reads what the port serves.
-            installRelayCertificate(dir, 3, 10);
-            await secondsUntil("the relay serving the short-lived certificate", 20, () => servedSerial() === "03");
+            // A renewal by rename, that expires in 10 days: the doctor reads what the port serves.
+            installRelayCertificate(dir, 3, 10, "rename");
+            await secondsUntil("the relay serving the certificate renewed by a rename", 20, () => servedSerial() === "03");
             const { report } = doctor({ NODE_EXTRA_CA_CERTS: join(dir, "ca.crt") });
             expect(findingOf(report, "relay", "server certificate")).toEqual({
                 check: "server certificate",

@@ -483,7 +483,7 @@ describe("wstunnel", () => {
                 "[Path]",
                 "PathChanged=/etc/letsencrypt/live/relay.example.org/fullchain.pem",
                 "PathChanged=/etc/letsencrypt/live/relay.example.org/privkey.pem",
-                // certbot renews by pointing live/'s symlinks to new files: the folder changes, the old files do not.
+                // A symlink replaced by a rename changes the folder only (certbot's live/ points to new files in archive/).
                 "PathChanged=/etc/letsencrypt/live/relay.example.org",
                 "Unit=wg-relay-tls-renewal.service",
             ].join("\n"),

@@ -530,7 +530,7 @@ function tlsHandshake(url: string, ca: string | undefined): Promise<{ tlsError?:
             const served = socket.getPeerCertificate();
             const servedNotAfter = served.valid_to || undefined;
             // What rejectUnauthorized would have checked: the chain, then the name or address dialled.
-            const tlsError = socket.authorized ? tls.checkServerIdentity(hostname, served)?.message : String(socket.authorizationError);
+            const tlsError = socket.authorized ? tls.checkServerIdentity(hostname, served)?.message : `the certificate does not verify (${String(socket.authorizationError)})`;
             socket.end();
             resolve({ tlsError, servedNotAfter });
         });

@@ -114,6 +114,10 @@ describe("the relay's own certificate (wstunnel.tls)", () => {
             });
             expect(findingOf(report, "relay", "wss port")?.status).toBe("ok");
             expect(findingOf(report, "relay", "unit wg-relay-tls-renewal.path")?.status).toBe("ok");
+            // Where the doctor runs without the CA, the port is a problem, and the served certificate's days still show.
+            const untrusted = doctor().report;
+            expect(findingOf(untrusted, "relay", "wss port")).toEqual({ check: "wss port", status: "fail", detail: `${relayAddress}:443: the certificate does not verify (UNABLE_TO_VERIFY_LEAF_SIGNATURE)` });
+            expect(findingOf(untrusted, "relay", "server certificate")?.detail).toMatch(/^9 days left/);
         } finally {
             // Back to the stack's certificate (its CA in SSL_CERT_FILE again), then the test's files go.
             ensureStack({});

@@ -334,13 +334,13 @@ describe("doctor: checks", () => {
             status: "warn",
             detail: "19 days left (until 2027-01-20): renew the relay's own certificate files (wstunnel.tls); the relay serves renewed files within seconds",
         });
-        expect(served("Dec 31 12:00:00 2026 GMT", "certificate has expired")).toEqual([
+        expect(served("Dec 31 12:00:00 2026 GMT", "the certificate does not verify (CERT_HAS_EXPIRED)")).toEqual([
             {
                 check: "server certificate",
                 status: "fail",
                 detail: "expired 1 days ago (until 2026-12-31): renew the relay's own certificate files (wstunnel.tls); the relay serves renewed files within seconds",
             },
-            { check: "wss port", status: "fail", detail: "relay.example.org:443: certificate has expired" },
+            { check: "wss port", status: "fail", detail: "relay.example.org:443: the certificate does not verify (CERT_HAS_EXPIRED)" },
         ]);
         expect(served(undefined, "connect ECONNREFUSED 198.51.100.10:443")[0]).toEqual({
             check: "server certificate",

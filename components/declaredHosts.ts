@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { WstunnelArchitecture, WstunnelSettings } from "./config";
 import { readTemplate } from "./render/wireguard";
-import { failoverUnit, heartbeatUnit, wgQuickUnit, wstunnelClientFiles, wstunnelServerUnit } from "./render/paths";
+import { failoverUnit, heartbeatUnit, tlsRenewalPathUnit, wgQuickUnit, wstunnelClientFiles, wstunnelServerUnit } from "./render/paths";
 import { fileSha256 } from "./wstunnelService";
 
 export type HostRole = "relay" | "gateway" | "client";
@@ -49,8 +49,11 @@ export function declaredWstunnel(wstunnel: WstunnelSettings): DeclaredWstunnel {
 }
 
 /** The units each kind of host runs (see VpsRelay, LanGateway, provisionPeerHost, RoamingClient). */
-export function hostUnits(role: HostRole, services: { wstunnelRelays: string[]; failover: boolean }): string[] {
-    const wstunnel = role === "relay" ? [wstunnelServerUnit] : services.wstunnelRelays.map((name, index) => wstunnelClientFiles({ name, index }).unit);
+export function hostUnits(role: HostRole, services: { wstunnelRelays: string[]; failover: boolean; ownCertificate?: boolean }): string[] {
+    const wstunnel =
+        role === "relay"
+            ? [wstunnelServerUnit, ...(services.ownCertificate ? [tlsRenewalPathUnit] : [])]
+            : services.wstunnelRelays.map((name, index) => wstunnelClientFiles({ name, index }).unit);
     return [wgQuickUnit, ...wstunnel, ...(role === "gateway" ? [heartbeatUnit] : []), ...(services.failover ? [failoverUnit] : [])];
 }
 
@@ -70,6 +73,8 @@ export interface DeclaredHostArgs {
     failoverRoutes: string[];
     /** The relay's chains (render/access.ts), as `iptables [-t TABLE] -A CHAIN ...` commands. */
     chainRules?: string[];
+    /** A relay with the user's own certificate files (wstunnel.tls), watched for renewals. */
+    ownCertificate?: boolean;
 }
 
 export function declareHost(args: DeclaredHostArgs): pulumi.Output<DeclaredHost> {
@@ -85,7 +90,7 @@ export function declareHost(args: DeclaredHostArgs): pulumi.Output<DeclaredHost>
     return pulumi.all([args.publicKey, keys]).apply(([publicKey, peerKeys]) => ({
         role: args.role,
         publicKey,
-        units: hostUnits(args.role, { wstunnelRelays: args.wstunnelRelays, failover: args.failoverRoutes.length > 0 }),
+        units: hostUnits(args.role, { wstunnelRelays: args.wstunnelRelays, failover: args.failoverRoutes.length > 0, ownCertificate: args.ownCertificate }),
         peers: peers.map((peer) => ({ ...peer, publicKey: peerKeys[peer.name], alwaysOn: args.alwaysOnPeers.includes(peer.name) })),
         firewallRules: [...firewallRules, ...(args.chainRules ?? [])],
         forwarding: args.forwarding,

@@ -94,6 +94,13 @@ export function createStackCa(name: string, stack: string, parent: pulumi.Resour
 export interface ClientCertificate {
     certPem: pulumi.Output<string>;
     keyPem: pulumi.Output<string>;
+    /** When the certificate was made and when it expires (RFC 3339): not secret. */
+    validity: pulumi.Output<ClientCertificateValidity>;
+}
+
+export interface ClientCertificateValidity {
+    issued: string;
+    expires: string;
 }
 
 /**
@@ -125,5 +132,9 @@ export function createClientCertificate(
         },
         { ...opts, additionalSecretOutputs: ["certPem", "certRequestPem"] },
     );
-    return { certPem: pulumi.secret(cert.certPem), keyPem: pulumi.secret(key.privateKeyPem) };
+    return {
+        certPem: pulumi.secret(cert.certPem),
+        keyPem: pulumi.secret(key.privateKeyPem),
+        validity: pulumi.all([cert.validityStartTime, cert.validityEndTime]).apply(([issued, expires]) => ({ issued, expires })),
+    };
 }

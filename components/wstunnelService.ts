@@ -9,6 +9,8 @@ import { Host, removeFilesScript, systemd } from "./host";
 import { shellQuote } from "./shell";
 import {
     renderClientCertificatePem,
+    renderTlsRenewalPathUnit,
+    renderTlsRenewalServiceUnit,
     renderWstunnelClientEnvironment,
     renderWstunnelClientUnit,
     renderWstunnelRestrictions,
@@ -24,6 +26,10 @@ import {
     clientCertificatePath,
     legacyTrustedCaPath,
     relayCaPath,
+    systemdUnitPath,
+    tlsRenewalPathUnit,
+    tlsRenewalScriptPath,
+    tlsRenewalServiceUnit,
     wstunnelBinaryPath,
     WstunnelClientFiles,
     wstunnelInstallScriptPath,
@@ -163,7 +169,28 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { un
         ],
         dependsOn,
     });
+    if (certificate === undefined) {
+        watchOwnCertificate(host, { certificateFile: args.settings.certificateFile, privateKeyFile: args.settings.privateKeyFile }, [unit]);
+    }
     return { unit, restrictions: secretFile };
+}
+
+/**
+ * With the user's own certificate files (wstunnel.tls): a path unit restarts the server when they are renewed
+ * (renderTlsRenewalPathUnit), so a renewal is served within seconds rather than at the next restart.
+ */
+function watchOwnCertificate(host: Host, files: { certificateFile: string; privateKeyFile: string }, dependsOn: pulumi.Input<pulumi.Resource>[]): command.remote.Command {
+    const script = host.writeFile("tls-renewal-script", { path: tlsRenewalScriptPath, content: hostScript("tls-renewal"), mode: "0755", dependsOn });
+    // Started only by the path unit: a file and a daemon-reload, no enable.
+    const service = host.writeFile("tls-renewal-service", {
+        path: systemdUnitPath(tlsRenewalServiceUnit),
+        content: renderTlsRenewalServiceUnit(files),
+        mode: "0644",
+        onChange: systemd.daemonReload,
+        afterRemove: systemd.daemonReload,
+        dependsOn,
+    });
+    return host.installServiceUnit("tls-renewal-path", { unit: tlsRenewalPathUnit, content: renderTlsRenewalPathUnit(files), dependsOn: [script, service] });
 }
 
 /**

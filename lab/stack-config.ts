@@ -62,6 +62,8 @@ export interface LabChanges {
     rpi1LanInterface?: string;
     /** wstunnel.mutualTls: every wstunnel peer presents a client certificate from the stack's CA. */
     mutualTls?: boolean;
+    /** wstunnel.tls: the relay's own certificate and key files (a test puts them there; the peers' system store trusts their CA). */
+    relayOwnTls?: { certificateFile: string; privateKeyFile: string };
     /** rpi1's SSH host key trusted on first use (ssh.trustOnFirstUse) instead of pinned. */
     rpi1TrustOnFirstUse?: boolean;
     /** Direct UDP on the (first) relay (allowDirectUdp), with these further public UDP ports (relay.udpPorts). */
@@ -105,6 +107,7 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                   }
                 : { source: "local", localBinary: wstunnelBinary }),
             ...(changes.mutualTls ? { mutualTls: true } : {}),
+            ...(changes.relayOwnTls ? { tls: changes.relayOwnTls } : {}),
         },
         gateways: [
             {

@@ -14,6 +14,7 @@ import * as tls from "node:tls";
 import { parseArgs } from "node:util";
 import { ConfigError, Network, parseStackConfig, SshSettings, sshPrivateKeyKey, stackConfigValues, wstunnelArchitectureOf } from "../components/config";
 import type { DeclaredHost, HostRole } from "../components/declaredHosts";
+import type { ClientCertificateValidity } from "../components/relayPki";
 import { isIpv4 } from "../components/net";
 import { defaultRouteInterface, defaultRouteInterfaceCommand, hostInterfacesCommand } from "../components/render/interfaces";
 import { sysctlNotSetPath, sysctlPath, wireguardInterface, wstunnelBinaryPath, wstunnelReleaseMarkerPath } from "../components/render/paths";
@@ -338,35 +339,74 @@ export interface RelayEndpoint {
     certificateExpiry?: { ca: string; server: string };
     /** The TLS handshake with the relay's wstunnel port from here: undefined when it succeeded, else why not. */
     tlsError?: string;
+    /** The end of the certificate the port served (a date Date parses), when it served one. */
+    servedNotAfter?: string;
 }
 
-function checkExpiry(check: string, expiry: string, now: Date): Finding {
+/** What renews a certificate: said in a warning, and when it has expired. */
+const renewedByPulumiUp = "the next pulumi up renews it";
+
+function checkExpiry(check: string, expiry: string, now: Date, renewal = renewedByPulumiUp): Finding {
     const end = new Date(expiry);
     if (Number.isNaN(end.getTime())) {
         return { check, status: "warn", detail: `expiry unreadable: ${expiry}` };
     }
     const days = Math.floor((end.getTime() - now.getTime()) / 86_400_000);
     const until = `until ${end.toISOString().slice(0, 10)}`;
-    if (days < 0) {
-        return fail(check, `expired ${-days} days ago (${until}): run pulumi up`);
+    if (end.getTime() <= now.getTime()) {
+        return fail(check, `expired ${-days} days ago (${until}): ${renewal === renewedByPulumiUp ? "run pulumi up" : renewal}`);
     }
     if (days < renewalDays) {
-        return { check, status: "warn", detail: `${days} days left (${until}): the next pulumi up renews it` };
+        return { check, status: "warn", detail: `${days} days left (${until}): ${renewal}` };
     }
     return ok(check, `${days} days left (${until})`);
 }
 
-/** The relay's checks made from here: its certificates' days to expiry, and its wss port answering TLS. */
+/**
+ * The relay's checks made from here: its certificates' days to expiry, and its wss port answering TLS. With the
+ * user's own files (wstunnel.tls) the expiry is that of the certificate the port serves: the stack does not renew it.
+ */
 export function checkRelayEndpoint(endpoint: RelayEndpoint, now: Date): Finding[] {
     const expiry = endpoint.certificateExpiry;
+    const ownRenewal = "renew the relay's own certificate files (wstunnel.tls); the relay serves renewed files within seconds";
     const certificates = expiry
         ? [checkExpiry("server certificate", expiry.server, now), checkExpiry("CA certificate", expiry.ca, now)]
-        : [ok("server certificate", "the relay's own certificate files (wstunnel.tls): not tracked by the stack")];
+        : endpoint.servedNotAfter !== undefined
+          ? [checkExpiry("server certificate", endpoint.servedNotAfter, now, ownRenewal)]
+          : [fail("server certificate", "the relay's own certificate files (wstunnel.tls): none served, so its expiry is unknown")];
     const port = endpoint.url.replace(/^wss:\/\//, "");
     return [
         ...certificates,
         endpoint.tlsError === undefined ? ok("wss port", `${port} answers TLS with a certificate that verifies`) : fail("wss port", `${port}: ${endpoint.tlsError}`),
     ];
+}
+
+/**
+ * With mutual TLS, a gateway's or client's certificate (the clientCertificateExpiry output). A host reached over SSH
+ * gets the renewed one from the next `pulumi up`. A device without SSH keeps the file it was given and needs new
+ * files (`npm run client-files`) after each renewal: for 30 days after a certificate was made, a device with older
+ * files may hold the one it replaced (renewed in its last 30 days), which expires by then.
+ */
+export function checkClientCertificate(name: string, validity: ClientCertificateValidity, bundleOnly: boolean, now: Date): Finding {
+    const check = "client certificate";
+    if (!bundleOnly) {
+        return checkExpiry(check, validity.expires, now);
+    }
+    const newFiles = `npm run client-files -- ${name}`;
+    const expiry = checkExpiry(check, validity.expires, now, `the next pulumi up renews it; then give the device its new files: ${newFiles}`);
+    const issued = new Date(validity.issued);
+    const replacedExpiresBy = new Date(issued.getTime() + renewalDays * 86_400_000);
+    if (expiry.status !== "ok" || Number.isNaN(issued.getTime()) || replacedExpiresBy.getTime() <= now.getTime()) {
+        return expiry;
+    }
+    const day = (date: Date) => date.toISOString().slice(0, 10);
+    return {
+        check,
+        status: "warn",
+        detail:
+            `made ${day(issued)}, ${expiry.detail}: a device given its files before then holds the certificate this one replaced, ` +
+            `which stops working by ${day(replacedExpiresBy)}; give it its new files: ${newFiles}`,
+    };
 }
 
 export function hostReport(host: { name: string; role: HostRole; address: string }, findings: Finding[]): HostReport {
@@ -477,20 +517,28 @@ function runProbe(configFile: string, host: DoctorHost, script: string): Promise
     });
 }
 
-/** A TLS handshake with the relay's wstunnel port, verified against the stack's CA (or the system's). */
-function tlsHandshake(url: string, ca: string | undefined): Promise<string | undefined> {
+/**
+ * A TLS handshake with the relay's wstunnel port, verified against the stack's CA (or Node's roots): why it failed,
+ * if it did, and the end of the certificate the port served, even one that does not verify.
+ */
+function tlsHandshake(url: string, ca: string | undefined): Promise<{ tlsError?: string; servedNotAfter?: string }> {
     const { hostname, port } = new URL(url.replace(/^wss:/, "https:"));
     return new Promise((resolve) => {
-        const socket = tls.connect({ host: hostname, port: Number(port || 443), ca, servername: isIpv4(hostname) ? undefined : hostname, timeout: 10_000 });
+        // Verified below rather than by refusing the connection, so an untrusted or expired certificate still shows its dates.
+        const socket = tls.connect({ host: hostname, port: Number(port || 443), ca, servername: isIpv4(hostname) ? undefined : hostname, timeout: 10_000, rejectUnauthorized: false });
         socket.on("secureConnect", () => {
+            const served = socket.getPeerCertificate();
+            const servedNotAfter = served.valid_to || undefined;
+            // What rejectUnauthorized would have checked: the chain, then the name or address dialled.
+            const tlsError = socket.authorized ? tls.checkServerIdentity(hostname, served)?.message : `the certificate does not verify (${String(socket.authorizationError)})`;
             socket.end();
-            resolve(undefined);
+            resolve({ tlsError, servedNotAfter });
         });
         socket.on("timeout", () => {
             socket.destroy();
-            resolve("no TLS handshake within 10 s");
+            resolve({ tlsError: "no TLS handshake within 10 s" });
         });
-        socket.on("error", (error) => resolve(error.message));
+        socket.on("error", (error) => resolve({ tlsError: error.message }));
     });
 }
 
@@ -515,6 +563,7 @@ async function main(argv: string[]): Promise<number> {
         declaredHosts?: Record<string, DeclaredHost>;
         relayCaCertificate?: string;
         relayEndpoints?: Record<string, { url: string; certificateExpiry?: { ca: string; server: string } }>;
+        clientCertificateExpiry?: Record<string, ClientCertificateValidity>;
     };
     if (outputs.declaredHosts === undefined || outputs.relayEndpoints === undefined) {
         throw new Error("the stack has no declaredHosts or relayEndpoints output yet: run `pulumi up` first");
@@ -533,7 +582,7 @@ async function main(argv: string[]): Promise<number> {
         writeFileSync(configFile, renderSshConfig(hosts, relayName, files), { mode: 0o600 });
 
         const relays = network.relays.map((relay) => ({ name: relay.name, endpoint: relayEndpoints[relay.name] }));
-        const tlsErrors = Promise.all(relays.map(({ endpoint }) => (endpoint ? tlsHandshake(endpoint.url, outputs.relayCaCertificate) : undefined)));
+        const handshakes = Promise.all(relays.map(({ endpoint }) => (endpoint ? tlsHandshake(endpoint.url, outputs.relayCaCertificate) : {})));
         const reports = await Promise.all(
             hosts.map(async (host): Promise<HostReport> => {
                 const identity = { name: host.name, role: host.role, address: sshAddress(host, relayName) };
@@ -548,13 +597,25 @@ async function main(argv: string[]): Promise<number> {
             }),
         );
         // Each relay's report ends with what a client sees of it: its wss port's TLS and its certificates' expiry.
-        (await tlsErrors).forEach((tlsError, index) => {
+        (await handshakes).forEach((handshake, index) => {
             const { name, endpoint } = relays[index];
             const findings = endpoint
-                ? checkRelayEndpoint({ url: endpoint.url, certificateExpiry: endpoint.certificateExpiry, tlsError }, new Date())
+                ? checkRelayEndpoint({ url: endpoint.url, certificateExpiry: endpoint.certificateExpiry, ...handshake }, new Date())
                 : [fail("relay endpoint", `${name} is not in the relayEndpoints output yet: run \`pulumi up\``)];
             reports[index] = hostReport(reports[index], [...reports[index].findings, ...findings]);
         });
+        // With mutual TLS: each provisioned peer's certificate in its report, and a report per device without SSH.
+        const now = new Date();
+        const validities = outputs.clientCertificateExpiry ?? {};
+        reports.forEach((entry, index) => {
+            const validity = validities[entry.name];
+            if (validity !== undefined && entry.role !== "relay") {
+                reports[index] = hostReport(entry, [...entry.findings, checkClientCertificate(entry.name, validity, false, now)]);
+            }
+        });
+        for (const client of network.clients.filter((each) => each.ssh === undefined && validities[each.name] !== undefined)) {
+            reports.push(hostReport({ name: client.name, role: "client", address: "no SSH: its files from npm run client-files" }, [checkClientCertificate(client.name, validities[client.name], true, now)]));
+        }
         const result = report(reports);
         process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : renderTable(result));
         return result.ok ? 0 : 1;

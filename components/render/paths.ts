@@ -31,6 +31,8 @@ export const access6RulesPath = `${configDir}/access6.rules`;
 export const sysctlPath = "/etc/sysctl.d/90-wg-relay.conf";
 export const sysctlApplyScriptPath = `${libDir}/sysctl-apply`;
 export const unitStaysUpScriptPath = `${libDir}/unit-stays-up`;
+/** With the user's own certificate (wstunnel.tls): restarts the relay's wstunnel server when the files are renewed. */
+export const tlsRenewalScriptPath = `${libDir}/tls-renewal`;
 /** The optional settings of the sysctl file that the host could not take, one "KEY = VALUE: why" line each. */
 export const sysctlNotSetPath = `${stateDir}/sysctl-not-set`;
 /** The value each setting had before wg-relay changed it, put back when the sysctl step is destroyed. */
@@ -43,6 +45,11 @@ export const wstunnelClientUnit = "wg-relay-wstunnel-client.service";
 /** The relay's server and every wstunnel client unit (one per relay), for systemctl. */
 export const wstunnelUnitPattern = "wg-relay-wstunnel-*.service";
 export const heartbeatUnit = "wg-relay-heartbeat.service";
+/** With wstunnel.tls: the path unit that watches the user's certificate files, and the service it runs (tls-renewal). */
+export const tlsRenewalPathUnit = "wg-relay-tls-renewal.path";
+export const tlsRenewalServiceUnit = "wg-relay-tls-renewal.service";
+/** Where systemd puts a unit's credentials (LoadCredential=) while it runs: systemd's $CREDENTIALS_DIRECTORY. */
+export const credentialsDir = (unit: string) => `/run/credentials/${unit}`;
 /** A roaming client's relay failover (several relays), and the script its unit runs every few seconds. */
 export const failoverUnit = "wg-relay-failover.service";
 export const wgFailoverScriptPath = `${libDir}/wg-failover`;

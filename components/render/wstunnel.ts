@@ -5,7 +5,7 @@
 // reads it from a restrictions file, a client from an EnvironmentFile, both root-only. The relay's journal is kept
 // free of it too: wstunnel names the accepting rule in every "Tunnel accepted" line, so the rule has a name of ours,
 // and the request URIs it prints when rejecting a connection are redacted before they reach the journal.
-import { wgQuickUnit, wstunnelBinaryPath } from "./paths";
+import { credentialsDir, tlsRenewalScriptPath, tlsRenewalServiceUnit, wgQuickUnit, wstunnelBinaryPath, wstunnelServerUnit } from "./paths";
 import { renderServiceUnit } from "./systemd";
 
 export interface WstunnelServerSettings {
@@ -169,6 +169,46 @@ export function renderWstunnelServerUnit(settings: WstunnelServerSettings): stri
         "AmbientCapabilities=CAP_NET_BIND_SERVICE",
         "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
     ]);
+}
+
+/**
+ * With the user's own certificate files (wstunnel.tls): the path unit that runs tls-renewal when they change. The
+ * server takes copies at start (credentials), so wstunnel's own watch of its files (inotify and a 5-minute poll,
+ * `tunnel/tls_reloader.rs` in 10.6.2) never sees a renewal. Each file and its folder are watched: a file written in
+ * place changes the file; a renewal that points symlinks to new files (certbot's `live/` to `archive/`) changes the
+ * folder, and systemd 252's watch on the file alone misses a symlink replaced by a rename (seen in the lab).
+ */
+export function renderTlsRenewalPathUnit(settings: { certificateFile: string; privateKeyFile: string }): string {
+    const files = [settings.certificateFile, settings.privateKeyFile];
+    const watched = [...new Set([...files, ...files.map((file) => file.slice(0, file.lastIndexOf("/")) || "/")])];
+    return [
+        "# Managed by wg-relay: `pulumi up` rewrites this file.",
+        "[Unit]",
+        "Description=Renewals of the relay's own TLS certificate files for wg-relay's wstunnel server",
+        "",
+        "[Path]",
+        ...watched.map((path) => `PathChanged=${path}`),
+        `Unit=${tlsRenewalServiceUnit}`,
+        "",
+        "[Install]",
+        "WantedBy=paths.target",
+        "",
+    ].join("\n");
+}
+
+/** The service the path unit runs: tls-renewal, as root (it reads the root-only files and restarts the server). */
+export function renderTlsRenewalServiceUnit(settings: { certificateFile: string; privateKeyFile: string }): string {
+    const args = [tlsRenewalScriptPath, wstunnelServerUnit, credentialsDir(wstunnelServerUnit), settings.certificateFile, settings.privateKeyFile];
+    return [
+        "# Managed by wg-relay: `pulumi up` rewrites this file.",
+        "[Unit]",
+        "Description=Restarts wg-relay's wstunnel server when the relay's own TLS certificate files were renewed",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        `ExecStart=${args.join(" ")}`,
+        "",
+    ].join("\n");
 }
 
 /**

@@ -3,15 +3,18 @@
 // Only `laptop` is a booted client; other clients (LabChanges.extraClients) exist as bundles, so the laptop's own
 // rules are switched between tests, and what the relay forwards towards a bundle-only client is read from the
 // counters of the relay's access chain. Needs root; run with `npm run test:all`.
+import { execFileSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LabChanges } from "../../lab/stack-config";
 import {
     changedSteps,
     clientBundle,
+    doctor,
     ensureStack,
     eventually,
     expectNoSecretIn,
+    findingOf,
     hostSteps,
     inNamespace,
     lab,
@@ -213,5 +216,21 @@ describe("access rules and wstunnel credentials in the lab", () => {
         // Root-only on every peer; the relay's CA is public.
         expect(onHostOk("rpi1", "stat -c %a /etc/wg-relay/tls/client.pem").trim()).toBe("600");
         expect(onHostOk("relay", "stat -c %a /etc/wg-relay/tls/client-ca.crt").trim()).toBe("644");
+
+        // Each certificate's expiry is a plain output, the end of the very certificate a bundle carries; the doctor
+        // checks it for hosts over SSH and for the phone, a device without SSH that keeps the files it was given.
+        const validity = JSON.parse(lab(["pulumi", "stack", "output", "clientCertificateExpiry", "--stack", "lab", "--json"])) as Record<string, { issued: string; expires: string }>;
+        expect(Object.keys(validity).sort()).toEqual(["laptop", "phone", "rpi1"]);
+        const phoneNotAfter = execFileSync("openssl", ["x509", "-noout", "-enddate"], { input: clientBundle("phone").clientCertificate!, encoding: "utf8" });
+        const seconds = (date: string) => Math.floor(Date.parse(date) / 1000); // the output has sub-second digits, X.509 none
+        expect(seconds(phoneNotAfter.replace("notAfter=", "").trim())).toBe(seconds(validity.phone.expires));
+        const { report } = doctor();
+        expect(findingOf(report, "rpi1", "client certificate")).toEqual({ check: "client certificate", status: "ok", detail: expect.stringMatching(/^7[23]\d days left/) });
+        const phoneReport = report.hosts.find((host) => host.name === "phone");
+        expect(phoneReport?.address).toBe("no SSH: its files from npm run client-files");
+        // Made today: a device with files from before then would hold the certificate it replaced.
+        expect(phoneReport?.findings).toEqual([
+            { check: "client certificate", status: "warn", detail: expect.stringMatching(/^made \d{4}-\d\d-\d\d, 7[23]\d days left .*: npm run client-files -- phone$/) },
+        ]);
     });
 });

@@ -38,9 +38,9 @@ export function lab(args: string[], env: Record<string, string> = {}): string {
     return check(`lab ${args.join(" ")}`, run("bash", ["lab/lab.sh", ...args], env));
 }
 
-/** `npm run lab -- doctor --json`: its exit status (1 when a host has a problem) and its report. */
-export function doctor(): { result: Result; report: Report } {
-    const result = labTry(["doctor", "--json"]);
+/** `npm run lab -- doctor --json` (`env`: for it, e.g. NODE_EXTRA_CA_CERTS): its exit status (1 when a host has a problem) and its report. */
+export function doctor(env: Record<string, string> = {}): { result: Result; report: Report } {
+    const result = labTry(["doctor", "--json"], env);
     if (result.status !== 0 && result.status !== 1) {
         throw new Error(`the doctor did not run (exit ${result.status}):\n${result.stdout}\n${result.stderr}`);
     }

@@ -8,6 +8,7 @@ import { parseStackConfig } from "../../components/config";
 import type { DeclaredHost } from "../../components/declaredHosts";
 import {
     checkHost,
+    checkClientCertificate,
     checkRelayEndpoint,
     firewallRuleCheck,
     hostReport,
@@ -321,6 +322,65 @@ describe("doctor: checks", () => {
             status: "fail",
             detail: "198.51.100.10:443: connect ECONNREFUSED 198.51.100.10:443",
         });
+    });
+
+    it("with the relay's own certificate files counts the days of the certificate its wss port serves, and says who renews it", () => {
+        const at = new Date("2027-01-01T00:00:00Z");
+        const served = (servedNotAfter?: string, tlsError?: string) => checkRelayEndpoint({ url: "wss://relay.example.org:443", servedNotAfter, tlsError }, at);
+        // Node's form of a certificate's notAfter.
+        expect(served("Mar 31 12:00:00 2027 GMT")[0]).toEqual({ check: "server certificate", status: "ok", detail: "89 days left (until 2027-03-31)" });
+        expect(served("Jan 20 12:00:00 2027 GMT")[0]).toEqual({
+            check: "server certificate",
+            status: "warn",
+            detail: "19 days left (until 2027-01-20): renew the relay's own certificate files (wstunnel.tls); the relay serves renewed files within seconds",
+        });
+        expect(served("Dec 31 12:00:00 2026 GMT", "the certificate does not verify (CERT_HAS_EXPIRED)")).toEqual([
+            {
+                check: "server certificate",
+                status: "fail",
+                detail: "expired 1 days ago (until 2026-12-31): renew the relay's own certificate files (wstunnel.tls); the relay serves renewed files within seconds",
+            },
+            { check: "wss port", status: "fail", detail: "relay.example.org:443: the certificate does not verify (CERT_HAS_EXPIRED)" },
+        ]);
+        expect(served(undefined, "connect ECONNREFUSED 198.51.100.10:443")[0]).toEqual({
+            check: "server certificate",
+            status: "fail",
+            detail: "the relay's own certificate files (wstunnel.tls): none served, so its expiry is unknown",
+        });
+    });
+
+    it("with mutual TLS warns 30 days before a client certificate expires, naming for a device without SSH the command that gives it new files", () => {
+        const at = new Date("2027-01-01T00:00:00Z");
+        const made = { issued: "2025-01-20T00:00:00Z" };
+        // A host reached over SSH: the next pulumi up renews it and puts it there.
+        expect(checkClientCertificate("rpi1", { ...made, expires: "2028-12-31T00:00:00Z" }, false, at)).toEqual({ check: "client certificate", status: "ok", detail: "730 days left (until 2028-12-31)" });
+        expect(checkClientCertificate("rpi1", { ...made, expires: "2027-01-20T00:00:00Z" }, false, at)).toEqual({
+            check: "client certificate",
+            status: "warn",
+            detail: "19 days left (until 2027-01-20): the next pulumi up renews it",
+        });
+        // A device without SSH.
+        expect(checkClientCertificate("phone", { ...made, expires: "2027-01-20T00:00:00Z" }, true, at)).toEqual({
+            check: "client certificate",
+            status: "warn",
+            detail: "19 days left (until 2027-01-20): the next pulumi up renews it; then give the device its new files: npm run client-files -- phone",
+        });
+        expect(checkClientCertificate("phone", { ...made, expires: "2027-01-31T00:00:00Z" }, true, at).status).toBe("ok"); // 30 days left
+        expect(checkClientCertificate("phone", { ...made, expires: "2026-12-31T12:00:00Z" }, true, at)).toEqual({
+            check: "client certificate",
+            status: "fail",
+            detail: "expired 1 days ago (until 2026-12-31): the next pulumi up renews it; then give the device its new files: npm run client-files -- phone",
+        });
+        // Renewed (or first made) 10 days ago: a device with older files may hold the one it replaced.
+        expect(checkClientCertificate("phone", { issued: "2026-12-22T00:00:00Z", expires: "2028-12-21T00:00:00Z" }, true, at)).toEqual({
+            check: "client certificate",
+            status: "warn",
+            detail:
+                "made 2026-12-22, 720 days left (until 2028-12-21): a device given its files before then holds the certificate this one replaced, " +
+                "which stops working by 2027-01-21; give it its new files: npm run client-files -- phone",
+        });
+        expect(checkClientCertificate("phone", { issued: "2026-12-02T00:00:00Z", expires: "2028-12-01T00:00:00Z" }, true, at).status).toBe("ok"); // 30 days on
+        expect(checkClientCertificate("rpi1", { issued: "2026-12-22T00:00:00Z", expires: "2028-12-21T00:00:00Z" }, false, at).status).toBe("ok");
     });
 
     it("makes an unreachable host a finding", () => {

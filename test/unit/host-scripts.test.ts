@@ -805,3 +805,88 @@ true`,
         expect(result.stderr).toContain("did not stay up for 1 s within 2 s (now failed/auto-restart");
     });
 });
+
+describe("tls-renewal", () => {
+    // systemctl as systemd: is-active answers from $STATE/active; a restart takes new copies of the files into the
+    // credentials folder (LoadCredential=), or the copies in $STATE/copies-N for the Nth restart, and is recorded.
+    const stubs = {
+        systemctl: `
+case "$1" in
+  is-active) [ "$(cat "$STATE/active")" = active ] ;;
+  restart)
+    echo "restart $2" >>"$STATE/calls"
+    n=$(wc -l <"$STATE/calls")
+    if [ -d "$STATE/copies-$n" ]; then cp "$STATE/copies-$n"/* "$STATE/credentials/"; else cp "$STATE/cert.pem" "$STATE/credentials/tls.crt"; cp "$STATE/key.pem" "$STATE/credentials/tls.key"; fi ;;
+  *) exit 1 ;;
+esac`,
+        sleep: "true",
+    };
+    let dir: string;
+    const run = () =>
+        spawnSync("bash", [join(hostScriptsDir, "tls-renewal.sh"), "wg-relay-wstunnel-server.service", join(dir, "credentials"), join(dir, "cert.pem"), join(dir, "key.pem")], {
+            env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin`, STATE: dir },
+            encoding: "utf8",
+        });
+    const calls = () => (existsSync(join(dir, "calls")) ? readFileSync(join(dir, "calls"), "utf8") : "");
+    beforeEach(() => {
+        dir = mkdtempSync(join(tmpdir(), "wg-relay-tls-renewal-"));
+        mkdirSync(join(dir, "bin"));
+        for (const [name, body] of Object.entries(stubs)) {
+            writeFileSync(join(dir, "bin", name), `#!/bin/bash\n${body}\n`);
+            chmodSync(join(dir, "bin", name), 0o755);
+        }
+        mkdirSync(join(dir, "credentials"));
+        writeFileSync(join(dir, "active"), "active\n");
+        for (const [file, copy, content] of [["cert.pem", "tls.crt", "certificate 1\n"], ["key.pem", "tls.key", "key 1\n"]]) {
+            writeFileSync(join(dir, file), content);
+            writeFileSync(join(dir, "credentials", copy), content);
+        }
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("restarts nothing while the server runs on copies of the files as they are (another file of the folder changed)", () => {
+        const result = run();
+        expect(result.status).toBe(0);
+        expect(calls()).toBe("");
+    });
+
+    it("restarts the server once when the certificate and key were renewed", () => {
+        writeFileSync(join(dir, "cert.pem"), "certificate 2\n");
+        writeFileSync(join(dir, "key.pem"), "key 2\n");
+        const result = run();
+        expect(result.status).toBe(0);
+        expect(calls()).toBe("restart wg-relay-wstunnel-server.service\n");
+        expect(result.stdout).toContain(`tls-renewal: ${join(dir, "cert.pem")} or ${join(dir, "key.pem")} changed: restarting wg-relay-wstunnel-server.service (attempt 1)`);
+        expect(readFileSync(join(dir, "credentials", "tls.key"), "utf8")).toBe("key 2\n");
+    });
+
+    it("restarts again when a file was still being written during the restart, and fails after three", () => {
+        writeFileSync(join(dir, "cert.pem"), "certificate 2\n");
+        writeFileSync(join(dir, "key.pem"), "key 2\n");
+        // The first restart took the new certificate with the old key.
+        mkdirSync(join(dir, "copies-1"));
+        writeFileSync(join(dir, "copies-1", "tls.crt"), "certificate 2\n");
+        writeFileSync(join(dir, "copies-1", "tls.key"), "key 1\n");
+        expect(run().status).toBe(0);
+        expect(calls()).toBe("restart wg-relay-wstunnel-server.service\n".repeat(2));
+
+        rmSync(join(dir, "calls"));
+        writeFileSync(join(dir, "credentials", "tls.key"), "key 1\n");
+        for (const n of [1, 2, 3]) {
+            mkdirSync(join(dir, `copies-${n}`), { recursive: true });
+            writeFileSync(join(dir, `copies-${n}`, "tls.crt"), "certificate 2\n");
+            writeFileSync(join(dir, `copies-${n}`, "tls.key"), "key 1\n");
+        }
+        const result = run();
+        expect(result.status).toBe(1);
+        expect(calls()).toBe("restart wg-relay-wstunnel-server.service\n".repeat(3));
+        expect(result.stderr).toContain("still started with other files");
+    });
+
+    it("leaves a stopped server alone: it reads the files when it starts", () => {
+        writeFileSync(join(dir, "active"), "inactive\n");
+        writeFileSync(join(dir, "cert.pem"), "certificate 2\n");
+        expect(run().status).toBe(0);
+        expect(calls()).toBe("");
+    });
+});

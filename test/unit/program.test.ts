@@ -70,7 +70,7 @@ function mockState(args: pulumi.runtime.MockResourceArgs): Record<string, unknow
             return { ...args.inputs, privateKeyPem: pem("PRIVATE KEY", args.name), publicKeyPem: pem("PUBLIC KEY", args.name) };
         case "tls:index/selfSignedCert:SelfSignedCert":
         case "tls:index/locallySignedCert:LocallySignedCert":
-            return { ...args.inputs, certPem: pem("CERTIFICATE", args.name), validityEndTime: `2036-01-01T00:00:00Z (${args.name})` };
+            return { ...args.inputs, certPem: pem("CERTIFICATE", args.name), validityStartTime: `2034-01-01T00:00:00Z (${args.name})`, validityEndTime: `2036-01-01T00:00:00Z (${args.name})` };
         case "tls:index/certRequest:CertRequest":
             return { ...args.inputs, certRequestPem: pem("CERTIFICATE REQUEST", args.name) };
         case "command:remote:Command":
@@ -644,6 +644,14 @@ describe("program: mutual TLS (wstunnel.mutualTls)", () => {
         expect((await valueOf(program.clientBundles.tablet as pulumi.Output<any>)).clientCertificate).toBeUndefined();
     });
 
+    it("exports when each peer's certificate was made and expires, not as a secret, for the doctor", async () => {
+        const program = loadProgram(withMutualTls());
+        const validity = (name: string) => ({ issued: `2034-01-01T00:00:00Z (${name}-wstunnel-client-cert)`, expires: `2036-01-01T00:00:00Z (${name}-wstunnel-client-cert)` });
+        expect(await valueOf(program.clientCertificateExpiry)).toEqual({ rpi1: validity("rpi1"), laptop: validity("laptop"), workstation: validity("workstation") });
+        expect(await pulumi.isSecret(program.clientCertificateExpiry)).toBe(false);
+        expect(await valueOf(loadProgram(validConfig()).clientCertificateExpiry)).toEqual({});
+    });
+
     it("replaces a peer's key and certificate with its keyRotation", async () => {
         const config = withMutualTls();
         config.gateways![0].keyRotation = 3;
@@ -680,6 +688,16 @@ describe("program: mutual TLS (wstunnel.mutualTls)", () => {
         expect(mockCommands.some((recorded) => recorded.name.endsWith("-trusted-ca"))).toBe(false);
         expect((await inputsOf(command("rpi1-wstunnel-client-unit"))).stdin).not.toContain("SSL_CERT_FILE");
         expect((await valueOf(program.clientBundles.laptop as pulumi.Output<any>)).caCertificate).toBeUndefined();
+        // The files are watched for renewals, and the doctor checks the watch.
+        const pathUnit = await inputsOf(command("relay-tls-renewal-path"));
+        expect(pathUnit.stdin).toContain("PathChanged=/etc/ssl/relay.crt\nPathChanged=/etc/ssl/relay.key\nPathChanged=/etc/ssl\n");
+        expect(pathUnit.create).toContain("systemctl enable --quiet --now wg-relay-tls-renewal.path");
+        expect([...prerequisites("relay-tls-renewal-path")]).toEqual(expect.arrayContaining(["relay-tls-renewal-script", "relay-tls-renewal-service", "relay-wstunnel-server-unit"]));
+        expect((await valueOf(program.declaredHosts as pulumi.Output<any>)).relay.units).toContain("wg-relay-tls-renewal.path");
+        // With the stack's certificate, nothing of it.
+        const stackCertificate = loadProgram(withMutualTls());
+        expect(mockCommands.filter((recorded) => recorded.name.includes("tls-renewal"))).toEqual([]);
+        expect((await valueOf(stackCertificate.declaredHosts as pulumi.Output<any>)).relay.units).not.toContain("wg-relay-tls-renewal.path");
     });
 });
 

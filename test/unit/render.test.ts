@@ -19,6 +19,8 @@ import {
     wstunnelClientArgs,
     logRedaction,
     renderClientCertificatePem,
+    renderTlsRenewalPathUnit,
+    renderTlsRenewalServiceUnit,
     wstunnelServerArgs,
 } from "../../components/render/wstunnel";
 import { accessChainHooks, accessRuleCommands, loadAccessRulesScript, renderAccessRules } from "../../components/render/access";
@@ -470,6 +472,34 @@ describe("wstunnel", () => {
         expect(unit).toContain(" --tls-client-ca-certs %d/client-ca.crt wss://$${listen}:443 ");
         // Without it, nothing of mutual TLS.
         expect(renderWstunnelServerUnit(settings)).not.toMatch(/client-ca/);
+    });
+
+    it("with the user's own certificate files, watches each file and its folder and runs tls-renewal on the server's credentials", () => {
+        const files = { certificateFile: "/etc/letsencrypt/live/relay.example.org/fullchain.pem", privateKeyFile: "/etc/letsencrypt/live/relay.example.org/privkey.pem" };
+        const path = renderTlsRenewalPathUnit(files);
+        expectGolden("wg-relay-tls-renewal.path", path);
+        expect(path).toContain(
+            [
+                "[Path]",
+                "PathChanged=/etc/letsencrypt/live/relay.example.org/fullchain.pem",
+                "PathChanged=/etc/letsencrypt/live/relay.example.org/privkey.pem",
+                // A symlink replaced by a rename changes the folder only (certbot's live/ points to new files in archive/).
+                "PathChanged=/etc/letsencrypt/live/relay.example.org",
+                "Unit=wg-relay-tls-renewal.service",
+            ].join("\n"),
+        );
+        expect(renderTlsRenewalPathUnit({ certificateFile: "/srv/tls/cert.pem", privateKeyFile: "/etc/tls-keys/key.pem" })).toContain(
+            "PathChanged=/srv/tls/cert.pem\nPathChanged=/etc/tls-keys/key.pem\nPathChanged=/srv/tls\nPathChanged=/etc/tls-keys\n",
+        );
+        const service = renderTlsRenewalServiceUnit(files);
+        expectGolden("wg-relay-tls-renewal.service", service);
+        expect(service).toContain(
+            "ExecStart=/usr/local/lib/wg-relay/tls-renewal wg-relay-wstunnel-server.service /run/credentials/wg-relay-wstunnel-server.service " +
+                "/etc/letsencrypt/live/relay.example.org/fullchain.pem /etc/letsencrypt/live/relay.example.org/privkey.pem\n",
+        );
+        // The credentials' names in the server's unit are the ones tls-renewal compares.
+        const server = renderWstunnelServerUnit({ listenPort: 443, wireguardPort: 51820, ...files, restrictionsFile: "/etc/wg-relay/wstunnel-restrictions.yaml" });
+        expect(server).toContain("LoadCredential=tls.crt:/etc/letsencrypt/live/relay.example.org/fullchain.pem\nLoadCredential=tls.key:/etc/letsencrypt/live/relay.example.org/privkey.pem\n");
     });
 
     it("gives each peer a rule of its own, named after the peer, matching only its prefix, allowing UDP to local WireGuard only", () => {

@@ -284,8 +284,21 @@ describe("wg-relay on day two, in the lab", () => {
             await new Promise((done) => setTimeout(done, 10_000));
             expect(onHostOk("laptop", "wg show wg0 latest-handshakes").trim()).toMatch(/\t0$/);
             expect(inNamespace("laptop", ["curl", "--silent", "--max-time", "3", lanService]).status).not.toBe(0);
+            // The README's cleanup for such a machine (section "Removing a client whose machine is gone") leaves nothing of wg-relay.
+            onHostOk(
+                "laptop",
+                [
+                    "cd /etc/systemd/system && systemctl disable --now wg-quick@wg0 wg-relay-*.service",
+                    "rm -rf /etc/systemd/system/wg-relay-*.service /etc/wg-relay /var/lib/wg-relay /usr/local/lib/wg-relay /etc/wireguard/wg0.conf /etc/wireguard/wg0.key /etc/wireguard/wg0.psk /usr/local/bin/wstunnel /tmp/wg-relay-wstunnel-*",
+                    "systemctl daemon-reload",
+                ].join("\n"),
+            );
+            expect(onHost("laptop", "ip link show wg0").status).not.toBe(0);
+            expect(onHostOk("laptop", "systemctl is-enabled wg-quick@wg0 || true").trim()).toBe("disabled");
+            const leftOver = "systemctl list-unit-files --plain --no-legend 'wg-relay-*'; ls -A /etc/wireguard; ls -d /etc/wg-relay /var/lib/wg-relay /usr/local/lib/wg-relay /usr/local/bin/wstunnel; pgrep -l 'wstunnel|wireguard-go'; true";
+            expect(onHostOk("laptop", `(${leftOver}) 2>/dev/null`).trim()).toBe("");
         } finally {
-            // Back to the usual stack: the laptop (booted again if its sshd is still stopped) provisioned anew.
+            // Back to the usual stack: the laptop (booted again if its sshd is still stopped) provisioned anew, with a new key.
             if (onHost("laptop", "true").status !== 0) {
                 lab(["host", "stop", "laptop"]);
                 lab(["host", "start", "laptop"]);

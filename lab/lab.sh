@@ -9,6 +9,7 @@
 #   npm run lab -- pulumi ARGS  any pulumi command on the lab stack, from the operator's namespace
 #   npm run lab -- doctor [--json]      npm run doctor on the lab stack, from the operator's namespace
 #   npm run lab -- repair       npm run repair on the lab stack (bumps wg-relay:repair, then `pulumi up --yes`)
+#   npm run lab -- forget-client NAME   npm run forget-client on the lab stack (then `pulumi up --yes`)
 #   npm run lab -- import-wg-easy FILE [options]   npm run import:wg-easy on the lab stack
 #   npm run lab -- ssh HOST [COMMAND]   relay, rpi1 or laptop, with the pinned host key
 #   npm run lab -- host stop HOST       power a host off, as a power loss (lab/hosts.sh; its disk is kept)
@@ -180,6 +181,10 @@ main() {
             require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
             (cd "$REPO" && ip netns exec "$LAB_NAME-op" npx --no-install ts-node --transpile-only scripts/repair.ts \
                 --stack "$STACK" --non-interactive --yes --skip-preview "$@") ;;
+        forget-client)
+            require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
+            (cd "$REPO" && ip netns exec "$LAB_NAME-op" npx --no-install ts-node --transpile-only scripts/forget-client.ts \
+                "${1:-}" --stack "$STACK" --non-interactive --yes --skip-preview "${@:2}") ;;
         import-wg-easy)
             require_root; eval "$(bash "$HERE/toolchain.sh" --env)"; pulumi_env
             (cd "$REPO" && ip netns exec "$LAB_NAME-op" npx --no-install ts-node --transpile-only scripts/import-wg-easy.ts "$@" --stack "$STACK") ;;

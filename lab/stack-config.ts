@@ -48,6 +48,8 @@ export interface LabChanges {
     laptopAccess?: NonNullable<StackConfigInput["clients"]>[number]["access"];
     /** The laptop sends all its IPv4 traffic through the relay (clients[].fullTunnel). */
     laptopFullTunnel?: boolean;
+    /** The laptop left out of clients[], as a user removes a client from the config. */
+    withoutLaptop?: boolean;
     /** Reach the laptop through the relay as an SSH jump host, at its tunnel address. */
     laptopViaRelay?: boolean;
     /** The tunnel's MTU (a change restarts every wg0). */
@@ -133,14 +135,18 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                 : []),
         ],
         clients: [
-            {
-                name: "laptop",
-                tunnelAddress: "10.10.0.3",
-                ssh: changes.laptopViaRelay ? { ...ssh(laptop), host: "10.10.0.3", via: "relay" } : ssh(laptop),
-                ...(changes.laptopAccess ? { access: changes.laptopAccess } : {}),
-                ...(changes.laptopFullTunnel ? { fullTunnel: true } : {}),
-                ...(sites?.laptopPrimaryRelay ? { primaryRelay: sites.laptopPrimaryRelay } : {}),
-            },
+            ...(changes.withoutLaptop
+                ? []
+                : [
+                      {
+                          name: "laptop",
+                          tunnelAddress: "10.10.0.3",
+                          ssh: changes.laptopViaRelay ? { ...ssh(laptop), host: "10.10.0.3", via: "relay" as const } : ssh(laptop),
+                          ...(changes.laptopAccess ? { access: changes.laptopAccess } : {}),
+                          ...(changes.laptopFullTunnel ? { fullTunnel: true } : {}),
+                          ...(sites?.laptopPrimaryRelay ? { primaryRelay: sites.laptopPrimaryRelay } : {}),
+                      },
+                  ]),
             ...(changes.extraClients ?? []),
             ...Array.from({ length: scale?.clients ?? 0 }, (_, index) => ({ name: `scale-${index + 1}`, tunnelAddress: `10.10.0.${10 + index}` })),
         ],

@@ -1,6 +1,7 @@
 // Day two in the lab: the doctor on a converged stack, drift made by hand that the doctor names and the repair puts
-// back without restarting what was intact, and the relay's key rotated with the laptop reaching the LAN again in
-// under 15 s. Needs root and the lab, like lab.test.ts; run with `npm run test:all`.
+// back without restarting what was intact, the relay's key rotated with the laptop reaching the LAN again in
+// under 15 s, and a client whose machine is gone removed with `npm run forget-client`. Needs root and the lab, like
+// lab.test.ts; run with `npm run test:all`.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -10,9 +11,12 @@ import type { LabChanges } from "../../lab/stack-config";
 import type { Finding, Report } from "../../scripts/doctor";
 import {
     changedSteps,
+    clientBundle,
     doctor,
     ensureStack,
     eventually,
+    failingUp,
+    forgetClient,
     findingOf,
     hostSteps,
     inNamespace,
@@ -22,12 +26,15 @@ import {
     labHosts,
     labTry,
     lanService,
+    onHost,
     onHostOk,
     repair,
     repo,
     secondsUntilLanReachable,
     startInNamespace,
     up,
+    upgradeStatus,
+    writeStack,
 } from "./lab";
 
 /** The stack these tests start from: the relay, rpi1 and the laptop, as `npm run lab` makes it. */
@@ -47,6 +54,21 @@ function runningState(units: Partial<Record<LabHost, string[]>>): Record<string,
         }
     }
     return state;
+}
+
+/**
+ * Stops a lab host's sshd, as a machine that is off or gone is to `pulumi up`, while the rest of it (WireGuard,
+ * wstunnel) runs on: the listener is the sshd whose parent is the host's PID 1, which lab/hosts.sh records. A
+ * SIGTERM is a clean exit, so systemd does not start it again; `host stop` and `host start` do.
+ */
+function stopSshd(host: LabHost): void {
+    const leader = readFileSync(join(repo, ".lab", "hosts", host, "leader.pid"), "utf8").trim();
+    const pgrep = spawnSync("pgrep", ["-P", leader, "-x", "sshd"], { encoding: "utf8" });
+    const pids = pgrep.stdout.trim().split("\n").filter(Boolean);
+    if (pids.length !== 1) {
+        throw new Error(`${host}: expected one sshd listener under PID ${leader}, found '${pgrep.stdout.trim()}'`);
+    }
+    process.kill(Number(pids[0]), "SIGTERM");
 }
 
 // pulumi up and the lab's set-up take minutes on a cold machine.
@@ -223,5 +245,66 @@ describe("wg-relay on day two, in the lab", () => {
             // Back to the lab's own config (and a generated relay key) for whatever runs next.
             ensureStack(base);
         }
+    });
+
+    it("5. a client whose machine is gone: removed from the config, every pulumi up fails on its deletes; forget-client drops it, the relay refuses its key and prefix, and the stack converges", async () => {
+        ensureStack(base);
+        const wireguard = { host: "127.0.0.1", port: 51820 };
+        const oldKey = onHostOk("laptop", "wg show wg0 public-key").trim();
+        const oldPrefix = /=(.*)$/m.exec(clientBundle("laptop").wstunnelEnvironment)![1];
+        expect(onHostOk("relay", "wg show wg0 peers")).toContain(oldKey); // the controls
+        expect(upgradeStatus(oldPrefix, wireguard)).toBe("101");
+
+        stopSshd("laptop");
+        try {
+            expect(onHost("laptop", "true").stderr).toMatch(/Connection refused/);
+            writeStack({ ...base, withoutLaptop: true });
+            const started = Date.now();
+            const failed = failingUp();
+            console.log(`offline client: pulumi up failed on its deletes after ${((Date.now() - started) / 1000).toFixed(0)} s`);
+            expect(failed.status).not.toBe(0);
+            expect(failed.stdout).toMatch(/laptop-\S+ \*\*deleting failed\*\* error: after 20 failed attempts: dial tcp 10\.254\.1\.2:22: connect: connection refused/);
+            // The relay's steps do not wait for the client's deletes: it lost the peer in the failed run.
+            expect(onHostOk("relay", "wg show wg0 peers")).not.toContain(oldKey);
+
+            const forgetting = Date.now();
+            const forgotten = forgetClient("laptop");
+            console.log(`offline client: forget-client with its pulumi up took ${((Date.now() - forgetting) / 1000).toFixed(0)} s`);
+            expect(forgotten).toMatch(/forget-client: laptop and its \d+ steps on its machine are out of the stack's state/);
+            lab(["pulumi", "preview", "--stack", "lab", "--expect-no-changes"]);
+            expect(onHostOk("relay", "wg show wg0 peers")).not.toContain(oldKey);
+            // wstunnel reloads its restrictions file when it changes.
+            expect(await eventually(() => upgradeStatus(oldPrefix, wireguard), (status) => status === "400")).toBe("400");
+            expect(doctor().result.status).toBe(0);
+
+            // The machine comes back with what it had: its wg0 and wstunnel client, the old key and prefix, which get nowhere.
+            lab(["host", "stop", "laptop"]);
+            lab(["host", "start", "laptop"]);
+            expect(onHostOk("laptop", "systemctl is-active wg-quick@wg0 wg-relay-wstunnel-client").split("\n").filter(Boolean)).toEqual(["active", "active"]);
+            await new Promise((done) => setTimeout(done, 10_000));
+            expect(onHostOk("laptop", "wg show wg0 latest-handshakes").trim()).toMatch(/\t0$/);
+            expect(inNamespace("laptop", ["curl", "--silent", "--max-time", "3", lanService]).status).not.toBe(0);
+            // The README's cleanup for such a machine (section "Removing a client whose machine is gone") leaves nothing of wg-relay.
+            onHostOk(
+                "laptop",
+                [
+                    "cd /etc/systemd/system && systemctl disable --now wg-quick@wg0 wg-relay-*.service",
+                    "rm -rf /etc/systemd/system/wg-relay-*.service /etc/wg-relay /var/lib/wg-relay /usr/local/lib/wg-relay /etc/wireguard/wg0.conf /etc/wireguard/wg0.key /etc/wireguard/wg0.psk /usr/local/bin/wstunnel /tmp/wg-relay-wstunnel-*",
+                    "systemctl daemon-reload",
+                ].join("\n"),
+            );
+            expect(onHost("laptop", "ip link show wg0").status).not.toBe(0);
+            expect(onHostOk("laptop", "systemctl is-enabled wg-quick@wg0 || true").trim()).toBe("disabled");
+            const leftOver = "systemctl list-unit-files --plain --no-legend 'wg-relay-*'; ls -A /etc/wireguard; ls -d /etc/wg-relay /var/lib/wg-relay /usr/local/lib/wg-relay /usr/local/bin/wstunnel; pgrep -l 'wstunnel|wireguard-go'; true";
+            expect(onHostOk("laptop", `(${leftOver}) 2>/dev/null`).trim()).toBe("");
+        } finally {
+            // Back to the usual stack: the laptop (booted again if its sshd is still stopped) provisioned anew, with a new key.
+            if (onHost("laptop", "true").status !== 0) {
+                lab(["host", "stop", "laptop"]);
+                lab(["host", "start", "laptop"]);
+            }
+            ensureStack(base);
+        }
+        expect(await secondsUntilLanReachable(30)).toBeLessThan(30);
     });
 });

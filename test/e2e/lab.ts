@@ -161,6 +161,14 @@ export function repair(): string {
     return output;
 }
 
+/** `npm run lab -- forget-client NAME`: drops a client from the state, then `pulumi up --yes`; returns its output. */
+export function forgetClient(name: string): string {
+    rmSync(convergedStamp, { force: true });
+    const output = lab(["forget-client", name]);
+    writeFileSync(convergedStamp, stackDigest());
+    return output;
+}
+
 /** `pulumi up` expected to fail: the hosts' state is unknown afterwards. */
 export function failingUp(): Result {
     rmSync(convergedStamp, { force: true });

@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { WstunnelArchitecture, WstunnelSettings } from "./config";
 import { readTemplate } from "./render/wireguard";
-import { failoverUnit, heartbeatUnit, wgQuickUnit, wstunnelClientFiles, wstunnelServerUnit } from "./render/paths";
+import { failoverUnit, heartbeatUnit, stagedSwitchUnit, wgQuickUnit, wstunnelClientFiles, wstunnelServerUnit } from "./render/paths";
 import { fileSha256 } from "./wstunnelService";
 
 export type HostRole = "relay" | "gateway" | "client";
@@ -51,7 +51,9 @@ export function declaredWstunnel(wstunnel: WstunnelSettings): DeclaredWstunnel {
 /** The units each kind of host runs (see VpsRelay, LanGateway, provisionPeerHost, RoamingClient). */
 export function hostUnits(role: HostRole, services: { wstunnelRelays: string[]; failover: boolean }): string[] {
     const wstunnel = role === "relay" ? [wstunnelServerUnit] : services.wstunnelRelays.map((name, index) => wstunnelClientFiles({ name, index }).unit);
-    return [wgQuickUnit, ...wstunnel, ...(role === "gateway" ? [heartbeatUnit] : []), ...(services.failover ? [failoverUnit] : [])];
+    // A wstunnel peer's staged switch (render/stagedSwitch.ts).
+    const staged = role !== "relay" && services.wstunnelRelays.length > 0 ? [stagedSwitchUnit] : [];
+    return [wgQuickUnit, ...wstunnel, ...staged, ...(role === "gateway" ? [heartbeatUnit] : []), ...(services.failover ? [failoverUnit] : [])];
 }
 
 export interface DeclaredHostArgs {

@@ -160,7 +160,13 @@ export function installPackagesScript(packages: string[]): string {
 }
 
 export interface StepOptions {
-    dependsOn?: pulumi.Input<pulumi.Resource>[];
+    /** A list, or a promise of one: a relay's switching steps wait for steps of peers made after it (VpsRelay). */
+    dependsOn?: pulumi.Input<pulumi.Input<pulumi.Resource>[]>;
+}
+
+/** `dependsOn`, and the steps `later` resolves to once they exist (a relay's switching steps wait for its peers' staging). */
+export function withLaterSteps(dependsOn: pulumi.Input<pulumi.Resource>[], later: Promise<pulumi.Resource[]> | undefined): pulumi.Input<pulumi.Input<pulumi.Resource>[]> {
+    return later ? later.then((steps) => [...dependsOn, ...steps]) : dependsOn;
 }
 
 export interface RunOptions extends StepOptions {

@@ -21,7 +21,7 @@ import {
 
 export const hostScriptsDir = join(__dirname, "..", "host-scripts");
 
-export function hostScript(name: "wg-apply" | "wstunnel-install" | "wg-failover" | "sysctl-apply" | "unit-stays-up"): string {
+export function hostScript(name: "wg-apply" | "wstunnel-install" | "wg-failover" | "sysctl-apply" | "unit-stays-up" | "staged-switch"): string {
     return readFileSync(join(hostScriptsDir, `${name}.sh`), "utf8");
 }
 

@@ -22,6 +22,9 @@ function restoreOperatorPath(): void {
     }
 }
 
+// Each `pulumi up` through the relay waits for rpi1's switch (about 20 s) on a machine shared with other labs.
+jest.setTimeout(20 * 60 * 1000);
+
 describe("lock-out: changes on the relay that a Pi reached through the relay must follow", () => {
     it("1. one pulumi up rotates the relay's key, switches on mutual TLS and moves its address; another switches mutual TLS off", async () => {
         const viaRelay: LabChanges = { rpi1ViaRelay: true };

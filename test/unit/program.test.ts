@@ -239,8 +239,8 @@ describe("program under mocks", () => {
         const creates = await Promise.all(mockCommands.map(async (c) => ({ name: c.name, create: String(await valueOf(pulumi.output(c.args.create))) })));
         const checking = creates.filter((c) => !c.name.endsWith("-unit-stays-up-script") && c.create.includes("/usr/local/lib/wg-relay/unit-stays-up "));
         expect(checking.map((c) => c.name).sort()).toEqual(
-            ["relay-wstunnel-server-unit", "relay-tls-certificate", "relay-tls-private-key", "rpi1-wstunnel-client-unit", "rpi1-wstunnel-client-env", "rpi1-trusted-ca", "rpi1-heartbeat-unit"]
-                .concat(["workstation-wstunnel-client-unit", "workstation-wstunnel-client-env", "workstation-trusted-ca"])
+            ["relay-wstunnel-server-unit", "relay-tls-certificate", "relay-tls-private-key", "rpi1-wstunnel-client-unit", "rpi1-wstunnel-client-env", "rpi1-trusted-ca", "rpi1-heartbeat-unit", "rpi1-staged-switch-unit"]
+                .concat(["workstation-wstunnel-client-unit", "workstation-wstunnel-client-env", "workstation-trusted-ca", "workstation-staged-switch-unit"])
                 .sort(),
         );
         for (const step of checking) {
@@ -1058,7 +1058,7 @@ describe("program: relay changes that peers behind the relay must follow (staged
             for (const [installed, staged, path] of [
                 ["wstunnel-client-unit", "staged-wstunnel-client-unit", "/etc/wg-relay/staged/wg-relay-wstunnel-client.service"],
                 ["public-keys", "staged-public-keys", "/etc/wg-relay/staged/wg0.public-keys"],
-                ["trusted-ca", "staged-trusted-ca", "/etc/wg-relay/staged/wg-relay-test.crt"],
+                ["trusted-ca", "staged-trusted-ca", "/etc/wg-relay/staged/relay-ca.crt"],
                 ["tls-client-certificate", "staged-tls-client-certificate", "/etc/wg-relay/staged/client.pem"],
             ]) {
                 expect((await inputs(staged)).stdin).toBe((await inputs(installed)).stdin);
@@ -1069,7 +1069,7 @@ describe("program: relay changes that peers behind the relay must follow (staged
             expect(command(`${peer}-staged-tls-client-certificate`).opts.additionalSecretOutputs).toEqual(["stdin"]);
             const unit = (await inputs("staged-switch-unit")).stdin as string;
             expect(unit).toContain(
-                "staged-switch /run/wg-relay-staged-switch /etc/wg-relay/staged /var/lib/wg-relay/staged-previous 10.10.0.1 wg-relay-wstunnel-client.service /etc/wg-relay/wg0.public-keys /etc/systemd/system/wg-relay-wstunnel-client.service /usr/local/share/ca-certificates/wg-relay-test.crt /etc/wg-relay/tls/client.pem -- /usr/local/lib/wg-relay/wg-apply --when-complete ",
+                "staged-switch /run/wg-relay-staged-switch /etc/wg-relay/staged /var/lib/wg-relay/staged-previous 10.10.0.1 wg-relay-wstunnel-client.service /etc/wg-relay/wg0.public-keys /etc/systemd/system/wg-relay-wstunnel-client.service /etc/wg-relay/tls/relay-ca.crt /etc/wg-relay/tls/client.pem -- /usr/local/lib/wg-relay/wg-apply --when-complete ",
             );
             expect((await inputs("packages")).create).toContain("iputils-ping");
         }

@@ -712,8 +712,8 @@ describe("several sites and relays", () => {
         expect(unit).not.toContain("DynamicUser");
     });
 
-    it("renders a peer's staged switch unit: root, writing only where the staged files go, the trust store and wg0.conf", () => {
-        const files = ["/etc/wg-relay/wg0.public-keys", "/etc/systemd/system/wg-relay-wstunnel-client.service", "/usr/local/share/ca-certificates/wg-relay-prod.crt", "/etc/wg-relay/tls/client.pem"];
+    it("renders a peer's staged switch unit: root, writing only where the staged files go and wg0.conf", () => {
+        const files = ["/etc/wg-relay/wg0.public-keys", "/etc/systemd/system/wg-relay-wstunnel-client.service", "/etc/wg-relay/tls/relay-ca.crt", "/etc/wg-relay/tls/client.pem"];
         const unit = renderStagedSwitchUnit({
             relayAddress: "10.10.0.1",
             files,
@@ -725,7 +725,7 @@ describe("several sites and relays", () => {
         expect(unit).toContain(
             `ExecStart=/bin/bash -c 'while :; do /usr/local/lib/wg-relay/staged-switch /run/wg-relay-staged-switch /etc/wg-relay/staged /var/lib/wg-relay/staged-previous 10.10.0.1 wg-relay-wstunnel-client.service ${files.join(" ")} -- /usr/local/lib/wg-relay/wg-apply --when-complete`,
         );
-        expect(unit).toContain("ReadWritePaths=-/etc/ssl/certs -/etc/systemd/system -/etc/wg-relay -/etc/wg-relay/tls -/etc/wireguard -/usr/local/share/ca-certificates -/var/lib/wg-relay\n");
+        expect(unit).toContain("ReadWritePaths=-/etc/systemd/system -/etc/wg-relay -/etc/wg-relay/tls -/etc/wireguard -/var/lib/wg-relay\n");
         expect(unit).not.toContain("DynamicUser");
         // Each file is staged under its own name, so the names must differ.
         expect(new Set(files.map(stagedPath)).size).toBe(files.length);

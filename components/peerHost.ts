@@ -181,7 +181,8 @@ function stageRelaySettings(
             applyCommand: wgApplyCommand({ whenComplete: true }),
             intervalSeconds: stagedSwitchSeconds,
         }),
-        dependsOn: [...dependsOn, script],
+        // Its writable folders exist once the staged files are in place.
+        dependsOn: [...dependsOn, script, ...steps],
     });
     return [...steps, script, unit];
 }

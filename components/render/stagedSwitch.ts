@@ -32,10 +32,14 @@ export function stagedSwitchCommand(settings: Omit<StagedSwitchSettings, "interv
     return [stagedSwitchScriptPath, stateDir, stagedDir, stagedPreviousDir, settings.relayAddress, settings.units.join(","), ...settings.files, "--", settings.applyCommand].join(" ");
 }
 
-/** The folders a switch writes in: the files' own, wg-apply's and its own. */
+/**
+ * The folders a switch writes in: the files' own and wg-apply's wg0.conf, a folder inside a listed one left out. None
+ * is optional ("-"): systemd skips an optional folder that does not exist when the unit starts, and the switch could
+ * then never write there; the unit starts after the staged files, so /etc/wg-relay exists.
+ */
 function writablePaths(files: string[]): string[] {
-    const folders = files.map((file) => file.slice(0, file.lastIndexOf("/")));
-    return [...new Set([...folders, wireguardDir, stateDirOnDisk])].sort();
+    const folders = [...new Set([...files.map((file) => file.slice(0, file.lastIndexOf("/"))), wireguardDir])].sort();
+    return folders.filter((folder) => !folders.some((other) => folder.startsWith(`${other}/`)));
 }
 
 export function renderStagedSwitchUnit(settings: StagedSwitchSettings): string {
@@ -45,9 +49,11 @@ export function renderStagedSwitchUnit(settings: StagedSwitchSettings): string {
         service: [
             `ExecStart=/bin/bash -c 'while :; do ${stagedSwitchCommand(settings)} || true; sleep ${settings.intervalSeconds}; done'`,
             `RuntimeDirectory=${stateDir.replace("/run/", "")}`,
+            // Where it saves the settings it replaces, and wg-apply its applied wg0.conf: made by systemd if missing.
+            `StateDirectory=${stateDirOnDisk.replace("/var/lib/", "")}`,
+            "StateDirectoryMode=0700",
             // A switch rewrites the staged files' places and wg0.conf; the rest stays read-only.
-            // "-": a folder that does not exist yet (no client certificate so far) is no error.
-            `ReadWritePaths=${writablePaths(settings.files).map((path) => `-${path}`).join(" ")}`,
+            `ReadWritePaths=${writablePaths(settings.files).join(" ")}`,
         ],
         // ping, wg-apply (WireGuard peers, routes, firewall rules), files owned by root.
         rootCapabilities: ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_CHOWN", "CAP_FOWNER", "CAP_DAC_OVERRIDE"],

@@ -725,7 +725,9 @@ describe("several sites and relays", () => {
         expect(unit).toContain(
             `ExecStart=/bin/bash -c 'while :; do /usr/local/lib/wg-relay/staged-switch /run/wg-relay-staged-switch /etc/wg-relay/staged /var/lib/wg-relay/staged-previous 10.10.0.1 wg-relay-wstunnel-client.service ${files.join(" ")} -- /usr/local/lib/wg-relay/wg-apply --when-complete`,
         );
-        expect(unit).toContain("ReadWritePaths=-/etc/systemd/system -/etc/wg-relay -/etc/wg-relay/tls -/etc/wireguard -/var/lib/wg-relay\n");
+        // No optional ("-") folder: one missing at start would stay read-only for the unit's life.
+        expect(unit).toContain("ReadWritePaths=/etc/systemd/system /etc/wg-relay /etc/wireguard\n");
+        expect(unit).toContain("StateDirectory=wg-relay\nStateDirectoryMode=0700\n");
         expect(unit).not.toContain("DynamicUser");
         // Each file is staged under its own name, so the names must differ.
         expect(new Set(files.map(stagedPath)).size).toBe(files.length);

@@ -29,6 +29,10 @@ const clients = network.clients.map((client) => {
     return { client, key: keyOf(client), credential, pathPrefix: credential?.pathPrefix };
 });
 
+// The relays change what peers check them against only after every provisioned peer has staged its side of the
+// change, so a peer reached through a relay stays reachable (render/stagedSwitch.ts); the peers are made below.
+let resolvePeersStaged: (staged: pulumi.Resource[]) => void = () => undefined;
+const peersStaged = new Promise<pulumi.Resource[]>((resolve) => (resolvePeersStaged = resolve));
 // The first relay makes the stack's CA; every other one has its server certificate signed by it.
 const relays: VpsRelay[] = [];
 network.relays.forEach((settings, index) => {
@@ -46,6 +50,7 @@ network.relays.forEach((settings, index) => {
             ],
             sshPrivateKey,
             repair,
+            peersStaged,
         }),
     );
 });
@@ -69,6 +74,8 @@ const roamingClients = clients.map(({ client, key, credential, pathPrefix }) => 
     name: client.name,
     component: new RoamingClient(client.name, { client, tunnel, wstunnel, stack, relays, key, pathPrefix, clientCertificate: certificateOf(client.name, credential), sshPrivateKey, repair }),
 }));
+
+resolvePeersStaged([...lanGateways, ...roamingClients].flatMap(({ component }) => component.staged));
 
 // What each host should have, for `npm run doctor`: the relay with every peer, each gateway and provisioned client
 // with the relay as its peer.

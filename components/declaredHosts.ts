@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { WstunnelArchitecture, WstunnelSettings } from "./config";
 import { readTemplate } from "./render/wireguard";
-import { failoverUnit, heartbeatUnit, tlsRenewalPathUnit, wgQuickUnit, wstunnelClientFiles, wstunnelServerUnit } from "./render/paths";
+import { failoverUnit, heartbeatUnit, stagedSwitchUnit, tlsRenewalPathUnit, wgQuickUnit, wstunnelClientFiles, wstunnelServerUnit } from "./render/paths";
 import { fileSha256 } from "./wstunnelService";
 
 export type HostRole = "relay" | "gateway" | "client";
@@ -54,7 +54,9 @@ export function hostUnits(role: HostRole, services: { wstunnelRelays: string[]; 
         role === "relay"
             ? [wstunnelServerUnit, ...(services.ownCertificate ? [tlsRenewalPathUnit] : [])]
             : services.wstunnelRelays.map((name, index) => wstunnelClientFiles({ name, index }).unit);
-    return [wgQuickUnit, ...wstunnel, ...(role === "gateway" ? [heartbeatUnit] : []), ...(services.failover ? [failoverUnit] : [])];
+    // A wstunnel peer's staged switch (render/stagedSwitch.ts).
+    const staged = role !== "relay" && services.wstunnelRelays.length > 0 ? [stagedSwitchUnit] : [];
+    return [wgQuickUnit, ...wstunnel, ...staged, ...(role === "gateway" ? [heartbeatUnit] : []), ...(services.failover ? [failoverUnit] : [])];
 }
 
 export interface DeclaredHostArgs {

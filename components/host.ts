@@ -160,7 +160,18 @@ export function installPackagesScript(packages: string[]): string {
 }
 
 export interface StepOptions {
-    dependsOn?: pulumi.Input<pulumi.Resource>[];
+    /** A list, or a promise of one: a relay's switching steps wait for steps of peers made after it (VpsRelay). */
+    dependsOn?: pulumi.Input<pulumi.Resource>[] | Promise<pulumi.Input<pulumi.Resource>[]>;
+}
+
+/** A step's `dependsOn`, list or promise, with `steps` added. */
+function withSteps(dependsOn: StepOptions["dependsOn"], steps: pulumi.Resource[]): StepOptions["dependsOn"] {
+    return dependsOn instanceof Promise ? dependsOn.then((list) => [...list, ...steps]) : [...(dependsOn ?? []), ...steps];
+}
+
+/** `dependsOn`, and the steps `later` resolves to once they exist (a relay's switching steps wait for its peers' staging). */
+export function withLaterSteps(dependsOn: pulumi.Input<pulumi.Resource>[], later: Promise<pulumi.Resource[]> | undefined): StepOptions["dependsOn"] {
+    return later ? later.then((steps) => [...dependsOn, ...steps]) : dependsOn;
 }
 
 export interface RunOptions extends StepOptions {
@@ -284,7 +295,7 @@ export class Host {
             ensure: systemd.enableStart(options.unit),
             beforeRemove: systemd.disableStop(options.unit),
             afterRemove: systemd.daemonReload,
-            dependsOn: [...(options.dependsOn ?? []), this.unitStaysUpScript()],
+            dependsOn: withSteps(options.dependsOn, [this.unitStaysUpScript()]),
         });
     }
 

@@ -117,6 +117,8 @@ export class LanGateway extends pulumi.ComponentResource {
     readonly lanSubnets: pulumi.Output<string[]>;
     /** The rendered wg0 template (no keys in it). */
     readonly wireguardTemplate: string;
+    /** Its staged relay settings: the relays change only after them (render/stagedSwitch.ts). */
+    readonly staged: pulumi.Resource[];
 
     constructor(name: string, args: LanGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:LanGateway", name, {}, opts);
@@ -125,13 +127,14 @@ export class LanGateway extends pulumi.ComponentResource {
         const host = new Host(name, sshConnection(gateway.ssh, sshHostKey(name, gateway.ssh, this), args.sshPrivateKey, proxy), gateway.ssh.user, this, args.repair);
 
         this.wireguardTemplate = renderWgQuickConf(gatewayWgQuickConf(gateway, args.tunnel, relays));
-        const wireguard = provisionPeerHost(host, {
+        const { wireguard, staged } = provisionPeerHost(host, {
             ...args,
             template: this.wireguardTemplate,
             forwarding: true,
             ipv6Upstream: args.tunnel.ipv6 ? gateway.lanInterface : undefined,
             interfaces: [{ key: gateway.lanInterfaceKey, name: gateway.lanInterface }],
         });
+        this.staged = staged;
         host.installServiceUnit("heartbeat-unit", {
             unit: heartbeatUnit,
             content: renderHeartbeatUnit({ relayTunnelAddresses: relays.map((relay) => relay.tunnelAddress), intervalSeconds: heartbeatSeconds }),

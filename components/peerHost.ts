@@ -5,11 +5,27 @@ import * as command from "@pulumi/command";
 import { TunnelNetwork, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages } from "./host";
 import { InterfaceSetting } from "./render/interfaces";
-import { peerPresharedKeyPath, wstunnelClientFiles } from "./render/paths";
+import {
+    clientCertificatePath,
+    peerPresharedKeyPath,
+    publicKeysPath,
+    relayCaPath,
+    stagedPreviousDir,
+    stagedSwitchScriptPath,
+    stagedSwitchUnit,
+    systemdUnitPath,
+    WstunnelClientFiles,
+    wstunnelClientFiles,
+} from "./render/paths";
+import { hostScript, wgApplyCommand } from "./render/scripts";
+import { renderStagedSwitchUnit, stagedPath } from "./render/stagedSwitch";
 import { ClientCertificate } from "./relayPki";
 import { WireguardKey } from "./wireguardKey";
-import { deployWireguardInterface } from "./wireguardInterface";
-import { deployWstunnelClient, installWstunnelBinary, wstunnelClientSettings } from "./wstunnelService";
+import { deployWireguardInterface, publicKeysContent } from "./wireguardInterface";
+import { clientCertificateFileContent, deployWstunnelClient, installWstunnelBinary, wstunnelClientSettings, wstunnelClientUnitContent } from "./wstunnelService";
+
+/** How often the staged switch checks the first relay: with 4 misses, a switch about 20 s after the relay changed. */
+const stagedSwitchSeconds = 5;
 
 /** What a gateway or client needs of a relay (VpsRelay has it). */
 export interface RelayAccess {
@@ -21,6 +37,8 @@ export interface RelayAccess {
     wstunnelLocalPort: number;
     publicKey: pulumi.Output<string>;
     peerCredentials: pulumi.Resource;
+    /** Its steps that change what peers need to reach it (key, certificate, CA, unit): peers stage first, install after. */
+    switched: pulumi.Resource[];
     caCertPem: pulumi.Output<string> | undefined;
     connection: Connection;
     address: { host: string; wstunnelPort: number; wireguardPort: number; udpPorts: number[] };
@@ -55,11 +73,23 @@ export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPri
     interfaces?: InterfaceSetting[];
 }
 
-export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remote.Command {
+/** The peer's wg0 (the step after which it is in place) and its staged relay settings (render/stagedSwitch.ts). */
+export interface ProvisionedPeer {
+    wireguard: command.remote.Command;
+    /** What the relays' switching steps wait for: empty for a client on plain UDP. */
+    staged: command.remote.Command[];
+}
+
+export function provisionPeerHost(host: Host, args: PeerHostArgs): ProvisionedPeer {
     const interfaces = args.interfaces ? [host.checkInterfaces("interfaces", args.interfaces)] : [];
-    const packages = host.installPackages("packages", [...hostPackages, ...(args.packages ?? [])], { dependsOn: interfaces });
     const pathPrefix = args.pathPrefix;
+    // ping: the staged switch's probe of the relay.
+    const packages = host.installPackages("packages", [...new Set([...hostPackages, ...(args.packages ?? []), ...(pathPrefix ? ["iputils-ping"] : [])])], {
+        dependsOn: interfaces,
+    });
     const clients = args.relays.map((relay, index) => ({ relay, files: wstunnelClientFiles({ name: relay.peerName, index }) }));
+    const relaysSwitched = args.relays.flatMap((relay) => relay.switched);
+    const peerPublicKeys = args.relays.map((relay) => ({ name: relay.peerName, publicKey: relay.publicKey }));
     const binary = pathPrefix ? installWstunnelBinary(host, args.wstunnel, clients.map(({ files }) => files.unit), [packages]) : undefined;
     // One CA signs every relay's certificate: the first relay's client puts it in place for all (and the peer's
     // certificate), and the others start after it (wstunnel reads both when it starts) and restart when either
@@ -75,19 +105,84 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): command.remot
             clientCertificate: first ? args.clientCertificate : undefined,
             otherClientUnits: first ? clients.slice(1).map(({ files: others }) => others.unit) : undefined,
             stack: args.stack,
+            relaysSwitched,
             dependsOn,
         });
     const firstClient = pathPrefix ? deployClient(clients[0], true, [binary!]) : undefined;
     const wstunnel = firstClient ? [firstClient, ...clients.slice(1).map((client) => deployClient(client, false, [binary!, firstClient]))] : [];
+    const staged = pathPrefix ? stageRelaySettings(host, args, tls, clients, peerPublicKeys, [packages]) : [];
     const presharedKey = args.key.presharedKey;
-    return deployWireguardInterface(host, {
+    const wireguard = deployWireguardInterface(host, {
         privateKey: args.key.privateKey,
         template: args.template,
-        peerPublicKeys: args.relays.map((relay) => ({ name: relay.peerName, publicKey: relay.publicKey })),
+        peerPublicKeys,
         presharedKeys: presharedKey === undefined ? [] : [{ step: "preshared-key", path: peerPresharedKeyPath, key: presharedKey }],
         forwarding: args.forwarding,
         ipv6Upstream: args.ipv6Upstream,
         congestionControl: args.wstunnel.congestionControl,
         dependsOn: [packages, ...wstunnel],
     });
+    return { wireguard, staged };
+}
+
+/**
+ * Stages, before any relay changes, every file of this peer that comes from the relays' settings (their public keys,
+ * the wstunnel client units with the relays' addresses, the client certificate, the trusted CA), and runs the unit
+ * that switches to them when the first relay stops answering (render/stagedSwitch.ts). The relays' switching steps
+ * wait for these steps; the installed files are written for good after them (deployWstunnelClient, public-keys).
+ */
+function stageRelaySettings(
+    host: Host,
+    args: PeerHostArgs,
+    tls: { mutualTls: boolean; stackCa: boolean },
+    clients: { relay: RelayAccess; files: WstunnelClientFiles }[],
+    peerPublicKeys: { name: string; publicKey: pulumi.Input<string> }[],
+    dependsOn: pulumi.Resource[],
+): command.remote.Command[] {
+    const certificate = args.clientCertificate;
+    const caCertPem = args.relays[0].caCertPem;
+    const units = clients.map(({ files: client }) => client.unit);
+    // The client certificate is listed also while mutual TLS is off: staged absent, a switch removes it.
+    const files = [publicKeysPath, ...units.map(systemdUnitPath), ...(caCertPem ? [relayCaPath] : []), clientCertificatePath];
+    const steps = [
+        host.writeFile("staged-public-keys", { path: stagedPath(publicKeysPath), content: publicKeysContent(peerPublicKeys), mode: "0644", dependsOn }),
+        ...clients.map(({ relay, files: client }) =>
+            host.writeFile(`staged-wstunnel-client-unit${client.stepSuffix}`, {
+                path: stagedPath(systemdUnitPath(client.unit)),
+                content: wstunnelClientUnitContent(wstunnelClientSettings(relay, tls), client),
+                mode: "0644",
+                dependsOn,
+            }),
+        ),
+        ...(caCertPem ? [host.writeFile("staged-trusted-ca", { path: stagedPath(relayCaPath), content: caCertPem, mode: "0644", dependsOn })] : []),
+        ...(certificate
+            ? [
+                  host.writeSecretFile("staged-tls-client-certificate", {
+                      path: stagedPath(clientCertificatePath),
+                      content: clientCertificateFileContent(certificate),
+                      dependsOn,
+                  }),
+              ]
+            : []),
+    ];
+    const script = host.writeFile("staged-switch-script", {
+        path: stagedSwitchScriptPath,
+        content: hostScript("staged-switch"),
+        mode: "0755",
+        afterRemove: `rm -rf ${stagedPreviousDir}`,
+        dependsOn,
+    });
+    const unit = host.installServiceUnit("staged-switch-unit", {
+        unit: stagedSwitchUnit,
+        content: renderStagedSwitchUnit({
+            relayAddress: args.relays[0].tunnelAddress,
+            files,
+            units,
+            applyCommand: wgApplyCommand({ whenComplete: true }),
+            intervalSeconds: stagedSwitchSeconds,
+        }),
+        // Its writable folders exist once the staged files are in place.
+        dependsOn: [...dependsOn, script, ...steps],
+    });
+    return [...steps, script, unit];
 }

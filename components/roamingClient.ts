@@ -194,6 +194,8 @@ export class RoamingClient extends pulumi.ComponentResource {
     readonly wireguardTemplate: string | undefined;
     /** The LAN routes its failover unit moves between relay peers (none: no failover unit). */
     readonly failoverRoutes: string[] = [];
+    /** A provisioned client's staged relay settings: the relays change only after them (render/stagedSwitch.ts). */
+    readonly staged: pulumi.Resource[] = [];
 
     constructor(name: string, args: RoamingClientArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:RoamingClient", name, {}, opts);
@@ -245,7 +247,8 @@ export class RoamingClient extends pulumi.ComponentResource {
                 }),
                 directives: failover ? [failoverDirective({ routes: client.routes, relays: failoverRelays })] : [],
             });
-            const wireguard = provisionPeerHost(host, { ...args, template: this.wireguardTemplate, forwarding: false, packages: failover ? ["iputils-ping"] : [] });
+            const { wireguard, staged } = provisionPeerHost(host, { ...args, template: this.wireguardTemplate, forwarding: false, packages: failover ? ["iputils-ping"] : [] });
+            this.staged = staged;
             if (failover) {
                 const script = host.writeFile("wg-failover-script", { path: wgFailoverScriptPath, content: hostScript("wg-failover"), mode: "0755" });
                 host.installServiceUnit("failover-unit", {

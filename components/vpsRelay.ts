@@ -42,6 +42,11 @@ export interface VpsRelayArgs {
     sshPrivateKey: pulumi.Input<string>;
     /** The stack's `wg-relay:repair` counter. */
     repair: number;
+    /**
+     * Every provisioned peer's staged settings (render/stagedSwitch.ts), known once the peers are made after the
+     * relay: the relay's key, certificates and wstunnel unit change only after them.
+     */
+    peersStaged: Promise<pulumi.Resource[]>;
 }
 
 export interface RelayFirewallSettings {
@@ -147,6 +152,11 @@ export class VpsRelay extends pulumi.ComponentResource {
     readonly certificateExpiry: { ca: pulumi.Output<string>; server: pulumi.Output<string> } | undefined;
     /** The step that puts the peers' path prefixes in the relay's restrictions: a peer uses a new prefix only after it. */
     readonly peerCredentials: pulumi.Resource;
+    /**
+     * The steps after which the relay has what its peers check it against (its WireGuard key, its wstunnel server
+     * with certificate and client CA): peers stage what they will need before these, and install it after.
+     */
+    readonly switched: pulumi.Resource[];
     /** The rendered wg0 template (no keys in it). */
     readonly wireguardTemplate: string;
     /** The rules of the relay's own chains, both families, as the commands that add them: for the doctor. */
@@ -198,6 +208,7 @@ export class VpsRelay extends pulumi.ComponentResource {
             certificate: pki?.server,
             clientCaPem: wstunnel.mutualTls ? ca?.certPem : undefined,
             dependsOn: [binary],
+            switchAfter: args.peersStaged,
         });
         this.peerCredentials = server.restrictions;
 
@@ -218,7 +229,7 @@ export class VpsRelay extends pulumi.ComponentResource {
 
         const withPresharedKey = args.peers.filter((peer) => peer.key.presharedKey !== undefined);
         this.wireguardTemplate = renderWgQuickConf(relayWgQuickConf(relay, args.peers, new Set(withPresharedKey.map((peer) => peer.name))));
-        deployWireguardInterface(host, {
+        const wireguard = deployWireguardInterface(host, {
             privateKey: args.key.privateKey,
             template: this.wireguardTemplate,
             peerPublicKeys: args.peers.map((peer) => ({ name: peer.name, publicKey: peer.key.publicKey })),
@@ -231,7 +242,10 @@ export class VpsRelay extends pulumi.ComponentResource {
             ipv6Upstream: relay.tunnel.ipv6 ? relay.publicInterface : undefined,
             congestionControl: args.wstunnel.congestionControl,
             dependsOn: [packages, server.unit, ...ruleFiles],
+            keyAfter: args.peersStaged,
         });
+        // The template's step comes after the key's, the unit's after the certificates'.
+        this.switched = [wireguard, server.unit];
 
         this.publicKey = args.key.publicKey;
         this.wssUrl = pulumi.output(`wss://${relay.publicAddress}:${relay.wstunnelPort}`);

@@ -2,7 +2,7 @@
 // template wg-apply turns into wg0.conf and brings into effect.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { Host, removeFilesScript, systemd } from "./host";
+import { Host, removeFilesScript, systemd, withLaterSteps } from "./host";
 import { shellQuote } from "./shell";
 import { hostScript, sysctlApplyCommand, sysctlRestoreCommand, wgApplyCommand } from "./render/scripts";
 import { congestionControlKey, ForwardingSysctlSettings, renderForwardingSysctl } from "./render/sysctl";
@@ -39,6 +39,13 @@ export interface WireguardInterfaceArgs {
     congestionControl: ForwardingSysctlSettings["congestionControl"];
     /** Steps the interface waits for: packages, and the wstunnel unit its endpoint depends on. */
     dependsOn: pulumi.Input<pulumi.Resource>[];
+    /** The relay: its own key changes only after these (its peers' staged settings: render/stagedSwitch.ts). */
+    keyAfter?: Promise<pulumi.Resource[]>;
+}
+
+/** The public-keys file: one "NAME KEY" line per peer the template names. */
+export function publicKeysContent(peerPublicKeys: WireguardInterfaceArgs["peerPublicKeys"]): pulumi.Output<string> {
+    return pulumi.all(peerPublicKeys.map((peer) => pulumi.output(peer.publicKey).apply((publicKey) => ({ name: peer.name, publicKey })))).apply(renderPublicKeys);
 }
 
 export function deployWireguardInterface(host: Host, args: WireguardInterfaceArgs): command.remote.Command {
@@ -54,7 +61,7 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
             path: wireguardKeyPath,
             content: args.privateKey,
             onChange: applyAfterKeyChange,
-            dependsOn: [...args.dependsOn, applyScript],
+            dependsOn: withLaterSteps([...args.dependsOn, applyScript], args.keyAfter),
         }),
         ...args.presharedKeys.map((presharedKey) =>
             host.writeSecretFile(presharedKey.step, {
@@ -66,9 +73,7 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
         ),
         host.writeFile("public-keys", {
             path: publicKeysPath,
-            content: pulumi
-                .all(args.peerPublicKeys.map((peer) => pulumi.output(peer.publicKey).apply((publicKey) => ({ name: peer.name, publicKey }))))
-                .apply(renderPublicKeys),
+            content: publicKeysContent(args.peerPublicKeys),
             mode: "0644",
             onChange: applyAfterKeyChange,
             dependsOn: [...args.dependsOn, applyScript],

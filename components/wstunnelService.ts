@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { WstunnelSettings } from "./config";
-import { Host, removeFilesScript, systemd } from "./host";
+import { Host, removeFilesScript, systemd, withLaterSteps } from "./host";
 import { shellQuote } from "./shell";
 import {
     renderClientCertificatePem,
@@ -88,6 +88,8 @@ interface WstunnelServiceArgs {
     /** Further files the unit reads; each restarts the unit (through `restart`) when it changes. */
     supportingFiles: (restart: string) => command.remote.Command[];
     dependsOn: pulumi.Input<pulumi.Resource>[];
+    /** The unit changes only after these as well. */
+    unitAfter?: Promise<pulumi.Resource[]>;
 }
 
 /** A wstunnel unit with its secret file: what the relay's server and every client have in common. */
@@ -103,7 +105,7 @@ function deployWstunnelService(host: Host, args: WstunnelServiceArgs): { unit: c
     const unit = host.installServiceUnit(`wstunnel-${args.role}-unit`, {
         unit: args.unit,
         content: args.unitContent,
-        dependsOn: [...args.dependsOn, secretFile, ...args.supportingFiles(restart)],
+        dependsOn: withLaterSteps([...args.dependsOn, secretFile, ...args.supportingFiles(restart)], args.unitAfter),
     });
     return { unit, secretFile };
 }
@@ -117,6 +119,11 @@ export interface WstunnelServerArgs {
     /** Mutual TLS: the stack's CA, whose client certificates the server then requires of every connection. */
     clientCaPem?: pulumi.Input<string>;
     dependsOn: pulumi.Input<pulumi.Resource>[];
+    /**
+     * The peers' staged settings (render/stagedSwitch.ts): what the peers check the server against (its certificate,
+     * the CA it asks client certificates of, its unit) changes only after them. Not the restrictions: peers wait for those.
+     */
+    switchAfter?: Promise<pulumi.Resource[]>;
 }
 
 /** The relay's wstunnel server, and the step that puts the peers' credentials in place (peers wait for it). */
@@ -153,21 +160,22 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { un
                           content: certificate.certPem,
                           mode: "0644",
                           onChange: restart,
-                          dependsOn,
+                          dependsOn: withLaterSteps(dependsOn, args.switchAfter),
                       }),
                       host.writeSecretFile("tls-private-key", {
                           path: args.settings.privateKeyFile,
                           content: certificate.keyPem,
                           onChange: restart,
-                          dependsOn,
+                          dependsOn: withLaterSteps(dependsOn, args.switchAfter),
                       }),
                   ]
                 : []),
             ...(clientCaPem
-                ? [host.writeFile("tls-client-ca", { path: clientCaPath, content: clientCaPem, mode: "0644", onChange: restart, dependsOn })]
+                ? [host.writeFile("tls-client-ca", { path: clientCaPath, content: clientCaPem, mode: "0644", onChange: restart, dependsOn: withLaterSteps(dependsOn, args.switchAfter) })]
                 : []),
         ],
         dependsOn,
+        unitAfter: args.switchAfter,
     });
     if (certificate === undefined) {
         watchOwnCertificate(host, { certificateFile: args.settings.certificateFile, privateKeyFile: args.settings.privateKeyFile }, [unit]);
@@ -223,6 +231,11 @@ export interface WstunnelClientArgs {
     pathPrefix: pulumi.Input<string>;
     /** The relay's step that makes the prefix valid there: a new prefix is used only once the relay accepts it. */
     relayCredentials: pulumi.Resource;
+    /**
+     * Every relay's switching steps (key, certificate, CA, unit): what comes from the relays' settings (the unit,
+     * the certificate, the trusted CA) is installed for good only after them, having been staged before them.
+     */
+    relaysSwitched: pulumi.Resource[];
     /** The stack's CA, put in the settings' `caFile`, which every client of the host reads (by the first relay's client). */
     caCertPem?: pulumi.Input<string>;
     /** Mutual TLS: the peer's certificate and key, put in the settings' file (by the first relay's client). */
@@ -243,6 +256,16 @@ export function removeLegacyTrustedCaScript(stack: string): string {
     return `if [ -e ${path} ]; then\n    rm -f ${path}\n    update-ca-certificates --fresh >/dev/null\nfi`;
 }
 
+/** A wstunnel client's unit file towards one relay: installed by deployWstunnelClient, staged before (provisionPeerHost). */
+export function wstunnelClientUnitContent(settings: Omit<WstunnelClientSettings, "environmentFile">, files: WstunnelClientFiles): string {
+    return renderWstunnelClientUnit({ ...settings, environmentFile: files.environmentFile });
+}
+
+/** A peer's certificate and key in the one file wstunnel reads both from (secret). */
+export function clientCertificateFileContent(certificate: ClientCertificate): pulumi.Output<string> {
+    return pulumi.all([certificate.certPem, certificate.keyPem]).apply(([certPem, keyPem]) => renderClientCertificatePem(certPem, keyPem));
+}
+
 export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): command.remote.Command {
     const caCertPem = args.caCertPem;
     const clientCertificate = args.clientCertificate;
@@ -254,7 +277,7 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
     return deployWstunnelService(host, {
         role: `client${args.files.stepSuffix}`,
         unit: args.files.unit,
-        unitContent: renderWstunnelClientUnit({ ...args.settings, environmentFile: args.files.environmentFile }),
+        unitContent: wstunnelClientUnitContent(args.settings, args.files),
         secretFile: {
             step: `wstunnel-client-env${args.files.stepSuffix}`,
             path: args.files.environmentFile,
@@ -273,7 +296,7 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
                           // loses that copy after the restart, so the unit restarted here still finds the CA.
                           onChange: [restart, ...restartOthers].join("\n"),
                           ensure: removeLegacyTrustedCaScript(args.stack),
-                          dependsOn,
+                          dependsOn: [...dependsOn, ...args.relaysSwitched],
                       }),
                   ]
                 : []),
@@ -283,13 +306,13 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
                 ? [
                       host.writeSecretFile("tls-client-certificate", {
                           path: certificateFile,
-                          content: pulumi.all([clientCertificate.certPem, clientCertificate.keyPem]).apply(([certPem, keyPem]) => renderClientCertificatePem(certPem, keyPem)),
+                          content: clientCertificateFileContent(clientCertificate),
                           onChange: [restart, ...restartOthers].join("\n"),
-                          dependsOn: [...dependsOn, args.relayCredentials],
+                          dependsOn: [...dependsOn, args.relayCredentials, ...args.relaysSwitched],
                       }),
                   ]
                 : []),
         ],
-        dependsOn,
+        dependsOn: [...dependsOn, ...args.relaysSwitched],
     }).unit;
 }

@@ -52,6 +52,8 @@ export interface LabChanges {
     withoutLaptop?: boolean;
     /** Reach the laptop through the relay as an SSH jump host, at its tunnel address. */
     laptopViaRelay?: boolean;
+    /** Reach rpi1 through the relay as an SSH jump host, at its tunnel address (a Pi behind CG-NAT). */
+    rpi1ViaRelay?: boolean;
     /** The tunnel's MTU (a change restarts every wg0). */
     mtu?: number;
     /** What clients dial instead of the relay's SSH address (an address the relay also has). */
@@ -118,7 +120,11 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                 lanSubnets: ["192.168.1.0/24", ...(changes.ipv6 ? [labLanIpv6Prefix] : [])],
                 // Left out, the interface of rpi1's default route, as on most Pis.
                 ...(changes.rpi1LanInterface ? { lanInterface: changes.rpi1LanInterface } : {}),
-                ssh: changes.rpi1TrustOnFirstUse ? { host: rpi1.address, user: rpi1.user, trustOnFirstUse: true } : ssh(rpi1),
+                ssh: changes.rpi1TrustOnFirstUse
+                    ? { host: rpi1.address, user: rpi1.user, trustOnFirstUse: true }
+                    : changes.rpi1ViaRelay
+                      ? { ...ssh(rpi1), host: "10.10.0.2", via: "relay" }
+                      : ssh(rpi1),
                 // The gateway has a preshared key and the laptop none, so the lab runs both.
                 presharedKey: true,
                 keyRotation: changes.gatewayKeyRotation ?? 0,

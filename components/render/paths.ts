@@ -53,6 +53,14 @@ export const credentialsDir = (unit: string) => `/run/credentials/${unit}`;
 /** A roaming client's relay failover (several relays), and the script its unit runs every few seconds. */
 export const failoverUnit = "wg-relay-failover.service";
 export const wgFailoverScriptPath = `${libDir}/wg-failover`;
+/**
+ * A gateway's or wstunnel client's fallback to the relay settings `pulumi up` staged (render/stagedSwitch.ts): the
+ * unit, its script, where the staged files wait, and where it keeps the ones it replaced until the staged ones work.
+ */
+export const stagedSwitchUnit = "wg-relay-staged-switch.service";
+export const stagedSwitchScriptPath = `${libDir}/staged-switch`;
+export const stagedDir = `${configDir}/staged`;
+export const stagedPreviousDir = `${stateDir}/staged-previous`;
 export const systemdUnitPath = (unit: string) => `/etc/systemd/system/${unit}`;
 export const wstunnelRestrictionsPath = `${configDir}/wstunnel-restrictions.yaml`;
 export const wstunnelClientEnvPath = `${configDir}/wstunnel-client.env`;

@@ -160,7 +160,10 @@ describe("wg-relay on day two, in the lab", () => {
         const oldKey = onHostOk("relay", "wg show wg0 public-key").trim();
         const rotation: LabChanges = { ...base, relayKeyRotation: 1 };
         // The templates name keys rather than hold them: only the relay's key and the peers' public-keys files change.
-        expect(hostSteps(changedSteps(rotation))).toEqual(["update laptop-public-keys", "update relay-wireguard-key", "update rpi1-public-keys"]);
+        // Each peer stages the relay's new public key before the relay takes it (render/stagedSwitch.ts).
+        expect(hostSteps(changedSteps(rotation))).toEqual([
+            "update laptop-public-keys", "update laptop-staged-public-keys", "update relay-wireguard-key", "update rpi1-public-keys", "update rpi1-staged-public-keys",
+        ]);
         const links = runningState({});
 
         up();

@@ -14,7 +14,17 @@ describe("shell scripts", () => {
     it("pass shellcheck, every one in the repository", () => {
         const tracked = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], { cwd: repo, encoding: "utf8" }).split("\n").filter(Boolean);
         const scripts = tracked.filter((file) => existsSync(join(repo, file)) && statSync(join(repo, file)).isFile() && /^#!.*\b(ba)?sh\b/.test(readFileSync(join(repo, file), "utf8").split("\n")[0]));
-        expect(scripts).toEqual(expect.arrayContaining(["components/host-scripts/wg-apply.sh", "components/host-scripts/wstunnel-install.sh", "components/host-scripts/wg-failover.sh", "components/host-scripts/sysctl-apply.sh", "lab/lab.sh", ".ci/run"]));
+        expect(scripts).toEqual(
+            expect.arrayContaining([
+                "components/host-scripts/wg-apply.sh",
+                "components/host-scripts/wstunnel-install.sh",
+                "components/host-scripts/wg-failover.sh",
+                "components/host-scripts/sysctl-apply.sh",
+                "components/host-scripts/staged-switch.sh",
+                "lab/lab.sh",
+                ".ci/run",
+            ]),
+        );
         const result = spawnSync("shellcheck", ["--external-sources", ...scripts], { cwd: repo, encoding: "utf8" });
         if (result.error) {
             throw new Error(`shellcheck is not installed (lab/toolchain.sh installs it): ${result.error.message}`);
@@ -888,5 +898,118 @@ esac`,
         writeFileSync(join(dir, "cert.pem"), "certificate 2\n");
         expect(run().status).toBe(0);
         expect(calls()).toBe("");
+    });
+});
+
+describe("staged-switch", () => {
+    // Stand-ins: ping answers for the addresses in $STATE/answering; `ip link show wg0` succeeds once $STATE/wg0 exists;
+    // systemctl and the apply command (wg-apply) only record their calls.
+    const switchStubs: Record<string, string> = {
+        ping: `for last; do :; done; grep -qxF -- "$last" "$STATE/answering"`,
+        ip: `[ "$*" = "link show wg0" ] && [ -e "$STATE/wg0" ]`,
+        systemctl: "true",
+        apply: "true",
+    };
+    let dir: string;
+    let state: string;
+    const installed = (name: string) => join(dir, "etc", name);
+    const staged = (name: string) => join(dir, "staged", name);
+    const files = ["public-keys", "wstunnel-client.service", "client.pem"];
+
+    beforeEach(() => {
+        dir = mkdtempSync(join(tmpdir(), "wg-relay-staged-switch-"));
+        state = join(dir, "state");
+        for (const folder of [state, join(dir, "etc"), join(dir, "staged"), join(dir, "bin")]) {
+            mkdirSync(folder);
+        }
+        for (const [name, body] of Object.entries(switchStubs)) {
+            writeFileSync(join(dir, "bin", name), `#!/bin/bash\necho "${name} $*" >> "$CALLS"\n${body}\n`);
+            chmodSync(join(dir, "bin", name), 0o755);
+        }
+        writeFileSync(join(state, "wg0"), "");
+        // In place: the old relay key and address, no client certificate. Staged by `pulumi up`: the new ones.
+        writeFileSync(installed("public-keys"), "relay OLD\n");
+        writeFileSync(installed("wstunnel-client.service"), "wss://198.51.100.10:443\n");
+        writeFileSync(staged("public-keys"), "relay NEW\n");
+        writeFileSync(staged("wstunnel-client.service"), "wss://198.51.100.11:443 --tls-certificate\n");
+        writeFileSync(staged("client.pem"), "CERTIFICATE AND KEY\n");
+        answering(true);
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    const answering = (answers: boolean) => writeFileSync(join(state, "answering"), answers ? "10.10.0.1\n" : "");
+    const round = () => {
+        writeFileSync(join(dir, "calls"), "");
+        const result = spawnSync(
+            "bash",
+            [
+                join(hostScriptsDir, "staged-switch.sh"),
+                join(dir, "run"), join(dir, "staged"), join(dir, "previous"), "10.10.0.1", "wstunnel-client.service",
+                ...files.map(installed), "--", join(dir, "bin", "apply"), "--when-complete",
+            ],
+            { env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin`, CALLS: join(dir, "calls"), STATE: state }, encoding: "utf8" },
+        );
+        expect(result.stderr).toBe("");
+        expect(result.status).toBe(0);
+        return result.stdout;
+    };
+    const rounds = (count: number) => Array.from({ length: count }, round).join("");
+    const installedFiles = () => Object.fromEntries(files.map((name) => [name, existsSync(installed(name)) ? readFileSync(installed(name), "utf8") : undefined]));
+    const oldFiles = { "public-keys": "relay OLD\n", "wstunnel-client.service": "wss://198.51.100.10:443\n", "client.pem": undefined };
+    const newFiles = { "public-keys": "relay NEW\n", "wstunnel-client.service": "wss://198.51.100.11:443 --tls-certificate\n", "client.pem": "CERTIFICATE AND KEY\n" };
+    const calls = () => readFileSync(join(dir, "calls"), "utf8").split("\n").filter((line) => line && !line.startsWith("ping ") && !line.startsWith("ip "));
+
+    it("keeps what is in place while the relay answers, staged settings or not", () => {
+        expect(rounds(6)).toBe("");
+        expect(installedFiles()).toEqual(oldFiles);
+    });
+
+    it("switches to the staged settings after four unanswered rounds, and takes them into use", () => {
+        answering(false);
+        expect(rounds(3)).toBe("");
+        expect(installedFiles()).toEqual(oldFiles);
+        expect(round()).toBe("staged-switch: the relay at 10.10.0.1 stopped answering; switched to the staged relay settings\n");
+        expect(installedFiles()).toEqual(newFiles);
+        expect(calls()).toEqual(["systemctl daemon-reload", "systemctl try-restart wstunnel-client.service", `apply --when-complete`]);
+        // Once they work, the previous ones are dropped, and a later outage changes nothing.
+        answering(true);
+        expect(round()).toBe("staged-switch: the staged relay settings work; the previous ones are dropped\n");
+        expect(existsSync(join(dir, "previous"))).toBe(false);
+        answering(false);
+        expect(rounds(12)).toBe("");
+        expect(installedFiles()).toEqual(newFiles);
+    });
+
+    it("goes back to the previous settings when the staged ones never work, and alternates until one does", () => {
+        answering(false);
+        rounds(4);
+        expect(installedFiles()).toEqual(newFiles);
+        expect(rounds(4)).toContain("does not answer with the staged relay settings; back to the previous ones");
+        expect(installedFiles()).toEqual(oldFiles); // the client certificate, absent before, is gone again
+        rounds(4);
+        expect(installedFiles()).toEqual(newFiles);
+        rounds(4);
+        expect(installedFiles()).toEqual(oldFiles);
+        // The relay answers the previous settings (it never switched): they stay, and so does the staged copy.
+        answering(true);
+        expect(rounds(6)).toBe("");
+        expect(installedFiles()).toEqual(oldFiles);
+        expect(readFileSync(staged("public-keys"), "utf8")).toBe("relay NEW\n");
+    });
+
+    it("does nothing when nothing staged differs, nor before wg0 exists", () => {
+        answering(false);
+        rmSync(join(state, "wg0"));
+        expect(rounds(8)).toBe("");
+        expect(installedFiles()).toEqual(oldFiles);
+        writeFileSync(join(state, "wg0"), "");
+        for (const name of files) {
+            rmSync(staged(name), { force: true });
+            if (existsSync(installed(name))) {
+                writeFileSync(staged(name), readFileSync(installed(name)));
+            }
+        }
+        expect(rounds(8)).toBe("");
+        expect(installedFiles()).toEqual(oldFiles);
     });
 });

@@ -15,6 +15,8 @@ interface Recorded {
     args: any;
     opts: pulumi.CustomResourceOptions;
     resource: pulumi.Resource;
+    /** opts.dependsOn once known: a relay's switching steps get a promise of its peers' staged steps. */
+    dependsOn: pulumi.Resource[];
 }
 const mockCommands: Recorded[] = [];
 
@@ -23,7 +25,9 @@ jest.mock("@pulumi/command", () => {
     class RecordingCommand extends actual.remote.Command {
         constructor(name: string, args: any, opts: any) {
             super(name, args, opts);
-            mockCommands.push({ name, args, opts, resource: this as unknown as pulumi.Resource });
+            const recorded: Recorded = { name, args, opts, resource: this as unknown as pulumi.Resource, dependsOn: [] };
+            mockCommands.push(recorded);
+            void Promise.resolve(opts?.dependsOn).then((dependsOn) => (recorded.dependsOn = (dependsOn as pulumi.Resource[] | undefined) ?? []));
         }
     }
     return { ...actual, remote: { ...actual.remote, Command: RecordingCommand } };
@@ -153,7 +157,7 @@ function prerequisites(name: string): Set<string> {
     const byResource = new Map(mockCommands.map((recorded) => [recorded.resource, recorded]));
     const seen = new Set<string>();
     const visit = (recorded: Recorded) => {
-        for (const dependency of (recorded.opts.dependsOn as pulumi.Resource[] | undefined) ?? []) {
+        for (const dependency of recorded.dependsOn) {
             const other = byResource.get(dependency);
             if (other && !seen.has(other.name)) {
                 seen.add(other.name);
@@ -206,6 +210,7 @@ describe("program under mocks", () => {
                 "interfaces", "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
                 "preshared-key", "sysctl-apply-script", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
                 "unit-stays-up-script",
+                "staged-public-keys", "staged-wstunnel-client-unit", "staged-trusted-ca", "staged-switch-script", "staged-switch-unit",
             ].sort(),
         );
         // A roaming client does not forward (no sysctl, no rules on an interface of its own), and starts handshakes
@@ -234,8 +239,8 @@ describe("program under mocks", () => {
         const creates = await Promise.all(mockCommands.map(async (c) => ({ name: c.name, create: String(await valueOf(pulumi.output(c.args.create))) })));
         const checking = creates.filter((c) => !c.name.endsWith("-unit-stays-up-script") && c.create.includes("/usr/local/lib/wg-relay/unit-stays-up "));
         expect(checking.map((c) => c.name).sort()).toEqual(
-            ["relay-wstunnel-server-unit", "relay-tls-certificate", "relay-tls-private-key", "rpi1-wstunnel-client-unit", "rpi1-wstunnel-client-env", "rpi1-trusted-ca", "rpi1-heartbeat-unit"]
-                .concat(["workstation-wstunnel-client-unit", "workstation-wstunnel-client-env", "workstation-trusted-ca"])
+            ["relay-wstunnel-server-unit", "relay-tls-certificate", "relay-tls-private-key", "rpi1-wstunnel-client-unit", "rpi1-wstunnel-client-env", "rpi1-trusted-ca", "rpi1-heartbeat-unit", "rpi1-staged-switch-unit"]
+                .concat(["workstation-wstunnel-client-unit", "workstation-wstunnel-client-env", "workstation-trusted-ca", "workstation-staged-switch-unit"])
                 .sort(),
         );
         for (const step of checking) {
@@ -408,7 +413,7 @@ describe("program under mocks", () => {
         expect(hosts.rpi1).toEqual({
             role: "gateway",
             publicKey: rpi1Key,
-            units: ["wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-heartbeat.service"],
+            units: ["wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-staged-switch.service", "wg-relay-heartbeat.service"],
             peers: [{ name: "relay", publicKey: relayKey, allowedIps: ["10.10.0.0/24"], alwaysOn: true }],
             firewallRules: [
                 "iptables -A FORWARD -i %i -o %default-route-dev -d 192.168.1.0/24 -j ACCEPT -m comment --comment wg-relay",
@@ -419,7 +424,7 @@ describe("program under mocks", () => {
             forwarding: true,
             wstunnel: { kind: "upload", binarySha256: emptyFileSha256 },
         });
-        expect(hosts.workstation).toMatchObject({ role: "client", units: ["wg-quick@wg0.service", "wg-relay-wstunnel-client.service"], firewallRules: [], forwarding: false });
+        expect(hosts.workstation).toMatchObject({ role: "client", units: ["wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-staged-switch.service"], firewallRules: [], forwarding: false });
         // Every unit the doctor expects is one the program installs (wg-quick's through wg-apply).
         const unitSteps = (await Promise.all(mockCommands.map((recorded) => inputsOf(recorded)))).map((inputs) => inputs.create as string).join("\n");
         for (const unit of new Set(Object.values(hosts as Record<string, { units: string[] }>).flatMap((host) => host.units))) {
@@ -820,7 +825,9 @@ describe("program: rotating the relay's key", () => {
         expect(changedInputs(before, after)).toEqual({
             "relay-wireguard-key": ["stdin"],
             "rpi1-public-keys": ["stdin"],
+            "rpi1-staged-public-keys": ["stdin"],
             "workstation-public-keys": ["stdin"],
+            "workstation-staged-public-keys": ["stdin"],
         });
         expect(after.get("relay-wireguard-key")!.create).toContain("/usr/local/lib/wg-relay/wg-apply --when-complete");
         expect(after.get("rpi1-public-keys")!.create).toContain("/usr/local/lib/wg-relay/wg-apply --when-complete");
@@ -916,6 +923,7 @@ describe("program: several sites and relays", () => {
                 "wstunnel-client-env-relay2", "wstunnel-client-relay2-unit",
                 "sysctl-apply-script", "sysctl", "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "heartbeat-unit",
                 "unit-stays-up-script",
+                "staged-public-keys", "staged-wstunnel-client-unit", "staged-wstunnel-client-unit-relay2", "staged-trusted-ca", "staged-switch-script", "staged-switch-unit",
             ].sort(),
         );
         const relay2Template = (await inputsOf(command("relay2-wireguard-template"))).stdin;
@@ -955,6 +963,7 @@ describe("program: several sites and relays", () => {
                 "packages", "wstunnel-installer", "wstunnel-binary", "wstunnel-client-env", "trusted-ca", "wstunnel-client-unit",
                 "wstunnel-client-env-relay2", "wstunnel-client-relay2-unit",
                 "wg-apply-script", "wireguard-key", "public-keys", "wireguard-template", "wg-failover-script", "failover-unit", "unit-stays-up-script",
+                "staged-public-keys", "staged-wstunnel-client-unit", "staged-wstunnel-client-unit-relay2", "staged-trusted-ca", "staged-switch-script", "staged-switch-unit",
             ].sort(),
         );
         expect([...prerequisites("laptop-failover-unit")]).toEqual(expect.arrayContaining(["laptop-wireguard-template", "laptop-wg-failover-script"]));
@@ -993,8 +1002,12 @@ describe("program: several sites and relays", () => {
             ["relay2", ["10.10.1.0/24"], true],
         ]);
         // A wstunnel client per relay on each peer host, and the failover unit on the client that moves between them.
-        expect(declared.rpi2.units).toEqual(["wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-wstunnel-client-relay2.service", "wg-relay-heartbeat.service"]);
-        expect(declared.laptop.units).toEqual(["wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-wstunnel-client-relay2.service", "wg-relay-failover.service"]);
+        expect(declared.rpi2.units).toEqual([
+            "wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-wstunnel-client-relay2.service", "wg-relay-staged-switch.service", "wg-relay-heartbeat.service",
+        ]);
+        expect(declared.laptop.units).toEqual([
+            "wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-wstunnel-client-relay2.service", "wg-relay-staged-switch.service", "wg-relay-failover.service",
+        ]);
         expect(declared.relay2.units).toEqual(["wg-quick@wg0.service", "wg-relay-wstunnel-server.service"]);
         expect(declared.laptop.failoverRoutes).toEqual(["192.168.1.0/24", "192.168.2.0/24"]);
         expect(declared.rpi2.failoverRoutes).toBeUndefined();
@@ -1020,5 +1033,76 @@ describe("program: the relay's chain files and its public interface", () => {
         const [configuredCreate, , configuredStdin] = JSON.parse((await scriptsOf(fullTunnel("ens3"))).get("relay-access-rules")!) as string[];
         expect(configuredStdin).toContain("-o ens3 -m comment --comment wg-relay:laptop -j MASQUERADE");
         expect(configuredCreate).not.toContain(rulesDefaultRouteInterfaceFilter);
+    });
+});
+
+describe("program: relay changes that peers behind the relay must follow (staged switch)", () => {
+    const peers = ["rpi1", "workstation"];
+    const stagedSteps = (peer: string, mutualTls: boolean) =>
+        ["staged-public-keys", "staged-wstunnel-client-unit", "staged-trusted-ca", ...(mutualTls ? ["staged-tls-client-certificate"] : []), "staged-switch-script", "staged-switch-unit"].map(
+            (step) => `${peer}-${step}`,
+        );
+    const withMutualTls = () => {
+        const config = configWithProvisionedClient();
+        config.wstunnel!.mutualTls = true;
+        return config;
+    };
+
+    it("changes the relay's key, certificates and wstunnel unit only after every provisioned peer staged what it will need", async () => {
+        for (const mutualTls of [false, true]) {
+            const program = loadProgram(mutualTls ? withMutualTls() : configWithProvisionedClient());
+            await valueOf(pulumi.output(program.declaredHosts));
+            const switching = ["relay-wireguard-key", "relay-tls-certificate", "relay-tls-private-key", "relay-wstunnel-server-unit", ...(mutualTls ? ["relay-tls-client-ca"] : [])];
+            for (const step of switching) {
+                expect([...prerequisites(step)]).toEqual(expect.arrayContaining(peers.flatMap((peer) => stagedSteps(peer, mutualTls))));
+            }
+            // The restrictions are not a switch: a peer's new prefix waits for them, so they wait for no peer.
+            expect([...prerequisites("relay-wstunnel-server-restrictions")].filter((step) => !step.startsWith("relay-"))).toEqual([]);
+        }
+    });
+
+    it("stages before the relay changes and installs for good after it: the same files, each a step of its own", async () => {
+        const program = loadProgram(withMutualTls());
+        await valueOf(pulumi.output(program.declaredHosts));
+        for (const peer of peers) {
+            for (const step of stagedSteps(peer, true)) {
+                // Staging reaches the peer through the relay as it is: it waits for nothing on the relay.
+                expect([...prerequisites(step)].filter((other) => other.startsWith("relay-"))).toEqual([]);
+            }
+            for (const step of ["wstunnel-client-unit", "trusted-ca", "tls-client-certificate", "public-keys", "wireguard-template"]) {
+                expect([...prerequisites(`${peer}-${step}`)]).toEqual(expect.arrayContaining(["relay-wireguard-key", "relay-wireguard-template", "relay-wstunnel-server-unit", "relay-tls-client-ca"]));
+            }
+            const inputs = async (step: string) => inputsOf(command(`${peer}-${step}`));
+            for (const [installed, staged, path] of [
+                ["wstunnel-client-unit", "staged-wstunnel-client-unit", "/etc/wg-relay/staged/wg-relay-wstunnel-client.service"],
+                ["public-keys", "staged-public-keys", "/etc/wg-relay/staged/wg0.public-keys"],
+                ["trusted-ca", "staged-trusted-ca", "/etc/wg-relay/staged/relay-ca.crt"],
+                ["tls-client-certificate", "staged-tls-client-certificate", "/etc/wg-relay/staged/client.pem"],
+            ]) {
+                expect((await inputs(staged)).stdin).toBe((await inputs(installed)).stdin);
+                expect((await inputs(staged)).create).toContain(path);
+                // Staging restarts nothing: only the switch, or the installing step, takes the files into use.
+                expect((await inputs(staged)).create).not.toMatch(/systemctl|wg-apply|update-ca-certificates/);
+            }
+            expect(command(`${peer}-staged-tls-client-certificate`).opts.additionalSecretOutputs).toEqual(["stdin"]);
+            const unit = (await inputs("staged-switch-unit")).stdin as string;
+            expect(unit).toContain(
+                "staged-switch /run/wg-relay-staged-switch /etc/wg-relay/staged /var/lib/wg-relay/staged-previous 10.10.0.1 wg-relay-wstunnel-client.service /etc/wg-relay/wg0.public-keys /etc/systemd/system/wg-relay-wstunnel-client.service /etc/wg-relay/tls/relay-ca.crt /etc/wg-relay/tls/client.pem -- /usr/local/lib/wg-relay/wg-apply --when-complete ",
+            );
+            expect((await inputs("packages")).create).toContain("iputils-ping");
+        }
+    });
+
+    it("stages the relay's new address and mutual TLS in the peer's wstunnel unit, and nothing for a bundle-only client", async () => {
+        const before = await stepInputs(configWithProvisionedClient());
+        const config = withMutualTls();
+        config.relay!.publicAddress = "198.51.100.11";
+        const after = await stepInputs(config);
+        for (const peer of peers) {
+            expect(after.get(`${peer}-staged-wstunnel-client-unit`)!.stdin).toContain("wss://198.51.100.11:443");
+            expect(after.get(`${peer}-staged-wstunnel-client-unit`)!.stdin).toContain("LoadCredential=client.pem:/etc/wg-relay/tls/client.pem");
+            expect(before.get(`${peer}-staged-wstunnel-client-unit`)!.stdin).toContain("wss://198.51.100.10:443");
+        }
+        expect([...after.keys()].filter((step) => step.startsWith("laptop-"))).toEqual([]);
     });
 });

@@ -10,6 +10,7 @@ import { relayAddress, relayFirewallRules, relayWgQuickConf } from "../../compon
 import { renderForwardingSysctl } from "../../components/render/sysctl";
 import { renderHeartbeatUnit } from "../../components/render/heartbeat";
 import { failoverDirective, renderFailoverUnit } from "../../components/render/failover";
+import { renderStagedSwitchUnit, stagedPath } from "../../components/render/stagedSwitch";
 import { firewallHooks, readTemplate, renderPublicKeys, renderWgQuickConf } from "../../components/render/wireguard";
 import {
     renderWstunnelClientUnit,
@@ -739,6 +740,28 @@ describe("several sites and relays", () => {
         expect(unit).toContain("CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW\n");
         expect(unit).toContain("RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK\n");
         expect(unit).not.toContain("DynamicUser");
+    });
+
+    it("renders a peer's staged switch unit: root, writing only where the staged files go and wg0.conf", () => {
+        const files = ["/etc/wg-relay/wg0.public-keys", "/etc/systemd/system/wg-relay-wstunnel-client.service", "/etc/wg-relay/tls/relay-ca.crt", "/etc/wg-relay/tls/client.pem"];
+        const unit = renderStagedSwitchUnit({
+            relayAddress: "10.10.0.1",
+            files,
+            units: ["wg-relay-wstunnel-client.service"],
+            applyCommand: "/usr/local/lib/wg-relay/wg-apply --when-complete /etc/wg-relay/wg0.template.conf /etc/wg-relay/wg0.public-keys /etc/wireguard/wg0.conf /var/lib/wg-relay/wg0.applied.conf",
+            intervalSeconds: 5,
+        });
+        expectGolden("wg-relay-staged-switch.service", unit);
+        expect(unit).toContain(
+            `ExecStart=/bin/bash -c 'while :; do /usr/local/lib/wg-relay/staged-switch /run/wg-relay-staged-switch /etc/wg-relay/staged /var/lib/wg-relay/staged-previous 10.10.0.1 wg-relay-wstunnel-client.service ${files.join(" ")} -- /usr/local/lib/wg-relay/wg-apply --when-complete`,
+        );
+        // No optional ("-") folder: one missing at start would stay read-only for the unit's life.
+        expect(unit).toContain("ReadWritePaths=/etc/systemd/system /etc/wg-relay /etc/wireguard\n");
+        expect(unit).toContain("StateDirectory=wg-relay\nStateDirectoryMode=0700\n");
+        expect(unit).not.toContain("DynamicUser");
+        // Each file is staged under its own name, so the names must differ.
+        expect(new Set(files.map(stagedPath)).size).toBe(files.length);
+        expect(stagedPath(files[1])).toBe("/etc/wg-relay/staged/wg-relay-wstunnel-client.service");
     });
 
     it("puts the failover directive in the client's template, where wg-failover reads it, the relays in the client's order", () => {

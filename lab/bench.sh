@@ -384,7 +384,7 @@ if [ "$SCALE_CLIENTS" != 0 ]; then
     for clients in $SCALE_CLIENTS; do
         LAB_STACK_CHANGES="{\"scale\":{\"clients\":$clients}}" lab stack-config >/dev/null
         v=$(seconds lab pulumi up --stack lab --yes --skip-preview)
-        figure "pulumi up applying $clients more clients and 4 gateways (from the previous count)" "$v" s
+        figure "pulumi up applying the stack with $clients more clients and 4 gateways, from the previous count" "$v" s
         many=$(median_of_runs seconds lab pulumi up --stack lab --yes --skip-preview)
         figure "pulumi up no changes, $((clients + 1)) clients and 5 gateways (median of $RUNS)" "$many" s
         printf 'no-op up ratio %s clients/1: %s\n' "$clients" "$(awk -v a="$many" -v b="$one" 'BEGIN { printf "%.2f", a / b }')"

@@ -20,13 +20,14 @@
 # BENCH_PULUMI (1; 0 skips the pulumi timings, for quicker throughput runs), BENCH_DIRECT_MTU (1420, the default
 # tunnel.udpMtu: the MTU a client on direct UDP uses, since its packets cross real paths).
 #
-# Scale (BENCH_SCALE_CLIENTS, 200; 0 skips it): a no-change `pulumi up` of the lab stack as it is (one client
-# besides the gateway), next to the same with that many more bundle-only clients and four more gateways, gw2..gw5
-# (booted on the home LAN by `WG_RELAY_LAB_GATEWAYS=5 lab/hosts.sh up`; they stay part of the lab until `down`),
-# and the ratio as `no-op up ratio 200 clients/1: N.NN`; also how long the `pulumi up` adding them took. The stack
-# goes back to the lab's own config at the end (that `pulumi up`, and only that one, skips Pulumi's per-step
-# checkpoints: PULUMI_SKIP_CHECKPOINTS), also when a run stops half-way (the config only: the next `pulumi up`
-# converges).
+# Scale (BENCH_SCALE_CLIENTS, "200 1000"; 0 skips it): a no-change `pulumi up` of the lab stack as it is (one
+# client besides the gateway), then for each count in turn: the stack with that many more bundle-only clients and four
+# more gateways, gw2..gw5 (booted on the home LAN by `WG_RELAY_LAB_GATEWAYS=5 lab/hosts.sh up`; they stay part of the
+# lab until `down`), the `pulumi up` that applies it (from the previous count; past 200 clients it also grows the
+# tunnel subnet to /21, lab/stack-config.ts) and a no-change `pulumi up` of it, beside the one-client time as
+# `no-op up ratio 200 clients/1: N.NN`. The stack goes back to the lab's own config at the end (that `pulumi up`, and
+# only that one, skips Pulumi's per-step checkpoints: PULUMI_SKIP_CHECKPOINTS), also when a run stops half-way (the
+# config only: the next `pulumi up` converges).
 #
 # --wan (or BENCH_WAN=1): the lab's internet router (the inet namespace) gets a WAN's latency and loss for the run,
 # on every packet to or from the relay: BENCH_WAN_DELAY_MS (10) each way, so 20 ms more RTT, by lab/wan-delay (an
@@ -45,7 +46,7 @@ HOP_MB=${BENCH_HOP_MB:-256}
 PINGS=${BENCH_PINGS:-50}
 TIME_PULUMI=${BENCH_PULUMI:-1}
 DIRECT_MTU=${BENCH_DIRECT_MTU:-1420}
-SCALE_CLIENTS=${BENCH_SCALE_CLIENTS:-200}
+SCALE_CLIENTS=${BENCH_SCALE_CLIENTS:-200 1000}
 WAN=${BENCH_WAN:-0}
 if [ "${1:-}" = "--wan" ]; then WAN=1; fi
 WAN_DELAY_MS=${BENCH_WAN_DELAY_MS:-10}
@@ -378,14 +379,16 @@ if [ "$SCALE_CLIENTS" != 0 ]; then
     WG_RELAY_LAB_GATEWAYS=5 bash "$HERE/hosts.sh" up >&2
     rm -f "$LAB/pulumi-state/e2e-converged"   # the e2e tests' mark of the config last applied (test/e2e/lab.ts)
     one=$(median_of_runs seconds lab pulumi up --stack lab --yes --skip-preview)
+    figure "pulumi up no changes, 1 client and 1 gateway (median of $RUNS, baseline)" "$one" s
     touch "$tmp/scaled"
-    LAB_STACK_CHANGES="{\"scale\":{\"clients\":$SCALE_CLIENTS}}" lab stack-config >/dev/null
-    v=$(seconds lab pulumi up --stack lab --yes --skip-preview)
-    figure "pulumi up adding $SCALE_CLIENTS clients and 4 gateways" "$v" s
-    many=$(median_of_runs seconds lab pulumi up --stack lab --yes --skip-preview)
-    figure "pulumi up no changes, 1 client and 1 gateway (median of $RUNS)" "$one" s
-    figure "pulumi up no changes, $((SCALE_CLIENTS + 1)) clients and 5 gateways (median of $RUNS)" "$many" s
-    printf 'no-op up ratio %s clients/1: %s\n' "$SCALE_CLIENTS" "$(awk -v a="$many" -v b="$one" 'BEGIN { printf "%.2f", a / b }')"
+    for clients in $SCALE_CLIENTS; do
+        LAB_STACK_CHANGES="{\"scale\":{\"clients\":$clients}}" lab stack-config >/dev/null
+        v=$(seconds lab pulumi up --stack lab --yes --skip-preview)
+        figure "pulumi up applying the stack with $clients more clients and 4 gateways, from the previous count" "$v" s
+        many=$(median_of_runs seconds lab pulumi up --stack lab --yes --skip-preview)
+        figure "pulumi up no changes, $((clients + 1)) clients and 5 gateways (median of $RUNS)" "$many" s
+        printf 'no-op up ratio %s clients/1: %s\n' "$clients" "$(awk -v a="$many" -v b="$one" 'BEGIN { printf "%.2f", a / b }')"
+    done
     lab stack-config >/dev/null
     PULUMI_SKIP_CHECKPOINTS=true lab pulumi up --stack lab --yes --skip-preview >/dev/null
     rm -f "$tmp/scaled"

@@ -28,6 +28,12 @@ export const labLanIpv6Prefix = "fd00:192:168:1::/64";
 const extraGateways = ["gw2", "gw3", "gw4", "gw5"] as const;
 type ExtraGateway = (typeof extraGateways)[number];
 
+/** The bench's clients in the lab's own 10.10.0.0/24 (10.10.0.10 ... 10.10.0.209); more grow it to /21. */
+const scaleClientsInSubnet = 200;
+const maxScaleClients = 1000;
+const scaleClientAddress = (index: number) =>
+    index < scaleClientsInSubnet ? `10.10.0.${10 + index}` : `10.10.${1 + Math.floor((index - scaleClientsInSubnet) / 256)}.${(index - scaleClientsInSubnet) % 256}`;
+
 const ssh = (host: LabHost) => ({ host: host.address, user: host.user, hostKey: host.hostKey });
 
 export interface LabChanges {
@@ -38,8 +44,9 @@ export interface LabChanges {
     sites?: { siteToSite?: ("rpi1" | "rpi2")[]; laptopPrimaryRelay?: "relay" | "relay2" };
     extraClients?: NonNullable<StackConfigInput["clients"]>;
     /**
-     * The bench's scale figure: this many more bundle-only clients (scale-1 ... at 10.10.0.10 on), and gw2..gw5 as
-     * four more gateways, each with a LAN of its own (192.168.12.0/24 ... 192.168.15.0/24; nothing behind them).
+     * The bench's scale figures: this many more bundle-only clients (scale-1 ... at 10.10.0.10 on; past the 200th,
+     * at 10.10.1.0 on, the tunnel subnet growing to 10.10.0.0/21), and gw2..gw5 as four more gateways, each with a
+     * LAN of its own (192.168.12.0/24 ... 192.168.15.0/24; nothing behind them).
      */
     scale?: { clients: number };
     gatewayKeyRotation?: number;
@@ -80,9 +87,10 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
     if (scale && extraGateways.some((gateway) => inventory.hosts[gateway] === undefined)) {
         throw new Error("gw2..gw5 are not in the lab's inventory: `WG_RELAY_LAB_GATEWAYS=5 lab/hosts.sh up` boots them");
     }
-    if (scale && (scale.clients < 0 || scale.clients > 200)) {
-        throw new Error(`scale.clients: the lab's tunnel subnet has room for 200 more clients, not ${scale.clients}`);
+    if (scale && (scale.clients < 0 || scale.clients > maxScaleClients)) {
+        throw new Error(`scale.clients: the lab's grown tunnel subnet has room for ${maxScaleClients} more clients, not ${scale.clients}`);
     }
+    const grownSubnet = (scale?.clients ?? 0) > scaleClientsInSubnet;
     const sites = changes.sites;
     if (sites && (relay2 === undefined || rpi2 === undefined)) {
         throw new Error("the second site is not in the lab's inventory: `npm run lab -- sites` boots it");
@@ -95,9 +103,15 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
     };
     const siteToSite = (gateway: "rpi1" | "rpi2") => (sites?.siteToSite?.includes(gateway) ? { siteToSite: true } : {});
     return {
-        ...(changes.mtu === undefined && !changes.ipv6
+        ...(changes.mtu === undefined && !changes.ipv6 && !grownSubnet
             ? {}
-            : { tunnel: { ...(changes.mtu === undefined ? {} : { mtu: changes.mtu }), ...(changes.ipv6 ? { ipv6: { enabled: true } } : {}) } }),
+            : {
+                  tunnel: {
+                      ...(grownSubnet ? { subnet: "10.10.0.0/21" } : {}),
+                      ...(changes.mtu === undefined ? {} : { mtu: changes.mtu }),
+                      ...(changes.ipv6 ? { ipv6: { enabled: true } } : {}),
+                  },
+              }),
         ...(sites
             ? { relays: [firstRelay, { name: "relay2", ssh: ssh(relay2!), tunnelSubnet: "10.10.1.0/24" }] }
             : { relay: firstRelay }),
@@ -154,7 +168,7 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                       },
                   ]),
             ...(changes.extraClients ?? []),
-            ...Array.from({ length: scale?.clients ?? 0 }, (_, index) => ({ name: `scale-${index + 1}`, tunnelAddress: `10.10.0.${10 + index}` })),
+            ...Array.from({ length: scale?.clients ?? 0 }, (_, index) => ({ name: `scale-${index + 1}`, tunnelAddress: scaleClientAddress(index) })),
         ],
     };
 }

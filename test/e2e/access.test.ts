@@ -182,8 +182,11 @@ describe("access rules and wstunnel credentials in the lab", () => {
         } finally {
             rmSync(certificateFile, { force: true });
         }
-        const journal = await eventually(() => onHostOk("relay", `journalctl --no-pager -o cat --since @${since} -u wg-relay-wstunnel-server`), (text) =>
-            text.includes("does not match upgrade path restriction"),
+        // Up to 30 s: once in CI (2026-12-07) the relay's journal still had no line of the unit after 10 s.
+        const journal = await eventually(
+            () => onHostOk("relay", `journalctl --no-pager -o cat --since @${since} -u wg-relay-wstunnel-server`),
+            (text) => text.includes("does not match upgrade path restriction"),
+            30,
         );
         expect(journal).toContain("Client requested upgrade path <redacted> does not match upgrade path restriction <redacted>");
         expect(journal).toContain("error while accepting TLS connection");

@@ -201,10 +201,10 @@ export const hostSteps = (steps: PreviewStep[]) =>
         .map((step) => `${step.op} ${resourceName(step.urn)}`)
         .sort();
 
-/** Polls `read` (every 0.5 s, for up to 10 s) until its result satisfies `done`; returns the last result. */
-export async function eventually(read: () => string, done: (text: string) => boolean): Promise<string> {
+/** Polls `read` (every 0.5 s, for up to `seconds`) until its result satisfies `done`; returns the last result. */
+export async function eventually(read: () => string, done: (text: string) => boolean, seconds = 10): Promise<string> {
     let text = read();
-    for (let tries = 0; tries < 20 && !done(text); tries++) {
+    for (let tries = 0; tries < seconds * 2 && !done(text); tries++) {
         await new Promise((resolve) => setTimeout(resolve, 500));
         text = read();
     }

@@ -4,7 +4,6 @@ import { lightStackTraces } from "./components/stackTraces";
 import { ConfigError, configNamespace, parseStackConfig, stackConfigValues } from "./components/config";
 import { declaredWstunnel, declareHost } from "./components/declaredHosts";
 import { LanGateway } from "./components/lanGateway";
-import type { ClientCertificate } from "./components/relayPki";
 import { RoamingClient } from "./components/roamingClient";
 import { VpsRelay } from "./components/vpsRelay";
 import { WireguardKey, WireguardKeyArgs } from "./components/wireguardKey";
@@ -57,23 +56,23 @@ network.relays.forEach((settings, index) => {
 const relay = relays[0];
 
 /** With mutual TLS, each wstunnel peer's certificate from the stack's CA (made by the first relay). */
-const certificates = new Map<string, ClientCertificate>();
-const certificateOf = (name: string, credential: WstunnelCredential | undefined) => {
-    if (!wstunnel.mutualTls || credential === undefined) {
-        return undefined;
-    }
-    const certificate = credential.clientCertificate(relay.ca!);
-    certificates.set(name, certificate);
-    return certificate;
-};
-const lanGateways = gateways.map(({ gateway, key, credential, pathPrefix }) => ({
-    name: gateway.name,
-    component: new LanGateway(gateway.name, { gateway, tunnel, wstunnel, stack, relays, key, pathPrefix, clientCertificate: certificateOf(gateway.name, credential), sshPrivateKey, repair }),
-}));
-const roamingClients = clients.map(({ client, key, credential, pathPrefix }) => ({
-    name: client.name,
-    component: new RoamingClient(client.name, { client, tunnel, wstunnel, stack, relays, key, pathPrefix, clientCertificate: certificateOf(client.name, credential), sshPrivateKey, repair }),
-}));
+const certificateOf = (credential: WstunnelCredential | undefined) => (wstunnel.mutualTls && credential ? credential.clientCertificate(relay.ca!) : undefined);
+const lanGateways = gateways.map(({ gateway, key, credential, pathPrefix }) => {
+    const clientCertificate = certificateOf(credential);
+    return {
+        name: gateway.name,
+        clientCertificate,
+        component: new LanGateway(gateway.name, { gateway, tunnel, wstunnel, stack, relays, key, pathPrefix, clientCertificate, sshPrivateKey, repair }),
+    };
+});
+const roamingClients = clients.map(({ client, key, credential, pathPrefix }) => {
+    const clientCertificate = certificateOf(credential);
+    return {
+        name: client.name,
+        clientCertificate,
+        component: new RoamingClient(client.name, { client, tunnel, wstunnel, stack, relays, key, pathPrefix, clientCertificate, sshPrivateKey, repair }),
+    };
+});
 
 resolvePeersStaged([...lanGateways, ...roamingClients].flatMap(({ component }) => component.staged));
 
@@ -114,7 +113,9 @@ export const relayEndpoints = Object.fromEntries(
  * the stack renews it in its last 30 days, but a device without SSH keeps the file it was given (`npm run doctor`
  * warns, naming the `npm run client-files` command).
  */
-export const clientCertificateExpiry = pulumi.all(Object.fromEntries([...certificates].map(([name, certificate]) => [name, certificate.validity])));
+export const clientCertificateExpiry = pulumi.all(
+    Object.fromEntries([...lanGateways, ...roamingClients].flatMap(({ name, clientCertificate }) => (clientCertificate ? [[name, clientCertificate.validity]] : []))),
+);
 export const gatewayPublicKeys = Object.fromEntries(lanGateways.map(({ name, component }) => [name, component.publicKey]));
 /** Secret: read one with `pulumi stack output --show-secrets clientBundles` or `npm run client-files -- NAME DIR`. */
 export const clientBundles = Object.fromEntries(roamingClients.map(({ name, component }) => [name, component.bundle]));

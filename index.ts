@@ -19,14 +19,13 @@ const keyOf = (peer: { name: string; keyRotation: number; presharedKey?: boolean
     new WireguardKey(`${peer.name}-key`, { rotation: peer.keyRotation, presharedKey: peer.presharedKey, existing: peer.existingKeys });
 /** Each gateway's and wstunnel client's own credential: its upgrade-path prefix, rotating with its key. */
 const credentialOf = (peer: { name: string; keyRotation: number }) => new WstunnelCredential(`${peer.name}-wstunnel`, { rotation: peer.keyRotation });
-const gateways = network.gateways.map((gateway) => {
-    const credential = credentialOf(gateway);
-    return { gateway, key: keyOf(gateway), credential, pathPrefix: credential.pathPrefix };
-});
-const clients = network.clients.map((client) => {
-    const credential = client.transport === "wstunnel" ? credentialOf(client) : undefined;
-    return { client, key: keyOf(client), credential, pathPrefix: credential?.pathPrefix };
-});
+// Peers on plain UDP have none.
+const withCredential = <Peer extends { name: string; keyRotation: number; transport: "wstunnel" | "udp" }>(peer: Peer) => {
+    const credential = peer.transport === "wstunnel" ? credentialOf(peer) : undefined;
+    return { key: keyOf(peer), credential, pathPrefix: credential?.pathPrefix };
+};
+const gateways = network.gateways.map((gateway) => ({ gateway, ...withCredential(gateway) }));
+const clients = network.clients.map((client) => ({ client, ...withCredential(client) }));
 
 // The relays change what peers check them against only after every provisioned peer has staged its side of the
 // change, so a peer reached through a relay stays reachable (render/stagedSwitch.ts); the peers are made below.
@@ -44,7 +43,7 @@ network.relays.forEach((settings, index) => {
             ca: relays[0]?.ca,
             key: keyOf(settings),
             peers: [
-                ...gateways.map(({ gateway, key, pathPrefix }) => ({ ...gateway, tunnelAddress: onRelay(gateway.tunnelAddresses), role: "gateway" as const, transport: "wstunnel" as const, key, pathPrefix })),
+                ...gateways.map(({ gateway, key, pathPrefix }) => ({ ...gateway, tunnelAddress: onRelay(gateway.tunnelAddresses), role: "gateway" as const, key, pathPrefix })),
                 ...clients.map(({ client, key, pathPrefix }) => ({ ...client, tunnelAddress: onRelay(client.tunnelAddresses), role: "client" as const, lanSubnets: [], key, pathPrefix })),
             ],
             sshPrivateKey,
@@ -81,7 +80,15 @@ resolvePeersStaged([...lanGateways, ...roamingClients].flatMap(({ component }) =
 const wstunnelBinary = declaredWstunnel(wstunnel);
 const relaysAsPeerKeys = Object.fromEntries(relays.map((each) => [each.peerName, each.publicKey]));
 const peerHosts = [
-    ...lanGateways.map(({ name, component }) => ({ name, role: "gateway" as const, component, template: component.wireguardTemplate, forwarding: true, useWstunnel: true, failoverRoutes: [] })),
+    ...lanGateways.map(({ name, component }, index) => ({
+        name,
+        role: "gateway" as const,
+        component,
+        template: component.wireguardTemplate,
+        forwarding: true,
+        useWstunnel: network.gateways[index].transport === "wstunnel",
+        failoverRoutes: [],
+    })),
     ...roamingClients.flatMap(({ name, component }, index) =>
         component.wireguardTemplate === undefined
             ? []

@@ -268,6 +268,12 @@ const gatewaySchema = z.strictObject({
             "let this gateway's LANs and those of every other gateway with siteToSite reach each other through the first relay (LAN hosts need a route to the other sites' LANs via their gateway, e.g. on the home router)",
         ),
     ssh: peerSshConnection.describe("how `pulumi up` reaches the gateway"),
+    transport: z
+        .enum(["wstunnel", "udp"])
+        .default("wstunnel")
+        .describe(
+            "wstunnel: WireGuard inside wss on TCP to every relay, through a wstunnel client on the gateway; udp: WireGuard straight to each relay's UDP port (wireguardPort), no wstunnel on the gateway, wg0 at tunnel.udpMtu (needs allowDirectUdp on every relay; home connections behind CG-NAT usually pass outbound UDP)",
+        ),
     presharedKey: z
         .boolean()
         .default(false)
@@ -821,11 +827,6 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
             }
         });
         checkAccess(client, clientIndex);
-        for (const { relay: other, path } of relays) {
-            if (client.transport === "udp" && other.allowDirectUdp !== true) {
-                problem(["clients", clientIndex, "transport"], `'udp' needs ${keyName(path)}.allowDirectUdp: true, or the relay drops the client's packets`);
-            }
-        }
         if (client.fullTunnel === true && relays.length > 1) {
             problem(["clients", clientIndex, "fullTunnel"], "a full tunnel with several relays is not supported: route the LANs only, or use one relay");
         }
@@ -844,6 +845,15 @@ function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
             problem(["clients", clientIndex, "fullTunnel"], "a full tunnel needs relay.publicAddress (or relay.ssh.host) to be an IPv4 address");
         }
     });
+
+    // A peer on plain UDP sends to each relay's WireGuard port, which only allowDirectUdp leaves open.
+    for (const { peer, path } of peers) {
+        for (const { relay: other, path: relayPath } of relays) {
+            if (peer.transport === "udp" && other.allowDirectUdp !== true) {
+                problem([...path, "transport"], `'udp' needs ${keyName(relayPath)}.allowDirectUdp: true, or the relay drops the ${path[0] === "gateways" ? "gateway" : "client"}'s packets`);
+            }
+        }
+    }
 
     const checkExistingKeys = (path: (string | number)[], peer: Loose) => {
         if (peer.existingKeys === undefined) {

@@ -1,21 +1,19 @@
-// LanGateway: the always-on machine in the home LAN (a Raspberry Pi). It dials out to every relay through a wstunnel
-// client of its own, so CG-NAT never has to let anything in, and routes tunnel traffic onto the LAN. With siteToSite
-// it also routes the other sites' LANs through the first relay.
+// LanGateway: the always-on machine in the home LAN (a Raspberry Pi). It dials out to every relay, through a wstunnel
+// client of its own or (transport udp) straight to the relay's UDP port, so CG-NAT never has to let anything in, and
+// routes tunnel traffic onto the LAN. With siteToSite it also routes the other sites' LANs through the first relay.
 import * as pulumi from "@pulumi/pulumi";
 import { GatewaySettings, isIpv6Network, TunnelNetwork } from "./config";
 import { Host, sshConnection, sshHostKey } from "./host";
 import { firewallHooks, FirewallRule, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { renderHeartbeatUnit } from "./render/heartbeat";
 import { heartbeatUnit, peerPresharedKeyPath, wireguardKeyPath } from "./render/paths";
-import { PeerComponentArgs, provisionPeerHost, RelayAccess } from "./peerHost";
+import { PeerComponentArgs, provisionPeerHost, RelayAccess, relayEndpoint } from "./peerHost";
 
 /** With WireGuard's 15 s of unanswered data before a new handshake: the tunnel is back within about 20 s. */
 const heartbeatSeconds = 5;
 
 export interface LanGatewayArgs extends PeerComponentArgs {
     gateway: GatewaySettings;
-    /** A gateway always dials the relay through wstunnel. */
-    pathPrefix: pulumi.Output<string>;
 }
 
 export interface GatewayFirewallSettings {
@@ -29,6 +27,8 @@ export interface GatewayFirewallSettings {
     masquerade: boolean;
     /** With IPv6 inside the tunnel: its prefix, and the gateway's address in it. */
     ipv6?: { tunnelPrefix: string; tunnelAddress: string };
+    /** On plain UDP wg0 has tunnel.udpMtu, below the LAN's 1500: TCP connections through it get an MSS that fits. */
+    clampMss: boolean;
 }
 
 export function gatewayFirewallRules(settings: GatewayFirewallSettings): FirewallRule[] {
@@ -56,6 +56,12 @@ export function gatewayFirewallRules(settings: GatewayFirewallSettings): Firewal
     if (settings.ipv6) {
         rules.push({ table: "filter", chain: "INPUT", insert: true, rule: `-i ${settings.lanInterface} -d ${settings.ipv6.tunnelAddress}/128 -j DROP`, ipv6: true });
     }
+    if (settings.clampMss) {
+        // SYNs leaving into wg0 (a LAN host's answer to a client, a LAN host opening a connection to another site)
+        // announce what wg0's route carries, so no 1500-byte segment depends on ICMP "fragmentation needed".
+        const clamp: FirewallRule = { table: "mangle", chain: "FORWARD", rule: "-o %i -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu" };
+        rules.push(clamp, ...(settings.ipv6 ? [{ ...clamp, ipv6: true }] : []));
+    }
     if (settings.masquerade) {
         // LAN hosts then answer the gateway, which needs no route for the tunnel subnets (or the other sites' LANs)
         // on the home router; for IPv6 the same, with the tunnel's prefix.
@@ -73,10 +79,16 @@ export function relayDescription(relays: Pick<RelayAccess, "peerName">[], index:
 
 /**
  * The gateway's wg0 template: an address in each relay's subnet, and each relay as a peer reached through its local
- * wstunnel client, with that relay's subnet (clients' packets arrive with their own addresses in it), so a reply
- * to a client goes back through the relay the request came through; the first relay also carries the other sites' LANs.
+ * wstunnel client (or, on plain UDP, at its UDP port), with that relay's subnet (clients' packets arrive with their
+ * own addresses in it), so a reply to a client goes back through the relay the request came through; the first relay
+ * also carries the other sites' LANs.
  */
-export function gatewayWgQuickConf(gateway: GatewaySettings, tunnel: TunnelNetwork, relays: Pick<RelayAccess, "peerName" | "tunnelSubnet" | "wstunnelLocalPort">[]): WgQuickConf {
+export function gatewayWgQuickConf(
+    gateway: GatewaySettings,
+    tunnel: TunnelNetwork,
+    relays: Pick<RelayAccess, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "address">[],
+): WgQuickConf {
+    const udp = gateway.transport === "udp";
     return {
         title: `WireGuard on ${gateway.name}, a LAN gateway`,
         interface: {
@@ -84,7 +96,8 @@ export function gatewayWgQuickConf(gateway: GatewaySettings, tunnel: TunnelNetwo
                 ...gateway.tunnelAddresses.map((address) => `${address}/${tunnel.prefixLength}`),
                 ...(tunnel.ipv6 ? [`${gateway.tunnelAddress6}/${tunnel.ipv6.prefixLength}`] : []),
             ].join(", "),
-            mtu: tunnel.mtu,
+            // On plain UDP its packets cross real networks; inside wstunnel no path MTU applies.
+            mtu: udp ? tunnel.udpMtu : tunnel.mtu,
             privateKey: { file: wireguardKeyPath },
             hooks: firewallHooks(
                 gatewayFirewallRules({
@@ -95,6 +108,7 @@ export function gatewayWgQuickConf(gateway: GatewaySettings, tunnel: TunnelNetwo
                     siteRoutes: gateway.siteRoutes,
                     masquerade: gateway.masquerade,
                     ipv6: tunnel.ipv6 ? { tunnelPrefix: tunnel.ipv6.prefix, tunnelAddress: gateway.tunnelAddress6! } : undefined,
+                    clampMss: udp,
                 }),
             ),
         },
@@ -104,7 +118,7 @@ export function gatewayWgQuickConf(gateway: GatewaySettings, tunnel: TunnelNetwo
                 publicKey: { ofPeer: relay.peerName },
                 presharedKey: gateway.presharedKey ? { file: peerPresharedKeyPath } : undefined,
                 allowedIps: [relay.tunnelSubnet, ...(index === 0 ? [...(tunnel.ipv6 ? [tunnel.ipv6.prefix] : []), ...gateway.siteRoutes] : [])],
-                endpoint: `127.0.0.1:${relay.wstunnelLocalPort}`,
+                endpoint: relayEndpoint(gateway.transport, relay),
                 keepaliveSeconds: tunnel.keepaliveSeconds,
             }),
         ),

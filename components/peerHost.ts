@@ -44,6 +44,19 @@ export interface RelayAccess {
     address: { host: string; wstunnelPort: number; wireguardPort: number; udpPorts: number[] };
 }
 
+/** How a peer's WireGuard reaches the relays: through a local wstunnel client, or straight to their UDP port. */
+export type PeerTransport = "wstunnel" | "udp";
+
+/**
+ * A peer's WireGuard Endpoint for a relay: its local wstunnel client's listener, or the relay's public UDP port
+ * (`udpPort`, one of relay.udpPorts, where the relay opens it; its WireGuard port otherwise).
+ */
+export function relayEndpoint(transport: PeerTransport, relay: Pick<RelayAccess, "wstunnelLocalPort" | "address">, udpPort?: number): string {
+    return transport === "wstunnel"
+        ? `127.0.0.1:${relay.wstunnelLocalPort}`
+        : `${relay.address.host}:${udpPort !== undefined && relay.address.udpPorts.includes(udpPort) ? udpPort : relay.address.wireguardPort}`;
+}
+
 /** What LanGateway and RoamingClient are both given. */
 export interface PeerComponentArgs {
     tunnel: TunnelNetwork;
@@ -53,7 +66,7 @@ export interface PeerComponentArgs {
     /** Every relay, the first first: the peer keeps a tunnel to each. */
     relays: RelayAccess[];
     key: WireguardKey;
-    /** This peer's own wstunnel path prefix (secret), the same towards every relay; none for a client on plain UDP. */
+    /** This peer's own wstunnel path prefix (secret), the same towards every relay; none for a peer on plain UDP. */
     pathPrefix?: pulumi.Output<string>;
     /** With mutual TLS (wstunnel.mutualTls): its certificate, whose common name is pathPrefix, for every relay. */
     clientCertificate?: ClientCertificate;
@@ -76,7 +89,7 @@ export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPri
 /** The peer's wg0 (the step after which it is in place) and its staged relay settings (render/stagedSwitch.ts). */
 export interface ProvisionedPeer {
     wireguard: command.remote.Command;
-    /** What the relays' switching steps wait for: empty for a client on plain UDP. */
+    /** What the relays' switching steps wait for: empty for a peer on plain UDP. */
     staged: command.remote.Command[];
 }
 

@@ -16,7 +16,7 @@ import { failoverDirective, renderFailoverUnit } from "./render/failover";
 import { platformWstunnelFiles } from "./render/clientPlatforms";
 import { hostScript } from "./render/scripts";
 import { relayDescription } from "./lanGateway";
-import { PeerComponentArgs, provisionPeerHost, RelayAccess } from "./peerHost";
+import { PeerComponentArgs, provisionPeerHost, RelayAccess, relayEndpoint } from "./peerHost";
 import { wstunnelClientSettings } from "./wstunnelService";
 
 /** How often the failover unit checks the relays: with 2 misses to go down, a dead primary is left within about 6 s. */
@@ -119,11 +119,12 @@ function confRelays<Relay extends Pick<RelayAccess, "peerName" | "tunnelSubnet" 
     /** One of relay.udpPorts to send to instead of WireGuard's port, at each relay that opens it. */
     udpPort?: number,
 ): ClientConfRelay[] {
-    const endpoint = (relay: Relay) =>
-        client.transport === "wstunnel"
-            ? `127.0.0.1:${relay.wstunnelLocalPort}`
-            : `${relay.address.host}:${udpPort !== undefined && relay.address.udpPorts.includes(udpPort) ? udpPort : relay.address.wireguardPort}`;
-    return relays.map((relay, index) => ({ name: relay.peerName, tunnelSubnet: relay.tunnelSubnet, publicKey: publicKey(relay, index), endpoint: endpoint(relay) }));
+    return relays.map((relay, index) => ({
+        name: relay.peerName,
+        tunnelSubnet: relay.tunnelSubnet,
+        publicKey: publicKey(relay, index),
+        endpoint: relayEndpoint(client.transport, relay, udpPort),
+    }));
 }
 
 /** A client's bundle: its stock-app confs (keys inline), and the wstunnel client to run beside them. Pure. */

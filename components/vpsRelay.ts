@@ -22,9 +22,9 @@ export interface RelayPeer {
     /** LAN subnets behind a gateway (either family). */
     lanSubnets: string[];
     key: Pick<WireguardKey, "publicKey" | "presharedKey">;
-    /** Its own wstunnel path prefix (secret); none for a client on plain UDP. */
+    /** Its own wstunnel path prefix (secret); none for a peer on plain UDP. */
     pathPrefix?: pulumi.Output<string>;
-    /** How its WireGuard packets reach the relay; a client on plain UDP gets tunnel.udpMtu on the relay's route to it. */
+    /** How its WireGuard packets reach the relay; a peer on plain UDP gets tunnel.udpMtu on the relay's routes to it (its LANs too). */
     transport?: "wstunnel" | "udp";
 }
 
@@ -108,7 +108,7 @@ export function relayWgQuickConf(relay: RelaySettings, peers: Omit<RelayPeer, "k
             hooks: [
                 ...accessChainHooks(accessRulesPath),
                 ...accessChainHooks(access6RulesPath, "ipv6"),
-                // Clients on plain UDP: their routes get tunnel.udpMtu (the peers' "route MTU" lines), so the relay
+                // Peers on plain UDP: their routes get tunnel.udpMtu (the peers' "route MTU" lines), so the relay
                 // never sends them WireGuard packets that a real path would fragment. wg-apply does the same after
                 // a peer change, which needs no restart; this hook covers every start, boot included.
                 { up: `${wgApplyScriptPath} --route-mtus ${wireguardDir}/%i.conf` },

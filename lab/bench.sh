@@ -11,7 +11,12 @@
 #     It is removed again on exit, also on failure. The same again with the sender's MSS at 1460, as a LAN host
 #     sends on a 1500-byte LAN: what a client <-> LAN host flow carries whatever the tunnel's MTU;
 #   - end to end: RTT and HTTP throughput from the laptop to the LAN host through wss:443, next to the same from
-#     the Pi on the LAN itself (the baseline without the tunnel).
+#     the Pi on the LAN itself (the baseline without the tunnel);
+#   - end to end on plain WireGuard over UDP on both legs through the same relay (BENCH_E2E_UDP, 1; 0 skips it):
+#     the stack with the relay's allowDirectUdp and rpi1 and the laptop on `transport: udp`, the hotel passing UDP to
+#     the relay's WireGuard port for the run (a rule of the bench's own, first in its FORWARD chain), the same HTTP
+#     download, its UDP receive-buffer drops per host, and `end-to-end ratio wstunnel/udp`. The stack goes back to
+#     the lab's own config afterwards, also when a run stops half-way, and the hotel's rule is removed on exit.
 # Traffic tools (ping, curl, bash's /dev/tcp, a python3 TCP sink) run in the hosts' network namespaces
 # (ip netns exec), outside the containers. Traffic stays inside the lab's namespaces. MB = 10^6 bytes.
 #
@@ -47,6 +52,7 @@ PINGS=${BENCH_PINGS:-50}
 TIME_PULUMI=${BENCH_PULUMI:-1}
 DIRECT_MTU=${BENCH_DIRECT_MTU:-1420}
 SCALE_CLIENTS=${BENCH_SCALE_CLIENTS:-200 1000}
+E2E_UDP=${BENCH_E2E_UDP:-1}
 WAN=${BENCH_WAN:-0}
 if [ "${1:-}" = "--wan" ]; then WAN=1; fi
 WAN_DELAY_MS=${BENCH_WAN_DELAY_MS:-10}
@@ -86,6 +92,10 @@ cleanup() {
         if kill -0 "$pid" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
     fi
     rm -f "$WWW/bench.bin"
+    hotel_udp_rule -D || rc=1
+    if [ -e "$tmp/on-udp" ]; then
+        { lab stack-config && lab pulumi up --stack lab --yes --skip-preview; } >/dev/null 2>&1 || rc=1
+    fi
     if [ -e "$tmp/scaled" ]; then lab stack-config >/dev/null 2>&1 || rc=1; fi
     wan_down
     rm -rf "$tmp"
@@ -131,6 +141,17 @@ sink_rule() { # -I|-D
         lab ssh relay sudo iptables -D "${SINK_RULE[@]}"
     else
         lab ssh relay sudo iptables -I "${SINK_RULE[0]}" 1 "${SINK_RULE[@]:1}"
+    fi
+}
+
+# The hotel passes UDP to port 53 only: for the end-to-end run on plain UDP it also passes the relay's WireGuard port.
+HOTEL_UDP_RULE=(FORWARD -i lan -o wan -p udp -d "$RELAY_PUBLIC" --dport 51820 -m comment --comment wg-relay-bench-udp -j ACCEPT)
+hotel_udp_rule() { # -I|-D
+    if [ "$1" = -D ]; then
+        ip netns exec "$LAB_NAME-hotel" iptables -w -C "${HOTEL_UDP_RULE[@]}" >/dev/null 2>&1 || return 0
+        ip netns exec "$LAB_NAME-hotel" iptables -w -D "${HOTEL_UDP_RULE[@]}"
+    else
+        ip netns exec "$LAB_NAME-hotel" iptables -w -I "${HOTEL_UDP_RULE[0]}" 1 "${HOTEL_UDP_RULE[@]:1}"
     fi
 }
 
@@ -272,6 +293,15 @@ udp_rcvbuf_errors() { # namespace
 
 udp_rcvbuf_snapshot() { echo "$(udp_rcvbuf_errors relay) $(udp_rcvbuf_errors rpi1) $(udp_rcvbuf_errors laptop)"; }
 
+laptop_reaches_lan_host() { # seconds to wait
+    local _
+    for _ in $(seq "$1"); do
+        ip netns exec "$LAB_NAME-laptop" ping -n -q -c 1 -W 1 "$LAN_HOST" >/dev/null 2>&1 && return 0
+    done
+    ip netns exec "$LAB_NAME-laptop" ping -n -q -c 1 -W 2 "$LAN_HOST" >/dev/null ||
+        { echo "bench: the laptop does not reach the LAN host $LAN_HOST through the tunnel" >&2; return 1; }
+}
+
 drops_since() { # snapshot -> "relay N, rpi1 N, laptop N"
     local relay rpi1 laptop
     read -r relay rpi1 laptop <<<"$1"
@@ -357,22 +387,41 @@ sink_rule -D
 # End to end. A restart of the relay's wg0 (a config change, as the bench's first `pulumi up` may apply) leaves the
 # laptop's session unanswered until it handshakes again (WireGuard's 15 s without a reply): wait for it, or the
 # first ping run loses every packet.
-for _ in $(seq 30); do
-    ip netns exec "$LAB_NAME-laptop" ping -n -q -c 1 -W 1 "$LAN_HOST" >/dev/null 2>&1 && break
-done
-ip netns exec "$LAB_NAME-laptop" ping -n -q -c 1 -W 2 "$LAN_HOST" >/dev/null ||
-    { echo "bench: the laptop does not reach the LAN host $LAN_HOST through the tunnel" >&2; exit 1; }
+laptop_reaches_lan_host 30
 v=$(rtt laptop "$LAN_HOST")
 figure "ping laptop -> LAN host through the tunnel (avg of $PINGS)" "$v" ms
 v=$(rtt rpi1 "$LAN_HOST")
 figure "ping rpi1 -> LAN host on the LAN (avg of $PINGS, baseline)" "$v" ms
 head -c "$((PAYLOAD_MB * 1000000))" /dev/urandom >"$WWW/bench.bin"
 snap=$(udp_rcvbuf_snapshot)
-v=$(median_of_runs http_throughput laptop)
-figure "HTTP ${PAYLOAD_MB} MB laptop <- LAN host through the tunnel (median of $RUNS)" "$v" MB/s
+wstunnel_e2e=$(median_of_runs http_throughput laptop)
+figure "HTTP ${PAYLOAD_MB} MB laptop <- LAN host through the tunnel (median of $RUNS)" "$wstunnel_e2e" MB/s
 figure "HTTP through the tunnel, UDP receive-buffer drops" "$(drops_since "$snap")" datagrams
 v=$(median_of_runs http_throughput rpi1)
 figure "HTTP ${PAYLOAD_MB} MB rpi1 <- LAN host on the LAN (median of $RUNS, baseline)" "$v" MB/s
+
+# End to end on plain WireGuard over UDP, both legs, through the same relay.
+if [ "$E2E_UDP" != 0 ]; then
+    hotel_udp_rule -I
+    touch "$tmp/on-udp"
+    LAB_STACK_CHANGES='{"relayDirectUdp":{"udpPorts":[]},"rpi1Transport":"udp","laptopTransport":"udp"}' lab stack-config >/dev/null
+    rm -f "$LAB/pulumi-state/e2e-converged"   # the e2e tests' mark of the config last applied (test/e2e/lab.ts)
+    lab pulumi up --stack lab --yes --skip-preview >/dev/null
+    laptop_reaches_lan_host 30
+    for host in rpi1 laptop; do
+        [[ $(lab ssh "$host" sudo wg show wg0 endpoints) == *"$RELAY_PUBLIC:51820"* ]] ||
+            { echo "bench: $host's wg0 does not send to the relay's UDP port" >&2; exit 1; }
+    done
+    snap=$(udp_rcvbuf_snapshot)
+    udp_e2e=$(median_of_runs http_throughput laptop)
+    figure "HTTP ${PAYLOAD_MB} MB laptop <- LAN host, WireGuard over UDP on both legs (median of $RUNS, baseline)" "$udp_e2e" MB/s
+    figure "HTTP over UDP on both legs, UDP receive-buffer drops" "$(drops_since "$snap")" datagrams
+    printf 'end-to-end ratio wstunnel/udp: %s\n' "$(awk -v a="$wstunnel_e2e" -v b="$udp_e2e" 'BEGIN { printf "%.2f", a / b }')"
+    lab stack-config >/dev/null
+    lab pulumi up --stack lab --yes --skip-preview >/dev/null
+    rm -f "$tmp/on-udp"
+    hotel_udp_rule -D
+fi
 
 # Scale: the same no-change `pulumi up`, with SCALE_CLIENTS more clients and five gateways.
 if [ "$SCALE_CLIENTS" != 0 ]; then

@@ -79,6 +79,10 @@ export interface LabChanges {
     rpi1TrustOnFirstUse?: boolean;
     /** Direct UDP on the (first) relay (allowDirectUdp), with these further public UDP ports (relay.udpPorts). */
     relayDirectUdp?: { udpPorts: number[] };
+    /** rpi1's gateways[].transport: udp sends WireGuard straight to the relay's UDP port through the CG-NAT (needs relayDirectUdp). */
+    rpi1Transport?: "wstunnel" | "udp";
+    /** The laptop's clients[].transport (udp needs relayDirectUdp, and a hotel that passes UDP to the relay's WireGuard port). */
+    laptopTransport?: "wstunnel" | "udp";
 }
 
 export function labStackConfig(inventory: Inventory, wstunnelBinary: string, changes: LabChanges = {}): StackConfigInput {
@@ -142,6 +146,7 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                 // The gateway has a preshared key and the laptop none, so the lab runs both.
                 presharedKey: true,
                 keyRotation: changes.gatewayKeyRotation ?? 0,
+                ...(changes.rpi1Transport ? { transport: changes.rpi1Transport } : {}),
                 ...siteToSite("rpi1"),
             },
             ...(sites ? [{ name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], ssh: ssh(rpi2!), ...siteToSite("rpi2") }] : []),
@@ -164,6 +169,7 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                           ssh: changes.laptopViaRelay ? { ...ssh(laptop), host: "10.10.0.3", via: "relay" as const } : ssh(laptop),
                           ...(changes.laptopAccess ? { access: changes.laptopAccess } : {}),
                           ...(changes.laptopFullTunnel ? { fullTunnel: true } : {}),
+                          ...(changes.laptopTransport ? { transport: changes.laptopTransport } : {}),
                           ...(sites?.laptopPrimaryRelay ? { primaryRelay: sites.laptopPrimaryRelay } : {}),
                       },
                   ]),

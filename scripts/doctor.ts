@@ -17,7 +17,7 @@ import type { DeclaredHost, HostRole } from "../components/declaredHosts";
 import type { ClientCertificateValidity } from "../components/relayPki";
 import { isIpv4 } from "../components/net";
 import { defaultRouteInterface, defaultRouteInterfaceCommand, hostInterfacesCommand } from "../components/render/interfaces";
-import { sysctlNotSetPath, sysctlPath, wireguardInterface, wstunnelBinaryPath, wstunnelReleaseMarkerPath } from "../components/render/paths";
+import { sysctlNotSetPath, sysctlPath, wireguardInterface, wstunnelBinaryPath, wstunnelClientUnitPattern, wstunnelReleaseMarkerPath } from "../components/render/paths";
 
 // ---------------------------------------------------------------------------------------------------------------
 // What a host reports
@@ -55,6 +55,8 @@ export function probeScript(declared: DeclaredHost): string {
     const lines = [
         'printf "now\\t%s\\n" "$(date +%s)"',
         `for unit in ${declared.units.join(" ")}; do printf "unit\\t%s\\t%s\\n" "$unit" "$(systemctl is-active "$unit" 2>/dev/null)"; done`,
+        // wstunnel clients running beside the declared ones: left from an earlier config (a peer moved to plain UDP).
+        `systemctl list-units --type=service --state=active --plain --no-legend '${wstunnelClientUnitPattern}' 2>/dev/null | while read -r unit _; do printf "running-unit\\t%s\\n" "$unit"; done`,
         `if wg show ${wireguardInterface} public-key >/dev/null 2>&1; then`,
         `    printf "wg-public-key\\t%s\\n" "$(wg show ${wireguardInterface} public-key)"`,
         `    wg show ${wireguardInterface} allowed-ips | sed "s/^/wg-allowed-ips\\t/"`,
@@ -90,6 +92,8 @@ export interface Observed {
     now: number;
     /** `systemctl is-active` per unit. */
     units: Record<string, string>;
+    /** The wstunnel client units running, declared or not. */
+    runningUnits?: string[];
     /** Absent when wg0 is not up. */
     wireguard?: { publicKey: string; peers: Record<string, { allowedIps: string[]; latestHandshake: number }> };
     /** By index into the declared firewall rules. */
@@ -116,6 +120,9 @@ export function parseProbe(text: string): Observed {
                 break;
             case "unit":
                 observed.units[fields[0]] = fields[1] || "unknown";
+                break;
+            case "running-unit":
+                (observed.runningUnits ??= []).push(fields[0]);
                 break;
             case "wg-public-key":
                 observed.wireguard = { peers: {}, ...observed.wireguard, publicKey: fields[0] };
@@ -188,10 +195,14 @@ function age(seconds: number): string {
 const sameSet = (a: string[], b: string[]) => JSON.stringify([...a].sort()) === JSON.stringify([...b].sort());
 
 function checkUnits(declared: DeclaredHost, observed: Observed): Finding[] {
-    return declared.units.map((unit) => {
-        const state = observed.units[unit] ?? "unknown";
-        return state === "active" ? ok(`unit ${unit}`, "active") : fail(`unit ${unit}`, `${state}, not active`);
-    });
+    const undeclared = (observed.runningUnits ?? []).filter((unit) => !declared.units.includes(unit));
+    return [
+        ...declared.units.map((unit) => {
+            const state = observed.units[unit] ?? "unknown";
+            return state === "active" ? ok(`unit ${unit}`, "active") : fail(`unit ${unit}`, `${state}, not active`);
+        }),
+        ...undeclared.map((unit) => fail(`unit ${unit}`, "running, but the stack declares no such wstunnel client here (left from an earlier config?): stop, disable and remove it")),
+    ];
 }
 
 function checkWireguard(declared: DeclaredHost, observed: Observed): Finding[] {

@@ -42,6 +42,8 @@ export const ownedDirs = [configDir, stateDir, libDir, relayPresharedKeyDir];
 
 export const wstunnelServerUnit = "wg-relay-wstunnel-server.service";
 export const wstunnelClientUnit = "wg-relay-wstunnel-client.service";
+/** Every wstunnel client unit wstunnelClientFiles names, as a systemctl pattern. */
+export const wstunnelClientUnitPattern = "wg-relay-wstunnel-client*.service";
 /** The relay's server and every wstunnel client unit (one per relay), for systemctl. */
 export const wstunnelUnitPattern = "wg-relay-wstunnel-*.service";
 export const heartbeatUnit = "wg-relay-heartbeat.service";

@@ -163,6 +163,11 @@ describe("stack config", () => {
             "wg-relay:clients[0].ssh: only a linux client is provisioned over SSH",
         ],
         ["a UDP client while the relay drops UDP", withChange((c) => (c.clients![0].transport = "udp")), "wg-relay:clients[0].transport: 'udp' needs relay.allowDirectUdp: true"],
+        [
+            "a UDP gateway while the relay drops UDP",
+            withChange((c) => (c.gateways![0].transport = "udp")),
+            "wg-relay:gateways[0].transport: 'udp' needs relay.allowDirectUdp: true, or the relay drops the gateway's packets",
+        ],
         ["a local source without a binary", withChange((c) => (c.wstunnel = { source: "local" })), "wg-relay:wstunnel.localBinary: source 'local' needs localBinary"],
         ["a release without checksums", withChange((c) => (c.wstunnel = { source: "release" })), "wg-relay:wstunnel.sha256: source 'release' needs the SHA-256"],
         ["a missing relay", { gateways: [] }, "wg-relay:relay: required, but not set in the stack config"],
@@ -290,6 +295,14 @@ describe("stack config", () => {
                 c.clients![0].transport = "udp";
             }),
             "wg-relay:clients[0].transport: 'udp' needs relays[1].allowDirectUdp: true",
+        ],
+        [
+            "a UDP gateway while one relay drops UDP",
+            twoRelays((c) => {
+                c.relays![0].allowDirectUdp = true;
+                c.gateways![1].transport = "udp";
+            }),
+            "wg-relay:gateways[1].transport: 'udp' needs relays[1].allowDirectUdp: true",
         ],
         ["neither relay nor relays", withChange((c) => delete c.relay), "wg-relay:relay: required, but not set in the stack config"],
     ];

@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStackConfig } from "../../components/config";
-import type { DeclaredHost } from "../../components/declaredHosts";
+import { DeclaredHost, hostUnits } from "../../components/declaredHosts";
 import {
     checkHost,
     checkClientCertificate,
@@ -218,6 +218,37 @@ describe("doctor: checks", () => {
             { check: "rule FORWARD -i wg0 -o wg0 -j ACCEPT", status: "fail", detail: "missing" },
             { check: "sysctl file", status: "fail", detail: "/etc/sysctl.d/90-wg-relay.conf missing: forwarding is off after the next boot" },
         ]);
+    });
+
+    it("expects no wstunnel client on a gateway on plain UDP, and names one left running there", () => {
+        const udpGateway: DeclaredHost = { ...rpi1, units: hostUnits("gateway", { wstunnelRelays: [], failover: false }), wstunnel: undefined };
+        expect(udpGateway.units).toEqual(["wg-quick@wg0.service", "wg-relay-heartbeat.service"]);
+        expect(probeScript(udpGateway)).toContain("systemctl list-units --type=service --state=active --plain --no-legend 'wg-relay-wstunnel-client*.service'");
+        expect(probeScript(udpGateway)).not.toContain("sha256sum");
+        const probe = [
+            `now\t${now}`,
+            "unit\twg-quick@wg0.service\tactive",
+            "unit\twg-relay-heartbeat.service\tactive",
+            `wg-public-key\t${key("rpi1")}`,
+            `wg-allowed-ips\t${key("relay")}\t10.10.0.0/24`,
+            `wg-handshake\t${key("relay")}\t${now - 5}`,
+            "interfaces\teth0\teth0 lo wg0",
+            "rule\t0\tpresent",
+            "forwarding\t1\tpresent",
+            "",
+        ].join("\n");
+        expect(failed(checkHost(udpGateway, parseProbe(probe)))).toEqual([]);
+        expect(failed(checkHost(udpGateway, parseProbe(`${probe}running-unit\twg-relay-wstunnel-client.service\n`)))).toEqual([
+            {
+                check: "unit wg-relay-wstunnel-client.service",
+                status: "fail",
+                detail: "running, but the stack declares no such wstunnel client here (left from an earlier config?): stop, disable and remove it",
+            },
+        ]);
+        // Through wstunnel, the same unit is the declared one.
+        expect(failed(checkHost(rpi1, parseProbe(`${probe}unit\twg-relay-wstunnel-client.service\tactive\nrunning-unit\twg-relay-wstunnel-client.service\n`))).map((finding) => finding.check)).not.toContain(
+            "unit wg-relay-wstunnel-client.service",
+        );
     });
 
     it("names a missing peer, AllowedIPs that differ, a stale gateway handshake, forwarding off, another wstunnel, another key", () => {

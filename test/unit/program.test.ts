@@ -567,6 +567,23 @@ describe("program: per-peer wstunnel credentials", () => {
         expect([...prerequisites("rpi1-wstunnel-client-env")]).toContain("relay-wstunnel-server-restrictions");
     });
 
+    it("gives a gateway on plain UDP no prefix, no wstunnel and no staged switch, and declares none for the doctor", async () => {
+        const config = validConfig();
+        config.relay!.allowDirectUdp = true;
+        config.gateways![0].transport = "udp";
+        const program = loadProgram(config);
+        const hosts = await valueOf(pulumi.output(program.declaredHosts));
+        expect(hosts.rpi1.units).toEqual(["wg-quick@wg0.service", "wg-relay-heartbeat.service"]);
+        expect(hosts.rpi1.wstunnel).toBeUndefined();
+        expect(registered.map((r) => r.name)).not.toContain("rpi1-wstunnel-path-prefix");
+        expect(mockCommands.map((recorded) => recorded.name).filter((name) => name.startsWith("rpi1-") && /wstunnel|staged/.test(name))).toEqual([]);
+        expect((await inputsOf(command("relay-wstunnel-server-restrictions"))).stdin).not.toContain("rpi1");
+        const template = (await inputsOf(command("rpi1-wireguard-template"))).stdin as string;
+        expect(template).toContain("Endpoint = 198.51.100.10:51820\n");
+        // The relay routes the gateway's address and LAN at tunnel.udpMtu.
+        expect((await inputsOf(command("relay-wireguard-template"))).stdin).toContain("# rpi1 (gateway)\n# wg-relay route MTU: 1420\n");
+    });
+
     it("rotates a peer's prefix with its keyRotation", async () => {
         const config = validConfig();
         config.clients![0].keyRotation = 2;

@@ -34,7 +34,7 @@ const [rpi1] = network.gateways;
 const [laptop] = network.clients;
 const [relay] = network.relays;
 /** The relay as a gateway's template names it. */
-const relayForPeers = { peerName: "relay", tunnelSubnet: "10.10.0.0/24", wstunnelLocalPort: 51820 };
+const relayForPeers = { peerName: "relay", tunnelSubnet: "10.10.0.0/24", wstunnelLocalPort: 51820, address: relayAddress(relay) };
 const base64Key = /[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=/;
 
 describe("wg-quick templates: every key named, never written", () => {
@@ -110,6 +110,22 @@ describe("wg-quick templates: every key named, never written", () => {
                 "PersistentKeepalive = 25",
             ].join("\n"),
         );
+    });
+
+    it("renders a gateway on plain UDP with each relay at its WireGuard port, wg0 at tunnel.udpMtu and TCP's MSS clamped into wg0", () => {
+        const template = renderWgQuickConf(gatewayWgQuickConf({ ...rpi1, transport: "udp" }, network.tunnel, [relayForPeers]));
+        expectGolden("gateway-udp-wg0.template.conf", template);
+        expect(template).toContain("MTU = 1420\n");
+        expect(template).toContain(["AllowedIPs = 10.10.0.0/24", "Endpoint = 198.51.100.10:51820", "PersistentKeepalive = 25"].join("\n"));
+        expect(template).toContain(`PostUp = iptables -t mangle -A FORWARD -o %i -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu -m comment --comment wg-relay\n`);
+        // Through wstunnel: the local listener, wg0's own MTU, no clamp.
+        const wstunnel = renderWgQuickConf(gatewayWgQuickConf(rpi1, network.tunnel, [relayForPeers]));
+        expect(wstunnel).toContain("Endpoint = 127.0.0.1:51820\n");
+        expect(wstunnel).toContain("MTU = 65000\n");
+        expect(wstunnel).not.toContain("TCPMSS");
+        // The relay routes the gateway's tunnel address and LAN at the same MTU.
+        const relayTemplate = renderWgQuickConf(relayWgQuickConf(relay, [{ ...rpi1, role: "gateway", transport: "udp" }], new Set()));
+        expect(relayTemplate).toContain(["# rpi1 (gateway)", "# wg-relay route MTU: 1420", "PublicKey = <public key of rpi1>", "AllowedIPs = 10.10.0.2/32, 192.168.1.0/24"].join("\n"));
     });
 
     it("reads back the peers and PostUp firewall rules a template declares (the doctor's expectations)", () => {
@@ -238,7 +254,7 @@ describe("firewall rules", () => {
     });
 
     it("lets the gateway forward to each LAN and the replies back, keeps its tunnel address off the LAN, and masquerades only when asked", () => {
-        const settings = { tunnelSubnets: ["10.10.0.0/24"], tunnelAddresses: ["10.10.0.2"], lanInterface: "eth0", lanSubnets: ["192.168.1.0/24", "192.168.2.0/24"], siteRoutes: [] };
+        const settings = { tunnelSubnets: ["10.10.0.0/24"], tunnelAddresses: ["10.10.0.2"], lanInterface: "eth0", lanSubnets: ["192.168.1.0/24", "192.168.2.0/24"], siteRoutes: [], clampMss: false };
         const masquerading = firewallHooks(gatewayFirewallRules({ ...settings, masquerade: true })).map((hook) => hook.up);
         expect(masquerading).toEqual([
             `iptables -A FORWARD -i %i -o eth0 -d 192.168.1.0/24 -j ACCEPT ${comment}`,
@@ -657,7 +673,7 @@ describe("several sites and relays", () => {
             { name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], siteToSite: true, ssh: { host: "192.168.2.130", hostKey: testHostKey } },
         ],
     } as Record<string, unknown>);
-    const relaysForPeers = sites.relays.map((each) => ({ peerName: each.name, tunnelSubnet: each.tunnel.subnet, wstunnelLocalPort: each.wstunnelLocalPort }));
+    const relaysForPeers = sites.relays.map((each) => ({ peerName: each.name, tunnelSubnet: each.tunnel.subnet, wstunnelLocalPort: each.wstunnelLocalPort, address: relayAddress(each) }));
 
     it("gives a gateway an address and a peer per relay, each through its own local wstunnel listener, the other sites on the first", () => {
         const template = renderWgQuickConf(gatewayWgQuickConf(sites.gateways[0], sites.tunnel, relaysForPeers));
@@ -896,6 +912,7 @@ describe("IPv6 inside the tunnel", () => {
                 siteRoutes: ["192.168.2.0/24", "fd00:2::/64"],
                 masquerade: false,
                 ipv6: { tunnelPrefix: "fd12:3456:789a::/64", tunnelAddress: "fd12:3456:789a::2" },
+                clampMss: false,
             }),
         ).map((hook) => hook.up);
         expect(hooks.filter((rule) => rule.includes(" -s "))).toEqual([

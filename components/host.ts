@@ -18,7 +18,7 @@ const scriptDelimiter = "WG_RELAY_SCRIPT";
 export type Connection = command.types.input.remote.ConnectionArgs;
 
 /** SSH connection settings for a host; `proxy` makes it reachable only through a jump host. */
-export function sshConnection(ssh: SshSettings, hostKey: pulumi.Input<string>, privateKey: pulumi.Input<string>, proxy?: Connection): Connection {
+function sshConnection(ssh: SshSettings, hostKey: pulumi.Input<string>, privateKey: pulumi.Input<string>, proxy?: Connection): Connection {
     return {
         host: ssh.host,
         port: ssh.port,
@@ -37,7 +37,7 @@ export function sshConnection(ssh: SshSettings, hostKey: pulumi.Input<string>, p
  * the host presented at the first `pulumi up`. That key is the output of a local command without triggers: it runs
  * once (again only when the host's address or port changes) and its output stays in the stack's state.
  */
-export function sshHostKey(name: string, ssh: SshSettings, parent: pulumi.Resource): pulumi.Input<string> {
+function sshHostKey(name: string, ssh: SshSettings, parent: pulumi.Resource): pulumi.Input<string> {
     if (ssh.hostKey !== undefined) {
         return ssh.hostKey;
     }
@@ -216,8 +216,27 @@ export function repairLine(repair: number): string | undefined {
 
 const unitStaysUpStep = "unit-stays-up-script";
 
+/** How a component reaches its host over SSH. */
+export interface SshAccess {
+    /** The stack's SSH private key (secret). */
+    privateKey: pulumi.Input<string>;
+    /** The component: it owns the host's steps (and the recorded host key). */
+    parent: pulumi.Resource;
+    /** The stack's `wg-relay:repair` counter (repairLine). */
+    repair: number;
+    /** The first relay's connection, the jump host for a host with `ssh.via: relay`. */
+    relayConnection?: Connection;
+}
+
 /** One machine reached over SSH; steps are children of `parent` and named after `name`. */
 export class Host {
+    /** The host `ssh` describes, with its pinned or first-use host key, through the relay with `ssh.via: relay`. */
+    static overSsh(name: string, ssh: SshSettings, access: SshAccess): Host {
+        const proxy = "via" in ssh && ssh.via === "relay" ? access.relayConnection : undefined;
+        const connection = sshConnection(ssh, sshHostKey(name, ssh, access.parent), access.privateKey, proxy);
+        return new Host(name, connection, ssh.user, access.parent, access.repair);
+    }
+
     private unitStaysUpStep?: command.remote.Command;
     private readonly startedUnits: string[] = [];
 

@@ -3,7 +3,7 @@
 // it also routes the other sites' LANs through the first relay.
 import * as pulumi from "@pulumi/pulumi";
 import { GatewaySettings, isIpv6Network, TunnelNetwork } from "./config";
-import { Host, sshConnection, sshHostKey } from "./host";
+import { Host } from "./host";
 import { firewallHooks, FirewallRule, relayAsPeer, WgQuickConf } from "./render/wireguard";
 import { DeclaredHost } from "./declaredHosts";
 import { renderHeartbeatUnit } from "./render/heartbeat";
@@ -126,8 +126,7 @@ export class LanGateway extends pulumi.ComponentResource {
     constructor(name: string, args: LanGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:LanGateway", name, {}, opts);
         const { gateway, relays } = args;
-        const proxy = gateway.ssh.via === "relay" ? relays[0].connection : undefined;
-        const host = new Host(name, sshConnection(gateway.ssh, sshHostKey(name, gateway.ssh, this), args.sshPrivateKey, proxy), gateway.ssh.user, this, args.repair);
+        const host = Host.overSsh(name, gateway.ssh, { privateKey: args.sshPrivateKey, parent: this, repair: args.repair, relayConnection: relays[0].connection });
 
         const { wireguard, template, staged, declare } = provisionPeerHost(host, {
             ...args,

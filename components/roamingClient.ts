@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ClientSettings, isIpv6Network, TunnelNetwork } from "./config";
 import { ClientBundle } from "./clientBundle";
 import { ipv4AllBut } from "./net";
-import { Host, sshConnection, sshHostKey } from "./host";
+import { Host } from "./host";
 import { shellQuote } from "./shell";
 import { Hook, KeySource, PublicKeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
@@ -229,8 +229,7 @@ export class RoamingClient extends pulumi.ComponentResource {
         );
 
         if (client.ssh) {
-            const proxy = client.ssh.via === "relay" ? relays[0].connection : undefined;
-            const host = new Host(name, sshConnection(client.ssh, sshHostKey(name, client.ssh, this), args.sshPrivateKey, proxy), client.ssh.user, this, args.repair);
+            const host = Host.overSsh(name, client.ssh, { privateKey: args.sshPrivateKey, parent: this, repair: args.repair, relayConnection: relays[0].connection });
             // Only the LAN routes move: a client without any stays on each relay's own subnet.
             const failover = relays.length > 1 && client.routes.length > 0;
             const failoverRelays = client.relayPreference.map((relayName) => {

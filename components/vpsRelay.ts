@@ -2,7 +2,7 @@
 // WireGuard has a peer per gateway (its tunnel address and LANs) and per roaming client.
 import * as pulumi from "@pulumi/pulumi";
 import { RelaySettings, WstunnelSettings } from "./config";
-import { Connection, Host, hostPackages, sshConnection, sshHostKey } from "./host";
+import { Connection, Host, hostPackages } from "./host";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
 import { accessChainHooks, accessRuleCommands, Family, loadAccessRulesScript, RelayRulesSettings, renderAccessRules } from "./render/access";
 import { access6RulesPath, accessRulesPath, relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wgApplyScriptPath, wireguardDir, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
@@ -182,9 +182,9 @@ export class VpsRelay extends pulumi.ComponentResource {
         this.tunnelSubnet = relay.tunnel.subnet;
         this.wstunnelLocalPort = relay.wstunnelLocalPort;
         this.tunnelAddress = relay.tunnelAddress;
-        this.connection = sshConnection(relay.ssh, sshHostKey(name, relay.ssh, this), args.sshPrivateKey);
+        const host = Host.overSsh(name, relay.ssh, { privateKey: args.sshPrivateKey, parent: this, repair: args.repair });
+        this.connection = host.connection;
         this.address = relayAddress(relay);
-        const host = new Host(name, this.connection, relay.ssh.user, this, args.repair);
 
         // The stack's own CA and server certificate, unless the user brings certificate files; the CA also signs the
         // peers' certificates with mutual TLS.

@@ -2,7 +2,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { lightStackTraces } from "./components/stackTraces";
 import { ConfigError, configNamespace, parseStackConfig, stackConfigValues } from "./components/config";
-import { declaredWstunnel, declareHost } from "./components/declaredHosts";
 import { LanGateway } from "./components/lanGateway";
 import { RoamingClient } from "./components/roamingClient";
 import { VpsRelay } from "./components/vpsRelay";
@@ -75,27 +74,6 @@ const roamingClients = clients.map(({ client, key, credential, pathPrefix }) => 
 
 resolvePeersStaged([...lanGateways, ...roamingClients].flatMap(({ component }) => component.staged));
 
-// What each host should have, for `npm run doctor`: the relay with every peer, each gateway and provisioned client
-// with the relay as its peer.
-const wstunnelBinary = declaredWstunnel(wstunnel);
-const relaysAsPeerKeys = Object.fromEntries(relays.map((each) => [each.peerName, each.publicKey]));
-const peerHosts = [
-    ...lanGateways.map(({ name, component }, index) => ({
-        name,
-        role: "gateway" as const,
-        component,
-        template: component.wireguardTemplate,
-        forwarding: true,
-        useWstunnel: network.gateways[index].transport === "wstunnel",
-        failoverRoutes: [],
-    })),
-    ...roamingClients.flatMap(({ name, component }, index) =>
-        component.wireguardTemplate === undefined
-            ? []
-            : [{ name, role: "client" as const, component, template: component.wireguardTemplate, forwarding: false, useWstunnel: network.clients[index].transport === "wstunnel", failoverRoutes: component.failoverRoutes }],
-    ),
-];
-
 /** Every `wg-relay:` key, checked by the schema; a mistake stops the program with just the problems, no stack trace. */
 function readStackConfig() {
     try {
@@ -127,39 +105,6 @@ export const gatewayPublicKeys = Object.fromEntries(lanGateways.map(({ name, com
 /** Secret: read one with `pulumi stack output --show-secrets clientBundles` or `npm run client-files -- NAME DIR`. */
 export const clientBundles = Object.fromEntries(roamingClients.map(({ name, component }) => [name, component.bundle]));
 /** What each host should have (public keys, AllowedIPs, units, firewall rules, wstunnel's checksum): `npm run doctor` checks the hosts against it. */
-export const declaredHosts = pulumi.all({
-    ...Object.fromEntries(
-        relays.map((each) => [
-            each.peerName,
-            declareHost({
-                role: "relay",
-                template: each.wireguardTemplate,
-                publicKey: each.publicKey,
-                peerPublicKeys: Object.fromEntries([...gateways.map(({ gateway, key }) => [gateway.name, key.publicKey]), ...clients.map(({ client, key }) => [client.name, key.publicKey])]),
-                alwaysOnPeers: network.gateways.map((gateway) => gateway.name),
-                forwarding: true,
-                wstunnel: wstunnelBinary,
-                wstunnelRelays: [],
-                failoverRoutes: [],
-                chainRules: each.chainRules,
-                ownCertificate: wstunnel.tls !== undefined,
-            }),
-        ]),
-    ),
-    ...Object.fromEntries(
-        peerHosts.map((host) => [
-            host.name,
-            declareHost({
-                role: host.role,
-                template: host.template,
-                publicKey: host.component.publicKey,
-                peerPublicKeys: relaysAsPeerKeys,
-                alwaysOnPeers: relays.map((each) => each.peerName),
-                forwarding: host.forwarding,
-                wstunnel: host.useWstunnel ? wstunnelBinary : undefined,
-                wstunnelRelays: host.useWstunnel ? relays.map((each) => each.peerName) : [],
-                failoverRoutes: host.failoverRoutes,
-            }),
-        ]),
-    ),
-});
+export const declaredHosts = pulumi.all(
+    Object.fromEntries([...relays.map((each) => [each.peerName, each.declared]), ...[...lanGateways, ...roamingClients].flatMap(({ name, component }) => (component.declared ? [[name, component.declared]] : []))]),
+);

@@ -2,8 +2,8 @@
 // compares with what it finds on the hosts. No secret in it: public keys, AllowedIPs, units, rules, checksums.
 import * as pulumi from "@pulumi/pulumi";
 import { WstunnelArchitecture, WstunnelSettings } from "./config";
-import { readTemplate } from "./render/wireguard";
-import { failoverUnit, heartbeatUnit, stagedSwitchUnit, tlsRenewalPathUnit, wgQuickUnit, wstunnelClientFiles, wstunnelServerUnit } from "./render/paths";
+import { Host } from "./host";
+import { confDeclaration, WgQuickConf } from "./render/wireguard";
 import { fileSha256 } from "./wstunnelService";
 
 export type HostRole = "relay" | "gateway" | "client";
@@ -41,62 +41,54 @@ export interface DeclaredHost {
     failoverRoutes?: string[];
 }
 
-export function declaredWstunnel(wstunnel: WstunnelSettings): DeclaredWstunnel {
+/** The wstunnel binary as the doctor checks it. */
+function declaredWstunnel(wstunnel: WstunnelSettings): DeclaredWstunnel {
     const binary = wstunnel.binary;
     return binary.kind === "upload"
         ? { kind: "upload", binarySha256: fileSha256(binary.localBinary) }
         : { kind: "download", version: wstunnel.version, archiveSha256: binary.sha256 };
 }
 
-/** The units each kind of host runs (see VpsRelay, LanGateway, provisionPeerHost, RoamingClient). */
-export function hostUnits(role: HostRole, services: { wstunnelRelays: string[]; failover: boolean; ownCertificate?: boolean }): string[] {
-    const wstunnel =
-        role === "relay"
-            ? [wstunnelServerUnit, ...(services.ownCertificate ? [tlsRenewalPathUnit] : [])]
-            : services.wstunnelRelays.map((name, index) => wstunnelClientFiles({ name, index }).unit);
-    // A wstunnel peer's staged switch (render/stagedSwitch.ts).
-    const staged = role !== "relay" && services.wstunnelRelays.length > 0 ? [stagedSwitchUnit] : [];
-    return [wgQuickUnit, ...wstunnel, ...staged, ...(role === "gateway" ? [heartbeatUnit] : []), ...(services.failover ? [failoverUnit] : [])];
-}
-
 export interface DeclaredHostArgs {
     role: HostRole;
-    /** The wg0 template pushed to the host. */
-    template: string;
+    /** The host whose steps were all made: each step that starts a unit recorded it there. */
+    host: Host;
+    /** The wg0 conf its template is rendered from. */
+    conf: WgQuickConf;
     publicKey: pulumi.Input<string>;
-    /** Public keys of the peers the template names. */
+    /** Public keys of the peers the conf names. */
     peerPublicKeys: Record<string, pulumi.Input<string>>;
     alwaysOnPeers: string[];
     forwarding: boolean;
-    wstunnel?: DeclaredWstunnel;
-    /** The relays its wstunnel clients dial, in the stack's order (none on the relay or a plain-UDP client). */
-    wstunnelRelays: string[];
-    /** A client's LAN routes that its failover unit moves between relays; none: no failover unit. */
-    failoverRoutes: string[];
+    /** The wstunnel it runs (none on a plain-UDP client). */
+    wstunnel?: WstunnelSettings;
+    /** A client's LAN routes that its failover unit moves between relays. */
+    failoverRoutes?: string[];
     /** The relay's chains (render/access.ts), as `iptables [-t TABLE] -A CHAIN ...` commands. */
     chainRules?: string[];
-    /** A relay with the user's own certificate files (wstunnel.tls), watched for renewals. */
-    ownCertificate?: boolean;
 }
 
+/** What a host should have, from what its component built for it; call it once the component made every step. */
 export function declareHost(args: DeclaredHostArgs): pulumi.Output<DeclaredHost> {
-    const { peers, firewallRules } = readTemplate(args.template);
+    const { peers, firewallRules } = confDeclaration(args.conf);
     const keyOf = (name: string) => {
         const key = args.peerPublicKeys[name];
         if (key === undefined) {
-            throw new Error(`the template names a peer ${name} without a public key`);
+            throw new Error(`the conf names a peer ${name} without a public key`);
         }
         return key;
     };
     const keys = pulumi.all(Object.fromEntries(peers.map((peer) => [peer.name, keyOf(peer.name)])));
+    const units = args.host.units;
+    const failoverRoutes = args.failoverRoutes ?? [];
     return pulumi.all([args.publicKey, keys]).apply(([publicKey, peerKeys]) => ({
         role: args.role,
         publicKey,
-        units: hostUnits(args.role, { wstunnelRelays: args.wstunnelRelays, failover: args.failoverRoutes.length > 0, ownCertificate: args.ownCertificate }),
+        units,
         peers: peers.map((peer) => ({ ...peer, publicKey: peerKeys[peer.name], alwaysOn: args.alwaysOnPeers.includes(peer.name) })),
         firewallRules: [...firewallRules, ...(args.chainRules ?? [])],
         forwarding: args.forwarding,
-        ...(args.wstunnel ? { wstunnel: args.wstunnel } : {}),
-        ...(args.failoverRoutes.length > 0 ? { failoverRoutes: args.failoverRoutes } : {}),
+        ...(args.wstunnel ? { wstunnel: declaredWstunnel(args.wstunnel) } : {}),
+        ...(failoverRoutes.length > 0 ? { failoverRoutes } : {}),
     }));
 }

@@ -18,7 +18,7 @@ const scriptDelimiter = "WG_RELAY_SCRIPT";
 export type Connection = command.types.input.remote.ConnectionArgs;
 
 /** SSH connection settings for a host; `proxy` makes it reachable only through a jump host. */
-export function sshConnection(ssh: SshSettings, hostKey: pulumi.Input<string>, privateKey: pulumi.Input<string>, proxy?: Connection): Connection {
+function sshConnection(ssh: SshSettings, hostKey: pulumi.Input<string>, privateKey: pulumi.Input<string>, proxy?: Connection): Connection {
     return {
         host: ssh.host,
         port: ssh.port,
@@ -37,7 +37,7 @@ export function sshConnection(ssh: SshSettings, hostKey: pulumi.Input<string>, p
  * the host presented at the first `pulumi up`. That key is the output of a local command without triggers: it runs
  * once (again only when the host's address or port changes) and its output stays in the stack's state.
  */
-export function sshHostKey(name: string, ssh: SshSettings, parent: pulumi.Resource): pulumi.Input<string> {
+function sshHostKey(name: string, ssh: SshSettings, parent: pulumi.Resource): pulumi.Input<string> {
     if (ssh.hostKey !== undefined) {
         return ssh.hostKey;
     }
@@ -164,14 +164,15 @@ export interface StepOptions {
     dependsOn?: pulumi.Input<pulumi.Resource>[] | Promise<pulumi.Input<pulumi.Resource>[]>;
 }
 
-/** A step's `dependsOn`, list or promise, with `steps` added. */
-function withSteps(dependsOn: StepOptions["dependsOn"], steps: pulumi.Resource[]): StepOptions["dependsOn"] {
-    return dependsOn instanceof Promise ? dependsOn.then((list) => [...list, ...steps]) : [...(dependsOn ?? []), ...steps];
-}
-
-/** `dependsOn`, and the steps `later` resolves to once they exist (a relay's switching steps wait for its peers' staging). */
-export function withLaterSteps(dependsOn: pulumi.Input<pulumi.Resource>[], later: Promise<pulumi.Resource[]> | undefined): StepOptions["dependsOn"] {
-    return later ? later.then((steps) => [...dependsOn, ...steps]) : dependsOn;
+/**
+ * A step's `dependsOn` with more steps; either may be a promise (a relay's switching steps wait for steps of peers
+ * made after it), and `more` may be absent.
+ */
+export function withSteps(dependsOn: StepOptions["dependsOn"], more: pulumi.Resource[] | Promise<pulumi.Resource[]> | undefined): StepOptions["dependsOn"] {
+    if (dependsOn instanceof Promise || more instanceof Promise) {
+        return Promise.all([dependsOn ?? [], more ?? []]).then(([list, steps]) => [...list, ...steps]);
+    }
+    return [...(dependsOn ?? []), ...(more ?? [])];
 }
 
 export interface RunOptions extends StepOptions {
@@ -201,7 +202,7 @@ export interface WriteSecretFileOptions extends StepOptions {
     /** A group that may read the file as well. */
     group?: string;
     /** Runs when the file changed. */
-    onChange?: pulumi.Input<string>;
+    onChange?: string;
     afterRemove?: string;
 }
 
@@ -213,9 +214,31 @@ export function repairLine(repair: number): string | undefined {
     return repair > 0 ? `# wg-relay:repair ${repair}: this step runs again, putting back what changed by hand` : undefined;
 }
 
+const unitStaysUpStep = "unit-stays-up-script";
+
+/** How a component reaches its host over SSH. */
+export interface SshAccess {
+    /** The stack's SSH private key (secret). */
+    privateKey: pulumi.Input<string>;
+    /** The component: it owns the host's steps (and the recorded host key). */
+    parent: pulumi.Resource;
+    /** The stack's `wg-relay:repair` counter (repairLine). */
+    repair: number;
+    /** The first relay's connection, the jump host for a host with `ssh.via: relay`. */
+    relayConnection?: Connection;
+}
+
 /** One machine reached over SSH; steps are children of `parent` and named after `name`. */
 export class Host {
+    /** The host `ssh` describes, with its pinned or first-use host key, through the relay with `ssh.via: relay`. */
+    static overSsh(name: string, ssh: SshSettings, access: SshAccess): Host {
+        const proxy = "via" in ssh && ssh.via === "relay" ? access.relayConnection : undefined;
+        const connection = sshConnection(ssh, sshHostKey(name, ssh, access.parent), access.privateKey, proxy);
+        return new Host(name, connection, ssh.user, access.parent, access.repair);
+    }
+
     private unitStaysUpStep?: command.remote.Command;
+    private readonly startedUnits: string[] = [];
 
     constructor(
         readonly name: string,
@@ -227,6 +250,9 @@ export class Host {
     ) {}
 
     run(step: string, options: RunOptions): command.remote.Command {
+        // A script that starts or restarts a unit runs unit-stays-up (`systemd`'s commands): its script is there first.
+        const checksUnit = typeof options.script === "string" && options.script.includes(unitStaysUpScriptPath) && step !== unitStaysUpStep;
+        const dependsOn = checksUnit ? withSteps(options.dependsOn, [this.unitStaysUpScript()]) : options.dependsOn;
         const script = pulumi.output(options.script).apply((text) => asRoot([repairLine(this.repair), text].filter(Boolean).join("\n"), this.user));
         const secret = options.stdin?.secret === true;
         return new command.remote.Command(
@@ -244,7 +270,7 @@ export class Host {
             },
             {
                 parent: this.parent,
-                dependsOn: options.dependsOn,
+                dependsOn,
                 additionalSecretOutputs: secret ? ["stdin"] : undefined,
             },
         );
@@ -262,23 +288,18 @@ export class Host {
     writeSecretFile(step: string, options: WriteSecretFileOptions): command.remote.Command {
         return this.run(step, {
             // Root-only, or readable by the group of a service that reads it in place.
-            script: pulumi
-                .output(options.onChange)
-                .apply((onChange) =>
-                    [writeStdinToFileScript({ path: options.path, mode: options.group === undefined ? "0600" : "0640", group: options.group }), whenChanged(onChange)].filter(Boolean).join("\n"),
-                ),
+            script: [writeStdinToFileScript({ path: options.path, mode: options.group === undefined ? "0600" : "0640", group: options.group }), whenChanged(options.onChange)]
+                .filter(Boolean)
+                .join("\n"),
             deleteScript: [removeFilesScript([options.path]), options.afterRemove].filter(Boolean).join("\n"),
             stdin: { content: options.content, secret: true },
             dependsOn: options.dependsOn,
         });
     }
 
-    /**
-     * The step that installs unit-stays-up, which every start and restart of a unit runs (`systemd`'s commands): a
-     * step that starts or restarts one must depend on it. One per host.
-     */
-    unitStaysUpScript(): command.remote.Command {
-        this.unitStaysUpStep ??= this.writeFile("unit-stays-up-script", { path: unitStaysUpScriptPath, content: hostScript("unit-stays-up"), mode: "0755" });
+    /** The step that installs unit-stays-up, which every start and restart of a unit runs (run() adds it). One per host. */
+    private unitStaysUpScript(): command.remote.Command {
+        this.unitStaysUpStep ??= this.writeFile(unitStaysUpStep, { path: unitStaysUpScriptPath, content: hostScript("unit-stays-up"), mode: "0755" });
         return this.unitStaysUpStep;
     }
 
@@ -287,6 +308,7 @@ export class Host {
      * destroy; the step fails when the service does not stay up.
      */
     installServiceUnit(step: string, options: StepOptions & { unit: string; content: pulumi.Input<string> }): command.remote.Command {
+        this.startsUnit(options.unit);
         return this.writeFile(step, {
             path: systemdUnitPath(options.unit),
             content: options.content,
@@ -295,8 +317,18 @@ export class Host {
             ensure: systemd.enableStart(options.unit),
             beforeRemove: systemd.disableStop(options.unit),
             afterRemove: systemd.daemonReload,
-            dependsOn: withSteps(options.dependsOn, [this.unitStaysUpScript()]),
+            dependsOn: options.dependsOn,
         });
+    }
+
+    /** Records a systemd unit that one of this host's steps starts and keeps running: the doctor checks each. */
+    startsUnit(unit: string): void {
+        this.startedUnits.push(unit);
+    }
+
+    /** Every unit the host's steps start, sorted: a set, whatever order the steps were made in. */
+    get units(): string[] {
+        return [...this.startedUnits].sort();
     }
 
     /** Installs Debian packages that are missing; never removes them (other software may rely on them). */

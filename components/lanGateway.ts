@@ -3,8 +3,9 @@
 // routes tunnel traffic onto the LAN. With siteToSite it also routes the other sites' LANs through the first relay.
 import * as pulumi from "@pulumi/pulumi";
 import { GatewaySettings, isIpv6Network, TunnelNetwork } from "./config";
-import { Host, sshConnection, sshHostKey } from "./host";
-import { firewallHooks, FirewallRule, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
+import { Host } from "./host";
+import { firewallHooks, FirewallRule, relayAsPeer, WgQuickConf } from "./render/wireguard";
+import { DeclaredHost } from "./declaredHosts";
 import { renderHeartbeatUnit } from "./render/heartbeat";
 import { heartbeatUnit, peerPresharedKeyPath, wireguardKeyPath } from "./render/paths";
 import { PeerComponentArgs, provisionPeerHost, RelayAccess, relayEndpoint } from "./peerHost";
@@ -131,23 +132,24 @@ export class LanGateway extends pulumi.ComponentResource {
     readonly lanSubnets: pulumi.Output<string[]>;
     /** The rendered wg0 template (no keys in it). */
     readonly wireguardTemplate: string;
+    /** What the host should have (units, peers, rules, wstunnel): `npm run doctor` checks it against the host. */
+    readonly declared: pulumi.Output<DeclaredHost>;
     /** Its staged relay settings: the relays change only after them (render/stagedSwitch.ts). */
     readonly staged: pulumi.Resource[];
 
     constructor(name: string, args: LanGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:LanGateway", name, {}, opts);
         const { gateway, relays } = args;
-        const proxy = gateway.ssh.via === "relay" ? relays[0].connection : undefined;
-        const host = new Host(name, sshConnection(gateway.ssh, sshHostKey(name, gateway.ssh, this), args.sshPrivateKey, proxy), gateway.ssh.user, this, args.repair);
+        const host = Host.overSsh(name, gateway.ssh, { privateKey: args.sshPrivateKey, parent: this, repair: args.repair, relayConnection: relays[0].connection });
 
-        this.wireguardTemplate = renderWgQuickConf(gatewayWgQuickConf(gateway, args.tunnel, relays));
-        const { wireguard, staged } = provisionPeerHost(host, {
+        const { wireguard, template, staged, declare } = provisionPeerHost(host, {
             ...args,
-            template: this.wireguardTemplate,
+            conf: gatewayWgQuickConf(gateway, args.tunnel, relays),
             forwarding: true,
             ipv6Upstream: args.tunnel.ipv6 ? gateway.lanInterface : undefined,
             interfaces: [{ key: gateway.lanInterfaceKey, name: gateway.lanInterface }],
         });
+        this.wireguardTemplate = template;
         this.staged = staged;
         host.installServiceUnit("heartbeat-unit", {
             unit: heartbeatUnit,
@@ -155,6 +157,7 @@ export class LanGateway extends pulumi.ComponentResource {
             dependsOn: [wireguard],
         });
 
+        this.declared = declare("gateway");
         this.publicKey = args.key.publicKey;
         this.tunnelAddress = pulumi.output(gateway.tunnelAddress);
         this.lanSubnets = pulumi.output(gateway.lanSubnets);

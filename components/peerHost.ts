@@ -20,6 +20,8 @@ import {
 import { hostScript, wgApplyCommand } from "./render/scripts";
 import { renderStagedSwitchUnit, stagedPath } from "./render/stagedSwitch";
 import { ClientCertificate } from "./relayPki";
+import { DeclaredHost, declareHost, HostRole } from "./declaredHosts";
+import { renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { WireguardKey } from "./wireguardKey";
 import { deployWireguardInterface, publicKeysContent } from "./wireguardInterface";
 import { clientCertificateFileContent, deployWstunnelClient, installWstunnelBinary, wstunnelClientSettings, wstunnelClientUnitContent } from "./wstunnelService";
@@ -76,7 +78,8 @@ export interface PeerComponentArgs {
 }
 
 export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPrivateKey" | "repair"> {
-    template: string;
+    /** Its wg0: the template pushed to the host is rendered from it (no keys in it). */
+    conf: WgQuickConf;
     forwarding: boolean;
     /** With IPv6 inside the tunnel, a forwarding host's interface that keeps its IPv6 autoconfiguration. */
     ipv6Upstream?: string;
@@ -89,8 +92,12 @@ export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPri
 /** The peer's wg0 (the step after which it is in place) and its staged relay settings (render/stagedSwitch.ts). */
 export interface ProvisionedPeer {
     wireguard: command.remote.Command;
+    /** The wg0 template pushed to the host. */
+    template: string;
     /** What the relays' switching steps wait for: empty for a peer on plain UDP. */
     staged: command.remote.Command[];
+    /** What the host should have, for the doctor: called once the component made its last step on the host. */
+    declare(role: Exclude<HostRole, "relay">, failoverRoutes?: string[]): pulumi.Output<DeclaredHost>;
 }
 
 export function provisionPeerHost(host: Host, args: PeerHostArgs): ProvisionedPeer {
@@ -125,9 +132,10 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): ProvisionedPe
     const wstunnel = firstClient ? [firstClient, ...clients.slice(1).map((client) => deployClient(client, false, [binary!, firstClient]))] : [];
     const staged = pathPrefix ? stageRelaySettings(host, args, tls, clients, peerPublicKeys, [packages]) : [];
     const presharedKey = args.key.presharedKey;
+    const template = renderWgQuickConf(args.conf);
     const wireguard = deployWireguardInterface(host, {
         privateKey: args.key.privateKey,
-        template: args.template,
+        template,
         peerPublicKeys,
         presharedKeys: presharedKey === undefined ? [] : [{ step: "preshared-key", path: peerPresharedKeyPath, key: presharedKey }],
         forwarding: args.forwarding,
@@ -135,7 +143,19 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): ProvisionedPe
         congestionControl: args.wstunnel.congestionControl,
         dependsOn: [packages, ...wstunnel],
     });
-    return { wireguard, staged };
+    const declare = (role: Exclude<HostRole, "relay">, failoverRoutes?: string[]) =>
+        declareHost({
+            role,
+            host,
+            conf: args.conf,
+            publicKey: args.key.publicKey,
+            peerPublicKeys: Object.fromEntries(peerPublicKeys.map((relay) => [relay.name, relay.publicKey])),
+            alwaysOnPeers: args.relays.map((relay) => relay.peerName),
+            forwarding: args.forwarding,
+            wstunnel: pathPrefix ? args.wstunnel : undefined,
+            failoverRoutes,
+        });
+    return { wireguard, template, staged, declare };
 }
 
 /**

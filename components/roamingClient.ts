@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ClientSettings, isIpv6Network, TunnelNetwork } from "./config";
 import { ClientBundle } from "./clientBundle";
 import { ipv4AllBut } from "./net";
-import { Host, sshConnection, sshHostKey } from "./host";
+import { Host } from "./host";
 import { shellQuote } from "./shell";
 import { Hook, KeySource, PublicKeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
@@ -17,6 +17,7 @@ import { platformWstunnelFiles } from "./render/clientPlatforms";
 import { hostScript } from "./render/scripts";
 import { relayDescription } from "./lanGateway";
 import { PeerComponentArgs, provisionPeerHost, RelayAccess, relayEndpoint } from "./peerHost";
+import { DeclaredHost } from "./declaredHosts";
 import { wstunnelClientSettings } from "./wstunnelService";
 
 /** How often the failover unit checks the relays: with 2 misses to go down, a dead primary is left within about 6 s. */
@@ -193,8 +194,8 @@ export class RoamingClient extends pulumi.ComponentResource {
     readonly bundle: pulumi.Output<ClientBundle>;
     /** The wg0 template pushed to a client provisioned over SSH (no keys in it). */
     readonly wireguardTemplate: string | undefined;
-    /** The LAN routes its failover unit moves between relay peers (none: no failover unit). */
-    readonly failoverRoutes: string[] = [];
+    /** What a client provisioned over SSH should have, for `npm run doctor`; undefined for a bundle-only client. */
+    readonly declared: pulumi.Output<DeclaredHost> | undefined;
     /** A provisioned client's staged relay settings: the relays change only after them (render/stagedSwitch.ts). */
     readonly staged: pulumi.Resource[] = [];
 
@@ -229,16 +230,14 @@ export class RoamingClient extends pulumi.ComponentResource {
         );
 
         if (client.ssh) {
-            const proxy = client.ssh.via === "relay" ? relays[0].connection : undefined;
-            const host = new Host(name, sshConnection(client.ssh, sshHostKey(name, client.ssh, this), args.sshPrivateKey, proxy), client.ssh.user, this, args.repair);
+            const host = Host.overSsh(name, client.ssh, { privateKey: args.sshPrivateKey, parent: this, repair: args.repair, relayConnection: relays[0].connection });
             // Only the LAN routes move: a client without any stays on each relay's own subnet.
             const failover = relays.length > 1 && client.routes.length > 0;
-            this.failoverRoutes = failover ? client.routes : [];
             const failoverRelays = client.relayPreference.map((relayName) => {
                 const index = relays.findIndex((relay) => relay.peerName === relayName);
                 return { name: relayName, tunnelSubnet: relays[index].tunnelSubnet, relayAddress: relays[index].tunnelAddress, ownAddress: client.tunnelAddresses[index] };
             });
-            this.wireguardTemplate = renderWgQuickConf({
+            const conf: WgQuickConf = {
                 ...clientWgQuickConf({
                     ...confSettings,
                     relays: confRelays(client, relays, (relay) => ({ ofPeer: relay.peerName })),
@@ -247,8 +246,9 @@ export class RoamingClient extends pulumi.ComponentResource {
                     stockApp: true,
                 }),
                 directives: failover ? [failoverDirective({ routes: client.routes, relays: failoverRelays })] : [],
-            });
-            const { wireguard, staged } = provisionPeerHost(host, { ...args, template: this.wireguardTemplate, forwarding: false, packages: failover ? ["iputils-ping"] : [] });
+            };
+            const { wireguard, template, staged, declare } = provisionPeerHost(host, { ...args, conf, forwarding: false, packages: failover ? ["iputils-ping"] : [] });
+            this.wireguardTemplate = template;
             this.staged = staged;
             if (failover) {
                 const script = host.writeFile("wg-failover-script", { path: wgFailoverScriptPath, content: hostScript("wg-failover"), mode: "0755" });
@@ -258,6 +258,7 @@ export class RoamingClient extends pulumi.ComponentResource {
                     dependsOn: [wireguard, script],
                 });
             }
+            this.declared = declare("client", failover ? client.routes : []);
         }
 
         this.publicKey = args.key.publicKey;

@@ -2,12 +2,13 @@
 // WireGuard has a peer per gateway (its tunnel address and LANs) and per roaming client.
 import * as pulumi from "@pulumi/pulumi";
 import { RelaySettings, WstunnelSettings } from "./config";
-import { Connection, Host, hostPackages, sshConnection, sshHostKey } from "./host";
+import { Connection, Host, hostPackages } from "./host";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
 import { accessChainHooks, accessRuleCommands, Family, loadAccessRulesScript, RelayRulesSettings, renderAccessRules } from "./render/access";
 import { access6RulesPath, accessRulesPath, relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wgApplyScriptPath, wireguardDir, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
 import { defaultRouteInterface, rulesDefaultRouteInterfaceFilter } from "./render/interfaces";
 import { createRelayPki, createStackCa, StackCa } from "./relayPki";
+import { DeclaredHost, declareHost } from "./declaredHosts";
 import { WireguardKey } from "./wireguardKey";
 import { deployWireguardInterface } from "./wireguardInterface";
 import { deployWstunnelServer, installWstunnelBinary } from "./wstunnelService";
@@ -159,8 +160,8 @@ export class VpsRelay extends pulumi.ComponentResource {
     readonly switched: pulumi.Resource[];
     /** The rendered wg0 template (no keys in it). */
     readonly wireguardTemplate: string;
-    /** The rules of the relay's own chains, both families, as the commands that add them: for the doctor. */
-    readonly chainRules: string[];
+    /** What the host should have (units, peers, rules, wstunnel): `npm run doctor` checks it against the host. */
+    readonly declared: pulumi.Output<DeclaredHost>;
     /**
      * The stack's CA, for the next relays' server certificates and with mutual TLS the peers' client certificates;
      * undefined with user-supplied certificate files and no mutual TLS.
@@ -181,9 +182,9 @@ export class VpsRelay extends pulumi.ComponentResource {
         this.tunnelSubnet = relay.tunnel.subnet;
         this.wstunnelLocalPort = relay.wstunnelLocalPort;
         this.tunnelAddress = relay.tunnelAddress;
-        this.connection = sshConnection(relay.ssh, sshHostKey(name, relay.ssh, this), args.sshPrivateKey);
+        const host = Host.overSsh(name, relay.ssh, { privateKey: args.sshPrivateKey, parent: this, repair: args.repair });
+        this.connection = host.connection;
         this.address = relayAddress(relay);
-        const host = new Host(name, this.connection, relay.ssh.user, this, args.repair);
 
         // The stack's own CA and server certificate, unless the user brings certificate files; the CA also signs the
         // peers' certificates with mutual TLS.
@@ -214,7 +215,6 @@ export class VpsRelay extends pulumi.ComponentResource {
 
         // Its own step per family, applied live: a change of access rules touches neither the template nor WireGuard.
         const rules = relayRuleFiles(relay);
-        this.chainRules = rules.flatMap((file) => accessRuleCommands(file.content, file.family));
         const ruleFiles = rules.map((file) =>
             host.writeFile(file.step, {
                 path: file.path,
@@ -227,8 +227,11 @@ export class VpsRelay extends pulumi.ComponentResource {
             }),
         );
 
+        // The relay forwards between its peers and to the internet.
+        const forwarding = true;
         const withPresharedKey = args.peers.filter((peer) => peer.key.presharedKey !== undefined);
-        this.wireguardTemplate = renderWgQuickConf(relayWgQuickConf(relay, args.peers, new Set(withPresharedKey.map((peer) => peer.name))));
+        const conf = relayWgQuickConf(relay, args.peers, new Set(withPresharedKey.map((peer) => peer.name)));
+        this.wireguardTemplate = renderWgQuickConf(conf);
         const wireguard = deployWireguardInterface(host, {
             privateKey: args.key.privateKey,
             template: this.wireguardTemplate,
@@ -238,7 +241,7 @@ export class VpsRelay extends pulumi.ComponentResource {
                 path: relayPresharedKeyPath(peer.name),
                 key: peer.key.presharedKey!,
             })),
-            forwarding: true,
+            forwarding,
             ipv6Upstream: relay.tunnel.ipv6 ? relay.publicInterface : undefined,
             congestionControl: args.wstunnel.congestionControl,
             dependsOn: [packages, server.unit, ...ruleFiles],
@@ -248,6 +251,17 @@ export class VpsRelay extends pulumi.ComponentResource {
         this.switched = [wireguard, server.unit];
 
         this.publicKey = args.key.publicKey;
+        this.declared = declareHost({
+            role: "relay",
+            host,
+            conf,
+            publicKey: this.publicKey,
+            peerPublicKeys: Object.fromEntries(args.peers.map((peer) => [peer.name, peer.key.publicKey])),
+            alwaysOnPeers: args.peers.filter((peer) => peer.role === "gateway").map((peer) => peer.name),
+            forwarding,
+            wstunnel,
+            chainRules: rules.flatMap((file) => accessRuleCommands(file.content, file.family)),
+        });
         this.wssUrl = pulumi.output(`wss://${relay.publicAddress}:${relay.wstunnelPort}`);
         this.registerOutputs({
             publicKey: this.publicKey,

@@ -2,7 +2,7 @@
 // template wg-apply turns into wg0.conf and brings into effect.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { Host, removeFilesScript, systemd, withLaterSteps } from "./host";
+import { Host, removeFilesScript, systemd, withSteps } from "./host";
 import { shellQuote } from "./shell";
 import { hostScript, sysctlApplyCommand, sysctlRestoreCommand, wgApplyCommand } from "./render/scripts";
 import { congestionControlKey, ForwardingSysctlSettings, renderForwardingSysctl } from "./render/sysctl";
@@ -61,7 +61,7 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
             path: wireguardKeyPath,
             content: args.privateKey,
             onChange: applyAfterKeyChange,
-            dependsOn: withLaterSteps([...args.dependsOn, applyScript], args.keyAfter),
+            dependsOn: withSteps([...args.dependsOn, applyScript], args.keyAfter),
         }),
         ...args.presharedKeys.map((presharedKey) =>
             host.writeSecretFile(presharedKey.step, {
@@ -104,6 +104,7 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
               }),
           ]
         : [];
+    host.startsUnit(wgQuickUnit);
     return host.writeFile("wireguard-template", {
         path: wireguardTemplatePath,
         content: args.template,

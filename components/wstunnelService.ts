@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { WstunnelSettings } from "./config";
-import { Host, removeFilesScript, systemd, withLaterSteps } from "./host";
+import { Host, removeFilesScript, systemd, withSteps } from "./host";
 import { shellQuote } from "./shell";
 import {
     renderClientCertificatePem,
@@ -38,9 +38,16 @@ import {
     wstunnelServerUnit,
 } from "./render/paths";
 
-/** SHA-256 of a local file, read once per program run. */
+const fileSha256s = new Map<string, string>();
+
+/** SHA-256 of a local file, read once per program run (every host that gets the binary asks for it). */
 export function fileSha256(path: string): string {
-    return createHash("sha256").update(readFileSync(path)).digest("hex");
+    let sha256 = fileSha256s.get(path);
+    if (sha256 === undefined) {
+        sha256 = createHash("sha256").update(readFileSync(path)).digest("hex");
+        fileSha256s.set(path, sha256);
+    }
+    return sha256;
 }
 
 /** Installs /usr/local/bin/wstunnel; a new binary restarts `units` (the server, or a client per relay). */
@@ -105,7 +112,7 @@ function deployWstunnelService(host: Host, args: WstunnelServiceArgs): { unit: c
     const unit = host.installServiceUnit(`wstunnel-${args.role}-unit`, {
         unit: args.unit,
         content: args.unitContent,
-        dependsOn: withLaterSteps([...args.dependsOn, secretFile, ...args.supportingFiles(restart)], args.unitAfter),
+        dependsOn: withSteps([...args.dependsOn, secretFile, ...args.supportingFiles(restart)], args.unitAfter),
     });
     return { unit, secretFile };
 }
@@ -130,8 +137,7 @@ export interface WstunnelServerArgs {
 export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { unit: command.remote.Command; restrictions: command.remote.Command } {
     const certificate = args.certificate;
     const clientCaPem = args.clientCaPem;
-    // Restarts of the unit check that it stays up.
-    const dependsOn = [...args.dependsOn, host.unitStaysUpScript()];
+    const dependsOn = args.dependsOn;
     // The group that lets the unprivileged server read its restrictions file in place (and so reload it live).
     const group = host.run("wstunnel-group", {
         script: `getent group ${wstunnelRestrictionsGroup} >/dev/null || groupadd --system ${wstunnelRestrictionsGroup}`,
@@ -160,18 +166,18 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { un
                           content: certificate.certPem,
                           mode: "0644",
                           onChange: restart,
-                          dependsOn: withLaterSteps(dependsOn, args.switchAfter),
+                          dependsOn: withSteps(dependsOn, args.switchAfter),
                       }),
                       host.writeSecretFile("tls-private-key", {
                           path: args.settings.privateKeyFile,
                           content: certificate.keyPem,
                           onChange: restart,
-                          dependsOn: withLaterSteps(dependsOn, args.switchAfter),
+                          dependsOn: withSteps(dependsOn, args.switchAfter),
                       }),
                   ]
                 : []),
             ...(clientCaPem
-                ? [host.writeFile("tls-client-ca", { path: clientCaPath, content: clientCaPem, mode: "0644", onChange: restart, dependsOn: withLaterSteps(dependsOn, args.switchAfter) })]
+                ? [host.writeFile("tls-client-ca", { path: clientCaPath, content: clientCaPem, mode: "0644", onChange: restart, dependsOn: withSteps(dependsOn, args.switchAfter) })]
                 : []),
         ],
         dependsOn,
@@ -271,8 +277,7 @@ export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): comm
     const clientCertificate = args.clientCertificate;
     const certificateFile = args.settings.clientCertificateFile;
     const caFile = args.settings.caFile;
-    // Restarts of the units check that they stay up.
-    const dependsOn = [...args.dependsOn, host.unitStaysUpScript()];
+    const dependsOn = args.dependsOn;
     const restartOthers = (args.otherClientUnits ?? []).map(systemd.restartIfActive);
     return deployWstunnelService(host, {
         role: `client${args.files.stepSuffix}`,

@@ -150,28 +150,17 @@ export function relayAsPeer(relay: RelayAsPeerSettings): WgPeer {
     };
 }
 
-/** What a host template declares, read back from it as wg-apply reads it: the peers and the firewall rules. */
-export interface TemplateDeclaration {
-    /** Each peer by the name its `PublicKey = <public key of NAME>` line gives, with its AllowedIPs. */
+/** What a host's conf declares for the doctor: its peers named by `ofPeer`, and the firewall rules its hooks add. */
+export interface ConfDeclaration {
+    /** Each peer whose public key comes from the host's public-keys file, by that name, with its AllowedIPs. */
     peers: { name: string; allowedIps: string[] }[];
-    /** The PostUp lines that add iptables and ip6tables rules, as written (`%i` for the interface). */
+    /** The PostUp commands that run iptables or ip6tables, as written (`%i` for the interface). */
     firewallRules: string[];
 }
 
-export function readTemplate(template: string): TemplateDeclaration {
-    const peers: TemplateDeclaration["peers"] = [];
-    const firewallRules: string[] = [];
-    for (const line of template.split("\n")) {
-        const postUp = /^PostUp = (ip6?tables .*)$/.exec(line);
-        const peer = /^PublicKey = <public key of ([a-z][a-z0-9-]*)>$/.exec(line);
-        const allowedIps = /^AllowedIPs = (.*)$/.exec(line);
-        if (postUp) {
-            firewallRules.push(postUp[1]);
-        } else if (peer) {
-            peers.push({ name: peer[1], allowedIps: [] });
-        } else if (allowedIps && peers.length > 0) {
-            peers[peers.length - 1].allowedIps = allowedIps[1].split(/,\s*/);
-        }
-    }
-    return { peers, firewallRules };
+export function confDeclaration(conf: WgQuickConf): ConfDeclaration {
+    return {
+        peers: conf.peers.flatMap((peer) => ("ofPeer" in peer.publicKey ? [{ name: peer.publicKey.ofPeer, allowedIps: peer.allowedIps }] : [])),
+        firewallRules: conf.interface.hooks.map((hook) => hook.up).filter((up) => /^ip6?tables /.test(up)),
+    };
 }

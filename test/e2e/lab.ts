@@ -141,6 +141,13 @@ export function up(): string {
     return output;
 }
 
+/** `pulumi up` of another program's folder (e.g. an earlier commit's) on the lab stack; returns its output. */
+export function upFrom(programDir: string): string {
+    rmSync(convergedStamp, { force: true });
+    // The lab runs pulumi with --cwd at this checkout; the later --cwd wins.
+    return lab(["pulumi", "--cwd", programDir, "up", "--stack", "lab", "--yes", "--skip-preview"]);
+}
+
 /** `pulumi up` while the laptop pings the LAN host across the relay and the gateway's tunnel; no ping may be lost. */
 export async function upWithoutLoss(): Promise<void> {
     const ping = startInNamespace("laptop", ["ping", "-n", "-i", "0.2", "192.168.1.20"]);

@@ -413,7 +413,7 @@ describe("program under mocks", () => {
         expect(hosts.rpi1).toEqual({
             role: "gateway",
             publicKey: rpi1Key,
-            units: ["wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-staged-switch.service", "wg-relay-heartbeat.service"],
+            units: ["wg-quick@wg0.service", "wg-relay-heartbeat.service", "wg-relay-staged-switch.service", "wg-relay-wstunnel-client.service"],
             peers: [{ name: "relay", publicKey: relayKey, allowedIps: ["10.10.0.0/24"], alwaysOn: true }],
             firewallRules: [
                 "iptables -A FORWARD -i %i -o %default-route-dev -d 192.168.1.0/24 -j ACCEPT -m comment --comment wg-relay",
@@ -424,7 +424,7 @@ describe("program under mocks", () => {
             forwarding: true,
             wstunnel: { kind: "upload", binarySha256: emptyFileSha256 },
         });
-        expect(hosts.workstation).toMatchObject({ role: "client", units: ["wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-staged-switch.service"], firewallRules: [], forwarding: false });
+        expect(hosts.workstation).toMatchObject({ role: "client", units: ["wg-quick@wg0.service", "wg-relay-staged-switch.service", "wg-relay-wstunnel-client.service"], firewallRules: [], forwarding: false });
         // Every unit the doctor expects is one the program installs (wg-quick's through wg-apply).
         const unitSteps = (await Promise.all(mockCommands.map((recorded) => inputsOf(recorded)))).map((inputs) => inputs.create as string).join("\n");
         for (const unit of new Set(Object.values(hosts as Record<string, { units: string[] }>).flatMap((host) => host.units))) {
@@ -1020,10 +1020,10 @@ describe("program: several sites and relays", () => {
         ]);
         // A wstunnel client per relay on each peer host, and the failover unit on the client that moves between them.
         expect(declared.rpi2.units).toEqual([
-            "wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-wstunnel-client-relay2.service", "wg-relay-staged-switch.service", "wg-relay-heartbeat.service",
+            "wg-quick@wg0.service", "wg-relay-heartbeat.service", "wg-relay-staged-switch.service", "wg-relay-wstunnel-client-relay2.service", "wg-relay-wstunnel-client.service",
         ]);
         expect(declared.laptop.units).toEqual([
-            "wg-quick@wg0.service", "wg-relay-wstunnel-client.service", "wg-relay-wstunnel-client-relay2.service", "wg-relay-staged-switch.service", "wg-relay-failover.service",
+            "wg-quick@wg0.service", "wg-relay-failover.service", "wg-relay-staged-switch.service", "wg-relay-wstunnel-client-relay2.service", "wg-relay-wstunnel-client.service",
         ]);
         expect(declared.relay2.units).toEqual(["wg-quick@wg0.service", "wg-relay-wstunnel-server.service"]);
         expect(declared.laptop.failoverRoutes).toEqual(["192.168.1.0/24", "192.168.2.0/24"]);

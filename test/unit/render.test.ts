@@ -11,7 +11,7 @@ import { renderForwardingSysctl } from "../../components/render/sysctl";
 import { renderHeartbeatUnit } from "../../components/render/heartbeat";
 import { failoverDirective, renderFailoverUnit } from "../../components/render/failover";
 import { renderStagedSwitchUnit, stagedPath } from "../../components/render/stagedSwitch";
-import { firewallHooks, readTemplate, renderPublicKeys, renderWgQuickConf } from "../../components/render/wireguard";
+import { confDeclaration, firewallHooks, renderPublicKeys, renderWgQuickConf } from "../../components/render/wireguard";
 import {
     renderWstunnelClientUnit,
     renderWstunnelClientEnvironment,
@@ -128,13 +128,12 @@ describe("wg-quick templates: every key named, never written", () => {
         expect(relayTemplate).toContain(["# rpi1 (gateway)", "# wg-relay route MTU: 1420", "PublicKey = <public key of rpi1>", "AllowedIPs = 10.10.0.2/32, 192.168.1.0/24"].join("\n"));
     });
 
-    it("reads back the peers and PostUp firewall rules a template declares (the doctor's expectations)", () => {
+    it("declares the peers and PostUp firewall rules of a conf (the doctor's expectations)", () => {
         const peers = [
             { ...rpi1, role: "gateway" as const },
             { ...laptop, role: "client" as const, lanSubnets: [] },
         ];
-        const relayTemplate = renderWgQuickConf(relayWgQuickConf(relay, peers, new Set(["rpi1"])));
-        expect(readTemplate(relayTemplate)).toEqual({
+        expect(confDeclaration(relayWgQuickConf(relay, peers, new Set(["rpi1"])))).toEqual({
             peers: [
                 { name: "rpi1", allowedIps: ["10.10.0.2/32", "192.168.1.0/24"] },
                 { name: "laptop", allowedIps: ["10.10.0.3/32"] },
@@ -152,7 +151,7 @@ describe("wg-quick templates: every key named, never written", () => {
             privateKey: { file: "/etc/wireguard/wg0.key" },
             stockApp: false,
         });
-        expect(readTemplate(renderWgQuickConf(client))).toEqual({ peers: [{ name: "relay", allowedIps: ["0.0.0.0/0"] }], firewallRules: [] });
+        expect(confDeclaration(client)).toEqual({ peers: [{ name: "relay", allowedIps: ["0.0.0.0/0"] }], firewallRules: [] });
     });
 
     it("lists the public keys wg-apply fills in, one line per peer", () => {
@@ -715,15 +714,16 @@ describe("several sites and relays", () => {
             endpoint: `127.0.0.1:${51820 + index}`,
         }));
         const settings = { tunnel: sites.tunnel, relayHost: "198.51.100.10", relays, privateKey: { file: "/etc/wireguard/wg0.key" }, stockApp: false };
-        const conf = renderWgQuickConf(clientWgQuickConf({ ...settings, client: laptop }));
+        const declared = clientWgQuickConf({ ...settings, client: laptop });
+        const conf = renderWgQuickConf(declared);
         expectGolden("client-two-relays-wg0.template.conf", conf);
-        expect(readTemplate(conf).peers).toEqual([
+        expect(confDeclaration(declared).peers).toEqual([
             { name: "relay", allowedIps: ["10.10.0.0/24", "192.168.1.0/24", "192.168.2.0/24"] },
             { name: "relay2", allowedIps: ["10.10.1.0/24"] },
         ]);
         expect(conf).toContain("Address = 10.10.0.3/24, 10.10.1.3/24\n");
-        const onRelay2 = renderWgQuickConf(clientWgQuickConf({ ...settings, client: { ...laptop, relayPreference: ["relay2", "relay"] } }));
-        expect(readTemplate(onRelay2).peers).toEqual([
+        const onRelay2 = clientWgQuickConf({ ...settings, client: { ...laptop, relayPreference: ["relay2", "relay"] } });
+        expect(confDeclaration(onRelay2).peers).toEqual([
             { name: "relay", allowedIps: ["10.10.0.0/24"] },
             { name: "relay2", allowedIps: ["10.10.1.0/24", "192.168.1.0/24", "192.168.2.0/24"] },
         ]);
@@ -820,7 +820,8 @@ describe("IPv6 inside the tunnel", () => {
             { ...v6gateway, role: "gateway" as const },
             { ...v6laptop, role: "client" as const, lanSubnets: [] },
         ];
-        const template = renderWgQuickConf(relayWgQuickConf(v6relay, peers, new Set()));
+        const conf = relayWgQuickConf(v6relay, peers, new Set());
+        const template = renderWgQuickConf(conf);
         expect(template).toContain("Address = 10.10.0.1/24, fd12:3456:789a::1/64\n");
         expect(template).toContain("AllowedIPs = 10.10.0.2/32, fd12:3456:789a::2/128, 192.168.1.0/24, fd00:1::/64\n");
         expect(template).toContain("AllowedIPs = 10.10.0.3/32, fd12:3456:789a::3/128\n");
@@ -836,8 +837,8 @@ describe("IPv6 inside the tunnel", () => {
             "PostDown = ip6tables -D FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
             "PostDown = ip6tables -w -F WG-RELAY-ACCESS && ip6tables -w -X WG-RELAY-ACCESS && ip6tables -w -F WG-RELAY-INPUT && ip6tables -w -X WG-RELAY-INPUT && ip6tables -w -F WG-RELAY-EGRESS && ip6tables -w -X WG-RELAY-EGRESS",
         ]);
-        // wg-apply and the doctor read the ip6tables rules as they read the iptables ones.
-        expect(readTemplate(template).firewallRules.filter((rule) => rule.startsWith("ip6tables"))).toEqual([
+        // The doctor checks the ip6tables rules as it checks the iptables ones.
+        expect(confDeclaration(conf).firewallRules.filter((rule) => rule.startsWith("ip6tables"))).toEqual([
             "ip6tables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
             "ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
             "ip6tables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",

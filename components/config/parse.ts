@@ -4,7 +4,7 @@
 import { z } from "zod";
 import { Network, resolveNetwork } from "./resolve";
 import { checkTopology } from "./rules";
-import { configNamespace, stackConfigObject } from "./schema";
+import { configNamespace, stackConfigObject, unwrapped } from "./schema";
 
 /**
  * The config parsed once, with everything derived from it resolved: components take it as it is and parse nothing.
@@ -83,17 +83,15 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
 /** The keys the schema allows in the object at `path`. */
 function knownKeys(path: PropertyKey[]): string[] {
     let schema: z.core.$ZodType = stackConfigObject;
-    const unwrap = (type: z.core.$ZodType): z.core.$ZodType =>
-        type instanceof z.ZodDefault || type instanceof z.ZodOptional ? unwrap(type.unwrap() as z.core.$ZodType) : type;
     for (const part of path) {
-        schema = unwrap(schema);
+        schema = unwrapped(schema);
         if (schema instanceof z.ZodArray && typeof part === "number") {
             schema = schema.element as z.core.$ZodType;
         } else if (schema instanceof z.ZodObject) {
             schema = schema.shape[String(part)] as z.core.$ZodType;
         }
     }
-    schema = unwrap(schema);
+    schema = unwrapped(schema);
     return schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
 }
 

@@ -1,330 +1,431 @@
-// The cross-field rules: what no single key's own check can see.
+// The cross-field rules: what no key's own check can see. Each rule reads the typed parts that parsed (salvage.ts)
+// and names the key each of its problems is about; a rule that establishes something later rules need (the tunnel
+// subnets, the relays' host parts, the LANs) returns the sound part of it.
 import { z } from "zod";
 import { Cidr, cidrContains, cidrsOverlap, intToIp, ipToInt, ipv6HostAddress, IpNetwork, isIpv4, isNetworkOrBroadcast, networksOverlap, networkWithin, parseAddressOrNetwork, parseCidr, parseNetwork } from "../net";
 import { derivedIpv6Prefix } from "./resolve";
-import { wstunnelArchitectures } from "./schema";
+import { isSet, salvage, Salvaged } from "./salvage";
+import { clientSchema, gatewaySchema, ParsedConfig, relaySchema, stackConfigObject, wstunnelArchitectures } from "./schema";
 
-// Cross-field checks run even when some fields failed their own checks, so one run reports every problem. They
-// read the config through these guards: a malformed part (already reported) is skipped, never dereferenced.
-type Loose = Record<string, unknown>;
-const looseObject = (value: unknown): Loose => (value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Loose) : {});
-const looseList = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
-const looseString = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
+type Path = (string | number)[];
+type Report = (path: Path, message: string) => void;
+type Relay = Salvaged<z.output<typeof relaySchema>>;
+type Gateway = Salvaged<z.output<typeof gatewaySchema>>;
+type Client = Salvaged<z.output<typeof clientSchema>>;
 
+/** A part of the config with where it is: `path` for issues, `key` as messages name it (relays[1]). */
+interface Located<Part> {
+    value: Part;
+    path: Path;
+    key: string;
+}
+
+interface Parts {
+    config: Salvaged<ParsedConfig>;
+    /** `relay` (one) or each of `relays` (several); `relay` even when neither is set. */
+    relays: Located<Relay>[];
+    gateways: Located<Gateway>[];
+    clients: Located<Client>[];
+    /** Gateways, then clients. */
+    peers: Located<Gateway | Client>[];
+    /** tunnel.subnet, where it parsed. */
+    subnet?: KnownSubnet;
+}
+
+interface KnownSubnet {
+    cidr: Cidr;
+    text: string;
+}
+
+/** A network some key claims, by the key that claims it. */
+interface ClaimedNetwork {
+    network: IpNetwork;
+    text: string;
+    key: string;
+}
+
+const keyName = (path: Path) => path.map((part, index) => (typeof part === "number" ? `[${part}]` : index === 0 ? part : `.${part}`)).join("");
+const located = <Part>(value: Part, path: Path): Located<Part> => ({ value, path, key: keyName(path) });
+const hostPart = (address: string, within: Cidr) => ipToInt(address) - within.network;
+
+function partsOf(value: unknown): Parts {
+    const config = salvage(stackConfigObject, value) ?? {};
+    const listed = <Part>(key: string, items: (Part | undefined)[] | undefined) => (items ?? []).map((item, index) => located(item ?? ({} as Part), [key, index]));
+    const relays = isSet(config, "relays") ? listed<Relay>("relays", config.relays) : [located<Relay>(config.relay ?? {}, ["relay"])];
+    const gateways = listed<Gateway>("gateways", config.gateways);
+    const clients = listed<Client>("clients", config.clients);
+    const subnetText = config.tunnel?.subnet;
+    const subnetCidr = subnetText === undefined ? undefined : parseCidr(subnetText);
+    return { config, relays, gateways, clients, peers: [...gateways, ...clients], subnet: subnetCidr && { cidr: subnetCidr, text: subnetText! } };
+}
+
+/**
+ * Every cross-field rule, run on the config as far as it parsed. `when: () => true` in the schema runs this also
+ * after field problems, so the user sees every problem in one run.
+ */
 export function checkTopology(value: unknown, ctx: z.RefinementCtx): void {
-    const problem = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
-    const config = looseObject(value);
-    // One relay (`relay`) or several (`relays`), each checked under its own key.
-    const relayKey = config.relays === undefined ? ["relay"] : undefined;
-    if (config.relay !== undefined && config.relays !== undefined) {
-        problem(["relays"], "set either relay (one relay) or relays (several), not both");
-    } else if (config.relay === undefined && config.relays === undefined) {
-        problem(["relay"], "required, but not set in the stack config");
+    const report: Report = (path, message) => ctx.addIssue({ code: "custom", path, message });
+    const parts = partsOf(value);
+    checkRelayOrRelays(parts, report);
+    const relaySubnets = checkRelaySubnets(parts, report);
+    const relayHostParts = checkRelayAddresses(parts, relaySubnets, report);
+    checkUdpPorts(parts, report);
+    checkNames(parts, report);
+    checkPeerAddresses(parts, relayHostParts, report);
+    const ipv6Prefix = checkIpv6(parts, report);
+    const tunnelNetworks = [...[...relaySubnets.values()].map(({ text, key }) => ({ network: parseNetwork(text)!, text, key })), ...(ipv6Prefix ? [ipv6Prefix] : [])];
+    const lans = checkLans(parts, tunnelNetworks, report);
+    checkRoutes(parts, lans, report);
+    checkAccess(parts, lans, report);
+    checkClientSettings(parts, report);
+    checkTransports(parts, report);
+    checkExistingKeys(parts, report);
+    checkWstunnelSource(parts, report);
+}
+
+/** One relay (`relay`) or several (`relays`), never both. */
+function checkRelayOrRelays({ config }: Parts, report: Report): void {
+    if (isSet(config, "relay") && isSet(config, "relays")) {
+        report(["relays"], "set either relay (one relay) or relays (several), not both");
+    } else if (!isSet(config, "relay") && !isSet(config, "relays")) {
+        report(["relay"], "required, but not set in the stack config");
     }
-    const relays = (relayKey ? [config.relay] : looseList(config.relays)).map((relay, index) => ({
-        relay: looseObject(relay),
-        path: relayKey ?? ["relays", index],
-    }));
-    const relay = relays[0]?.relay ?? {};
-    const keyName = (path: (string | number)[]) => path.map((part, index) => (typeof part === "number" ? `[${part}]` : index === 0 ? part : `.${part}`)).join("");
-    // Defaults are filled in by now wherever a part parsed.
-    const subnetText = looseString(looseObject(config.tunnel).subnet);
-    const subnet = subnetText === undefined ? undefined : parseCidr(subnetText);
-    const gateways = looseList(config.gateways).map(looseObject);
-    const clients = looseList(config.clients).map(looseObject);
+}
 
-    const checkAddress = (path: (string | number)[], address: string | undefined, within = subnet, withinText = subnetText) => {
-        if (within === undefined || address === undefined || !isIpv4(address)) {
-            return false; // a malformed subnet or address is reported by its own check
-        }
-        if (!cidrContains(within, address)) {
-            problem(path, `${address} is outside the tunnel subnet ${withinText}`);
-            return false;
-        }
-        if (isNetworkOrBroadcast(within, address)) {
-            problem(path, `${address} is the network or broadcast address of ${withinText}`);
-            return false;
-        }
-        return true;
-    };
-
-    // Every relay's tunnel subnet: tunnel.subnet for the first, its own (of the same size) for each other one.
-    const tunnelNetworks: { cidr: Cidr; text: string; key: string }[] = subnet ? [{ cidr: subnet, text: subnetText!, key: "tunnel.subnet" }] : [];
-    const relaySubnet = new Map<number, Cidr>(subnet ? [[0, subnet]] : []);
-    relays.forEach(({ relay: other, path }, index) => {
-        const text = looseString(other.tunnelSubnet);
-        const own = text === undefined ? undefined : parseCidr(text);
+/** Every relay's tunnel subnet: tunnel.subnet for the first, its own (of the same size) for each other one. Returns the sound ones by relay index. */
+function checkRelaySubnets({ relays, subnet }: Parts, report: Report): Map<number, KnownSubnet & { key: string }> {
+    const subnets = new Map<number, KnownSubnet & { key: string }>(subnet ? [[0, { ...subnet, key: "tunnel.subnet" }]] : []);
+    relays.forEach(({ value: relay, path }, index) => {
+        const text = relay.tunnelSubnet;
+        const key = [...path, "tunnelSubnet"];
         if (index === 0) {
-            if (text !== undefined && text !== subnetText) {
-                problem([...path, "tunnelSubnet"], `the first relay's tunnel subnet is tunnel.subnet (${subnetText}): leave tunnelSubnet out`);
+            if (subnet && isSet(relay, "tunnelSubnet") && text !== subnet.text) {
+                report(key, `the first relay's tunnel subnet is tunnel.subnet (${subnet.text}): leave tunnelSubnet out`);
             }
+            return;
+        }
+        if (!isSet(relay, "tunnelSubnet")) {
+            report(key, "required for every relay after the first: a tunnel subnet of its own, the size of tunnel.subnet");
             return;
         }
         if (text === undefined) {
-            problem([...path, "tunnelSubnet"], "required for every relay after the first: a tunnel subnet of its own, the size of tunnel.subnet");
             return;
         }
-        if (!own) {
+        const own = parseCidr(text)!;
+        if (subnet && own.prefix !== subnet.cidr.prefix) {
+            report(key, `${text} is not the size of tunnel.subnet ${subnet.text}: every peer has the same host part in each relay's subnet`);
             return;
         }
-        const key = keyName([...path, "tunnelSubnet"]);
-        if (subnet && own.prefix !== subnet.prefix) {
-            problem([...path, "tunnelSubnet"], `${text} is not the size of tunnel.subnet ${subnetText}: every peer has the same host part in each relay's subnet`);
-            return;
-        }
-        const clash = tunnelNetworks.find((network) => cidrsOverlap(network.cidr, own));
+        const clash = [...subnets.values()].find((other) => cidrsOverlap(other.cidr, own));
         if (clash) {
-            problem([...path, "tunnelSubnet"], `${text} overlaps ${clash.text} of wg-relay:${clash.key}`);
+            report(key, `${text} overlaps ${clash.text} of wg-relay:${clash.key}`);
             return;
         }
-        tunnelNetworks.push({ cidr: own, text, key });
-        relaySubnet.set(index, own);
+        subnets.set(index, { cidr: own, text, key: keyName(key) });
     });
+    return subnets;
+}
 
-    // Host parts: each relay's own address, and every peer's, which it keeps in every relay's subnet.
-    const hostPart = (address: string, within: Cidr) => ipToInt(address) - within.network;
-    const relayHostParts = new Map<number, string>();
-    relays.forEach(({ relay: other, path }, index) => {
-        const within = relaySubnet.get(index);
-        const configured = looseString(other.tunnelAddress);
-        if (within === undefined) {
+/** Why `address` cannot be a host's in `subnet`, if it cannot. */
+function addressProblem(address: string, subnet: KnownSubnet): string | undefined {
+    if (!cidrContains(subnet.cidr, address)) {
+        return `${address} is outside the tunnel subnet ${subnet.text}`;
+    }
+    if (isNetworkOrBroadcast(subnet.cidr, address)) {
+        return `${address} is the network or broadcast address of ${subnet.text}`;
+    }
+    return undefined;
+}
+
+/** Each relay's own tunnel address lies in its subnet. Returns the relays' host parts (which no peer may have), by the relay's key. */
+function checkRelayAddresses({ relays }: Parts, relaySubnets: Map<number, KnownSubnet>, report: Report): Map<number, string> {
+    const hostParts = new Map<number, string>();
+    relays.forEach(({ value: relay, path, key }, index) => {
+        const within = relaySubnets.get(index);
+        const configured = relay.tunnelAddress;
+        if (within === undefined || (configured === undefined && isSet(relay, "tunnelAddress"))) {
             return;
         }
-        if (configured !== undefined && !checkAddress([...path, "tunnelAddress"], configured, within, `${intToIp(within.network)}/${within.prefix}`)) {
+        const problem = configured === undefined ? undefined : addressProblem(configured, { cidr: within.cidr, text: `${intToIp(within.cidr.network)}/${within.cidr.prefix}` });
+        if (problem) {
+            report([...path, "tunnelAddress"], problem);
             return;
         }
-        relayHostParts.set(configured === undefined ? 1 : hostPart(configured, within), keyName(path));
+        hostParts.set(configured === undefined ? 1 : hostPart(configured, within.cidr), key);
     });
+    return hostParts;
+}
 
-    const peers = [
-        ...gateways.map((peer, index) => ({ peer, path: ["gateways", index] as (string | number)[] })),
-        ...clients.map((peer, index) => ({ peer, path: ["clients", index] as (string | number)[] })),
-    ];
-
-    for (const { relay: other, path } of relays) {
-        const udpPorts = looseList(other.udpPorts);
-        if (udpPorts.length > 0 && other.allowDirectUdp !== true) {
-            problem([...path, "udpPorts"], "further UDP ports need allowDirectUdp: true, or the relay drops what they bring in");
+/** Further UDP ports are opened only with allowDirectUdp, and each differs from WireGuard's own port and the others. */
+function checkUdpPorts({ relays }: Parts, report: Report): void {
+    for (const { value: relay, path } of relays) {
+        const udpPorts = relay.udpPorts ?? [];
+        if (udpPorts.length > 0 && relay.allowDirectUdp !== true) {
+            report([...path, "udpPorts"], "further UDP ports need allowDirectUdp: true, or the relay drops what they bring in");
         }
-        const wireguardPort = typeof other.wireguardPort === "number" ? other.wireguardPort : 51820;
         udpPorts.forEach((udpPort, index) => {
-            if (udpPort === wireguardPort || udpPorts.indexOf(udpPort) !== index) {
-                problem([...path, "udpPorts", index], `${String(udpPort)} is already WireGuard's port or listed before`);
+            if (udpPort !== undefined && (udpPort === relay.wireguardPort || udpPorts.indexOf(udpPort) !== index)) {
+                report([...path, "udpPorts", index], `${udpPort} is already WireGuard's port or listed before`);
             }
         });
     }
+}
 
-    const namesSeen = new Map<string, string>();
-    for (const { relay: other, path } of relays) {
-        const relayName = looseString(other.name);
-        const earlier = relayName === undefined ? undefined : namesSeen.get(relayName);
+/** Names are unique across relays, gateways and clients: they name files, units and access rules. */
+function checkNames({ relays, peers }: Parts, report: Report): void {
+    const seen = new Map<string, string>();
+    const claim = ({ value, path }: Located<{ name?: string }>, owner: string) => {
+        const earlier = value.name === undefined ? undefined : seen.get(value.name);
         if (earlier) {
-            problem([...path, "name"], `name '${relayName}' is already used by ${earlier}`);
-        } else if (relayName !== undefined) {
-            namesSeen.set(relayName, `${keyName(path)}.name`);
+            report([...path, "name"], `name '${value.name}' is already used by ${earlier}`);
+        } else if (value.name !== undefined) {
+            seen.set(value.name, owner);
         }
-    }
-    const addressesSeen = new Map<string, string>();
-    for (const { peer, path } of peers) {
-        const peerName = looseString(peer.name);
-        const earlier = peerName === undefined ? undefined : namesSeen.get(peerName);
-        if (earlier) {
-            problem([...path, "name"], `name '${peerName}' is already used by ${earlier}`);
-        } else if (peerName !== undefined) {
-            namesSeen.set(peerName, `${path[0]}[${path[1]}]`);
-        }
+    };
+    relays.forEach((relay) => claim(relay, `${relay.key}.name`));
+    peers.forEach((peer) => claim(peer, peer.key));
+}
 
-        const address = looseString(peer.tunnelAddress);
-        if (!checkAddress([...path, "tunnelAddress"], address)) {
+/** A peer's tunnel address lies in tunnel.subnet, is its own, and has no relay's host part (it keeps it in every relay's subnet). */
+function checkPeerAddresses({ relays, peers, subnet }: Parts, relayHostParts: Map<number, string>, report: Report): void {
+    const seen = new Map<string, string>();
+    for (const { value: peer, path, key } of peers) {
+        const address = peer.tunnelAddress;
+        if (subnet === undefined || address === undefined) {
             continue;
         }
-        const relayOwner = relayHostParts.get(hostPart(address!, subnet!));
+        const where = [...path, "tunnelAddress"];
+        const problem = addressProblem(address, subnet);
+        if (problem) {
+            report(where, problem);
+            continue;
+        }
+        const relayOwner = relayHostParts.get(hostPart(address, subnet.cidr));
         if (relayOwner !== undefined) {
-            problem(
-                [...path, "tunnelAddress"],
-                relays.length === 1 || relayOwner === keyName(relays[0].path) ? `${address} is the relay's tunnel address` : `${address} has the host part of ${relayOwner}'s tunnel address`,
-            );
+            report(where, relays.length === 1 || relayOwner === relays[0].key ? `${address} is the relay's tunnel address` : `${address} has the host part of ${relayOwner}'s tunnel address`);
             continue;
         }
-        const owner = addressesSeen.get(address!);
+        const owner = seen.get(address);
         if (owner) {
-            problem([...path, "tunnelAddress"], `${address} is already used by ${owner}`);
+            report(where, `${address} is already used by ${owner}`);
         } else {
-            addressesSeen.set(address!, `${path[0]}[${path[1]}]`);
+            seen.set(address, key);
         }
     }
+}
 
-    // IPv6 inside the tunnel: its prefix must leave room for every host part of tunnel.subnet.
-    const ipv6 = looseObject(looseObject(config.tunnel).ipv6);
-    const ipv6PrefixText = looseString(ipv6.prefix);
-    const ipv6Prefix = ipv6PrefixText === undefined ? undefined : parseNetwork(ipv6PrefixText);
-    const tunnelNetworks6: { network: IpNetwork; text: string; key: string }[] = [];
-    if (ipv6.enabled !== true && ipv6PrefixText !== undefined) {
-        problem(["tunnel", "ipv6", "prefix"], "a prefix is set but IPv6 is off: set tunnel.ipv6.enabled: true too");
+/** IPv6 inside the tunnel: on to have a prefix, one relay only, and a prefix with room for every host part of tunnel.subnet. Returns the prefix when sound. */
+function checkIpv6({ config, relays, subnet }: Parts, report: Report): ClaimedNetwork | undefined {
+    const ipv6 = config.tunnel?.ipv6 ?? {};
+    const text = ipv6.prefix;
+    const prefix = text === undefined ? undefined : parseNetwork(text);
+    if (ipv6.enabled !== true && isSet(ipv6, "prefix")) {
+        report(["tunnel", "ipv6", "prefix"], "a prefix is set but IPv6 is off: set tunnel.ipv6.enabled: true too");
     }
     if (ipv6.enabled === true && relays.length > 1) {
-        problem(["tunnel", "ipv6", "enabled"], "IPv6 inside the tunnel with several relays is not supported yet: use one relay, or leave IPv6 off");
+        report(["tunnel", "ipv6", "enabled"], "IPv6 inside the tunnel with several relays is not supported yet: use one relay, or leave IPv6 off");
     }
-    if (ipv6Prefix && ipv6Prefix.family !== 6) {
-        problem(["tunnel", "ipv6", "prefix"], `${ipv6PrefixText} is an IPv4 network: expected an IPv6 prefix like fd12:3456:789a::/64`);
-    } else if (ipv6Prefix && subnet && 128 - ipv6Prefix.prefix < 32 - subnet.prefix) {
-        problem(["tunnel", "ipv6", "prefix"], `${ipv6PrefixText} has fewer host addresses than tunnel.subnet ${subnetText}: a peer's IPv6 address has the host part of its IPv4 one`);
-    } else if (ipv6Prefix) {
-        tunnelNetworks6.push({ network: ipv6Prefix, text: ipv6PrefixText!, key: "tunnel.ipv6.prefix" });
+    if (prefix && prefix.family !== 6) {
+        report(["tunnel", "ipv6", "prefix"], `${text} is an IPv4 network: expected an IPv6 prefix like fd12:3456:789a::/64`);
+    } else if (prefix && subnet && 128 - prefix.prefix < 32 - subnet.cidr.prefix) {
+        report(["tunnel", "ipv6", "prefix"], `${text} has fewer host addresses than tunnel.subnet ${subnet.text}: a peer's IPv6 address has the host part of its IPv4 one`);
+    } else if (prefix) {
+        return { network: prefix, text: text!, key: "tunnel.ipv6.prefix" };
     }
-    const tunnelClashes = [...tunnelNetworks.map((network) => ({ ...network, network: parseNetwork(network.text)! })), ...tunnelNetworks6];
+    return undefined;
+}
 
-    // LANs must be told apart from each other and from every tunnel subnet: the error names both keys.
-    const lans: { network: IpNetwork; text: string; where: string }[] = [];
-    gateways.forEach((gateway, gatewayIndex) => {
-        looseList(gateway.lanSubnets).forEach((text, lanIndex) => {
-            const lan = typeof text === "string" ? parseNetwork(text) : undefined;
+/** LANs must be told apart from each other and from every tunnel subnet: the problem names both keys. Returns the LANs that are. */
+function checkLans({ config, gateways }: Parts, tunnelNetworks: ClaimedNetwork[], report: Report): ClaimedNetwork[] {
+    const lans: ClaimedNetwork[] = [];
+    for (const gateway of gateways) {
+        (gateway.value.lanSubnets ?? []).forEach((text, index) => {
+            const lan = text === undefined ? undefined : parseNetwork(text);
             if (!lan) {
                 return;
             }
-            const path = ["gateways", gatewayIndex, "lanSubnets", lanIndex];
-            if (lan.family === 6 && ipv6.enabled !== true) {
-                problem(path, `${text} is an IPv6 network: set tunnel.ipv6.enabled: true to route IPv6 LANs`);
+            const path = [...gateway.path, "lanSubnets", index];
+            if (lan.family === 6 && config.tunnel?.ipv6?.enabled !== true) {
+                report(path, `${text} is an IPv6 network: set tunnel.ipv6.enabled: true to route IPv6 LANs`);
                 return;
             }
-            const tunnelClash = tunnelClashes.find((network) => networksOverlap(lan, network.network));
+            const tunnelClash = tunnelNetworks.find((network) => networksOverlap(lan, network.network));
             if (tunnelClash) {
-                problem(path, `${text} overlaps the tunnel subnet ${tunnelClash.text} of wg-relay:${tunnelClash.key}`);
+                report(path, `${text} overlaps the tunnel subnet ${tunnelClash.text} of wg-relay:${tunnelClash.key}`);
                 return;
             }
             const clash = lans.find((other) => networksOverlap(other.network, lan));
             if (clash) {
-                problem(path, `${text} overlaps ${clash.text} of wg-relay:${clash.where}`);
+                report(path, `${text} overlaps ${clash.text} of wg-relay:${clash.key}`);
                 return;
             }
-            lans.push({ network: lan, text: text as string, where: keyName(path) });
+            lans.push({ network: lan, text: text!, key: keyName(path) });
         });
-    });
+    }
+    return lans;
+}
 
+/** A client routes only LANs that some gateway serves. */
+function checkRoutes({ clients }: Parts, lans: ClaimedNetwork[], report: Report): void {
     const served = new Set(lans.map((lan) => lan.text));
-    // A gateway's own tunnel addresses (IPv4, and IPv6 in the prefix in effect) may be named in access rules too.
-    const relayName = looseString(relay.name);
-    const relayAddress = looseString(relay.publicAddress) ?? looseString(looseObject(relay.ssh).host);
-    const prefixInEffect =
-        ipv6.enabled !== true ? undefined : ipv6PrefixText === undefined ? (relayName && relayAddress ? parseNetwork(derivedIpv6Prefix(relayName, relayAddress)) : undefined) : ipv6Prefix;
-    const gatewayHosts = gateways.flatMap((gateway) => {
-        const address = looseString(gateway.tunnelAddress);
-        if (address === undefined || !isIpv4(address) || !subnet) {
+    for (const { value: client, path } of clients) {
+        (client.routes ?? []).forEach((route, index) => {
+            if (route !== undefined && !served.has(route)) {
+                report([...path, "routes", index], `${route} is not a LAN subnet of any gateway`);
+            }
+        });
+    }
+}
+
+/** What the first relay is dialled at: its publicAddress, or its SSH host; undefined where that did not parse. */
+function firstRelayAddress({ relays }: Parts): string | undefined {
+    const relay = relays[0]?.value ?? {};
+    return isSet(relay, "publicAddress") ? relay.publicAddress : relay.ssh?.host;
+}
+
+/** The gateways' own tunnel addresses: IPv4, and IPv6 in the prefix in effect (the configured one, or the one derived from the first relay). */
+function gatewayTunnelHosts(parts: Parts): IpNetwork[] {
+    const { config, relays, gateways, subnet } = parts;
+    const ipv6 = config.tunnel?.ipv6 ?? {};
+    const relayName = relays[0]?.value.name;
+    const relayAddress = firstRelayAddress(parts);
+    const derived = relayName && relayAddress ? derivedIpv6Prefix(relayName, relayAddress) : undefined;
+    const prefixText = isSet(ipv6, "prefix") ? ipv6.prefix : derived;
+    const prefix = ipv6.enabled === true && prefixText !== undefined ? parseNetwork(prefixText) : undefined;
+    return gateways.flatMap(({ value: gateway }) => {
+        const address = gateway.tunnelAddress;
+        if (address === undefined || !subnet) {
             return [];
         }
-        const ipv6Address = prefixInEffect?.family === 6 ? [parseAddressOrNetwork(ipv6HostAddress(prefixInEffect, hostPart(address, subnet)))!] : [];
-        return [parseAddressOrNetwork(address)!, ...ipv6Address];
+        const address6 = prefix?.family === 6 ? [parseAddressOrNetwork(ipv6HostAddress(prefix, hostPart(address, subnet.cidr)))!] : [];
+        return [parseAddressOrNetwork(address)!, ...address6];
     });
-    const isGatewayHost = (network: IpNetwork) => gatewayHosts.some((host) => networkWithin(network, host));
-    const gatewayNames = new Map(gateways.map((gateway) => [looseString(gateway.name), gateway]));
-    const clientNames = new Set(clients.map((client) => looseString(client.name)));
-    const relayNames = new Set(relays.map(({ relay: other }) => looseString(other.name) ?? "relay"));
-    const checkAccess = (client: Loose, clientIndex: number) => {
-        const routes = Array.isArray(client.routes) ? looseList(client.routes) : lans.map((lan) => lan.text);
-        const routeNetworks = routes.flatMap((route) => (typeof route === "string" && parseNetwork(route) ? [parseNetwork(route)!] : []));
-        const routesText = routes.length === 0 ? "none" : routes.join(", ");
-        looseList(client.access).forEach((value, ruleIndex) => {
-            const rule = looseObject(value);
-            const path = ["clients", clientIndex, "access", ruleIndex];
-            const to = looseString(rule.to);
-            if (to !== undefined) {
-                const gateway = gatewayNames.get(to);
-                const network = parseAddressOrNetwork(to);
-                if (gateway) {
-                    if (!looseList(gateway.lanSubnets).some((lan) => routes.includes(lan))) {
-                        problem([...path, "to"], `no LAN of gateway '${to}' is in this client's routes (${routesText})`);
-                    }
-                } else if (clientNames.has(to)) {
-                    if (to === looseString(client.name)) {
-                        problem([...path, "to"], "a client always reaches itself: name another client, a gateway or a LAN address");
-                    }
-                } else if (relayNames.has(to)) {
-                    // The relay itself: what the rule names is open on its tunnel addresses.
-                } else if (network) {
-                    if (!routeNetworks.some((route) => networkWithin(network, route)) && !isGatewayHost(network)) {
-                        problem([...path, "to"], `${to} is outside this client's routes (${routesText}); name another client by its name`);
-                    }
-                } else if (/^[a-z][a-z0-9-]*$/.test(to)) {
-                    problem([...path, "to"], `'${to}' is not the name of a gateway, a client or a relay`);
-                } else {
-                    problem([...path, "to"], "expected a gateway's, client's or relay's name, an IP address or a subnet in CIDR form with no host bits set");
-                }
-            }
-            if (rule.ports !== undefined && rule.protocol !== "tcp" && rule.protocol !== "udp") {
-                problem([...path, "ports"], "ports need protocol: tcp or udp");
-            }
-        });
+}
+
+/** Each access rule names a gateway, client or relay, or a network the client routes (or a gateway's own tunnel address); ports only with tcp or udp. */
+function checkAccess(parts: Parts, lans: ClaimedNetwork[], report: Report): void {
+    const gatewayHosts = gatewayTunnelHosts(parts);
+    const known = {
+        gateways: new Map(parts.gateways.map(({ value: gateway }) => [gateway.name, gateway])),
+        clientNames: new Set(parts.clients.map(({ value: client }) => client.name)),
+        relayNames: new Set(parts.relays.map(({ value: relay }) => relay.name ?? "relay")),
+        isGatewayHost: (network: IpNetwork) => gatewayHosts.some((host) => networkWithin(network, host)),
     };
-    const relayPublic = looseString(relay.publicAddress) ?? looseString(looseObject(relay.ssh).host);
-    clients.forEach((client, clientIndex) => {
-        looseList(client.routes).forEach((route, routeIndex) => {
-            if (typeof route === "string" && parseNetwork(route) && !served.has(route)) {
-                problem(["clients", clientIndex, "routes", routeIndex], `${route} is not a LAN subnet of any gateway`);
+    for (const { value: client, path: clientPath } of parts.clients) {
+        const routes = client.routes === undefined ? lans.map((lan) => lan.text) : client.routes.filter((route) => route !== undefined);
+        (client.access ?? []).forEach((rule, index) => {
+            const path = [...clientPath, "access", index];
+            const problem = rule?.to === undefined ? undefined : accessTargetProblem(rule.to, client, routes, known);
+            if (problem) {
+                report([...path, "to"], problem);
+            }
+            if (rule && isSet(rule, "ports") && rule.protocol !== "tcp" && rule.protocol !== "udp") {
+                report([...path, "ports"], "ports need protocol: tcp or udp");
             }
         });
-        checkAccess(client, clientIndex);
+    }
+}
+
+/** Why `to` cannot be what a client's access rule names, if it cannot. */
+function accessTargetProblem(
+    to: string,
+    client: Client,
+    routes: string[],
+    known: { gateways: Map<string | undefined, Gateway>; clientNames: Set<string | undefined>; relayNames: Set<string>; isGatewayHost: (network: IpNetwork) => boolean },
+): string | undefined {
+    const routesText = routes.length === 0 ? "none" : routes.join(", ");
+    const gateway = known.gateways.get(to);
+    const network = parseAddressOrNetwork(to);
+    if (gateway) {
+        return (gateway.lanSubnets ?? []).some((lan) => lan !== undefined && routes.includes(lan)) ? undefined : `no LAN of gateway '${to}' is in this client's routes (${routesText})`;
+    }
+    if (known.clientNames.has(to)) {
+        return to === client.name ? "a client always reaches itself: name another client, a gateway or a LAN address" : undefined;
+    }
+    if (known.relayNames.has(to)) {
+        return undefined; // the relay itself: what the rule names is open on its tunnel addresses
+    }
+    if (network) {
+        const routed = routes.some((route) => networkWithin(network, parseNetwork(route)!));
+        return routed || known.isGatewayHost(network) ? undefined : `${to} is outside this client's routes (${routesText}); name another client by its name`;
+    }
+    return /^[a-z][a-z0-9-]*$/.test(to)
+        ? `'${to}' is not the name of a gateway, a client or a relay`
+        : "expected a gateway's, client's or relay's name, an IP address or a subnet in CIDR form with no host bits set";
+}
+
+/** A client's full tunnel, platform, SSH and primary relay fit together and with the relays. */
+function checkClientSettings(parts: Parts, report: Report): void {
+    const { relays, clients } = parts;
+    const relayAddress = firstRelayAddress(parts);
+    for (const { value: client, path } of clients) {
         if (client.fullTunnel === true && relays.length > 1) {
-            problem(["clients", clientIndex, "fullTunnel"], "a full tunnel with several relays is not supported: route the LANs only, or use one relay");
+            report([...path, "fullTunnel"], "a full tunnel with several relays is not supported: route the LANs only, or use one relay");
         }
         if (client.platform === "ios" && client.transport !== "udp") {
-            problem(["clients", clientIndex, "transport"], "iOS has no wstunnel client: use transport: udp (with the relay's allowDirectUdp, and udpPorts where UDP is filtered)");
+            report([...path, "transport"], "iOS has no wstunnel client: use transport: udp (with the relay's allowDirectUdp, and udpPorts where UDP is filtered)");
         }
-        if (client.ssh !== undefined && client.platform !== undefined && client.platform !== "linux") {
-            problem(["clients", clientIndex, "ssh"], "only a linux client is provisioned over SSH; leave ssh out for the others, which get their bundle");
+        if (isSet(client, "ssh") && client.platform !== "linux") {
+            report([...path, "ssh"], "only a linux client is provisioned over SSH; leave ssh out for the others, which get their bundle");
         }
-        const primary = looseString(client.primaryRelay);
-        if (primary !== undefined && !relays.some(({ relay: other }) => other.name === primary)) {
-            problem(["clients", clientIndex, "primaryRelay"], `'${primary}' is not the name of a relay`);
+        const primary = client.primaryRelay;
+        if (primary !== undefined && !relays.some(({ value: relay }) => relay.name === primary)) {
+            report([...path, "primaryRelay"], `'${primary}' is not the name of a relay`);
         }
-        if (client.fullTunnel === true && relayPublic !== undefined && !isIpv4(relayPublic)) {
+        if (client.fullTunnel === true && relayAddress !== undefined && !isIpv4(relayAddress)) {
             // The relay's own address must be routed outside a full tunnel, so it has to be known as an address.
-            problem(["clients", clientIndex, "fullTunnel"], "a full tunnel needs relay.publicAddress (or relay.ssh.host) to be an IPv4 address");
+            report([...path, "fullTunnel"], "a full tunnel needs relay.publicAddress (or relay.ssh.host) to be an IPv4 address");
         }
-    });
+    }
+}
 
-    // A peer on plain UDP sends to each relay's WireGuard port, which only allowDirectUdp leaves open.
-    for (const { peer, path } of peers) {
-        for (const { relay: other, path: relayPath } of relays) {
-            if (peer.transport === "udp" && other.allowDirectUdp !== true) {
-                problem([...path, "transport"], `'udp' needs ${keyName(relayPath)}.allowDirectUdp: true, or the relay drops the ${path[0] === "gateways" ? "gateway" : "client"}'s packets`);
+/** A peer on plain UDP sends to each relay's WireGuard port, which only allowDirectUdp leaves open. */
+function checkTransports({ relays, peers }: Parts, report: Report): void {
+    for (const { value: peer, path } of peers) {
+        for (const relay of relays) {
+            if (peer.transport === "udp" && relay.value.allowDirectUdp !== true) {
+                report([...path, "transport"], `'udp' needs ${relay.key}.allowDirectUdp: true, or the relay drops the ${path[0] === "gateways" ? "gateway" : "client"}'s packets`);
             }
         }
     }
+}
 
-    const checkExistingKeys = (path: (string | number)[], peer: Loose) => {
-        if (peer.existingKeys === undefined) {
-            return;
-        }
-        if (typeof peer.keyRotation === "number" && peer.keyRotation > 0) {
-            problem([...path, "keyRotation"], "existing keys are never rotated by the program: replace existingKeys instead, or remove them to have keys generated");
-        }
-        const hasPresharedKey = looseString(looseObject(peer.existingKeys).presharedKey) !== undefined;
-        if (peer.presharedKey === true && !hasPresharedKey) {
-            problem([...path, "existingKeys", "presharedKey"], "presharedKey: true with existing keys needs the existing preshared key too");
-        }
-        if (peer.presharedKey !== true && hasPresharedKey) {
-            problem([...path, "presharedKey"], "existingKeys.presharedKey is set: set presharedKey: true to use it");
+/** Existing keys are never rotated, and a peer's preshared key is either both wanted and given, or neither. */
+function checkExistingKeys({ relays, peers }: Parts, report: Report): void {
+    const checkRotation = ({ value, path }: Located<Relay | Gateway | Client>) => {
+        if (isSet(value, "existingKeys") && (value.keyRotation ?? 0) > 0) {
+            report([...path, "keyRotation"], "existing keys are never rotated by the program: replace existingKeys instead, or remove them to have keys generated");
         }
     };
-    for (const { relay: other, path } of relays) {
-        checkExistingKeys(path, other);
+    relays.forEach(checkRotation);
+    for (const peer of peers) {
+        checkRotation(peer);
+        const { value, path } = peer;
+        const hasPresharedKey = value.existingKeys !== undefined && isSet(value.existingKeys, "presharedKey");
+        if (isSet(value, "existingKeys") && value.presharedKey === true && !hasPresharedKey) {
+            report([...path, "existingKeys", "presharedKey"], "presharedKey: true with existing keys needs the existing preshared key too");
+        }
+        if (value.presharedKey !== true && hasPresharedKey) {
+            report([...path, "presharedKey"], "existingKeys.presharedKey is set: set presharedKey: true to use it");
+        }
     }
-    for (const { peer, path } of peers) {
-        checkExistingKeys(path, peer);
-    }
+}
 
-    const wstunnel = looseObject(config.wstunnel);
+/** Where the wstunnel binary comes from needs what that source reads. */
+function checkWstunnelSource({ config }: Parts, report: Report): void {
+    const wstunnel = config.wstunnel ?? {};
     const source = wstunnel.source;
-    if (source === "local" && !wstunnel.localBinary) {
-        problem(["wstunnel", "localBinary"], "source 'local' needs localBinary: the path of a wstunnel binary on this machine");
+    if (source === "local" && !isSet(wstunnel, "localBinary")) {
+        report(["wstunnel", "localBinary"], "source 'local' needs localBinary: the path of a wstunnel binary on this machine");
     }
-    if (source === "mirror" && !wstunnel.mirrorBaseUrl) {
-        problem(["wstunnel", "mirrorBaseUrl"], "source 'mirror' needs mirrorBaseUrl");
+    if (source === "mirror" && !isSet(wstunnel, "mirrorBaseUrl")) {
+        report(["wstunnel", "mirrorBaseUrl"], "source 'mirror' needs mirrorBaseUrl");
     }
-    if ((source === "release" || source === "mirror") && Object.keys(looseObject(wstunnel.sha256)).length === 0) {
-        problem(
+    const sha256 = wstunnel.sha256 ?? {};
+    if ((source === "release" || source === "mirror") && !wstunnelArchitectures.some((architecture) => isSet(sha256, architecture))) {
+        report(
             ["wstunnel", "sha256"],
-            `source '${source}' needs the SHA-256 of wstunnel ${looseString(wstunnel.version) ?? "release"}'s archive for each host architecture (${wstunnelArchitectures.join(", ")}), from the release's checksums.txt`,
+            `source '${source}' needs the SHA-256 of wstunnel ${wstunnel.version ?? "release"}'s archive for each host architecture (${wstunnelArchitectures.join(", ")}), from the release's checksums.txt`,
         );
     }
 }

@@ -18,13 +18,18 @@ const ipv4 = z.string().refine(isIpv4, { message: "expected an IPv4 address like
 const cidr = z.string().refine((value) => parseCidr(value) !== undefined, {
     message: "expected an IPv4 network in CIDR form with no host bits set, like 192.168.1.0/24",
 });
+/** Marks a field's issue about how a value is written, not what it stands for (see isSpellingOnly). */
+const spellingOnly = { spellingOnly: true };
+/** Whether an issue is only about spelling, so the value still counts for the cross-field rules. */
+export const isSpellingOnly = (issue: z.core.$ZodIssue) => issue.code === "custom" && issue.params?.spellingOnly === true;
 /** A LAN network of either family; IPv6 in its canonical text, as `ip` and `wg` print it back. */
 const lanNetwork = z.string().superRefine((value, ctx) => {
     const network = parseNetwork(value);
     if (network === undefined) {
         ctx.addIssue({ code: "custom", message: "expected a network in CIDR form with no host bits set, like 192.168.1.0/24 or fd00:1::/64" });
     } else if (formatNetwork(network) !== value) {
-        ctx.addIssue({ code: "custom", message: `expected the canonical form of this network: ${formatNetwork(network)}` });
+        // Only its spelling is off: the cross-field rules still check the network it names.
+        ctx.addIssue({ code: "custom", message: `expected the canonical form of this network: ${formatNetwork(network)}`, params: spellingOnly });
     }
 });
 /** Names end up in file names, unit names and comments: keep them to a safe alphabet. */
@@ -364,3 +369,8 @@ export type StackConfigInput = z.input<typeof stackConfigObject>;
 export type ParsedConfig = z.output<typeof stackConfigObject>;
 export type SshSettings = z.output<typeof peerSshConnection> | z.output<typeof sshConnection>;
 export type ExistingKeys = z.output<typeof existingKeys>;
+
+/** The schema inside `.optional()` and `.default()`. */
+export function unwrapped(type: z.core.$ZodType): z.core.$ZodType {
+    return type instanceof z.ZodDefault || type instanceof z.ZodOptional ? unwrapped(type.unwrap() as z.core.$ZodType) : type;
+}

@@ -50,6 +50,7 @@ const hostPart = (address: string, within: Cidr) => ipToInt(address) - within.ne
 
 function partsOf(value: unknown): Parts {
     const config = salvage(stackConfigObject, value) ?? {};
+    // An item that is no object at all is one of which nothing is known (every key of a salvaged part is optional).
     const listed = <Part>(key: string, items: (Part | undefined)[] | undefined) => (items ?? []).map((item, index) => located(item ?? ({} as Part), [key, index]));
     const relays = isSet(config, "relays") ? listed<Relay>("relays", config.relays) : [located<Relay>(config.relay ?? {}, ["relay"])];
     const gateways = listed<Gateway>("gateways", config.gateways);

@@ -170,6 +170,7 @@ describe("stack config", () => {
         ],
         ["a local source without a binary", withChange((c) => (c.wstunnel = { source: "local" })), "wg-relay:wstunnel.localBinary: source 'local' needs localBinary"],
         ["a release without checksums", withChange((c) => (c.wstunnel = { source: "release" })), "wg-relay:wstunnel.sha256: source 'release' needs the SHA-256"],
+        ["a mirror without its URL", withChange((c) => (c.wstunnel = { source: "mirror", sha256: { amd64: "a".repeat(64) } })), "wg-relay:wstunnel.mirrorBaseUrl: source 'mirror' needs mirrorBaseUrl"],
         ["a missing relay", { gateways: [] }, "wg-relay:relay: required, but not set in the stack config"],
         ["a malformed existing key", withChange((c) => (c.clients![0].existingKeys = { privateKey: "abc" })), "wg-relay:clients[0].existingKeys.privateKey: expected a WireGuard key"],
         [
@@ -273,6 +274,12 @@ describe("stack config", () => {
         ["two relays of one name", twoRelays((c) => delete c.relays![1].name), "wg-relay:relays[1].name: name 'relay' is already used by relays[0].name"],
         ["a second relay without a pinned host key", twoRelays((c) => delete c.relays![1].ssh.hostKey), "wg-relay:relays[1].ssh.hostKey: no host key pinned, so any machine answering at 198.51.100.20"],
         ["a second relay without a subnet", twoRelays((c) => delete c.relays![1].tunnelSubnet), "wg-relay:relays[1].tunnelSubnet: required for every relay after the first"],
+        [
+            "a first relay with a subnet of its own",
+            twoRelays((c) => (c.relays![0].tunnelSubnet = "10.10.5.0/24")),
+            "wg-relay:relays[0].tunnelSubnet: the first relay's tunnel subnet is tunnel.subnet (10.10.0.0/24): leave tunnelSubnet out",
+        ],
+        ["a relay's address outside its own subnet", twoRelays((c) => (c.relays![1].tunnelAddress = "10.10.0.9")), "wg-relay:relays[1].tunnelAddress: 10.10.0.9 is outside the tunnel subnet 10.10.1.0/24"],
         ["relay subnets that overlap", twoRelays((c) => (c.relays![1].tunnelSubnet = "10.10.0.0/24")), "wg-relay:relays[1].tunnelSubnet: 10.10.0.0/24 overlaps 10.10.0.0/24 of wg-relay:tunnel.subnet"],
         ["a relay subnet of another size", twoRelays((c) => (c.relays![1].tunnelSubnet = "10.10.2.0/23")), "wg-relay:relays[1].tunnelSubnet: 10.10.2.0/23 is not the size of tunnel.subnet 10.10.0.0/24"],
         [
@@ -343,6 +350,22 @@ describe("stack config", () => {
             "wg-relay:gateways[0].lanSubnets[0]: 10.10.0.0/16 overlaps the tunnel subnet 10.10.0.0/24 of wg-relay:tunnel.subnet",
             "wg-relay:relay.ssh.host: expected a DNS name or an IPv4 address",
             expect.stringMatching(/^wg-relay:relay\.wstunnelPort: /),
+        ]);
+    });
+
+    it("checks the rest of a part whose own keys are wrong, and adds nothing about what did not parse", () => {
+        const problems = problemsOf(
+            withChange((c) => {
+                Object.assign(c.gateways![0], { tunnelAddress: "10.10.0.300", lanSubnet: [] });
+                Object.assign(c.clients![0], { name: "rpi1", routes: ["192.168.1.0/24"], access: [{ to: "rpi1" }], primaryRelay: "Relay!" });
+            }),
+        );
+        // The gateway still serves its LAN and keeps its name; the malformed primaryRelay is not looked up among the relays.
+        expect(problems.sort()).toEqual([
+            "wg-relay:clients[0].name: name 'rpi1' is already used by gateways[0]",
+            expect.stringMatching(/^wg-relay:clients\[0\]\.primaryRelay: expected a name/),
+            "wg-relay:gateways[0].lanSubnet: unknown key; did you mean wg-relay:gateways[0].lanSubnets?",
+            "wg-relay:gateways[0].tunnelAddress: expected an IPv4 address like 10.10.0.2",
         ]);
     });
 

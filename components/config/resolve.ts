@@ -1,0 +1,184 @@
+// The resolved model: the config parsed once, with everything derived from it resolved, so components take it as
+// it is and parse nothing. Its types are what the components use.
+import { z } from "zod";
+import { defaultRouteInterface } from "../render/interfaces";
+import { Cidr, formatNetwork, hostAddress, intToIp, ipToInt, ipv6HostAddress, IpNetwork, isIpv4, isIpv6, parseCidr, parseNetwork, uniqueLocalPrefix } from "../net";
+import { accessRule, ParsedConfig } from "./schema";
+
+export const githubReleaseBaseUrl = "https://github.com/erebe/wstunnel/releases/download";
+
+/** The relays as configured: `relay` (one) or `relays` (several); checkTopology makes sure exactly one is set. */
+function configuredRelays(config: ParsedConfig) {
+    return config.relays ?? [config.relay!];
+}
+
+/**
+ * Each relay's tunnel subnet: the first relay's is tunnel.subnet. A peer has one tunnel address per relay, with the
+ * same host part in each subnet, so a reply always goes back through the relay whose subnet its destination is in.
+ */
+function relaySubnets(config: ParsedConfig): Cidr[] {
+    return configuredRelays(config).map((relay, index) => parseCidr(index === 0 ? config.tunnel.subnet : relay.tunnelSubnet!)!);
+}
+
+/** `address` (in tunnel.subnet) moved into `subnet`, keeping its host part. */
+function addressIn(subnet: Cidr, tunnelSubnet: Cidr, address: string): string {
+    return intToIp(subnet.network + (ipToInt(address) - tunnelSubnet.network));
+}
+
+/**
+ * The tunnel's IPv6 prefix when IPv6 is on: the configured one, or a unique local /64 of the stack's own, derived
+ * from what names its relay (so it stays the same at every run without being stored).
+ */
+function tunnelIpv6Prefix(config: ParsedConfig): IpNetwork | undefined {
+    if (!config.tunnel.ipv6.enabled) {
+        return undefined;
+    }
+    const relay = configuredRelays(config)[0];
+    return parseNetwork(config.tunnel.ipv6.prefix ?? derivedIpv6Prefix(relay.name, relay.publicAddress ?? relay.ssh.host))!;
+}
+
+export const derivedIpv6Prefix = (relayName: string, publicAddress: string) => uniqueLocalPrefix(`wg-relay ${relayName} ${publicAddress}`);
+
+export function resolveNetwork(config: ParsedConfig) {
+    const subnets = relaySubnets(config);
+    const addressesOf = (address: string) => subnets.map((subnet) => addressIn(subnet, subnets[0], address));
+    // With IPv6 (one relay), every tunnel address has a twin in the IPv6 prefix with the same host part.
+    const ipv6Prefix = tunnelIpv6Prefix(config);
+    const ipv6AddressOf = (address: string) => (ipv6Prefix ? ipv6HostAddress(ipv6Prefix, ipToInt(address) - subnets[0].network) : undefined);
+    const { source, mirrorBaseUrl, localBinary, sha256, ...wstunnel } = config.wstunnel;
+    const binary =
+        source === "local"
+            ? { kind: "upload" as const, localBinary: localBinary! }
+            : { kind: "download" as const, baseUrl: source === "mirror" ? mirrorBaseUrl!.replace(/\/+$/, "") : githubReleaseBaseUrl, sha256 };
+    const everyLan = config.gateways.flatMap((gateway) => gateway.lanSubnets);
+    const relays = configuredRelays(config);
+    const relayNames = relays.map((relay) => relay.name);
+    const clientRoutes = (client: ParsedConfig["clients"][number]) => client.routes ?? everyLan;
+    const sites = config.gateways.filter((gateway) => gateway.siteToSite);
+    // Site-to-site traffic goes through the first relay, between every pair of gateways that opted in.
+    const siteLinks = sites.flatMap((from) =>
+        sites
+            .filter((to) => to !== from)
+            .flatMap((to) =>
+                from.lanSubnets.flatMap((source) =>
+                    to.lanSubnets.filter((destination) => isIpv6Network(destination) === isIpv6Network(source)).map((destination) => ({ from: from.name, to: to.name, source, destination })),
+                ),
+            ),
+    );
+    const { ipv6: _ipv6, ...tunnel } = config.tunnel;
+    const ipv6 = ipv6Prefix ? { prefix: formatNetwork(ipv6Prefix), prefixLength: ipv6Prefix.prefix } : undefined;
+    return {
+        tunnel: { ...tunnel, prefixLength: subnets[0].prefix, ipv6 },
+        // The first relay is every client's default primary and carries site-to-site traffic.
+        relays: relays.map(({ tunnelSubnet: _configured, ...relay }, index) => {
+            const subnet = subnets[index];
+            const subnetText = `${intToIp(subnet.network)}/${subnet.prefix}`;
+            const tunnelAddress = relay.tunnelAddress ?? hostAddress(subnet, 1);
+            const tunnelAddress6 = ipv6AddressOf(relay.tunnelAddress ?? hostAddress(subnets[0], 1));
+            const thisRelay = { name: relay.name, networks: [`${tunnelAddress}/32`, ...optional(tunnelAddress6, "/128")] };
+            return {
+                ...relay,
+                // The name firewall rules and the sysctl file use: the configured one, or the default route's, found on the host.
+                publicInterface: relay.publicInterface ?? defaultRouteInterface,
+                publicInterfaceKey: `wg-relay:${config.relays === undefined ? "relay" : `relays[${index}]`}.publicInterface`,
+                tunnel: { ...tunnel, subnet: subnetText, prefixLength: subnet.prefix, ipv6 },
+                publicAddress: relay.publicAddress ?? relay.ssh.host,
+                tunnelAddress,
+                tunnelAddress6,
+                /** Where every gateway and client has its local wstunnel listener for this relay. */
+                wstunnelLocalPort: config.wstunnel.localPort + index,
+                // What each client may reach through this relay and on it, at its own address in this relay's subnet;
+                // a full-tunnel client also the internet.
+                clientAccess: config.clients.map((client) => ({
+                    name: client.name,
+                    tunnelAddress: addressesOf(client.tunnelAddress)[index],
+                    tunnelAddress6: ipv6AddressOf(client.tunnelAddress),
+                    fullTunnel: client.fullTunnel,
+                    access: resolveAccess(client.access, clientRoutes(client), config, thisRelay, (address) => [`${addressesOf(address)[index]}/32`, ...optional(ipv6AddressOf(address), "/128")]),
+                })),
+                /** The gateways at their addresses in this relay's subnet: their heartbeat reaches the relay itself. */
+                gatewayAddresses: config.gateways.map((gateway) => addressesOf(gateway.tunnelAddress)[index]),
+                siteLinks: index === 0 ? siteLinks : [],
+            };
+        }),
+        wstunnel: { ...wstunnel, binary },
+        gateways: config.gateways.map((gateway, index) => ({
+            ...gateway,
+            lanInterface: gateway.lanInterface ?? defaultRouteInterface,
+            lanInterfaceKey: `wg-relay:gateways[${index}].lanInterface`,
+            /** Its address in each relay's subnet, in the order of relays. */
+            tunnelAddresses: addressesOf(gateway.tunnelAddress),
+            tunnelAddress6: ipv6AddressOf(gateway.tunnelAddress),
+            /** The other sites' LANs, routed through the first relay. */
+            siteRoutes: gateway.siteToSite ? sites.filter((other) => other !== gateway).flatMap((other) => other.lanSubnets) : [],
+        })),
+        // A client routes every gateway's LAN unless it names its own, and may reach every LAN it routes unless
+        // its access rules say otherwise.
+        clients: config.clients.map((client) => {
+            const { access: _rules, primaryRelay, ...settings } = client;
+            const primary = primaryRelay ?? relayNames[0];
+            return {
+                ...settings,
+                routes: clientRoutes(client),
+                tunnelAddresses: addressesOf(client.tunnelAddress),
+                tunnelAddress6: ipv6AddressOf(client.tunnelAddress),
+                /** Relay names in the order the client prefers them: its primary, then the others as configured. */
+                relayPreference: [primary, ...relayNames.filter((relayName) => relayName !== primary)],
+            };
+        }),
+        repair: config.repair,
+    };
+}
+
+/**
+ * A client's access rules with every `to` resolved to the networks it stands for: a gateway's name to its LANs
+ * in the client's routes, a client's name to its tunnel addresses (in the relay's subnet and, with IPv6, the tunnel's
+ * IPv6 prefix, by `tunnelNetworksOnRelay`), this relay's name to its own tunnel addresses (another relay's to nothing
+ * here: that relay enforces it), an address to a /32 or /128. Ports in iptables' form.
+ */
+function resolveAccess(
+    access: z.output<typeof accessRule>[] | undefined,
+    routes: string[],
+    config: ParsedConfig,
+    thisRelay: { name: string; networks: string[] },
+    tunnelNetworksOnRelay: (address: string) => string[],
+) {
+    const rules: z.output<typeof accessRule>[] = access ?? routes.map((route) => ({ to: route }));
+    const relays = configuredRelays(config);
+    return rules.map((rule) => {
+        const gateway = config.gateways.find((candidate) => candidate.name === rule.to);
+        const client = config.clients.find((candidate) => candidate.name === rule.to);
+        const relay = relays.find((candidate) => candidate.name === rule.to);
+        const destinations = gateway
+            ? gateway.lanSubnets.filter((lan) => routes.includes(lan))
+            : client
+              ? tunnelNetworksOnRelay(client.tunnelAddress)
+              : relay
+                ? relay.name === thisRelay.name
+                    ? thisRelay.networks
+                    : []
+                : [isIpv4(rule.to) ? `${rule.to}/32` : isIpv6(rule.to) ? `${rule.to}/128` : rule.to];
+        return {
+            to: rule.to,
+            kind: gateway ? ("gateway" as const) : client ? ("client" as const) : relay ? ("relay" as const) : ("network" as const),
+            destinations,
+            protocol: rule.protocol,
+            ports: rule.ports?.map((entry) => String(entry).replace("-", ":")),
+        };
+    });
+}
+
+const optional = (value: string | undefined, suffix: string) => (value === undefined ? [] : [`${value}${suffix}`]);
+export const isIpv6Network = (text: string) => text.includes(":");
+
+/** The resolved network: what the program builds. */
+export type Network = ReturnType<typeof resolveNetwork>;
+export type TunnelNetwork = Network["tunnel"];
+export type RelaySettings = Network["relays"][number];
+export type WstunnelSettings = Network["wstunnel"];
+export type WstunnelBinarySource = WstunnelSettings["binary"];
+export type GatewaySettings = Network["gateways"][number];
+export type ClientSettings = Network["clients"][number];
+export type ClientAccess = RelaySettings["clientAccess"][number];
+export type AccessGrant = ClientAccess["access"][number];
+export type SiteLink = RelaySettings["siteLinks"][number];

@@ -18,6 +18,10 @@
 #   npm run lab -- versions     the Pulumi CLI, language host, plugins and wstunnel in use
 #   npm run lab -- mirror       pack the lab's wstunnel as a release (tar.gz + checksums.txt) served from the internet
 #
+#   npm run lab -- --vm [COMMAND]   the same with the relay as a QEMU virtual machine running Debian 13 with its own
+#                               kernel (WG_RELAY_LAB_HOSTS=vm; lab/README.md, "VM hosts"); once booted, it stays
+#                               part of the lab until `down`
+#
 # The real Pulumi parts and wstunnel come from lab/toolchain.sh (built from ../shared/third-party, or installed).
 # WG_RELAY_WSTUNNEL_BINARY=/path/to/wstunnel runs the lab with another wstunnel binary.
 set -euo pipefail
@@ -82,6 +86,10 @@ prepare() {
     load_toolchain
     phase "host image"
     bash "$HERE/image.sh"
+    if [ "${WG_RELAY_LAB_HOSTS:-}" = vm ]; then
+        phase "virtual machine image and Debian mirror"
+        bash "$HERE/vm-image.sh"
+    fi
     phase "hosts"
     bash "$HERE/hosts.sh" up
     pulumi_env
@@ -160,6 +168,10 @@ cmd_down() {
 }
 
 main() {
+    if [ "${1:-}" = --vm ]; then
+        export WG_RELAY_LAB_HOSTS=vm
+        shift
+    fi
     local command=${1:-up}
     shift || true
     case "$command" in
@@ -202,7 +214,7 @@ main() {
             lab_ssh "$host" "$@" ;;
         sites)
             require_root; WG_RELAY_LAB_SITES=2 bash "$HERE/hosts.sh" up ;;
-        *) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 2 ;;
+        *) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 2 ;;
     esac
 }
 

@@ -12,6 +12,8 @@
 #   lab/hosts.sh host stop HOST...      power a host off (power loss: links down, SIGKILL to its PID 1,
 #                                       its kernel state reset; namespace and overlay kept)
 #   lab/hosts.sh host start HOST...     boot it again as `up` does and wait for its sshd (no-op if running)
+#   lab/hosts.sh host reset HOST...     a virtual machine host only: a hard reset from QEMU's monitor (the
+#                                       reset button: no shutdown, the same disk boots again)
 #
 # WG_RELAY_LAB_SITES=2 (at `up`) adds a second relay (relay2) on the internet and a second site behind its own
 # CG-NAT router (cgnat2, gateway rpi2, LAN host lanhost2 with an HTTP service): two more booted hosts. Once they
@@ -19,6 +21,11 @@
 #
 # WG_RELAY_LAB_GATEWAYS=5 (at `up`) adds four more gateway hosts on the home LAN, gw2..gw5 (for the bench's scale
 # figure); like the second site, they stay part of the lab once they exist.
+#
+# WG_RELAY_LAB_HOSTS=vm (at `up`) makes the relay a QEMU virtual machine (TCG) booting Debian 13 with Debian's
+# own kernel from lab/vm-image.sh, instead of an nspawn container: same namespace and address, its NIC a tap
+# device bridged with the namespace's link; public interface ens3, and 2001:db8:100::10 beside its IPv4 address.
+# Once it exists, every command includes it without the variable.
 #
 # Every lab address lives inside the wgr-* namespaces; nothing is added to the
 # root namespace.  Processes are tracked by PID files under .lab/hosts/ and
@@ -37,6 +44,8 @@ HOSTSDIR=$LAB/hosts
 KEY=$SSHDIR/id_ed25519
 KNOWN=$SSHDIR/known_hosts
 BOOT_TIMEOUT=${WG_RELAY_LAB_BOOT_TIMEOUT:-180}
+# A TCG virtual machine's first boot took over 180 s to sshd on this 2-core machine under load (lab/README.md).
+VM_BOOT_TIMEOUT=${WG_RELAY_LAB_VM_BOOT_TIMEOUT:-600}
 
 NAMESPACES=(inet relay cgnat rpi1 lanhost hotel laptop op side)
 ROUTERS=(inet cgnat hotel)
@@ -153,6 +162,20 @@ if [[ ${WG_RELAY_LAB_GATEWAYS:-1} == 5 ]] || ns_exists gw2; then
     DEFAULTS+=("gw$i 192.168.1.1")
   done
 fi
+# The virtual-machine hosts (lab/README.md, "VM hosts"): asked for at `up`, or there already (their disk).
+VM_HOSTS=()
+if [[ ${WG_RELAY_LAB_HOSTS:-} == vm ]] || [[ -e $HOSTSDIR/relay/disk.img ]]; then
+  VM_HOSTS=(relay)
+  # The VM holds the relay's addresses; its namespace only carries the wire (a bridge of eth0 and the tap).
+  for i in "${!ADDRS[@]}"; do [[ ${ADDRS[$i]} == "relay eth0 "* ]] && unset "ADDRS[$i]"; done
+  for i in "${!DEFAULTS[@]}"; do [[ ${DEFAULTS[$i]} == "relay "* ]] && unset "DEFAULTS[$i]"; done
+  ADDRS+=("inet to-relay 2001:db8:100::1/64")
+fi
+declare -A H_IFACE=()   # a host's public / LAN interface as its OS names it (eth0 unless listed)
+declare -A VM_ADDRS=([relay]="198.51.100.10/24 2001:db8:100::10/64")
+declare -A VM_GATEWAYS=([relay]="198.51.100.1 2001:db8:100::1")
+for h in "${VM_HOSTS[@]}"; do H_IFACE[$h]=ens3; done
+is_vm() { [[ " ${VM_HOSTS[*]} " == *" $1 "* ]]; }
 routers_with_lan() { local port; for port in "${BRIDGE_PORTS[@]}"; do echo "${port%% *}"; done | sort -u; }
 nsx() { local ns=$1; shift; ip netns exec "$LAB_NAME-$ns" "$@"; }
 
@@ -179,7 +202,11 @@ pid_running() { # exists and is not a zombie waiting to be reaped (no fork: poll
   [[ -n $st && ${st:0:1} != Z && ${st:0:1} != X ]]
 }
 
-host_running() { pid_alive_ours "$HOSTSDIR/$1/nspawn.pid" "$HOSTSDIR/$1/root" >/dev/null; }
+# The process that is the host: systemd-nspawn, or QEMU for a virtual machine host.
+host_pid() { # host -> echoes pid
+  if is_vm "$1"; then pid_alive_ours "$HOSTSDIR/$1/qemu.pid" "$HOSTSDIR/$1/disk.img"; else pid_alive_ours "$HOSTSDIR/$1/nspawn.pid" "$HOSTSDIR/$1/root"; fi
+}
+host_running() { host_pid "$1" >/dev/null; }
 
 # The container's PID 1 (recorded in leader.pid). It counts as ours only while
 # it is the init of a PID namespace and its root directory is our overlay mount.
@@ -252,6 +279,7 @@ net_up() {
     ip -n "$LAB_NAME-$c" link set "$d" up
   done
   for ns in $(routers_with_lan); do ip -n "$LAB_NAME-$ns" link set br-lan up; done
+  for h in "${VM_HOSTS[@]}"; do vm_wire_up "$h"; done
   for l in "${ADDRS[@]}"; do
     read -r ns dev cidr <<<"$l"
     if [[ $cidr == *:* ]]; then
@@ -453,25 +481,33 @@ host_boot() {
 
 # wait until sshd answers with the pinned key and systemd is running/degraded
 host_wait() {
-  local h=$1 d=$HOSTSDIR/$1 deadline state pid leader
-  deadline=$(($(date +%s) + BOOT_TIMEOUT))
+  local h=$1 d=$HOSTSDIR/$1 deadline state pid leader timeout=$BOOT_TIMEOUT
+  is_vm "$h" && timeout=$VM_BOOT_TIMEOUT
+  deadline=$(($(date +%s) + timeout))
   while :; do
-    if ! pid=$(pid_alive_ours "$d/nspawn.pid" "$d/root"); then
+    if ! pid=$(host_pid "$h"); then
       tail -n 30 "$d/console.log" >&2 || true
-      die "$h: systemd-nspawn exited (log: $d/console.log)"
+      die "$h: the host's process exited (log: $d/console.log)"
     fi
     state=$(op_ssh "$h" systemctl is-system-running 2>/dev/null || true)
     # the container's PID 1 (a child of nspawn), for the SIGKILL fallback in down
-    if [[ -n $state && ! -s $d/leader.pid ]] && leader=$(pgrep -P "$pid" | head -n1) && [[ -n $leader ]]; then
+    if ! is_vm "$h" && [[ -n $state && ! -s $d/leader.pid ]] && leader=$(pgrep -P "$pid" | head -n1) && [[ -n $leader ]]; then
       echo "$leader" >"$d/leader.pid"
     fi
     case $state in
       running) return 0 ;;
+      starting | initializing)
+        # A VM is up once its sshd lets us in, as a provider's VPS is: its boot goes on with apt's first-boot jobs,
+        # which keep systemd "starting" for minutes under TCG (and which the program's apt step must wait for).
+        if is_vm "$h"; then
+          log "$h: sshd answers; systemd still $state (jobs: $(op_ssh "$h" systemctl list-jobs --no-legend 2>/dev/null | awk '{print $2}' | tr '\n' ' '))"
+          return 0
+        fi ;;
       degraded)
         log "$h: systemd is degraded; failed units: $(op_ssh "$h" systemctl --failed --no-legend --plain 2>/dev/null | awk '{print $1}' | tr '\n' ' ')"
         return 0 ;;
     esac
-    (($(date +%s) < deadline)) || die "$h: not up after ${BOOT_TIMEOUT}s (last state: '${state:-no ssh}', log: $d/console.log)"
+    (($(date +%s) < deadline)) || die "$h: not up after ${timeout}s (last state: '${state:-no ssh}', log: $d/console.log)"
     sleep 0.5
   done
 }
@@ -482,6 +518,7 @@ host_wait() {
 host_stop() { # host...
   local h pid leader watch=() names=()
   for h in "$@"; do
+    if is_vm "$h"; then vm_stop "$h" TERM; continue; fi
     pid=$(pid_alive_ours "$HOSTSDIR/$h/nspawn.pid" "$HOSTSDIR/$h/root") || pid=
     leader=$(leader_alive_ours "$h") || leader=
     if [[ -n $pid ]]; then
@@ -515,6 +552,96 @@ host_stop() { # host...
   wait_gone 10 "${watch[@]}" || log "warning: still running: ${watch[*]}"
 }
 
+# ---------------------------------------------------------------- virtual machine hosts
+VM_MEMORY=${WG_RELAY_LAB_VM_MEMORY:-512}
+VM_CPUS=${WG_RELAY_LAB_VM_CPUS:-1}
+
+# The VM's NIC: a tap device in the host's namespace, bridged with the namespace's link, so the VM sits where a
+# container host's eth0 would (same address, same wire to the router).
+vm_wire_up() { # host
+  local ns=$LAB_NAME-$1
+  ip -n "$ns" link show br0 >/dev/null 2>&1 || ip -n "$ns" link add br0 type bridge
+  ip -n "$ns" link show tap0 >/dev/null 2>&1 || ip netns exec "$ns" ip tuntap add dev tap0 mode tap
+  ip -n "$ns" link set eth0 master br0
+  ip -n "$ns" link set tap0 master br0
+  ip -n "$ns" link set tap0 up
+  ip -n "$ns" link set br0 up
+}
+
+# The VM's disk: the image's rootfs with the host's own /etc (host_prepare, as a container host's overlay gets),
+# its network for ens3, made into an ext4 file system once. It is the VM's from then on: `host start`, a reset
+# and a reboot boot the same disk; `down` removes it.
+vm_prepare() { # host image-dir
+  local h=$1 image=$2 d=$HOSTSDIR/$1 r a gw
+  [[ -e $d/disk.img ]] && return 0
+  host_prepare "$h" "$image/rootfs"
+  r=$d/root
+  mkdir -p "$r/etc/systemd/network"
+  {
+    printf '# wg-relay lab: the provider'"'"'s static addresses (lab/hosts.sh)\n[Match]\nName=%s\n\n[Network]\n' "${H_IFACE[$h]}"
+    for a in ${VM_ADDRS[$h]}; do printf 'Address=%s\n' "$a"; done
+    for gw in ${VM_GATEWAYS[$h]}; do printf 'Gateway=%s\n' "$gw"; done
+    printf 'IPv6AcceptRA=no\n'
+  } >"$r/etc/systemd/network/10-lab.network"
+  echo "$image" >"$d/image"
+  mkfs.ext4 -q -F -L root -d "$r" "$d/disk.img.new" 4G >/dev/null
+  umount_tree "$r"
+  mv "$d/disk.img.new" "$d/disk.img"
+}
+
+vm_boot() { # host
+  local h=$1 d=$HOSTSDIR/$1 image
+  image=$(<"$d/image")
+  rm -f "$d/qemu.pid"
+  printf '\n===== %s boot %s =====\n' "$h" "$(date -Is)" >>"$d/console.log"
+  # TCG (KVM guests hang on this machine: lab/README.md); virtio disk and NIC, the NIC in PCI slot 3 as on a
+  # KVM VPS, where udev names it ens3. Debian's kernel and initramfs are booted directly (no bootloader).
+  (
+    cd /
+    exec 8>&- # do not hand the hosts.sh lock to a long-lived child
+    exec ip netns exec "$LAB_NAME-$h" setsid bash -c 'echo $$ >"$0"; exec "$@"' "$d/qemu.pid" \
+      qemu-system-x86_64 -name "$LAB_NAME-$h" -nodefaults -machine pc -accel tcg,thread=multi -cpu max \
+      -smp "$VM_CPUS" -m "$VM_MEMORY" -display none \
+      -chardev "file,id=console,path=$d/console.log,append=on" -serial chardev:console \
+      -monitor "unix:$d/monitor.sock,server=on,wait=off" \
+      -kernel "$image/vmlinuz" -initrd "$image/initrd.img" -append "console=ttyS0 root=/dev/vda rw quiet" \
+      -drive "file=$d/disk.img,format=raw,if=virtio" \
+      -netdev tap,id=net0,ifname=tap0,script=no,downscript=no \
+      -device "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:$(printf %02x "${#h}"),addr=0x3" \
+      -device virtio-rng-pci
+  ) </dev/null >>"$d/qemu.log" 2>&1 &
+  for _ in $(seq 50); do [[ -s $d/qemu.pid ]] && break; sleep 0.1; done
+  [[ -s $d/qemu.pid ]] || die "$h: QEMU did not start (see $d/qemu.log)"
+}
+
+vm_monitor() { # host command: one command on QEMU's human monitor; waits for its prompt before and after
+  /usr/bin/python3 - "$HOSTSDIR/$1/monitor.sock" "$2" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+def until_prompt():
+    seen = b""
+    while not seen.endswith(b"(qemu) "):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        seen += chunk
+until_prompt()
+s.sendall(sys.argv[2].encode() + b"\n")
+until_prompt()
+s.close()
+PY
+}
+
+vm_stop() { # host signal: QEMU exits at once (SIGTERM or SIGKILL: the guest gets no shutdown either way)
+  local h=$1 pid
+  pid=$(host_pid "$h") || return 0
+  kill "-$2" "$pid" 2>/dev/null || true
+  wait_gone 10 "$pid" || { kill -KILL "$pid" 2>/dev/null || true; wait_gone 5 "$pid" || die "$h: QEMU ($pid) still running"; }
+  rm -f "$HOSTSDIR/$h/qemu.pid"
+}
+
 # ---------------------------------------------------------------- power (lab/hosts.sh host stop|start)
 # Power loss, as a VPS or a Pi losing power (not a clean shutdown: no unit stops, no PostDown runs):
 #   1. the host's network links go down first, so nothing it had open says goodbye (no FIN or RST from a
@@ -536,6 +663,14 @@ host_links() { # host -> "dev" per line: the lab's links inside the host's names
 
 host_poweroff() { # host
   local h=$1 d=$HOSTSDIR/$1 pid leader dev t ipt p
+  if is_vm "$h"; then   # links down, then QEMU killed: the guest's kernel state goes with it
+    host_running "$h" || { log "$h: already powered off (nothing to stop)"; return 0; }
+    while read -r dev; do ip -n "$LAB_NAME-$h" link set "$dev" down; done < <(host_links "$h")
+    vm_stop "$h" KILL
+    printf '\n===== %s power off %s =====\n' "$h" "$(date -Is)" >>"$d/console.log"
+    log "$h: powered off (SIGKILL to QEMU, links down; host start $h boots it)"
+    return 0
+  fi
   pid=$(pid_alive_ours "$d/nspawn.pid" "$d/root") || pid=
   leader=$(leader_alive_ours "$h") || leader=
   if [[ -z $leader && -n $pid ]]; then
@@ -587,6 +722,7 @@ hosts_poweron() { # host...
   ((${#booted[@]})) || return 0
   net_up
   for h in "${booted[@]}"; do
+    if is_vm "$h"; then vm_boot "$h"; continue; fi
     host_stop "$h"   # an orphaned container of a SIGKILLed nspawn
     host_mount "$h"
     host_boot "$h"
@@ -684,7 +820,7 @@ write_inventory() {
   local tmp h entries=()
   tmp=$(mktemp "$LAB/inventory.json.XXXXXX")
   for h in "${HOSTS[@]}"; do
-    entries+=("    \"$h\": {\"ns\": \"$LAB_NAME-$h\", \"address\": \"${H_ADDR[$h]}\", \"user\": \"${H_USER[$h]}\", \"hostKey\": \"$(host_pubkey "$h")\"}")
+    entries+=("    \"$h\": {\"ns\": \"$LAB_NAME-$h\", \"address\": \"${H_ADDR[$h]}\", \"user\": \"${H_USER[$h]}\", \"hostKey\": \"$(host_pubkey "$h")\", \"interface\": \"${H_IFACE[$h]:-eth0}\", \"kind\": \"$(is_vm "$h" && echo vm || echo nspawn)\"}")
   done
   cat >"$tmp" <<EOF
 {
@@ -731,13 +867,23 @@ cmd_up() {
   check_owner
   echo "$REPO" >"$OWNER_FILE"
   rootfs=$("$HERE/image.sh")
+  local vm_image=
+  ((${#VM_HOSTS[@]} == 0)) || vm_image=$("$HERE/vm-image.sh")
   ensure_operator_key
   net_up
   lanhost_up
   http_up "$MIRROR_DIR" inet 198.51.100.1
   hostile_targets_up
+  # The VM hosts' Debian mirror (lab/vm-image.sh), beside the wstunnel releases.
+  [[ -z $vm_image ]] || ln -sfn "$vm_image/mirror/debian" "$MIRROR_DIR/www/debian"
   for h in "${HOSTS[@]}"; do
     host_running "$h" && continue
+    if is_vm "$h"; then
+      vm_prepare "$h" "$vm_image"
+      vm_boot "$h"
+      booted+=("$h")
+      continue
+    fi
     host_stop "$h"   # an orphaned container of a SIGKILLed nspawn
     host_prepare "$h" "$rootfs"
     host_boot "$h"
@@ -797,8 +943,8 @@ cmd_down() {
 cmd_host() { # start|stop host...
   local action=${1:-} h
   shift || true
-  if [[ $action != start && $action != stop ]] || (($# == 0)); then
-    die "usage: $0 host start|stop HOST... (${HOSTS[*]})"
+  if [[ $action != start && $action != stop && $action != reset ]] || (($# == 0)); then
+    die "usage: $0 host start|stop|reset HOST... (${HOSTS[*]})"
   fi
   for h in "$@"; do
     [[ " ${HOSTS[*]} " == *" $h "* ]] || die "host $action: no host $h (hosts: ${HOSTS[*]})"
@@ -811,6 +957,13 @@ cmd_host() { # start|stop host...
   done
   if [[ $action == stop ]]; then
     for h in "$@"; do host_poweroff "$h"; done
+  elif [[ $action == reset ]]; then
+    for h in "$@"; do
+      is_vm "$h" || die "host reset: $h is not a virtual machine (host stop and host start power-cycle it)"
+      host_running "$h" || die "host reset: $h is powered off (host start $h)"
+      vm_monitor "$h" system_reset
+      log "$h: hard reset (system_reset on QEMU's monitor)"
+    done
   else
     hosts_poweron "$@"
   fi
@@ -827,7 +980,15 @@ cmd_status() {
       echo "$line absent"
       continue
     fi
-    if [[ " ${HOSTS[*]} " == *" $ns "* ]]; then
+    if is_vm "$ns"; then
+      h=$ns
+      if pid=$(host_pid "$h"); then
+        state=$(op_ssh "$h" systemctl is-system-running 2>/dev/null || true)
+        echo "$line VM host      qemu pid $pid  ssh ${H_USER[$h]}@${H_ADDR[$h]}: ${state:-no answer}"
+      else
+        echo "$line VM host      not running (powered off? host start $h boots it)"
+      fi
+    elif [[ " ${HOSTS[*]} " == *" $ns "* ]]; then
       h=$ns
       if pid=$(pid_alive_ours "$HOSTSDIR/$h/nspawn.pid" "$HOSTSDIR/$h/root"); then
         state=$(op_ssh "$h" systemctl is-system-running 2>/dev/null || true)
@@ -858,5 +1019,5 @@ case ${1:-} in
   down) shift; cmd_down "$@" ;;
   status) shift; cmd_status "$@" ;;
   host) shift; cmd_host "$@" ;;
-  *) echo "usage: $0 up | down [--keep-keys|--purge] | status | host start|stop HOST..." >&2; exit 2 ;;
+  *) echo "usage: $0 up | down [--keep-keys|--purge] | status | host start|stop|reset HOST..." >&2; exit 2 ;;
 esac

@@ -18,6 +18,10 @@
 #   npm run lab -- versions     the Pulumi CLI, language host, plugins and wstunnel in use
 #   npm run lab -- mirror       pack the lab's wstunnel as a release (tar.gz + checksums.txt) served from the internet
 #
+#   npm run lab -- --vm [COMMAND]   the same with the relay as a QEMU virtual machine running Debian 13 with its own
+#                               kernel (WG_RELAY_LAB_HOSTS=vm; lab/README.md, "VM hosts"); once booted, it stays
+#                               part of the lab until `down`
+#
 # The real Pulumi parts and wstunnel come from lab/toolchain.sh (built from ../shared/third-party, or installed).
 # WG_RELAY_WSTUNNEL_BINARY=/path/to/wstunnel runs the lab with another wstunnel binary.
 set -euo pipefail
@@ -68,10 +72,19 @@ lab_ssh() {
     ip netns exec "$LAB_NAME-op" ssh -F "$LAB/ssh/config" "$@"
 }
 
-# LAB_STACK_CHANGES (JSON, see lab/stack-config.ts) changes the stack as the e2e tests do.
+# LAB_STACK_CHANGES (JSON, see lab/stack-config.ts) changes the stack as the e2e tests do. With the relay as a VM,
+# the hosts download wstunnel from the lab's release mirror, as a fresh VPS does, unless the changes say otherwise.
 write_stack_config() {
+    local changes=${LAB_STACK_CHANGES:-{\}} version
+    if [ "$(jq -r '.hosts.relay.kind // "nspawn"' "$LAB/inventory.json")" = vm ]; then
+        mirror >/dev/null
+        version=$("$WG_RELAY_WSTUNNEL_BINARY" --version | awk '{ print $NF }')
+        changes=$(jq -c --arg url "$MIRROR_URL" --arg version "$version" \
+            --arg sha256 "$(cut -d' ' -f1 "$LAB/hosts/mirror/www/v$version/checksums.txt")" \
+            '{wstunnelMirror: {baseUrl: $url, version: $version, sha256: $sha256}} + .' <<<"$changes")
+    fi
     (cd "$REPO" && npx --no-install ts-node --transpile-only lab/stack-config.ts \
-        "$LAB/inventory.json" "$WG_RELAY_WSTUNNEL_BINARY" "$REPO/Pulumi.$STACK.yaml" "${LAB_STACK_CHANGES:-{\}}")
+        "$LAB/inventory.json" "$WG_RELAY_WSTUNNEL_BINARY" "$REPO/Pulumi.$STACK.yaml" "$changes")
     lab_pulumi stack select --create "$STACK" >/dev/null
     lab_pulumi config set --stack "$STACK" --secret wg-relay:sshPrivateKey < "$LAB/ssh/id_ed25519"
 }
@@ -82,6 +95,10 @@ prepare() {
     load_toolchain
     phase "host image"
     bash "$HERE/image.sh"
+    if [ "${WG_RELAY_LAB_HOSTS:-}" = vm ]; then
+        phase "virtual machine image and Debian mirror"
+        bash "$HERE/vm-image.sh"
+    fi
     phase "hosts"
     bash "$HERE/hosts.sh" up
     pulumi_env
@@ -123,7 +140,9 @@ mirror() {
     stage=$(mktemp -d)
     install -m 0755 "$WG_RELAY_WSTUNNEL_BINARY" "$stage/wstunnel"
     mkdir -p "$dir"
-    tar -czf "$dir/$asset" -C "$stage" --owner=0 --group=0 wstunnel
+    # Reproducible (no timestamps): the same binary gives the same archive and checksum, so a stack config that
+    # names it (write_stack_config) stays the same from one write to the next.
+    tar -cf - -C "$stage" --owner=0 --group=0 --mtime=@0 wstunnel | gzip -n > "$dir/$asset"
     rm -rf "$stage"
     (cd "$dir" && sha256sum "$asset" > checksums.txt)
     echo "lab: wstunnel $version served at $MIRROR_URL/v$version/$asset (SHA-256 $(cut -d' ' -f1 "$dir/checksums.txt"))"
@@ -160,6 +179,10 @@ cmd_down() {
 }
 
 main() {
+    if [ "${1:-}" = --vm ]; then
+        export WG_RELAY_LAB_HOSTS=vm
+        shift
+    fi
     local command=${1:-up}
     shift || true
     case "$command" in
@@ -202,7 +225,7 @@ main() {
             lab_ssh "$host" "$@" ;;
         sites)
             require_root; WG_RELAY_LAB_SITES=2 bash "$HERE/hosts.sh" up ;;
-        *) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 2 ;;
+        *) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 2 ;;
     esac
 }
 

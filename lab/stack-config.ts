@@ -14,6 +14,10 @@ interface LabHost {
     address: string;
     user: string;
     hostKey: string;
+    /** The host's public (relay) or LAN (gateway) interface as its OS names it: ens3 on a VM relay. */
+    interface?: string;
+    /** An nspawn container, or a QEMU virtual machine (WG_RELAY_LAB_HOSTS=vm). */
+    kind?: "nspawn" | "vm";
 }
 
 interface Inventory {

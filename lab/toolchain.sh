@@ -53,7 +53,8 @@ WIREGUARD_GO_VERSION=v0.0.0-20260522210424-ecfc5a8d5446   # wireguard-go 0.0.202
 WIREGUARD_GO_SUM=h1:cqHQ3AycTHvM2R7ikgyX57D+XvtcSnGylsLkOVhta/w=
 APT_PACKAGES=(debootstrap systemd-container iproute2 iptables openssh-client wireguard-tools qrencode curl ca-certificates iputils-ping python3 shellcheck conntrack nmap
   # the WireGuard apps' conf parsers (lab/conf-parsers.sh): a JDK and Maven, Wine and MinGW
-  openjdk-17-jdk-headless maven unzip wine64 gcc-mingw-w64-x86-64-win32)
+  openjdk-17-jdk-headless maven unzip wine64 gcc-mingw-w64-x86-64-win32
+  qemu-system-x86 e2fsprogs)   # QEMU and mkfs.ext4: the VM hosts (WG_RELAY_LAB_HOSTS=vm)
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)

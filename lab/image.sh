@@ -34,6 +34,8 @@ PACKAGES=(
 MIRROR=${WG_RELAY_DEBIAN_MIRROR:-}   # empty: debootstrap's built-in default for $SUITE
 CACHE=${WG_RELAY_CACHE:-/var/cache/wg-relay}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lab/image-sshd.sh
+source "$HERE/image-sshd.sh"
 WIREGUARD_GO_DIR=$(bash "$HERE/toolchain.sh" --wireguard-go-dir)
 
 # Units that cannot work (or are pointless) inside an nspawn container with no
@@ -62,20 +64,7 @@ apply_tweaks() {
 [Service]
 Environment=WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1
 EOF
-  # sshd: keys only, root by key only, only the ed25519 host key (made per host).
-  mkdir -p "$r/etc/ssh/sshd_config.d"
-  cat >"$r/etc/ssh/sshd_config.d/00-lab.conf" <<'EOF'
-# wg-relay lab image
-HostKey /etc/ssh/ssh_host_ed25519_key
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UseDNS no
-EOF
-  # The client's locale variables would name locales the image does not have.
-  sed -i -e 's/^\(AcceptEnv .*\)$/# \1  (disabled by the wg-relay lab image)/' "$r/etc/ssh/sshd_config"
-  rm -f "$r"/etc/ssh/ssh_host_*
+  lab_sshd_config "$r"
   # Locale-free defaults (C.UTF-8 is built into glibc; no locales package).
   printf 'LANG=C.UTF-8\n' >"$r/etc/default/locale"
   printf 'LANG=C.UTF-8\n' >"$r/etc/locale.conf"
@@ -107,7 +96,7 @@ settings_key() {
     printf 'pkg=%s\n' "${PACKAGES[@]}"
     printf 'mask=%s\n' "${MASK_UNITS[@]}"
     printf 'wireguard-go=%s\n' "${WIREGUARD_GO_DIR##*/}"
-    declare -f apply_tweaks
+    declare -f apply_tweaks lab_sshd_config
   } | sha256sum | cut -c1-12
 }
 

@@ -34,6 +34,8 @@ LAB_MIRROR_URL=http://198.51.100.1/debian
 UPSTREAM=${WG_RELAY_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CACHE=${WG_RELAY_CACHE:-/var/cache/wg-relay}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lab/image-sshd.sh
+source "$HERE/image-sshd.sh"
 REPO=$(cd "$HERE/.." && pwd)
 
 # The Debian packages the program installs on every host: the one list, hostPackages in components/host.ts.
@@ -53,19 +55,7 @@ apply_tweaks() {
   chroot "$r" update-initramfs -u -k all >/dev/null
   # The network: systemd-networkd (hosts.sh writes each VM's .network file for ens3).
   chroot "$r" systemctl enable --quiet systemd-networkd.service
-  # sshd: keys only, root by key only, only the ed25519 host key (made per host).
-  mkdir -p "$r/etc/ssh/sshd_config.d"
-  cat >"$r/etc/ssh/sshd_config.d/00-lab.conf" <<'EOF'
-# wg-relay lab image
-HostKey /etc/ssh/ssh_host_ed25519_key
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UseDNS no
-EOF
-  sed -i -e 's/^\(AcceptEnv .*\)$/# \1  (disabled by the wg-relay lab image)/' "$r/etc/ssh/sshd_config"
-  rm -f "$r"/etc/ssh/ssh_host_*
+  lab_sshd_config "$r"
   printf 'LANG=C.UTF-8\n' >"$r/etc/default/locale"
   : >"$r/etc/machine-id"
   # apt: Debian's trixie main from the lab's mirror (Debian's signature, checked with the image's keyring).
@@ -144,7 +134,7 @@ base_key() {
 }
 BASE_DIR="$CACHE/vm-image/base-$SUITE-$ARCH-$(base_key)"
 MIRROR_DIR="$BASE_DIR/mirror-$( { printf 'mirror-pkg=%s\n' "${MIRROR_PACKAGES[@]}"; declare -f build_mirror; } | sha256sum | cut -c1-12)"
-IMAGE_DIR="$CACHE/vm-image/$SUITE-$ARCH-$( { echo "${MIRROR_DIR#"$CACHE"/}"; declare -f apply_tweaks; } | sha256sum | cut -c1-12)"
+IMAGE_DIR="$CACHE/vm-image/$SUITE-$ARCH-$( { echo "${MIRROR_DIR#"$CACHE"/}"; declare -f apply_tweaks lab_sshd_config; } | sha256sum | cut -c1-12)"
 
 if [[ ${1:-} == --path ]]; then
   echo "$IMAGE_DIR"

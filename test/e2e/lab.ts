@@ -9,7 +9,7 @@ import type { Report } from "../../scripts/doctor";
 
 export const repo = resolve(__dirname, "..", "..");
 /** The lab's namespaces are NAME-* (lab/hosts.sh; WG_RELAY_LAB_NAME lets two checkouts run a lab each). */
-const labName = process.env.WG_RELAY_LAB_NAME ?? "wgr";
+export const labName = process.env.WG_RELAY_LAB_NAME ?? "wgr";
 
 /** The lab's nspawn hosts, reached over SSH (relay2 and rpi2 with the second site: `npm run lab -- sites`). */
 export type LabHost = "relay" | "rpi1" | "laptop" | "relay2" | "rpi2";

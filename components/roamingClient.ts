@@ -2,7 +2,8 @@
 // wstunnel client that carries WireGuard over wss:443 through networks that drop UDP; when SSH details are given,
 // the client machine is provisioned like a gateway without the LAN parts. With several relays it has a peer per
 // relay, its LAN routes on its primary's, and (when provisioned) a failover unit that moves them to the next relay
-// that answers when the primary stops, and back.
+// that answers when the primary stops, and back. On transport auto (one relay, provisioned), a unit moves the relay's
+// endpoint between its UDP port and the local wstunnel client, by whether the relay answers over UDP.
 import * as pulumi from "@pulumi/pulumi";
 import { ClientSettings, isIpv6Network, TunnelNetwork } from "./config";
 import { ClientBundle } from "./clientBundle";

@@ -145,7 +145,7 @@ export const tunnelSchema = z
             .min(1280)
             .max(1420)
             .default(1420)
-            .describe("MTU of clients with transport udp: their wg0, and the relay's route to each of them (their packets cross real networks: 1420 fits a 1500-byte path)"),
+            .describe("MTU of clients with transport udp or auto: their wg0, and the relay's route to each of them (their packets cross real networks: 1420 fits a 1500-byte path)"),
         keepaliveSeconds: z.number().int().min(1).max(600).default(25).describe("PersistentKeepalive of gateways and clients"),
         ipv6: z
             .strictObject({

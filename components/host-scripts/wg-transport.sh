@@ -14,7 +14,8 @@
 # authenticated packet. On UDP, each round pings the relay's tunnel address; after 2 unanswered rounds in a row the
 # endpoint goes to wstunnel. On wstunnel, UDP is tried again 60 s after the move: the endpoint goes back to UDP and
 # stays there if a ping answers within 3 tries of 1 s each; otherwise back to wstunnel, and the next try waits twice
-# as long (at most 480 s). Any other endpoint (set by hand) is left alone. STATE_DIR keeps the counts.
+# as long (at most 480 s). A first round (no counts in STATE_DIR yet) on wstunnel tries UDP at once. Any other
+# endpoint (set by hand) is left alone. STATE_DIR keeps the counts.
 set -euo pipefail
 
 down_after=2
@@ -40,8 +41,9 @@ if [ -z "$key" ]; then
 fi
 
 now=$(date +%s)
-# misses: unanswered rounds in a row on UDP; since: when the endpoint last went to wstunnel; retry: the wait from then
-misses=0 since=$now retry=$first_retry_seconds
+# misses: unanswered rounds in a row on UDP; since: when the endpoint last went to wstunnel; retry: the wait from then.
+# A unit that starts (boot, a `pulumi up`) on wstunnel tries UDP at once.
+misses=0 since=$((now - first_retry_seconds)) retry=$first_retry_seconds
 if [ -s "$state_dir/transport" ]; then
     read -r misses since retry <"$state_dir/transport"
 fi

@@ -85,10 +85,11 @@ esac; true`,
     chown: `true`,
 };
 
-function stubBin(dir: string): string {
+/** DIR/bin with each stand-in: it records its call in $CALLS, then runs its body. */
+function stubBin(dir: string, stubSet: Record<string, string> = stubs): string {
     const bin = join(dir, "bin");
     mkdirSync(bin);
-    for (const [name, body] of Object.entries(stubs)) {
+    for (const [name, body] of Object.entries(stubSet)) {
         writeFileSync(join(bin, name), `#!/bin/bash\necho "${name} $*" >> "$CALLS"\n${body}\n`);
         chmodSync(join(bin, name), 0o755);
     }
@@ -551,12 +552,7 @@ esac`,
         dir = mkdtempSync(join(tmpdir(), "wg-relay-wg-failover-"));
         state = join(dir, "state");
         mkdirSync(state);
-        const bin = join(dir, "bin");
-        mkdirSync(bin);
-        for (const [name, body] of Object.entries(failoverStubs)) {
-            writeFileSync(join(bin, name), `#!/bin/bash\necho "${name} $*" >> "$CALLS"\n${body}\n`);
-            chmodSync(join(bin, name), 0o755);
-        }
+        stubBin(dir, failoverStubs);
         writeFileSync(join(dir, "public-keys"), `relay ${relayKey}\nrelay2 ${relay2Key}\n`);
         writeFileSync(join(dir, "template"), `# WireGuard on laptop, a roaming client\n${directive}\n[Interface]\n`);
         // As wg-quick leaves it: the LANs on the primary's peer, routes without a source of their own.
@@ -674,12 +670,7 @@ esac`,
         dir = mkdtempSync(join(tmpdir(), "wg-relay-wg-transport-"));
         state = join(dir, "state");
         mkdirSync(state);
-        const bin = join(dir, "bin");
-        mkdirSync(bin);
-        for (const [name, body] of Object.entries(transportStubs)) {
-            writeFileSync(join(bin, name), `#!/bin/bash\necho "${name} $*" >> "$CALLS"\n${body}\n`);
-            chmodSync(join(bin, name), 0o755);
-        }
+        stubBin(dir, transportStubs);
         writeFileSync(join(dir, "public-keys"), `relay ${relayKey}\n`);
         writeFileSync(join(dir, "template"), `# WireGuard on laptop, a roaming client\n${directive}\n[Interface]\n`);
         // As wg-quick leaves it: the template's endpoint, UDP.
@@ -747,6 +738,12 @@ esac`,
             expect(sets()).toEqual([`wg set wg0 peer ${relayKey} endpoint ${udp}`, `wg set wg0 peer ${relayKey} endpoint ${wstunnel}`]);
             expect(readFileSync(join(dir, "calls"), "utf8").match(/^ping /gm)).toHaveLength(3);
         }
+    });
+
+    it("tries UDP at once when it starts on wstunnel (no counts yet)", () => {
+        writeFileSync(join(state, "endpoint"), `${wstunnel}\n`);
+        expect(round()).toBe(`wg-transport: relay answers over UDP (${udp}): now over UDP\n`);
+        expect(endpoint()).toBe(udp);
     });
 
     it("leaves an endpoint set by hand alone, and does nothing without the directive or the relay's key", () => {

@@ -92,10 +92,16 @@ describe("clients[].transport auto: the laptop over UDP where the hotel passes i
         console.log(`the LAN answers the laptop on UDP after ${await secondsUntilLanReachable(10)} s more`);
         const journal = onHostOk("laptop", `journalctl --no-pager -o short-unix -u wg-relay-transport.service --since '${since}'`);
         console.log(journal);
-        const switchedAt = (what: string) => Number(journal.split("\n").find((line) => line.includes(what))?.split(" ")[0]);
+        /** Seconds from `after` to the unit's first journal line saying `what` after it. */
+        const switchedAfter = (what: string, after: number) =>
+            journal
+                .split("\n")
+                .filter((line) => line.includes(what))
+                .map((line) => Number(line.split(" ")[0]))
+                .find((time) => time >= after)! - after;
         console.log(
-            `switch times (the unit's journal): to wstunnel ${(switchedAt("now through wstunnel") - droppedAt).toFixed(1)} s after the drop, ` +
-                `to UDP ${(switchedAt("now over UDP") - passesAt).toFixed(1)} s after UDP passed again`,
+            `switch times (the unit's journal): to wstunnel ${switchedAfter("now through wstunnel", droppedAt).toFixed(1)} s after the drop, ` +
+                `to UDP ${switchedAfter("now over UDP", passesAt).toFixed(1)} s after UDP passed again`,
         );
 
         // A `pulumi up` that syncs wg0's peers (a repair runs wg-apply again) keeps the live endpoint: put back to

@@ -18,9 +18,9 @@ const keyOf = (peer: { name: string; keyRotation: number; presharedKey?: boolean
     new WireguardKey(`${peer.name}-key`, { rotation: peer.keyRotation, presharedKey: peer.presharedKey, existing: peer.existingKeys });
 /** Each gateway's and wstunnel client's own credential: its upgrade-path prefix, rotating with its key. */
 const credentialOf = (peer: { name: string; keyRotation: number }) => new WstunnelCredential(`${peer.name}-wstunnel`, { rotation: peer.keyRotation });
-// Peers on plain UDP have none.
-const withCredential = <Peer extends { name: string; keyRotation: number; transport: "wstunnel" | "udp" }>(peer: Peer) => {
-    const credential = peer.transport === "wstunnel" ? credentialOf(peer) : undefined;
+// Peers on plain UDP have none; those on auto keep wstunnel for when UDP does not pass.
+const withCredential = <Peer extends { name: string; keyRotation: number; transport: "wstunnel" | "udp" | "auto" }>(peer: Peer) => {
+    const credential = peer.transport !== "udp" ? credentialOf(peer) : undefined;
     return { key: keyOf(peer), credential, pathPrefix: credential?.pathPrefix };
 };
 const gateways = network.gateways.map((gateway) => ({ gateway, ...withCredential(gateway) }));

@@ -2,7 +2,8 @@
 // wstunnel client that carries WireGuard over wss:443 through networks that drop UDP; when SSH details are given,
 // the client machine is provisioned like a gateway without the LAN parts. With several relays it has a peer per
 // relay, its LAN routes on its primary's, and (when provisioned) a failover unit that moves them to the next relay
-// that answers when the primary stops, and back.
+// that answers when the primary stops, and back. On transport auto (one relay, provisioned), a unit moves the relay's
+// endpoint between its UDP port and the local wstunnel client, by whether the relay answers over UDP.
 import * as pulumi from "@pulumi/pulumi";
 import { ClientSettings, isIpv6Network, TunnelNetwork } from "./config";
 import { ClientBundle } from "./clientBundle";
@@ -10,9 +11,10 @@ import { ipv4AllBut } from "./net";
 import { Host } from "./host";
 import { shellQuote } from "./shell";
 import { Hook, KeySource, PublicKeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
-import { failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
+import { autoTransportUnit, failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wgTransportScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
 import { caFileVariable, clientPrefixVariable, renderClientCertificatePem, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
 import { failoverDirective, renderFailoverUnit } from "./render/failover";
+import { autoTransportDirective, renderAutoTransportUnit } from "./render/autoTransport";
 import { platformWstunnelFiles } from "./render/clientPlatforms";
 import { hostScript } from "./render/scripts";
 import { relayDescription } from "./lanGateway";
@@ -22,6 +24,8 @@ import { wstunnelClientSettings } from "./wstunnelService";
 
 /** How often the failover unit checks the relays: with 2 misses to go down, a dead primary is left within about 6 s. */
 const failoverCheckSeconds = 2;
+/** How often the transport unit (auto) pings the relay: with 2 misses, UDP that stops passing is left within about 6 s. */
+const autoTransportCheckSeconds = 2;
 
 export interface RoamingClientArgs extends PeerComponentArgs {
     client: ClientSettings;
@@ -65,7 +69,7 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
     const { client, tunnel } = settings;
     const primary = client.relayPreference[0];
     const ipv6Prefix = tunnel.ipv6 ? [tunnel.ipv6.prefix] : [];
-    const allIpv4 = settings.stockApp && client.transport === "wstunnel" ? ipv4AllBut(settings.relayHost) : ["0.0.0.0/0"];
+    const allIpv4 = settings.stockApp && client.transport !== "udp" ? ipv4AllBut(settings.relayHost) : ["0.0.0.0/0"];
     return {
         title: `WireGuard on ${client.name}, a roaming client`,
         interface: {
@@ -73,8 +77,9 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
                 ...client.tunnelAddresses.map((address) => `${address}/${tunnel.prefixLength}`),
                 ...(tunnel.ipv6 ? [`${client.tunnelAddress6}/${tunnel.ipv6.prefixLength}`] : []),
             ].join(", "),
-            // On plain UDP its packets cross real networks; inside wstunnel no path MTU applies.
-            mtu: client.transport === "udp" ? tunnel.udpMtu : tunnel.mtu,
+            // On plain UDP its packets cross real networks; inside wstunnel no path MTU applies. On auto, the
+            // smaller on both paths: the relay routes to the client at one MTU, whichever path it takes.
+            mtu: client.transport === "wstunnel" ? tunnel.mtu : tunnel.udpMtu,
             privateKey: settings.privateKey,
             hooks: client.fullTunnel && !settings.stockApp ? fullTunnelHooks(settings.relayHost) : [],
         },
@@ -112,7 +117,10 @@ export interface ClientBundleInputs {
     clientCertificate?: { certPem: string; keyPem: string };
 }
 
-/** Each relay as the client's conf names it, its Endpoint the local wstunnel listener or the relay's UDP port. */
+/**
+ * Each relay as the client's conf names it, its Endpoint the local wstunnel listener or the relay's UDP port (on
+ * auto, UDP first: the transport unit moves it to wstunnel when UDP does not pass).
+ */
 function confRelays<Relay extends Pick<RelayAccess, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "address">>(
     client: Pick<ClientSettings, "transport">,
     relays: Relay[],
@@ -124,13 +132,15 @@ function confRelays<Relay extends Pick<RelayAccess, "peerName" | "tunnelSubnet" 
         name: relay.peerName,
         tunnelSubnet: relay.tunnelSubnet,
         publicKey: publicKey(relay, index),
-        endpoint: relayEndpoint(client.transport, relay, udpPort),
+        endpoint: relayEndpoint(client.transport === "auto" ? "udp" : client.transport, relay, udpPort),
     }));
 }
 
 /** A client's bundle: its stock-app confs (keys inline), and the wstunnel client to run beside them. Pure. */
 export function renderClientBundle(inputs: ClientBundleInputs): ClientBundle {
-    const { client, tunnel, relays, pathPrefix } = inputs;
+    const { tunnel, relays, pathPrefix } = inputs;
+    // The stock apps cannot switch: a client on auto gets the confs that work everywhere, through wstunnel.
+    const client: ClientSettings = inputs.client.transport === "auto" ? { ...inputs.client, transport: "wstunnel" } : inputs.client;
     const wstunnelFiles = (relay: BundleRelay, index: number, prefix: string) => {
         const settings = wstunnelClientSettings(relay, { mutualTls: inputs.clientCertificate !== undefined, stackCa: inputs.caCertificate !== undefined });
         const files = wstunnelClientFiles({ name: relay.peerName, index });
@@ -233,6 +243,8 @@ export class RoamingClient extends pulumi.ComponentResource {
             const host = Host.overSsh(name, client.ssh, { privateKey: args.sshPrivateKey, parent: this, repair: args.repair, relayConnection: relays[0].connection });
             // Only the LAN routes move: a client without any stays on each relay's own subnet.
             const failover = relays.length > 1 && client.routes.length > 0;
+            // One relay (a config rule): its endpoint moves between UDP and wstunnel.
+            const auto = client.transport === "auto";
             const failoverRelays = client.relayPreference.map((relayName) => {
                 const index = relays.findIndex((relay) => relay.peerName === relayName);
                 return { name: relayName, tunnelSubnet: relays[index].tunnelSubnet, relayAddress: relays[index].tunnelAddress, ownAddress: client.tunnelAddresses[index] };
@@ -245,9 +257,22 @@ export class RoamingClient extends pulumi.ComponentResource {
                     presharedKey: args.key.presharedKey ? { file: peerPresharedKeyPath } : undefined,
                     stockApp: true,
                 }),
-                directives: failover ? [failoverDirective({ routes: client.routes, relays: failoverRelays })] : [],
+                directives: [
+                    ...(failover ? [failoverDirective({ routes: client.routes, relays: failoverRelays })] : []),
+                    ...(auto
+                        ? [
+                              autoTransportDirective({
+                                  relayName: relays[0].peerName,
+                                  udpEndpoint: relayEndpoint("udp", relays[0]),
+                                  wstunnelEndpoint: relayEndpoint("wstunnel", relays[0]),
+                                  relayAddress: relays[0].tunnelAddress,
+                                  ownAddress: client.tunnelAddresses[0],
+                              }),
+                          ]
+                        : []),
+                ],
             };
-            const { wireguard, template, staged, declare } = provisionPeerHost(host, { ...args, conf, forwarding: false, packages: failover ? ["iputils-ping"] : [] });
+            const { wireguard, template, staged, declare } = provisionPeerHost(host, { ...args, conf, forwarding: false, packages: failover || auto ? ["iputils-ping"] : [] });
             this.wireguardTemplate = template;
             this.staged = staged;
             if (failover) {
@@ -255,6 +280,14 @@ export class RoamingClient extends pulumi.ComponentResource {
                 host.installServiceUnit("failover-unit", {
                     unit: failoverUnit,
                     content: renderFailoverUnit({ relayNames: client.relayPreference, intervalSeconds: failoverCheckSeconds }),
+                    dependsOn: [wireguard, script],
+                });
+            }
+            if (auto) {
+                const script = host.writeFile("wg-transport-script", { path: wgTransportScriptPath, content: hostScript("wg-transport"), mode: "0755" });
+                host.installServiceUnit("transport-unit", {
+                    unit: autoTransportUnit,
+                    content: renderAutoTransportUnit({ relayName: relays[0].peerName, intervalSeconds: autoTransportCheckSeconds }),
                     dependsOn: [wireguard, script],
                 });
             }

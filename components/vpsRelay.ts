@@ -25,8 +25,11 @@ export interface RelayPeer {
     key: Pick<WireguardKey, "publicKey" | "presharedKey">;
     /** Its own wstunnel path prefix (secret); none for a peer on plain UDP. */
     pathPrefix?: pulumi.Output<string>;
-    /** How its WireGuard packets reach the relay; a peer on plain UDP gets tunnel.udpMtu on the relay's routes to it (its LANs too). */
-    transport?: "wstunnel" | "udp";
+    /**
+     * How its WireGuard packets reach the relay; a peer on plain UDP gets tunnel.udpMtu on the relay's routes to it
+     * (its LANs too), and so does one on auto, whose packets may cross either path at any time.
+     */
+    transport?: "wstunnel" | "udp" | "auto";
 }
 
 export interface VpsRelayArgs {
@@ -129,7 +132,7 @@ export function relayWgQuickConf(relay: RelaySettings, peers: Omit<RelayPeer, "k
                 publicKey: { ofPeer: peer.name },
                 presharedKey: presharedKeyPeers.has(peer.name) ? { file: relayPresharedKeyPath(peer.name) } : undefined,
                 allowedIps: relayPeerAllowedIps(peer),
-                routeMtu: peer.transport === "udp" ? tunnel.udpMtu : undefined,
+                routeMtu: peer.transport === "udp" || peer.transport === "auto" ? tunnel.udpMtu : undefined,
             }),
         ),
     };

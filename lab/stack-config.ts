@@ -85,8 +85,8 @@ export interface LabChanges {
     relayDirectUdp?: { udpPorts: number[] };
     /** rpi1's gateways[].transport: udp sends WireGuard straight to the relay's UDP port through the CG-NAT (needs relayDirectUdp). */
     rpi1Transport?: "wstunnel" | "udp";
-    /** The laptop's clients[].transport (udp needs relayDirectUdp, and a hotel that passes UDP to the relay's WireGuard port). */
-    laptopTransport?: "wstunnel" | "udp";
+    /** The laptop's clients[].transport (udp and auto need relayDirectUdp; udp a hotel that passes UDP to the relay's WireGuard port). */
+    laptopTransport?: "wstunnel" | "udp" | "auto";
 }
 
 export function labStackConfig(inventory: Inventory, wstunnelBinary: string, changes: LabChanges = {}): StackConfigInput {

@@ -145,7 +145,7 @@ export const tunnelSchema = z
             .min(1280)
             .max(1420)
             .default(1420)
-            .describe("MTU of clients with transport udp: their wg0, and the relay's route to each of them (their packets cross real networks: 1420 fits a 1500-byte path)"),
+            .describe("MTU of clients with transport udp or auto: their wg0, and the relay's route to each of them (their packets cross real networks: 1420 fits a 1500-byte path)"),
         keepaliveSeconds: z.number().int().min(1).max(600).default(25).describe("PersistentKeepalive of gateways and clients"),
         ipv6: z
             .strictObject({
@@ -304,9 +304,11 @@ export const clientSchema = z.strictObject({
             "route all IPv4 traffic through the relay, not only the tunnel and LAN subnets (IPv6 goes through it only to the tunnel and LANs); only such a client may reach the internet through the relay, from its own tunnel address",
         ),
     transport: z
-        .enum(["wstunnel", "udp"])
+        .enum(["wstunnel", "udp", "auto"])
         .default("wstunnel")
-        .describe("wstunnel: WireGuard inside wss on TCP (works where UDP is blocked); udp: straight to the relay's WireGuard port (needs relay.allowDirectUdp; for phones without a wstunnel client)"),
+        .describe(
+            "wstunnel: WireGuard inside wss on TCP (works where UDP is blocked); udp: straight to the relay's WireGuard port (needs relay.allowDirectUdp; for phones without a wstunnel client); auto (a client provisioned over SSH, one relay): over UDP while the relay answers there, through wstunnel when it does not, switching by itself both ways (needs relay.allowDirectUdp; wg0 at tunnel.udpMtu on both paths)",
+        ),
     access: z
         .array(accessRule)
         .optional()

@@ -12,7 +12,8 @@
 #   - interface down: enables and starts it;
 #   - [Interface] settings changed (address, port, MTU, hooks; a new private key is not one): restarts it;
 #   - otherwise `wg syncconf` applies peers, keys and preshared keys without a restart (and removes peers added by
-#     hand), and the interface's routes follow the peers' AllowedIPs. After a new private key, or towards a peer
+#     hand), and the interface's routes follow the peers' AllowedIPs; the endpoint of a relay's peer on transport
+#     auto stays the one wg-transport set. After a new private key, or towards a peer
 #     whose public key is new (the other side rotated its key), peers kept alive are told at once (a keepalive
 #     switched on is sent at once), so they handshake now rather than at their next keepalive; and the firewall
 #     rules the template's PostUp lines add are put back if one is missing (PostUp runs only when wg0 starts).
@@ -168,7 +169,18 @@ elif [ ! -f "$applied" ] || [ "$(interface_part "$filled")" != "$(interface_part
 else
     mv -f "$filled" "$conf"
     echo "wg-apply: syncing peers and keys of $iface without a restart"
+    # A relay's peer on transport auto: wg-transport moves its endpoint between the two the directive names, and
+    # syncconf would put the template's back; the live one of the two is kept.
+    read -r auto_name auto_udp auto_wstunnel _ <<<"$(sed -n 's/^# wg-relay transport auto: //p' "$conf" | head -n 1)" || true
+    auto_key="" auto_endpoint=""
+    if [ -n "${auto_name:-}" ] && [ -n "${public_key[$auto_name]:-}" ]; then
+        auto_key=${public_key[$auto_name]}
+        auto_endpoint=$(wg show "$iface" endpoints | awk -v key="$auto_key" '$1 == key { print $2 }')
+    fi
     wg syncconf "$iface" <(wg-quick strip "$conf")
+    if [ -n "$auto_endpoint" ] && { [ "$auto_endpoint" = "$auto_udp" ] || [ "$auto_endpoint" = "$auto_wstunnel" ]; }; then
+        wg set "$iface" peer "$auto_key" endpoint "$auto_endpoint"
+    fi
     # syncconf does not touch routes. With a full tunnel wg-quick routes through a table of its own (fwmark);
     # otherwise route every allowed network into the interface that no route of the interface covers yet (as
     # wg-quick does: the subnet of each of its addresses keeps its own route, with that address as the source,

@@ -55,6 +55,9 @@ export const credentialsDir = (unit: string) => `/run/credentials/${unit}`;
 /** A roaming client's relay failover (several relays), and the script its unit runs every few seconds. */
 export const failoverUnit = "wg-relay-failover.service";
 export const wgFailoverScriptPath = `${libDir}/wg-failover`;
+/** A client's `transport: auto`: the unit that moves its relay's endpoint between UDP and wstunnel, and its script. */
+export const autoTransportUnit = "wg-relay-transport.service";
+export const wgTransportScriptPath = `${libDir}/wg-transport`;
 /**
  * A gateway's or wstunnel client's fallback to the relay settings `pulumi up` staged (render/stagedSwitch.ts): the
  * unit, its script, where the staged files wait, and where it keeps the ones it replaced until the staged ones work.

@@ -21,7 +21,7 @@ import {
 
 export const hostScriptsDir = join(__dirname, "..", "host-scripts");
 
-export function hostScript(name: "wg-apply" | "wstunnel-install" | "wg-failover" | "sysctl-apply" | "unit-stays-up" | "tls-renewal" | "staged-switch"): string {
+export function hostScript(name: "wg-apply" | "wstunnel-install" | "wg-failover" | "wg-transport" | "sysctl-apply" | "unit-stays-up" | "tls-renewal" | "staged-switch"): string {
     return readFileSync(join(hostScriptsDir, `${name}.sh`), "utf8");
 }
 

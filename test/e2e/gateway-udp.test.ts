@@ -5,15 +5,13 @@
 // page, and the doctor passes. Switched back to wstunnel, the same checks with the local wstunnel listener.
 // Needs root; run with `bash lab/run-tests.sh test/e2e/gateway-udp.test.ts --selectProjects e2e`.
 import type { LabChanges } from "../../lab/stack-config";
-import type { Report } from "../../scripts/doctor";
-import { doctor, ensureStack, onHost, onHostOk, relayAddress, secondsUntil, secondsUntilLanReachable, wstunnelUnits } from "./lab";
+import { doctor, doctorFailures, ensureStack, onHost, onHostOk, relayAddress, secondsUntil, secondsUntilLanReachable, wstunnelUnits } from "./lab";
 
 const relayOpen: LabChanges = { relayDirectUdp: { udpPorts: [] } };
 const rpi1OnUdp: LabChanges = { ...relayOpen, rpi1Transport: "udp" };
 /** The CG-NAT's public address (lab/hosts.sh): what the relay sees rpi1's UDP come from. */
 const cgnatAddress = "100.64.0.2";
 
-const failures = (report: Report) => report.hosts.flatMap((host) => host.findings.filter((finding) => finding.status === "fail").map((finding) => `${host.name}: ${finding.check}: ${finding.detail}`));
 const rpi1Endpoints = () => onHostOk("rpi1", "wg show wg0 endpoints").trim();
 /** The endpoint the relay has for the peer that carries the home LAN. */
 const relaySeesRpi1At = () => {
@@ -34,7 +32,7 @@ describe("gateways[].transport udp: the Pi straight to the relay's UDP port", ()
         console.log(`udp: the LAN answers the laptop after ${await secondsUntilLanReachable(60)} s`);
         // The session really is plain UDP through the CG-NAT, not wstunnel's loopback socket on the relay.
         await secondsUntil("the relay's session with rpi1 from the CG-NAT", 30, () => relaySeesRpi1At().startsWith(`${cgnatAddress}:`));
-        expect(failures(doctor().report)).toEqual([]);
+        expect(doctorFailures(doctor().report)).toEqual([]);
 
         ensureStack(relayOpen);
         expect(rpi1Endpoints()).toMatch(/\t127\.0\.0\.1:51820$/);
@@ -42,6 +40,6 @@ describe("gateways[].transport udp: the Pi straight to the relay's UDP port", ()
         expect(rpi1UnitState()).toBe("active");
         console.log(`wstunnel: the LAN answers the laptop after ${await secondsUntilLanReachable(60)} s`);
         await secondsUntil("the relay's session with rpi1 through wstunnel", 30, () => relaySeesRpi1At().startsWith("127.0.0.1:"));
-        expect(failures(doctor().report)).toEqual([]);
+        expect(doctorFailures(doctor().report)).toEqual([]);
     });
 });

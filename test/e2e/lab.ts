@@ -47,6 +47,9 @@ export function doctor(env: Record<string, string> = {}): { result: Result; repo
     return { result, report: JSON.parse(result.stdout) as Report };
 }
 
+/** The doctor's failed findings, "HOST: CHECK: DETAIL" each. */
+export const doctorFailures = (report: Report) =>
+    report.hosts.flatMap((host) => host.findings.filter((finding) => finding.status === "fail").map((finding) => `${host.name}: ${finding.check}: ${finding.detail}`));
 export const findingOf = (report: Report, host: LabHost, check: string) => report.hosts.find((entry) => entry.name === host)?.findings.find((finding) => finding.check === check);
 
 export function labTry(args: string[], env: Record<string, string> = {}): Result {
@@ -74,16 +77,17 @@ export function onHostOk(host: LabHost, script: string): string {
     return check(`${host}: ${script}`, onHost(host, script));
 }
 
-/** A long-running command in a namespace, stopped by its PID. */
-export function startInNamespace(namespace: string, args: string[]): { stop: () => Promise<string> } {
+/** A long-running command in a namespace, stopped by its PID (SIGINT), or `finished` by itself: its output. */
+export function startInNamespace(namespace: string, args: string[]): { stop: () => Promise<string>; finished: Promise<string> } {
     const child = spawn("ip", ["netns", "exec", `${labName}-${namespace}`, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
     const exited = new Promise<void>((done) => child.on("exit", () => done()));
     return {
+        finished: exited.then(() => output),
         stop: async () => {
-            if (child.exitCode === null && child.pid !== undefined) {
+            if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
                 process.kill(child.pid, "SIGINT");
             }
             await exited;

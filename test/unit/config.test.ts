@@ -164,6 +164,20 @@ describe("stack config", () => {
         ],
         ["a UDP client while the relay drops UDP", withChange((c) => (c.clients![0].transport = "udp")), "wg-relay:clients[0].transport: 'udp' needs relay.allowDirectUdp: true"],
         [
+            "an auto client while the relay drops UDP",
+            withChange((c) => Object.assign(c.clients![0], { transport: "auto", ssh: { host: "172.30.0.10", hostKey: testHostKey } })),
+            "wg-relay:clients[0].transport: 'auto' needs relay.allowDirectUdp: true, or the relay drops the client's packets",
+        ],
+        [
+            "a bundle-only client on auto",
+            withChange((c) => {
+                c.relay!.allowDirectUdp = true;
+                c.clients![0].transport = "auto";
+            }),
+            "wg-relay:clients[0].transport: 'auto' switches on the client machine, which needs ssh to provision it; a bundle's stock apps cannot switch",
+        ],
+        ["a gateway on auto (clients only so far)", withChange((c) => (c.gateways![0].transport = "auto" as "udp")), "wg-relay:gateways[0].transport:"],
+        [
             "a UDP gateway while the relay drops UDP",
             withChange((c) => (c.gateways![0].transport = "udp")),
             "wg-relay:gateways[0].transport: 'udp' needs relay.allowDirectUdp: true, or the relay drops the gateway's packets",
@@ -295,6 +309,14 @@ describe("stack config", () => {
         ["a peer on a relay's host part", twoRelays((c) => (c.relays![1].tunnelAddress = "10.10.1.3")), "wg-relay:clients[0].tunnelAddress: 10.10.0.3 has the host part of relays[1]'s tunnel address"],
         ["an unknown primary relay", twoRelays((c) => (c.clients![0].primaryRelay = "relay9")), "wg-relay:clients[0].primaryRelay: 'relay9' is not the name of a relay"],
         ["a full tunnel with several relays", twoRelays((c) => (c.clients![0].fullTunnel = true)), "wg-relay:clients[0].fullTunnel: a full tunnel with several relays is not supported"],
+        [
+            "an auto client with several relays",
+            twoRelays((c) => {
+                c.relays!.forEach((relay) => (relay.allowDirectUdp = true));
+                Object.assign(c.clients![0], { transport: "auto", ssh: { host: "172.30.0.10", hostKey: testHostKey } });
+            }),
+            "wg-relay:clients[0].transport: 'auto' works with one relay only so far",
+        ],
         [
             "a UDP client while one relay drops UDP",
             twoRelays((c) => {

@@ -19,6 +19,7 @@ describe("shell scripts", () => {
                 "components/host-scripts/wg-apply.sh",
                 "components/host-scripts/wstunnel-install.sh",
                 "components/host-scripts/wg-failover.sh",
+                "components/host-scripts/wg-transport.sh",
                 "components/host-scripts/sysctl-apply.sh",
                 "components/host-scripts/staged-switch.sh",
                 "lab/lab.sh",
@@ -69,6 +70,7 @@ live() { if [ -e "$STATE/synced.conf" ]; then cat "$STATE/synced.conf"; else cat
 case "$1 $3" in
   "syncconf "*) cat "$3" > "$STATE/synced.conf" ;;
   "show fwmark") echo off ;;
+  "show endpoints") cat "$STATE/endpoints" 2>/dev/null ;;
   "show allowed-ips") live | awk '/^PublicKey = / { key = $3 } /^AllowedIPs = / { sub(/^AllowedIPs = /, ""); gsub(/, /, " "); print key "\\t" $0 }' ;;
   "show persistent-keepalive") live | awk '/^PublicKey = / { key = $3 } /^PersistentKeepalive = / { print key "\\t" $3 }' ;;
 esac`,
@@ -83,10 +85,11 @@ esac; true`,
     chown: `true`,
 };
 
-function stubBin(dir: string): string {
+/** DIR/bin with each stand-in: it records its call in $CALLS, then runs its body. */
+function stubBin(dir: string, stubSet: Record<string, string> = stubs): string {
     const bin = join(dir, "bin");
     mkdirSync(bin);
-    for (const [name, body] of Object.entries(stubs)) {
+    for (const [name, body] of Object.entries(stubSet)) {
         writeFileSync(join(bin, name), `#!/bin/bash\necho "${name} $*" >> "$CALLS"\n${body}\n`);
         chmodSync(join(bin, name), 0o755);
     }
@@ -241,6 +244,30 @@ describe("wg-apply", () => {
         const alone = spawnSync("bash", [join(hostScriptsDir, "wg-apply.sh"), "--route-mtus", paths.conf], { env, encoding: "utf8" });
         expect(alone.status).toBe(0);
         expect(calls()).toEqual([`ip -4 route replace 10.10.0.3/32 dev ${basename(paths.conf, ".conf")} mtu 1420`]);
+    });
+
+    it("keeps the live endpoint of a relay's peer on transport auto through a sync, which sets the template's", () => {
+        const autoTemplate = (laptop: boolean) =>
+            template({ laptop }).replace("AllowedIPs = 10.10.0.2/32, 192.168.1.0/24\n", "AllowedIPs = 10.10.0.2/32, 192.168.1.0/24\nEndpoint = 198.51.100.10:51820\n") +
+            "# wg-relay transport auto: rpi1 198.51.100.10:51820 127.0.0.1:51820 10.10.0.1 10.10.0.2\n";
+        writeFileSync(paths.template, autoTemplate(false));
+        writeFileSync(paths.publicKeys, publicKeys(false));
+        expect(wgApply().status).toBe(0);
+        // wg-transport moved it to wstunnel; a `pulumi up` adds a peer.
+        writeFileSync(join(paths.state, "endpoints"), `${keys.rpi1Public}\t127.0.0.1:51820\n`);
+        writeFileSync(paths.template, autoTemplate(true));
+        writeFileSync(paths.publicKeys, publicKeys(true));
+        expect(wgApply().status).toBe(0);
+        expect(restarted()).toBe(false);
+        const afterSync = calls().slice(calls().findIndex((call) => call.startsWith("wg syncconf wg0 ")));
+        expect(afterSync).toContain(`wg set wg0 peer ${keys.rpi1Public} endpoint 127.0.0.1:51820`);
+        // An endpoint that is neither of the two (none yet, or set by hand) is the template's after the sync.
+        writeFileSync(join(paths.state, "endpoints"), `${keys.rpi1Public}\t(none)\n`);
+        writeFileSync(paths.template, autoTemplate(false));
+        writeFileSync(paths.publicKeys, publicKeys(false));
+        expect(wgApply().status).toBe(0);
+        expect(synced()).toBe(true);
+        expect(calls().filter((call) => call.startsWith("wg set "))).toEqual([]);
     });
 
     it("drops the route of a removed peer", () => {
@@ -525,12 +552,7 @@ esac`,
         dir = mkdtempSync(join(tmpdir(), "wg-relay-wg-failover-"));
         state = join(dir, "state");
         mkdirSync(state);
-        const bin = join(dir, "bin");
-        mkdirSync(bin);
-        for (const [name, body] of Object.entries(failoverStubs)) {
-            writeFileSync(join(bin, name), `#!/bin/bash\necho "${name} $*" >> "$CALLS"\n${body}\n`);
-            chmodSync(join(bin, name), 0o755);
-        }
+        stubBin(dir, failoverStubs);
         writeFileSync(join(dir, "public-keys"), `relay ${relayKey}\nrelay2 ${relay2Key}\n`);
         writeFileSync(join(dir, "template"), `# WireGuard on laptop, a roaming client\n${directive}\n[Interface]\n`);
         // As wg-quick leaves it: the LANs on the primary's peer, routes without a source of their own.
@@ -622,6 +644,124 @@ esac`,
         round();
         expect(changes()).toEqual([]);
         expect(routes()).toEqual(["192.168.1.0/24 src 10.10.0.3", "192.168.2.0/24 src 10.10.0.3"]);
+    });
+});
+
+describe("wg-transport", () => {
+    // Stand-ins: ping answers while $STATE/udp-passes exists or the endpoint is wstunnel's (wstunnel always passes),
+    // wg keeps the relay peer's endpoint in $STATE/endpoint, date prints $STATE/now.
+    const relayKey = "UkVMQVktcHVibGljLWtleS0wMTIzNDU2Nzg5YWJjZGU=";
+    const udp = "198.51.100.10:51820";
+    const wstunnel = "127.0.0.1:51820";
+    const transportStubs: Record<string, string> = {
+        ping: `endpoint=$(cat "$STATE/endpoint"); [ "$endpoint" = ${wstunnel} ] || [ -e "$STATE/udp-passes" ]`,
+        wg: `
+case "$1 $3" in
+  "show endpoints") printf '%s\\t%s\\n' ${relayKey} "$(cat "$STATE/endpoint")" ;;
+  "set "*) echo "$6" > "$STATE/endpoint" ;;
+esac`,
+        date: `cat "$STATE/now"`,
+    };
+    const directive = `# wg-relay transport auto: relay ${udp} ${wstunnel} 10.10.0.1 10.10.0.3`;
+    let dir: string;
+    let state: string;
+
+    beforeEach(() => {
+        dir = mkdtempSync(join(tmpdir(), "wg-relay-wg-transport-"));
+        state = join(dir, "state");
+        mkdirSync(state);
+        stubBin(dir, transportStubs);
+        writeFileSync(join(dir, "public-keys"), `relay ${relayKey}\n`);
+        writeFileSync(join(dir, "template"), `# WireGuard on laptop, a roaming client\n${directive}\n[Interface]\n`);
+        // As wg-quick leaves it: the template's endpoint, UDP.
+        writeFileSync(join(state, "endpoint"), `${udp}\n`);
+        udpPasses(true);
+        at(1000);
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    const udpPasses = (passes: boolean) => (passes ? writeFileSync(join(state, "udp-passes"), "") : rmSync(join(state, "udp-passes"), { force: true }));
+    const at = (seconds: number) => writeFileSync(join(state, "now"), `${seconds}\n`);
+    const round = () => {
+        writeFileSync(join(dir, "calls"), "");
+        const result = spawnSync("bash", [join(hostScriptsDir, "wg-transport.sh"), join(dir, "counts"), join(dir, "public-keys"), "wg0", join(dir, "template")], {
+            env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin`, CALLS: join(dir, "calls"), STATE: state },
+            encoding: "utf8",
+        });
+        expect(result.stderr).toBe("");
+        expect(result.status).toBe(0);
+        return result.stdout;
+    };
+    const endpoint = () => readFileSync(join(state, "endpoint"), "utf8").trim();
+    const sets = () => readFileSync(join(dir, "calls"), "utf8").split("\n").filter((line) => line.startsWith("wg set"));
+
+    it("stays on UDP while the relay answers there, pinging its tunnel address from the client's", () => {
+        expect(round()).toBe("");
+        expect(readFileSync(join(dir, "calls"), "utf8")).toContain("ping -c 1 -W 1 -I 10.10.0.3 10.10.0.1\n");
+        expect(sets()).toEqual([]);
+        expect(endpoint()).toBe(udp);
+    });
+
+    it("moves to wstunnel after two unanswered rounds, tries UDP again after 60 s, and stays there when it answers", () => {
+        udpPasses(false);
+        round();
+        expect(endpoint()).toBe(udp); // one miss is not enough
+        at(1002);
+        expect(round()).toBe(`wg-transport: relay stopped answering over UDP (${udp}): now through wstunnel (${wstunnel})\n`);
+        expect(sets()).toEqual([`wg set wg0 peer ${relayKey} endpoint ${wstunnel}`]);
+        at(1061);
+        round();
+        expect(sets()).toEqual([]);
+        udpPasses(true);
+        at(1062);
+        expect(round()).toBe(`wg-transport: relay answers over UDP (${udp}): now over UDP\n`);
+        expect(endpoint()).toBe(udp);
+        at(1064);
+        round();
+        expect(sets()).toEqual([]);
+    });
+
+    it("goes back to wstunnel when UDP still does not pass, waiting twice as long each time, at most 480 s", () => {
+        udpPasses(false);
+        round();
+        round();
+        expect(endpoint()).toBe(wstunnel);
+        const waits = [60, 120, 240, 480, 480];
+        let now = 1000;
+        for (const wait of waits) {
+            now += wait;
+            at(now - 1);
+            round();
+            expect(sets()).toEqual([]);
+            at(now);
+            expect(round()).toBe(`wg-transport: relay does not answer over UDP (${udp}) yet: back through wstunnel (${wstunnel}), next try in ${Math.min(wait * 2, 480)} s\n`);
+            expect(sets()).toEqual([`wg set wg0 peer ${relayKey} endpoint ${udp}`, `wg set wg0 peer ${relayKey} endpoint ${wstunnel}`]);
+            expect(readFileSync(join(dir, "calls"), "utf8").match(/^ping /gm)).toHaveLength(3);
+        }
+    });
+
+    it("tries UDP at once when it starts on wstunnel (no counts yet)", () => {
+        writeFileSync(join(state, "endpoint"), `${wstunnel}\n`);
+        expect(round()).toBe(`wg-transport: relay answers over UDP (${udp}): now over UDP\n`);
+        expect(endpoint()).toBe(udp);
+    });
+
+    it("leaves an endpoint set by hand alone, and does nothing without the directive or the relay's key", () => {
+        writeFileSync(join(state, "endpoint"), "192.0.2.7:51820\n");
+        udpPasses(false);
+        round();
+        round();
+        expect(endpoint()).toBe("192.0.2.7:51820");
+        writeFileSync(join(state, "endpoint"), `${udp}\n`);
+        writeFileSync(join(dir, "public-keys"), "");
+        round();
+        round();
+        writeFileSync(join(dir, "public-keys"), `relay ${relayKey}\n`);
+        writeFileSync(join(dir, "template"), "[Interface]\n");
+        round();
+        round();
+        expect(sets()).toEqual([]);
+        expect(endpoint()).toBe(udp);
     });
 });
 

@@ -898,6 +898,34 @@ describe("program: a client on plain UDP", () => {
     });
 });
 
+describe("program: a client on transport auto", () => {
+    it("keeps wstunnel, starts on UDP at tunnel.udpMtu with the transport unit after wg0, and the relay routes it at udpMtu", async () => {
+        const config = validConfig();
+        config.relay!.allowDirectUdp = true;
+        config.clients!.push({ name: "workstation", tunnelAddress: "10.10.0.4", transport: "auto", ssh: { host: "10.10.0.4", via: "relay", hostKey: testHostKey } });
+        const program = loadProgram(config);
+        await valueOf(program.relayUrl);
+        const template = (await inputsOf(command("workstation-wireguard-template"))).stdin as string;
+        expect(template).toContain("# wg-relay transport auto: relay 198.51.100.10:51820 127.0.0.1:51820 10.10.0.1 10.10.0.4\n[Interface]\n");
+        expect(template).toContain("MTU = 1420\n");
+        expect(template).toContain("Endpoint = 198.51.100.10:51820\n");
+        const steps = mockCommands.filter((c) => c.name.startsWith("workstation-")).map((c) => c.name);
+        expect(steps).toEqual(expect.arrayContaining(["workstation-wstunnel-client-unit", "workstation-staged-switch-unit", "workstation-wg-transport-script", "workstation-transport-unit"]));
+        expect([...prerequisites("workstation-transport-unit")]).toEqual(expect.arrayContaining(["workstation-wireguard-template", "workstation-wg-transport-script"]));
+        expect((await inputsOf(command("workstation-transport-unit"))).stdin).toContain("wg-transport /run/wg-relay-transport /etc/wg-relay/wg0.public-keys wg0 /etc/wg-relay/wg0.template.conf");
+        expect((await inputsOf(command("workstation-packages"))).create).toContain("iputils-ping");
+        const relayConf = (await inputsOf(command("relay-wireguard-template"))).stdin as string;
+        expect(relayConf).toContain("# workstation (client)\n# wg-relay route MTU: 1420\n");
+        // Its bundle is for the stock apps, which cannot switch: through wstunnel, no directive.
+        const bundle = await valueOf(program.clientBundles.workstation as pulumi.Output<any>);
+        expect(bundle.wireguardConf).toContain("Endpoint = 127.0.0.1:51820\n");
+        expect(bundle.wireguardConf).not.toContain("wg-relay transport");
+        expect(bundle.wstunnelUnit).toBeDefined();
+        // Clients on wstunnel have neither.
+        expect(mockCommands.map((c) => c.name)).not.toContain("laptop-transport-unit");
+    });
+});
+
 describe("program with bad config", () => {
     it("fails before registering any resource", () => {
         const config = validConfig();

@@ -10,6 +10,7 @@ import { relayAddress, relayFirewallRules, relayWgQuickConf } from "../../compon
 import { renderForwardingSysctl } from "../../components/render/sysctl";
 import { renderHeartbeatUnit } from "../../components/render/heartbeat";
 import { failoverDirective, renderFailoverUnit } from "../../components/render/failover";
+import { autoTransportDirective, renderAutoTransportUnit } from "../../components/render/autoTransport";
 import { renderStagedSwitchUnit, stagedPath } from "../../components/render/stagedSwitch";
 import { confDeclaration, firewallHooks, renderPublicKeys, renderWgQuickConf } from "../../components/render/wireguard";
 import {
@@ -756,6 +757,18 @@ describe("several sites and relays", () => {
         expect(unit).toContain("CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW\n");
         expect(unit).toContain("RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK\n");
         expect(unit).not.toContain("DynamicUser");
+    });
+
+    it("renders the client's transport unit (auto): root with network capabilities only, reading its relay's endpoints from the installed template", () => {
+        const unit = renderAutoTransportUnit({ relayName: "relay", intervalSeconds: 2 });
+        expectGolden("wg-relay-transport.service", unit);
+        expect(unit).toContain(
+            "ExecStart=/bin/bash -c 'while :; do /usr/local/lib/wg-relay/wg-transport /run/wg-relay-transport /etc/wg-relay/wg0.public-keys wg0 /etc/wg-relay/wg0.template.conf || true; sleep 2; done'\n",
+        );
+        expect(unit).toContain("CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW\n");
+        expect(unit).not.toContain("DynamicUser");
+        const directive = autoTransportDirective({ relayName: "relay", udpEndpoint: "198.51.100.10:51820", wstunnelEndpoint: "127.0.0.1:51820", relayAddress: "10.10.0.1", ownAddress: "10.10.0.3" });
+        expect(directive).toBe("wg-relay transport auto: relay 198.51.100.10:51820 127.0.0.1:51820 10.10.0.1 10.10.0.3");
     });
 
     it("renders a peer's staged switch unit: root, writing only where the staged files go and wg0.conf", () => {

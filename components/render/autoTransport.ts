@@ -2,7 +2,7 @@
 // (components/host-scripts/wg-transport.sh) every few seconds, which moves the relay's endpoint to the local wstunnel
 // client when plain UDP stops answering, and back when it answers again.
 import { publicKeysPath, wgQuickUnit, wgTransportScriptPath, wireguardInterface, wireguardTemplatePath } from "./paths";
-import { renderServiceUnit } from "./systemd";
+import { everyIntervalExecStart, renderServiceUnit } from "./systemd";
 
 export interface AutoTransportSettings {
     /** The relay's peer name (its key is in the public-keys file). */
@@ -37,7 +37,7 @@ export function renderAutoTransportUnit(settings: { relayName: string; intervalS
         description: `wg-relay transport auto: WireGuard to ${settings.relayName} over UDP while it answers there, else through wstunnel, checked every ${settings.intervalSeconds} s`,
         order: [`After=${wgQuickUnit}`],
         service: [
-            `ExecStart=/bin/bash -c 'while :; do ${autoTransportCommand()} || true; sleep ${settings.intervalSeconds}; done'`,
+            everyIntervalExecStart(autoTransportCommand(), settings.intervalSeconds),
             `RuntimeDirectory=${stateDir.replace("/run/", "")}`,
         ],
         // WireGuard's peers (the UAPI socket, netlink), and ping.

@@ -2,7 +2,7 @@
 // (components/host-scripts/wg-failover.sh) every few seconds, which moves the client's LAN routes to the first relay
 // in its order of preference that answers.
 import { publicKeysPath, wgFailoverScriptPath, wgQuickUnit, wireguardInterface, wireguardTemplatePath } from "./paths";
-import { renderServiceUnit } from "./systemd";
+import { everyIntervalExecStart, renderServiceUnit } from "./systemd";
 
 export interface FailoverRelay {
     name: string;
@@ -42,7 +42,7 @@ export function renderFailoverUnit(settings: { relayNames: string[]; intervalSec
         description: `wg-relay failover: the LAN routes go through the first relay that answers (${settings.relayNames.join(", then ")}), checked every ${settings.intervalSeconds} s`,
         order: [`After=${wgQuickUnit}`],
         service: [
-            `ExecStart=/bin/bash -c 'while :; do ${failoverCommand()} || true; sleep ${settings.intervalSeconds}; done'`,
+            everyIntervalExecStart(failoverCommand(), settings.intervalSeconds),
             `RuntimeDirectory=${stateDir.replace("/run/", "")}`,
         ],
         // Routes and WireGuard peers (netlink, the UAPI socket), and ping.

@@ -5,7 +5,7 @@
 // reached to get them. So the peer's new files are staged before the relay changes, and the peer switches to them
 // by itself when the relay stops answering (and back when they never work); `pulumi up` installs them for good after.
 import { stagedDir, stagedPreviousDir, stagedSwitchScriptPath, stateDir as stateDirOnDisk, wgQuickUnit, wireguardDir } from "./paths";
-import { renderServiceUnit } from "./systemd";
+import { everyIntervalExecStart, renderServiceUnit } from "./systemd";
 
 export interface StagedSwitchSettings {
     /** The first relay's tunnel address: what SSH through the relay crosses. */
@@ -47,7 +47,7 @@ export function renderStagedSwitchUnit(settings: StagedSwitchSettings): string {
         description: `wg-relay staged switch: when the relay at ${settings.relayAddress} stops answering, this host takes the relay settings the last pulumi up staged (and goes back if they never work), checked every ${settings.intervalSeconds} s`,
         order: [`After=${wgQuickUnit}`],
         service: [
-            `ExecStart=/bin/bash -c 'while :; do ${stagedSwitchCommand(settings)} || true; sleep ${settings.intervalSeconds}; done'`,
+            everyIntervalExecStart(stagedSwitchCommand(settings), settings.intervalSeconds),
             `RuntimeDirectory=${stateDir.replace("/run/", "")}`,
             // Where it saves the settings it replaces, and wg-apply its applied wg0.conf: made by systemd if missing.
             `StateDirectory=${stateDirOnDisk.replace("/var/lib/", "")}`,

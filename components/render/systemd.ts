@@ -20,6 +20,14 @@ function hardening(rootCapabilities: string[] | undefined): string[] {
     ];
 }
 
+/**
+ * The ExecStart of a unit that runs one round of `command` every `intervalSeconds` (the failover, transport and
+ * staged-switch units): a failed round is logged and the next one runs; one process, not a timer per round.
+ */
+export function everyIntervalExecStart(command: string, intervalSeconds: number): string {
+    return `ExecStart=/bin/bash -c 'while :; do ${command} || true; sleep ${intervalSeconds}; done'`;
+}
+
 export interface ServiceUnit {
     description: string;
     /** Ordering against other units, e.g. "Before=wg-quick@wg0.service". */

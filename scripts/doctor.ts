@@ -17,7 +17,7 @@ import type { DeclaredHost, HostRole } from "../components/declaredHosts";
 import type { ClientCertificateValidity } from "../components/relayPki";
 import { isIpv4 } from "../components/net";
 import { defaultRouteInterface, defaultRouteInterfaceCommand, hostInterfacesCommand } from "../components/render/interfaces";
-import { sysctlNotSetPath, sysctlPath, wireguardInterface, wstunnelBinaryPath, wstunnelClientUnitPattern, wstunnelReleaseMarkerPath } from "../components/render/paths";
+import { sysctlNotSetPath, sysctlPath, wgApplyScriptPath, wireguardInterface, wstunnelBinaryPath, wstunnelClientUnitPattern, wstunnelReleaseMarkerPath } from "../components/render/paths";
 
 // ---------------------------------------------------------------------------------------------------------------
 // What a host reports
@@ -27,14 +27,6 @@ import { sysctlNotSetPath, sysctlPath, wireguardInterface, wstunnelBinaryPath, w
 export const staleHandshakeSeconds = 180;
 /** The stack renews its certificates in their last 30 days (components/relayPki.ts). */
 const renewalDays = 30;
-
-/** `iptables -w -C ...` for a PostUp rule `iptables|ip6tables [-t TABLE] -A|-I CHAIN RULE` (wg-apply derives it the same way). */
-export function firewallRuleCheck(rule: string): string | undefined {
-    const match = /^(ip6?tables)((?: -t [a-z]+)?) -[AI] ([A-Za-z0-9 %/.,:_=-]+)$/.exec(rule);
-    return match
-        ? `${match[1]} -w${match[2]} -C ${match[3].replace(/%i/g, wireguardInterface).replaceAll(defaultRouteInterface, '"$default_dev"')}`
-        : undefined;
-}
 
 /** The interfaces other than wg0 that the rules match packets on (`-i NAME`, `-o NAME`), in order of appearance. */
 export function ruleInterfaces(rules: string[]): string[] {
@@ -68,12 +60,15 @@ export function probeScript(declared: DeclaredHost): string {
     if (interfaces.length > 0) {
         lines.push(`default_dev=$(${defaultRouteInterfaceCommand})`, `printf "interfaces\\t%s\\t%s\\n" "$default_dev" "$(${hostInterfacesCommand})"`);
     }
-    declared.firewallRules.forEach((rule, index) => {
-        const check = firewallRuleCheck(rule);
-        if (check !== undefined) {
-            lines.push(`if ${check} 2>/dev/null; then printf "rule\\t${index}\\tpresent\\n"; else printf "rule\\t${index}\\tmissing\\n"; fi`);
-        }
-    });
+    // The host's wg-apply reads the rules as it does when it puts a missing one back (one grammar, on the host).
+    if (declared.firewallRules.length > 0) {
+        lines.push(
+            `if rule_states=$(${wgApplyScriptPath} --check-rules ${wireguardInterface} 2>/dev/null <<'WG_RELAY_RULES'`,
+            ...declared.firewallRules,
+            "WG_RELAY_RULES",
+            `); then printf "%s\\n" "$rule_states" | sed "s/^/rule\\t/; s/ /\\t/"; else printf "rules-unchecked\\t%s\\n" "$?"; fi`,
+        );
+    }
     if (declared.forwarding) {
         lines.push(`printf "forwarding\\t%s\\t%s\\n" "$(sysctl -n net.ipv4.ip_forward 2>/dev/null)" "$(if [ -f ${sysctlPath} ]; then echo present; else echo missing; fi)"`);
         // What sysctl-apply could not set (optional settings; a required one fails the step).
@@ -96,8 +91,10 @@ export interface Observed {
     runningUnits?: string[];
     /** Absent when wg0 is not up. */
     wireguard?: { publicKey: string; peers: Record<string, { allowedIps: string[]; latestHandshake: number }> };
-    /** By index into the declared firewall rules. */
-    rules: Record<number, boolean>;
+    /** By index into the declared firewall rules: unknown is a rule the host's wg-apply cannot read. */
+    rules: Record<number, "present" | "missing" | "unknown">;
+    /** wg-apply's exit status when it could not check the rules (absent, or older than --check-rules). */
+    rulesUnchecked?: string;
     /** The host's interfaces, and the one of its default route (empty without one). */
     interfaces?: { defaultRoute: string; names: string[] };
     forwarding?: { inEffect: string; file: boolean };
@@ -134,7 +131,12 @@ export function parseProbe(text: string): Observed {
                 peer(fields[0]).latestHandshake = Number(fields[1]);
                 break;
             case "rule":
-                observed.rules[Number(fields[0])] = fields[1] === "present";
+                if (fields[1] === "present" || fields[1] === "missing" || fields[1] === "unknown") {
+                    observed.rules[Number(fields[0])] = fields[1];
+                }
+                break;
+            case "rules-unchecked":
+                observed.rulesUnchecked = fields[0];
                 break;
             case "interfaces":
                 observed.interfaces = { defaultRoute: fields[0] ?? "", names: (fields[1] ?? "").split(" ").filter(Boolean) };
@@ -281,12 +283,19 @@ function checkInterfaces(declared: DeclaredHost, observed: Observed): Finding[] 
 }
 
 function checkFirewall(declared: DeclaredHost, observed: Observed): Finding[] {
+    if (declared.firewallRules.length > 0 && observed.rulesUnchecked !== undefined) {
+        return [fail("firewall rules", `not checked: ${wgApplyScriptPath} --check-rules failed (status ${observed.rulesUnchecked}); \`pulumi up\` installs this version's`)];
+    }
     return declared.firewallRules.map((rule, index) => {
         const check = `rule ${describeRule(rule)}`;
-        if (firewallRuleCheck(rule) === undefined) {
-            return fail(check, "not a rule the doctor can check");
+        switch (observed.rules[index]) {
+            case "present":
+                return ok(check, "present");
+            case "unknown":
+                return fail(check, "not a rule wg-apply can check");
+            default:
+                return fail(check, "missing");
         }
-        return observed.rules[index] ? ok(check, "present") : fail(check, "missing");
     });
 }
 

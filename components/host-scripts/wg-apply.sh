@@ -25,6 +25,13 @@
 # Routes every AllowedIPs network of each peer marked `# wg-relay route MTU: N` (a comment before its AllowedIPs)
 # into the interface with that MTU: the relay's clients on plain UDP, below wg0's own MTU. The relay's PostUp runs
 # it at every start; wg-apply runs it again after syncing peers, whose routes it adds without an MTU.
+#
+#   wg-apply --check-rules INTERFACE
+#
+# Reads firewall rules on stdin, one per line as a PostUp line writes them (`iptables|ip6tables [-t TABLE] -A|-I
+# CHAIN RULE`, %i for INTERFACE, %default-route-dev for the default route's interface), and prints "N present",
+# "N missing" or "N unknown" (not in that form) for the Nth line from 0: the doctor's check, by the same reading
+# of a rule that puts a missing one back.
 set -euo pipefail
 
 # "NETWORK MTU" for each AllowedIPs network of a peer with a route MTU.
@@ -55,6 +62,40 @@ if [ "${1:-}" = "--route-mtus" ]; then
         exit 2
     fi
     set_route_mtus "$2" "$(basename "$2" .conf)"
+    exit 0
+fi
+
+# The interface of the default route (IPv4's, else IPv6's), for %default-route-dev; as the interface check step
+# finds it (components/render/interfaces.ts).
+default_route_dev() {
+    { ip -4 -o route show default; ip -6 -o route show default; } 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }' || true
+}
+
+# The command that checks a firewall rule (`iptables|ip6tables [-t TABLE] -A|-I CHAIN RULE`) is in place, for the
+# interface and default route's interface given; fails for a line not of that form. The one reading of a rule's
+# text, for the restore below and --check-rules.
+rule_check_command() { # RULE INTERFACE DEFAULT_DEV
+    [[ $1 =~ ^(ip6?tables)(\ -t\ [a-z]+)?\ -[AI]\ ([A-Za-z0-9\ %/.,:_=-]+)$ ]] || return 1
+    local check="${BASH_REMATCH[1]} -w${BASH_REMATCH[2]} -C ${BASH_REMATCH[3]//%i/$2}"
+    printf '%s\n' "${check//%default-route-dev/$3}"
+}
+
+if [ "${1:-}" = "--check-rules" ]; then
+    if [ $# -ne 2 ]; then
+        echo "usage: wg-apply --check-rules INTERFACE" >&2
+        exit 2
+    fi
+    index=0 check_dev=$(default_route_dev)
+    while IFS= read -r rule; do
+        if ! check=$(rule_check_command "$rule" "$2" "$check_dev"); then
+            echo "$index unknown"
+        elif (eval "$check") 2>/dev/null; then
+            echo "$index present"
+        else
+            echo "$index missing"
+        fi
+        index=$((index + 1))
+    done
     exit 0
 fi
 
@@ -97,11 +138,6 @@ not_there() { # WHAT
     exit 1
 }
 
-# The interface of the default route (IPv4's, else IPv6's), for %default-route-dev; as the interface check step
-# finds it (components/render/interfaces.ts).
-default_route_dev() {
-    { ip -4 -o route show default; ip -6 -o route show default; } 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }' || true
-}
 default_dev=""
 if grep -qF '%default-route-dev' "$template"; then
     default_dev=$(default_route_dev)
@@ -139,15 +175,15 @@ interface_part() { sed -e '/^\[Peer\]/,$d' -e '/^PrivateKey = /d' "$1"; }
 private_key_line() { grep '^PrivateKey = ' "$1" || true; }
 peer_public_keys() { sed -n 's/^PublicKey = //p' "$1" | sort; }
 
-# PostUp's iptables and ip6tables rules (`iptables|ip6tables [-t TABLE] -A|-I CHAIN RULE`), each added again when
-# `iptables -C` (or `ip6tables -C`) misses it.
+# PostUp's iptables and ip6tables rules, each added again when its check misses it (CONF has the default route's
+# interface filled in already).
 restore_firewall_rules() {
     local line check add
     while IFS= read -r line; do
-        [[ $line =~ ^PostUp\ =\ (ip6?tables(\ -t\ [a-z]+)?)\ -[AI]\ (.+)$ ]] || continue
-        check="${BASH_REMATCH[1]} -C ${BASH_REMATCH[3]}"
+        [[ $line == "PostUp = "* ]] || continue
         add=${line#PostUp = }
-        if ! (eval "${check//%i/$iface}") 2>/dev/null; then
+        check=$(rule_check_command "$add" "$iface" "") || continue
+        if ! (eval "$check") 2>/dev/null; then
             echo "wg-apply: re-adding a missing firewall rule: ${add//%i/$iface}"
             (eval "${add//%i/$iface}")
         fi

@@ -6,11 +6,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStackConfig } from "../../components/config";
 import { DeclaredHost } from "../../components/declaredHosts";
+import { wgApplyScriptPath } from "../../components/render/paths";
+import { hostScriptsDir } from "../../components/render/scripts";
 import {
     checkHost,
     checkClientCertificate,
     checkRelayEndpoint,
-    firewallRuleCheck,
     hostReport,
     Observed,
     parseProbe,
@@ -76,22 +77,6 @@ const healthyRelayProbe = [
 const failed = (findings: { status: string; check: string; detail: string }[]) => findings.filter((finding) => finding.status === "fail");
 
 describe("doctor: what a host runs", () => {
-    it("checks each PostUp rule with iptables -C on wg0, as wg-apply does, and nothing it cannot read", () => {
-        expect(firewallRuleCheck(relayRules[0])).toBe("iptables -w -C FORWARD -i wg0 -o wg0 -j ACCEPT -m comment --comment wg-relay");
-        expect(firewallRuleCheck(relayRules[1])).toBe("iptables -w -t nat -C POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay");
-        expect(firewallRuleCheck(relayRules[2])).toBe("iptables -w -C INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay");
-        // The rules of the relay's own chains, declared as the commands that add them (render/access.ts).
-        expect(firewallRuleCheck("iptables -A WG-RELAY-INPUT -s 10.10.0.3/32 -d 10.10.0.1/32 -p tcp -m multiport --dports 22,8000:8080 -m comment --comment wg-relay:laptop -j ACCEPT")).toBe(
-            "iptables -w -C WG-RELAY-INPUT -s 10.10.0.3/32 -d 10.10.0.1/32 -p tcp -m multiport --dports 22,8000:8080 -m comment --comment wg-relay:laptop -j ACCEPT",
-        );
-        expect(firewallRuleCheck("iptables -t nat -A WG-RELAY-NAT -s 10.10.0.4/32 -o eth0 -m comment --comment wg-relay:phone -j MASQUERADE")).toBe(
-            "iptables -w -t nat -C WG-RELAY-NAT -s 10.10.0.4/32 -o eth0 -m comment --comment wg-relay:phone -j MASQUERADE",
-        );
-        expect(firewallRuleCheck("ip6tables -A WG-RELAY-EGRESS -j DROP")).toBe("ip6tables -w -C WG-RELAY-EGRESS -j DROP");
-        expect(firewallRuleCheck("iptables -A FORWARD -j ACCEPT; rm -rf /")).toBeUndefined();
-        expect(firewallRuleCheck("ip -4 rule add to 198.51.100.10/32 lookup main priority 100")).toBeUndefined();
-    });
-
     it("is a POSIX sh script that shellcheck passes, printing only what it checks", () => {
         for (const declared of [relay, rpi1]) {
             const script = probeScript(declared);
@@ -100,14 +85,15 @@ describe("doctor: what a host runs", () => {
             expect(result.status).toBe(0);
         }
         const script = probeScript(relay);
-        expect(script).toContain("if iptables -w -t nat -C POSTROUTING -s 10.10.0.0/24 -o eth0 -j MASQUERADE -m comment --comment wg-relay 2>/dev/null; then");
+        // The rules go, as declared, to the host's own wg-apply, which reads them as it does when it puts one back.
+        expect(script).toContain(["if rule_states=$(/usr/local/lib/wg-relay/wg-apply --check-rules wg0 2>/dev/null <<'WG_RELAY_RULES'", ...relayRules, "WG_RELAY_RULES", ""].join("\n"));
         expect(script).toContain("for unit in wg-quick@wg0.service wg-relay-wstunnel-server.service; do");
         // Public facts only: `wg show` of the public key, allowed IPs and handshakes (never `wg show`, which lists
         // the preshared keys, nor `dump` or `private-key`).
         expect(script.match(/wg show wg0 [a-z-]+/g)).toEqual(["wg show wg0 public-key", "wg show wg0 public-key", "wg show wg0 allowed-ips", "wg show wg0 latest-handshakes"]);
     });
 
-    it("prints what the checks read, run with stand-in systemctl, wg, iptables, sysctl and uname", () => {
+    it("prints what the checks read, run with stand-in systemctl, wg, iptables, sysctl and uname and the real wg-apply", () => {
         const dir = mkdtempSync(join(tmpdir(), "wg-relay-doctor-"));
         try {
             const stubs: Record<string, string> = {
@@ -123,7 +109,8 @@ describe("doctor: what a host runs", () => {
                 writeFileSync(join(dir, "bin", name), `#!/bin/sh\n${body}\n`);
                 chmodSync(join(dir, "bin", name), 0o755);
             }
-            const result = spawnSync("sh", ["-c", probeScript(relay)], { env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin` }, encoding: "utf8" });
+            const script = probeScript(relay).replaceAll(wgApplyScriptPath, `bash ${join(hostScriptsDir, "wg-apply.sh")}`);
+            const result = spawnSync("sh", ["-c", script], { env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin` }, encoding: "utf8" });
             expect(result.status).toBe(0);
             const observed = parseProbe(result.stdout);
             expect(observed.units).toEqual({ "wg-quick@wg0.service": "active", "wg-relay-wstunnel-server.service": "inactive" });
@@ -134,10 +121,29 @@ describe("doctor: what a host runs", () => {
                     [key("laptop")]: { allowedIps: [], latestHandshake: 0 },
                 },
             });
-            expect(observed.rules).toEqual({ 0: true, 1: false, 2: false });
+            expect(observed.rules).toEqual({ 0: "present", 1: "missing", 2: "missing" });
+            expect(observed.rulesUnchecked).toBeUndefined();
             expect(observed.forwarding?.inEffect).toBe("1");
             expect(observed.now).toBe(now);
             expect(observed.wstunnel?.machine).toBe("x86_64");
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    it("fails the rules, not each one, when the host's wg-apply cannot check them (one older than --check-rules)", () => {
+        const dir = mkdtempSync(join(tmpdir(), "wg-relay-doctor-"));
+        try {
+            // wg-apply before --check-rules: a usage error, status 2.
+            writeFileSync(join(dir, "wg-apply"), `#!/bin/sh\necho "usage: wg-apply [--when-complete] TEMPLATE PUBLIC_KEYS CONF APPLIED" >&2\nexit 2\n`);
+            chmodSync(join(dir, "wg-apply"), 0o755);
+            const script = probeScript(relay).replaceAll(wgApplyScriptPath, join(dir, "wg-apply"));
+            const observed = parseProbe(spawnSync("sh", ["-c", script], { env: { PATH: "/usr/bin:/bin" }, encoding: "utf8" }).stdout);
+            expect(observed.rules).toEqual({});
+            expect(observed.rulesUnchecked).toBe("2");
+            expect(failed(checkHost(relay, observed)).filter((finding) => finding.check.includes("rule"))).toEqual([
+                { check: "firewall rules", status: "fail", detail: "not checked: /usr/local/lib/wg-relay/wg-apply --check-rules failed (status 2); `pulumi up` installs this version's" },
+            ]);
         } finally {
             rmSync(dir, { recursive: true, force: true });
         }
@@ -155,7 +161,7 @@ describe("doctor: what a host runs", () => {
                     [key("laptop")]: { allowedIps: ["10.10.0.3/32"], latestHandshake: 0 },
                 },
             },
-            rules: { 0: true, 1: true, 2: true },
+            rules: { 0: "present", 1: "present", 2: "present" },
             interfaces: { defaultRoute: "eth0", names: ["eth0", "lo", "wg0"] },
             forwarding: { inEffect: "1", file: true },
             wstunnel: { binarySha256: "a".repeat(64), releaseSha256: "", machine: "x86_64" },
@@ -193,8 +199,6 @@ describe("doctor: checks", () => {
             { check: "interface %default-route-dev", status: "fail", detail: "no default route, whose interface the rules name (this host's interfaces: eth0, lo, wg0)" },
             { check: "interface ens3", status: "fail", detail: "not an interface of this host: the rules on it never match (this host's interfaces: eth0, lo, wg0)" },
         ]);
-        // The rule check is made on the interface the host finds.
-        expect(firewallRuleCheck(rules[0])).toBe('iptables -w -C FORWARD -i wg0 -o "$default_dev" -j ACCEPT -m comment --comment wg-relay');
         expect(probeScript(declared)).toContain('printf "interfaces\\t%s\\t%s\\n" "$default_dev" "$(cd /sys/class/net && echo *)"');
     });
 

@@ -38,6 +38,7 @@ describe("shell scripts", () => {
 /** iptables or ip6tables: its rule set, one "TABLE CHAIN RULE" line per rule, in $STATE/NAME. */
 function ruleSetStub(name: string): string {
     return `
+if [ "$1" = -w ]; then shift; fi
 table=filter; if [ "$1" = -t ]; then table=$2; shift 2; fi
 op=$1; shift; rule="$table $*"; touch "$STATE/${name}"
 case "$op" in
@@ -353,6 +354,34 @@ describe("wg-apply", () => {
     });
 
     const rules = () => readFileSync(join(paths.state, "iptables"), "utf8").trim().split("\n");
+
+    it("--check-rules: reads each rule as the restore does, on the interface and the default route's, for the doctor", () => {
+        writeFileSync(join(paths.state, "iptables"), ["filter FORWARD -i wg0 -o wg0 -j ACCEPT -m comment --comment wg-relay", "nat WG-RELAY-NAT -s 10.10.0.4/32 -o ens3 -m comment --comment wg-relay:phone -j MASQUERADE", ""].join("\n"));
+        writeFileSync(join(paths.state, "ip6tables"), "filter WG-RELAY-EGRESS -j DROP\n");
+        writeFileSync(join(paths.state, "default-route"), "default via 198.51.100.1 dev ens3 proto static\n");
+        const rules = [
+            "iptables -A FORWARD -i %i -o %i -j ACCEPT -m comment --comment wg-relay",
+            // The relay's own chains, declared as the commands that add them (render/access.ts).
+            "iptables -t nat -A WG-RELAY-NAT -s 10.10.0.4/32 -o %default-route-dev -m comment --comment wg-relay:phone -j MASQUERADE",
+            "ip6tables -I WG-RELAY-EGRESS -j DROP",
+            "iptables -I INPUT -i ens3 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+            "iptables -A FORWARD -j ACCEPT; rm -rf /",
+            "ip -4 rule add to 198.51.100.10/32 lookup main priority 100",
+        ];
+        writeFileSync(paths.calls, "");
+        const result = spawnSync("bash", [join(hostScriptsDir, "wg-apply.sh"), "--check-rules", "wg0"], { env, input: rules.join("\n") + "\n", encoding: "utf8" });
+        expect(result.stderr).toBe("");
+        expect(result.status).toBe(0);
+        expect(result.stdout).toBe(["0 present", "1 present", "2 present", "3 missing", "4 unknown", "5 unknown", ""].join("\n"));
+        // Checks only, waiting for xtables' lock as the doctor's did: nothing added, and nothing run that is not a rule.
+        expect(calls().filter((call) => /^ip6?tables /.test(call))).toEqual([
+            "iptables -w -C FORWARD -i wg0 -o wg0 -j ACCEPT -m comment --comment wg-relay",
+            "iptables -w -t nat -C WG-RELAY-NAT -s 10.10.0.4/32 -o ens3 -m comment --comment wg-relay:phone -j MASQUERADE",
+            "ip6tables -w -C WG-RELAY-EGRESS -j DROP",
+            "iptables -w -C INPUT -i ens3 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",
+        ]);
+        expect(calls().filter((call) => call.startsWith("rm ") || call.startsWith("ip -4 rule"))).toEqual([]);
+    });
 
     it("puts back a firewall rule of the template's PostUp lines that was deleted by hand, without a restart", () => {
         applyFirst();

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStackConfig } from "../../components/config";
@@ -26,7 +26,7 @@ import {
     wstunnelServerArgs,
 } from "../../components/render/wstunnel";
 import { accessChainHooks, accessRuleCommands, loadAccessRulesScript, renderAccessRules } from "../../components/render/access";
-import { firewallRuleCheck } from "../../scripts/doctor";
+import { hostScriptsDir } from "../../components/render/scripts";
 import { relayTemplateFirewallRules, testHostKey, validConfig } from "./fixtures";
 import { expectGolden } from "./golden";
 
@@ -380,8 +380,23 @@ describe("relay access rules", () => {
         const full = parseStackConfig({ ...validConfig(), clients: [{ name: "phone", tunnelAddress: "10.10.0.4", fullTunnel: true }] } as Record<string, unknown>).relays[0];
         expect(accessRuleCommands(renderAccessRules(full), "ipv4")).toContain("iptables -t nat -A WG-RELAY-NAT -s 10.10.0.4/32 -o %default-route-dev -m comment --comment wg-relay:phone -j MASQUERADE");
         expect(accessRuleCommands(renderAccessRules(full, "ipv6"), "ipv6")).toContain("ip6tables -A WG-RELAY-INPUT -j DROP");
-        // Each in the form the doctor checks with `iptables -C`.
-        expect(commands.every((command) => firewallRuleCheck(command) !== undefined)).toBe(true);
+        // Each in the form wg-apply reads, for the doctor's check: on a host without them, each is missing, none unknown.
+        const dir = mkdtempSync(join(tmpdir(), "wg-relay-rules-"));
+        try {
+            mkdirSync(join(dir, "bin"));
+            for (const tool of ["iptables", "ip6tables"]) {
+                writeFileSync(join(dir, "bin", tool), "#!/bin/sh\nexit 1\n");
+                chmodSync(join(dir, "bin", tool), 0o755);
+            }
+            const check = spawnSync("bash", [join(hostScriptsDir, "wg-apply.sh"), "--check-rules", "wg0"], {
+                env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin` },
+                input: commands.join("\n") + "\n",
+                encoding: "utf8",
+            });
+            expect(check.stdout).toBe(commands.map((_, index) => `${index} missing\n`).join(""));
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
     });
 
     it("gives a client every LAN in its routes by default, and one a gateway's name stands for only within them", () => {

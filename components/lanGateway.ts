@@ -81,9 +81,9 @@ export function relayDescription(relays: Pick<RelayAccess, "peerName">[], index:
 
 /**
  * The gateway's wg0 template: an address in each relay's subnet, and each relay as a peer reached through its local
- * wstunnel client (or, on plain UDP and at first on auto, at its UDP port), with that relay's subnet (clients' packets arrive with their
- * own addresses in it), so a reply to a client goes back through the relay the request came through; the first relay
- * also carries the other sites' LANs.
+ * wstunnel client (or, on plain UDP and at first on auto, at its UDP port), with that relay's subnet (clients'
+ * packets arrive with their own addresses in it), so a reply to a client goes back through the relay the request
+ * came through; the first relay also carries the other sites' LANs. On auto, the transport unit's directive.
  */
 export function gatewayWgQuickConf(
     gateway: GatewaySettings,

@@ -1,6 +1,7 @@
 // LanGateway: the always-on machine in the home LAN (a Raspberry Pi). It dials out to every relay, through a wstunnel
-// client of its own or (transport udp) straight to the relay's UDP port, so CG-NAT never has to let anything in, and
-// routes tunnel traffic onto the LAN. With siteToSite it also routes the other sites' LANs through the first relay.
+// client of its own or (transport udp) straight to the relay's UDP port, or (auto, one relay) over UDP while it
+// passes and through wstunnel when it does not, so CG-NAT never has to let anything in, and routes tunnel traffic
+// onto the LAN. With siteToSite it also routes the other sites' LANs through the first relay.
 import * as pulumi from "@pulumi/pulumi";
 import { GatewaySettings, isIpv6Network, TunnelNetwork } from "./config";
 import { Host } from "./host";
@@ -8,7 +9,7 @@ import { firewallHooks, FirewallRule, relayAsPeer, WgQuickConf } from "./render/
 import { DeclaredHost } from "./declaredHosts";
 import { renderHeartbeatUnit } from "./render/heartbeat";
 import { heartbeatUnit, peerPresharedKeyPath, wireguardKeyPath } from "./render/paths";
-import { PeerComponentArgs, provisionPeerHost, RelayAccess, relayEndpoint } from "./peerHost";
+import { autoTransportDirectives, PeerComponentArgs, provisionPeerHost, RelayAccess, relayEndpoint } from "./peerHost";
 
 /** With WireGuard's 15 s of unanswered data before a new handshake: the tunnel is back within about 20 s. */
 const heartbeatSeconds = 5;
@@ -28,7 +29,7 @@ export interface GatewayFirewallSettings {
     masquerade: boolean;
     /** With IPv6 inside the tunnel: its prefix, and the gateway's address in it. */
     ipv6?: { tunnelPrefix: string; tunnelAddress: string };
-    /** On plain UDP wg0 has tunnel.udpMtu, below the LAN's 1500: TCP connections through it get an MSS that fits. */
+    /** On plain UDP (and auto) wg0 has tunnel.udpMtu, below the LAN's 1500: TCP connections through it get an MSS that fits. */
     clampMss: boolean;
 }
 
@@ -80,16 +81,17 @@ export function relayDescription(relays: Pick<RelayAccess, "peerName">[], index:
 
 /**
  * The gateway's wg0 template: an address in each relay's subnet, and each relay as a peer reached through its local
- * wstunnel client (or, on plain UDP, at its UDP port), with that relay's subnet (clients' packets arrive with their
- * own addresses in it), so a reply to a client goes back through the relay the request came through; the first relay
- * also carries the other sites' LANs.
+ * wstunnel client (or, on plain UDP and at first on auto, at its UDP port), with that relay's subnet (clients'
+ * packets arrive with their own addresses in it), so a reply to a client goes back through the relay the request
+ * came through; the first relay also carries the other sites' LANs. On auto, the transport unit's directive.
  */
 export function gatewayWgQuickConf(
     gateway: GatewaySettings,
     tunnel: TunnelNetwork,
-    relays: Pick<RelayAccess, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "address">[],
+    relays: Pick<RelayAccess, "peerName" | "tunnelAddress" | "tunnelSubnet" | "wstunnelLocalPort" | "address">[],
 ): WgQuickConf {
-    const udp = gateway.transport === "udp";
+    // On auto its packets may cross either path at any time: UDP's MTU and clamp on both.
+    const udp = gateway.transport !== "wstunnel";
     return {
         title: `WireGuard on ${gateway.name}, a LAN gateway`,
         interface: {
@@ -123,6 +125,7 @@ export function gatewayWgQuickConf(
                 keepaliveSeconds: tunnel.keepaliveSeconds,
             }),
         ),
+        directives: autoTransportDirectives(gateway.transport, relays, gateway.tunnelAddresses),
     };
 }
 
@@ -148,6 +151,7 @@ export class LanGateway extends pulumi.ComponentResource {
             forwarding: true,
             ipv6Upstream: args.tunnel.ipv6 ? gateway.lanInterface : undefined,
             interfaces: [{ key: gateway.lanInterfaceKey, name: gateway.lanInterface }],
+            transport: gateway.transport,
         });
         this.wireguardTemplate = template;
         this.staged = staged;

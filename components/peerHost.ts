@@ -1,11 +1,14 @@
 // What a LAN gateway and a provisioned roaming client have in common: a wstunnel client towards each relay and a
-// WireGuard interface with a peer per relay, whose endpoint is that relay's wstunnel client's local UDP listener.
+// WireGuard interface with a peer per relay, whose endpoint is that relay's wstunnel client's local UDP listener (or
+// the relay's UDP port); on transport auto, the unit that moves the relay's endpoint between the two.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { TunnelNetwork, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages } from "./host";
 import { InterfaceSetting } from "./render/interfaces";
+import { autoTransportDirective, renderAutoTransportUnit } from "./render/autoTransport";
 import {
+    autoTransportUnit,
     clientCertificatePath,
     peerPresharedKeyPath,
     publicKeysPath,
@@ -16,6 +19,7 @@ import {
     systemdUnitPath,
     WstunnelClientFiles,
     wstunnelClientFiles,
+    wgTransportScriptPath,
 } from "./render/paths";
 import { hostScript, wgApplyCommand } from "./render/scripts";
 import { renderStagedSwitchUnit, stagedPath } from "./render/stagedSwitch";
@@ -46,17 +50,48 @@ export interface RelayAccess {
     address: { host: string; wstunnelPort: number; wireguardPort: number; udpPorts: number[] };
 }
 
-/** How a peer's WireGuard reaches the relays: through a local wstunnel client, or straight to their UDP port. */
-export type PeerTransport = "wstunnel" | "udp";
+/**
+ * How a peer's WireGuard reaches the relays: through a local wstunnel client, straight to their UDP port, or (auto,
+ * one relay) over UDP while the relay answers there and through wstunnel when it does not.
+ */
+export type PeerTransport = "wstunnel" | "udp" | "auto";
+
+/** How often the transport unit (auto) pings the relay: with 2 misses, UDP that stops passing is left within about 6 s. */
+const autoTransportCheckSeconds = 2;
 
 /**
  * A peer's WireGuard Endpoint for a relay: its local wstunnel client's listener, or the relay's public UDP port
- * (`udpPort`, one of relay.udpPorts, where the relay opens it; its WireGuard port otherwise).
+ * (`udpPort`, one of relay.udpPorts, where the relay opens it; its WireGuard port otherwise). On auto, the UDP
+ * port: the transport unit moves the endpoint to wstunnel when UDP does not pass.
  */
 export function relayEndpoint(transport: PeerTransport, relay: Pick<RelayAccess, "wstunnelLocalPort" | "address">, udpPort?: number): string {
     return transport === "wstunnel"
         ? `127.0.0.1:${relay.wstunnelLocalPort}`
         : `${relay.address.host}:${udpPort !== undefined && relay.address.udpPorts.includes(udpPort) ? udpPort : relay.address.wireguardPort}`;
+}
+
+/**
+ * On auto (one relay, a config rule), the template's line that tells the transport unit what to switch between (and
+ * wg-apply which endpoint to keep as it is live); none on the other transports.
+ */
+export function autoTransportDirectives(
+    transport: PeerTransport,
+    relays: Pick<RelayAccess, "peerName" | "tunnelAddress" | "wstunnelLocalPort" | "address">[],
+    ownAddresses: string[],
+): string[] {
+    if (transport !== "auto") {
+        return [];
+    }
+    const [relay] = relays;
+    return [
+        autoTransportDirective({
+            relayName: relay.peerName,
+            udpEndpoint: relayEndpoint("udp", relay),
+            wstunnelEndpoint: relayEndpoint("wstunnel", relay),
+            relayAddress: relay.tunnelAddress,
+            ownAddress: ownAddresses[0],
+        }),
+    ];
 }
 
 /** What LanGateway and RoamingClient are both given. */
@@ -87,6 +122,8 @@ export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPri
     packages?: string[];
     /** Interface names the host's rules and sysctl file use, checked before anything changes on the host. */
     interfaces?: InterfaceSetting[];
+    /** On auto, the transport unit runs after wg0 (conf carries autoTransportDirectives). */
+    transport: PeerTransport;
 }
 
 /** The peer's wg0 (the step after which it is in place) and its staged relay settings (render/stagedSwitch.ts). */
@@ -103,7 +140,7 @@ export interface ProvisionedPeer {
 export function provisionPeerHost(host: Host, args: PeerHostArgs): ProvisionedPeer {
     const interfaces = args.interfaces ? [host.checkInterfaces("interfaces", args.interfaces)] : [];
     const pathPrefix = args.pathPrefix;
-    // ping: the staged switch's probe of the relay.
+    // ping: the staged switch's and the transport unit's probe of the relay.
     const packages = host.installPackages("packages", [...new Set([...hostPackages, ...(args.packages ?? []), ...(pathPrefix ? ["iputils-ping"] : [])])], {
         dependsOn: interfaces,
     });
@@ -143,6 +180,14 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): ProvisionedPe
         congestionControl: args.wstunnel.congestionControl,
         dependsOn: [packages, ...wstunnel],
     });
+    if (args.transport === "auto") {
+        const script = host.writeFile("wg-transport-script", { path: wgTransportScriptPath, content: hostScript("wg-transport"), mode: "0755" });
+        host.installServiceUnit("transport-unit", {
+            unit: autoTransportUnit,
+            content: renderAutoTransportUnit({ relayName: args.relays[0].peerName, intervalSeconds: autoTransportCheckSeconds }),
+            dependsOn: [wireguard, script],
+        });
+    }
     const declare = (role: Exclude<HostRole, "relay">, failoverRoutes?: string[]) =>
         declareHost({
             role,

@@ -11,21 +11,18 @@ import { ipv4AllBut } from "./net";
 import { Host } from "./host";
 import { shellQuote } from "./shell";
 import { Hook, KeySource, PublicKeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
-import { autoTransportUnit, failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wgTransportScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
+import { failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
 import { caFileVariable, clientPrefixVariable, renderClientCertificatePem, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
 import { failoverDirective, renderFailoverUnit } from "./render/failover";
-import { autoTransportDirective, renderAutoTransportUnit } from "./render/autoTransport";
 import { platformWstunnelFiles } from "./render/clientPlatforms";
 import { hostScript } from "./render/scripts";
 import { relayDescription } from "./lanGateway";
-import { PeerComponentArgs, provisionPeerHost, RelayAccess, relayEndpoint } from "./peerHost";
+import { autoTransportDirectives, PeerComponentArgs, provisionPeerHost, RelayAccess, relayEndpoint } from "./peerHost";
 import { DeclaredHost } from "./declaredHosts";
 import { wstunnelClientSettings } from "./wstunnelService";
 
 /** How often the failover unit checks the relays: with 2 misses to go down, a dead primary is left within about 6 s. */
 const failoverCheckSeconds = 2;
-/** How often the transport unit (auto) pings the relay: with 2 misses, UDP that stops passing is left within about 6 s. */
-const autoTransportCheckSeconds = 2;
 
 export interface RoamingClientArgs extends PeerComponentArgs {
     client: ClientSettings;
@@ -132,7 +129,7 @@ function confRelays<Relay extends Pick<RelayAccess, "peerName" | "tunnelSubnet" 
         name: relay.peerName,
         tunnelSubnet: relay.tunnelSubnet,
         publicKey: publicKey(relay, index),
-        endpoint: relayEndpoint(client.transport === "auto" ? "udp" : client.transport, relay, udpPort),
+        endpoint: relayEndpoint(client.transport, relay, udpPort),
     }));
 }
 
@@ -243,8 +240,6 @@ export class RoamingClient extends pulumi.ComponentResource {
             const host = Host.overSsh(name, client.ssh, { privateKey: args.sshPrivateKey, parent: this, repair: args.repair, relayConnection: relays[0].connection });
             // Only the LAN routes move: a client without any stays on each relay's own subnet.
             const failover = relays.length > 1 && client.routes.length > 0;
-            // One relay (a config rule): its endpoint moves between UDP and wstunnel.
-            const auto = client.transport === "auto";
             const failoverRelays = client.relayPreference.map((relayName) => {
                 const index = relays.findIndex((relay) => relay.peerName === relayName);
                 return { name: relayName, tunnelSubnet: relays[index].tunnelSubnet, relayAddress: relays[index].tunnelAddress, ownAddress: client.tunnelAddresses[index] };
@@ -259,20 +254,16 @@ export class RoamingClient extends pulumi.ComponentResource {
                 }),
                 directives: [
                     ...(failover ? [failoverDirective({ routes: client.routes, relays: failoverRelays })] : []),
-                    ...(auto
-                        ? [
-                              autoTransportDirective({
-                                  relayName: relays[0].peerName,
-                                  udpEndpoint: relayEndpoint("udp", relays[0]),
-                                  wstunnelEndpoint: relayEndpoint("wstunnel", relays[0]),
-                                  relayAddress: relays[0].tunnelAddress,
-                                  ownAddress: client.tunnelAddresses[0],
-                              }),
-                          ]
-                        : []),
+                    ...autoTransportDirectives(client.transport, relays, client.tunnelAddresses),
                 ],
             };
-            const { wireguard, template, staged, declare } = provisionPeerHost(host, { ...args, conf, forwarding: false, packages: failover || auto ? ["iputils-ping"] : [] });
+            const { wireguard, template, staged, declare } = provisionPeerHost(host, {
+                ...args,
+                conf,
+                forwarding: false,
+                transport: client.transport,
+                packages: failover ? ["iputils-ping"] : [],
+            });
             this.wireguardTemplate = template;
             this.staged = staged;
             if (failover) {
@@ -280,14 +271,6 @@ export class RoamingClient extends pulumi.ComponentResource {
                 host.installServiceUnit("failover-unit", {
                     unit: failoverUnit,
                     content: renderFailoverUnit({ relayNames: client.relayPreference, intervalSeconds: failoverCheckSeconds }),
-                    dependsOn: [wireguard, script],
-                });
-            }
-            if (auto) {
-                const script = host.writeFile("wg-transport-script", { path: wgTransportScriptPath, content: hostScript("wg-transport"), mode: "0755" });
-                host.installServiceUnit("transport-unit", {
-                    unit: autoTransportUnit,
-                    content: renderAutoTransportUnit({ relayName: relays[0].peerName, intervalSeconds: autoTransportCheckSeconds }),
                     dependsOn: [wireguard, script],
                 });
             }

@@ -15,7 +15,8 @@
 #   - end to end on plain WireGuard over UDP on both legs through the same relay (BENCH_E2E_UDP, 1; 0 skips it):
 #     the stack with the relay's allowDirectUdp and rpi1 and the laptop on `transport: udp`, the hotel passing UDP to
 #     the relay's WireGuard port for the run (a rule of the bench's own, first in its FORWARD chain), the same HTTP
-#     download, its UDP receive-buffer drops per host, and `end-to-end ratio wstunnel/udp`. The stack goes back to
+#     download, its UDP receive-buffer drops per host, and `end-to-end ratio wstunnel/udp`; then the same download
+#     with both legs on `transport: auto` while UDP passes, and `end-to-end ratio auto/udp`. The stack goes back to
 #     the lab's own config afterwards, also when a run stops half-way, and the hotel's rule is removed on exit.
 # Traffic tools (ping, curl, bash's /dev/tcp, a python3 TCP sink) run in the hosts' network namespaces
 # (ip netns exec), outside the containers. Traffic stays inside the lab's namespaces. MB = 10^6 bytes.
@@ -79,7 +80,9 @@ status=$(lab status 2>/dev/null || true)
 if [ ! -s "$LAB/inventory.json" ] || [ "$(grep -cE "^$LAB_NAME-(relay|rpi1|laptop) .*: (running|degraded)\$" <<<"$status")" != 3 ]; then
     lab up >&2
 fi
-# The lab must be converged before timing no-change runs.
+# The lab's own config (an e2e test may have left another: rpi1 on auto, say), converged before timing no-change runs.
+lab stack-config >/dev/null
+rm -f "$LAB/pulumi-state/e2e-converged"   # the e2e tests' mark of the config last applied (test/e2e/lab.ts)
 lab pulumi up --stack lab --yes --skip-preview >/dev/null
 
 tmp=$(mktemp -d)
@@ -408,15 +411,29 @@ if [ "$E2E_UDP" != 0 ]; then
     rm -f "$LAB/pulumi-state/e2e-converged"   # the e2e tests' mark of the config last applied (test/e2e/lab.ts)
     lab pulumi up --stack lab --yes --skip-preview >/dev/null
     laptop_reaches_lan_host 30
-    for host in rpi1 laptop; do
-        [[ $(lab ssh "$host" sudo wg show wg0 endpoints) == *"$RELAY_PUBLIC:51820"* ]] ||
-            { echo "bench: $host's wg0 does not send to the relay's UDP port" >&2; exit 1; }
-    done
+    both_legs_on_udp() {
+        local host
+        for host in rpi1 laptop; do
+            [[ $(lab ssh "$host" sudo wg show wg0 endpoints) == *"$RELAY_PUBLIC:51820"* ]] ||
+                { echo "bench: $host's wg0 does not send to the relay's UDP port" >&2; return 1; }
+        done
+    }
+    both_legs_on_udp
     snap=$(udp_rcvbuf_snapshot)
     udp_e2e=$(median_of_runs http_throughput laptop)
     figure "HTTP ${PAYLOAD_MB} MB laptop <- LAN host, WireGuard over UDP on both legs (median of $RUNS, baseline)" "$udp_e2e" MB/s
     figure "HTTP over UDP on both legs, UDP receive-buffer drops" "$(drops_since "$snap")" datagrams
     printf 'end-to-end ratio wstunnel/udp: %s\n' "$(awk -v a="$wstunnel_e2e" -v b="$udp_e2e" 'BEGIN { printf "%.2f", a / b }')"
+    # Both legs on `transport: auto` while UDP passes (their transport units ping the relay every 2 s): on UDP
+    # before and after the runs, so the figure is auto's UDP path beside plain UDP's.
+    LAB_STACK_CHANGES='{"relayDirectUdp":{"udpPorts":[]},"rpi1Transport":"auto","laptopTransport":"auto"}' lab stack-config >/dev/null
+    lab pulumi up --stack lab --yes --skip-preview >/dev/null
+    laptop_reaches_lan_host 30
+    both_legs_on_udp
+    auto_e2e=$(median_of_runs http_throughput laptop)
+    both_legs_on_udp
+    figure "HTTP ${PAYLOAD_MB} MB laptop <- LAN host, transport auto on both legs while UDP passes (median of $RUNS)" "$auto_e2e" MB/s
+    printf 'end-to-end ratio auto/udp: %s\n' "$(awk -v a="$auto_e2e" -v b="$udp_e2e" 'BEGIN { printf "%.2f", a / b }')"
     lab stack-config >/dev/null
     lab pulumi up --stack lab --yes --skip-preview >/dev/null
     rm -f "$tmp/on-udp"

@@ -83,8 +83,8 @@ export interface LabChanges {
     rpi1TrustOnFirstUse?: boolean;
     /** Direct UDP on the (first) relay (allowDirectUdp), with these further public UDP ports (relay.udpPorts). */
     relayDirectUdp?: { udpPorts: number[] };
-    /** rpi1's gateways[].transport: udp sends WireGuard straight to the relay's UDP port through the CG-NAT (needs relayDirectUdp). */
-    rpi1Transport?: "wstunnel" | "udp";
+    /** rpi1's gateways[].transport: udp and auto send WireGuard straight to the relay's UDP port through the CG-NAT (need relayDirectUdp). */
+    rpi1Transport?: "wstunnel" | "udp" | "auto";
     /** The laptop's clients[].transport (udp and auto need relayDirectUdp; udp a hotel that passes UDP to the relay's WireGuard port). */
     laptopTransport?: "wstunnel" | "udp" | "auto";
 }

@@ -368,8 +368,6 @@ function checkClientSettings(parts: Parts, report: Report): void {
         }
         if (client.transport === "auto" && !isSet(client, "ssh")) {
             report([...path, "transport"], "'auto' switches on the client machine, which needs ssh to provision it; a bundle's stock apps cannot switch: use wstunnel or udp");
-        } else if (client.transport === "auto" && relays.length > 1) {
-            report([...path, "transport"], "'auto' works with one relay only so far: use wstunnel or udp with several relays");
         }
         if (isSet(client, "ssh") && client.platform !== "linux") {
             report([...path, "ssh"], "only a linux client is provisioned over SSH; leave ssh out for the others, which get their bundle");
@@ -385,9 +383,15 @@ function checkClientSettings(parts: Parts, report: Report): void {
     }
 }
 
-/** A peer on plain UDP (or auto, while UDP passes) sends to each relay's WireGuard port, which only allowDirectUdp leaves open. */
+/**
+ * A peer on plain UDP (or auto, while UDP passes) sends to each relay's WireGuard port, which only allowDirectUdp
+ * leaves open; auto moves one relay's endpoint.
+ */
 function checkTransports({ relays, peers }: Parts, report: Report): void {
     for (const { value: peer, path } of peers) {
+        if (peer.transport === "auto" && relays.length > 1) {
+            report([...path, "transport"], "'auto' works with one relay only so far: use wstunnel or udp with several relays");
+        }
         for (const relay of relays) {
             if ((peer.transport === "udp" || peer.transport === "auto") && relay.value.allowDirectUdp !== true) {
                 report([...path, "transport"], `'${peer.transport}' needs ${relay.key}.allowDirectUdp: true, or the relay drops the ${path[0] === "gateways" ? "gateway" : "client"}'s packets`);

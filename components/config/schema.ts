@@ -254,10 +254,10 @@ export const gatewaySchema = z.strictObject({
         ),
     ssh: peerSshConnection.describe("how `pulumi up` reaches the gateway"),
     transport: z
-        .enum(["wstunnel", "udp"])
+        .enum(["wstunnel", "udp", "auto"])
         .default("wstunnel")
         .describe(
-            "wstunnel: WireGuard inside wss on TCP to every relay, through a wstunnel client on the gateway; udp: WireGuard straight to each relay's UDP port (wireguardPort), no wstunnel on the gateway, wg0 at tunnel.udpMtu (needs allowDirectUdp on every relay; home connections behind CG-NAT usually pass outbound UDP)",
+            "wstunnel: WireGuard inside wss on TCP to every relay, through a wstunnel client on the gateway; udp: WireGuard straight to each relay's UDP port (wireguardPort), no wstunnel on the gateway, wg0 at tunnel.udpMtu (needs allowDirectUdp on every relay; home connections behind CG-NAT usually pass outbound UDP); auto (one relay): over UDP while the relay answers there, through wstunnel when it does not, switching by itself both ways (needs allowDirectUdp; wg0 at tunnel.udpMtu on both paths)",
         ),
     presharedKey: z
         .boolean()

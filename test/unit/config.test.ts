@@ -176,7 +176,11 @@ describe("stack config", () => {
             }),
             "wg-relay:clients[0].transport: 'auto' switches on the client machine, which needs ssh to provision it; a bundle's stock apps cannot switch",
         ],
-        ["a gateway on auto (clients only so far)", withChange((c) => (c.gateways![0].transport = "auto" as "udp")), "wg-relay:gateways[0].transport:"],
+        [
+            "an auto gateway while the relay drops UDP",
+            withChange((c) => (c.gateways![0].transport = "auto")),
+            "wg-relay:gateways[0].transport: 'auto' needs relay.allowDirectUdp: true, or the relay drops the gateway's packets",
+        ],
         [
             "a UDP gateway while the relay drops UDP",
             withChange((c) => (c.gateways![0].transport = "udp")),
@@ -316,6 +320,14 @@ describe("stack config", () => {
                 Object.assign(c.clients![0], { transport: "auto", ssh: { host: "172.30.0.10", hostKey: testHostKey } });
             }),
             "wg-relay:clients[0].transport: 'auto' works with one relay only so far",
+        ],
+        [
+            "an auto gateway with several relays",
+            twoRelays((c) => {
+                c.relays!.forEach((relay) => (relay.allowDirectUdp = true));
+                c.gateways![1].transport = "auto";
+            }),
+            "wg-relay:gateways[1].transport: 'auto' works with one relay only so far",
         ],
         [
             "a UDP client while one relay drops UDP",

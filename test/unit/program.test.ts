@@ -584,6 +584,25 @@ describe("program: per-peer wstunnel credentials", () => {
         expect((await inputsOf(command("relay-wireguard-template"))).stdin).toContain("# rpi1 (gateway)\n# wg-relay route MTU: 1420\n");
     });
 
+    it("gives a gateway on auto its wstunnel client and the client's transport unit after wg0, starting on UDP, and declares the unit for the doctor", async () => {
+        const config = validConfig();
+        config.relay!.allowDirectUdp = true;
+        config.gateways![0].transport = "auto";
+        const program = loadProgram(config);
+        const hosts = await valueOf(pulumi.output(program.declaredHosts));
+        expect(hosts.rpi1.units).toEqual(expect.arrayContaining(["wg-quick@wg0.service", "wg-relay-heartbeat.service", "wg-relay-transport.service", "wg-relay-wstunnel-client.service"]));
+        expect(hosts.rpi1.wstunnel).toBeDefined();
+        const template = (await inputsOf(command("rpi1-wireguard-template"))).stdin as string;
+        expect(template).toContain("# wg-relay transport auto: relay 198.51.100.10:51820 127.0.0.1:51820 10.10.0.1 10.10.0.2\n");
+        expect(template).toContain("Endpoint = 198.51.100.10:51820\n");
+        expect(template).toContain("MTU = 1420\n");
+        expect([...prerequisites("rpi1-transport-unit")]).toEqual(expect.arrayContaining(["rpi1-wireguard-template", "rpi1-wg-transport-script"]));
+        expect((await inputsOf(command("rpi1-transport-unit"))).stdin).toContain("wg-transport /run/wg-relay-transport /etc/wg-relay/wg0.public-keys wg0 /etc/wg-relay/wg0.template.conf");
+        expect((await inputsOf(command("rpi1-packages"))).create).toContain("iputils-ping");
+        expect((await inputsOf(command("relay-wstunnel-server-restrictions"))).stdin).toContain("rpi1");
+        expect((await inputsOf(command("relay-wireguard-template"))).stdin).toContain("# rpi1 (gateway)\n# wg-relay route MTU: 1420\n");
+    });
+
     it("rotates a peer's prefix with its keyRotation", async () => {
         const config = validConfig();
         config.clients![0].keyRotation = 2;

@@ -35,7 +35,7 @@ const [rpi1] = network.gateways;
 const [laptop] = network.clients;
 const [relay] = network.relays;
 /** The relay as a gateway's template names it. */
-const relayForPeers = { peerName: "relay", tunnelSubnet: "10.10.0.0/24", wstunnelLocalPort: 51820, address: relayAddress(relay) };
+const relayForPeers = { peerName: "relay", tunnelAddress: "10.10.0.1", tunnelSubnet: "10.10.0.0/24", wstunnelLocalPort: 51820, address: relayAddress(relay) };
 const base64Key = /[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=/;
 
 describe("wg-quick templates: every key named, never written", () => {
@@ -127,6 +127,21 @@ describe("wg-quick templates: every key named, never written", () => {
         // The relay routes the gateway's tunnel address and LAN at the same MTU.
         const relayTemplate = renderWgQuickConf(relayWgQuickConf(relay, [{ ...rpi1, role: "gateway", transport: "udp" }], new Set()));
         expect(relayTemplate).toContain(["# rpi1 (gateway)", "# wg-relay route MTU: 1420", "PublicKey = <public key of rpi1>", "AllowedIPs = 10.10.0.2/32, 192.168.1.0/24"].join("\n"));
+    });
+
+    it("renders a gateway on auto: the relay's UDP port first, the transport unit's directive naming both endpoints, UDP's MTU and clamp on both paths", () => {
+        const template = renderWgQuickConf(gatewayWgQuickConf({ ...rpi1, transport: "auto" }, network.tunnel, [relayForPeers]));
+        expectGolden("gateway-auto-wg0.template.conf", template);
+        expect(template).toContain("# wg-relay transport auto: relay 198.51.100.10:51820 127.0.0.1:51820 10.10.0.1 10.10.0.2\n[Interface]\n");
+        expect(template).toContain("MTU = 1420\n");
+        expect(template).toContain(["AllowedIPs = 10.10.0.0/24", "Endpoint = 198.51.100.10:51820", "PersistentKeepalive = 25"].join("\n"));
+        expect(template).toContain("--clamp-mss-to-pmtu");
+        // The other transports have no directive.
+        for (const transport of ["wstunnel", "udp"] as const) {
+            expect(renderWgQuickConf(gatewayWgQuickConf({ ...rpi1, transport }, network.tunnel, [relayForPeers]))).not.toContain("wg-relay transport");
+        }
+        const relayTemplate = renderWgQuickConf(relayWgQuickConf(relay, [{ ...rpi1, role: "gateway", transport: "auto" }], new Set()));
+        expect(relayTemplate).toContain(["# rpi1 (gateway)", "# wg-relay route MTU: 1420", "PublicKey = <public key of rpi1>"].join("\n"));
     });
 
     it("declares the peers and PostUp firewall rules of a conf (the doctor's expectations)", () => {
@@ -688,7 +703,13 @@ describe("several sites and relays", () => {
             { name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], siteToSite: true, ssh: { host: "192.168.2.130", hostKey: testHostKey } },
         ],
     } as Record<string, unknown>);
-    const relaysForPeers = sites.relays.map((each) => ({ peerName: each.name, tunnelSubnet: each.tunnel.subnet, wstunnelLocalPort: each.wstunnelLocalPort, address: relayAddress(each) }));
+    const relaysForPeers = sites.relays.map((each) => ({
+        peerName: each.name,
+        tunnelAddress: each.tunnelAddress,
+        tunnelSubnet: each.tunnel.subnet,
+        wstunnelLocalPort: each.wstunnelLocalPort,
+        address: relayAddress(each),
+    }));
 
     it("gives a gateway an address and a peer per relay, each through its own local wstunnel listener, the other sites on the first", () => {
         const template = renderWgQuickConf(gatewayWgQuickConf(sites.gateways[0], sites.tunnel, relaysForPeers));

@@ -14,6 +14,7 @@ import { PeerComponentArgs, provisionPeerHost, RelayAccess, relayEndpoint, Relay
 const heartbeatSeconds = 5;
 
 export interface LanGatewayArgs extends PeerComponentArgs {
+    /** The gateway's resolved settings (one of `parseNetworkConfig(...).gateways`). */
     gateway: GatewaySettings;
 }
 

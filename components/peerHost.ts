@@ -86,17 +86,21 @@ export function relayEndpoint(transport: PeerTransport, relay: Pick<RelayView, "
 
 /** What LanGateway and RoamingClient are both given. */
 export interface PeerComponentArgs {
+    /** The tunnel's settings (`parseNetworkConfig(...).tunnel`). */
     tunnel: TunnelNetwork;
+    /** The stack's wstunnel settings (`parseNetworkConfig(...).wstunnel`). */
     wstunnel: WstunnelSettings;
     /** Names the file earlier versions put in the system's trust store. */
     stack: string;
     /** Every relay, the first first: the peer keeps a tunnel to each. */
     relays: RelayAccess[];
+    /** The peer's WireGuard key (and preshared key, if it has one). */
     key: WireguardKey;
     /** This peer's own wstunnel path prefix (secret), the same towards every relay; none for a peer on plain UDP. */
     pathPrefix?: pulumi.Output<string>;
     /** With mutual TLS (wstunnel.mutualTls): its certificate, whose common name is pathPrefix, for every relay. */
     clientCertificate?: ClientCertificate;
+    /** The SSH private key (OpenSSH PEM) that reaches the host; may be a secret output of another resource. */
     sshPrivateKey: pulumi.Input<string>;
     /** The stack's `wg-relay:repair` counter. */
     repair: number;

@@ -28,6 +28,7 @@ const failoverCheckSeconds = 2;
 const autoTransportCheckSeconds = 2;
 
 export interface RoamingClientArgs extends PeerComponentArgs {
+    /** The client's resolved settings (one of `parseNetworkConfig(...).clients`); with `ssh`, its machine is provisioned. */
     client: ClientSettings;
 }
 

@@ -1,78 +1,14 @@
-// wg-relay: turns the stack config into a relay, LAN gateways and roaming clients, and exports what users need.
+// wg-relay: turns the stack config into a relay, LAN gateways and roaming clients (the library, components/library.ts),
+// and exports what users need.
 import * as pulumi from "@pulumi/pulumi";
 import { lightStackTraces } from "./components/stackTraces";
 import { ConfigError, configNamespace, parseStackConfig, stackConfigValues } from "./components/config";
-import { LanGateway } from "./components/lanGateway";
-import { RoamingClient } from "./components/roamingClient";
-import { VpsRelay } from "./components/vpsRelay";
-import { WireguardKey, WireguardKeyArgs } from "./components/wireguardKey";
-import { WstunnelCredential } from "./components/wstunnelCredential";
+import { createNetwork } from "./components/library";
 
 lightStackTraces();
-const network = readStackConfig();
 const sshPrivateKey = new pulumi.Config(configNamespace).requireSecret("sshPrivateKey");
-const stack = pulumi.getStack();
-const { tunnel, wstunnel, repair } = network;
-
-const keyOf = (peer: { name: string; keyRotation: number; presharedKey?: boolean; existingKeys?: WireguardKeyArgs["existing"] }) =>
-    new WireguardKey(`${peer.name}-key`, { rotation: peer.keyRotation, presharedKey: peer.presharedKey, existing: peer.existingKeys });
-/** Each gateway's and wstunnel client's own credential: its upgrade-path prefix, rotating with its key. */
-const credentialOf = (peer: { name: string; keyRotation: number }) => new WstunnelCredential(`${peer.name}-wstunnel`, { rotation: peer.keyRotation });
-// Peers on plain UDP have none; those on auto keep wstunnel for when UDP does not pass.
-const withCredential = <Peer extends { name: string; keyRotation: number; transport: "wstunnel" | "udp" | "auto" }>(peer: Peer) => {
-    const credential = peer.transport !== "udp" ? credentialOf(peer) : undefined;
-    return { key: keyOf(peer), credential, pathPrefix: credential?.pathPrefix };
-};
-const gateways = network.gateways.map((gateway) => ({ gateway, ...withCredential(gateway) }));
-const clients = network.clients.map((client) => ({ client, ...withCredential(client) }));
-
-// The relays change what peers check them against only after every provisioned peer has staged its side of the
-// change, so a peer reached through a relay stays reachable (render/stagedSwitch.ts); the peers are made below.
-let resolvePeersStaged: (staged: pulumi.Resource[]) => void = () => undefined;
-const peersStaged = new Promise<pulumi.Resource[]>((resolve) => (resolvePeersStaged = resolve));
-// The first relay makes the stack's CA; every other one has its server certificate signed by it.
-const relays: VpsRelay[] = [];
-network.relays.forEach((settings, index) => {
-    const onRelay = (addresses: string[]) => addresses[index];
-    relays.push(
-        new VpsRelay(settings.name, {
-            relay: settings,
-            wstunnel,
-            stack,
-            ca: relays[0]?.ca,
-            key: keyOf(settings),
-            peers: [
-                ...gateways.map(({ gateway, key, pathPrefix }) => ({ ...gateway, tunnelAddress: onRelay(gateway.tunnelAddresses), role: "gateway" as const, key, pathPrefix })),
-                ...clients.map(({ client, key, pathPrefix }) => ({ ...client, tunnelAddress: onRelay(client.tunnelAddresses), role: "client" as const, lanSubnets: [], key, pathPrefix })),
-            ],
-            sshPrivateKey,
-            repair,
-            peersStaged,
-        }),
-    );
-});
+const { relays, gateways: lanGateways, clients: roamingClients } = createNetwork(readStackConfig(), { sshPrivateKey, stack: pulumi.getStack() });
 const relay = relays[0];
-
-/** With mutual TLS, each wstunnel peer's certificate from the stack's CA (made by the first relay). */
-const certificateOf = (credential: WstunnelCredential | undefined) => (wstunnel.mutualTls && credential ? credential.clientCertificate(relay.ca!) : undefined);
-const lanGateways = gateways.map(({ gateway, key, credential, pathPrefix }) => {
-    const clientCertificate = certificateOf(credential);
-    return {
-        name: gateway.name,
-        clientCertificate,
-        component: new LanGateway(gateway.name, { gateway, tunnel, wstunnel, stack, relays, key, pathPrefix, clientCertificate, sshPrivateKey, repair }),
-    };
-});
-const roamingClients = clients.map(({ client, key, credential, pathPrefix }) => {
-    const clientCertificate = certificateOf(credential);
-    return {
-        name: client.name,
-        clientCertificate,
-        component: new RoamingClient(client.name, { client, tunnel, wstunnel, stack, relays, key, pathPrefix, clientCertificate, sshPrivateKey, repair }),
-    };
-});
-
-resolvePeersStaged([...lanGateways, ...roamingClients].flatMap(({ component }) => component.staged));
 
 /** Every `wg-relay:` key, checked by the schema; a mistake stops the program with just the problems, no stack trace. */
 function readStackConfig() {

@@ -54,7 +54,7 @@ export interface DeclaredHostArgs {
     /** The host whose steps were all made: each step that starts a unit recorded it there. */
     host: Host;
     /** The wg0 conf its template is rendered from. */
-    conf: WgQuickConf;
+    conf: pulumi.Input<WgQuickConf>;
     publicKey: pulumi.Input<string>;
     /** Public keys of the peers the conf names. */
     peerPublicKeys: Record<string, pulumi.Input<string>>;
@@ -70,7 +70,11 @@ export interface DeclaredHostArgs {
 
 /** What a host should have, from what its component built for it; call it once the component made every step. */
 export function declareHost(args: DeclaredHostArgs): pulumi.Output<DeclaredHost> {
-    const { peers, firewallRules } = confDeclaration(args.conf);
+    return pulumi.output(args.conf).apply((conf) => declareHostWithConf(args, conf as WgQuickConf));
+}
+
+function declareHostWithConf(args: DeclaredHostArgs, conf: WgQuickConf): pulumi.Output<DeclaredHost> {
+    const { peers, firewallRules } = confDeclaration(conf);
     const keyOf = (name: string) => {
         const key = args.peerPublicKeys[name];
         if (key === undefined) {

@@ -17,8 +17,22 @@ const scriptDelimiter = "WG_RELAY_SCRIPT";
 
 export type Connection = command.types.input.remote.ConnectionArgs;
 
+/**
+ * How a host is reached over SSH: the stack config's settings, or in a program of one's own (the library) a host and
+ * user that are other resources' outputs, say a cloud server's address.
+ */
+export type SshConnectionArgs = WithInputHost<SshSettings>;
+type WithInputHost<Settings> = Settings extends unknown
+    ? Omit<Settings, "host" | "user"> & {
+          /** The host's name or address. */
+          host: pulumi.Input<string>;
+          /** Root, or a user with passwordless sudo. */
+          user: pulumi.Input<string>;
+      }
+    : never;
+
 /** SSH connection settings for a host; `proxy` makes it reachable only through a jump host. */
-function sshConnection(ssh: SshSettings, hostKey: pulumi.Input<string>, privateKey: pulumi.Input<string>, proxy?: Connection): Connection {
+function sshConnection(ssh: SshConnectionArgs, hostKey: pulumi.Input<string>, privateKey: pulumi.Input<string>, proxy?: Connection): Connection {
     return {
         host: ssh.host,
         port: ssh.port,
@@ -37,17 +51,20 @@ function sshConnection(ssh: SshSettings, hostKey: pulumi.Input<string>, privateK
  * the host presented at the first `pulumi up`. That key is the output of a local command without triggers: it runs
  * once (again only when the host's address or port changes) and its output stays in the stack's state.
  */
-function sshHostKey(name: string, ssh: SshSettings, parent: pulumi.Resource): pulumi.Input<string> {
+function sshHostKey(name: string, ssh: SshConnectionArgs, parent: pulumi.Resource): pulumi.Input<string> {
     if (ssh.hostKey !== undefined) {
         return ssh.hostKey;
     }
-    pulumi.log.warn(
-        `${name}: SSH host key not pinned (ssh.trustOnFirstUse): the key ${ssh.host} port ${ssh.port} presented at the first \`pulumi up\` is recorded in the stack's state and any other key is refused; pin it in ssh.hostKey (\`pulumi stack export\` shows it as the output of ${name}-ssh-host-key)`,
-        parent,
+    const host = pulumi.output(ssh.host);
+    host.apply((address) =>
+        pulumi.log.warn(
+            `${name}: SSH host key not pinned (ssh.trustOnFirstUse): the key ${address} port ${ssh.port} presented at the first \`pulumi up\` is recorded in the stack's state and any other key is refused; pin it in ssh.hostKey (\`pulumi stack export\` shows it as the output of ${name}-ssh-host-key)`,
+            parent,
+        ),
     );
     const recorded = new command.local.Command(
         `${name}-ssh-host-key`,
-        { create: recordHostKeyScript(name, ssh.host, ssh.port), logging: "stderr", addPreviousOutputInEnv: false },
+        { create: host.apply((address) => recordHostKeyScript(name, address, ssh.port)), logging: "stderr", addPreviousOutputInEnv: false },
         { parent },
     );
     return recorded.stdout;
@@ -231,7 +248,7 @@ export interface SshAccess {
 /** One machine reached over SSH; steps are children of `parent` and named after `name`. */
 export class Host {
     /** The host `ssh` describes, with its pinned or first-use host key, through the relay with `ssh.via: relay`. */
-    static overSsh(name: string, ssh: SshSettings, access: SshAccess): Host {
+    static overSsh(name: string, ssh: SshConnectionArgs, access: SshAccess): Host {
         const proxy = "via" in ssh && ssh.via === "relay" ? access.relayConnection : undefined;
         const connection = sshConnection(ssh, sshHostKey(name, ssh, access.parent), access.privateKey, proxy);
         return new Host(name, connection, ssh.user, access.parent, access.repair);
@@ -243,7 +260,8 @@ export class Host {
     constructor(
         readonly name: string,
         readonly connection: Connection,
-        readonly user: string,
+        /** Root, or a user whose scripts run through `sudo -n`. */
+        readonly user: pulumi.Input<string>,
         private readonly parent: pulumi.Resource,
         /** The stack's `wg-relay:repair` counter (repairLine). */
         private readonly repair: number,
@@ -253,7 +271,8 @@ export class Host {
         // A script that starts or restarts a unit runs unit-stays-up (`systemd`'s commands): its script is there first.
         const checksUnit = typeof options.script === "string" && options.script.includes(unitStaysUpScriptPath) && step !== unitStaysUpStep;
         const dependsOn = checksUnit ? withSteps(options.dependsOn, [this.unitStaysUpScript()]) : options.dependsOn;
-        const script = pulumi.output(options.script).apply((text) => asRoot([repairLine(this.repair), text].filter(Boolean).join("\n"), this.user));
+        const script = pulumi.all([options.script, this.user]).apply(([text, user]) => asRoot([repairLine(this.repair), text].filter(Boolean).join("\n"), user));
+        const deleteScript = options.deleteScript;
         const secret = options.stdin?.secret === true;
         return new command.remote.Command(
             `${this.name}-${step}`,
@@ -262,7 +281,7 @@ export class Host {
                 // Also what runs when an input changes: without an `update`, the provider runs `create` again,
                 // and a preview shows each script once.
                 create: script,
-                delete: options.deleteScript ? asRoot(options.deleteScript, this.user) : undefined,
+                delete: deleteScript ? pulumi.output(this.user).apply((user) => asRoot(deleteScript, user)) : undefined,
                 stdin: options.stdin === undefined ? undefined : secret ? pulumi.secret(options.stdin.content) : options.stdin.content,
                 // A step's scripts never print secrets, but the output of one fed by a secret stays out of the log.
                 logging: secret ? "stderr" : "stdoutAndStderr",

@@ -9,12 +9,13 @@ import { firewallHooks, FirewallRule, relayAsPeer, WgQuickConf } from "./render/
 import { DeclaredHost } from "./declaredHosts";
 import { renderHeartbeatUnit } from "./render/heartbeat";
 import { heartbeatUnit, peerPresharedKeyPath, wireguardKeyPath } from "./render/paths";
-import { autoTransportDirectives, PeerComponentArgs, provisionPeerHost, RelayAccess, relayEndpoint } from "./peerHost";
+import { autoTransportDirectives, PeerComponentArgs, provisionPeerHost, RelayAccess, relayEndpoint, RelayView, relayViews } from "./peerHost";
 
 /** With WireGuard's 15 s of unanswered data before a new handshake: the tunnel is back within about 20 s. */
 const heartbeatSeconds = 5;
 
 export interface LanGatewayArgs extends PeerComponentArgs {
+    /** The gateway's resolved settings (one of `parseNetworkConfig(...).gateways`). */
     gateway: GatewaySettings;
 }
 
@@ -88,7 +89,7 @@ export function relayDescription(relays: Pick<RelayAccess, "peerName">[], index:
 export function gatewayWgQuickConf(
     gateway: GatewaySettings,
     tunnel: TunnelNetwork,
-    relays: Pick<RelayAccess, "peerName" | "tunnelAddress" | "tunnelSubnet" | "wstunnelLocalPort" | "address">[],
+    relays: Pick<RelayView, "peerName" | "tunnelAddress" | "tunnelSubnet" | "wstunnelLocalPort" | "address">[],
 ): WgQuickConf {
     // On auto its packets may cross either path at any time: UDP's MTU and clamp on both.
     const udp = gateway.transport !== "wstunnel";
@@ -134,7 +135,7 @@ export class LanGateway extends pulumi.ComponentResource {
     readonly tunnelAddress: pulumi.Output<string>;
     readonly lanSubnets: pulumi.Output<string[]>;
     /** The rendered wg0 template (no keys in it). */
-    readonly wireguardTemplate: string;
+    readonly wireguardTemplate: pulumi.Output<string>;
     /** What the host should have (units, peers, rules, wstunnel): `npm run doctor` checks it against the host. */
     readonly declared: pulumi.Output<DeclaredHost>;
     /** Its staged relay settings: the relays change only after them (render/stagedSwitch.ts). */
@@ -147,7 +148,7 @@ export class LanGateway extends pulumi.ComponentResource {
 
         const { wireguard, template, staged, declare } = provisionPeerHost(host, {
             ...args,
-            conf: gatewayWgQuickConf(gateway, args.tunnel, relays),
+            conf: relayViews(relays).apply((known) => gatewayWgQuickConf(gateway, args.tunnel, known)),
             forwarding: true,
             ipv6Upstream: args.tunnel.ipv6 ? gateway.lanInterface : undefined,
             interfaces: [{ key: gateway.lanInterfaceKey, name: gateway.lanInterface }],

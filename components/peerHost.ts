@@ -47,7 +47,32 @@ export interface RelayAccess {
     switched: pulumi.Resource[];
     caCertPem: pulumi.Output<string> | undefined;
     connection: Connection;
-    address: { host: string; wstunnelPort: number; wireguardPort: number; udpPorts: number[] };
+    /** Where peers send WireGuard; its host may be another resource's output (a cloud server's address). */
+    address: pulumi.Output<RelayAddress>;
+}
+
+/** Where gateways and clients send WireGuard: the wss server (host, port) and, for direct UDP, the WireGuard port. */
+export interface RelayAddress {
+    host: string;
+    wstunnelPort: number;
+    wireguardPort: number;
+    udpPorts: number[];
+}
+
+/** A relay as the renderers take it: its address known. */
+export type RelayView = Pick<RelayAccess, "peerName" | "tunnelAddress" | "tunnelSubnet" | "wstunnelLocalPort"> & { address: RelayAddress };
+
+/** Every relay once its address is known: what a peer's files are rendered from. */
+export function relayViews(relays: RelayAccess[]): pulumi.Output<RelayView[]> {
+    return pulumi.all(relays.map((relay) => relay.address)).apply((addresses) =>
+        relays.map((relay, index) => ({
+            peerName: relay.peerName,
+            tunnelAddress: relay.tunnelAddress,
+            tunnelSubnet: relay.tunnelSubnet,
+            wstunnelLocalPort: relay.wstunnelLocalPort,
+            address: addresses[index],
+        })),
+    );
 }
 
 /**
@@ -64,7 +89,7 @@ const autoTransportCheckSeconds = 2;
  * (`udpPort`, one of relay.udpPorts, where the relay opens it; its WireGuard port otherwise). On auto, the UDP
  * port: the transport unit moves the endpoint to wstunnel when UDP does not pass.
  */
-export function relayEndpoint(transport: PeerTransport, relay: Pick<RelayAccess, "wstunnelLocalPort" | "address">, udpPort?: number): string {
+export function relayEndpoint(transport: PeerTransport, relay: Pick<RelayView, "wstunnelLocalPort" | "address">, udpPort?: number): string {
     return transport === "wstunnel"
         ? `127.0.0.1:${relay.wstunnelLocalPort}`
         : `${relay.address.host}:${udpPort !== undefined && relay.address.udpPorts.includes(udpPort) ? udpPort : relay.address.wireguardPort}`;
@@ -76,7 +101,7 @@ export function relayEndpoint(transport: PeerTransport, relay: Pick<RelayAccess,
  */
 export function autoTransportDirectives(
     transport: PeerTransport,
-    relays: Pick<RelayAccess, "peerName" | "tunnelAddress" | "wstunnelLocalPort" | "address">[],
+    relays: Pick<RelayView, "peerName" | "tunnelAddress" | "wstunnelLocalPort" | "address">[],
     ownAddresses: string[],
 ): string[] {
     if (transport !== "auto") {
@@ -96,25 +121,29 @@ export function autoTransportDirectives(
 
 /** What LanGateway and RoamingClient are both given. */
 export interface PeerComponentArgs {
+    /** The tunnel's settings (`parseNetworkConfig(...).tunnel`). */
     tunnel: TunnelNetwork;
+    /** The stack's wstunnel settings (`parseNetworkConfig(...).wstunnel`). */
     wstunnel: WstunnelSettings;
     /** Names the file earlier versions put in the system's trust store. */
     stack: string;
     /** Every relay, the first first: the peer keeps a tunnel to each. */
     relays: RelayAccess[];
+    /** The peer's WireGuard key (and preshared key, if it has one). */
     key: WireguardKey;
     /** This peer's own wstunnel path prefix (secret), the same towards every relay; none for a peer on plain UDP. */
     pathPrefix?: pulumi.Output<string>;
     /** With mutual TLS (wstunnel.mutualTls): its certificate, whose common name is pathPrefix, for every relay. */
     clientCertificate?: ClientCertificate;
+    /** The SSH private key (OpenSSH PEM) that reaches the host; may be a secret output of another resource. */
     sshPrivateKey: pulumi.Input<string>;
     /** The stack's `wg-relay:repair` counter. */
     repair: number;
 }
 
 export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPrivateKey" | "repair"> {
-    /** Its wg0: the template pushed to the host is rendered from it (no keys in it). */
-    conf: WgQuickConf;
+    /** Its wg0, known once the relays' addresses are: the template pushed to the host is rendered from it (no keys in it). */
+    conf: pulumi.Output<WgQuickConf>;
     forwarding: boolean;
     /** With IPv6 inside the tunnel, a forwarding host's interface that keeps its IPv6 autoconfiguration. */
     ipv6Upstream?: string;
@@ -130,7 +159,7 @@ export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPri
 export interface ProvisionedPeer {
     wireguard: command.remote.Command;
     /** The wg0 template pushed to the host. */
-    template: string;
+    template: pulumi.Output<string>;
     /** What the relays' switching steps wait for: empty for a peer on plain UDP. */
     staged: command.remote.Command[];
     /** What the host should have, for the doctor: called once the component made its last step on the host. */
@@ -144,17 +173,22 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): ProvisionedPe
     const packages = host.installPackages("packages", [...new Set([...hostPackages, ...(args.packages ?? []), ...(pathPrefix ? ["iputils-ping"] : [])])], {
         dependsOn: interfaces,
     });
-    const clients = args.relays.map((relay, index) => ({ relay, files: wstunnelClientFiles({ name: relay.peerName, index }) }));
-    const relaysSwitched = args.relays.flatMap((relay) => relay.switched);
-    const peerPublicKeys = args.relays.map((relay) => ({ name: relay.peerName, publicKey: relay.publicKey }));
-    const binary = pathPrefix ? installWstunnelBinary(host, args.wstunnel, clients.map(({ files }) => files.unit), [packages]) : undefined;
     // One CA signs every relay's certificate: the first relay's client puts it in place for all (and the peer's
     // certificate), and the others start after it (wstunnel reads both when it starts) and restart when either
     // changes.
     const tls = { mutualTls: args.clientCertificate !== undefined, stackCa: args.relays[0].caCertPem !== undefined };
-    const deployClient = ({ relay, files }: (typeof clients)[number], first: boolean, dependsOn: pulumi.Input<pulumi.Resource>[]) =>
+    const views = relayViews(args.relays);
+    const clients = args.relays.map((relay, index) => {
+        const files = wstunnelClientFiles({ name: relay.peerName, index });
+        return { relay, files, unitContent: views.apply((known) => wstunnelClientUnitContent(wstunnelClientSettings(known[index], tls), files)) };
+    });
+    const relaysSwitched = args.relays.flatMap((relay) => relay.switched);
+    const peerPublicKeys = args.relays.map((relay) => ({ name: relay.peerName, publicKey: relay.publicKey }));
+    const binary = pathPrefix ? installWstunnelBinary(host, args.wstunnel, clients.map(({ files }) => files.unit), [packages]) : undefined;
+    const deployClient = ({ relay, files, unitContent }: (typeof clients)[number], first: boolean, dependsOn: pulumi.Input<pulumi.Resource>[]) =>
         deployWstunnelClient(host, {
-            settings: wstunnelClientSettings(relay, tls),
+            unitContent,
+            tls,
             files,
             pathPrefix: pathPrefix!,
             relayCredentials: relay.peerCredentials,
@@ -167,9 +201,9 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): ProvisionedPe
         });
     const firstClient = pathPrefix ? deployClient(clients[0], true, [binary!]) : undefined;
     const wstunnel = firstClient ? [firstClient, ...clients.slice(1).map((client) => deployClient(client, false, [binary!, firstClient]))] : [];
-    const staged = pathPrefix ? stageRelaySettings(host, args, tls, clients, peerPublicKeys, [packages]) : [];
+    const staged = pathPrefix ? stageRelaySettings(host, args, clients, peerPublicKeys, [packages]) : [];
     const presharedKey = args.key.presharedKey;
-    const template = renderWgQuickConf(args.conf);
+    const template = args.conf.apply(renderWgQuickConf);
     const wireguard = deployWireguardInterface(host, {
         privateKey: args.key.privateKey,
         template,
@@ -212,8 +246,7 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): ProvisionedPe
 function stageRelaySettings(
     host: Host,
     args: PeerHostArgs,
-    tls: { mutualTls: boolean; stackCa: boolean },
-    clients: { relay: RelayAccess; files: WstunnelClientFiles }[],
+    clients: { files: WstunnelClientFiles; unitContent: pulumi.Output<string> }[],
     peerPublicKeys: { name: string; publicKey: pulumi.Input<string> }[],
     dependsOn: pulumi.Resource[],
 ): command.remote.Command[] {
@@ -224,10 +257,10 @@ function stageRelaySettings(
     const files = [publicKeysPath, ...units.map(systemdUnitPath), ...(caCertPem ? [relayCaPath] : []), clientCertificatePath];
     const steps = [
         host.writeFile("staged-public-keys", { path: stagedPath(publicKeysPath), content: publicKeysContent(peerPublicKeys), mode: "0644", dependsOn }),
-        ...clients.map(({ relay, files: client }) =>
+        ...clients.map(({ files: client, unitContent }) =>
             host.writeFile(`staged-wstunnel-client-unit${client.stepSuffix}`, {
                 path: stagedPath(systemdUnitPath(client.unit)),
-                content: wstunnelClientUnitContent(wstunnelClientSettings(relay, tls), client),
+                content: unitContent,
                 mode: "0644",
                 dependsOn,
             }),

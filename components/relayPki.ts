@@ -41,7 +41,7 @@ export const stackCaSettings = {
     allowedUses: ["cert_signing"],
 };
 
-export function createRelayPki(name: string, args: { publicAddress: string; ca: StackCa }, parent: pulumi.Resource): RelayPki {
+export function createRelayPki(name: string, args: { publicAddress: pulumi.Output<string>; ca: StackCa }, parent: pulumi.Resource): RelayPki {
     const opts = { parent };
     const ca = args.ca;
     const serverKey = new tls.PrivateKey(`${name}-server-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, opts);
@@ -51,7 +51,8 @@ export function createRelayPki(name: string, args: { publicAddress: string; ca: 
             privateKeyPem: serverKey.privateKeyPem,
             subject: { commonName: args.publicAddress },
             // wstunnel clients verify the name they dial: an IP address needs an IP SAN.
-            ...(isIpv4(args.publicAddress) ? { ipAddresses: [args.publicAddress] } : { dnsNames: [args.publicAddress] }),
+            ipAddresses: args.publicAddress.apply((address) => (isIpv4(address) ? [address] : undefined)),
+            dnsNames: args.publicAddress.apply((address) => (isIpv4(address) ? undefined : [address])),
         },
         opts,
     );

@@ -17,7 +17,7 @@ import { failoverDirective, renderFailoverUnit } from "./render/failover";
 import { platformWstunnelFiles } from "./render/clientPlatforms";
 import { hostScript } from "./render/scripts";
 import { relayDescription } from "./lanGateway";
-import { autoTransportDirectives, PeerComponentArgs, provisionPeerHost, RelayAccess, relayEndpoint } from "./peerHost";
+import { autoTransportDirectives, PeerComponentArgs, provisionPeerHost, relayEndpoint, RelayView, relayViews } from "./peerHost";
 import { DeclaredHost } from "./declaredHosts";
 import { wstunnelClientSettings } from "./wstunnelService";
 
@@ -25,6 +25,7 @@ import { wstunnelClientSettings } from "./wstunnelService";
 const failoverCheckSeconds = 2;
 
 export interface RoamingClientArgs extends PeerComponentArgs {
+    /** The client's resolved settings (one of `parseNetworkConfig(...).clients`); with `ssh`, its machine is provisioned. */
     client: ClientSettings;
 }
 
@@ -66,7 +67,8 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
     const { client, tunnel } = settings;
     const primary = client.relayPreference[0];
     const ipv6Prefix = tunnel.ipv6 ? [tunnel.ipv6.prefix] : [];
-    const allIpv4 = settings.stockApp && client.transport !== "udp" ? ipv4AllBut(settings.relayHost) : ["0.0.0.0/0"];
+    // Only a full tunnel needs the relay's address as an IPv4 address (a config rule); others may dial a DNS name.
+    const allIpv4 = () => (settings.stockApp && client.transport !== "udp" ? ipv4AllBut(settings.relayHost) : ["0.0.0.0/0"]);
     return {
         title: `WireGuard on ${client.name}, a roaming client`,
         interface: {
@@ -88,7 +90,7 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
                 // IPv6 (one relay only) to the tunnel's prefix and IPv6 LANs; a full tunnel is IPv4's, as the relay
                 // forwards to the internet over IPv4 only.
                 allowedIps: client.fullTunnel
-                    ? [...allIpv4, ...ipv6Prefix, ...client.routes.filter(isIpv6Network)]
+                    ? [...allIpv4(), ...ipv6Prefix, ...client.routes.filter(isIpv6Network)]
                     : [relay.tunnelSubnet, ...(index === 0 ? ipv6Prefix : []), ...(relay.name === primary ? client.routes : [])],
                 endpoint: relay.endpoint,
                 keepaliveSeconds: tunnel.keepaliveSeconds,
@@ -98,7 +100,7 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
 }
 
 /** What a client's bundle needs of a relay: how it is reached and its public key. */
-export type BundleRelay = Pick<RelayAccess, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "address"> & { publicKey: string };
+export type BundleRelay = Pick<RelayView, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "address"> & { publicKey: string };
 
 export interface ClientBundleInputs {
     client: ClientSettings;
@@ -118,7 +120,7 @@ export interface ClientBundleInputs {
  * Each relay as the client's conf names it, its Endpoint the local wstunnel listener or the relay's UDP port (on
  * auto, UDP first: the transport unit moves it to wstunnel when UDP does not pass).
  */
-function confRelays<Relay extends Pick<RelayAccess, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "address">>(
+function confRelays<Relay extends Pick<RelayView, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "address">>(
     client: Pick<ClientSettings, "transport">,
     relays: Relay[],
     publicKey: (relay: Relay, index: number) => PublicKeySource,
@@ -200,7 +202,7 @@ export class RoamingClient extends pulumi.ComponentResource {
     readonly tunnelAddress: pulumi.Output<string>;
     readonly bundle: pulumi.Output<ClientBundle>;
     /** The wg0 template pushed to a client provisioned over SSH (no keys in it). */
-    readonly wireguardTemplate: string | undefined;
+    readonly wireguardTemplate: pulumi.Output<string> | undefined;
     /** What a client provisioned over SSH should have, for `npm run doctor`; undefined for a bundle-only client. */
     readonly declared: pulumi.Output<DeclaredHost> | undefined;
     /** A provisioned client's staged relay settings: the relays change only after them (render/stagedSwitch.ts). */
@@ -209,11 +211,12 @@ export class RoamingClient extends pulumi.ComponentResource {
     constructor(name: string, args: RoamingClientArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:RoamingClient", name, {}, opts);
         const { client, tunnel, relays } = args;
-        const confSettings = { client, tunnel, relayHost: relays[0].address.host };
+        const views = relayViews(relays);
 
         this.bundle = pulumi.secret(
             pulumi
                 .all([
+                    views,
                     pulumi.all(relays.map((relay) => relay.publicKey)),
                     args.key.privateKey,
                     args.key.presharedKey,
@@ -222,11 +225,11 @@ export class RoamingClient extends pulumi.ComponentResource {
                     args.clientCertificate?.certPem,
                     args.clientCertificate?.keyPem,
                 ])
-                .apply(([relayKeys, privateKey, presharedKey, pathPrefix, caCertificate, certPem, keyPem]) =>
+                .apply(([known, relayKeys, privateKey, presharedKey, pathPrefix, caCertificate, certPem, keyPem]) =>
                     renderClientBundle({
                         client,
                         tunnel,
-                        relays: relays.map((relay, index) => ({ ...relay, publicKey: relayKeys[index] })),
+                        relays: known.map((relay, index) => ({ ...relay, publicKey: relayKeys[index] })),
                         privateKey,
                         presharedKey,
                         pathPrefix,
@@ -244,19 +247,21 @@ export class RoamingClient extends pulumi.ComponentResource {
                 const index = relays.findIndex((relay) => relay.peerName === relayName);
                 return { name: relayName, tunnelSubnet: relays[index].tunnelSubnet, relayAddress: relays[index].tunnelAddress, ownAddress: client.tunnelAddresses[index] };
             });
-            const conf: WgQuickConf = {
+            const conf = views.apply((known): WgQuickConf => ({
                 ...clientWgQuickConf({
-                    ...confSettings,
-                    relays: confRelays(client, relays, (relay) => ({ ofPeer: relay.peerName })),
+                    client,
+                    tunnel,
+                    relayHost: known[0].address.host,
+                    relays: confRelays(client, known, (relay) => ({ ofPeer: relay.peerName })),
                     privateKey: { file: wireguardKeyPath },
                     presharedKey: args.key.presharedKey ? { file: peerPresharedKeyPath } : undefined,
                     stockApp: true,
                 }),
                 directives: [
                     ...(failover ? [failoverDirective({ routes: client.routes, relays: failoverRelays })] : []),
-                    ...autoTransportDirectives(client.transport, relays, client.tunnelAddresses),
+                    ...autoTransportDirectives(client.transport, known, client.tunnelAddresses),
                 ],
-            };
+            }));
             const { wireguard, template, staged, declare } = provisionPeerHost(host, {
                 ...args,
                 conf,

@@ -2,7 +2,8 @@
 // WireGuard has a peer per gateway (its tunnel address and LANs) and per roaming client.
 import * as pulumi from "@pulumi/pulumi";
 import { RelaySettings, WstunnelSettings } from "./config";
-import { Connection, Host, hostPackages } from "./host";
+import { Connection, Host, hostPackages, SshConnectionArgs } from "./host";
+import { RelayAddress } from "./peerHost";
 import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
 import { accessChainHooks, accessRuleCommands, Family, loadAccessRulesScript, RelayRulesSettings, renderAccessRules } from "./render/access";
 import { access6RulesPath, accessRulesPath, relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wgApplyScriptPath, wireguardDir, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
@@ -32,17 +33,31 @@ export interface RelayPeer {
     transport?: "wstunnel" | "udp" | "auto";
 }
 
+/**
+ * A relay's resolved settings (one of `parseNetworkConfig(...).relays`), whose public address and SSH connection
+ * may be other resources' outputs: a server a cloud provider's Pulumi package creates in the same `pulumi up`.
+ */
+export type VpsRelaySettings = Omit<RelaySettings, "publicAddress" | "ssh"> & {
+    /** What gateways and clients dial (wss:// and UDP), and the name or address its certificate is for. */
+    publicAddress: pulumi.Input<string>;
+    /** How `pulumi up` reaches the relay; host and user may be outputs. */
+    ssh: SshConnectionArgs;
+};
+
 export interface VpsRelayArgs {
     /** This relay with its own tunnel subnet, and what each client and site may reach through it. */
-    relay: RelaySettings;
+    relay: VpsRelaySettings;
+    /** The stack's wstunnel settings (`parseNetworkConfig(...).wstunnel`). */
     wstunnel: WstunnelSettings;
     /** Names the CA and the trust-store file. */
     stack: string;
     /** The stack's CA, made with the first relay; absent for the first relay (which makes it). */
     ca?: StackCa;
+    /** The relay's WireGuard key. */
     key: WireguardKey;
     /** Every gateway and client, each at its tunnel address in this relay's subnet. */
     peers: RelayPeer[];
+    /** The SSH private key (OpenSSH PEM) that reaches the relay; may be a secret output of another resource. */
     sshPrivateKey: pulumi.Input<string>;
     /** The stack's `wg-relay:repair` counter. */
     repair: number;
@@ -99,7 +114,7 @@ export function relayPeerAllowedIps(peer: Pick<RelayPeer, "tunnelAddress" | "tun
 }
 
 /** The relay's wg0 template: a peer per gateway and client, every key named rather than written (render/wireguard.ts). */
-export function relayWgQuickConf(relay: RelaySettings, peers: Omit<RelayPeer, "key">[], presharedKeyPeers: Set<string>) {
+export function relayWgQuickConf(relay: Omit<RelaySettings, "publicAddress" | "ssh">, peers: Omit<RelayPeer, "key">[], presharedKeyPeers: Set<string>) {
     const tunnel = relay.tunnel;
     return {
         title: `WireGuard on ${relay.name}, the relay`,
@@ -139,7 +154,7 @@ export function relayWgQuickConf(relay: RelaySettings, peers: Omit<RelayPeer, "k
 }
 
 /** Where gateways and clients send WireGuard: the wss server and, for direct UDP, WireGuard's port. */
-export function relayAddress(relay: RelaySettings): VpsRelay["address"] {
+export function relayAddress(relay: Pick<RelaySettings, "publicAddress" | "wstunnelPort" | "wireguardPort" | "udpPorts">): RelayAddress {
     return { host: relay.publicAddress, wstunnelPort: relay.wstunnelPort, wireguardPort: relay.wireguardPort, udpPorts: relay.udpPorts };
 }
 
@@ -176,7 +191,7 @@ export class VpsRelay extends pulumi.ComponentResource {
     /** SSH settings, for gateways and clients reached through the relay as a jump host. */
     readonly connection: Connection;
     /** Where gateways and clients send WireGuard: the wss server (host, port) and, for direct UDP, the WireGuard port. */
-    readonly address: { host: string; wstunnelPort: number; wireguardPort: number; udpPorts: number[] };
+    readonly address: pulumi.Output<RelayAddress>;
 
     constructor(name: string, args: VpsRelayArgs, opts?: pulumi.ComponentResourceOptions) {
         super("wg-relay:index:VpsRelay", name, {}, opts);
@@ -187,12 +202,13 @@ export class VpsRelay extends pulumi.ComponentResource {
         this.tunnelAddress = relay.tunnelAddress;
         const host = Host.overSsh(name, relay.ssh, { privateKey: args.sshPrivateKey, parent: this, repair: args.repair });
         this.connection = host.connection;
-        this.address = relayAddress(relay);
+        const publicAddress = pulumi.output(relay.publicAddress);
+        this.address = publicAddress.apply((address) => relayAddress({ ...relay, publicAddress: address }));
 
         // The stack's own CA and server certificate, unless the user brings certificate files; the CA also signs the
         // peers' certificates with mutual TLS.
         const ca = wstunnel.tls === undefined || wstunnel.mutualTls ? (args.ca ?? createStackCa(name, args.stack, this)) : undefined;
-        const pki = wstunnel.tls === undefined && ca !== undefined ? createRelayPki(name, { publicAddress: relay.publicAddress, ca }, this) : undefined;
+        const pki = wstunnel.tls === undefined && ca !== undefined ? createRelayPki(name, { publicAddress, ca }, this) : undefined;
         this.ca = ca;
         this.caCertPem = pki?.caCertPem;
         this.certificateExpiry = pki?.expiry;
@@ -265,7 +281,7 @@ export class VpsRelay extends pulumi.ComponentResource {
             wstunnel,
             chainRules: rules.flatMap((file) => accessRuleCommands(file.content, file.family)),
         });
-        this.wssUrl = pulumi.output(`wss://${relay.publicAddress}:${relay.wstunnelPort}`);
+        this.wssUrl = pulumi.interpolate`wss://${publicAddress}:${relay.wstunnelPort}`;
         this.registerOutputs({
             publicKey: this.publicKey,
             wssUrl: this.wssUrl,

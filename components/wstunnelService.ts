@@ -86,7 +86,7 @@ interface WstunnelServiceArgs {
     /** Names its unit's step: `wstunnel-<role>-unit`. */
     role: string;
     unit: string;
-    unitContent: string;
+    unitContent: pulumi.Input<string>;
     /**
      * The root-only file that carries the path prefix or prefixes: its step, path and content; `group` may read it
      * too; `restart`: whether a change restarts the unit (or the service reloads the file itself).
@@ -217,20 +217,36 @@ export function wstunnelClientSettings(
         wstunnelLocalPort: number;
         address: { host: string; wstunnelPort: number; wireguardPort: number };
     },
-    tls: { mutualTls: boolean; stackCa: boolean },
+    tls: WstunnelClientTls,
 ): Omit<WstunnelClientSettings, "environmentFile"> {
     return {
         localPort: relay.wstunnelLocalPort,
         relayHost: relay.address.host,
         relayPort: relay.address.wstunnelPort,
         wireguardPort: relay.address.wireguardPort,
+        ...wstunnelClientTlsFiles(tls),
+    };
+}
+
+/** With mutual TLS and with the stack's CA (the relays' certificates are the stack's): which TLS files a wstunnel client reads. */
+export interface WstunnelClientTls {
+    mutualTls: boolean;
+    stackCa: boolean;
+}
+
+/** The TLS files a wstunnel client reads, the same towards every relay. */
+export function wstunnelClientTlsFiles(tls: WstunnelClientTls): Pick<WstunnelClientSettings, "clientCertificateFile" | "caFile"> {
+    return {
         ...(tls.mutualTls ? { clientCertificateFile: clientCertificatePath } : {}),
         ...(tls.stackCa ? { caFile: relayCaPath } : {}),
     };
 }
 
 export interface WstunnelClientArgs {
-    settings: Omit<WstunnelClientSettings, "environmentFile">;
+    /** Its unit file (wstunnelClientUnitContent), rendered once the relay's address is known. */
+    unitContent: pulumi.Input<string>;
+    /** Which TLS files the unit reads (wstunnelClientTlsFiles): this step puts them in place. */
+    tls: WstunnelClientTls;
     /** Its unit, environment file and step names (one wstunnel client per relay). */
     files: WstunnelClientFiles;
     /** This peer's own path prefix (a secret). */
@@ -275,14 +291,13 @@ export function clientCertificateFileContent(certificate: ClientCertificate): pu
 export function deployWstunnelClient(host: Host, args: WstunnelClientArgs): command.remote.Command {
     const caCertPem = args.caCertPem;
     const clientCertificate = args.clientCertificate;
-    const certificateFile = args.settings.clientCertificateFile;
-    const caFile = args.settings.caFile;
+    const { clientCertificateFile: certificateFile, caFile } = wstunnelClientTlsFiles(args.tls);
     const dependsOn = args.dependsOn;
     const restartOthers = (args.otherClientUnits ?? []).map(systemd.restartIfActive);
     return deployWstunnelService(host, {
         role: `client${args.files.stepSuffix}`,
         unit: args.files.unit,
-        unitContent: wstunnelClientUnitContent(args.settings, args.files),
+        unitContent: args.unitContent,
         secretFile: {
             step: `wstunnel-client-env${args.files.stepSuffix}`,
             path: args.files.environmentFile,

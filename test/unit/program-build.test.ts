@@ -33,7 +33,9 @@ describe("program.js", () => {
 
     it("compiles the program with its host scripts, once for the same sources, again when one changes", () => {
         const first = build();
-        expect(readFileSync(join(first, "index.js"), "utf8")).toContain('require("./components/vpsRelay")');
+        // index.ts reaches the components through the library's entry point.
+        expect(readFileSync(join(first, "index.js"), "utf8")).toContain('require("./components/library")');
+        expect(readFileSync(join(first, "components", "library.js"), "utf8")).toContain('require("./vpsRelay")');
         const script = join(first, "components", "host-scripts", "wg-apply.sh");
         expect(readFileSync(script, "utf8")).toBe(readFileSync(join(repo, "components", "host-scripts", "wg-apply.sh"), "utf8"));
         expect(statSync(script).mode).toBe(statSync(join(repo, "components", "host-scripts", "wg-apply.sh")).mode);

@@ -1,0 +1,87 @@
+// wg-relay as a library (components/library.ts): the example program (examples/relay-from-outputs), whose relay's
+// SSH host and key are outputs of other resources (local commands standing in for a cloud server), run on the lab's
+// stack with the lab's network. Its resources are named as index.ts names them, so it takes over the lab's hosts as
+// they are, and index.ts takes them back after. Needs root and the lab, like the other e2e files.
+import { spawnSync } from "node:child_process";
+import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as yaml from "js-yaml";
+import { ensureStack, inNamespaceOk, lab, labTry, lanService, relayAddress, repo, up, upFrom } from "./lab";
+
+const exampleDir = join(repo, "examples", "relay-from-outputs");
+
+/** The package as a user's program gets it: built (`npm run build:lib`) and in the example's node_modules. */
+function installPackage(): void {
+    const build = spawnSync("npm", ["run", "--silent", "build:lib"], { cwd: repo, encoding: "utf8" });
+    if (build.status !== 0) {
+        throw new Error(`npm run build:lib failed:\n${build.stdout}\n${build.stderr}`);
+    }
+    const link = join(exampleDir, "node_modules", "wg-relay");
+    mkdirSync(join(exampleDir, "node_modules"), { recursive: true });
+    if (!existsSync(link) && !isSymlink(link)) {
+        // As `npm install` links a `file:` dependency; @pulumi/* resolve from the checkout's node_modules above,
+        // the same copies the package uses.
+        symlinkSync(repo, link);
+    }
+}
+
+const isSymlink = (path: string) => {
+    try {
+        return lstatSync(path).isSymbolicLink();
+    } catch {
+        return false;
+    }
+};
+
+/**
+ * The example's lab stack config: the lab stack's network (its `wg-relay:` keys, but the SSH key) without the
+ * relay's SSH host, and the commands that stand in for the server: `relayAddress` is what the first prints.
+ */
+function writeExampleStack(changes: { relayAddress?: string; laptopFullTunnel?: boolean } = {}): void {
+    const labStack = yaml.load(readFileSync(join(repo, "Pulumi.lab.yaml"), "utf8")) as { encryptionsalt?: string; config: Record<string, unknown> };
+    const network = Object.fromEntries(
+        Object.entries(labStack.config)
+            .filter(([key]) => key.startsWith("wg-relay:") && key !== "wg-relay:sshPrivateKey")
+            .map(([key, value]) => [key.slice("wg-relay:".length), value]),
+    ) as { relay: { ssh: { host?: string } }; clients: { name: string; fullTunnel?: boolean }[] };
+    delete network.relay.ssh.host;
+    if (changes.laptopFullTunnel) {
+        network.clients = network.clients.map((client) => (client.name === "laptop" ? { ...client, fullTunnel: true } : client));
+    }
+    const inventory = join(repo, ".lab", "inventory.json");
+    const config = {
+        "wg-relay:network": network,
+        "wg-relay:relayAddressCommand": changes.relayAddress ? `echo ${changes.relayAddress}` : `jq -r .hosts.relay.address ${inventory}`,
+        "wg-relay:relaySshKeyCommand": `cat ${join(repo, ".lab", "ssh", "id_ed25519")}`,
+    };
+    writeFileSync(join(exampleDir, "Pulumi.lab.yaml"), yaml.dump({ ...(labStack.encryptionsalt ? { encryptionsalt: labStack.encryptionsalt } : {}), config }));
+}
+
+describe("library", () => {
+    beforeAll(() => {
+        ensureStack({});
+        installPackage();
+    });
+    // index.ts takes the lab's stack back (dropping the stand-in commands), as the other test files expect it.
+    afterAll(() => up());
+
+    it("the example program converges the lab with the relay's address and SSH key from other resources, and the laptop reaches the LAN through it", () => {
+        writeExampleStack();
+        upFrom(exampleDir);
+        lab(["pulumi", "--cwd", exampleDir, "preview", "--stack", "lab", "--expect-no-changes"]);
+        expect(inNamespaceOk("laptop", ["curl", "--silent", "--max-time", "5", lanService])).toContain("hello from lanhost");
+        const urls = lab(["pulumi", "--cwd", exampleDir, "stack", "output", "--stack", "lab", "relayUrl"]);
+        expect(urls.trim()).toBe(`wss://${relayAddress}:443`);
+    });
+
+    it("fails, naming the key, when the server's address cannot serve a full tunnel, and the hosts keep working", () => {
+        writeExampleStack({ relayAddress: "relay.example.net", laptopFullTunnel: true });
+        const failed = labTry(["pulumi", "--cwd", exampleDir, "up", "--stack", "lab", "--yes", "--skip-preview"]);
+        expect(failed.status).not.toBe(0);
+        expect(`${failed.stdout}${failed.stderr}`).toContain("wg-relay:clients[0].fullTunnel: a full tunnel needs relay.publicAddress (or relay.ssh.host) to be an IPv4 address, not relay.example.net");
+        // Before any step on a host: none ran, and the tunnel is as it was.
+        expect(`${failed.stdout}${failed.stderr}`).not.toMatch(/command:remote:Command \S+ (creat|updat|delet|replac)/);
+        expect(inNamespaceOk("laptop", ["curl", "--silent", "--max-time", "5", lanService])).toContain("hello from lanhost");
+        // afterAll's `pulumi up` of index.ts converges the hosts again from here.
+    });
+});

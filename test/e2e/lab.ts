@@ -146,10 +146,10 @@ export function up(): string {
 }
 
 /** `pulumi up` of another program's folder (e.g. an earlier commit's) on the lab stack; returns its output. */
-export function upFrom(programDir: string): string {
+export function upFrom(programDir: string, env: Record<string, string> = {}): string {
     rmSync(convergedStamp, { force: true });
     // The lab runs pulumi with --cwd at this checkout; the later --cwd wins.
-    return lab(["pulumi", "--cwd", programDir, "up", "--stack", "lab", "--yes", "--skip-preview"]);
+    return lab(["pulumi", "--cwd", programDir, "up", "--stack", "lab", "--yes", "--skip-preview"], env);
 }
 
 /** `pulumi up` while the laptop pings the LAN host across the relay and the gateway's tunnel; no ping may be lost. */

@@ -23,7 +23,16 @@ function installPackage(): void {
         // the same copies the package uses.
         symlinkSync(repo, link);
     }
+    // The example type-checks against the package's declarations, once: its runs below only transpile it
+    // (ts-node's type check took minutes of a run on the shared machine).
+    const typeCheck = spawnSync("npx", ["--no-install", "tsc", "--noEmit", "-p", exampleDir], { cwd: repo, encoding: "utf8" });
+    if (typeCheck.status !== 0) {
+        throw new Error(`the example does not type-check against the package:\n${typeCheck.stdout}\n${typeCheck.stderr}`);
+    }
 }
+
+/** The example's runs: transpiled only, type-checked once by installPackage. */
+const exampleEnv = { PULUMI_NODEJS_TRANSPILE_ONLY: "true" };
 
 const isSymlink = (path: string) => {
     try {
@@ -67,16 +76,16 @@ describe("library", () => {
 
     it("the example program converges the lab with the relay's address and SSH key from other resources, and the laptop reaches the LAN through it", () => {
         writeExampleStack();
-        upFrom(exampleDir);
-        lab(["pulumi", "--cwd", exampleDir, "preview", "--stack", "lab", "--expect-no-changes"]);
+        upFrom(exampleDir, exampleEnv);
+        lab(["pulumi", "--cwd", exampleDir, "preview", "--stack", "lab", "--expect-no-changes"], exampleEnv);
         expect(inNamespaceOk("laptop", ["curl", "--silent", "--max-time", "5", lanService])).toContain("hello from lanhost");
-        const urls = lab(["pulumi", "--cwd", exampleDir, "stack", "output", "--stack", "lab", "relayUrl"]);
+        const urls = lab(["pulumi", "--cwd", exampleDir, "stack", "output", "--stack", "lab", "relayUrl"], exampleEnv);
         expect(urls.trim()).toBe(`wss://${relayAddress}:443`);
     });
 
     it("fails, naming the key, when the server's address cannot serve a full tunnel, and the hosts keep working", () => {
         writeExampleStack({ relayAddress: "relay.example.net", laptopFullTunnel: true });
-        const failed = labTry(["pulumi", "--cwd", exampleDir, "up", "--stack", "lab", "--yes", "--skip-preview"]);
+        const failed = labTry(["pulumi", "--cwd", exampleDir, "up", "--stack", "lab", "--yes", "--skip-preview"], exampleEnv);
         expect(failed.status).not.toBe(0);
         expect(`${failed.stdout}${failed.stderr}`).toContain("wg-relay:clients[0].fullTunnel: a full tunnel needs relay.publicAddress (or relay.ssh.host) to be an IPv4 address, not relay.example.net");
         // Before any step on a host: none ran, and the tunnel is as it was.

@@ -139,7 +139,8 @@ describe("clients[].transport auto: the laptop over UDP where the hotel passes i
         await new Promise((done) => setTimeout(done, 6000));
         const movedSince = (from: string) => onHostOk("laptop", `journalctl --no-pager -u wg-relay-transport.service --since '${from}'`).match(/stopped answering over UDP/g) ?? [];
         expect(movedSince(since)).toHaveLength(2);
-        expect(lanAnswers()).toBe(true);
+        // Through wss:443; a retry of UDP (every 60 s or more while it is dropped) cuts it for up to 3 s.
+        expect(await secondsUntilLanReachable(10)).toBeLessThan(10);
         console.log(`a repair (wg-apply syncing wg0) kept the endpoint on wstunnel; the unit moved it ${movedSince(droppedAgain).length} more times during and after it`);
         routerRule("hotel", "-D", dropUdp);
         routerRule("hotel", "-D", passUdp);
@@ -153,11 +154,6 @@ describe("gateways[].transport auto: the Pi over UDP while its CG-NAT passes it,
         await switchesBothWays(rpi1);
     });
 });
-
-/** The LAN host's page through the tunnel, within 2 s. */
-function lanAnswers(): boolean {
-    return inNamespace("laptop", ["curl", "--silent", "--max-time", "2", lanService]).stdout.includes("hello from lanhost");
-}
 
 /**
  * Seconds from `since` to the first reply of a `ping -D` series that ends a gap of over 1 s after `since`: when the

@@ -18,8 +18,11 @@
 #     download, its UDP receive-buffer drops per host, and `end-to-end ratio wstunnel/udp`; then the same download
 #     with both legs on `transport: auto` while UDP passes, and `end-to-end ratio auto/udp`. The stack goes back to
 #     the lab's own config afterwards, also when a run stops half-way, and the hotel's rule is removed on exit.
-# Traffic tools (ping, curl, bash's /dev/tcp, a python3 TCP sink) run in the hosts' network namespaces
-# (ip netns exec), outside the containers. Traffic stays inside the lab's namespaces. MB = 10^6 bytes.
+# Traffic tools (ping, curl, a python3 TCP source and sink) run in the hosts' network namespaces (ip netns exec),
+# outside the containers; on a VM host (`npm run lab -- --vm`), whose network stack is its own kernel's, they run
+# inside it over SSH. Every traffic figure names the kinds of hosts it crosses ([relay TCG VM/kernel WireGuard,
+# ...]: container or TCG VM, and what runs its wg0), read from the inventory and the hosts' wg0 at the start.
+# Traffic stays inside the lab's namespaces and VMs. MB = 10^6 bytes.
 #
 # Env: BENCH_RUNS (3: runs per timing and per throughput figure, the median is printed), BENCH_PAYLOAD_MB (64: the
 # end-to-end HTTP download), BENCH_HOP_MB (256: bytes sent per hop throughput run), BENCH_PINGS (50),
@@ -71,6 +74,8 @@ BENCH_RELAY_ADDR=10.99.0.1
 BENCH_PI_ADDR=10.99.0.2
 BENCH_PREFIX=30
 SINK_PORT=5201
+# Seconds a TCP source or sink may run: a hop run through a TCG VM moves a few MB/s.
+SEND_TIMEOUT=600
 # A 1500-byte LAN's TCP segments.
 LAN_MSS=1460
 
@@ -108,15 +113,21 @@ cleanup() {
     exit "$rc"
 }
 
-# ---- the direct WireGuard pair, on the hosts themselves (their own wireguard-go, keys made there) ----------------
-# Prints the host's throwaway public key.
+# ---- the direct WireGuard pair, on the hosts themselves (keys made there) ---------------------------------------
+# Run by what runs the host's wg0 (WG_IMPL: the kernel's module, or wireguard-go), so both sides of a ratio use the
+# same WireGuard. Prints the host's throwaway public key.
 bench_if_up() { # host address mtu [listen-port]
-    lab ssh "$1" sudo bash -s -- "$BENCH_IF" "$2/$BENCH_PREFIX" "$3" "${4:-}" <<'EOF'
+    # (the optional port last: ssh joins the arguments into one command line, where an empty one vanishes)
+    lab ssh "$1" sudo bash -s -- "$BENCH_IF" "$2/$BENCH_PREFIX" "$3" "${WG_IMPL[$1]}" "${4:-}" <<'EOF'
 set -euo pipefail
-ifname=$1 cidr=$2 mtu=$3 port=${4:-}
+ifname=$1 cidr=$2 mtu=$3 impl=$4 port=${5:-}
 key=/run/wg-relay-bench.key
 (umask 077; wg genkey >"$key")
-WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 wireguard-go "$ifname" >/dev/null 2>&1
+if [ "$impl" = kernel ]; then
+    ip link add "$ifname" type wireguard
+else
+    WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 wireguard-go "$ifname" >/dev/null 2>&1
+fi
 wg set "$ifname" private-key "$key" ${port:+listen-port "$port"}
 ip address add "$cidr" dev "$ifname"
 ip link set "$ifname" mtu "$mtu" up
@@ -210,6 +221,38 @@ wan_down() {
     fi
 }
 
+# ---- the hosts: where a command runs, and what each host is ----------------------------------------------------
+declare -A KIND WG_IMPL
+for h in relay rpi1 laptop; do KIND[$h]=$(jq -r --arg h "$h" '.hosts[$h].kind // "nspawn"' "$LAB/inventory.json"); done
+
+on_host() { # host command...: in a container's network namespace (this machine's kernel), or inside a VM over SSH
+    local host=$1
+    shift
+    if [ "${KIND[$host]}" = vm ]; then lab ssh "$host" "$@"; else ip netns exec "$LAB_NAME-$host" "$@"; fi
+}
+
+wg_impl() { # host -> kernel | wireguard-go: what runs its wg0 (a kernel link's details start with `wireguard`)
+    if [[ $(on_host "$1" ip -details link show wg0) =~ $'\n'\ +wireguard\  ]]; then echo kernel; else echo wireguard-go; fi
+}
+
+host_system() { # host -> its Debian and kernel (a container's is this machine's)
+    # shellcheck disable=SC2016  # expanded on the host
+    lab ssh "$1" 'echo "Debian $(cat /etc/debian_version), Linux $(uname -r)"'
+}
+
+host_label() { # host -> its kind as the figures name it
+    printf '%s/%s' "$([ "${KIND[$1]}" = vm ] && echo "TCG VM" || echo container)" \
+        "$([ "${WG_IMPL[$1]}" = kernel ] && echo "kernel WireGuard" || echo wireguard-go)"
+}
+
+# The hosts the figures that follow cross, appended to their names: figure_hosts HOST...
+FIGURE_HOSTS=
+figure_hosts() {
+    local h
+    FIGURE_HOSTS=
+    for h in "$@"; do FIGURE_HOSTS+="${FIGURE_HOSTS:+, }$h $(host_label "$h")"; done
+}
+
 # ---- measuring ------------------------------------------------------------------------------------------------
 seconds() { # command... -> wall seconds
     local start=$EPOCHREALTIME
@@ -219,11 +262,12 @@ seconds() { # command... -> wall seconds
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-rtt() { # namespace address -> average ms
-    ip netns exec "$LAB_NAME-$1" ping -n -q -c "$PINGS" -i 0.05 -W 2 "$2" | awk -F/ '/^rtt/ { print $5 }'
+rtt() { # host address -> average ms
+    on_host "$1" ping -n -q -c "$PINGS" -i 0.05 -W 2 "$2" | awk -F/ '/^rtt/ { print $5 }'
 }
 
-# A TCP sink in the receiver's namespace: time from accepting to end of stream, in MB/s.
+# A TCP sink on the receiver: time from accepting to end of stream, in MB/s. Both scripts reach the host on stdin
+# (`python3 -`), so a VM needs nothing but its own python3 (Debian's unattended-upgrades brings it).
 cat >"$tmp/sink.py" <<'EOF'
 import socket, sys, time
 s = socket.socket()
@@ -256,14 +300,15 @@ while size > 0:
 s.close()
 EOF
 
-tcp_throughput() { # sender-ns receiver-ns receiver-address [mss] -> MB/s (one run)
+# A sink over SSH is bounded by `timeout` on the host itself: killing the local ssh leaves a remote process running.
+tcp_throughput() { # sender-host receiver-host receiver-address [mss] -> MB/s (one run)
     : >"$tmp/sink.out"
-    ip netns exec "$LAB_NAME-$2" python3 "$tmp/sink.py" "$3" "$SINK_PORT" >"$tmp/sink.out" &
+    on_host "$2" timeout "$SEND_TIMEOUT" python3 - "$3" "$SINK_PORT" <"$tmp/sink.py" >"$tmp/sink.out" &
     local sink_pid=$!
     echo "$sink_pid" >"$tmp/sink.pid"
-    for _ in $(seq 50); do grep -q ready "$tmp/sink.out" && break; sleep 0.1; done
-    grep -q ready "$tmp/sink.out" || { echo "bench: the TCP sink in $LAB_NAME-$2 did not start" >&2; return 1; }
-    if ! ip netns exec "$LAB_NAME-$1" timeout 120 python3 "$tmp/source.py" "$3" "$SINK_PORT" "$((HOP_MB * 1000000))" "${4:-0}"; then
+    for _ in $(seq 300); do grep -q ready "$tmp/sink.out" && break; sleep 0.1; done
+    grep -q ready "$tmp/sink.out" || { echo "bench: the TCP sink on $2 did not start" >&2; return 1; }
+    if ! on_host "$1" timeout "$SEND_TIMEOUT" python3 - "$3" "$SINK_PORT" "$((HOP_MB * 1000000))" "${4:-0}" <"$tmp/source.py"; then
         kill "$sink_pid" 2>/dev/null || true
         wait "$sink_pid" 2>/dev/null || true
         rm -f "$tmp/sink.pid"
@@ -281,17 +326,21 @@ median_of_runs() { # command... -> median of RUNS results; fails when a run fail
     printf '%s\n' "${out[@]}" | median
 }
 
-http_throughput() { # namespace -> MB/s
-    ip netns exec "$LAB_NAME-$1" curl --silent --show-error --output /dev/null --max-time 300 --write-out '%{speed_download}' \
+http_throughput() { # host -> MB/s
+    on_host "$1" curl --silent --show-error --output /dev/null --max-time 300 --write-out '%{speed_download}' \
         "http://$LAN_HOST/bench.bin" | awk '{ printf "%.1f", $1 / 1e6 }'
 }
 
-figure() { printf '%s: %s %s\n' "$1" "$2" "$3"; }
+figure() { printf '%s%s: %s%s\n' "$1" "${FIGURE_HOSTS:+ [$FIGURE_HOSTS]}" "$2" "${3:+ $3}"; }
 
-# UDP datagrams a host's namespace dropped because a socket's receive buffer was full (/proc/net/snmp).
-udp_rcvbuf_errors() { # namespace
-    # shellcheck disable=SC2016  # awk's own fields
-    ip netns exec "$LAB_NAME-$1" awk '/^Udp:/ { if (!n) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") n = i } else print $n }' /proc/net/snmp
+ratio() { # name numerator denominator
+    figure "$1" "$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.2f", a / b }')" ""
+}
+
+# UDP datagrams a host's network stack dropped because a socket's receive buffer was full (/proc/net/snmp).
+udp_rcvbuf_errors() { # host
+    on_host "$1" cat /proc/net/snmp |
+        awk '/^Udp:/ { if (!n) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") n = i } else print $n }'
 }
 
 udp_rcvbuf_snapshot() { echo "$(udp_rcvbuf_errors relay) $(udp_rcvbuf_errors rpi1) $(udp_rcvbuf_errors laptop)"; }
@@ -299,9 +348,9 @@ udp_rcvbuf_snapshot() { echo "$(udp_rcvbuf_errors relay) $(udp_rcvbuf_errors rpi
 laptop_reaches_lan_host() { # seconds to wait
     local _
     for _ in $(seq "$1"); do
-        ip netns exec "$LAB_NAME-laptop" ping -n -q -c 1 -W 1 "$LAN_HOST" >/dev/null 2>&1 && return 0
+        on_host laptop ping -n -q -c 1 -W 1 "$LAN_HOST" >/dev/null 2>&1 && return 0
     done
-    ip netns exec "$LAB_NAME-laptop" ping -n -q -c 1 -W 2 "$LAN_HOST" >/dev/null ||
+    on_host laptop ping -n -q -c 1 -W 2 "$LAN_HOST" >/dev/null ||
         { echo "bench: the laptop does not reach the LAN host $LAN_HOST through the tunnel" >&2; return 1; }
 }
 
@@ -323,6 +372,10 @@ if [ "$WAN" = 1 ]; then
     echo "# WAN profile: ${WAN_DELAY_MS} ms delay and ${WAN_LOSS} random loss each way on the relay's internet link"
 fi
 figure "machine cores" "$(nproc)" cores
+for h in relay rpi1 laptop; do
+    WG_IMPL[$h]=$(wg_impl "$h")
+    echo "# $h: $(host_label "$h"), $(host_system "$h")"
+done
 
 if [ "$TIME_PULUMI" != 0 ]; then
     v=$(median_of_runs seconds bash "$HERE/lab.sh" pulumi preview --stack lab --expect-no-changes)
@@ -333,7 +386,7 @@ fi
 
 # The hop. wg0 has the MTU of the wstunnel path (tunnel.mtu); the direct pair has the one WireGuard straight over
 # UDP can use on a real path (tunnel.udpMtu), since that is the alternative a user has.
-mtu=$(ip netns exec "$LAB_NAME-rpi1" cat /sys/class/net/wg0/mtu)
+mtu=$(on_host rpi1 cat /sys/class/net/wg0/mtu)
 bench_if_down relay >/dev/null 2>&1 || true   # left over from an interrupted run
 bench_if_down rpi1 >/dev/null 2>&1 || true
 relay_pub=$(bench_if_up relay "$BENCH_RELAY_ADDR" "$DIRECT_MTU" "$BENCH_PORT")
@@ -341,18 +394,19 @@ pi_pub=$(bench_if_up rpi1 "$BENCH_PI_ADDR" "$DIRECT_MTU")
 bench_peer relay "$pi_pub" "$BENCH_PI_ADDR"
 bench_peer rpi1 "$relay_pub" "$BENCH_RELAY_ADDR" "$RELAY_PUBLIC:$BENCH_PORT"
 for _ in $(seq 20); do
-    ip netns exec "$LAB_NAME-rpi1" ping -n -q -c 1 -W 1 "$BENCH_RELAY_ADDR" >/dev/null 2>&1 && break
+    on_host rpi1 ping -n -q -c 1 -W 1 "$BENCH_RELAY_ADDR" >/dev/null 2>&1 && break
 done
-ip netns exec "$LAB_NAME-rpi1" ping -n -q -c 1 -W 1 "$BENCH_RELAY_ADDR" >/dev/null ||
+on_host rpi1 ping -n -q -c 1 -W 1 "$BENCH_RELAY_ADDR" >/dev/null ||
     { echo "bench: the direct WireGuard pair ($BENCH_IF, UDP $RELAY_PUBLIC:$BENCH_PORT) does not carry traffic" >&2; exit 1; }
 # After a restart of the relay's wg0 (a config change), rpi1 handshakes again at its next keepalive (25 s).
 for _ in $(seq 30); do
-    ip netns exec "$LAB_NAME-rpi1" ping -n -q -c 1 -W 1 "$RELAY_TUNNEL" >/dev/null 2>&1 && break
+    on_host rpi1 ping -n -q -c 1 -W 1 "$RELAY_TUNNEL" >/dev/null 2>&1 && break
 done
-ip netns exec "$LAB_NAME-rpi1" ping -n -q -c 1 -W 2 "$RELAY_TUNNEL" >/dev/null ||
+on_host rpi1 ping -n -q -c 1 -W 2 "$RELAY_TUNNEL" >/dev/null ||
     { echo "bench: rpi1 does not reach the relay's tunnel address $RELAY_TUNNEL over wg0" >&2; exit 1; }
 
 sink_rule -I
+figure_hosts rpi1 relay
 figure "hop MTU of WireGuard through wstunnel (wg0)" "$mtu" bytes
 figure "hop MTU of WireGuard direct UDP (wgbench)" "$DIRECT_MTU" bytes
 v=$(rtt rpi1 "$BENCH_RELAY_ADDR")
@@ -369,7 +423,7 @@ figure "hop rpi1 -> relay TCP ${HOP_MB} MB WireGuard direct UDP (median of $RUNS
 figure "hop rpi1 -> relay TCP ${HOP_MB} MB WireGuard through wstunnel (median of $RUNS)" "$tunnel" MB/s
 figure "hop UDP receive-buffer drops, direct runs" "$direct_drops" datagrams
 figure "hop UDP receive-buffer drops, wstunnel runs" "$tunnel_drops" datagrams
-printf 'hop throughput ratio wstunnel/direct: %s\n' "$(awk -v a="$tunnel" -v b="$direct" 'BEGIN { printf "%.2f", a / b }')"
+ratio "hop throughput ratio wstunnel/direct" "$tunnel" "$direct"
 # The same hop with the segments of a LAN host's flow: a client <-> LAN host flow carries 1500-byte packets whatever
 # the tunnel's MTU, so each pays wstunnel's per-packet cost.
 snap=$(udp_rcvbuf_snapshot)
@@ -382,7 +436,7 @@ figure "hop rpi1 -> relay TCP ${HOP_MB} MB at MSS $LAN_MSS WireGuard direct UDP 
 figure "hop rpi1 -> relay TCP ${HOP_MB} MB at MSS $LAN_MSS WireGuard through wstunnel (median of $RUNS)" "$tunnel" MB/s
 figure "hop UDP receive-buffer drops at MSS $LAN_MSS, direct runs" "$direct_drops" datagrams
 figure "hop UDP receive-buffer drops at MSS $LAN_MSS, wstunnel runs" "$tunnel_drops" datagrams
-printf 'hop throughput ratio wstunnel/direct at MSS %s: %s\n' "$LAN_MSS" "$(awk -v a="$tunnel" -v b="$direct" 'BEGIN { printf "%.2f", a / b }')"
+ratio "hop throughput ratio wstunnel/direct at MSS $LAN_MSS" "$tunnel" "$direct"
 bench_if_down relay
 bench_if_down rpi1
 sink_rule -D
@@ -391,6 +445,7 @@ sink_rule -D
 # laptop's session unanswered until it handshakes again (WireGuard's 15 s without a reply): wait for it, or the
 # first ping run loses every packet.
 laptop_reaches_lan_host 30
+figure_hosts laptop relay rpi1
 v=$(rtt laptop "$LAN_HOST")
 figure "ping laptop -> LAN host through the tunnel (avg of $PINGS)" "$v" ms
 v=$(rtt rpi1 "$LAN_HOST")
@@ -423,7 +478,7 @@ if [ "$E2E_UDP" != 0 ]; then
     udp_e2e=$(median_of_runs http_throughput laptop)
     figure "HTTP ${PAYLOAD_MB} MB laptop <- LAN host, WireGuard over UDP on both legs (median of $RUNS, baseline)" "$udp_e2e" MB/s
     figure "HTTP over UDP on both legs, UDP receive-buffer drops" "$(drops_since "$snap")" datagrams
-    printf 'end-to-end ratio wstunnel/udp: %s\n' "$(awk -v a="$wstunnel_e2e" -v b="$udp_e2e" 'BEGIN { printf "%.2f", a / b }')"
+    ratio "end-to-end ratio wstunnel/udp" "$wstunnel_e2e" "$udp_e2e"
     # Both legs on `transport: auto` while UDP passes (their transport units ping the relay every 2 s): on UDP
     # before and after the runs, so the figure is auto's UDP path beside plain UDP's.
     LAB_STACK_CHANGES='{"relayDirectUdp":{"udpPorts":[]},"rpi1Transport":"auto","laptopTransport":"auto"}' lab stack-config >/dev/null
@@ -433,7 +488,7 @@ if [ "$E2E_UDP" != 0 ]; then
     auto_e2e=$(median_of_runs http_throughput laptop)
     both_legs_on_udp
     figure "HTTP ${PAYLOAD_MB} MB laptop <- LAN host, transport auto on both legs while UDP passes (median of $RUNS)" "$auto_e2e" MB/s
-    printf 'end-to-end ratio auto/udp: %s\n' "$(awk -v a="$auto_e2e" -v b="$udp_e2e" 'BEGIN { printf "%.2f", a / b }')"
+    ratio "end-to-end ratio auto/udp" "$auto_e2e" "$udp_e2e"
     lab stack-config >/dev/null
     lab pulumi up --stack lab --yes --skip-preview >/dev/null
     rm -f "$tmp/on-udp"
@@ -442,6 +497,7 @@ fi
 
 # Scale: the same no-change `pulumi up`, with SCALE_CLIENTS more clients and five gateways.
 if [ "$SCALE_CLIENTS" != 0 ]; then
+    FIGURE_HOSTS=
     WG_RELAY_LAB_GATEWAYS=5 bash "$HERE/hosts.sh" up >&2
     rm -f "$LAB/pulumi-state/e2e-converged"   # the e2e tests' mark of the config last applied (test/e2e/lab.ts)
     one=$(median_of_runs seconds lab pulumi up --stack lab --yes --skip-preview)

@@ -32,6 +32,10 @@ export function renderForwardingSysctl(settings: ForwardingSysctlSettings): stri
         "# kernels. A leading '-': may stay unset (a container's network namespace has no such keys); the step names it.",
         "-net.core.rmem_max = 4194304",
         "-net.core.wmem_max = 4194304",
+        "# wstunnel's socket towards WireGuard (the relay's server, a peer's client) sizes no buffer and gets this default:",
+        "# at 208 KiB it dropped datagrams under load on a real kernel, at 4 MiB none. Every socket that sizes no buffer",
+        "# may then hold up to 4 MiB of unread data; memory is used only while data waits.",
+        "-net.core.rmem_default = 4194304",
         ...(settings.congestionControl === "bbr"
             ? [
                   "# WireGuard rides inside wstunnel's TCP connections: a loss-based congestion control (Debian's cubic) halves",

@@ -682,6 +682,7 @@ describe("sysctl", () => {
         expect(sysctl).toMatch(/^# Managed by wg-relay: routes between the tunnel and the LAN or the internet.\nnet.ipv4.ip_forward = 1\n/);
         // Ceilings for wstunnel's own buffer requests; '-': refused in a container's namespace without failing.
         expect(sysctl).toContain("\n-net.core.rmem_max = 4194304\n-net.core.wmem_max = 4194304\n");
+        expect(sysctl).toContain("\n-net.core.rmem_default = 4194304\n");
         // BBR for wstunnel's TCP; '-': a kernel without tcp_bbr keeps its own.
         expect(sysctl).toContain("\n-net.ipv4.tcp_congestion_control = bbr\n");
         expectGolden("90-wg-relay.conf", sysctl);

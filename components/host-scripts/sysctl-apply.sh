@@ -71,7 +71,9 @@ while IFS= read -r line || [ -n "$line" ]; do
         why="this kernel has no such setting (or not in this network namespace)"
     elif [ "$(tr -s ' \t' ' ' <<<"$current")" = "$value" ]; then
         continue
-    elif ! error=$(sysctl -q -w "$key=$value" 2>&1); then
+    elif ! error=$(sysctl -q -w "$key=$value" 2>&1) || [ "$(sysctl -n "$key" 2>/dev/null | tr -s ' \t' ' ')" != "$value" ]; then
+        # procps 4.0.2 exits 0 when the kernel refuses a write with EINVAL (net.core.rmem_default in a network
+        # namespace): what the key reads afterwards decides.
         why="the kernel refused it: ${error:-no reason given}"
     else
         remember "$key" "$(tr -s ' \t' ' ' <<<"$current")"

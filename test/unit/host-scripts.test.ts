@@ -841,11 +841,13 @@ describe("interface check (the first step on a relay or gateway)", () => {
 });
 
 describe("sysctl-apply", () => {
-    // sysctl as procps has it, over $STATE/sysctl/KEY files; a key with a file in $STATE/refuse is refused on write.
+    // sysctl as procps has it, over $STATE/sysctl/KEY files; a key with a file in $STATE/refuse is refused on write,
+    // and one in $STATE/ignore too, but with exit status 0, as procps 4.0.2 does for the kernel's EINVAL.
     const sysctlStub = `
 if [ "$1" = -n ]; then cat "$STATE/sysctl/$2" 2>/dev/null || { echo "sysctl: cannot stat /proc/sys/$2: No such file or directory" >&2; exit 255; }; exit 0; fi
 setting=$3; key=\${setting%%=*}
 if [ -e "$STATE/refuse/$key" ]; then echo "sysctl: setting key \\"$key\\": Invalid argument" >&2; exit 1; fi
+if [ -e "$STATE/ignore/$key" ]; then echo "sysctl: setting key \\"$key\\": Invalid argument" >&2; exit 0; fi
 printf '%s\\n' "\${setting#*=}" > "$STATE/sysctl/$key"`;
     let dir: string;
     const run = (file: string) => {
@@ -858,7 +860,7 @@ printf '%s\\n' "\${setting#*=}" > "$STATE/sysctl/$key"`;
     const value = (key: string) => readFileSync(join(dir, "sysctl", key), "utf8").trim();
     beforeEach(() => {
         dir = mkdtempSync(join(tmpdir(), "wg-relay-sysctl-"));
-        for (const sub of ["bin", "sysctl", "refuse"]) {
+        for (const sub of ["bin", "sysctl", "refuse", "ignore"]) {
             mkdirSync(join(dir, sub));
         }
         writeFileSync(join(dir, "bin", "sysctl"), `#!/bin/bash\n${sysctlStub}\n`);
@@ -889,6 +891,18 @@ printf '%s\\n' "\${setting#*=}" > "$STATE/sysctl/$key"`;
         expect(run(file).status).toBe(0);
         expect(value("net.ipv4.tcp_congestion_control")).toBe("bbr");
         expect(existsSync(join(dir, "not-set"))).toBe(false);
+    });
+
+    it("takes a write the kernel refused as not set though sysctl exits 0 (a network namespace's rmem_default)", () => {
+        writeFileSync(join(dir, "sysctl", "net.core.rmem_default"), "212992\n");
+        writeFileSync(join(dir, "ignore", "net.core.rmem_default"), "");
+        writeFileSync(join(dir, "ignore", "net.ipv4.ip_forward"), "");
+        const result = run("net.ipv4.ip_forward = 1\n-net.core.rmem_default = 4194304\n");
+        expect(result.stdout).toBe('sysctl-apply: not set (optional): net.core.rmem_default = 4194304: the kernel refused it: sysctl: setting key "net.core.rmem_default": Invalid argument\n');
+        expect(result.stderr).toBe('sysctl-apply: net.ipv4.ip_forward = 1 is required and could not be set: the kernel refused it: sysctl: setting key "net.ipv4.ip_forward": Invalid argument\n');
+        expect(result.status).toBe(1);
+        // Nothing changed, so nothing to put back.
+        expect(existsSync(join(dir, "before"))).toBe(false);
     });
 
     it("fails when a setting without '-' (forwarding) cannot be set, naming it, after trying the others", () => {

@@ -7,6 +7,7 @@
 #   bash lab/toolchain.sh --versions          print what is in use
 #   bash lab/toolchain.sh --wireguard-go      build the lab image's wireguard-go when missing, print its path
 #   bash lab/toolchain.sh --wireguard-go-dir  print the folder it is (or will be) cached in; builds nothing
+#   bash lab/toolchain.sh --wstunnel-arm64    cross-build wstunnel for the arm64 Pi VM when missing, print its path
 #
 # What it provides:
 #   1. Debian packages the lab needs (apt-get only when one is missing).
@@ -46,6 +47,8 @@ WSTUNNEL_VERSION=10.6.2
 WSTUNNEL_ARCHIVE=wstunnel-10.6.2-src.tar.gz
 # Fat LTO with one codegen unit takes far longer on 2 cores; the binary is the same program.
 WSTUNNEL_PROFILE=(CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16)
+# The arm64 Pi VM's wstunnel (WG_RELAY_LAB_HOSTS=vm): the target of wstunnel's linux_arm64 release asset (static).
+WSTUNNEL_ARM64_TARGET=aarch64-unknown-linux-musl
 # wireguard-go for the lab image only (lab/image.sh; the program never installs it): the current one from the Go
 # module proxy, pinned by version and by its go.sum hash (Debian bookworm's 0.0.20220316 is several times slower).
 WIREGUARD_GO_MODULE=golang.zx2c4.com/wireguard
@@ -55,6 +58,8 @@ APT_PACKAGES=(debootstrap systemd-container iproute2 iptables openssh-client wir
   # the WireGuard apps' conf parsers (lab/conf-parsers.sh): a JDK and Maven, Wine and MinGW
   openjdk-17-jdk-headless maven unzip wine64 gcc-mingw-w64-x86-64-win32
   qemu-system-x86 e2fsprogs)   # QEMU and mkfs.ext4: the VM hosts (WG_RELAY_LAB_HOSTS=vm)
+# Only for --wstunnel-arm64, which installs them: the C compiler for wstunnel's aws-lc, and file to show the result.
+ARM64_APT_PACKAGES=(gcc-aarch64-linux-gnu file)
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -92,6 +97,7 @@ pulumi_bin_dir() { echo "$BUILT/pulumi-bin-$(key_of "$(cli_dir)" "$(language_hos
 language_host_dir() { echo "$BUILT/pulumi-language-nodejs-$LANGUAGE_HOST_VERSION-$(key_of "$THIRD_PARTY/$LANGUAGE_HOST_ARCHIVE" "$PULUMI_CLI_VERSION" "$(go_version)" "$(recipe build_language_host)")"; }
 plugin_dir() { echo "$BUILT/pulumi-resource-$1-${PLUGIN_VERSION[$1]}-$(key_of "$THIRD_PARTY/${PLUGIN_ARCHIVE[$1]}" "$(go_version)" "$(recipe build_plugin)")"; }
 wstunnel_dir() { echo "$BUILT/wstunnel-$WSTUNNEL_VERSION-$(key_of "$THIRD_PARTY/$WSTUNNEL_ARCHIVE" "$(rust_version)" "${WSTUNNEL_PROFILE[*]}" "$(recipe build_wstunnel)")"; }
+wstunnel_arm64_dir() { echo "$BUILT/wstunnel-$WSTUNNEL_VERSION-$WSTUNNEL_ARM64_TARGET-$(key_of "$THIRD_PARTY/$WSTUNNEL_ARCHIVE" "$(rust_version)" "$(aarch64-linux-gnu-gcc --version | head -n1)" "${WSTUNNEL_PROFILE[*]}" "$(recipe build_wstunnel_arm64)")"; }
 
 wireguard_go_dir() { echo "$BUILT/wireguard-go-$(key_of "$WIREGUARD_GO_MODULE@$WIREGUARD_GO_VERSION" "$WIREGUARD_GO_SUM" "$(go_version)" "$(recipe build_wireguard_go)")"; }
 
@@ -122,9 +128,10 @@ emit_env() {
 }
 
 # ---- 1. Debian packages -------------------------------------------------------------------------------
-step_apt() {
-  local missing=() p
-  for p in "${APT_PACKAGES[@]}"; do
+step_apt() { # [PACKAGE...]: these instead of APT_PACKAGES
+  local missing=() p wanted=("$@")
+  [ $# -gt 0 ] || wanted=("${APT_PACKAGES[@]}")
+  for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
   done
   command -v npm >/dev/null || missing+=(npm)
@@ -209,6 +216,41 @@ build_wstunnel() { # OUT
   "$1/wstunnel" --version
 }
 
+# The same source and features as build_wstunnel, for the Pi: aws-lc's C code by Debian's aarch64 cross compiler,
+# linked statically by Rust's own lld against Rust's bundled musl, as the release's static binary is.
+build_wstunnel_arm64() { # OUT
+  local target_env=${WSTUNNEL_ARM64_TARGET//-/_}
+  rustup target list --installed | grep -qx "$WSTUNNEL_ARM64_TARGET" || rustup target add "$WSTUNNEL_ARM64_TARGET"
+  tar -xzf "$THIRD_PARTY/$WSTUNNEL_ARCHIVE"
+  (cd "wstunnel-$WSTUNNEL_VERSION" &&
+    env "${WSTUNNEL_PROFILE[@]}" "CC_$target_env=aarch64-linux-gnu-gcc" "AR_$target_env=aarch64-linux-gnu-ar" \
+      "CARGO_TARGET_${target_env^^}_LINKER=rust-lld" \
+      cargo build --release --locked -p wstunnel-cli --target "$WSTUNNEL_ARM64_TARGET")
+  install -m 0755 "wstunnel-$WSTUNNEL_VERSION/target/$WSTUNNEL_ARM64_TARGET/release/wstunnel" "$1/"
+  file "$1/wstunnel"
+}
+
+# Builds the arm64 wstunnel when missing and prints its path. Its own lock: the cross-build takes many minutes,
+# and the lab's other builds must not wait for it.
+step_wstunnel_arm64() {
+  from_source || die "the arm64 wstunnel is built from $THIRD_PARTY/$WSTUNNEL_ARCHIVE, which is missing"
+  step_apt "${ARM64_APT_PACKAGES[@]}"
+  build_once wstunnel-arm64 "$(wstunnel_arm64_dir)" wstunnel "$CACHE/.build-wstunnel-arm64.lock" build_wstunnel_arm64
+}
+
+# Runs FUNCTION into DIR (in_work_dir) under LOCK unless DIR/FILE is there, and prints DIR/FILE.
+build_once() { # NAME DIR FILE LOCK FUNCTION
+  local name=$1 dir=$2 file=$3 lock=$4 fn=$5
+  if [ ! -x "$dir/$file" ]; then
+    mkdir -p "$BUILT"
+    exec 9>"$lock"
+    flock 9
+    [ -x "$dir/$file" ] || in_work_dir "$name" "$dir" "$fn"
+    exec 9>&-
+  fi
+  echo "$dir/$file"
+}
+
 build_wireguard_go() { # OUT: a static wireguard-go from the pinned module, its hash checked against the pin
   local sum
   printf 'module wg-relay.lab/wireguard-go\n\ngo 1.23\n\nrequire %s %s\n' "$WIREGUARD_GO_MODULE" "$WIREGUARD_GO_VERSION" >go.mod
@@ -223,16 +265,7 @@ build_wireguard_go() { # OUT: a static wireguard-go from the pinned module, its 
 # Builds wireguard-go when missing (it needs only Go and the module proxy, in either mode) and prints its path.
 step_wireguard_go() {
   command -v go >/dev/null || die "the lab image's wireguard-go is built with Go (1.23 or later): install Go"
-  local dir
-  dir=$(wireguard_go_dir)
-  if [ ! -x "$dir/wireguard-go" ]; then
-    mkdir -p "$BUILT"
-    exec 9>"$CACHE/.build.lock"
-    flock 9
-    [ -x "$dir/wireguard-go" ] || in_work_dir wireguard-go "$dir" build_wireguard_go
-    exec 9>&-
-  fi
-  echo "$dir/wireguard-go"
+  build_once wireguard-go "$(wireguard_go_dir)" wireguard-go "$CACHE/.build.lock" build_wireguard_go
 }
 
 build_go_parts() {
@@ -301,6 +334,7 @@ case "${1:-}" in
   --versions) eval "$(emit_env)"; print_versions; exit 0 ;;
   --wireguard-go-dir) wireguard_go_dir; exit 0 ;;
   --wireguard-go) mkdir -p "$CACHE"; step_wireguard_go; exit 0 ;;
+  --wstunnel-arm64) eval "$(emit_env)"; mkdir -p "$CACHE"; step_wstunnel_arm64; exit 0 ;;
   "") ;;
   *) sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -527,6 +527,17 @@ describe("wstunnel-install", () => {
         expect(result.stderr).toContain("no SHA-256 configured for wstunnel 10.6.2 on amd64 (set wg-relay:wstunnel.sha256.amd64");
     });
 
+    it("takes the arm64 archive and its checksum on a 64-bit Pi (aarch64), never amd64's", () => {
+        writeFileSync(join(env.STATE!, "machine"), "aarch64\n");
+        const result = run("download", "10.6.2", "https://mirror.invalid/wstunnel", "a".repeat(64), release.sha256, "", "");
+        expect(result.stderr).toBe("");
+        expect(result.status).toBe(0);
+        expect(result.stdout).toContain("installed wstunnel 10.6.2 (arm64)");
+        expect(calls()).toContain("https://mirror.invalid/wstunnel/v10.6.2/wstunnel_10.6.2_linux_arm64.tar.gz");
+        expect(calls()).not.toContain("linux_amd64");
+        expect(readFileSync(marker, "utf8")).toBe(`${release.sha256}\n`);
+    });
+
     it("takes the armv6 archive and its checksum on a Pi Zero or Pi 1 (armv6l), armv7's on armv7l", () => {
         writeFileSync(join(env.STATE!, "machine"), "armv6l\n");
         const result = run("download", "10.6.2", "https://mirror.invalid/wstunnel", "", "", "a".repeat(64), release.sha256);

@@ -53,6 +53,12 @@ remember() { # KEY VALUE: the host's own value, unless an earlier run recorded i
     printf '%s = %s\n' "$1" "$2" >>"$before_file"
 }
 
+# A key's value as the kernel has it, its fields one space apart (sysctl prints tcp_rmem's with tabs); fails when
+# there is no such key (pipefail).
+sysctl_value() { # KEY
+    sysctl -n "$1" 2>/dev/null | tr -s ' \t' ' '
+}
+
 not_set=""
 required_failed=0
 while IFS= read -r line || [ -n "$line" ]; do
@@ -67,16 +73,16 @@ while IFS= read -r line || [ -n "$line" ]; do
     fi
     key=$(trim "${line%%=*}")
     value=$(trim "${line#*=}")
-    if ! current=$(sysctl -n "$key" 2>/dev/null); then
+    if ! current=$(sysctl_value "$key"); then
         why="this kernel has no such setting (or not in this network namespace)"
-    elif [ "$(tr -s ' \t' ' ' <<<"$current")" = "$value" ]; then
+    elif [ "$current" = "$value" ]; then
         continue
-    elif ! error=$(sysctl -q -w "$key=$value" 2>&1) || [ "$(sysctl -n "$key" 2>/dev/null | tr -s ' \t' ' ')" != "$value" ]; then
+    elif ! error=$(sysctl -q -w "$key=$value" 2>&1) || [ "$(sysctl_value "$key")" != "$value" ]; then
         # procps 4.0.2 exits 0 when the kernel refuses a write with EINVAL (net.core.rmem_default in a network
         # namespace): what the key reads afterwards decides.
         why="the kernel refused it: ${error:-no reason given}"
     else
-        remember "$key" "$(tr -s ' \t' ' ' <<<"$current")"
+        remember "$key" "$current"
         continue
     fi
     if [ "$optional" = 1 ]; then

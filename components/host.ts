@@ -7,7 +7,7 @@ import { posix } from "node:path";
 import { SshSettings } from "./config";
 import { InterfaceSetting, interfaceCheckScript } from "./render/interfaces";
 import { ownedDirs, systemdUnitPath, unitStaysUpScriptPath } from "./render/paths";
-import { hostScript } from "./render/scripts";
+import { embeddedHostScript, embeddedHostScriptFunction, hostScript } from "./render/scripts";
 import { shellQuote } from "./shell";
 
 /** Debian packages every wg-relay host needs (curl and CA certificates fetch a wstunnel release). */
@@ -112,23 +112,20 @@ export interface FileMode {
 }
 
 /**
- * A script that writes its standard input into a file, atomically, with its mode and owner: how every file reaches
- * a host (a relay's access rules for hundreds of clients outgrow any command line). It sets `changed=1` only when
- * the content differs from what the host has, so a re-run (after a failure, or when only the SSH connection
- * changed) restarts nothing.
+ * A script that writes its standard input into a file, atomically, with its mode and owner (write-file.sh, carried
+ * in the command): how every file reaches a host (a relay's access rules for hundreds of clients outgrow any
+ * command line). `onChange` runs only when the content differs from what the host has (write-file's `changed`), so
+ * a re-run (after a failure, or when only the SSH connection changed) restarts nothing.
  */
-export function writeStdinToFileScript(file: FileMode): string {
-    const quoted = shellQuote(file.path);
-    return [
-        `mkdir -p "$(dirname ${quoted})"`,
-        "umask 077",
-        `tmp=$(mktemp ${shellQuote(file.path + ".XXXXXX")})`,
-        `${file.hostFilter ?? "cat"} > "$tmp"`,
-        `if cmp -s "$tmp" ${quoted}; then rm -f "$tmp"; tmp=${quoted}; changed=0; else changed=1; fi`,
-        `chown ${file.owner ?? "root"}:${file.group ?? "root"} "$tmp"`,
-        `chmod ${file.mode} "$tmp"`,
-        `[ "$tmp" = ${quoted} ] || mv -f "$tmp" ${quoted}`,
-    ].join("\n");
+export function writeStdinToFileScript(file: FileMode, onChange?: string): string {
+    const filter = file.hostFilter === undefined ? [] : [`host_filter() { ${file.hostFilter}; }`];
+    const call = [
+        embeddedHostScriptFunction("write-file"),
+        ...[file.path, file.mode, file.owner ?? "root", file.group ?? "root"].map(shellQuote),
+        ...(file.hostFilter === undefined ? [] : ["host_filter"]),
+    ].join(" ");
+    const write = onChange ? [`written=$(${call})`, `if [ "$written" = changed ]; then\n${onChange}\nfi`] : [`${call} >/dev/null`];
+    return [embeddedHostScript("write-file"), ...filter, ...write].join("\n");
 }
 
 /** Removes files, then each folder of theirs that wg-relay owns (ownedDirs) and that is left empty, deepest first. */
@@ -145,35 +142,13 @@ export function removeFilesScript(paths: string[]): string {
     return [`rm -f ${paths.map(shellQuote).join(" ")}`, ...deepestFirst.map((dir) => `rmdir ${shellQuote(dir)} 2>/dev/null || true`)].join("\n");
 }
 
-/** Runs `script` only when the file step before it changed the file. */
-function whenChanged(script: string | undefined): string | undefined {
-    return script ? `if [ "$changed" = 1 ]; then\n${script}\nfi` : undefined;
-}
-
 /** How long a package step waits for apt's locks: on a fresh cloud image unattended-upgrades holds them for minutes. */
 export const aptLockWaitSeconds = 600;
 
+/** Installs the packages of the list that are missing (install-packages.sh, carried in the command). */
 export function installPackagesScript(packages: string[]): string {
-    return [
-        'missing=""',
-        `for package in ${packages.join(" ")}; do`,
-        `    dpkg-query -W -f='\${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"`,
-        "done",
-        'if [ -n "$missing" ]; then',
-        "    export DEBIAN_FRONTEND=noninteractive",
-        `    echo "installing$missing (waiting up to ${aptLockWaitSeconds} s for apt's locks if another apt, such as unattended-upgrades, holds them)"`,
-        // DPkg::Lock::Timeout covers dpkg's lock only; `apt-get update` fails at once on the package lists' lock.
-        "    waited=0",
-        "    until errors=$(apt-get update -qq 2>&1 >/dev/null); do",
-        `        case $errors in *"Could not get lock"*) [ "$waited" -lt ${aptLockWaitSeconds} ] || { printf '%s\\n' "$errors" >&2; exit 1; } ;; *) printf '%s\\n' "$errors" >&2; exit 1 ;; esac`,
-        `        [ "$waited" -gt 0 ] || echo "another apt holds the package lists' lock: waiting for it"`,
-        "        sleep 5",
-        "        waited=$((waited + 5))",
-        "    done",
-        `    [ -z "$errors" ] || printf '%s\\n' "$errors" >&2`,
-        `    apt-get -o DPkg::Lock::Timeout=${aptLockWaitSeconds} install -y -qq --no-install-recommends $missing`,
-        "fi",
-    ].join("\n");
+    const call = [embeddedHostScriptFunction("install-packages"), String(aptLockWaitSeconds), ...packages].map(shellQuote).join(" ");
+    return [embeddedHostScript("install-packages"), call].join("\n");
 }
 
 export interface StepOptions {
@@ -297,7 +272,7 @@ export class Host {
 
     writeFile(step: string, options: WriteFileOptions): command.remote.Command {
         return this.run(step, {
-            script: [writeStdinToFileScript(options), whenChanged(options.onChange), options.ensure].filter(Boolean).join("\n"),
+            script: [writeStdinToFileScript(options, options.onChange), options.ensure].filter(Boolean).join("\n"),
             deleteScript: [options.beforeRemove, removeFilesScript([options.path]), options.afterRemove].filter(Boolean).join("\n"),
             stdin: { content: options.content, secret: false },
             dependsOn: options.dependsOn,
@@ -307,9 +282,7 @@ export class Host {
     writeSecretFile(step: string, options: WriteSecretFileOptions): command.remote.Command {
         return this.run(step, {
             // Root-only, or readable by the group of a service that reads it in place.
-            script: [writeStdinToFileScript({ path: options.path, mode: options.group === undefined ? "0600" : "0640", group: options.group }), whenChanged(options.onChange)]
-                .filter(Boolean)
-                .join("\n"),
+            script: writeStdinToFileScript({ path: options.path, mode: options.group === undefined ? "0600" : "0640", group: options.group }, options.onChange),
             deleteScript: [removeFilesScript([options.path]), options.afterRemove].filter(Boolean).join("\n"),
             stdin: { content: options.content, secret: true },
             dependsOn: options.dependsOn,

@@ -17,6 +17,8 @@ import type { DeclaredHost, HostRole } from "../components/declaredHosts";
 import type { ClientCertificateValidity } from "../components/relayPki";
 import { isIpv4 } from "../components/net";
 import { defaultRouteInterface, defaultRouteInterfaceCommand, hostInterfacesCommand } from "../components/render/interfaces";
+import { embeddedHostScript, embeddedHostScriptFunction } from "../components/render/scripts";
+import { shellQuote } from "../components/shell";
 import { sysctlNotSetPath, sysctlPath, wgApplyScriptPath, wireguardInterface, wstunnelBinaryPath, wstunnelClientUnitPattern, wstunnelReleaseMarkerPath } from "../components/render/paths";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -42,44 +44,30 @@ function describeRule(rule: string): string {
         .replace(/%i/g, wireguardInterface);
 }
 
-/** The script the doctor runs on a host, as root: it prints one tab-separated fact per line, never a secret. */
+/**
+ * What the doctor sends to a host's `sh -s`, as root: doctor-probe.sh, which prints one tab-separated fact per line
+ * (parseProbe), never a secret, called with what the host declares; the declared rules on its stdin.
+ */
 export function probeScript(declared: DeclaredHost): string {
-    const lines = [
-        'printf "now\\t%s\\n" "$(date +%s)"',
-        `for unit in ${declared.units.join(" ")}; do printf "unit\\t%s\\t%s\\n" "$unit" "$(systemctl is-active "$unit" 2>/dev/null)"; done`,
-        // wstunnel clients running beside the declared ones: left from an earlier config (a peer moved to plain UDP).
-        `systemctl list-units --type=service --state=active --plain --no-legend '${wstunnelClientUnitPattern}' 2>/dev/null | while read -r unit _; do printf "running-unit\\t%s\\n" "$unit"; done`,
-        `if wg show ${wireguardInterface} public-key >/dev/null 2>&1; then`,
-        `    printf "wg-public-key\\t%s\\n" "$(wg show ${wireguardInterface} public-key)"`,
-        `    wg show ${wireguardInterface} allowed-ips | sed "s/^/wg-allowed-ips\\t/"`,
-        `    wg show ${wireguardInterface} latest-handshakes | sed "s/^/wg-handshake\\t/"`,
-        "fi",
-    ];
-    // A rule on an interface the host does not have is accepted by iptables and never matches.
-    const interfaces = ruleInterfaces(declared.firewallRules);
-    if (interfaces.length > 0) {
-        lines.push(`default_dev=$(${defaultRouteInterfaceCommand})`, `printf "interfaces\\t%s\\t%s\\n" "$default_dev" "$(${hostInterfacesCommand})"`);
-    }
-    // The host's wg-apply reads the rules as it does when it puts a missing one back (one grammar, on the host).
-    if (declared.firewallRules.length > 0) {
-        lines.push(
-            `if rule_states=$(${wgApplyScriptPath} --check-rules ${wireguardInterface} 2>/dev/null <<'WG_RELAY_RULES'`,
-            ...declared.firewallRules,
-            "WG_RELAY_RULES",
-            `); then printf "%s\\n" "$rule_states" | sed "s/^/rule\\t/; s/ /\\t/"; else printf "rules-unchecked\\t%s\\n" "$?"; fi`,
-        );
-    }
-    if (declared.forwarding) {
-        lines.push(`printf "forwarding\\t%s\\t%s\\n" "$(sysctl -n net.ipv4.ip_forward 2>/dev/null)" "$(if [ -f ${sysctlPath} ]; then echo present; else echo missing; fi)"`);
-        // What sysctl-apply could not set (optional settings; a required one fails the step).
-        lines.push(`if [ -f ${sysctlNotSetPath} ]; then sed "s/^/sysctl-not-set\\t/" ${sysctlNotSetPath}; fi`);
-    }
-    if (declared.wstunnel) {
-        lines.push(
-            `printf "wstunnel\\t%s\\t%s\\t%s\\n" "$(sha256sum ${wstunnelBinaryPath} 2>/dev/null | cut -d" " -f1)" "$(cat ${wstunnelReleaseMarkerPath} 2>/dev/null)" "$(uname -m)"`,
-        );
-    }
-    return lines.join("\n") + "\n";
+    const args = [
+        ["--wireguard", wireguardInterface, "--client-units", wstunnelClientUnitPattern],
+        // A rule on an interface the host does not have is accepted by iptables and never matches.
+        ruleInterfaces(declared.firewallRules).length > 0 ? ["--interfaces"] : [],
+        declared.firewallRules.length > 0 ? ["--rules", wgApplyScriptPath] : [],
+        declared.forwarding ? ["--forwarding", sysctlPath, sysctlNotSetPath] : [],
+        declared.wstunnel ? ["--wstunnel", wstunnelBinaryPath, wstunnelReleaseMarkerPath] : [],
+        ["--", ...declared.units],
+    ].flat();
+    return [
+        embeddedHostScript("doctor-probe"),
+        `default_route_dev() { ${defaultRouteInterfaceCommand}; }`,
+        `host_interfaces() { ${hostInterfacesCommand}; }`,
+        // The rules as declared: the host's wg-apply reads them as it does when it puts a missing one back.
+        `${embeddedHostScriptFunction("doctor-probe")} ${args.map(shellQuote).join(" ")} <<'WG_RELAY_RULES'`,
+        ...declared.firewallRules,
+        "WG_RELAY_RULES",
+        "",
+    ].join("\n");
 }
 
 export interface Observed {

@@ -21,8 +21,35 @@ import {
 
 export const hostScriptsDir = join(__dirname, "..", "host-scripts");
 
-export function hostScript(name: "wg-apply" | "wstunnel-install" | "wg-failover" | "wg-transport" | "sysctl-apply" | "unit-stays-up" | "tls-renewal" | "staged-switch"): string {
+/** The scripts the steps install on a host, under /usr/local/lib/wg-relay/. */
+export type InstalledHostScript = "wg-apply" | "wstunnel-install" | "wg-failover" | "wg-transport" | "sysctl-apply" | "unit-stays-up" | "tls-renewal" | "staged-switch";
+/** The scripts that travel in a command instead (embeddedHostScript). */
+export type EmbeddedHostScript = "write-file" | "install-packages" | "doctor-probe";
+
+export function hostScript(name: InstalledHostScript | EmbeddedHostScript): string {
     return readFileSync(join(hostScriptsDir, `${name}.sh`), "utf8");
+}
+
+/**
+ * A host script carried in the command that runs it rather than installed: write-file and install-packages run
+ * before any of wg-relay's files are on a host, and the doctor installs nothing. The file becomes the sh function
+ * of its name (write-file: write_file), run in a subshell so that its `set` and `exit` stay its own; its comment
+ * lines stay in the file, out of every step's command.
+ */
+export function embeddedHostScript(name: EmbeddedHostScript): string {
+    const text = hostScript(name);
+    if (text.includes("<<")) {
+        throw new Error(`${name}.sh: a here-document's lines would be taken for the script's own (comments are left out)`);
+    }
+    const code = text
+        .split("\n")
+        .filter((line) => line.trim() !== "" && !line.trimStart().startsWith("#"));
+    return `${embeddedHostScriptFunction(name)}() (\n${code.join("\n")}\n)`;
+}
+
+/** The function embeddedHostScript defines: the script's name in sh's spelling (write_file). */
+export function embeddedHostScriptFunction(name: EmbeddedHostScript): string {
+    return name.replace(/-/g, "_");
 }
 
 /**

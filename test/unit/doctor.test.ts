@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { parseStackConfig } from "../../components/config";
 import { DeclaredHost } from "../../components/declaredHosts";
 import { wgApplyScriptPath } from "../../components/render/paths";
-import { hostScriptsDir } from "../../components/render/scripts";
+import { hostScript, hostScriptsDir } from "../../components/render/scripts";
 import {
     checkHost,
     checkClientCertificate,
@@ -86,11 +86,14 @@ describe("doctor: what a host runs", () => {
         }
         const script = probeScript(relay);
         // The rules go, as declared, to the host's own wg-apply, which reads them as it does when it puts one back.
-        expect(script).toContain(["if rule_states=$(/usr/local/lib/wg-relay/wg-apply --check-rules wg0 2>/dev/null <<'WG_RELAY_RULES'", ...relayRules, "WG_RELAY_RULES", ""].join("\n"));
-        expect(script).toContain("for unit in wg-quick@wg0.service wg-relay-wstunnel-server.service; do");
+        expect(script).toContain(["--rules /usr/local/lib/wg-relay/wg-apply --forwarding /etc/sysctl.d/90-wg-relay.conf /var/lib/wg-relay/sysctl-not-set", ""].join(""));
+        expect(script).toContain(["-- wg-quick@wg0.service wg-relay-wstunnel-server.service <<'WG_RELAY_RULES'", ...relayRules, "WG_RELAY_RULES", ""].join("\n"));
+        expect(hostScript("doctor-probe")).toContain('if rule_states=$("$wg_apply" --check-rules "$wg" 2>/dev/null); then');
+        expect(script).toContain("doctor_probe --wireguard wg0 ");
         // Public facts only: `wg show` of the public key, allowed IPs and handshakes (never `wg show`, which lists
         // the preshared keys, nor `dump` or `private-key`).
-        expect(script.match(/wg show wg0 [a-z-]+/g)).toEqual(["wg show wg0 public-key", "wg show wg0 public-key", "wg show wg0 allowed-ips", "wg show wg0 latest-handshakes"]);
+        expect(script.match(/wg show "\$wg" [a-z-]+/g)).toEqual(['wg show "$wg" public-key', 'wg show "$wg" public-key', 'wg show "$wg" allowed-ips', 'wg show "$wg" latest-handshakes']);
+        expect(script.match(/wg show [^"]/g)).toBeNull();
     });
 
     it("prints what the checks read, run with stand-in systemctl, wg, iptables, sysctl and uname and the real wg-apply", () => {
@@ -109,7 +112,9 @@ describe("doctor: what a host runs", () => {
                 writeFileSync(join(dir, "bin", name), `#!/bin/sh\n${body}\n`);
                 chmodSync(join(dir, "bin", name), 0o755);
             }
-            const script = probeScript(relay).replaceAll(wgApplyScriptPath, `bash ${join(hostScriptsDir, "wg-apply.sh")}`);
+            writeFileSync(join(dir, "wg-apply"), `#!/bin/sh\nexec bash ${join(hostScriptsDir, "wg-apply.sh")} "$@"\n`);
+            chmodSync(join(dir, "wg-apply"), 0o755);
+            const script = probeScript(relay).replaceAll(wgApplyScriptPath, join(dir, "wg-apply"));
             const result = spawnSync("sh", ["-c", script], { env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin` }, encoding: "utf8" });
             expect(result.status).toBe(0);
             const observed = parseProbe(result.stdout);
@@ -181,7 +186,8 @@ describe("doctor: checks", () => {
                 detail: 'not set: bbr: the kernel refused it: sysctl: setting key "net.ipv4.tcp_congestion_control": No such file or directory',
             },
         ]);
-        expect(probeScript(relay)).toContain('if [ -f /var/lib/wg-relay/sysctl-not-set ]; then sed "s/^/sysctl-not-set\\t/" /var/lib/wg-relay/sysctl-not-set; fi');
+        expect(probeScript(relay)).toContain(" --forwarding /etc/sysctl.d/90-wg-relay.conf /var/lib/wg-relay/sysctl-not-set ");
+        expect(hostScript("doctor-probe")).toContain(`if [ -f "$not_set_file" ]; then sed 's/^/sysctl-not-set\\t/' "$not_set_file"; fi`);
     });
 
     it("checks that each interface the rules name exists, and the default route's interface a rule was left to", () => {
@@ -199,7 +205,9 @@ describe("doctor: checks", () => {
             { check: "interface %default-route-dev", status: "fail", detail: "no default route, whose interface the rules name (this host's interfaces: eth0, lo, wg0)" },
             { check: "interface ens3", status: "fail", detail: "not an interface of this host: the rules on it never match (this host's interfaces: eth0, lo, wg0)" },
         ]);
-        expect(probeScript(declared)).toContain('printf "interfaces\\t%s\\t%s\\n" "$default_dev" "$(cd /sys/class/net && echo *)"');
+        expect(probeScript(declared)).toContain(" --interfaces ");
+        expect(probeScript(declared)).toContain("host_interfaces() { cd /sys/class/net && echo *; }");
+        expect(hostScript("doctor-probe")).toContain(`printf 'interfaces\\t%s\\t%s\\n' "$(default_route_dev)" "$(host_interfaces)"`);
     });
 
     it("finds a converged relay healthy, a roaming client's missing handshake being only informational", () => {
@@ -227,8 +235,10 @@ describe("doctor: checks", () => {
     it("expects no wstunnel client on a gateway on plain UDP, and names one left running there", () => {
         // As the program declares such a gateway (program.test.ts).
         const udpGateway: DeclaredHost = { ...rpi1, units: ["wg-quick@wg0.service", "wg-relay-heartbeat.service"], wstunnel: undefined };
-        expect(probeScript(udpGateway)).toContain("systemctl list-units --type=service --state=active --plain --no-legend 'wg-relay-wstunnel-client*.service'");
-        expect(probeScript(udpGateway)).not.toContain("sha256sum");
+        expect(probeScript(udpGateway)).toContain("--client-units 'wg-relay-wstunnel-client*.service'");
+        expect(hostScript("doctor-probe")).toContain('systemctl list-units --type=service --state=active --plain --no-legend "$client_units"');
+        expect(probeScript(udpGateway)).toMatch(/^doctor_probe --wireguard wg0 /m);
+        expect(probeScript(udpGateway)).not.toMatch(/^doctor_probe .*--wstunnel /m);
         const probe = [
             `now\t${now}`,
             "unit\twg-quick@wg0.service\tactive",

@@ -2,10 +2,11 @@
 // `curl` and `chown` on PATH that record how they were called: no root, no WireGuard, no network. And every shell
 // script in the repository passes shellcheck.
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { hostScriptsDir } from "../../components/render/scripts";
+import { Observed, parseProbe } from "../../scripts/doctor";
 import { defaultRouteInterface, interfaceCheckScript, rulesDefaultRouteInterfaceFilter, sysctlDefaultRouteInterfaceFilter } from "../../components/render/interfaces";
 
 const repo = join(__dirname, "..", "..");
@@ -1205,5 +1206,198 @@ describe("staged-switch", () => {
         }
         expect(rounds(8)).toBe("");
         expect(installedFiles()).toEqual(oldFiles);
+    });
+});
+
+/** DIR/bin with stand-ins that record "NAME ARGS..." in DIR/calls, then run their body. */
+function recordingBin(dir: string, stubSet: Record<string, string>): string {
+    const bin = join(dir, "bin");
+    mkdirSync(bin, { recursive: true });
+    for (const [name, body] of Object.entries(stubSet)) {
+        writeFileSync(join(bin, name), `#!/bin/sh\necho "${name} $*" >> "${dir}/calls"\n${body}\n`);
+        chmodSync(join(bin, name), 0o755);
+    }
+    return bin;
+}
+
+describe("write-file (every file step's command carries it)", () => {
+    let dir: string;
+    let path: string;
+    beforeEach(() => {
+        dir = mkdtempSync(join(tmpdir(), "wg-relay-write-file-"));
+        path = join(dir, "etc", "wg-relay", "unit.conf");
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    // chown records its call and does nothing (no root needed); `fail` makes it fail, as on a group the host lacks.
+    const writeFile = (content: string, mode: string, options: { group?: string; filter?: string; chownFails?: boolean } = {}) => {
+        const bin = recordingBin(dir, { chown: options.chownFails ? 'echo "chown: invalid group" >&2; exit 1' : "true", shout: "tr a-z A-Z", refuse: 'echo "no default route" >&2; exit 1' });
+        writeFileSync(join(dir, "calls"), "");
+        const args = [join(hostScriptsDir, "write-file.sh"), path, mode, "root", options.group ?? "root", ...(options.filter ? [options.filter] : [])];
+        return spawnSync("sh", args, { input: content, env: { PATH: `${bin}:/usr/bin:/bin` }, encoding: "utf8" });
+    };
+    const calls = () => readFileSync(join(dir, "calls"), "utf8").trim().split("\n").filter(Boolean);
+    const folder = () => readdirSync(join(dir, "etc", "wg-relay"));
+
+    it("writes new content through a file beside it, renamed into place with its mode and owner: changed", () => {
+        const first = writeFile("a\n", "0640", { group: "wg-relay-wstunnel" });
+        expect(first.stderr).toBe("");
+        expect(first.stdout).toBe("changed\n");
+        expect(readFileSync(path, "utf8")).toBe("a\n");
+        expect(statSync(path).mode & 0o777).toBe(0o640);
+        // Owner and mode went on the temporary file, before it took the file's name.
+        expect(calls()).toEqual([expect.stringMatching(/^chown root:wg-relay-wstunnel .*\/unit\.conf\.[A-Za-z0-9]{6}$/)]);
+        expect(folder()).toEqual(["unit.conf"]);
+        const inode = statSync(path).ino;
+        expect(writeFile("b\n", "0640").stdout).toBe("changed\n");
+        expect(readFileSync(path, "utf8")).toBe("b\n");
+        expect(statSync(path).ino).not.toBe(inode); // a new file renamed over the old: never half-written
+    });
+
+    it("leaves a file with that content in place, setting only mode and owner: unchanged", () => {
+        writeFile("a\n", "0644");
+        const inode = statSync(path).ino;
+        const again = writeFile("a\n", "0600");
+        expect(again.stdout).toBe("unchanged\n");
+        expect(statSync(path).ino).toBe(inode);
+        expect(statSync(path).mode & 0o777).toBe(0o600);
+        expect(calls()).toEqual([`chown root:root ${path}`]);
+        expect(folder()).toEqual(["unit.conf"]);
+    });
+
+    it("passes the content through the filter, and on any failure keeps the file as it was, with no file left beside it", () => {
+        expect(writeFile("net.ipv4.ip_forward = 1\n", "0644", { filter: "shout" }).stdout).toBe("changed\n");
+        expect(readFileSync(path, "utf8")).toBe("NET.IPV4.IP_FORWARD = 1\n");
+        const refused = writeFile("other\n", "0644", { filter: "refuse" });
+        expect(refused.status).not.toBe(0);
+        expect(refused.stdout).toBe("");
+        expect(refused.stderr).toBe("no default route\n");
+        const chownFailed = writeFile("other\n", "0644", { chownFails: true });
+        expect(chownFailed.status).not.toBe(0);
+        expect(chownFailed.stdout).toBe("");
+        expect(readFileSync(path, "utf8")).toBe("NET.IPV4.IP_FORWARD = 1\n");
+        expect(folder()).toEqual(["unit.conf"]);
+    });
+
+    it("keeps the content from others while it is written (a secret's temporary file is root's alone)", () => {
+        // A filter that looks at the temporary file while write-file's output goes into it.
+        const bin = recordingBin(dir, { chown: "true", peek: `cat >/dev/null; stat -c %a "$(ls -d "${dir}"/etc/wg-relay/unit.conf.*)"` });
+        const result = spawnSync("sh", [join(hostScriptsDir, "write-file.sh"), path, "0644", "root", "root", "peek"], { input: "secret\n", env: { PATH: `${bin}:/usr/bin:/bin` }, encoding: "utf8" });
+        expect(result.stdout).toBe("changed\n");
+        expect(readFileSync(path, "utf8")).toBe("600\n");
+    });
+});
+
+describe("install-packages (the packages step's command carries it)", () => {
+    let dir: string;
+    beforeEach(() => (dir = mkdtempSync(join(tmpdir(), "wg-relay-install-packages-"))));
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    const installPackages = (aptGet: string, ...args: string[]) => {
+        // curl is installed; the others are not. sleep passes at once.
+        const bin = recordingBin(dir, {
+            "dpkg-query": `[ "$3" = curl ] && printf 'install ok installed'; true`,
+            sleep: "true",
+            "apt-get": aptGet,
+        });
+        return spawnSync("sh", [join(hostScriptsDir, "install-packages.sh"), ...args], { env: { PATH: `${bin}:/usr/bin:/bin` }, encoding: "utf8" });
+    };
+    const aptCalls = () => readFileSync(join(dir, "calls"), "utf8").split("\n").filter((call) => call.startsWith("apt-get"));
+
+    it("installs only the missing packages, and nothing when none is missing", () => {
+        const result = installPackages("true", "600", "wireguard-tools", "curl", "iptables");
+        expect(result.status).toBe(0);
+        expect(aptCalls()).toEqual(["apt-get update -qq", "apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends wireguard-tools iptables"]);
+        rmSync(join(dir, "calls"));
+        rmSync(join(dir, "bin"), { recursive: true });
+        expect(installPackages("true", "600", "curl").stdout).toBe("");
+        expect(existsSync(join(dir, "calls")) ? aptCalls() : []).toEqual([]);
+    });
+
+    it("waits for the package lists' lock while another apt holds it, and gives up after its bound with apt's message", () => {
+        const locked = `[ "$1" = update ] && { echo "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 812 (apt-get)" >&2; exit 100; }; true`;
+        const result = installPackages(locked, "10", "wireguard-tools");
+        expect(result.status).toBe(1);
+        expect(result.stdout).toBe(
+            "installing wireguard-tools (waiting up to 10 s for apt's locks if another apt, such as unattended-upgrades, holds them)\n" +
+                "another apt holds the package lists' lock: waiting for it\n",
+        );
+        expect(result.stderr).toBe("E: Could not get lock /var/lib/apt/lists/lock. It is held by process 812 (apt-get)\n");
+        // Tried at 0, 5 and 10 s, then given up: never an install.
+        expect(aptCalls()).toEqual(["apt-get update -qq", "apt-get update -qq", "apt-get update -qq"]);
+        expect(installPackages("true").status).toBe(2);
+    });
+});
+
+describe("doctor-probe (what the doctor sends a host)", () => {
+    let dir: string;
+    beforeEach(() => (dir = mkdtempSync(join(tmpdir(), "wg-relay-doctor-probe-"))));
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    const probe = (args: string[], rules: string, stubSet: Record<string, string>) => {
+        const bin = recordingBin(dir, {
+            date: "echo 1700000000",
+            uname: "echo aarch64",
+            // The caller defines these two (scripts/doctor.ts); here, stand-ins.
+            default_route_dev: "echo enp1s0",
+            host_interfaces: "echo enp1s0 lo wg0",
+            ...stubSet,
+        });
+        return spawnSync("sh", [join(hostScriptsDir, "doctor-probe.sh"), ...args], { input: rules, env: { PATH: `${bin}:/usr/bin:/bin` }, encoding: "utf8" });
+    };
+
+    it("prints, for parseProbe, each declared unit, the wstunnel clients running, wg0's public facts, interfaces, rules, forwarding and wstunnel", () => {
+        writeFileSync(join(dir, "sysctl.conf"), "net.ipv4.ip_forward = 1\n");
+        writeFileSync(join(dir, "not-set"), "net.ipv4.tcp_congestion_control = bbr: the kernel refused it\n");
+        writeFileSync(join(dir, "wstunnel"), "binary\n");
+        writeFileSync(join(dir, "release"), "f".repeat(64));
+        const rules = "iptables -A FORWARD -i %i -o %i -j ACCEPT -m comment --comment wg-relay\niptables -I INPUT -i eth0 -p udp --dport 51820 -j DROP -m comment --comment wg-relay\n";
+        const result = probe(
+            [
+                "--wireguard", "wg0", "--client-units", "wg-relay-wstunnel-client*.service", "--interfaces", "--rules", join(dir, "bin", "wg-apply"),
+                "--forwarding", join(dir, "sysctl.conf"), join(dir, "not-set"), "--wstunnel", join(dir, "wstunnel"), join(dir, "release"),
+                "--", "wg-quick@wg0.service", "wg-relay-wstunnel-client.service",
+            ],
+            rules,
+            {
+                systemctl: `case "$1" in is-active) [ "$2" = wg-quick@wg0.service ] && echo active || { echo failed; exit 3; } ;; list-units) printf '%s\\n' "wg-relay-wstunnel-client-relay2.service loaded active running wstunnel" ;; esac`,
+                wg: `case "$3" in public-key) echo PUBKEY= ;; allowed-ips) printf 'PEER=\\t10.10.0.1/32 10.10.0.0/24\\n' ;; latest-handshakes) printf 'PEER=\\t1699999990\\n' ;; esac`,
+                // The rules arrive on stdin as declared; it answers "INDEX STATE" per rule.
+                "wg-apply": `[ "$1 $2" = "--check-rules wg0" ] || exit 2; cat > "${dir}/rules-seen"; printf '0 present\\n1 missing\\n'`,
+                sysctl: `[ "$*" = "-n net.ipv4.ip_forward" ] && echo 1`,
+            },
+        );
+        expect(result.stderr).toBe("");
+        expect(result.status).toBe(0);
+        expect(readFileSync(join(dir, "rules-seen"), "utf8")).toBe(rules);
+        expect(parseProbe(result.stdout)).toEqual({
+            now: 1700000000,
+            units: { "wg-quick@wg0.service": "active", "wg-relay-wstunnel-client.service": "failed" },
+            runningUnits: ["wg-relay-wstunnel-client-relay2.service"],
+            wireguard: { publicKey: "PUBKEY=", peers: { "PEER=": { allowedIps: ["10.10.0.1/32", "10.10.0.0/24"], latestHandshake: 1699999990 } } },
+            rules: { 0: "present", 1: "missing" },
+            interfaces: { defaultRoute: "enp1s0", names: ["enp1s0", "lo", "wg0"] },
+            forwarding: { inEffect: "1", file: true },
+            sysctlNotSet: ["net.ipv4.tcp_congestion_control = bbr: the kernel refused it"],
+            wstunnel: { binarySha256: execFileSync("sha256sum", [join(dir, "wstunnel")], { encoding: "utf8" }).split(" ")[0], releaseSha256: "f".repeat(64), machine: "aarch64" },
+        } satisfies Observed);
+        // Only public facts of wg0: never `wg show wg0` whole (the preshared keys), `dump` or `private-key`.
+        const wgCalls = readFileSync(join(dir, "calls"), "utf8").split("\n").filter((call) => call.startsWith("wg "));
+        expect(new Set(wgCalls)).toEqual(new Set(["wg show wg0 public-key", "wg show wg0 allowed-ips", "wg show wg0 latest-handshakes"]));
+    });
+
+    it("asks only what it is told to: no wg0, no rules, forwarding or wstunnel; a wg-apply that cannot check the rules is named by its status", () => {
+        const bare = probe(["--wireguard", "wg0", "--client-units", "wg-relay-wstunnel-client*.service", "--", "wg-quick@wg0.service"], "", {
+            systemctl: `[ "$1" = is-active ] && echo activating`,
+            wg: "exit 1",
+        });
+        expect(bare.stdout).toBe("now\t1700000000\nunit\twg-quick@wg0.service\tactivating\n");
+        const old = probe(["--wireguard", "wg0", "--client-units", "x", "--rules", join(dir, "bin", "wg-apply"), "--"], "iptables -A FORWARD -j ACCEPT\n", {
+            systemctl: "true",
+            wg: "exit 1",
+            "wg-apply": "exit 2",
+        });
+        expect(parseProbe(old.stdout).rulesUnchecked).toBe("2");
+        expect(probe(["--units", "x"], "", {}).status).toBe(2);
     });
 });

@@ -34,13 +34,14 @@ describe("host layer scripts", () => {
 
     (asRootUser ? it : it.skip)("says whether it changed the file, so a re-run restarts nothing", () => {
         const path = join(dir, "unit.service");
+        // What a step runs when the file changed (a restart), and what it runs every time.
         const write = (content: string, mode: string) =>
-            execFileSync("sh", ["-c", asRoot(`${writeStdinToFileScript({ path, mode })}\necho "changed=$changed"`, "root")], { input: content }).toString().trim();
-        expect(write("a\n", "0644")).toBe("changed=1");
-        expect(write("a\n", "0644")).toBe("changed=0");
-        expect(write("a\n", "0600")).toBe("changed=0"); // a mode fix restarts nothing
+            execFileSync("sh", ["-c", asRoot(`${writeStdinToFileScript({ path, mode }, 'echo "changed=1"')}\necho "ran"`, "root")], { input: content }).toString().trim();
+        expect(write("a\n", "0644")).toBe("changed=1\nran");
+        expect(write("a\n", "0644")).toBe("ran");
+        expect(write("a\n", "0600")).toBe("ran"); // a mode fix restarts nothing
         expect(statSync(path).mode & 0o777).toBe(0o600);
-        expect(write("b\n", "0600")).toBe("changed=1");
+        expect(write("b\n", "0600")).toBe("changed=1\nran");
         expect(readFileSync(path, "utf8")).toBe("b\n");
         expect(readdirSync(dir)).toEqual(["unit.service"]); // no temporary file left behind
     });

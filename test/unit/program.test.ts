@@ -559,8 +559,7 @@ describe("program: per-peer wstunnel credentials", () => {
         expect(restrictions).not.toContain("tablet");
         // Root and wstunnel's group may read it; wstunnel reloads it itself: a change restarts nothing.
         const step = (await inputsOf(command("relay-wstunnel-server-restrictions"))).create as string;
-        expect(step).toContain("chown root:wg-relay-wstunnel");
-        expect(step).toContain("chmod 0640");
+        expect(step).toContain("write_file /etc/wg-relay/wstunnel-restrictions.yaml 0640 root wg-relay-wstunnel ");
         expect(step).not.toContain("systemctl");
         expect(await pulumi.isSecret(pulumi.output(command("relay-wstunnel-server-restrictions").args.stdin))).toBe(true);
         // A gateway's or client's wstunnel uses its (new) prefix only once the relay accepts it.
@@ -666,7 +665,7 @@ describe("program: mutual TLS (wstunnel.mutualTls)", () => {
         const pemFile = `${pem("CERTIFICATE", "rpi1-wstunnel-client-cert")}${pem("PRIVATE KEY", "rpi1-wstunnel-client-key")}`;
         const step = await inputsOf(command("rpi1-tls-client-certificate"));
         expect(step.stdin).toBe(pemFile);
-        expect(step.create).toContain("chmod 0600");
+        expect(step.create).toContain("write_file /etc/wg-relay/tls/client.pem 0600 root root)");
         expect(step.create).toContain("systemctl restart wg-relay-wstunnel-client.service");
         expect(await pulumi.isSecret(pulumi.output(command("rpi1-tls-client-certificate").args.stdin))).toBe(true);
         expect([...prerequisites("rpi1-tls-client-certificate")]).toContain("relay-wstunnel-server-restrictions");

@@ -3,9 +3,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host, removeFilesScript, systemd, withSteps } from "./host";
-import { shellQuote } from "./shell";
 import { hostScript, sysctlApplyCommand, sysctlRestoreCommand, wgApplyCommand } from "./render/scripts";
-import { congestionControlKey, ForwardingSysctlSettings, renderForwardingSysctl } from "./render/sysctl";
+import { ForwardingSysctlSettings, renderForwardingSysctl } from "./render/sysctl";
 import { renderPublicKeys } from "./render/wireguard";
 import { defaultRouteInterface, sysctlDefaultRouteInterfaceFilter } from "./render/interfaces";
 import {
@@ -20,7 +19,6 @@ import {
     wireguardConfPath,
     wireguardKeyPath,
     wireguardTemplatePath,
-    wstunnelUnitPattern,
 } from "./render/paths";
 
 export interface WireguardInterfaceArgs {
@@ -90,14 +88,8 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
                   mode: "0644",
                   // The file is read at boot too: the default route's interface is written into it on the host.
                   hostFilter: args.ipv6Upstream === defaultRouteInterface ? sysctlDefaultRouteInterfaceFilter : undefined,
-                  // Applied every time. A connection keeps the congestion control it was opened with: when applying
-                  // the file changed the host's, wstunnel reconnects under the new one (and only then: a file put
-                  // back by a repair restarts nothing).
-                  ensure: [
-                      `congestion_control=$(sysctl -n ${congestionControlKey} 2>/dev/null || true)`,
-                      sysctlApplyCommand,
-                      `if [ "$(sysctl -n ${congestionControlKey} 2>/dev/null || true)" != "$congestion_control" ]; then systemctl try-restart ${shellQuote(wstunnelUnitPattern)}; fi`,
-                  ].join("\n"),
+                  // Applied every time (wstunnel reconnects only when the congestion control changed).
+                  ensure: sysctlApplyCommand,
                   // With the file gone, the host's own values back: forwarding off again where it was off.
                   afterRemove: [sysctlRestoreCommand, removeFilesScript([sysctlNotSetPath])].join("\n"),
                   dependsOn: [...args.dependsOn, sysctlApplyScript],

@@ -2,7 +2,7 @@
 # sysctl-apply: applies wg-relay's sysctl file one setting at a time, and puts back what it changed. Installed by
 # wg-relay as it is; the sysctl step runs it after writing the file, and with --restore when it is destroyed.
 #
-#   sysctl-apply FILE NOT_SET BEFORE
+#   sysctl-apply [--restart-when-changed KEY UNITS] FILE NOT_SET BEFORE
 #   sysctl-apply --restore BEFORE
 #
 # `sysctl -p FILE` (procps 4.0.2, Debian 12) skips a '-' line only when the key cannot be opened: a write the kernel
@@ -12,6 +12,9 @@
 #     the doctor reads), and the run goes on;
 #   - "KEY = VALUE" must be set (forwarding): each one that is not is named on stderr, and the exit status is 1.
 # NOT_SET is removed when everything was set.
+# --restart-when-changed: when KEY's value is another after the run (and every required setting was set), runs
+# `systemctl try-restart UNITS` (a pattern): a connection keeps the TCP congestion control it was opened with, so
+# wstunnel reconnects under the new one; a run that changed nothing restarts nothing.
 # The value a setting had before this script first changed it goes into BEFORE ("KEY = VALUE" lines), once: a later
 # run that changes it again keeps the host's own. --restore writes those values back (the file in /etc/sysctl.d is
 # gone by then, so a reboot keeps them too) and removes BEFORE; one the kernel refuses is named on stderr, and the
@@ -39,8 +42,13 @@ if [ $# -eq 2 ] && [ "$1" = --restore ]; then
     rm -f "$before_file"
     exit 0
 fi
+restart_key="" restart_units=""
+if [ $# -eq 6 ] && [ "$1" = --restart-when-changed ]; then
+    restart_key=$2 restart_units=$3
+    shift 3
+fi
 if [ $# -ne 3 ]; then
-    echo "usage: sysctl-apply FILE NOT_SET BEFORE | --restore BEFORE" >&2
+    echo "usage: sysctl-apply [--restart-when-changed KEY UNITS] FILE NOT_SET BEFORE | --restore BEFORE" >&2
     exit 2
 fi
 file=$1 not_set_file=$2 before_file=$3
@@ -59,6 +67,10 @@ sysctl_value() { # KEY
     sysctl -n "$1" 2>/dev/null | tr -s ' \t' ' '
 }
 
+restart_key_before=""
+if [ -n "$restart_key" ]; then
+    restart_key_before=$(sysctl_value "$restart_key")
+fi
 not_set=""
 required_failed=0
 while IFS= read -r line || [ -n "$line" ]; do
@@ -99,5 +111,8 @@ if [ -n "$not_set" ]; then
     printf '%s' "$not_set" >"$not_set_file"
 else
     rm -f "$not_set_file"
+fi
+if [ "$required_failed" = 0 ] && [ -n "$restart_key" ] && [ "$(sysctl_value "$restart_key")" != "$restart_key_before" ]; then
+    systemctl try-restart "$restart_units"
 fi
 exit "$required_failed"

@@ -17,7 +17,9 @@ import {
     wstunnelBinaryPath,
     wstunnelInstallScriptPath,
     wstunnelReleaseMarkerPath,
+    wstunnelUnitPattern,
 } from "./paths";
+import { congestionControlKey } from "./sysctl";
 
 export const hostScriptsDir = join(__dirname, "..", "host-scripts");
 
@@ -62,9 +64,21 @@ export function wgApplyCommand(options: { whenComplete: boolean }): string {
 
 /**
  * Applies the sysctl file setting by setting: what may stay unset is named, what must be set fails the step; the
- * host's own value of each setting it changes is kept for sysctlRestoreCommand.
+ * host's own value of each setting it changes is kept for sysctlRestoreCommand. A connection keeps the congestion
+ * control it was opened with: when applying the file changed the host's, wstunnel reconnects under the new one (and
+ * only then: a file put back by a repair restarts nothing).
  */
-export const sysctlApplyCommand = `${sysctlApplyScriptPath} ${sysctlPath} ${sysctlNotSetPath} ${sysctlBeforePath}`;
+export const sysctlApplyCommand = [
+    sysctlApplyScriptPath,
+    "--restart-when-changed",
+    congestionControlKey,
+    wstunnelUnitPattern,
+    sysctlPath,
+    sysctlNotSetPath,
+    sysctlBeforePath,
+]
+    .map(shellQuote)
+    .join(" ");
 /** Puts back the values the host had before sysctlApplyCommand changed them. */
 export const sysctlRestoreCommand = `${sysctlApplyScriptPath} --restore ${sysctlBeforePath}`;
 

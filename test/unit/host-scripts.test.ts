@@ -905,6 +905,26 @@ printf '%s\\n' "\${setting#*=}" > "$STATE/sysctl/$key"`;
         expect(existsSync(join(dir, "not-set"))).toBe(false);
     });
 
+    it("--restart-when-changed: try-restarts the units when the run changed the key's value, and only then", () => {
+        writeFileSync(join(dir, "bin", "systemctl"), `#!/bin/sh\necho "systemctl $*" >> "$STATE/calls"\n`);
+        chmodSync(join(dir, "bin", "systemctl"), 0o755);
+        const restarts = (conf: string) => {
+            writeFileSync(join(dir, "calls"), "");
+            writeFileSync(join(dir, "90-wg-relay.conf"), conf);
+            const args = ["--restart-when-changed", "net.ipv4.tcp_congestion_control", "wg-relay-wstunnel-*.service", join(dir, "90-wg-relay.conf"), join(dir, "not-set"), join(dir, "before")];
+            const result = spawnSync("bash", [join(hostScriptsDir, "sysctl-apply.sh"), ...args], { env: { PATH: `${join(dir, "bin")}:/usr/bin:/bin`, STATE: dir }, encoding: "utf8" });
+            return { status: result.status, calls: readFileSync(join(dir, "calls"), "utf8") };
+        };
+        expect(restarts(file)).toEqual({ status: 0, calls: "systemctl try-restart wg-relay-wstunnel-*.service\n" });
+        expect(value("net.ipv4.tcp_congestion_control")).toBe("bbr");
+        // Again, or with the key changed back by hand and a required setting that fails: no restart.
+        expect(restarts(file)).toEqual({ status: 0, calls: "" });
+        writeFileSync(join(dir, "sysctl", "net.ipv4.tcp_congestion_control"), "cubic\n");
+        writeFileSync(join(dir, "refuse", "net.ipv4.ip_forward"), "");
+        writeFileSync(join(dir, "sysctl", "net.ipv4.ip_forward"), "0\n");
+        expect(restarts(file)).toEqual({ status: 1, calls: "" });
+    });
+
     it("takes a write the kernel refused as not set though sysctl exits 0 (a network namespace's rmem_default)", () => {
         writeFileSync(join(dir, "sysctl", "net.core.rmem_default"), "212992\n");
         writeFileSync(join(dir, "ignore", "net.core.rmem_default"), "");

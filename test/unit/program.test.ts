@@ -480,7 +480,7 @@ describe("program: the routers' TCP congestion control", () => {
             // A connection keeps the congestion control it was opened with: wstunnel reconnects when applying the file
             // changed the host's, and only then.
             expect(bbr.get(step)).toContain(
-                "/usr/local/lib/wg-relay/sysctl-apply /etc/sysctl.d/90-wg-relay.conf /var/lib/wg-relay/sysctl-not-set /var/lib/wg-relay/sysctl-before\\nif [ \\\"$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || true)\\\" != \\\"$congestion_control\\\" ]; then systemctl try-restart 'wg-relay-wstunnel-*.service'; fi",
+                "/usr/local/lib/wg-relay/sysctl-apply --restart-when-changed net.ipv4.tcp_congestion_control 'wg-relay-wstunnel-*.service' /etc/sysctl.d/90-wg-relay.conf /var/lib/wg-relay/sysctl-not-set /var/lib/wg-relay/sysctl-before",
             );
             // Destroyed, the file goes and the host's own values come back.
             expect(bbr.get(step)).toContain("rm -f /etc/sysctl.d/90-wg-relay.conf\\n/usr/local/lib/wg-relay/sysctl-apply --restore /var/lib/wg-relay/sysctl-before\\n");

@@ -19,7 +19,7 @@ import {
     WstunnelServerSettings,
     wstunnelRestrictionsGroup,
 } from "./render/wstunnel";
-import { hostScript, wstunnelInstallCommand } from "./render/scripts";
+import { embeddedHostScript, embeddedHostScriptFunction, hostScript, wstunnelInstallCommand } from "./render/scripts";
 import { ClientCertificate } from "./relayPki";
 import {
     clientCaPath,
@@ -274,8 +274,8 @@ export interface WstunnelClientArgs {
  * trusted it there); a no-op once it is gone.
  */
 export function removeLegacyTrustedCaScript(stack: string): string {
-    const path = shellQuote(legacyTrustedCaPath(stack));
-    return `if [ -e ${path} ]; then\n    rm -f ${path}\n    update-ca-certificates --fresh >/dev/null\nfi`;
+    const call = [embeddedHostScriptFunction("remove-legacy-trusted-ca"), legacyTrustedCaPath(stack)].map(shellQuote).join(" ");
+    return [embeddedHostScript("remove-legacy-trusted-ca"), call].join("\n");
 }
 
 /** A wstunnel client's unit file towards one relay: installed by deployWstunnelClient, staged before (provisionPeerHost). */

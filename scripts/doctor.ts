@@ -16,7 +16,7 @@ import { ConfigError, Network, parseStackConfig, SshSettings, sshPrivateKeyKey, 
 import type { DeclaredHost, HostRole } from "../components/declaredHosts";
 import type { ClientCertificateValidity } from "../components/relayPki";
 import { isIpv4 } from "../components/net";
-import { defaultRouteInterface, defaultRouteInterfaceCommand, hostInterfacesCommand } from "../components/render/interfaces";
+import { defaultRouteInterface, hostInterfaceFunctions } from "../components/render/interfaces";
 import { embeddedHostScript, embeddedHostScriptFunction } from "../components/render/scripts";
 import { shellQuote } from "../components/shell";
 import { sysctlNotSetPath, sysctlPath, wgApplyScriptPath, wireguardInterface, wstunnelBinaryPath, wstunnelClientUnitPattern, wstunnelReleaseMarkerPath } from "../components/render/paths";
@@ -60,8 +60,7 @@ export function probeScript(declared: DeclaredHost): string {
     ].flat();
     return [
         embeddedHostScript("doctor-probe"),
-        `default_route_dev() { ${defaultRouteInterfaceCommand}; }`,
-        `host_interfaces() { ${hostInterfacesCommand}; }`,
+        hostInterfaceFunctions,
         // The rules as declared: the host's wg-apply reads them as it does when it puts a missing one back.
         `${embeddedHostScriptFunction("doctor-probe")} ${args.map(shellQuote).join(" ")} <<'WG_RELAY_RULES'`,
         ...declared.firewallRules,

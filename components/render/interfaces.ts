@@ -3,6 +3,7 @@
 // files then name the placeholder below (so a preview reads as the rule it is); wg-apply writes the found name into
 // wg0.conf, the sysctl step into the sysctl file, and the doctor puts it into its rule checks.
 import { shellQuote } from "../shell";
+import { embeddedHostScript, embeddedHostScriptFunction } from "./scripts";
 
 /** Stands for the default route's interface in templates, in the style of wg-quick's `%i`. */
 export const defaultRouteInterface = "%default-route-dev";
@@ -11,10 +12,10 @@ export const defaultRouteInterface = "%default-route-dev";
  * Prints the interface of the host's default route (IPv4's, else IPv6's), or nothing. wg-apply has the same in bash
  * (components/host-scripts/wg-apply.sh, default_route_dev).
  */
-export const defaultRouteInterfaceCommand = `{ ip -4 -o route show default; ip -6 -o route show default; } 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }'`;
+const defaultRouteInterfaceCommand = `{ ip -4 -o route show default; ip -6 -o route show default; } 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }'`;
 
 /** Prints the host's interfaces, space-separated. */
-export const hostInterfacesCommand = "cd /sys/class/net && echo *";
+const hostInterfacesCommand = "cd /sys/class/net && echo *";
 
 /** A firewall rule's or a sysctl file's interface setting, with the config key it comes from. */
 export interface InterfaceSetting {
@@ -25,25 +26,19 @@ export interface InterfaceSetting {
 }
 
 /**
- * The step that runs before any other on a host: a configured name must be an interface of the host, and without one
- * the host must have a default route. It changes nothing, so a wrong name stops the run before anything changed.
+ * The functions default_route_dev and host_interfaces, for the scripts carried in a command that ask what the host's
+ * interfaces are (interface-check.sh, doctor-probe.sh).
+ */
+export const hostInterfaceFunctions = [`default_route_dev() { ${defaultRouteInterfaceCommand}; }`, `host_interfaces() { ${hostInterfacesCommand}; }`].join("\n");
+
+/**
+ * The step that runs before any other on a host (interface-check.sh, carried in the command): a configured name
+ * must be an interface of the host, and without one the host must have a default route. It changes nothing, so a
+ * wrong name stops the run before anything changed.
  */
 export function interfaceCheckScript(settings: InterfaceSetting[]): string {
-    const lines = [`interfaces=$(${hostInterfacesCommand})`];
-    for (const setting of settings) {
-        const key = setting.key;
-        if (setting.name === defaultRouteInterface) {
-            lines.push(
-                `dev=$(${defaultRouteInterfaceCommand})`,
-                `if [ -z "$dev" ]; then echo "${key} is not set and this host has no default route to take it from; set it to one of this host's interfaces: $interfaces" >&2; exit 1; fi`,
-                `echo "${key} is not set: $dev, the interface of the default route"`,
-            );
-        } else {
-            const quoted = shellQuote(setting.name);
-            lines.push(`if [ ! -e /sys/class/net/${quoted} ]; then echo "${key}: ${setting.name} is not an interface of this host; it has: $interfaces" >&2; exit 1; fi`);
-        }
-    }
-    return lines.join("\n");
+    const args = settings.flatMap((setting) => (setting.name === defaultRouteInterface ? ["--default-route", setting.key] : ["--named", setting.key, setting.name]));
+    return [embeddedHostScript("interface-check"), hostInterfaceFunctions, [embeddedHostScriptFunction("interface-check"), ...args].map(shellQuote).join(" ")].join("\n");
 }
 
 /**

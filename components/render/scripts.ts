@@ -26,15 +26,15 @@ export const hostScriptsDir = join(__dirname, "..", "host-scripts");
 /** The scripts the steps install on a host, under /usr/local/lib/wg-relay/. */
 export type InstalledHostScript = "wg-apply" | "wstunnel-install" | "wg-failover" | "wg-transport" | "sysctl-apply" | "unit-stays-up" | "tls-renewal" | "staged-switch";
 /** The scripts that travel in a command instead (embeddedHostScript). */
-export type EmbeddedHostScript = "write-file" | "install-packages" | "doctor-probe";
+export type EmbeddedHostScript = "write-file" | "install-packages" | "interface-check" | "remove-legacy-trusted-ca" | "doctor-probe";
 
 export function hostScript(name: InstalledHostScript | EmbeddedHostScript): string {
     return readFileSync(join(hostScriptsDir, `${name}.sh`), "utf8");
 }
 
 /**
- * A host script carried in the command that runs it rather than installed: write-file and install-packages run
- * before any of wg-relay's files are on a host, and the doctor installs nothing. The file becomes the sh function
+ * A host script carried in the command that runs it rather than installed: write-file, install-packages and
+ * interface-check run before any of wg-relay's files are on a host, and the doctor installs nothing. The file becomes the sh function
  * of its name (write-file: write_file), run in a subshell so that its `set` and `exit` stay its own; its comment
  * lines stay in the file, out of every step's command.
  */

@@ -1421,3 +1421,21 @@ describe("doctor-probe (what the doctor sends a host)", () => {
         expect(probe(["--units", "x"], "", {}).status).toBe(2);
     });
 });
+
+describe("remove-legacy-trusted-ca (the trusted-CA step's command carries it)", () => {
+    it("removes the CA an earlier version put in the system's store and rebuilds the store, once", () => {
+        const dir = mkdtempSync(join(tmpdir(), "wg-relay-legacy-ca-"));
+        try {
+            const bin = recordingBin(dir, { "update-ca-certificates": "echo 'Updating certificates in /etc/ssl/certs...'" });
+            const ca = join(dir, "wg-relay-lab.crt");
+            writeFileSync(ca, "-----BEGIN CERTIFICATE-----\n");
+            const remove = () => spawnSync("sh", [join(hostScriptsDir, "remove-legacy-trusted-ca.sh"), ca], { env: { PATH: `${bin}:/usr/bin:/bin` }, encoding: "utf8" });
+            expect(remove()).toMatchObject({ status: 0, stdout: "", stderr: "" });
+            expect(existsSync(ca)).toBe(false);
+            expect(remove().status).toBe(0);
+            expect(readFileSync(join(dir, "calls"), "utf8")).toBe("update-ca-certificates --fresh\n");
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+});

@@ -372,9 +372,7 @@ describe("program under mocks", () => {
     it("gives the stack's CA to wstunnel alone, and takes it out of the system's trust store where an earlier version put it", async () => {
         const caStep = await inputsOf(command("rpi1-trusted-ca"));
         expect(caStep.create).toContain("/etc/wg-relay/tls/relay-ca.crt");
-        expect(caStep.create).toContain(
-            "if [ -e /usr/local/share/ca-certificates/wg-relay-test.crt ]; then\n    rm -f /usr/local/share/ca-certificates/wg-relay-test.crt\n    update-ca-certificates --fresh >/dev/null\nfi",
-        );
+        expect(caStep.create).toContain("\nremove_legacy_trusted_ca /usr/local/share/ca-certificates/wg-relay-test.crt\n");
         expect(caStep.create).not.toMatch(/update-ca-certificates(?! --fresh)/);
         expect(caStep.delete).toContain("rm -f /etc/wg-relay/tls/relay-ca.crt");
         for (const host of ["rpi1", "workstation"]) {

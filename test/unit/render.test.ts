@@ -6,7 +6,8 @@ import { parseStackConfig } from "../../components/config";
 import { ipv4AllBut } from "../../components/net";
 import { clientWgQuickConf, renderClientBundle } from "../../components/roamingClient";
 import { gatewayFirewallRules, gatewayWgQuickConf } from "../../components/lanGateway";
-import { relayAddress, relayFirewallRules, relayWgQuickConf } from "../../components/vpsRelay";
+import { relayAddress } from "../../components/vpsRelay";
+import { relayFirewallRules, relayPlan, RelayPlanPeer, RelayPlanSettings } from "../../components/plan/relayPlan";
 import { renderForwardingSysctl } from "../../components/render/sysctl";
 import { renderHeartbeatUnit } from "../../components/render/heartbeat";
 import { failoverDirective, renderFailoverUnit } from "../../components/render/failover";
@@ -37,6 +38,11 @@ const [relay] = network.relays;
 /** The relay as a gateway's template names it. */
 const relayForPeers = { peerName: "relay", tunnelAddress: "10.10.0.1", tunnelSubnet: "10.10.0.0/24", wstunnelLocalPort: 51820, address: relayAddress(relay) };
 const base64Key = /[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=/;
+
+/** The relay's wg0 conf, as its plan has it, with a preshared key for the peers named. */
+function relayWgQuickConf(relaySettings: RelayPlanSettings, peers: RelayPlanPeer[], presharedKeyPeers: Set<string>) {
+    return relayPlan(relaySettings, peers.map((peer) => ({ ...peer, presharedKey: presharedKeyPeers.has(peer.name) })), network.wstunnel).wireguard;
+}
 
 describe("wg-quick templates: every key named, never written", () => {
     it("renders the relay with a peer per gateway and client, each key by where wg-apply finds it", () => {
@@ -388,13 +394,13 @@ describe("relay access rules", () => {
     });
 
     it("lists a rules file's rules as the commands that add them, for the doctor", () => {
-        const commands = accessRuleCommands(renderAccessRules(withAccess.relays[0]), "ipv4");
+        const commands = accessRuleCommands(withAccess.relays[0], "ipv4");
         expect(commands[0]).toBe("iptables -A WG-RELAY-ACCESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
         expect(commands).toContain("iptables -A WG-RELAY-INPUT -j DROP");
         expect(commands.filter((command) => command.startsWith("iptables -t nat "))).toEqual([]);
         const full = parseStackConfig({ ...validConfig(), clients: [{ name: "phone", tunnelAddress: "10.10.0.4", fullTunnel: true }] } as Record<string, unknown>).relays[0];
-        expect(accessRuleCommands(renderAccessRules(full), "ipv4")).toContain("iptables -t nat -A WG-RELAY-NAT -s 10.10.0.4/32 -o %default-route-dev -m comment --comment wg-relay:phone -j MASQUERADE");
-        expect(accessRuleCommands(renderAccessRules(full, "ipv6"), "ipv6")).toContain("ip6tables -A WG-RELAY-INPUT -j DROP");
+        expect(accessRuleCommands(full, "ipv4")).toContain("iptables -t nat -A WG-RELAY-NAT -s 10.10.0.4/32 -o %default-route-dev -m comment --comment wg-relay:phone -j MASQUERADE");
+        expect(accessRuleCommands(full, "ipv6")).toContain("ip6tables -A WG-RELAY-INPUT -j DROP");
         // Each in the form wg-apply reads, for the doctor's check: on a host without them, each is missing, none unknown.
         const dir = mkdtempSync(join(tmpdir(), "wg-relay-rules-"));
         try {

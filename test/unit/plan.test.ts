@@ -31,8 +31,19 @@ describe("the relay's plan", () => {
         expect(plan.files[0].content).toBe(renderAccessRules(relay, "ipv4"));
         expect(plan.files[1].content).toBe(renderAccessRules(relay, "ipv6"));
         for (const file of plan.files) {
-            expectGolden(`relay${file.path}`, file.content);
             expect(file.ensure).toContain(file.path);
+        }
+        // With grants, each file under its target path, as render.test.ts renders them.
+        const withAccess = parseStackConfig({
+            ...validConfig(),
+            clients: [
+                { name: "laptop", tunnelAddress: "10.10.0.3" },
+                { name: "phone", tunnelAddress: "10.10.0.4", access: [{ to: "192.168.1.20", protocol: "tcp", ports: [80, "8000-8080"] }, { to: "rpi1", protocol: "icmp" }, { to: "laptop" }] },
+                { name: "tablet", tunnelAddress: "10.10.0.5", access: [] },
+            ],
+        } as Record<string, unknown>);
+        for (const file of relayPlan(withAccess.relays[0], [], withAccess.wstunnel).files) {
+            expectGolden(`relay${file.path}`, file.content);
         }
         // A full-tunnel client's egress and NAT rules name the public interface, the default route's, filled in on
         // the host; IPv6's file has no such rule.

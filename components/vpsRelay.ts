@@ -5,7 +5,7 @@ import { RelaySettings, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages, SshConnectionArgs } from "./host";
 import { RelayAddress } from "./peerHost";
 import { renderWgQuickConf } from "./render/wireguard";
-import { relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wstunnelServerUnit } from "./render/paths";
+import { serverCertificatePath, serverPrivateKeyPath, wstunnelServerUnit } from "./render/paths";
 import { createRelayPki, createStackCa, StackCa } from "./relayPki";
 import { DeclaredHost, declaredHostOfPlan } from "./declaredHosts";
 import { relayPlan, RelayPlanPeer } from "./plan/relayPlan";
@@ -144,14 +144,17 @@ export class VpsRelay extends pulumi.ComponentResource {
             host.writeFile(file.step, { path: file.path, mode: file.mode, owner: file.owner, content: file.content, hostFilter: file.hostFilter, ensure: file.ensure, dependsOn: [packages] }),
         );
 
+        const presharedKeys = new Map(args.peers.map((peer) => [peer.name, peer.key.presharedKey]));
         this.wireguardTemplate = renderWgQuickConf(plan.wireguard);
         const wireguard = deployWireguardInterface(host, {
             privateKey: args.key.privateKey,
             template: this.wireguardTemplate,
             peerPublicKeys: args.peers.map((peer) => ({ name: peer.name, publicKey: peer.key.publicKey })),
-            presharedKeys: args.peers.flatMap((peer) =>
-                peer.key.presharedKey === undefined ? [] : [{ step: `preshared-key-${peer.name}`, path: relayPresharedKeyPath(peer.name), key: peer.key.presharedKey }],
-            ),
+            // At the files the plan names for them.
+            presharedKeys: plan.peers.flatMap((peer) => {
+                const key = presharedKeys.get(peer.name);
+                return peer.presharedKeyFile === undefined || key === undefined ? [] : [{ step: `preshared-key-${peer.name}`, path: peer.presharedKeyFile, key }];
+            }),
             forwarding: plan.forwarding !== undefined,
             ipv6Upstream: plan.forwarding?.ipv6UpstreamInterface,
             congestionControl: args.wstunnel.congestionControl,

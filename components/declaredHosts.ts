@@ -3,10 +3,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import { WstunnelArchitecture, WstunnelSettings } from "./config";
 import { Host } from "./host";
+import { HostPlan, HostRole } from "./plan/hostPlan";
+export type { HostRole };
 import { confDeclaration, WgQuickConf } from "./render/wireguard";
 import { fileSha256 } from "./wstunnelService";
-
-export type HostRole = "relay" | "gateway" | "client";
 
 export interface DeclaredPeer {
     name: string;
@@ -49,50 +49,81 @@ function declaredWstunnel(wstunnel: WstunnelSettings): DeclaredWstunnel {
         : { kind: "download", version: wstunnel.version, archiveSha256: binary.sha256 };
 }
 
-export interface DeclaredHostArgs {
-    role: HostRole;
+/** What the doctor needs beside a host's plan: the public keys (outputs of the stack) and the wstunnel binary it runs. */
+export interface DeclaredKeys {
+    /** wg0's own public key. */
+    publicKey: pulumi.Input<string>;
+    /** Public keys of the plan's peers, by name. */
+    peerPublicKeys: Record<string, pulumi.Input<string>>;
+    /** The wstunnel it runs (none on a plain-UDP client). */
+    wstunnel?: WstunnelSettings;
+}
+
+/** What a host should have, from its plan: the plan's own units, peers, rules and forwarding. */
+export function declaredHostOfPlan(plan: HostPlan, keys: DeclaredKeys): pulumi.Output<DeclaredHost> {
+    return declared(
+        {
+            role: plan.role,
+            units: plan.units,
+            peers: plan.peers,
+            firewallRules: plan.firewallRules,
+            forwarding: plan.forwarding !== undefined,
+        },
+        keys,
+    );
+}
+
+export interface DeclaredHostArgs extends DeclaredKeys {
+    role: Exclude<HostRole, "relay">;
     /** The host whose steps were all made: each step that starts a unit recorded it there. */
     host: Host;
     /** The wg0 conf its template is rendered from. */
     conf: pulumi.Input<WgQuickConf>;
-    publicKey: pulumi.Input<string>;
-    /** Public keys of the peers the conf names. */
-    peerPublicKeys: Record<string, pulumi.Input<string>>;
     alwaysOnPeers: string[];
     forwarding: boolean;
-    /** The wstunnel it runs (none on a plain-UDP client). */
-    wstunnel?: WstunnelSettings;
     /** A client's LAN routes that its failover unit moves between relays. */
     failoverRoutes?: string[];
-    /** The relay's chains (render/access.ts), as `iptables [-t TABLE] -A CHAIN ...` commands. */
-    chainRules?: string[];
 }
 
-/** What a host should have, from what its component built for it; call it once the component made every step. */
+/** What a gateway or client should have, from what its component built for it; call it once the component made every step. */
 export function declareHost(args: DeclaredHostArgs): pulumi.Output<DeclaredHost> {
-    return pulumi.output(args.conf).apply((conf) => declareHostWithConf(args, conf as WgQuickConf));
+    return pulumi.output(args.conf).apply((input) => {
+        const { peers, firewallRules } = confDeclaration(input as WgQuickConf);
+        const failoverRoutes = args.failoverRoutes ?? [];
+        return declared(
+            {
+                role: args.role,
+                units: args.host.units,
+                peers: peers.map((peer) => ({ ...peer, alwaysOn: args.alwaysOnPeers.includes(peer.name) })),
+                firewallRules,
+                forwarding: args.forwarding,
+                ...(failoverRoutes.length > 0 ? { failoverRoutes } : {}),
+            },
+            args,
+        );
+    });
 }
 
-function declareHostWithConf(args: DeclaredHostArgs, conf: WgQuickConf): pulumi.Output<DeclaredHost> {
-    const { peers, firewallRules } = confDeclaration(conf);
+/** A declared host with its keys filled in. */
+function declared(host: Omit<DeclaredHost, "publicKey" | "peers" | "wstunnel"> & { peers: Omit<DeclaredPeer, "publicKey">[] }, keys: DeclaredKeys): pulumi.Output<DeclaredHost> {
     const keyOf = (name: string) => {
-        const key = args.peerPublicKeys[name];
+        const key = keys.peerPublicKeys[name];
         if (key === undefined) {
-            throw new Error(`the conf names a peer ${name} without a public key`);
+            throw new Error(`the host declares a peer ${name} without a public key`);
         }
         return key;
     };
-    const keys = pulumi.all(Object.fromEntries(peers.map((peer) => [peer.name, keyOf(peer.name)])));
-    const units = args.host.units;
-    const failoverRoutes = args.failoverRoutes ?? [];
-    return pulumi.all([args.publicKey, keys]).apply(([publicKey, peerKeys]) => ({
-        role: args.role,
-        publicKey,
-        units,
-        peers: peers.map((peer) => ({ ...peer, publicKey: peerKeys[peer.name], alwaysOn: args.alwaysOnPeers.includes(peer.name) })),
-        firewallRules: [...firewallRules, ...(args.chainRules ?? [])],
-        forwarding: args.forwarding,
-        ...(args.wstunnel ? { wstunnel: declaredWstunnel(args.wstunnel) } : {}),
-        ...(failoverRoutes.length > 0 ? { failoverRoutes } : {}),
-    }));
+    const peerKeys = pulumi.all(Object.fromEntries(host.peers.map((peer) => [peer.name, keyOf(peer.name)])));
+    return pulumi.all([keys.publicKey, peerKeys]).apply(([publicKey, peerKeyOf]) => {
+        return {
+            role: host.role,
+            publicKey,
+            units: host.units,
+            peers: host.peers.map((peer) => ({ name: peer.name, publicKey: peerKeyOf[peer.name], allowedIps: peer.allowedIps, alwaysOn: peer.alwaysOn })),
+            firewallRules: host.firewallRules,
+            forwarding: host.forwarding,
+            ...(keys.wstunnel ? { wstunnel: declaredWstunnel(keys.wstunnel) } : {}),
+            ...(host.failoverRoutes ? { failoverRoutes: host.failoverRoutes } : {}),
+        };
+    });
 }

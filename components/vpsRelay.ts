@@ -4,33 +4,20 @@ import * as pulumi from "@pulumi/pulumi";
 import { RelaySettings, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages, SshConnectionArgs } from "./host";
 import { RelayAddress } from "./peerHost";
-import { firewallHooks, FirewallRule, renderWgQuickConf, WgPeer } from "./render/wireguard";
-import { accessChainHooks, accessRuleCommands, Family, loadAccessRulesScript, RelayRulesSettings, renderAccessRules } from "./render/access";
-import { access6RulesPath, accessRulesPath, relayPresharedKeyPath, serverCertificatePath, serverPrivateKeyPath, wgApplyScriptPath, wireguardDir, wireguardKeyPath, wstunnelServerUnit } from "./render/paths";
-import { defaultRouteInterface, rulesDefaultRouteInterfaceFilter } from "./render/interfaces";
+import { renderWgQuickConf } from "./render/wireguard";
+import { serverCertificatePath, serverPrivateKeyPath, wstunnelServerUnit } from "./render/paths";
 import { createRelayPki, createStackCa, StackCa } from "./relayPki";
-import { DeclaredHost, declareHost } from "./declaredHosts";
+import { DeclaredHost, declaredHostOfPlan } from "./declaredHosts";
+import { relayPlan, RelayPlanPeer } from "./plan/relayPlan";
 import { WireguardKey } from "./wireguardKey";
 import { deployWireguardInterface } from "./wireguardInterface";
 import { deployWstunnelServer, installWstunnelBinary } from "./wstunnelService";
 
-/** A gateway or client as the relay sees it. */
-export interface RelayPeer {
-    name: string;
-    role: "gateway" | "client";
-    tunnelAddress: string;
-    /** Its IPv6 tunnel address, with IPv6 inside the tunnel. */
-    tunnelAddress6?: string;
-    /** LAN subnets behind a gateway (either family). */
-    lanSubnets: string[];
+/** A gateway or client as the relay sees it: as its plan does (plan/relayPlan.ts), with its keys and path prefix. */
+export interface RelayPeer extends Omit<RelayPlanPeer, "presharedKey"> {
     key: Pick<WireguardKey, "publicKey" | "presharedKey">;
     /** Its own wstunnel path prefix (secret); none for a peer on plain UDP. */
     pathPrefix?: pulumi.Output<string>;
-    /**
-     * How its WireGuard packets reach the relay; a peer on plain UDP gets tunnel.udpMtu on the relay's routes to it
-     * (its LANs too), and so does one on auto, whose packets may cross either path at any time.
-     */
-    transport?: "wstunnel" | "udp" | "auto";
 }
 
 /**
@@ -66,91 +53,6 @@ export interface VpsRelayArgs {
      * relay: the relay's key, certificates and wstunnel unit change only after them.
      */
     peersStaged: Promise<pulumi.Resource[]>;
-}
-
-export interface RelayFirewallSettings {
-    publicInterface: string;
-    wireguardPort: number;
-    allowDirectUdp: boolean;
-    /** Further public UDP ports redirected to WireGuard's (relay.udpPorts), IPv4 only like the relay's public address. */
-    udpPorts: number[];
-}
-
-/**
- * Beside the relay's chains (render/access.ts), which decide what peers may send: the path back to full-tunnel
- * clients, and WireGuard's port closed on the public interface in both families (kernel WireGuard listens on IPv6
- * too, whether or not the tunnel carries IPv6).
- */
-export function relayFirewallRules(settings: RelayFirewallSettings): FirewallRule[] {
-    const rules: FirewallRule[] = [
-        // wg0's MTU (tunnel.mtu) is far above the internet's: new TCP connections to the internet get the MSS of
-        // the public interface's path, so they never depend on ICMP "fragmentation needed" reaching the client.
-        { table: "mangle", chain: "FORWARD", rule: `-i %i -o ${settings.publicInterface} -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu` },
-        { table: "filter", chain: "FORWARD", rule: `-i ${settings.publicInterface} -o %i -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT` },
-    ];
-    if (!settings.allowDirectUdp) {
-        // WireGuard listens on every address; only wstunnel, over loopback, may reach it.
-        const drop = { table: "filter" as const, chain: "INPUT", insert: true, rule: `-i ${settings.publicInterface} -p udp --dport ${settings.wireguardPort} -j DROP` };
-        rules.push(drop, { ...drop, ipv6: true });
-    }
-    for (const udpPort of settings.udpPorts) {
-        // Before routing, on the public interface only: the port stays free for the relay's own programs on other
-        // interfaces, and conntrack gives WireGuard's answers the port the client sent to.
-        rules.push({ table: "nat", chain: "PREROUTING", rule: `-i ${settings.publicInterface} -p udp --dport ${udpPort} -j REDIRECT --to-ports ${settings.wireguardPort}` });
-    }
-    return rules;
-}
-
-/** The relay's rules files, one per family (render/access.ts), each loaded by a step of its own. */
-export function relayRuleFiles(relay: RelayRulesSettings): { step: string; path: string; family: Family; content: string }[] {
-    return [
-        { step: "access-rules", path: accessRulesPath, family: "ipv4" as const },
-        { step: "access6-rules", path: access6RulesPath, family: "ipv6" as const },
-    ].map((file) => ({ ...file, content: renderAccessRules(relay, file.family) }));
-}
-
-export function relayPeerAllowedIps(peer: Pick<RelayPeer, "tunnelAddress" | "tunnelAddress6" | "lanSubnets">): string[] {
-    return [`${peer.tunnelAddress}/32`, ...(peer.tunnelAddress6 === undefined ? [] : [`${peer.tunnelAddress6}/128`]), ...peer.lanSubnets];
-}
-
-/** The relay's wg0 template: a peer per gateway and client, every key named rather than written (render/wireguard.ts). */
-export function relayWgQuickConf(relay: Omit<RelaySettings, "publicAddress" | "ssh">, peers: Omit<RelayPeer, "key">[], presharedKeyPeers: Set<string>) {
-    const tunnel = relay.tunnel;
-    return {
-        title: `WireGuard on ${relay.name}, the relay`,
-        interface: {
-            address: [`${relay.tunnelAddress}/${tunnel.prefixLength}`, ...(tunnel.ipv6 ? [`${relay.tunnelAddress6}/${tunnel.ipv6.prefixLength}`] : [])].join(", "),
-            listenPort: relay.wireguardPort,
-            mtu: tunnel.mtu,
-            privateKey: { file: wireguardKeyPath },
-            // The chains' hooks first, so that their jumps are undone after the others.
-            hooks: [
-                ...accessChainHooks(accessRulesPath),
-                ...accessChainHooks(access6RulesPath, "ipv6"),
-                // Peers on plain UDP: their routes get tunnel.udpMtu (the peers' "route MTU" lines), so the relay
-                // never sends them WireGuard packets that a real path would fragment. wg-apply does the same after
-                // a peer change, which needs no restart; this hook covers every start, boot included.
-                { up: `${wgApplyScriptPath} --route-mtus ${wireguardDir}/%i.conf` },
-                ...firewallHooks(
-                    relayFirewallRules({
-                        publicInterface: relay.publicInterface,
-                        wireguardPort: relay.wireguardPort,
-                        allowDirectUdp: relay.allowDirectUdp,
-                        udpPorts: relay.udpPorts,
-                    }),
-                ),
-            ],
-        },
-        peers: peers.map(
-            (peer): WgPeer => ({
-                description: `${peer.name} (${peer.role})`,
-                publicKey: { ofPeer: peer.name },
-                presharedKey: presharedKeyPeers.has(peer.name) ? { file: relayPresharedKeyPath(peer.name) } : undefined,
-                allowedIps: relayPeerAllowedIps(peer),
-                routeMtu: peer.transport === "udp" || peer.transport === "auto" ? tunnel.udpMtu : undefined,
-            }),
-        ),
-    };
 }
 
 /** Where gateways and clients send WireGuard: the wss server and, for direct UDP, WireGuard's port. */
@@ -232,54 +134,41 @@ export class VpsRelay extends pulumi.ComponentResource {
         });
         this.peerCredentials = server.restrictions;
 
-        // Its own step per family, applied live: a change of access rules touches neither the template nor WireGuard.
-        const rules = relayRuleFiles(relay);
-        const ruleFiles = rules.map((file) =>
-            host.writeFile(file.step, {
-                path: file.path,
-                content: file.content,
-                mode: "0644",
-                // The egress and NAT chains name the public interface: the default route's, found on the host.
-                hostFilter: file.content.includes(defaultRouteInterface) ? rulesDefaultRouteInterfaceFilter : undefined,
-                ensure: loadAccessRulesScript(file.path, file.family),
-                dependsOn: [packages],
-            }),
+        // Everything the relay should have, but its secrets (plan/relayPlan.ts).
+        const plan = relayPlan(
+            relay,
+            args.peers.map((peer) => ({ ...peer, presharedKey: peer.key.presharedKey !== undefined })),
+            wstunnel,
+        );
+        const files = plan.files.map((file) =>
+            host.writeFile(file.step, { path: file.path, mode: file.mode, owner: file.owner, content: file.content, hostFilter: file.hostFilter, ensure: file.ensure, dependsOn: [packages] }),
         );
 
-        // The relay forwards between its peers and to the internet.
-        const forwarding = true;
-        const withPresharedKey = args.peers.filter((peer) => peer.key.presharedKey !== undefined);
-        const conf = relayWgQuickConf(relay, args.peers, new Set(withPresharedKey.map((peer) => peer.name)));
-        this.wireguardTemplate = renderWgQuickConf(conf);
+        const presharedKeys = new Map(args.peers.map((peer) => [peer.name, peer.key.presharedKey]));
+        this.wireguardTemplate = renderWgQuickConf(plan.wireguard);
         const wireguard = deployWireguardInterface(host, {
             privateKey: args.key.privateKey,
             template: this.wireguardTemplate,
             peerPublicKeys: args.peers.map((peer) => ({ name: peer.name, publicKey: peer.key.publicKey })),
-            presharedKeys: withPresharedKey.map((peer) => ({
-                step: `preshared-key-${peer.name}`,
-                path: relayPresharedKeyPath(peer.name),
-                key: peer.key.presharedKey!,
-            })),
-            forwarding,
-            ipv6Upstream: relay.tunnel.ipv6 ? relay.publicInterface : undefined,
+            // At the files the plan names for them.
+            presharedKeys: plan.peers.flatMap((peer) => {
+                const key = presharedKeys.get(peer.name);
+                return peer.presharedKeyFile === undefined || key === undefined ? [] : [{ step: `preshared-key-${peer.name}`, path: peer.presharedKeyFile, key }];
+            }),
+            forwarding: plan.forwarding !== undefined,
+            ipv6Upstream: plan.forwarding?.ipv6UpstreamInterface,
             congestionControl: args.wstunnel.congestionControl,
-            dependsOn: [packages, server.unit, ...ruleFiles],
+            dependsOn: [packages, server.unit, ...files],
             keyAfter: args.peersStaged,
         });
         // The template's step comes after the key's, the unit's after the certificates'.
         this.switched = [wireguard, server.unit];
 
         this.publicKey = args.key.publicKey;
-        this.declared = declareHost({
-            role: "relay",
-            host,
-            conf,
+        this.declared = declaredHostOfPlan(plan, {
             publicKey: this.publicKey,
             peerPublicKeys: Object.fromEntries(args.peers.map((peer) => [peer.name, peer.key.publicKey])),
-            alwaysOnPeers: args.peers.filter((peer) => peer.role === "gateway").map((peer) => peer.name),
-            forwarding,
             wstunnel,
-            chainRules: rules.flatMap((file) => accessRuleCommands(file.content, file.family)),
         });
         this.wssUrl = pulumi.interpolate`wss://${publicAddress}:${relay.wstunnelPort}`;
         this.registerOutputs({

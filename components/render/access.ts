@@ -170,6 +170,14 @@ function natChainLines(relay: RelayRulesSettings): string[] {
     ];
 }
 
+/** The relay's chains of a family, by table: each table's lines in iptables-restore's form (comments, chains, rules). */
+function accessRuleTables(relay: RelayRulesSettings, family: Family): { table: "filter" | "nat"; lines: string[] }[] {
+    return [
+        { table: "filter", lines: [...accessChainLines(relay.clientAccess, relay.siteLinks, family), ...inputChainLines(relay, family), ...egressChainLines(relay, family)] },
+        ...(family === "ipv4" ? [{ table: "nat" as const, lines: natChainLines(relay) }] : []),
+    ];
+}
+
 /**
  * The relay's chains as an iptables-restore (or ip6tables-restore) file. Each file holds the grants' networks of its
  * family: a grant to a gateway stands for its IPv4 LANs in one and its IPv6 LANs in the other.
@@ -177,12 +185,7 @@ function natChainLines(relay: RelayRulesSettings): string[] {
 export function renderAccessRules(relay: RelayRulesSettings, family: Family = "ipv4"): string {
     return [
         `# Managed by wg-relay: \`pulumi up\` rewrites this file and loads it with \`${tools[family].restore} --noflush\`.`,
-        "*filter",
-        ...accessChainLines(relay.clientAccess, relay.siteLinks, family),
-        ...inputChainLines(relay, family),
-        ...egressChainLines(relay, family),
-        "COMMIT",
-        ...(family === "ipv4" ? ["*nat", ...natChainLines(relay), "COMMIT"] : []),
+        ...accessRuleTables(relay, family).flatMap(({ table, lines }) => [`*${table}`, ...lines, "COMMIT"]),
         "",
     ].join("\n");
 }
@@ -198,20 +201,13 @@ function chainsOf(family: Family): { table: "filter" | "nat"; chain: string }[] 
 }
 
 /**
- * A rules file's rules as the commands that add them (`iptables [-t TABLE] -A CHAIN ...`): the form of wg0's PostUp
- * rules, which the doctor checks one by one on the host.
+ * The relay's chains' rules as the commands that add them (`iptables [-t TABLE] -A CHAIN ...`): the form of wg0's
+ * PostUp rules, which the doctor checks one by one on the host.
  */
-export function accessRuleCommands(rules: string, family: Family): string[] {
-    let table = "filter";
-    const commands: string[] = [];
-    for (const line of rules.split("\n")) {
-        if (line.startsWith("*")) {
-            table = line.slice(1);
-        } else if (line.startsWith("-A ")) {
-            commands.push(`${tools[family].iptables} ${table === "filter" ? "" : `-t ${table} `}${line}`);
-        }
-    }
-    return commands;
+export function accessRuleCommands(relay: RelayRulesSettings, family: Family): string[] {
+    return accessRuleTables(relay, family).flatMap(({ table, lines }) =>
+        lines.filter((line) => line.startsWith("-A ")).map((line) => `${tools[family].iptables} ${table === "filter" ? "" : `-t ${table} `}${line}`),
+    );
 }
 
 /** Loads the rules into a running relay; before wg0 is up there is no chain, and PostUp loads them. */
@@ -221,29 +217,31 @@ export function loadAccessRulesScript(rulesFile: string, family: Family = "ipv4"
 }
 
 /**
- * wg0's hooks for the chains: load them, then jump into them at the top of FORWARD and INPUT for what comes in on
- * wg0, so their final drops decide before any rule further down (the access chain's jump ends above the egress
- * chain's, which returns peer-to-peer traffic anyway), and into the NAT chain from POSTROUTING; undone in reverse.
- * Their text never changes with the rules.
+ * wg0's jumps into the chains: at the top of FORWARD and INPUT for what comes in on wg0, so their final drops decide
+ * before any rule further down (the access chain's jump ends above the egress chain's, which returns peer-to-peer
+ * traffic anyway), and into the NAT chain from POSTROUTING. Their text never changes with the rules. In the form of
+ * every other PostUp rule, so the doctor checks them and wg-apply puts them back when missing.
  */
-export function accessChainHooks(rulesFile: string, family: Family = "ipv4"): Hook[] {
-    const { iptables, restore } = tools[family];
+export function accessChainJumps(family: Family = "ipv4"): Hook[] {
+    const { iptables } = tools[family];
     const jump = (rule: string) => `${rule} -m comment --comment wg-relay`;
-    // In the form of every other PostUp rule, so the doctor checks them and wg-apply puts them back when missing.
     const jumps = [
         `-I ${jump(`FORWARD -i %i -j ${egressChain}`)}`,
         `-I ${jump(`FORWARD -i %i -o %i -j ${accessChain}`)}`,
         `-I ${jump(`INPUT -i %i -j ${inputChain}`)}`,
         ...(family === "ipv4" ? [`-t nat -A ${jump(`POSTROUTING -j ${natChain}`)}`] : []),
     ];
+    return jumps.map((rule) => ({ up: `${iptables} ${rule}`, down: `${iptables} ${rule.replace(/-[IA] /, "-D ")}` }));
+}
+
+/** wg0's hooks for the chains: load them, then jump into them (accessChainJumps); undone in reverse. */
+export function accessChainHooks(rulesFile: string, family: Family = "ipv4"): Hook[] {
+    const { iptables, restore } = tools[family];
     const removeChains = chainsOf(family)
         .map(({ table, chain }) => {
             const tableOption = table === "filter" ? "" : ` -t ${table}`;
             return `${iptables} -w${tableOption} -F ${chain} && ${iptables} -w${tableOption} -X ${chain}`;
         })
         .join(" && ");
-    return [
-        { up: `${restore} -w --noflush ${rulesFile}`, down: removeChains },
-        ...jumps.map((rule) => ({ up: `${iptables} ${rule}`, down: `${iptables} ${rule.replace(/-[IA] /, "-D ")}` })),
-    ];
+    return [{ up: `${restore} -w --noflush ${rulesFile}`, down: removeChains }, ...accessChainJumps(family)];
 }

@@ -1,4 +1,5 @@
-// Golden files: rendered host files kept under test/unit/golden/ for a reviewer to read.
+// Golden files: rendered host files kept under test/unit/golden/ for a reviewer to read, each named by the kind of
+// host it stands for and its target path there (relay/etc/wg-relay/wg0.template.conf).
 // `UPDATE_GOLDEN=1 npm test` rewrites them; a diff in review then shows what changed on hosts.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";

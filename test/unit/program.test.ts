@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { parseStackConfig, StackConfigInput } from "../../components/config";
-import { accessRuleCommands, renderAccessRules } from "../../components/render/access";
+import { accessRuleCommands } from "../../components/render/access";
 import { rulesDefaultRouteInterfaceFilter } from "../../components/render/interfaces";
 import { wireguardKeyFromSecret, wireguardPublicKey } from "../../components/keys";
 import { recordHostKeyScript } from "../../components/host";
@@ -401,7 +401,7 @@ describe("program under mocks", () => {
             firewallRules: [
                 ...relayTemplateFirewallRules,
                 // Then every rule of the relay's own chains, both families, as the files the relay loads hold them.
-                ...(["ipv4", "ipv6"] as const).flatMap((family) => accessRuleCommands(renderAccessRules(parseStackConfig(config as Record<string, unknown>).relays[0], family), family)),
+                ...(["ipv4", "ipv6"] as const).flatMap((family) => accessRuleCommands(parseStackConfig(config as Record<string, unknown>).relays[0], family)),
             ],
             forwarding: true,
             wstunnel: { kind: "upload", binarySha256: emptyFileSha256 },

@@ -6,7 +6,8 @@ import { parseStackConfig } from "../../components/config";
 import { ipv4AllBut } from "../../components/net";
 import { clientWgQuickConf, renderClientBundle } from "../../components/roamingClient";
 import { gatewayFirewallRules, gatewayWgQuickConf } from "../../components/lanGateway";
-import { relayAddress, relayFirewallRules, relayWgQuickConf } from "../../components/vpsRelay";
+import { relayAddress } from "../../components/vpsRelay";
+import { relayFirewallRules, relayPlan, RelayPlanPeer, RelayPlanSettings } from "../../components/plan/relayPlan";
 import { renderForwardingSysctl } from "../../components/render/sysctl";
 import { renderHeartbeatUnit } from "../../components/render/heartbeat";
 import { failoverDirective, renderFailoverUnit } from "../../components/render/failover";
@@ -38,6 +39,11 @@ const [relay] = network.relays;
 const relayForPeers = { peerName: "relay", tunnelAddress: "10.10.0.1", tunnelSubnet: "10.10.0.0/24", wstunnelLocalPort: 51820, address: relayAddress(relay) };
 const base64Key = /[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=/;
 
+/** The relay's wg0 conf, as its plan has it, with a preshared key for the peers named. */
+function relayWgQuickConf(relaySettings: RelayPlanSettings, peers: RelayPlanPeer[], presharedKeyPeers: Set<string>) {
+    return relayPlan(relaySettings, peers.map((peer) => ({ ...peer, presharedKey: presharedKeyPeers.has(peer.name) })), network.wstunnel).wireguard;
+}
+
 describe("wg-quick templates: every key named, never written", () => {
     it("renders the relay with a peer per gateway and client, each key by where wg-apply finds it", () => {
         const peers = [
@@ -45,7 +51,7 @@ describe("wg-quick templates: every key named, never written", () => {
             { ...laptop, role: "client" as const, lanSubnets: [] },
         ];
         const template = renderWgQuickConf(relayWgQuickConf(relay, peers, new Set(["rpi1"])));
-        expectGolden("relay-wg0.template.conf", template);
+        expectGolden("relay/etc/wg-relay/wg0.template.conf", template);
         expect(template).not.toMatch(base64Key);
         expect(template).toContain(
             [
@@ -99,7 +105,7 @@ describe("wg-quick templates: every key named, never written", () => {
 
     it("renders the gateway with the relay reached through the local wstunnel listener, the whole tunnel subnet allowed", () => {
         const template = renderWgQuickConf(gatewayWgQuickConf({ ...rpi1, presharedKey: true }, network.tunnel, [relayForPeers]));
-        expectGolden("gateway-wg0.template.conf", template);
+        expectGolden("gateway/etc/wg-relay/wg0.template.conf", template);
         expect(template).toContain(
             [
                 "[Peer]",
@@ -115,7 +121,7 @@ describe("wg-quick templates: every key named, never written", () => {
 
     it("renders a gateway on plain UDP with each relay at its WireGuard port, wg0 at tunnel.udpMtu and TCP's MSS clamped into wg0", () => {
         const template = renderWgQuickConf(gatewayWgQuickConf({ ...rpi1, transport: "udp" }, network.tunnel, [relayForPeers]));
-        expectGolden("gateway-udp-wg0.template.conf", template);
+        expectGolden("gateway-udp/etc/wg-relay/wg0.template.conf", template);
         expect(template).toContain("MTU = 1420\n");
         expect(template).toContain(["AllowedIPs = 10.10.0.0/24", "Endpoint = 198.51.100.10:51820", "PersistentKeepalive = 25"].join("\n"));
         expect(template).toContain(`PostUp = iptables -t mangle -A FORWARD -o %i -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu -m comment --comment wg-relay\n`);
@@ -131,7 +137,7 @@ describe("wg-quick templates: every key named, never written", () => {
 
     it("renders a gateway on auto: the relay's UDP port first, the transport unit's directive naming both endpoints, UDP's MTU and clamp on both paths", () => {
         const template = renderWgQuickConf(gatewayWgQuickConf({ ...rpi1, transport: "auto" }, network.tunnel, [relayForPeers]));
-        expectGolden("gateway-auto-wg0.template.conf", template);
+        expectGolden("gateway-auto/etc/wg-relay/wg0.template.conf", template);
         expect(template).toContain("# wg-relay transport auto: relay 198.51.100.10:51820 127.0.0.1:51820 10.10.0.1 10.10.0.2\n[Interface]\n");
         expect(template).toContain("MTU = 1420\n");
         expect(template).toContain(["AllowedIPs = 10.10.0.0/24", "Endpoint = 198.51.100.10:51820", "PersistentKeepalive = 25"].join("\n"));
@@ -308,7 +314,7 @@ describe("relay access rules", () => {
 
     it("renders the access chain for iptables-restore: replies, each client's grants in order, then a drop", () => {
         const rules = renderAccessRules(withAccess.relays[0]);
-        expectGolden("access.rules", rules);
+        expectGolden("relay/etc/wg-relay/access.rules", rules);
         expect(chain(rules, "WG-RELAY-ACCESS")).toEqual([
             "-A WG-RELAY-ACCESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
             "-A WG-RELAY-ACCESS -s 10.10.0.3/32 -d 192.168.1.0/24 -m comment --comment wg-relay:laptop -j ACCEPT",
@@ -388,13 +394,13 @@ describe("relay access rules", () => {
     });
 
     it("lists a rules file's rules as the commands that add them, for the doctor", () => {
-        const commands = accessRuleCommands(renderAccessRules(withAccess.relays[0]), "ipv4");
+        const commands = accessRuleCommands(withAccess.relays[0], "ipv4");
         expect(commands[0]).toBe("iptables -A WG-RELAY-ACCESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
         expect(commands).toContain("iptables -A WG-RELAY-INPUT -j DROP");
         expect(commands.filter((command) => command.startsWith("iptables -t nat "))).toEqual([]);
         const full = parseStackConfig({ ...validConfig(), clients: [{ name: "phone", tunnelAddress: "10.10.0.4", fullTunnel: true }] } as Record<string, unknown>).relays[0];
-        expect(accessRuleCommands(renderAccessRules(full), "ipv4")).toContain("iptables -t nat -A WG-RELAY-NAT -s 10.10.0.4/32 -o %default-route-dev -m comment --comment wg-relay:phone -j MASQUERADE");
-        expect(accessRuleCommands(renderAccessRules(full, "ipv6"), "ipv6")).toContain("ip6tables -A WG-RELAY-INPUT -j DROP");
+        expect(accessRuleCommands(full, "ipv4")).toContain("iptables -t nat -A WG-RELAY-NAT -s 10.10.0.4/32 -o %default-route-dev -m comment --comment wg-relay:phone -j MASQUERADE");
+        expect(accessRuleCommands(full, "ipv6")).toContain("ip6tables -A WG-RELAY-INPUT -j DROP");
         // Each in the form wg-apply reads, for the doctor's check: on a host without them, each is missing, none unknown.
         const dir = mkdtempSync(join(tmpdir(), "wg-relay-rules-"));
         try {
@@ -497,7 +503,7 @@ describe("wstunnel", () => {
             "server", "--tls-certificate", "c", "--tls-private-key", "k", "--restrict-config", "r", "wss://0.0.0.0:443",
         ]);
         const unit = renderWstunnelServerUnit(settings);
-        expectGolden("wg-relay-wstunnel-server.service", unit);
+        expectGolden("relay/etc/systemd/system/wg-relay-wstunnel-server.service", unit);
         expect(unit).toContain("Before=wg-quick@wg0.service");
         expect(unit).toContain("AmbientCapabilities=CAP_NET_BIND_SERVICE");
         // The restrictions file is read in place (wstunnel reloads it when it changes), as a member of its group.
@@ -524,7 +530,7 @@ describe("wstunnel", () => {
     it("with the user's own certificate files, watches each file and its folder and runs tls-renewal on the server's credentials", () => {
         const files = { certificateFile: "/etc/letsencrypt/live/relay.example.org/fullchain.pem", privateKeyFile: "/etc/letsencrypt/live/relay.example.org/privkey.pem" };
         const path = renderTlsRenewalPathUnit(files);
-        expectGolden("wg-relay-tls-renewal.path", path);
+        expectGolden("relay/etc/systemd/system/wg-relay-tls-renewal.path", path);
         expect(path).toContain(
             [
                 "[Path]",
@@ -539,7 +545,7 @@ describe("wstunnel", () => {
             "PathChanged=/srv/tls/cert.pem\nPathChanged=/etc/tls-keys/key.pem\nPathChanged=/srv/tls\nPathChanged=/etc/tls-keys\n",
         );
         const service = renderTlsRenewalServiceUnit(files);
-        expectGolden("wg-relay-tls-renewal.service", service);
+        expectGolden("relay/etc/systemd/system/wg-relay-tls-renewal.service", service);
         expect(service).toContain(
             "ExecStart=/usr/local/lib/wg-relay/tls-renewal wg-relay-wstunnel-server.service /run/credentials/wg-relay-wstunnel-server.service " +
                 "/etc/letsencrypt/live/relay.example.org/fullchain.pem /etc/letsencrypt/live/relay.example.org/privkey.pem\n",
@@ -557,7 +563,7 @@ describe("wstunnel", () => {
             ],
             wireguardPort: 51820,
         });
-        expectGolden("wstunnel-restrictions.yaml", restrictions);
+        expectGolden("relay/etc/wg-relay/wstunnel-restrictions.yaml", restrictions);
         expect(restrictions).toBe(
             [
                 "# Managed by wg-relay: `pulumi up` rewrites this file; wstunnel reloads it when it changes.",
@@ -639,7 +645,7 @@ describe("wstunnel", () => {
             "client", "--local-to-remote", "udp://127.0.0.1:51820:127.0.0.1:51820?timeout_sec=0", "--tls-verify-certificate", "wss://sync.c0xl.ch:443",
         ]);
         const unit = renderWstunnelClientUnit({ ...settings, environmentFile: "/etc/wg-relay/wstunnel-client.env" });
-        expectGolden("wg-relay-wstunnel-client.service", unit);
+        expectGolden("peer/etc/systemd/system/wg-relay-wstunnel-client.service", unit);
         // rustls-native-certs then reads this file and not the system's store.
         expect(unit).toContain("\nEnvironment=SSL_CERT_FILE=/etc/wg-relay/tls/relay-ca.crt\n");
         // The relay's own, publicly trusted certificate: the system's store.
@@ -669,7 +675,7 @@ describe("wstunnel", () => {
 describe("heartbeat", () => {
     it("sends a datagram across the tunnel to the relay every few seconds, unprivileged, after wg0 is up", () => {
         const unit = renderHeartbeatUnit({ relayTunnelAddresses: ["10.10.0.1"], intervalSeconds: 5 });
-        expectGolden("wg-relay-heartbeat.service", unit);
+        expectGolden("gateway/etc/systemd/system/wg-relay-heartbeat.service", unit);
         expect(unit).toContain("ExecStart=/bin/bash -c 'while :; do echo >/dev/udp/10.10.0.1/9 2>/dev/null || true; sleep 5; done'\n");
         expect(unit).toContain("After=wg-quick@wg0.service\n");
         expect(unit).toContain("DynamicUser=yes\n");
@@ -685,7 +691,7 @@ describe("sysctl", () => {
         expect(sysctl).toContain("\n-net.core.rmem_default = 4194304\n");
         // BBR for wstunnel's TCP; '-': a kernel without tcp_bbr keeps its own.
         expect(sysctl).toContain("\n-net.ipv4.tcp_congestion_control = bbr\n");
-        expectGolden("90-wg-relay.conf", sysctl);
+        expectGolden("router/etc/sysctl.d/90-wg-relay.conf", sysctl);
     });
 
     it("leaves the host's congestion control alone when told to", () => {
@@ -714,7 +720,7 @@ describe("several sites and relays", () => {
 
     it("gives a gateway an address and a peer per relay, each through its own local wstunnel listener, the other sites on the first", () => {
         const template = renderWgQuickConf(gatewayWgQuickConf(sites.gateways[0], sites.tunnel, relaysForPeers));
-        expectGolden("gateway-two-relays-wg0.template.conf", template);
+        expectGolden("gateway-two-relays/etc/wg-relay/wg0.template.conf", template);
         expect(template).toContain("Address = 10.10.0.2/24, 10.10.1.2/24\n");
         expect(template).toContain(
             [
@@ -754,7 +760,7 @@ describe("several sites and relays", () => {
         const settings = { tunnel: sites.tunnel, relayHost: "198.51.100.10", relays, privateKey: { file: "/etc/wireguard/wg0.key" }, stockApp: false };
         const declared = clientWgQuickConf({ ...settings, client: laptop });
         const conf = renderWgQuickConf(declared);
-        expectGolden("client-two-relays-wg0.template.conf", conf);
+        expectGolden("client-two-relays/etc/wg-relay/wg0.template.conf", conf);
         expect(confDeclaration(declared).peers).toEqual([
             { name: "relay", allowedIps: ["10.10.0.0/24", "192.168.1.0/24", "192.168.2.0/24"] },
             { name: "relay2", allowedIps: ["10.10.1.0/24"] },
@@ -786,7 +792,7 @@ describe("several sites and relays", () => {
 
     it("renders the client's failover unit: root with network capabilities only, reading what to move from the installed template", () => {
         const unit = renderFailoverUnit({ relayNames: ["relay", "relay2"], intervalSeconds: 2 });
-        expectGolden("wg-relay-failover.service", unit);
+        expectGolden("client/etc/systemd/system/wg-relay-failover.service", unit);
         expect(unit).toContain(
             "ExecStart=/bin/bash -c 'while :; do /usr/local/lib/wg-relay/wg-failover /run/wg-relay-failover /etc/wg-relay/wg0.public-keys wg0 /etc/wg-relay/wg0.template.conf || true; sleep 2; done'\n",
         );
@@ -798,7 +804,7 @@ describe("several sites and relays", () => {
 
     it("renders the client's transport unit (auto): root with network capabilities only, reading its relay's endpoints from the installed template", () => {
         const unit = renderAutoTransportUnit({ relayName: "relay", intervalSeconds: 2 });
-        expectGolden("wg-relay-transport.service", unit);
+        expectGolden("peer/etc/systemd/system/wg-relay-transport.service", unit);
         expect(unit).toContain(
             "ExecStart=/bin/bash -c 'while :; do /usr/local/lib/wg-relay/wg-transport /run/wg-relay-transport /etc/wg-relay/wg0.public-keys wg0 /etc/wg-relay/wg0.template.conf || true; sleep 2; done'\n",
         );
@@ -817,7 +823,7 @@ describe("several sites and relays", () => {
             applyCommand: "/usr/local/lib/wg-relay/wg-apply --when-complete /etc/wg-relay/wg0.template.conf /etc/wg-relay/wg0.public-keys /etc/wireguard/wg0.conf /var/lib/wg-relay/wg0.applied.conf",
             intervalSeconds: 5,
         });
-        expectGolden("wg-relay-staged-switch.service", unit);
+        expectGolden("peer/etc/systemd/system/wg-relay-staged-switch.service", unit);
         expect(unit).toContain(
             `ExecStart=/bin/bash -c 'while :; do /usr/local/lib/wg-relay/staged-switch /run/wg-relay-staged-switch /etc/wg-relay/staged /var/lib/wg-relay/staged-previous 10.10.0.1 wg-relay-wstunnel-client.service ${files.join(" ")} -- /usr/local/lib/wg-relay/wg-apply --when-complete`,
         );

@@ -1,0 +1,53 @@
+// What one host should have, as plain data: built by a pure function from the resolved model (relayPlan for a
+// relay), pushed by its component step by step, and handed to `npm run doctor` (declaredHosts.ts) to check. No
+// secret and no Pulumi output in it: a key is named by its peer, and reaches the host by a step of its own.
+import type { ForwardingSysctlSettings } from "../render/sysctl";
+import type { WgQuickConf } from "../render/wireguard";
+
+export type HostRole = "relay" | "gateway" | "client";
+
+/** A file the component writes as it is (render/…), one step each. */
+export interface PlannedFile {
+    /** Names its step, and so its resource (`<host>-<step>`): kept from version to version, like the stack's URNs. */
+    step: string;
+    path: string;
+    mode: "0644" | "0755";
+    owner: "root";
+    content: string;
+    /** What runs every time after the file is in place, changed or not (e.g. loading it into the kernel). */
+    ensure?: string;
+    /** A filter the content passes through on the host before it is compared and written (render/interfaces.ts). */
+    hostFilter?: string;
+}
+
+/** A WireGuard peer of the host, named as in the host's public-keys file. */
+export interface PlannedPeer {
+    name: string;
+    /** How the host names it in its template: who it is. */
+    description: string;
+    allowedIps: string[];
+    /** Always on and kept alive (a gateway, or the relay seen from a peer): a stale handshake is a problem. */
+    alwaysOn: boolean;
+    /** With a preshared key: its root-only file on the host (written by a step of its own). */
+    presharedKeyFile?: string;
+    /** A smaller MTU for the routes to its AllowedIPs (peers on plain UDP). */
+    routeMtu?: number;
+}
+
+export interface HostPlan {
+    role: HostRole;
+    /** Files pushed as they are, each by its step, in this order. */
+    files: PlannedFile[];
+    /** systemd units its steps start and keep running, sorted. */
+    units: string[];
+    peers: PlannedPeer[];
+    /** wg0's conf (every key named, none written): the template the host turns into wg0.conf. */
+    wireguard: WgQuickConf;
+    /**
+     * The iptables rules the host holds while wg0 is up, as the commands that add them (`%i` for wg0), in the
+     * order the doctor checks them.
+     */
+    firewallRules: string[];
+    /** A router's sysctl file (forwarding on); none on a host that does not forward. */
+    forwarding?: ForwardingSysctlSettings;
+}

@@ -22,10 +22,11 @@
 # WG_RELAY_LAB_GATEWAYS=5 (at `up`) adds four more gateway hosts on the home LAN, gw2..gw5 (for the bench's scale
 # figure); like the second site, they stay part of the lab once they exist.
 #
-# WG_RELAY_LAB_HOSTS=vm (at `up`) makes the relay a QEMU virtual machine (TCG) booting Debian 13 with Debian's
-# own kernel from lab/vm-image.sh, instead of an nspawn container: same namespace and address, its NIC a tap
-# device bridged with the namespace's link; public interface ens3, and 2001:db8:100::10 beside its IPv4 address.
-# Once it exists, every command includes it without the variable.
+# WG_RELAY_LAB_HOSTS=vm (at `up`) makes the relay and rpi1 QEMU virtual machines (TCG) booting Debian 13 with
+# Debian's own kernel from lab/vm-image.sh, instead of nspawn containers: the relay amd64, rpi1 arm64
+# (qemu-system-aarch64 -M virt); same namespaces and addresses, each NIC a tap device bridged with the namespace's
+# link. The relay's public interface is ens3, with 2001:db8:100::10 beside its IPv4 address. Once they exist,
+# every command includes them without the variable.
 #
 # Every lab address lives inside the wgr-* namespaces; nothing is added to the
 # root namespace.  Processes are tracked by PID files under .lab/hosts/ and
@@ -44,8 +45,9 @@ HOSTSDIR=$LAB/hosts
 KEY=$SSHDIR/id_ed25519
 KNOWN=$SSHDIR/known_hosts
 BOOT_TIMEOUT=${WG_RELAY_LAB_BOOT_TIMEOUT:-180}
-# A TCG virtual machine's first boot took over 180 s to sshd on this 2-core machine under load (lab/README.md).
-VM_BOOT_TIMEOUT=${WG_RELAY_LAB_VM_BOOT_TIMEOUT:-600}
+# A TCG virtual machine's first boot took over 180 s to sshd on this 2-core machine under load, the arm64 Pi's
+# (every instruction translated from a foreign set) 11 min beside the relay's (lab/README.md).
+VM_BOOT_TIMEOUT=${WG_RELAY_LAB_VM_BOOT_TIMEOUT:-1200}
 
 NAMESPACES=(inet relay cgnat rpi1 lanhost hotel laptop op side)
 ROUTERS=(inet cgnat hotel)
@@ -162,19 +164,26 @@ if [[ ${WG_RELAY_LAB_GATEWAYS:-1} == 5 ]] || ns_exists gw2; then
     DEFAULTS+=("gw$i 192.168.1.1")
   done
 fi
-# The virtual-machine hosts (lab/README.md, "VM hosts"): asked for at `up`, or there already (their disk).
+# The virtual-machine hosts (lab/README.md, "VM hosts"): asked for at `up`, or there already (their disk): the
+# relay (Debian 13 amd64, as a VPS) and rpi1 (Debian 13 arm64, as a 64-bit Pi).
 VM_HOSTS=()
-if [[ ${WG_RELAY_LAB_HOSTS:-} == vm ]] || [[ -e $HOSTSDIR/relay/disk.img ]]; then
-  VM_HOSTS=(relay)
-  # The VM holds the relay's addresses; its namespace only carries the wire (a bridge of eth0 and the tap).
-  for i in "${!ADDRS[@]}"; do [[ ${ADDRS[$i]} == "relay eth0 "* ]] && unset "ADDRS[$i]"; done
-  for i in "${!DEFAULTS[@]}"; do [[ ${DEFAULTS[$i]} == "relay "* ]] && unset "DEFAULTS[$i]"; done
-  ADDRS+=("inet to-relay 2001:db8:100::1/64")
-fi
+for h in relay rpi1; do
+  if [[ ${WG_RELAY_LAB_HOSTS:-} == vm ]] || [[ -e $HOSTSDIR/$h/disk.img ]]; then VM_HOSTS+=("$h"); fi
+done
+# A VM holds its host's addresses; the namespace only carries the wire (a bridge of eth0 and the tap).
+for h in "${VM_HOSTS[@]}"; do
+  for i in "${!ADDRS[@]}"; do [[ ${ADDRS[$i]} == "$h eth0 "* ]] && unset "ADDRS[$i]"; done
+  for i in "${!DEFAULTS[@]}"; do [[ ${DEFAULTS[$i]} == "$h "* ]] && unset "DEFAULTS[$i]"; done
+done
+[[ " ${VM_HOSTS[*]} " != *" relay "* ]] || ADDRS+=("inet to-relay 2001:db8:100::1/64")
 declare -A H_IFACE=()   # a host's public / LAN interface as its OS names it (eth0 unless listed)
-declare -A VM_ADDRS=([relay]="198.51.100.10/24 2001:db8:100::10/64")
-declare -A VM_GATEWAYS=([relay]="198.51.100.1 2001:db8:100::1")
-for h in "${VM_HOSTS[@]}"; do H_IFACE[$h]=ens3; done
+declare -A VM_ADDRS=([relay]="198.51.100.10/24 2001:db8:100::10/64" [rpi1]="192.168.1.130/24 fd00:192:168:1::130/64")
+declare -A VM_GATEWAYS=([relay]="198.51.100.1 2001:db8:100::1" [rpi1]="192.168.1.1")
+# Each VM's architecture (lab/vm-image.sh --arch) and its NIC's name there: udev's name from the PCI slot (ens3 in
+# slot 3 of the relay's `pc` machine, as on a KVM VPS; enp0s1 in slot 1 of the Pi's `virt` machine's PCIe bus).
+declare -A VM_ARCH=([relay]=amd64 [rpi1]=arm64)
+declare -A VM_IFACE=([relay]=ens3 [rpi1]=enp0s1)
+for h in "${VM_HOSTS[@]}"; do H_IFACE[$h]=${VM_IFACE[$h]}; done
 is_vm() { [[ " ${VM_HOSTS[*]} " == *" $1 "* ]]; }
 routers_with_lan() { local port; for port in "${BRIDGE_PORTS[@]}"; do echo "${port%% *}"; done | sort -u; }
 nsx() { local ns=$1; shift; ip netns exec "$LAB_NAME-$ns" "$@"; }
@@ -590,24 +599,34 @@ vm_prepare() { # host image-dir
 }
 
 vm_boot() { # host
-  local h=$1 d=$HOSTSDIR/$1 image
+  local h=$1 d=$HOSTSDIR/$1 image machine
   image=$(<"$d/image")
   rm -f "$d/qemu.pid"
   printf '\n===== %s boot %s =====\n' "$h" "$(date -Is)" >>"$d/console.log"
-  # TCG (KVM guests hang on this machine: lab/README.md); virtio disk and NIC, the NIC in PCI slot 3 as on a
-  # KVM VPS, where udev names it ens3. Debian's kernel and initramfs are booted directly (no bootloader).
+  # TCG (KVM guests hang on this machine: lab/README.md); virtio disk and NIC. Debian's kernel and initramfs are
+  # booted directly (no bootloader).
+  if [[ ${VM_ARCH[$h]} == arm64 ]]; then
+    # The Pi: QEMU's `virt` board with a Cortex-A72, the Pi 4's core (`-cpu max` adds pointer authentication,
+    # which TCG emulates slowly: lab/README.md); its NIC in slot 1 of the PCIe bus, the PL011 serial console.
+    machine=(qemu-system-aarch64 -machine virt -cpu cortex-a72 -append "console=ttyAMA0 root=/dev/vda rw quiet"
+      -drive "file=$d/disk.img,format=raw,if=none,id=disk0" -device "virtio-blk-pci,drive=disk0,addr=0x2"
+      -device "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:$(printf %02x "${#h}"),addr=0x1")
+  else
+    # The relay: the NIC in PCI slot 3 of the `pc` machine, as on a KVM VPS, where udev names it ens3.
+    machine=(qemu-system-x86_64 -machine pc -cpu max -append "console=ttyS0 root=/dev/vda rw quiet"
+      -drive "file=$d/disk.img,format=raw,if=virtio"
+      -device "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:$(printf %02x "${#h}"),addr=0x3")
+  fi
   (
     cd /
     exec 8>&- # do not hand the hosts.sh lock to a long-lived child
     exec ip netns exec "$LAB_NAME-$h" setsid bash -c 'echo $$ >"$0"; exec "$@"' "$d/qemu.pid" \
-      qemu-system-x86_64 -name "$LAB_NAME-$h" -nodefaults -machine pc -accel tcg,thread=multi -cpu max \
+      "${machine[@]}" -name "$LAB_NAME-$h" -nodefaults -accel tcg,thread=multi \
       -smp "$VM_CPUS" -m "$VM_MEMORY" -display none \
       -chardev "file,id=console,path=$d/console.log,append=on" -serial chardev:console \
       -monitor "unix:$d/monitor.sock,server=on,wait=off" \
-      -kernel "$image/vmlinuz" -initrd "$image/initrd.img" -append "console=ttyS0 root=/dev/vda rw quiet" \
-      -drive "file=$d/disk.img,format=raw,if=virtio" \
+      -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
       -netdev tap,id=net0,ifname=tap0,script=no,downscript=no \
-      -device "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:$(printf %02x "${#h}"),addr=0x3" \
       -device virtio-rng-pci
   ) </dev/null >>"$d/qemu.log" 2>&1 &
   for _ in $(seq 50); do [[ -s $d/qemu.pid ]] && break; sleep 0.1; done
@@ -867,19 +886,26 @@ cmd_up() {
   check_owner
   echo "$REPO" >"$OWNER_FILE"
   rootfs=$("$HERE/image.sh")
-  local vm_image=
-  ((${#VM_HOSTS[@]} == 0)) || vm_image=$("$HERE/vm-image.sh")
+  local -A vm_image=()
+  for h in "${VM_HOSTS[@]}"; do
+    [[ -n ${vm_image[${VM_ARCH[$h]}]:-} ]] || vm_image[${VM_ARCH[$h]}]=$("$HERE/vm-image.sh" --arch "${VM_ARCH[$h]}")
+  done
   ensure_operator_key
   net_up
   lanhost_up
   http_up "$MIRROR_DIR" inet 198.51.100.1
   hostile_targets_up
-  # The VM hosts' Debian mirror (lab/vm-image.sh), beside the wstunnel releases.
-  [[ -z $vm_image ]] || ln -sfn "$vm_image/mirror/debian" "$MIRROR_DIR/www/debian"
+  # The VM hosts' Debian mirror (lab/vm-image.sh), beside the wstunnel releases: one tree per architecture.
+  local arch
+  for arch in "${!vm_image[@]}"; do
+    [[ ! -L $MIRROR_DIR/www/debian ]] || rm -f "$MIRROR_DIR/www/debian"   # a lab made before arm64: one tree
+    mkdir -p "$MIRROR_DIR/www/debian"
+    ln -sfn "${vm_image[$arch]}/mirror/debian" "$MIRROR_DIR/www/debian/$arch"
+  done
   for h in "${HOSTS[@]}"; do
     host_running "$h" && continue
     if is_vm "$h"; then
-      vm_prepare "$h" "$vm_image"
+      vm_prepare "$h" "${vm_image[${VM_ARCH[$h]}]}"
       vm_boot "$h"
       booted+=("$h")
       continue

@@ -18,9 +18,9 @@
 #   npm run lab -- versions     the Pulumi CLI, language host, plugins and wstunnel in use
 #   npm run lab -- mirror       pack the lab's wstunnel as a release (tar.gz + checksums.txt) served from the internet
 #
-#   npm run lab -- --vm [COMMAND]   the same with the relay as a QEMU virtual machine running Debian 13 with its own
-#                               kernel (WG_RELAY_LAB_HOSTS=vm; lab/README.md, "VM hosts"); once booted, it stays
-#                               part of the lab until `down`
+#   npm run lab -- --vm [COMMAND]   the same with the relay (amd64) and rpi1 (arm64) as QEMU virtual machines running
+#                               Debian 13 with their own kernels (WG_RELAY_LAB_HOSTS=vm; lab/README.md, "VM hosts");
+#                               once booted, they stay part of the lab until `down`
 #
 # The real Pulumi parts and wstunnel come from lab/toolchain.sh (built from ../shared/third-party, or installed).
 # WG_RELAY_WSTUNNEL_BINARY=/path/to/wstunnel runs the lab with another wstunnel binary.
@@ -79,8 +79,10 @@ write_stack_config() {
     if [ "$(jq -r '.hosts.relay.kind // "nspawn"' "$LAB/inventory.json")" = vm ]; then
         mirror >/dev/null
         version=$("$WG_RELAY_WSTUNNEL_BINARY" --version | awk '{ print $NF }')
+        # Each archive's SHA-256 by its architecture, from checksums.txt (wstunnel_VERSION_linux_ARCH.tar.gz).
         changes=$(jq -c --arg url "$MIRROR_URL" --arg version "$version" \
-            --arg sha256 "$(cut -d' ' -f1 "$LAB/hosts/mirror/www/v$version/checksums.txt")" \
+            --argjson sha256 "$(jq -R -s -c 'split("\n") | map(select(. != "") | split("  ") | {key: (.[1] | capture("_linux_(?<a>[a-z0-9]+)[.]tar[.]gz$").a), value: .[0]}) | from_entries' \
+                "$LAB/hosts/mirror/www/v$version/checksums.txt")" \
             '{wstunnelMirror: {baseUrl: $url, version: $version, sha256: $sha256}} + .' <<<"$changes")
     fi
     (cd "$REPO" && npx --no-install ts-node --transpile-only lab/stack-config.ts \
@@ -96,8 +98,10 @@ prepare() {
     phase "host image"
     bash "$HERE/image.sh"
     if [ "${WG_RELAY_LAB_HOSTS:-}" = vm ]; then
-        phase "virtual machine image and Debian mirror"
-        bash "$HERE/vm-image.sh"
+        phase "virtual machine images (the relay amd64, the Pi arm64), Debian mirrors and the Pi's wstunnel"
+        bash "$HERE/vm-image.sh" --arch amd64
+        bash "$HERE/vm-image.sh" --arch arm64
+        bash "$HERE/toolchain.sh" --wstunnel-arm64
     fi
     phase "hosts"
     bash "$HERE/hosts.sh" up
@@ -131,21 +135,32 @@ versions() {
 }
 
 # The lab's wstunnel packed as its releases ship (a bare `wstunnel` at the top of the archive, and checksums.txt),
-# in the folder the internet namespace serves over HTTP (lab/hosts.sh).
+# in the folder the internet namespace serves over HTTP (lab/hosts.sh): the amd64 build, and with the Pi as an
+# arm64 VM the aarch64-unknown-linux-musl one cross-built from the same source (lab/toolchain.sh).
 mirror() {
-    local version dir asset stage
+    local version dir arch binary stage assets=()
     version=$("$WG_RELAY_WSTUNNEL_BINARY" --version | awk '{ print $NF }')
     dir=$LAB/hosts/mirror/www/v$version
-    asset=wstunnel_${version}_linux_amd64.tar.gz
-    stage=$(mktemp -d)
-    install -m 0755 "$WG_RELAY_WSTUNNEL_BINARY" "$stage/wstunnel"
     mkdir -p "$dir"
-    # Reproducible (no timestamps): the same binary gives the same archive and checksum, so a stack config that
-    # names it (write_stack_config) stays the same from one write to the next.
-    tar -cf - -C "$stage" --owner=0 --group=0 --mtime=@0 wstunnel | gzip -n > "$dir/$asset"
-    rm -rf "$stage"
-    (cd "$dir" && sha256sum "$asset" > checksums.txt)
-    echo "lab: wstunnel $version served at $MIRROR_URL/v$version/$asset (SHA-256 $(cut -d' ' -f1 "$dir/checksums.txt"))"
+    declare -A binaries=([amd64]=$WG_RELAY_WSTUNNEL_BINARY)
+    if [ "$(jq -r '.hosts.rpi1.kind // "nspawn"' "$LAB/inventory.json" 2>/dev/null)" = vm ]; then
+        binaries[arm64]=$(bash "$HERE/toolchain.sh" --wstunnel-arm64)
+    fi
+    for arch in amd64 arm64; do
+        binary=${binaries[$arch]:-}
+        [ -n "$binary" ] || continue
+        assets+=("wstunnel_${version}_linux_$arch.tar.gz")
+        stage=$(mktemp -d)
+        install -m 0755 "$binary" "$stage/wstunnel"
+        # Reproducible (no timestamps): the same binary gives the same archive and checksum, so a stack config that
+        # names it (write_stack_config) stays the same from one write to the next.
+        tar -cf - -C "$stage" --owner=0 --group=0 --mtime=@0 wstunnel | gzip -n > "$dir/${assets[-1]}"
+        rm -rf "$stage"
+    done
+    (cd "$dir" && sha256sum "${assets[@]}" > checksums.txt)
+    while read -r sha256 asset; do
+        echo "lab: wstunnel $version served at $MIRROR_URL/v$version/$asset (SHA-256 $sha256)"
+    done < "$dir/checksums.txt"
 }
 
 usage_hints() {

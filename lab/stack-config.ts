@@ -7,7 +7,7 @@
 // tests change the stack as a user would. The SSH key and the repair counter, set with `pulumi config set`, are kept.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as yaml from "js-yaml";
-import { parseStackConfig, StackConfigInput } from "../components/config";
+import { parseStackConfig, StackConfigInput, WstunnelArchitecture } from "../components/config";
 
 interface LabHost {
     ns: string;
@@ -71,8 +71,8 @@ export interface LabChanges {
     relayPublicAddress?: string;
     /** IPv6 inside the tunnel (the stack's own unique local /64), and rpi1 routing the home LAN's IPv6 prefix. */
     ipv6?: boolean;
-    /** Install wstunnel from a release mirror (`npm run lab -- mirror`) instead of uploading the lab's binary. */
-    wstunnelMirror?: { baseUrl: string; version: string; sha256: string };
+    /** Install wstunnel from a release mirror (`npm run lab -- mirror`) instead of uploading the lab's binary: each archive's SHA-256 by architecture. */
+    wstunnelMirror?: { baseUrl: string; version: string; sha256: Partial<Record<WstunnelArchitecture, string>> };
     /** rpi1's gateways[].lanInterface; left out, the interface of its default route. */
     rpi1LanInterface?: string;
     /** wstunnel.mutualTls: every wstunnel peer presents a client certificate from the stack's CA. */
@@ -129,7 +129,7 @@ export function labStackConfig(inventory: Inventory, wstunnelBinary: string, cha
                       source: "mirror",
                       mirrorBaseUrl: changes.wstunnelMirror.baseUrl,
                       version: changes.wstunnelMirror.version,
-                      sha256: { amd64: changes.wstunnelMirror.sha256 },
+                      sha256: changes.wstunnelMirror.sha256,
                   }
                 : { source: "local", localBinary: wstunnelBinary }),
             ...(changes.mutualTls ? { mutualTls: true } : {}),

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Build (once) what the lab's virtual-machine hosts boot (WG_RELAY_LAB_HOSTS=vm; lab/README.md, "VM hosts"):
-# a Debian 13 (trixie) amd64 root filesystem as a provider's fresh image holds it, Debian's own kernel and a
-# small initramfs beside it, and a partial Debian mirror with what the program's apt step installs.
+# a Debian 13 (trixie) root filesystem for one architecture (amd64: the relay; arm64: the Pi) as a fresh image
+# holds it, Debian's own kernel and a small initramfs beside it, and a partial Debian mirror with what the
+# program's apt step installs.
 #
-#   lab/vm-image.sh           build if missing, print the image folder on stdout
-#   lab/vm-image.sh --path    print the image folder only (no build, exit 1 if missing)
+#   lab/vm-image.sh [--arch amd64|arm64]          build if missing, print the image folder on stdout
+#   lab/vm-image.sh [--arch amd64|arm64] --path   print the image folder only (no build, exit 1 if missing)
+#
+# A foreign architecture's image (arm64 here) is debootstrapped and tweaked in a chroot whose programs run under
+# qemu-user-static (binfmt_misc, registered here when missing).
 #
 # Cached outside the checkout, keyed by a hash of the package lists, this script's settings and tweaks, and the
 # packages the program installs (hostPackages in components/host.ts):
-#   ${WG_RELAY_CACHE:-/var/cache/wg-relay}/vm-image/trixie-amd64-<hash>/
+#   ${WG_RELAY_CACHE:-/var/cache/wg-relay}/vm-image/trixie-<arch>-<hash>/
 #     rootfs/                 the image (hosts.sh makes each VM's disk from it with mkfs.ext4 -d)
 #     vmlinuz, initrd.img     Debian's kernel and its initramfs (virtio modules only), booted by QEMU directly
-#     mirror/debian/          Debian's own signed InRelease and Packages.xz of trixie main amd64 (the snapshot the
+#     mirror/debian/          Debian's own signed InRelease and Packages.xz of trixie main <arch> (the snapshot the
 #                             image was built from) and the .deb files the program's apt step needs, at their pool
 #                             paths: served by the lab's internet namespace, verified by the image's own
 #                             debian-archive-keyring as a real mirror would be
@@ -21,16 +25,25 @@
 # unattended-upgrades holding the dpkg lock), sshd keys only. Env: WG_RELAY_CACHE, WG_RELAY_DEBIAN_MIRROR.
 set -euo pipefail
 
-SUITE=trixie
 ARCH=amd64
+if [[ ${1:-} == --arch ]]; then
+  ARCH=${2:-}
+  shift 2 || true
+fi
+case $ARCH in
+  amd64 | arm64) ;;
+  *) echo "vm-image.sh: --arch amd64 or arm64, not '$ARCH'" >&2; exit 2 ;;
+esac
+SUITE=trixie
 VARIANT=minbase
 # What a provider's fresh Debian image holds, and no more (no wireguard-tools, iptables, curl).
 PACKAGES=(
   systemd systemd-sysv dbus udev kmod iproute2 procps openssh-server sudo ca-certificates
   unattended-upgrades initramfs-tools "linux-image-$ARCH"
 )
-# The lab's mirror is served on the internet namespace's router address (lab/hosts.sh).
-LAB_MIRROR_URL=http://198.51.100.1/debian
+# The lab's mirror is served on the internet namespace's router address (lab/hosts.sh), one tree per architecture:
+# each image's mirror holds the signed InRelease its own debootstrap fetched.
+LAB_MIRROR_URL=http://198.51.100.1/debian/$ARCH
 UPSTREAM=${WG_RELAY_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CACHE=${WG_RELAY_CACHE:-/var/cache/wg-relay}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -134,19 +147,28 @@ base_key() {
 }
 BASE_DIR="$CACHE/vm-image/base-$SUITE-$ARCH-$(base_key)"
 MIRROR_DIR="$BASE_DIR/mirror-$( { printf 'mirror-pkg=%s\n' "${MIRROR_PACKAGES[@]}"; declare -f build_mirror; } | sha256sum | cut -c1-12)"
-IMAGE_DIR="$CACHE/vm-image/$SUITE-$ARCH-$( { echo "${MIRROR_DIR#"$CACHE"/}"; declare -f apply_tweaks lab_sshd_config; } | sha256sum | cut -c1-12)"
+IMAGE_DIR="$CACHE/vm-image/$SUITE-$ARCH-$( { echo "${MIRROR_DIR#"$CACHE"/}"; echo "$LAB_MIRROR_URL"; declare -f apply_tweaks lab_sshd_config; } | sha256sum | cut -c1-12)"
 
 if [[ ${1:-} == --path ]]; then
   echo "$IMAGE_DIR"
   [[ -d $IMAGE_DIR/rootfs ]]
   exit
 fi
+[[ $(id -u) == 0 ]] || { echo "vm-image.sh: must run as root" >&2; exit 1; }
+# A foreign architecture's programs in the chroot run under qemu-user-static: its binfmt_misc entry, with the F
+# flag (the interpreter opened now, so the chroot needs no copy of it). Also for a cached image: lab/hosts.sh
+# makes each VM's /etc in a chroot of it.
+if [[ $ARCH != "$(dpkg --print-architecture)" ]]; then
+  qemu_arch=${ARCH/arm64/aarch64}
+  [[ -e /usr/lib/binfmt.d/qemu-$qemu_arch.conf ]] || { echo "vm-image.sh: the $ARCH image needs qemu-user-static (apt-get install qemu-user-static)" >&2; exit 1; }
+  [[ -e /proc/sys/fs/binfmt_misc/register ]] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  [[ -e /proc/sys/fs/binfmt_misc/qemu-$qemu_arch ]] || cat "/usr/lib/binfmt.d/qemu-$qemu_arch.conf" >/proc/sys/fs/binfmt_misc/register
+fi
 if [[ -d $IMAGE_DIR/rootfs ]]; then
   echo "$IMAGE_DIR"
   exit 0
 fi
 
-[[ $(id -u) == 0 ]] || { echo "vm-image.sh: must run as root" >&2; exit 1; }
 command -v debootstrap >/dev/null || { echo "vm-image.sh: debootstrap not installed (apt-get install debootstrap)" >&2; exit 1; }
 mkdir -p "$CACHE/vm-image"
 exec 9>"$CACHE/vm-image/.lock"

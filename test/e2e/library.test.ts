@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as yaml from "js-yaml";
+import { stackConfigValues } from "../../components/config";
 import { ensureStack, inNamespaceOk, lab, labTry, lanService, relayAddress, repo, up, upFrom } from "./lab";
 
 const exampleDir = join(repo, "examples", "relay-from-outputs");
@@ -48,11 +49,10 @@ const isSymlink = (path: string) => {
  */
 function writeExampleStack(changes: { relayAddress?: string; laptopFullTunnel?: boolean } = {}): void {
     const labStack = yaml.load(readFileSync(join(repo, "Pulumi.lab.yaml"), "utf8")) as { encryptionsalt?: string; config: Record<string, unknown> };
-    const network = Object.fromEntries(
-        Object.entries(labStack.config)
-            .filter(([key]) => key.startsWith("wg-relay:") && key !== "wg-relay:sshPrivateKey")
-            .map(([key, value]) => [key.slice("wg-relay:".length), value]),
-    ) as { relay: { ssh: { host?: string } }; clients: { name: string; fullTunnel?: boolean }[] };
+    // Read as the program reads its keys: Pulumi hands each as a string, so `pulumi config set wg-relay:repair 1`
+    // (`npm run lab -- repair`) is the number 1, not the string "1".
+    const asPulumiHandsThem = Object.fromEntries(Object.entries(labStack.config).map(([key, value]) => [key, typeof value === "string" ? value : JSON.stringify(value)]));
+    const network = stackConfigValues(asPulumiHandsThem) as { relay: { ssh: { host?: string } }; clients: { name: string; fullTunnel?: boolean }[] };
     delete network.relay.ssh.host;
     if (changes.laptopFullTunnel) {
         network.clients = network.clients.map((client) => (client.name === "laptop" ? { ...client, fullTunnel: true } : client));

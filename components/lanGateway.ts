@@ -3,7 +3,7 @@
 // passes and through wstunnel when it does not, so CG-NAT never has to let anything in, and routes tunnel traffic
 // onto the LAN. With siteToSite it also routes the other sites' LANs through the first relay.
 import * as pulumi from "@pulumi/pulumi";
-import { GatewaySettings, isIpv6Network, TunnelNetwork } from "./config";
+import { GatewaySettings, isIpv6Network, relayPeer, TunnelNetwork } from "./config";
 import { Host } from "./host";
 import { firewallHooks, FirewallRule, relayAsPeer, WgQuickConf } from "./render/wireguard";
 import { DeclaredHost } from "./declaredHosts";
@@ -20,9 +20,8 @@ export interface LanGatewayArgs extends PeerComponentArgs {
 }
 
 export interface GatewayFirewallSettings {
-    /** Every relay's tunnel subnet, and the gateway's address in each. */
-    tunnelSubnets: string[];
-    tunnelAddresses: string[];
+    /** Every relay's tunnel subnet, and the gateway's address in it. */
+    relays: { tunnelSubnet: string; ownAddress: string }[];
     lanInterface: string;
     lanSubnets: string[];
     /** The other sites' LANs (siteToSite). */
@@ -53,8 +52,8 @@ export function gatewayFirewallRules(settings: GatewayFirewallSettings): Firewal
     }
     // The gateway's tunnel addresses are for the tunnel: a LAN neighbour routing to one would reach the gateway's own
     // services (its SSH, say) from an address the tunnel's peers trust.
-    for (const address of settings.tunnelAddresses) {
-        rules.push({ table: "filter", chain: "INPUT", insert: true, rule: `-i ${settings.lanInterface} -d ${address}/32 -j DROP` });
+    for (const relay of settings.relays) {
+        rules.push({ table: "filter", chain: "INPUT", insert: true, rule: `-i ${settings.lanInterface} -d ${relay.ownAddress}/32 -j DROP` });
     }
     if (settings.ipv6) {
         rules.push({ table: "filter", chain: "INPUT", insert: true, rule: `-i ${settings.lanInterface} -d ${settings.ipv6.tunnelAddress}/128 -j DROP`, ipv6: true });
@@ -68,7 +67,7 @@ export function gatewayFirewallRules(settings: GatewayFirewallSettings): Firewal
     if (settings.masquerade) {
         // LAN hosts then answer the gateway, which needs no route for the tunnel subnets (or the other sites' LANs)
         // on the home router; for IPv6 the same, with the tunnel's prefix.
-        for (const source of [...settings.tunnelSubnets, ...(settings.ipv6 ? [settings.ipv6.tunnelPrefix] : []), ...settings.siteRoutes]) {
+        for (const source of [...settings.relays.map((relay) => relay.tunnelSubnet), ...(settings.ipv6 ? [settings.ipv6.tunnelPrefix] : []), ...settings.siteRoutes]) {
             rules.push({ table: "nat", chain: "POSTROUTING", rule: `-s ${source} -o ${settings.lanInterface} -j MASQUERADE`, ...family(source) });
         }
     }
@@ -89,15 +88,16 @@ export function relayDescription(relays: Pick<RelayAccess, "peerName">[], index:
 export function gatewayWgQuickConf(
     gateway: GatewaySettings,
     tunnel: TunnelNetwork,
-    relays: Pick<RelayView, "peerName" | "tunnelAddress" | "tunnelSubnet" | "wstunnelLocalPort" | "address">[],
+    relays: Pick<RelayView, "peerName" | "tunnelAddress" | "tunnelSubnet" | "wstunnelLocalPort" | "peers" | "address">[],
 ): WgQuickConf {
     // On auto its packets may cross either path at any time: UDP's MTU and clamp on both.
     const udp = gateway.transport !== "wstunnel";
+    const ownAddresses = relays.map((relay) => ({ tunnelSubnet: relay.tunnelSubnet, ownAddress: relayPeer(relay, gateway.name).tunnelAddress }));
     return {
         title: `WireGuard on ${gateway.name}, a LAN gateway`,
         interface: {
             address: [
-                ...gateway.tunnelAddresses.map((address) => `${address}/${tunnel.prefixLength}`),
+                ...ownAddresses.map((relay) => `${relay.ownAddress}/${tunnel.prefixLength}`),
                 ...(tunnel.ipv6 ? [`${gateway.tunnelAddress6}/${tunnel.ipv6.prefixLength}`] : []),
             ].join(", "),
             // On plain UDP its packets cross real networks; inside wstunnel no path MTU applies.
@@ -105,8 +105,7 @@ export function gatewayWgQuickConf(
             privateKey: { file: wireguardKeyPath },
             hooks: firewallHooks(
                 gatewayFirewallRules({
-                    tunnelSubnets: relays.map((relay) => relay.tunnelSubnet),
-                    tunnelAddresses: gateway.tunnelAddresses,
+                    relays: ownAddresses,
                     lanInterface: gateway.lanInterface,
                     lanSubnets: gateway.lanSubnets,
                     siteRoutes: gateway.siteRoutes,
@@ -126,7 +125,7 @@ export function gatewayWgQuickConf(
                 keepaliveSeconds: tunnel.keepaliveSeconds,
             }),
         ),
-        directives: autoTransportDirectives(gateway.transport, relays, gateway.tunnelAddresses),
+        directives: autoTransportDirectives(gateway.transport, relays, gateway.name),
     };
 }
 

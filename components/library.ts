@@ -2,7 +2,7 @@
 // index.ts is one such program (the network from the stack config); examples/ holds another, whose relay is a server
 // made in the same `pulumi up`.
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, Network, parseStackConfig, StackConfigInput } from "./config";
+import { ConfigError, Network, parseStackConfig, relayPeer, StackConfigInput } from "./config";
 import { isIpv4 } from "./net";
 import { LanGateway } from "./lanGateway";
 import { RoamingClient } from "./roamingClient";
@@ -128,8 +128,12 @@ export function createNetwork(network: LibraryNetwork, args: NetworkArgs): { rel
     const peersStaged = new Promise<pulumi.Resource[]>((resolve) => (resolvePeersStaged = resolve));
     // The first relay makes the stack's CA; every other one has its server certificate signed by it.
     const relays: VpsRelay[] = [];
-    network.relays.forEach((settings, index) => {
-        const onRelay = (addresses: string[]) => addresses[index];
+    network.relays.forEach((settings) => {
+        // Each peer at its addresses in this relay's subnet.
+        const onRelay = (name: string) => {
+            const { tunnelAddress, tunnelAddress6 } = relayPeer(settings, name);
+            return { tunnelAddress, tunnelAddress6 };
+        };
         relays.push(
             new VpsRelay(settings.name, {
                 relay: settings,
@@ -138,8 +142,8 @@ export function createNetwork(network: LibraryNetwork, args: NetworkArgs): { rel
                 ca: relays[0]?.ca,
                 key: keyOf(settings),
                 peers: [
-                    ...gateways.map(({ gateway, key, pathPrefix }) => ({ ...gateway, tunnelAddress: onRelay(gateway.tunnelAddresses), role: "gateway" as const, key, pathPrefix })),
-                    ...clients.map(({ client, key, pathPrefix }) => ({ ...client, tunnelAddress: onRelay(client.tunnelAddresses), role: "client" as const, lanSubnets: [], key, pathPrefix })),
+                    ...gateways.map(({ gateway, key, pathPrefix }) => ({ ...gateway, ...onRelay(gateway.name), role: "gateway" as const, key, pathPrefix })),
+                    ...clients.map(({ client, key, pathPrefix }) => ({ ...client, ...onRelay(client.name), role: "client" as const, lanSubnets: [], key, pathPrefix })),
                 ],
                 sshPrivateKey,
                 repair,

@@ -3,7 +3,7 @@
 // the relay's UDP port); on transport auto, the unit that moves the relay's endpoint between the two.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { TunnelNetwork, WstunnelSettings } from "./config";
+import { RelayPeerAddresses, relayPeer, TunnelNetwork, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages } from "./host";
 import { InterfaceSetting } from "./render/interfaces";
 import { autoTransportDirective, renderAutoTransportUnit } from "./render/autoTransport";
@@ -41,6 +41,8 @@ export interface RelayAccess {
     tunnelSubnet: string;
     /** Where the peer's wstunnel client for this relay listens. */
     wstunnelLocalPort: number;
+    /** Every gateway and client at its addresses in this relay's subnet: a peer asks for its own by name (relayPeer). */
+    peers: readonly Pick<RelayPeerAddresses, "name" | "tunnelAddress">[];
     publicKey: pulumi.Output<string>;
     peerCredentials: pulumi.Resource;
     /** Its steps that change what peers need to reach it (key, certificate, CA, unit): peers stage first, install after. */
@@ -60,19 +62,17 @@ export interface RelayAddress {
 }
 
 /** A relay as the renderers take it: its address known. */
-export type RelayView = Pick<RelayAccess, "peerName" | "tunnelAddress" | "tunnelSubnet" | "wstunnelLocalPort"> & { address: RelayAddress };
+export type RelayView = Pick<RelayAccess, "peerName" | "tunnelAddress" | "tunnelSubnet" | "wstunnelLocalPort" | "peers"> & { address: RelayAddress };
+
+/** A relay once its address is known. */
+function relayView(relay: RelayAccess): pulumi.Output<RelayView> {
+    const { peerName, tunnelAddress, tunnelSubnet, wstunnelLocalPort, peers } = relay;
+    return relay.address.apply((address): RelayView => ({ peerName, tunnelAddress, tunnelSubnet, wstunnelLocalPort, peers, address }));
+}
 
 /** Every relay once its address is known: what a peer's files are rendered from. */
 export function relayViews(relays: RelayAccess[]): pulumi.Output<RelayView[]> {
-    return pulumi.all(relays.map((relay) => relay.address)).apply((addresses) =>
-        relays.map((relay, index) => ({
-            peerName: relay.peerName,
-            tunnelAddress: relay.tunnelAddress,
-            tunnelSubnet: relay.tunnelSubnet,
-            wstunnelLocalPort: relay.wstunnelLocalPort,
-            address: addresses[index],
-        })),
-    );
+    return pulumi.all(relays.map(relayView));
 }
 
 /**
@@ -101,8 +101,8 @@ export function relayEndpoint(transport: PeerTransport, relay: Pick<RelayView, "
  */
 export function autoTransportDirectives(
     transport: PeerTransport,
-    relays: Pick<RelayView, "peerName" | "tunnelAddress" | "wstunnelLocalPort" | "address">[],
-    ownAddresses: string[],
+    relays: Pick<RelayView, "peerName" | "tunnelAddress" | "wstunnelLocalPort" | "peers" | "address">[],
+    peerName: string,
 ): string[] {
     if (transport !== "auto") {
         return [];
@@ -114,7 +114,7 @@ export function autoTransportDirectives(
             udpEndpoint: relayEndpoint("udp", relay),
             wstunnelEndpoint: relayEndpoint("wstunnel", relay),
             relayAddress: relay.tunnelAddress,
-            ownAddress: ownAddresses[0],
+            ownAddress: relayPeer(relay, peerName).tunnelAddress,
         }),
     ];
 }
@@ -177,10 +177,9 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): ProvisionedPe
     // certificate), and the others start after it (wstunnel reads both when it starts) and restart when either
     // changes.
     const tls = { mutualTls: args.clientCertificate !== undefined, stackCa: args.relays[0].caCertPem !== undefined };
-    const views = relayViews(args.relays);
     const clients = args.relays.map((relay, index) => {
         const files = wstunnelClientFiles({ name: relay.peerName, index });
-        return { relay, files, unitContent: views.apply((known) => wstunnelClientUnitContent(wstunnelClientSettings(known[index], tls), files)) };
+        return { relay, files, unitContent: relayView(relay).apply((view) => wstunnelClientUnitContent(wstunnelClientSettings(view, tls), files)) };
     });
     const relaysSwitched = args.relays.flatMap((relay) => relay.switched);
     const peerPublicKeys = args.relays.map((relay) => ({ name: relay.peerName, publicKey: relay.publicKey }));

@@ -5,7 +5,7 @@
 // that answers when the primary stops, and back. On transport auto (one relay, provisioned), a unit moves the relay's
 // endpoint between its UDP port and the local wstunnel client, by whether the relay answers over UDP.
 import * as pulumi from "@pulumi/pulumi";
-import { ClientSettings, isIpv6Network, TunnelNetwork } from "./config";
+import { ClientSettings, isIpv6Network, relayPeer, TunnelNetwork } from "./config";
 import { ClientBundle } from "./clientBundle";
 import { ipv4AllBut } from "./net";
 import { Host } from "./host";
@@ -33,13 +33,15 @@ export interface RoamingClientArgs extends PeerComponentArgs {
 export interface ClientConfRelay {
     name: string;
     tunnelSubnet: string;
+    /** The client's own address in this relay's subnet. */
+    ownAddress: string;
     publicKey: PublicKeySource;
     /** WireGuard's Endpoint: the local wstunnel listener for this relay, or the relay's UDP port. */
     endpoint: string;
 }
 
 export interface ClientConfSettings {
-    client: Pick<ClientSettings, "name" | "tunnelAddresses" | "tunnelAddress6" | "routes" | "fullTunnel" | "relayPreference" | "transport">;
+    client: Pick<ClientSettings, "name" | "tunnelAddress6" | "routes" | "fullTunnel" | "relayPreference" | "transport">;
     tunnel: TunnelNetwork;
     /** The (only) relay's public address, kept outside a full tunnel. */
     relayHost: string;
@@ -73,7 +75,7 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
         title: `WireGuard on ${client.name}, a roaming client`,
         interface: {
             address: [
-                ...client.tunnelAddresses.map((address) => `${address}/${tunnel.prefixLength}`),
+                ...settings.relays.map((relay) => `${relay.ownAddress}/${tunnel.prefixLength}`),
                 ...(tunnel.ipv6 ? [`${client.tunnelAddress6}/${tunnel.ipv6.prefixLength}`] : []),
             ].join(", "),
             // On plain UDP its packets cross real networks; inside wstunnel no path MTU applies. On auto, the
@@ -100,7 +102,7 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
 }
 
 /** What a client's bundle needs of a relay: how it is reached and its public key. */
-export type BundleRelay = Pick<RelayView, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "address"> & { publicKey: string };
+export type BundleRelay = Pick<RelayView, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "peers" | "address"> & { publicKey: string };
 
 export interface ClientBundleInputs {
     client: ClientSettings;
@@ -120,8 +122,8 @@ export interface ClientBundleInputs {
  * Each relay as the client's conf names it, its Endpoint the local wstunnel listener or the relay's UDP port (on
  * auto, UDP first: the transport unit moves it to wstunnel when UDP does not pass).
  */
-function confRelays<Relay extends Pick<RelayView, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "address">>(
-    client: Pick<ClientSettings, "transport">,
+function confRelays<Relay extends Pick<RelayView, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "peers" | "address">>(
+    client: Pick<ClientSettings, "name" | "transport">,
     relays: Relay[],
     publicKey: (relay: Relay, index: number) => PublicKeySource,
     /** One of relay.udpPorts to send to instead of WireGuard's port, at each relay that opens it. */
@@ -130,6 +132,7 @@ function confRelays<Relay extends Pick<RelayView, "peerName" | "tunnelSubnet" | 
     return relays.map((relay, index) => ({
         name: relay.peerName,
         tunnelSubnet: relay.tunnelSubnet,
+        ownAddress: relayPeer(relay, client.name).tunnelAddress,
         publicKey: publicKey(relay, index),
         endpoint: relayEndpoint(client.transport, relay, udpPort),
     }));
@@ -244,8 +247,8 @@ export class RoamingClient extends pulumi.ComponentResource {
             // Only the LAN routes move: a client without any stays on each relay's own subnet.
             const failover = relays.length > 1 && client.routes.length > 0;
             const failoverRelays = client.relayPreference.map((relayName) => {
-                const index = relays.findIndex((relay) => relay.peerName === relayName);
-                return { name: relayName, tunnelSubnet: relays[index].tunnelSubnet, relayAddress: relays[index].tunnelAddress, ownAddress: client.tunnelAddresses[index] };
+                const relay = relays.find((candidate) => candidate.peerName === relayName)!;
+                return { name: relayName, tunnelSubnet: relay.tunnelSubnet, relayAddress: relay.tunnelAddress, ownAddress: relayPeer(relay, client.name).tunnelAddress };
             });
             const conf = views.apply((known): WgQuickConf => ({
                 ...clientWgQuickConf({
@@ -259,7 +262,7 @@ export class RoamingClient extends pulumi.ComponentResource {
                 }),
                 directives: [
                     ...(failover ? [failoverDirective({ routes: client.routes, relays: failoverRelays })] : []),
-                    ...autoTransportDirectives(client.transport, known, client.tunnelAddresses),
+                    ...autoTransportDirectives(client.transport, known, client.name),
                 ],
             }));
             const { wireguard, template, staged, declare } = provisionPeerHost(host, {

@@ -90,6 +90,8 @@ export class VpsRelay extends pulumi.ComponentResource {
     /** This relay's tunnel subnet, and where gateways and clients have their local wstunnel listener for it. */
     readonly tunnelSubnet: string;
     readonly wstunnelLocalPort: number;
+    /** Every gateway and client at its addresses in this relay's subnet. */
+    readonly peers: RelaySettings["peers"];
     /** SSH settings, for gateways and clients reached through the relay as a jump host. */
     readonly connection: Connection;
     /** Where gateways and clients send WireGuard: the wss server (host, port) and, for direct UDP, the WireGuard port. */
@@ -101,6 +103,7 @@ export class VpsRelay extends pulumi.ComponentResource {
         this.peerName = relay.name;
         this.tunnelSubnet = relay.tunnel.subnet;
         this.wstunnelLocalPort = relay.wstunnelLocalPort;
+        this.peers = relay.peers;
         this.tunnelAddress = relay.tunnelAddress;
         const host = Host.overSsh(name, relay.ssh, { privateKey: args.sshPrivateKey, parent: this, repair: args.repair });
         this.connection = host.connection;

@@ -2,6 +2,6 @@
 // components take, parse.ts reads the stack's keys and reports what is wrong.
 export { configNamespace, wstunnelArchitectureOf, wstunnelArchitectures } from "./schema";
 export type { ExistingKeys, SshSettings, StackConfigInput, WstunnelArchitecture } from "./schema";
-export { githubReleaseBaseUrl, isIpv6Network } from "./resolve";
-export type { AccessGrant, ClientAccess, ClientSettings, GatewaySettings, Network, RelaySettings, SiteLink, TunnelNetwork, WstunnelBinarySource, WstunnelSettings } from "./resolve";
+export { githubReleaseBaseUrl, isIpv6Network, relayClients, relayPeer } from "./resolve";
+export type { AccessGrant, ClientAccess, ClientSettings, GatewaySettings, Network, RelayPeerAddresses, RelaySettings, SiteLink, TunnelNetwork, WstunnelBinarySource, WstunnelSettings } from "./resolve";
 export { ConfigError, parseStackConfig, sshPrivateKeyKey, stackConfigSchema, stackConfigValues } from "./parse";

@@ -12,14 +12,6 @@ function configuredRelays(config: ParsedConfig) {
     return config.relays ?? [config.relay!];
 }
 
-/**
- * Each relay's tunnel subnet: the first relay's is tunnel.subnet. A peer has one tunnel address per relay, with the
- * same host part in each subnet, so a reply always goes back through the relay whose subnet its destination is in.
- */
-function relaySubnets(config: ParsedConfig): Cidr[] {
-    return configuredRelays(config).map((relay, index) => parseCidr(index === 0 ? config.tunnel.subnet : relay.tunnelSubnet!)!);
-}
-
 /** `address` (in tunnel.subnet) moved into `subnet`, keeping its host part. */
 function addressIn(subnet: Cidr, tunnelSubnet: Cidr, address: string): string {
     return intToIp(subnet.network + (ipToInt(address) - tunnelSubnet.network));
@@ -40,11 +32,10 @@ function tunnelIpv6Prefix(config: ParsedConfig): IpNetwork | undefined {
 export const derivedIpv6Prefix = (relayName: string, publicAddress: string) => uniqueLocalPrefix(`wg-relay ${relayName} ${publicAddress}`);
 
 export function resolveNetwork(config: ParsedConfig) {
-    const subnets = relaySubnets(config);
-    const addressesOf = (address: string) => subnets.map((subnet) => addressIn(subnet, subnets[0], address));
+    const tunnelSubnet = parseCidr(config.tunnel.subnet)!;
     // With IPv6 (one relay), every tunnel address has a twin in the IPv6 prefix with the same host part.
     const ipv6Prefix = tunnelIpv6Prefix(config);
-    const ipv6AddressOf = (address: string) => (ipv6Prefix ? ipv6HostAddress(ipv6Prefix, ipToInt(address) - subnets[0].network) : undefined);
+    const ipv6AddressOf = (address: string) => (ipv6Prefix ? ipv6HostAddress(ipv6Prefix, ipToInt(address) - tunnelSubnet.network) : undefined);
     const { source, mirrorBaseUrl, localBinary, sha256, ...wstunnel } = config.wstunnel;
     const binary =
         source === "local"
@@ -68,14 +59,22 @@ export function resolveNetwork(config: ParsedConfig) {
     const { ipv6: _ipv6, ...tunnel } = config.tunnel;
     const ipv6 = ipv6Prefix ? { prefix: formatNetwork(ipv6Prefix), prefixLength: ipv6Prefix.prefix } : undefined;
     return {
-        tunnel: { ...tunnel, prefixLength: subnets[0].prefix, ipv6 },
+        tunnel: { ...tunnel, prefixLength: tunnelSubnet.prefix, ipv6 },
         // The first relay is every client's default primary and carries site-to-site traffic.
-        relays: relays.map(({ tunnelSubnet: _configured, ...relay }, index) => {
-            const subnet = subnets[index];
+        relays: relays.map(({ tunnelSubnet: configuredSubnet, ...relay }, index) => {
+            // The first relay's subnet is tunnel.subnet. A peer has an address in each relay's subnet, with the same
+            // host part in each, so a reply always goes back through the relay whose subnet its destination is in.
+            const subnet = index === 0 ? tunnelSubnet : parseCidr(configuredSubnet!)!;
             const subnetText = `${intToIp(subnet.network)}/${subnet.prefix}`;
             const tunnelAddress = relay.tunnelAddress ?? hostAddress(subnet, 1);
-            const tunnelAddress6 = ipv6AddressOf(relay.tunnelAddress ?? hostAddress(subnets[0], 1));
+            const tunnelAddress6 = ipv6AddressOf(relay.tunnelAddress ?? hostAddress(tunnelSubnet, 1));
             const thisRelay = { name: relay.name, networks: [`${tunnelAddress}/32`, ...optional(tunnelAddress6, "/128")] };
+            /** A peer's addresses here: its configured address (in tunnel.subnet) moved into this relay's subnet. */
+            const addressesHere = (address: string) => ({ tunnelAddress: addressIn(subnet, tunnelSubnet, address), tunnelAddress6: ipv6AddressOf(address) });
+            const networksHere = (address: string) => {
+                const here = addressesHere(address);
+                return [`${here.tunnelAddress}/32`, ...optional(here.tunnelAddress6, "/128")];
+            };
             return {
                 ...relay,
                 // The name firewall rules and the sysctl file use: the configured one, or the default route's, found on the host.
@@ -87,17 +86,21 @@ export function resolveNetwork(config: ParsedConfig) {
                 tunnelAddress6,
                 /** Where every gateway and client has its local wstunnel listener for this relay. */
                 wstunnelLocalPort: config.wstunnel.localPort + index,
-                // What each client may reach through this relay and on it, at its own address in this relay's subnet;
-                // a full-tunnel client also the internet.
-                clientAccess: config.clients.map((client) => ({
-                    name: client.name,
-                    tunnelAddress: addressesOf(client.tunnelAddress)[index],
-                    tunnelAddress6: ipv6AddressOf(client.tunnelAddress),
-                    fullTunnel: client.fullTunnel,
-                    access: resolveAccess(client.access, clientRoutes(client), config, thisRelay, (address) => [`${addressesOf(address)[index]}/32`, ...optional(ipv6AddressOf(address), "/128")]),
-                })),
-                /** The gateways at their addresses in this relay's subnet: their heartbeat reaches the relay itself. */
-                gatewayAddresses: config.gateways.map((gateway) => addressesOf(gateway.tunnelAddress)[index]),
+                /**
+                 * Every gateway, then every client, at its addresses in this relay's subnet (relayPeer asks for one by
+                 * name); with each client what it may reach through this relay and on it, and whether a full tunnel
+                 * takes it to the internet.
+                 */
+                peers: [
+                    ...config.gateways.map((gateway) => ({ name: gateway.name, role: "gateway" as const, ...addressesHere(gateway.tunnelAddress) })),
+                    ...config.clients.map((client) => ({
+                        name: client.name,
+                        role: "client" as const,
+                        ...addressesHere(client.tunnelAddress),
+                        fullTunnel: client.fullTunnel,
+                        access: resolveAccess(client.access, clientRoutes(client), config, thisRelay, networksHere),
+                    })),
+                ],
                 siteLinks: index === 0 ? siteLinks : [],
             };
         }),
@@ -106,8 +109,6 @@ export function resolveNetwork(config: ParsedConfig) {
             ...gateway,
             lanInterface: gateway.lanInterface ?? defaultRouteInterface,
             lanInterfaceKey: `wg-relay:gateways[${index}].lanInterface`,
-            /** Its address in each relay's subnet, in the order of relays. */
-            tunnelAddresses: addressesOf(gateway.tunnelAddress),
             tunnelAddress6: ipv6AddressOf(gateway.tunnelAddress),
             /** The other sites' LANs, routed through the first relay. */
             siteRoutes: gateway.siteToSite ? sites.filter((other) => other !== gateway).flatMap((other) => other.lanSubnets) : [],
@@ -120,7 +121,6 @@ export function resolveNetwork(config: ParsedConfig) {
             return {
                 ...settings,
                 routes: clientRoutes(client),
-                tunnelAddresses: addressesOf(client.tunnelAddress),
                 tunnelAddress6: ipv6AddressOf(client.tunnelAddress),
                 /** Relay names in the order the client prefers them: its primary, then the others as configured. */
                 relayPreference: [primary, ...relayNames.filter((relayName) => relayName !== primary)],
@@ -168,6 +168,18 @@ function resolveAccess(
     });
 }
 
+/** The peer named `peerName` as `relay` has it (its addresses in the relay's subnet): how a consumer asks a relay. */
+export function relayPeer<Peer extends { name: string }>(relay: { peers: readonly Peer[] }, peerName: string): Peer {
+    const peer = relay.peers.find((candidate) => candidate.name === peerName);
+    if (peer === undefined) {
+        throw new Error(`${peerName} is no gateway or client of this relay`);
+    }
+    return peer;
+}
+
+/** The clients among a relay's peers, in config order. */
+export const relayClients = (relay: { peers: readonly RelayPeerAddresses[] }) => relay.peers.filter((peer): peer is ClientAccess => peer.role === "client");
+
 const optional = (value: string | undefined, suffix: string) => (value === undefined ? [] : [`${value}${suffix}`]);
 export const isIpv6Network = (text: string) => text.includes(":");
 
@@ -179,6 +191,9 @@ export type WstunnelSettings = Network["wstunnel"];
 export type WstunnelBinarySource = WstunnelSettings["binary"];
 export type GatewaySettings = Network["gateways"][number];
 export type ClientSettings = Network["clients"][number];
-export type ClientAccess = RelaySettings["clientAccess"][number];
+/** A gateway or client as a relay has it: at its addresses in that relay's subnet. */
+export type RelayPeerAddresses = RelaySettings["peers"][number];
+/** A client as a relay has it: its addresses there, and what it may reach through the relay and on it. */
+export type ClientAccess = Extract<RelayPeerAddresses, { role: "client" }>;
 export type AccessGrant = ClientAccess["access"][number];
 export type SiteLink = RelaySettings["siteLinks"][number];

@@ -6,7 +6,7 @@
 // `iptables-restore --noflush`, which replaces the chains' rules in one go and touches no other chain; wg0's template
 // holds only stable jumps into the chains and the same load on PostUp, so a changed rule never restarts WireGuard.
 // Both families always: kernel WireGuard takes IPv6 whether or not the tunnel carries it.
-import { AccessGrant, ClientAccess, isIpv6Network, RelaySettings, SiteLink } from "../config";
+import { AccessGrant, ClientAccess, isIpv6Network, relayClients, RelaySettings, SiteLink } from "../config";
 import { wireguardInterface } from "./paths";
 import { Hook } from "./wireguard";
 
@@ -15,8 +15,8 @@ export const inputChain = "WG-RELAY-INPUT";
 export const egressChain = "WG-RELAY-EGRESS";
 export const natChain = "WG-RELAY-NAT";
 
-/** What the relay's rules are made of: its clients' grants, the site links, its own addresses, its gateways. */
-export type RelayRulesSettings = Pick<RelaySettings, "clientAccess" | "siteLinks" | "gatewayAddresses" | "tunnelAddress" | "tunnelAddress6" | "publicInterface" | "tunnel">;
+/** What the relay's rules are made of: its peers (the clients with their grants), the site links, its own addresses. */
+export type RelayRulesSettings = Pick<RelaySettings, "peers" | "siteLinks" | "tunnelAddress" | "tunnelAddress6" | "publicInterface" | "tunnel">;
 
 /** Which of iptables' two tables a rules file is for. */
 export type Family = "ipv4" | "ipv6";
@@ -108,14 +108,15 @@ function inputChainLines(relay: RelayRulesSettings, family: Family): string[] {
     ];
     if (family === "ipv4") {
         const relayHost = `${relay.tunnelAddress}/32`;
+        const gateways = relay.peers.filter((peer) => peer.role === "gateway");
         lines.push(
             "# clients' failover probes: a ping to the relay's tunnel address",
             `-A ${inputChain} -s ${relay.tunnel.subnet} -d ${relayHost} -p icmp -m icmp --icmp-type echo-request -j ACCEPT`,
-            ...(relay.gatewayAddresses.length === 0 ? [] : ["# gateways' heartbeat: a datagram to the discard port, so a session the relay forgot is renewed"]),
-            ...relay.gatewayAddresses.map((address) => `-A ${inputChain} -s ${address}/32 -d ${relayHost} -p udp -m udp --dport ${heartbeatPort} -j ACCEPT`),
+            ...(gateways.length === 0 ? [] : ["# gateways' heartbeat: a datagram to the discard port, so a session the relay forgot is renewed"]),
+            ...gateways.map((gateway) => `-A ${inputChain} -s ${gateway.tunnelAddress}/32 -d ${relayHost} -p udp -m udp --dport ${heartbeatPort} -j ACCEPT`),
         );
     }
-    for (const client of relay.clientAccess) {
+    for (const client of relayClients(relay)) {
         const address = family === "ipv6" ? client.tunnelAddress6 : client.tunnelAddress;
         for (const grant of client.access.filter((candidate) => candidate.kind === "relay")) {
             const destinations = grant.destinations.filter(ofFamily(family));
@@ -145,7 +146,7 @@ function egressChainLines(relay: RelayRulesSettings, family: Family): string[] {
         `-A ${egressChain} -o ${wireguardInterface} -j RETURN`,
         `-A ${egressChain} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
     ];
-    const fullTunnel = family === "ipv4" ? relay.clientAccess.filter((client) => client.fullTunnel) : [];
+    const fullTunnel = family === "ipv4" ? relayClients(relay).filter((client) => client.fullTunnel) : [];
     if (fullTunnel.length > 0) {
         lines.push("# link-local addresses (the provider's metadata service): no client's", `-A ${egressChain} -d ${linkLocal} -j DROP`);
     }
@@ -164,7 +165,7 @@ function natChainLines(relay: RelayRulesSettings): string[] {
     return [
         `# Full-tunnel clients masqueraded onto the internet (POSTROUTING jumps to ${natChain}):`,
         `:${natChain} - [0:0]`,
-        ...relay.clientAccess
+        ...relayClients(relay)
             .filter((client) => client.fullTunnel)
             .map((client) => `-A ${natChain} -s ${client.tunnelAddress}/32 -o ${relay.publicInterface} -m comment --comment wg-relay:${client.name} -j MASQUERADE`),
     ];
@@ -173,7 +174,7 @@ function natChainLines(relay: RelayRulesSettings): string[] {
 /** The relay's chains of a family, by table: each table's lines in iptables-restore's form (comments, chains, rules). */
 function accessRuleTables(relay: RelayRulesSettings, family: Family): { table: "filter" | "nat"; lines: string[] }[] {
     return [
-        { table: "filter", lines: [...accessChainLines(relay.clientAccess, relay.siteLinks, family), ...inputChainLines(relay, family), ...egressChainLines(relay, family)] },
+        { table: "filter", lines: [...accessChainLines(relayClients(relay), relay.siteLinks, family), ...inputChainLines(relay, family), ...egressChainLines(relay, family)] },
         ...(family === "ipv4" ? [{ table: "nat" as const, lines: natChainLines(relay) }] : []),
     ];
 }

@@ -30,6 +30,7 @@ function confsOf(label: string, input: StackConfigInput): Record<string, string>
         peerName: relay.name,
         tunnelSubnet: relay.tunnel.subnet,
         wstunnelLocalPort: relay.wstunnelLocalPort,
+        peers: relay.peers,
         address: relayAddress(relay),
         publicKey: key(100 + index),
     }));

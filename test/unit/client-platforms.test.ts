@@ -88,7 +88,7 @@ describe("client platforms: what runs wstunnel beside the WireGuard app", () => 
                 { name: "laptop", tunnelAddress: "10.10.0.7" },
             ],
         } as Record<string, unknown>);
-        const relays = stack.relays.map((each) => ({ peerName: each.name, tunnelSubnet: each.tunnel.subnet, wstunnelLocalPort: each.wstunnelLocalPort, address: relayAddress(each), publicKey: "KEY" }));
+        const relays = stack.relays.map((each) => ({ peerName: each.name, tunnelSubnet: each.tunnel.subnet, wstunnelLocalPort: each.wstunnelLocalPort, peers: each.peers, address: relayAddress(each), publicKey: "KEY" }));
         const files = Object.fromEntries(
             stack.clients.map((client) => {
                 const bundle = renderClientBundle({ client, tunnel: stack.tunnel, relays, privateKey: "KEY", pathPrefix: client.transport === "udp" ? undefined : "Prefix1", caCertificate: "CA" });

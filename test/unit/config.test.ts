@@ -1,4 +1,4 @@
-import { ConfigError, parseStackConfig, StackConfigInput, stackConfigValues } from "../../components/config";
+import { ConfigError, parseStackConfig, relayClients, relayPeer, StackConfigInput, stackConfigValues } from "../../components/config";
 import { testHostKey, validConfig } from "./fixtures";
 
 function problemsOf(config: unknown): string[] {
@@ -47,8 +47,13 @@ describe("stack config", () => {
                 c.wstunnel = { source: "mirror", mirrorBaseUrl: "http://mirror.example/wstunnel/", sha256: { arm64: "b".repeat(64) } };
             }) as Record<string, unknown>,
         );
-        expect(config.relays[0]).toMatchObject({ publicAddress: "198.51.100.10", tunnelAddress: "10.10.0.1", gatewayAddresses: ["10.10.0.2"] });
-        expect(config.relays[0].clientAccess.map((client) => [client.name, client.fullTunnel])).toEqual([
+        expect(config.relays[0]).toMatchObject({ publicAddress: "198.51.100.10", tunnelAddress: "10.10.0.1" });
+        expect(config.relays[0].peers.map((peer) => [peer.name, peer.role, peer.tunnelAddress])).toEqual([
+            ["rpi1", "gateway", "10.10.0.2"],
+            ["laptop", "client", "10.10.0.3"],
+            ["phone", "client", "10.10.0.9"],
+        ]);
+        expect(relayClients(config.relays[0]).map((client) => [client.name, client.fullTunnel])).toEqual([
             ["laptop", false],
             ["phone", true],
         ]);
@@ -214,8 +219,8 @@ describe("stack config", () => {
                 c.clients!.push({ name: "phone", tunnelAddress: "10.10.0.4", access: [{ to: "laptop", protocol: "tcp", ports: [22, "8000-8080"] }, { to: "rpi1" }, { to: "192.168.1.20" }] });
             }) as Record<string, unknown>,
         );
-        expect(config.relays[0].clientAccess[0].access).toEqual([{ to: "192.168.1.0/24", kind: "network", destinations: ["192.168.1.0/24"], protocol: undefined, ports: undefined }]);
-        expect(config.relays[0].clientAccess[1].access).toEqual([
+        expect(relayClients(config.relays[0])[0].access).toEqual([{ to: "192.168.1.0/24", kind: "network", destinations: ["192.168.1.0/24"], protocol: undefined, ports: undefined }]);
+        expect(relayClients(config.relays[0])[1].access).toEqual([
             { to: "laptop", kind: "client", destinations: ["10.10.0.3/32"], protocol: "tcp", ports: ["22", "8000:8080"] },
             { to: "rpi1", kind: "gateway", destinations: ["192.168.1.0/24"], protocol: undefined, ports: undefined },
             { to: "192.168.1.20", kind: "network", destinations: ["192.168.1.20/32"], protocol: undefined, ports: undefined },
@@ -246,7 +251,7 @@ describe("stack config", () => {
             ["relay", "10.10.0.0/24", "10.10.0.1", 51820, "198.51.100.10"],
             ["relay2", "10.10.1.0/24", "10.10.1.1", 51821, "198.51.100.20"],
         ]);
-        expect(config.gateways.map((gateway) => gateway.tunnelAddresses)).toEqual([
+        expect(config.gateways.map((gateway) => config.relays.map((relay) => relayPeer(relay, gateway.name).tunnelAddress))).toEqual([
             ["10.10.0.2", "10.10.1.2"],
             ["10.10.0.6", "10.10.1.6"],
         ]);
@@ -255,19 +260,19 @@ describe("stack config", () => {
             ["relay2", "relay"],
         ]);
         // Each relay sees each client at the client's address in its own subnet, in its access rules too.
-        expect(config.relays.map((relay) => relay.clientAccess.map((client) => client.tunnelAddress))).toEqual([
+        expect(config.relays.map((relay) => relayClients(relay).map((client) => client.tunnelAddress))).toEqual([
             ["10.10.0.3", "10.10.0.4"],
             ["10.10.1.3", "10.10.1.4"],
         ]);
-        expect(config.relays[1].clientAccess[1].access).toEqual([{ to: "laptop", kind: "client", destinations: ["10.10.1.3/32"], protocol: undefined, ports: undefined }]);
-        expect(config.relays[1].clientAccess[0].access.map((grant) => grant.destinations)).toEqual([["192.168.1.0/24"], ["192.168.2.0/24"]]);
+        expect(relayClients(config.relays[1])[1].access).toEqual([{ to: "laptop", kind: "client", destinations: ["10.10.1.3/32"], protocol: undefined, ports: undefined }]);
+        expect(relayClients(config.relays[1])[0].access.map((grant) => grant.destinations)).toEqual([["192.168.1.0/24"], ["192.168.2.0/24"]]);
     });
 
     it("keeps a single relay's model as it was: `relay` is the one relay, on tunnel.subnet", () => {
         const config = parseStackConfig(validConfig() as Record<string, unknown>);
         expect(config.relays).toHaveLength(1);
         expect(config.relays[0]).toMatchObject({ tunnel: config.tunnel, tunnelAddress: "10.10.0.1", wstunnelLocalPort: 51820, siteLinks: [] });
-        expect(config.gateways[0].tunnelAddresses).toEqual(["10.10.0.2"]);
+        expect(config.relays.map((relay) => relayPeer(relay, "rpi1").tunnelAddress)).toEqual(["10.10.0.2"]);
         expect(config.gateways[0].siteRoutes).toEqual([]);
     });
 
@@ -426,7 +431,7 @@ describe("IPv6 inside the tunnel", () => {
         const config = parseStackConfig(validConfig() as Record<string, unknown>);
         expect(config.tunnel.ipv6).toBeUndefined();
         expect([config.relays[0].tunnelAddress6, config.gateways[0].tunnelAddress6, config.clients[0].tunnelAddress6]).toEqual([undefined, undefined, undefined]);
-        expect(config.relays[0].clientAccess[0].access[0].destinations).toEqual(["192.168.1.0/24"]);
+        expect(relayClients(config.relays[0])[0].access[0].destinations).toEqual(["192.168.1.0/24"]);
         expect(problemsOf(withChange((c) => c.gateways![0].lanSubnets.push("fd00:1::/64")))).toEqual([
             "wg-relay:gateways[0].lanSubnets[1]: fd00:1::/64 is an IPv6 network: set tunnel.ipv6.enabled: true to route IPv6 LANs",
         ]);
@@ -445,7 +450,7 @@ describe("IPv6 inside the tunnel", () => {
         expect(config.clients[0].tunnelAddress6).toBe(host(3));
         expect(config.relays[0].tunnel.ipv6).toEqual({ prefix, prefixLength: 64 });
         expect(config.clients[0].routes).toEqual(["192.168.1.0/24", "fd00:1::/64"]);
-        expect(config.relays[0].clientAccess[0]).toMatchObject({ tunnelAddress6: host(3), access: [{ to: "192.168.1.0/24" }, { to: "fd00:1::/64" }] });
+        expect(relayClients(config.relays[0])[0]).toMatchObject({ tunnelAddress6: host(3), access: [{ to: "192.168.1.0/24" }, { to: "fd00:1::/64" }] });
     });
 
     it("takes a configured prefix, and resolves a client's name and an IPv6 host in access rules", () => {
@@ -457,7 +462,7 @@ describe("IPv6 inside the tunnel", () => {
             }) as Record<string, unknown>,
         );
         expect(config.clients[1].tunnelAddress6).toBe("fd12:3456:789a:1::4");
-        expect(config.relays[0].clientAccess[1].access.map((grant) => grant.destinations)).toEqual([
+        expect(relayClients(config.relays[0])[1].access.map((grant) => grant.destinations)).toEqual([
             ["10.10.0.3/32", "fd12:3456:789a:1::3/128"],
             ["fd00:1::20/128"],
             ["192.168.1.0/24", "fd00:1::/64"],
@@ -468,8 +473,8 @@ describe("IPv6 inside the tunnel", () => {
         const config = parseStackConfig(withIpv6() as Record<string, unknown>);
         const gatewayAddress6 = config.gateways[0].tunnelAddress6!;
         const laptopWith = (to: string) => withIpv6((c) => (c.clients![0].access = [{ to, protocol: "icmp" }]));
-        expect(parseStackConfig(laptopWith(gatewayAddress6) as Record<string, unknown>).relays[0].clientAccess[0].access[0].destinations).toEqual([`${gatewayAddress6}/128`]);
-        expect(parseStackConfig(laptopWith("10.10.0.2") as Record<string, unknown>).relays[0].clientAccess[0].access[0].destinations).toEqual(["10.10.0.2/32"]);
+        expect(relayClients(parseStackConfig(laptopWith(gatewayAddress6) as Record<string, unknown>).relays[0])[0].access[0].destinations).toEqual([`${gatewayAddress6}/128`]);
+        expect(relayClients(parseStackConfig(laptopWith("10.10.0.2") as Record<string, unknown>).relays[0])[0].access[0].destinations).toEqual(["10.10.0.2/32"]);
         expect(problemsOf(laptopWith(gatewayAddress6.replace(/::2$/, "::9")))).toEqual([
             `wg-relay:clients[0].access[0].to: ${gatewayAddress6.replace(/::2$/, "::9")} is outside this client's routes (192.168.1.0/24); name another client by its name`,
         ]);

@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseStackConfig } from "../../components/config";
+import { parseStackConfig, relayPeer } from "../../components/config";
 import { ipv4AllBut } from "../../components/net";
 import { clientWgQuickConf, renderClientBundle } from "../../components/roamingClient";
 import { gatewayFirewallRules, gatewayWgQuickConf } from "../../components/lanGateway";
@@ -36,7 +36,7 @@ const [rpi1] = network.gateways;
 const [laptop] = network.clients;
 const [relay] = network.relays;
 /** The relay as a gateway's template names it. */
-const relayForPeers = { peerName: "relay", tunnelAddress: "10.10.0.1", tunnelSubnet: "10.10.0.0/24", wstunnelLocalPort: 51820, address: relayAddress(relay) };
+const relayForPeers = { peerName: "relay", tunnelAddress: "10.10.0.1", tunnelSubnet: "10.10.0.0/24", wstunnelLocalPort: 51820, peers: relay.peers, address: relayAddress(relay) };
 const base64Key = /[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=/;
 
 /** The relay's wg0 conf, as its plan has it, with a preshared key for the peers named. */
@@ -94,7 +94,7 @@ describe("wg-quick templates: every key named, never written", () => {
                     client: { ...laptop, transport },
                     tunnel: network.tunnel,
                     relayHost: "198.51.100.10",
-                    relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { ofPeer: "relay" }, endpoint: "198.51.100.10:51820" }],
+                    relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", ownAddress: "10.10.0.3", publicKey: { ofPeer: "relay" }, endpoint: "198.51.100.10:51820" }],
                     privateKey: { file: "/etc/wireguard/wg0.key" },
                     stockApp: false,
                 }),
@@ -169,7 +169,7 @@ describe("wg-quick templates: every key named, never written", () => {
             client: { ...laptop, fullTunnel: true },
             tunnel: network.tunnel,
             relayHost: "198.51.100.10",
-            relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { ofPeer: "relay" }, endpoint: "127.0.0.1:51820" }],
+            relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", ownAddress: "10.10.0.3", publicKey: { ofPeer: "relay" }, endpoint: "127.0.0.1:51820" }],
             privateKey: { file: "/etc/wireguard/wg0.key" },
             stockApp: false,
         });
@@ -186,7 +186,7 @@ describe("client bundle confs: keys inline", () => {
         client: laptop,
         tunnel: network.tunnel,
         relayHost: "198.51.100.10",
-        relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { inline: "RELAY-PUBLIC-KEY" }, endpoint: "127.0.0.1:51820" }],
+        relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", ownAddress: "10.10.0.3", publicKey: { inline: "RELAY-PUBLIC-KEY" }, endpoint: "127.0.0.1:51820" }],
         privateKey: { inline: "CLIENT-PRIVATE-KEY" },
         stockApp: true,
     };
@@ -220,7 +220,7 @@ describe("client bundle confs: keys inline", () => {
             relay: { ...validConfig().relay!, allowDirectUdp: true, udpPorts: [53, 443] },
             clients: [{ name: "phone", tunnelAddress: "10.10.0.4", transport: "udp" }, { name: "laptop", tunnelAddress: "10.10.0.3" }],
         } as Record<string, unknown>);
-        const relays = stack.relays.map((each) => ({ peerName: each.name, tunnelSubnet: each.tunnel.subnet, wstunnelLocalPort: each.wstunnelLocalPort, address: relayAddress(each), publicKey: "RELAY-PUBLIC-KEY" }));
+        const relays = stack.relays.map((each) => ({ peerName: each.name, tunnelSubnet: each.tunnel.subnet, wstunnelLocalPort: each.wstunnelLocalPort, peers: each.peers, address: relayAddress(each), publicKey: "RELAY-PUBLIC-KEY" }));
         const bundle = (client: (typeof stack.clients)[number]) => renderClientBundle({ client, tunnel: stack.tunnel, relays, privateKey: "CLIENT-PRIVATE-KEY", pathPrefix: client.transport === "udp" ? undefined : "p" });
         const phone = bundle(stack.clients[0]);
         expect(phone.wireguardConf).toContain("Endpoint = 198.51.100.10:51820\n");
@@ -275,7 +275,7 @@ describe("firewall rules", () => {
     });
 
     it("lets the gateway forward to each LAN and the replies back, keeps its tunnel address off the LAN, and masquerades only when asked", () => {
-        const settings = { tunnelSubnets: ["10.10.0.0/24"], tunnelAddresses: ["10.10.0.2"], lanInterface: "eth0", lanSubnets: ["192.168.1.0/24", "192.168.2.0/24"], siteRoutes: [], clampMss: false };
+        const settings = { relays: [{ tunnelSubnet: "10.10.0.0/24", ownAddress: "10.10.0.2" }], lanInterface: "eth0", lanSubnets: ["192.168.1.0/24", "192.168.2.0/24"], siteRoutes: [], clampMss: false };
         const masquerading = firewallHooks(gatewayFirewallRules({ ...settings, masquerade: true })).map((hook) => hook.up);
         expect(masquerading).toEqual([
             `iptables -A FORWARD -i %i -o eth0 -d 192.168.1.0/24 -j ACCEPT ${comment}`,
@@ -715,6 +715,7 @@ describe("several sites and relays", () => {
         tunnelAddress: each.tunnelAddress,
         tunnelSubnet: each.tunnel.subnet,
         wstunnelLocalPort: each.wstunnelLocalPort,
+        peers: each.peers,
         address: relayAddress(each),
     }));
 
@@ -754,6 +755,7 @@ describe("several sites and relays", () => {
         const relays = sites.relays.map((each, index) => ({
             name: each.name,
             tunnelSubnet: each.tunnel.subnet,
+            ownAddress: relayPeer(each, laptop.name).tunnelAddress,
             publicKey: { ofPeer: each.name },
             endpoint: `127.0.0.1:${51820 + index}`,
         }));
@@ -962,8 +964,7 @@ describe("IPv6 inside the tunnel", () => {
     it("links sites only within a family", () => {
         const hooks = firewallHooks(
             gatewayFirewallRules({
-                tunnelSubnets: ["10.10.0.0/24"],
-                tunnelAddresses: ["10.10.0.2"],
+                relays: [{ tunnelSubnet: "10.10.0.0/24", ownAddress: "10.10.0.2" }],
                 lanInterface: "eth0",
                 lanSubnets: ["192.168.1.0/24", "fd00:1::/64"],
                 siteRoutes: ["192.168.2.0/24", "fd00:2::/64"],
@@ -983,7 +984,7 @@ describe("IPv6 inside the tunnel", () => {
             client: v6laptop,
             tunnel: ipv6.tunnel,
             relayHost: "198.51.100.10",
-            relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", publicKey: { inline: "RELAY-PUBLIC-KEY" }, endpoint: "127.0.0.1:51820" }],
+            relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", ownAddress: "10.10.0.3", publicKey: { inline: "RELAY-PUBLIC-KEY" }, endpoint: "127.0.0.1:51820" }],
             privateKey: { inline: "CLIENT-PRIVATE-KEY" },
             stockApp: false,
         };

@@ -266,6 +266,9 @@ describe("stack config", () => {
         ]);
         expect(relayClients(config.relays[1])[1].access).toEqual([{ to: "laptop", kind: "client", destinations: ["10.10.1.3/32"], protocol: undefined, ports: undefined }]);
         expect(relayClients(config.relays[1])[0].access.map((grant) => grant.destinations)).toEqual([["192.168.1.0/24"], ["192.168.2.0/24"]]);
+        // A relay is asked by a peer's name; a name it does not have is an error, not an undefined address.
+        expect(relayPeer(config.relays[1], "phone")).toMatchObject({ role: "client", tunnelAddress: "10.10.1.4" });
+        expect(() => relayPeer(config.relays[1], "tablet")).toThrow("tablet is no gateway or client of this relay");
     });
 
     it("keeps a single relay's model as it was: `relay` is the one relay, on tunnel.subnet", () => {

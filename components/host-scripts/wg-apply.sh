@@ -10,7 +10,8 @@
 # the config left to the host) stands for the interface of the host's default route. wg-apply writes CONF (the conf
 # wg-quick reads; the interface is named after it) with the keys and that interface filled in, then:
 #   - interface down: enables and starts it;
-#   - [Interface] settings changed (address, port, MTU, hooks; a new private key is not one): restarts it;
+#   - [Interface] settings changed (address, port, MTU, hooks; a new private key is not one): restarts it, setting
+#     the endpoints its peers without an Endpoint of their own had roamed to again;
 #   - otherwise `wg syncconf` applies peers, keys and preshared keys without a restart (and removes peers added by
 #     hand), and the interface's routes follow the peers' AllowedIPs; the endpoint of a relay's peer on transport
 #     auto stays the one wg-transport set. After a new private key, or towards a peer
@@ -174,6 +175,15 @@ fill_in_keys >"$filled"
 interface_part() { sed -e '/^\[Peer\]/,$d' -e '/^PrivateKey = /d' "$1"; }
 private_key_line() { grep '^PrivateKey = ' "$1" || true; }
 peer_public_keys() { sed -n 's/^PublicKey = //p' "$1" | sort; }
+# The public keys of the peers CONF gives no Endpoint: those it learns from their packets (a relay's gateways and
+# clients), wherever they roam.
+roaming_peer_keys() {
+    awk 'function flush() { if (key != "" && !endpoint) print key }
+        /^\[/ { flush(); key = ""; endpoint = 0; peer = ($0 == "[Peer]") }
+        peer && /^PublicKey = / { key = $3 }
+        peer && /^Endpoint = / { endpoint = 1 }
+        END { flush() }' "$1"
+}
 
 # PostUp's iptables and ip6tables rules, each added again when its check misses it (CONF has the default route's
 # interface filled in already).
@@ -197,11 +207,20 @@ if ! systemctl is-active --quiet "$unit"; then
     systemctl restart "$unit"
 elif [ ! -f "$applied" ] || [ "$(interface_part "$filled")" != "$(interface_part "$applied")" ]; then
     echo "wg-apply: interface settings changed, restarting $iface"
+    # A restart forgets where the roaming peers are: the relay could not reach a client or gateway until it
+    # handshakes again (WireGuard's rekey, over 10 s for a peer not kept alive). Their endpoints are set again.
+    roamed=$(wg show "$iface" endpoints | grep -v '(none)$' || true)
     # wg-quick's PostDown must undo what the running interface's PostUp did (a rule the new conf no longer has,
     # say), and wg-quick reads the conf when it stops: stop with the conf it started with, then start the new one.
     systemctl stop "$unit"
     mv -f "$filled" "$conf"
     systemctl start "$unit"
+    roaming=$(roaming_peer_keys "$conf")
+    while read -r peer endpoint; do
+        if [ -n "$peer" ] && grep -qxF -- "$peer" <<<"$roaming"; then
+            wg set "$iface" peer "$peer" endpoint "$endpoint"
+        fi
+    done <<<"$roamed"
 else
     mv -f "$filled" "$conf"
     echo "wg-apply: syncing peers and keys of $iface without a restart"

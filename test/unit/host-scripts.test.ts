@@ -57,11 +57,11 @@ esac`;
 // Stand-ins: each records "NAME ARGS..." in $CALLS and keeps what it must in $STATE.
 const stubs: Record<string, string> = {
     // As wg-quick down and up do, a stop runs the PostDown lines of the conf on disk at that moment, and a start
-    // the PostUp lines of the conf it starts with.
+    // the PostUp lines of the conf it starts with; the peers' roaming endpoints are gone after a start.
     systemctl: `
 hooks() { sed -n "s/^$1 = //p" "$2" | sed 's/%i/wg0/g' | while IFS= read -r hook; do eval "$hook"; done; }
 stop() { if [ -e "$STATE/active" ]; then hooks PostDown "$CONF_UNDER_TEST"; rm -f "$STATE/active"; fi; }
-start() { touch "$STATE/active"; cp "$CONF_UNDER_TEST" "$STATE/running.conf"; rm -f "$STATE/synced.conf"; hooks PostUp "$CONF_UNDER_TEST"; }
+start() { touch "$STATE/active"; cp "$CONF_UNDER_TEST" "$STATE/running.conf"; rm -f "$STATE/synced.conf" "$STATE/endpoints"; hooks PostUp "$CONF_UNDER_TEST"; }
 case "$1" in
   is-active) [ -e "$STATE/active" ] ;;
   stop) stop ;;
@@ -117,7 +117,7 @@ describe("wg-apply", () => {
     let paths: { template: string; publicKeys: string; conf: string; applied: string; key: string; psk: string; calls: string; state: string };
     let env: NodeJS.ProcessEnv;
 
-    const template = (options: { mtu?: number; laptop?: boolean; laptopRouteMtu?: number; directUdp?: boolean; ipv6?: boolean } = {}) =>
+    const template = (options: { mtu?: number; laptop?: boolean; laptopRouteMtu?: number; laptopEndpoint?: string; directUdp?: boolean; ipv6?: boolean } = {}) =>
         [
             "[Interface]",
             "Address = 10.10.0.1/24",
@@ -147,6 +147,7 @@ describe("wg-apply", () => {
                       ...(options.laptopRouteMtu ? [`# wg-relay route MTU: ${options.laptopRouteMtu}`] : []),
                       "PublicKey = <public key of laptop>",
                       `AllowedIPs = 10.10.0.3/32${options.ipv6 ? ", fd00:1::3/128, fd00:2::/64" : ""}`,
+                      ...(options.laptopEndpoint ? [`Endpoint = ${options.laptopEndpoint}`] : []),
                   ]
                 : []),
             "",
@@ -336,6 +337,25 @@ describe("wg-apply", () => {
         expect(wgApply().stdout).toContain("interface settings changed, restarting wg0");
         expect(restarted()).toBe(true);
         expect(synced()).toBe(false);
+    });
+
+    it("sets the endpoints peers roamed to again after a restart: only peers still there with no Endpoint in the conf", () => {
+        writeFileSync(paths.template, template({ laptop: true }));
+        writeFileSync(paths.publicKeys, publicKeys(true));
+        expect(wgApply().status).toBe(0);
+        // As the relay knows its peers: rpi1 and the laptop at the addresses they last sent from, a peer removed
+        // from the conf too, and one that never handshook.
+        const gone = "Z29uZS1wZWVyLXB1YmxpYy1rZXktMDEyMzQ1Njc4OWE=";
+        const silent = "c2lsZW50LXBlZXItcHVibGljLWtleS0wMTIzNDU2Nzg=";
+        writeFileSync(join(paths.state, "endpoints"), `${keys.rpi1Public}\t[2001:db8::7]:40001\n${keys.laptopPublic}\t203.0.113.5:51000\n${gone}\t203.0.113.9:5000\n${silent}\t(none)\n`);
+        // The port closed (an [Interface] setting), and the laptop given an Endpoint of its own in the same change.
+        writeFileSync(paths.template, template({ laptop: true, directUdp: true, laptopEndpoint: "198.51.100.20:51820" }));
+        const result = wgApply();
+        expect(result.status).toBe(0);
+        expect(restarted()).toBe(true);
+        const sets = calls().filter((call) => call.startsWith("wg set "));
+        expect(sets).toEqual([`wg set wg0 peer ${keys.rpi1Public} endpoint [2001:db8::7]:40001`]);
+        expect(calls().indexOf(sets[0])).toBeGreaterThan(calls().indexOf("systemctl start wg-quick@wg0.service"));
     });
 
     it("applies a new private key live and has kept-alive peers handshake at once", () => {

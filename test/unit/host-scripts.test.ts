@@ -79,7 +79,7 @@ case "$1 $3" in
   "show fwmark") echo off ;;
   "show endpoints") cat "$STATE/endpoints" 2>/dev/null ;;
   "show allowed-ips") live | awk '/^PublicKey = / { key = $3 } /^AllowedIPs = / { sub(/^AllowedIPs = /, ""); gsub(/, /, " "); print key "\\t" $0 }' ;;
-  "show persistent-keepalive") live | awk '/^PublicKey = / { key = $3 } /^PersistentKeepalive = / { print key "\\t" $3 }' ;;
+  "show persistent-keepalive") live | awk 'function flush() { if (key != "") print key "\\t" interval } /^\\[/ { flush(); key = ""; interval = "off" } /^PublicKey = / { key = $3 } /^PersistentKeepalive = / { interval = $3 } END { flush() }' ;;
 esac`,
     "wg-quick": `[ "$1" = strip ] && grep -vE '^(Address|MTU|PostUp|PostDown|DNS|Table) = ' "$2"`,
     ip: `case "$*" in
@@ -117,7 +117,7 @@ describe("wg-apply", () => {
     let paths: { template: string; publicKeys: string; conf: string; applied: string; key: string; psk: string; calls: string; state: string };
     let env: NodeJS.ProcessEnv;
 
-    const template = (options: { mtu?: number; laptop?: boolean; laptopRouteMtu?: number; laptopEndpoint?: string; directUdp?: boolean; ipv6?: boolean } = {}) =>
+    const template = (options: { mtu?: number; rpi1Endpoint?: string; laptop?: boolean; laptopRouteMtu?: number; directUdp?: boolean; ipv6?: boolean } = {}) =>
         [
             "[Interface]",
             "Address = 10.10.0.1/24",
@@ -138,6 +138,7 @@ describe("wg-apply", () => {
             "PublicKey = <public key of rpi1>",
             `PresharedKey = <from ${paths.psk}>`,
             "AllowedIPs = 10.10.0.2/32, 192.168.1.0/24",
+            ...(options.rpi1Endpoint ? [`Endpoint = ${options.rpi1Endpoint}`] : []),
             "PersistentKeepalive = 25",
             ...(options.laptop
                 ? [
@@ -147,7 +148,6 @@ describe("wg-apply", () => {
                       ...(options.laptopRouteMtu ? [`# wg-relay route MTU: ${options.laptopRouteMtu}`] : []),
                       "PublicKey = <public key of laptop>",
                       `AllowedIPs = 10.10.0.3/32${options.ipv6 ? ", fd00:1::3/128, fd00:2::/64" : ""}`,
-                      ...(options.laptopEndpoint ? [`Endpoint = ${options.laptopEndpoint}`] : []),
                   ]
                 : []),
             "",
@@ -339,7 +339,7 @@ describe("wg-apply", () => {
         expect(synced()).toBe(false);
     });
 
-    it("sets the endpoints peers roamed to again after a restart: only peers still there with no Endpoint in the conf", () => {
+    it("after a restart, sets again the endpoints its peers roamed to and handshakes with them at once: only peers still there with no Endpoint in the conf", () => {
         writeFileSync(paths.template, template({ laptop: true }));
         writeFileSync(paths.publicKeys, publicKeys(true));
         expect(wgApply().status).toBe(0);
@@ -347,14 +347,19 @@ describe("wg-apply", () => {
         // from the conf too, and one that never handshook.
         const gone = "Z29uZS1wZWVyLXB1YmxpYy1rZXktMDEyMzQ1Njc4OWE=";
         const silent = "c2lsZW50LXBlZXItcHVibGljLWtleS0wMTIzNDU2Nzg=";
-        writeFileSync(join(paths.state, "endpoints"), `${keys.rpi1Public}\t[2001:db8::7]:40001\n${keys.laptopPublic}\t203.0.113.5:51000\n${gone}\t203.0.113.9:5000\n${silent}\t(none)\n`);
-        // The port closed (an [Interface] setting), and the laptop given an Endpoint of its own in the same change.
-        writeFileSync(paths.template, template({ laptop: true, directUdp: true, laptopEndpoint: "198.51.100.20:51820" }));
+        writeFileSync(join(paths.state, "endpoints"), `${keys.rpi1Public}\t203.0.113.5:51000\n${keys.laptopPublic}\t[2001:db8::7]:40001\n${gone}\t203.0.113.9:5000\n${silent}\t(none)\n`);
+        // The port closed (an [Interface] setting), and rpi1 given an Endpoint of its own in the same change.
+        writeFileSync(paths.template, template({ laptop: true, directUdp: true, rpi1Endpoint: "198.51.100.20:51820" }));
         const result = wgApply();
         expect(result.status).toBe(0);
         expect(restarted()).toBe(true);
         const sets = calls().filter((call) => call.startsWith("wg set "));
-        expect(sets).toEqual([`wg set wg0 peer ${keys.rpi1Public} endpoint [2001:db8::7]:40001`]);
+        // The laptop has no keepalive: one switched on sends one at once, then off again as its conf has it.
+        expect(sets).toEqual([
+            `wg set wg0 peer ${keys.laptopPublic} endpoint [2001:db8::7]:40001`,
+            `wg set wg0 peer ${keys.laptopPublic} persistent-keepalive 25`,
+            `wg set wg0 peer ${keys.laptopPublic} persistent-keepalive off`,
+        ]);
         expect(calls().indexOf(sets[0])).toBeGreaterThan(calls().indexOf("systemctl start wg-quick@wg0.service"));
     });
 

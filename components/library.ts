@@ -91,6 +91,17 @@ function givenSsh<Resolved extends { host: string; user: string }>(resolved: Res
     return { ...resolved, host: given.host, user: given.user ?? resolved.user };
 }
 
+/** A problem about the SSH settings of a host whose SSH host is an output names the output, not its stand-in. */
+function namingOutputs(problem: string, config: NetworkConfig): string {
+    const match = /^wg-relay:(relay|(relays|gateways|clients)\[(\d+)\])\.ssh\./.exec(problem);
+    if (!match) {
+        return problem;
+    }
+    const index = match[3] === undefined ? 0 : Number(match[3]);
+    const host = match[1] === "relay" ? config.relay?.ssh.host : config[match[2] as "relays" | "gateways" | "clients"]?.[index]?.ssh?.host;
+    return host === undefined || isText(host) ? problem : problem.split(standInAddress(index)).join(`<${match[1]}.ssh.host, an output>`);
+}
+
 /**
  * Checks and resolves `config` as the stack config is (throws ConfigError naming each bad key, before any resource
  * exists); outputs are checked for their form once known, by the steps that use them. A relay's address that is
@@ -106,12 +117,17 @@ export function parseNetworkConfig(config: NetworkConfig): LibraryNetwork {
     }));
     const gateways = config.gateways ?? [];
     const clients = config.clients ?? [];
-    const network = parseStackConfig({
-        ...config,
-        ...(config.relays ? { relays: checkable } : config.relay ? { relay: checkable[0] } : {}),
-        ...(config.gateways ? { gateways: gateways.map((gateway, index) => ({ ...gateway, ssh: checkableSsh(gateway.ssh, index) })) } : {}),
-        ...(config.clients ? { clients: clients.map((client, index) => (client.ssh ? { ...client, ssh: checkableSsh(client.ssh, index) } : client)) } : {}),
-    });
+    let network: Network;
+    try {
+        network = parseStackConfig({
+            ...config,
+            ...(config.relays ? { relays: checkable } : config.relay ? { relay: checkable[0] } : {}),
+            ...(config.gateways ? { gateways: gateways.map((gateway, index) => ({ ...gateway, ssh: checkableSsh(gateway.ssh, index) })) } : {}),
+            ...(config.clients ? { clients: clients.map((client, index) => (client.ssh ? { ...client, ssh: checkableSsh(client.ssh, index) } : client)) } : {}),
+        });
+    } catch (error) {
+        throw error instanceof ConfigError ? new ConfigError(error.problems.map((problem) => namingOutputs(problem, config))) : error;
+    }
     const firstAddress = given[0] ? (given[0].publicAddress ?? given[0].ssh.host) : undefined;
     if (firstAddress !== undefined && !isText(firstAddress) && network.tunnel.ipv6 && config.tunnel?.ipv6?.prefix === undefined) {
         throw new ConfigError(["wg-relay:tunnel.ipv6.prefix: required when the relay's address is another resource's output (the derived prefix needs the address before anything is made)"]);

@@ -1246,6 +1246,20 @@ describe("program: the library, with the relay's address and SSH key outputs of 
         expect(problems.map((problem) => problem.split(":")[1])).toEqual(["gateways[0].lanSubnets[0]", "clients[1].ssh.hostKey"]);
     });
 
+    it("names the output, not the address it was checked as, in a problem with a host's SSH settings", () => {
+        const config = withPeerSshOutputs(configWithProvisionedClient());
+        delete config.gateways![0].ssh.hostKey;
+        let problems: string[] = [];
+        try {
+            loadNetwork(config);
+        } catch (error) {
+            problems = (error as ConfigError).problems;
+        }
+        expect(problems).toHaveLength(1);
+        expect(problems[0]).toMatch(/^wg-relay:gateways\[0\]\.ssh\.hostKey: no host key pinned, so any machine answering at <gateways\[0\]\.ssh\.host, an output> would get/);
+        expect(problems[0]).not.toContain("192.0.2.");
+    });
+
     // A full tunnel's check of an address output fails the run (test/e2e/library.test.ts): under the mocks, the SDK's
     // own promises of a failed output reject unhandled and end the test process.
     it("asks for tunnel.ipv6.prefix with IPv6 in the tunnel, as the derived one needs the address up front", () => {

@@ -22,7 +22,8 @@ export type Connection = command.types.input.remote.ConnectionArgs;
  * user that are other resources' outputs, say a cloud server's address.
  */
 export type SshConnectionArgs = WithInputHost<SshSettings>;
-type WithInputHost<Settings> = Settings extends unknown
+/** `Settings` (a host's resolved `ssh`) with its host and user possibly other resources' outputs. */
+export type WithInputHost<Settings> = Settings extends unknown
     ? Omit<Settings, "host" | "user"> & {
           /** The host's name or address. */
           host: pulumi.Input<string>;

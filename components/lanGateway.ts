@@ -4,7 +4,7 @@
 // onto the LAN. With siteToSite it also routes the other sites' LANs through the first relay.
 import * as pulumi from "@pulumi/pulumi";
 import { GatewaySettings, isIpv6Network, relayPeer, TunnelNetwork } from "./config";
-import { Host } from "./host";
+import { Host, WithInputHost } from "./host";
 import { firewallHooks, FirewallRule, relayAsPeer, WgQuickConf } from "./render/wireguard";
 import { DeclaredHost } from "./declaredHosts";
 import { renderHeartbeatUnit } from "./render/heartbeat";
@@ -14,9 +14,14 @@ import { autoTransportDirectives, PeerComponentArgs, provisionPeerHost, RelayAcc
 /** With WireGuard's 15 s of unanswered data before a new handshake: the tunnel is back within about 20 s. */
 const heartbeatSeconds = 5;
 
+/**
+ * A gateway's resolved settings (one of `parseNetworkConfig(...).gateways`), whose SSH host and user may be other
+ * resources' outputs: a machine a cloud provider's Pulumi package creates in the same `pulumi up`.
+ */
+export type LanGatewaySettings = Omit<GatewaySettings, "ssh"> & { ssh: WithInputHost<GatewaySettings["ssh"]> };
+
 export interface LanGatewayArgs extends PeerComponentArgs {
-    /** The gateway's resolved settings (one of `parseNetworkConfig(...).gateways`). */
-    gateway: GatewaySettings;
+    gateway: LanGatewaySettings;
 }
 
 export interface GatewayFirewallSettings {
@@ -86,7 +91,7 @@ export function relayDescription(relays: Pick<RelayAccess, "peerName">[], index:
  * came through; the first relay also carries the other sites' LANs. On auto, the transport unit's directive.
  */
 export function gatewayWgQuickConf(
-    gateway: GatewaySettings,
+    gateway: Omit<GatewaySettings, "ssh">,
     tunnel: TunnelNetwork,
     relays: Pick<RelayView, "peerName" | "tunnelAddress" | "tunnelSubnet" | "wstunnelLocalPort" | "peers" | "address">[],
 ): WgQuickConf {

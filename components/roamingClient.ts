@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ClientSettings, isIpv6Network, relayPeer, TunnelNetwork } from "./config";
 import { ClientBundle } from "./clientBundle";
 import { ipv4AllBut } from "./net";
-import { Host } from "./host";
+import { Host, WithInputHost } from "./host";
 import { shellQuote } from "./shell";
 import { Hook, KeySource, PublicKeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
 import { failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
@@ -24,9 +24,14 @@ import { wstunnelClientSettings } from "./wstunnelService";
 /** How often the failover unit checks the relays: with 2 misses to go down, a dead primary is left within about 6 s. */
 const failoverCheckSeconds = 2;
 
+/**
+ * A client's resolved settings (one of `parseNetworkConfig(...).clients`); with `ssh`, its machine is provisioned, and
+ * its SSH host and user may be other resources' outputs (say a CI runner a cloud provider makes in the same `pulumi up`).
+ */
+export type RoamingClientSettings = Omit<ClientSettings, "ssh"> & { ssh?: WithInputHost<NonNullable<ClientSettings["ssh"]>> };
+
 export interface RoamingClientArgs extends PeerComponentArgs {
-    /** The client's resolved settings (one of `parseNetworkConfig(...).clients`); with `ssh`, its machine is provisioned. */
-    client: ClientSettings;
+    client: RoamingClientSettings;
 }
 
 /** A relay as a client's conf names it. */
@@ -105,7 +110,7 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
 export type BundleRelay = Pick<RelayView, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "peers" | "address"> & { publicKey: string };
 
 export interface ClientBundleInputs {
-    client: ClientSettings;
+    client: Omit<ClientSettings, "ssh">;
     tunnel: TunnelNetwork;
     /** Every relay, the first first. */
     relays: BundleRelay[];
@@ -142,7 +147,7 @@ function confRelays<Relay extends Pick<RelayView, "peerName" | "tunnelSubnet" | 
 export function renderClientBundle(inputs: ClientBundleInputs): ClientBundle {
     const { tunnel, relays, pathPrefix } = inputs;
     // The stock apps cannot switch: a client on auto gets the confs that work everywhere, through wstunnel.
-    const client: ClientSettings = inputs.client.transport === "auto" ? { ...inputs.client, transport: "wstunnel" } : inputs.client;
+    const client: Omit<ClientSettings, "ssh"> = inputs.client.transport === "auto" ? { ...inputs.client, transport: "wstunnel" } : inputs.client;
     const wstunnelFiles = (relay: BundleRelay, index: number, prefix: string) => {
         const settings = wstunnelClientSettings(relay, { mutualTls: inputs.clientCertificate !== undefined, stackCa: inputs.caCertificate !== undefined });
         const files = wstunnelClientFiles({ name: relay.peerName, index });

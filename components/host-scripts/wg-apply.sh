@@ -10,7 +10,8 @@
 # the config left to the host) stands for the interface of the host's default route. wg-apply writes CONF (the conf
 # wg-quick reads; the interface is named after it) with the keys and that interface filled in, then:
 #   - interface down: enables and starts it;
-#   - [Interface] settings changed (address, port, MTU, hooks; a new private key is not one): restarts it;
+#   - [Interface] settings changed (address, port, MTU, hooks; a new private key is not one): restarts it, setting
+#     the endpoints its peers without an Endpoint of their own had roamed to again and handshaking with them at once;
 #   - otherwise `wg syncconf` applies peers, keys and preshared keys without a restart (and removes peers added by
 #     hand), and the interface's routes follow the peers' AllowedIPs; the endpoint of a relay's peer on transport
 #     auto stays the one wg-transport set. After a new private key, or towards a peer
@@ -174,6 +175,27 @@ fill_in_keys >"$filled"
 interface_part() { sed -e '/^\[Peer\]/,$d' -e '/^PrivateKey = /d' "$1"; }
 private_key_line() { grep '^PrivateKey = ' "$1" || true; }
 peer_public_keys() { sed -n 's/^PublicKey = //p' "$1" | sort; }
+# The public keys of the peers CONF gives no Endpoint: those it learns from their packets (a relay's gateways and
+# clients), wherever they roam.
+roaming_peer_keys() {
+    awk 'function flush() { if (key != "" && !endpoint) print key }
+        /^\[/ { flush(); key = ""; endpoint = 0; peer = ($0 == "[Peer]") }
+        peer && /^PublicKey = / { key = $3 }
+        peer && /^Endpoint = / { endpoint = 1 }
+        END { flush() }' "$1"
+}
+
+# Has the interface handshake with PEER now rather than when traffic or a keepalive next asks for it: switching a
+# keepalive on sends one at once (the kernel's rule), which needs a session; the peer's INTERVAL is put back.
+handshake_now() { # PEER INTERVAL
+    if [ "$2" = off ]; then
+        wg set "$iface" peer "$1" persistent-keepalive 25
+        wg set "$iface" peer "$1" persistent-keepalive off
+    else
+        wg set "$iface" peer "$1" persistent-keepalive off
+        wg set "$iface" peer "$1" persistent-keepalive "$2"
+    fi
+}
 
 # PostUp's iptables and ip6tables rules, each added again when its check misses it (CONF has the default route's
 # interface filled in already).
@@ -197,11 +219,23 @@ if ! systemctl is-active --quiet "$unit"; then
     systemctl restart "$unit"
 elif [ ! -f "$applied" ] || [ "$(interface_part "$filled")" != "$(interface_part "$applied")" ]; then
     echo "wg-apply: interface settings changed, restarting $iface"
+    # A restart forgets every session and where the roaming peers are (a relay's gateways and clients): a peer
+    # still sends on its old session, which the new interface drops, until it gives up on it (WireGuard's 15 s).
+    # Their endpoints are set again and the interface handshakes with them at once.
+    roamed=$(wg show "$iface" endpoints | grep -v '(none)$' || true)
     # wg-quick's PostDown must undo what the running interface's PostUp did (a rule the new conf no longer has,
     # say), and wg-quick reads the conf when it stops: stop with the conf it started with, then start the new one.
     systemctl stop "$unit"
     mv -f "$filled" "$conf"
     systemctl start "$unit"
+    roaming=$(roaming_peer_keys "$conf")
+    intervals=$(wg show "$iface" persistent-keepalive)
+    while read -r peer endpoint; do
+        if [ -n "$peer" ] && grep -qxF -- "$peer" <<<"$roaming"; then
+            wg set "$iface" peer "$peer" endpoint "$endpoint"
+            handshake_now "$peer" "$(awk -v key="$peer" '$1 == key { print $2 }' <<<"$intervals")"
+        fi
+    done <<<"$roamed"
 else
     mv -f "$filled" "$conf"
     echo "wg-apply: syncing peers and keys of $iface without a restart"
@@ -245,8 +279,7 @@ else
     new_peers=$(comm -13 <(peer_public_keys "$applied") <(peer_public_keys "$conf"))
     wg show "$iface" persistent-keepalive | while read -r peer interval; do
         if [ "$interval" != off ] && { [ "$rearm_all" = 1 ] || grep -qxF -- "$peer" <<<"$new_peers"; }; then
-            wg set "$iface" peer "$peer" persistent-keepalive off
-            wg set "$iface" peer "$peer" persistent-keepalive "$interval"
+            handshake_now "$peer" "$interval"
         fi
     done
     restore_firewall_rules

@@ -1,5 +1,6 @@
 // wg-relay as a library (components/library.ts): the example program (examples/relay-from-outputs), whose relay's
-// SSH host and key are outputs of other resources (local commands standing in for a cloud server), run on the lab's
+// SSH host and key and the gateway's SSH host are outputs of other resources (local commands standing in for cloud
+// servers), run on the lab's
 // stack with the lab's network. Its resources are named as index.ts names them, so it takes over the lab's hosts as
 // they are, and index.ts takes them back after. Needs root and the lab, like the other e2e files.
 import { spawnSync } from "node:child_process";
@@ -45,15 +46,17 @@ const isSymlink = (path: string) => {
 
 /**
  * The example's lab stack config: the lab stack's network (its `wg-relay:` keys, but the SSH key) without the
- * relay's SSH host, and the commands that stand in for the server: `relayAddress` is what the first prints.
+ * relay's and rpi1's SSH hosts, and the commands that stand in for the servers: `relayAddress` is what the first prints.
  */
 function writeExampleStack(changes: { relayAddress?: string; laptopFullTunnel?: boolean } = {}): void {
     const labStack = yaml.load(readFileSync(join(repo, "Pulumi.lab.yaml"), "utf8")) as { encryptionsalt?: string; config: Record<string, unknown> };
     // Read as the program reads its keys: Pulumi hands each as a string, so `pulumi config set wg-relay:repair 1`
     // (`npm run lab -- repair`) is the number 1, not the string "1".
     const asPulumiHandsThem = Object.fromEntries(Object.entries(labStack.config).map(([key, value]) => [key, typeof value === "string" ? value : JSON.stringify(value)]));
-    const network = stackConfigValues(asPulumiHandsThem) as { relay: { ssh: { host?: string } }; clients: { name: string; fullTunnel?: boolean }[] };
+    const network = stackConfigValues(asPulumiHandsThem) as { relay: { ssh: { host?: string } }; gateways: { name: string; ssh: { host?: string } }[]; clients: { name: string; fullTunnel?: boolean }[] };
     delete network.relay.ssh.host;
+    expect(network.gateways[0].name).toBe("rpi1");
+    delete network.gateways[0].ssh.host;
     if (changes.laptopFullTunnel) {
         network.clients = network.clients.map((client) => (client.name === "laptop" ? { ...client, fullTunnel: true } : client));
     }
@@ -61,6 +64,7 @@ function writeExampleStack(changes: { relayAddress?: string; laptopFullTunnel?: 
     const config = {
         "wg-relay:network": network,
         "wg-relay:relayAddressCommand": changes.relayAddress ? `echo ${changes.relayAddress}` : `jq -r .hosts.relay.address ${inventory}`,
+        "wg-relay:gatewayAddressCommand": `jq -r .hosts.rpi1.address ${inventory}`,
         "wg-relay:relaySshKeyCommand": `cat ${join(repo, ".lab", "ssh", "id_ed25519")}`,
     };
     writeFileSync(join(exampleDir, "Pulumi.lab.yaml"), yaml.dump({ ...(labStack.encryptionsalt ? { encryptionsalt: labStack.encryptionsalt } : {}), config }));
@@ -74,7 +78,7 @@ describe("library", () => {
     // index.ts takes the lab's stack back (dropping the stand-in commands), as the other test files expect it.
     afterAll(() => up());
 
-    it("the example program converges the lab with the relay's address and SSH key from other resources, and the laptop reaches the LAN through it", () => {
+    it("the example program converges the lab with the relay's address and SSH key and the gateway's address from other resources, and the laptop reaches the LAN through it", () => {
         writeExampleStack();
         upFrom(exampleDir, exampleEnv);
         lab(["pulumi", "--cwd", exampleDir, "preview", "--stack", "lab", "--expect-no-changes"], exampleEnv);

@@ -57,11 +57,11 @@ esac`;
 // Stand-ins: each records "NAME ARGS..." in $CALLS and keeps what it must in $STATE.
 const stubs: Record<string, string> = {
     // As wg-quick down and up do, a stop runs the PostDown lines of the conf on disk at that moment, and a start
-    // the PostUp lines of the conf it starts with.
+    // the PostUp lines of the conf it starts with; the peers' roaming endpoints are gone after a start.
     systemctl: `
 hooks() { sed -n "s/^$1 = //p" "$2" | sed 's/%i/wg0/g' | while IFS= read -r hook; do eval "$hook"; done; }
 stop() { if [ -e "$STATE/active" ]; then hooks PostDown "$CONF_UNDER_TEST"; rm -f "$STATE/active"; fi; }
-start() { touch "$STATE/active"; cp "$CONF_UNDER_TEST" "$STATE/running.conf"; rm -f "$STATE/synced.conf"; hooks PostUp "$CONF_UNDER_TEST"; }
+start() { touch "$STATE/active"; cp "$CONF_UNDER_TEST" "$STATE/running.conf"; rm -f "$STATE/synced.conf" "$STATE/endpoints"; hooks PostUp "$CONF_UNDER_TEST"; }
 case "$1" in
   is-active) [ -e "$STATE/active" ] ;;
   stop) stop ;;
@@ -79,7 +79,7 @@ case "$1 $3" in
   "show fwmark") echo off ;;
   "show endpoints") cat "$STATE/endpoints" 2>/dev/null ;;
   "show allowed-ips") live | awk '/^PublicKey = / { key = $3 } /^AllowedIPs = / { sub(/^AllowedIPs = /, ""); gsub(/, /, " "); print key "\\t" $0 }' ;;
-  "show persistent-keepalive") live | awk '/^PublicKey = / { key = $3 } /^PersistentKeepalive = / { print key "\\t" $3 }' ;;
+  "show persistent-keepalive") live | awk 'function flush() { if (key != "") print key "\\t" interval } /^\\[/ { flush(); key = ""; interval = "off" } /^PublicKey = / { key = $3 } /^PersistentKeepalive = / { interval = $3 } END { flush() }' ;;
 esac`,
     "wg-quick": `[ "$1" = strip ] && grep -vE '^(Address|MTU|PostUp|PostDown|DNS|Table) = ' "$2"`,
     ip: `case "$*" in
@@ -117,7 +117,7 @@ describe("wg-apply", () => {
     let paths: { template: string; publicKeys: string; conf: string; applied: string; key: string; psk: string; calls: string; state: string };
     let env: NodeJS.ProcessEnv;
 
-    const template = (options: { mtu?: number; laptop?: boolean; laptopRouteMtu?: number; directUdp?: boolean; ipv6?: boolean } = {}) =>
+    const template = (options: { mtu?: number; rpi1Endpoint?: string; laptop?: boolean; laptopRouteMtu?: number; directUdp?: boolean; ipv6?: boolean } = {}) =>
         [
             "[Interface]",
             "Address = 10.10.0.1/24",
@@ -138,6 +138,7 @@ describe("wg-apply", () => {
             "PublicKey = <public key of rpi1>",
             `PresharedKey = <from ${paths.psk}>`,
             "AllowedIPs = 10.10.0.2/32, 192.168.1.0/24",
+            ...(options.rpi1Endpoint ? [`Endpoint = ${options.rpi1Endpoint}`] : []),
             "PersistentKeepalive = 25",
             ...(options.laptop
                 ? [
@@ -336,6 +337,30 @@ describe("wg-apply", () => {
         expect(wgApply().stdout).toContain("interface settings changed, restarting wg0");
         expect(restarted()).toBe(true);
         expect(synced()).toBe(false);
+    });
+
+    it("after a restart, sets again the endpoints its peers roamed to and handshakes with them at once: only peers still there with no Endpoint in the conf", () => {
+        writeFileSync(paths.template, template({ laptop: true }));
+        writeFileSync(paths.publicKeys, publicKeys(true));
+        expect(wgApply().status).toBe(0);
+        // As the relay knows its peers: rpi1 and the laptop at the addresses they last sent from, a peer removed
+        // from the conf too, and one that never handshook.
+        const gone = "Z29uZS1wZWVyLXB1YmxpYy1rZXktMDEyMzQ1Njc4OWE=";
+        const silent = "c2lsZW50LXBlZXItcHVibGljLWtleS0wMTIzNDU2Nzg=";
+        writeFileSync(join(paths.state, "endpoints"), `${keys.rpi1Public}\t203.0.113.5:51000\n${keys.laptopPublic}\t[2001:db8::7]:40001\n${gone}\t203.0.113.9:5000\n${silent}\t(none)\n`);
+        // The port closed (an [Interface] setting), and rpi1 given an Endpoint of its own in the same change.
+        writeFileSync(paths.template, template({ laptop: true, directUdp: true, rpi1Endpoint: "198.51.100.20:51820" }));
+        const result = wgApply();
+        expect(result.status).toBe(0);
+        expect(restarted()).toBe(true);
+        const sets = calls().filter((call) => call.startsWith("wg set "));
+        // The laptop has no keepalive: one switched on sends one at once, then off again as its conf has it.
+        expect(sets).toEqual([
+            `wg set wg0 peer ${keys.laptopPublic} endpoint [2001:db8::7]:40001`,
+            `wg set wg0 peer ${keys.laptopPublic} persistent-keepalive 25`,
+            `wg set wg0 peer ${keys.laptopPublic} persistent-keepalive off`,
+        ]);
+        expect(calls().indexOf(sets[0])).toBeGreaterThan(calls().indexOf("systemctl start wg-quick@wg0.service"));
     });
 
     it("applies a new private key live and has kept-alive peers handshake at once", () => {

@@ -3,12 +3,13 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { parseStackConfig, StackConfigInput } from "../../components/config";
+import { ConfigError, parseStackConfig, StackConfigInput } from "../../components/config";
 import { accessRuleCommands } from "../../components/render/access";
 import { rulesDefaultRouteInterfaceFilter } from "../../components/render/interfaces";
 import { wireguardKeyFromSecret, wireguardPublicKey } from "../../components/keys";
 import { recordHostKeyScript } from "../../components/host";
 import { relayTemplateFirewallRules, testHostKey, validConfig } from "./fixtures";
+import type { NetworkConfig } from "../../components/library";
 
 interface Recorded {
     name: string;
@@ -1169,21 +1170,29 @@ describe("program: relay changes that peers behind the relay must follow (staged
 });
 
 describe("program: the library, with the relay's address and SSH key outputs of other resources", () => {
+    const later = <T>(value: T) => pulumi.output(new Promise<T>((resolve) => setTimeout(() => resolve(value), 20)));
     /** A user's program: the network through the library, the relay's SSH host, user and key known only later. */
     function loadLibraryProgram(config: StackConfigInput, relayHost: string) {
+        const relay = config.relay!;
+        return loadNetwork({ ...config, relay: { ...relay, ssh: { ...relay.ssh, host: later(relayHost), user: later(relay.ssh.user!) } } });
+    }
+    function loadNetwork(config: NetworkConfig) {
         mockCommands.length = 0;
         mockRandoms.length = 0;
         registered.length = 0;
-        const later = <T>(value: T) => pulumi.output(new Promise<T>((resolve) => setTimeout(() => resolve(value), 20)));
         let made: { relays: any[]; clients: any[] } = { relays: [], clients: [] };
         jest.isolateModules(() => {
             const library = require("../../components/library") as typeof import("../../components/library");
-            const relay = config.relay!;
-            const network = library.parseNetworkConfig({ ...config, relay: { ...relay, ssh: { ...relay.ssh, host: later(relayHost), user: later(relay.ssh.user!) } } });
-            made = library.createNetwork(network, { sshPrivateKey: later(pulumi.secret(sshPrivateKey)), stack: pulumi.getStack() });
+            made = library.createNetwork(library.parseNetworkConfig(config), { sshPrivateKey: later(pulumi.secret(sshPrivateKey)), stack: pulumi.getStack() });
         });
         return made;
     }
+    /** The config with every gateway's and provisioned client's SSH host and user known only later, as a cloud server's. */
+    const withPeerSshOutputs = (config: StackConfigInput): NetworkConfig => ({
+        ...config,
+        gateways: config.gateways!.map((gateway) => ({ ...gateway, ssh: { ...gateway.ssh, host: later(gateway.ssh.host), user: later(gateway.ssh.user ?? "root") } })),
+        clients: config.clients!.map((client) => (client.ssh ? { ...client, ssh: { ...client.ssh, host: later(client.ssh.host), user: later(client.ssh.user ?? "root") } } : client)),
+    });
     const certRequest = () => registered.find((resource) => resource.type === "tls:index/certRequest:CertRequest")?.inputs;
 
     it("registers every step with the inputs the stack config's program gives it, the certificate's name included", async () => {
@@ -1206,6 +1215,49 @@ describe("program: the library, with the relay's address and SSH key outputs of 
         expect(certRequest()).toMatchObject({ subject: { commonName: "relay.example.net" }, dnsNames: ["relay.example.net"] });
         expect(certRequest()?.ipAddresses).toBeUndefined();
         expect((await valueOf(library.clients[0].component.bundle as pulumi.Output<{ wstunnelCommand: string }>)).wstunnelCommand).toContain("wss://relay.example.net:443");
+    });
+
+    it("gives a gateway and a provisioned client whose SSH host and user are outputs the steps their text gives them", async () => {
+        const config = configWithProvisionedClient();
+        config.gateways![0].ssh.trustOnFirstUse = true;
+        delete config.gateways![0].ssh.hostKey;
+        const fromConfig = await stepInputs(config);
+        const library = loadNetwork(withPeerSshOutputs(config));
+        await valueOf(library.relays[0].certificateExpiry.server);
+        await valueOf(pulumi.output(library.clients[1].component.declared));
+        const fromLibrary = new Map(await Promise.all(mockCommands.map(async (recorded) => [recorded.name, await inputsOf(recorded)] as const)));
+        expect(changedInputs(fromConfig, fromLibrary)).toEqual({});
+        // The first-use key is scanned at the output's address, the host the connections dial.
+        const scan = registered.find((resource) => resource.name === "rpi1-ssh-host-key")!;
+        expect(scan.inputs.create).toBe(recordHostKeyScript("rpi1", "192.168.1.130", 22));
+        expect((await inputsOf(command("rpi1-wireguard-template"))).connection).toMatchObject({ host: "192.168.1.130", user: "pi", hostKey: recordedHostKey });
+    });
+
+    it("names a gateway's and a client's keys in a config error when their SSH host is an output", () => {
+        const config = withPeerSshOutputs(configWithProvisionedClient());
+        config.gateways![0].lanSubnets = ["192.168.1.1/24"];
+        config.clients![1].ssh!.hostKey = "ssh-rsa AAAA";
+        let problems: string[] = [];
+        try {
+            loadNetwork(config);
+        } catch (error) {
+            problems = (error as ConfigError).problems;
+        }
+        expect(problems.map((problem) => problem.split(":")[1])).toEqual(["gateways[0].lanSubnets[0]", "clients[1].ssh.hostKey"]);
+    });
+
+    it("names the output, not the address it was checked as, in a problem with a host's SSH settings", () => {
+        const config = withPeerSshOutputs(configWithProvisionedClient());
+        delete config.gateways![0].ssh.hostKey;
+        let problems: string[] = [];
+        try {
+            loadNetwork(config);
+        } catch (error) {
+            problems = (error as ConfigError).problems;
+        }
+        expect(problems).toHaveLength(1);
+        expect(problems[0]).toMatch(/^wg-relay:gateways\[0\]\.ssh\.hostKey: no host key pinned, so any machine answering at <gateways\[0\]\.ssh\.host, an output> would get/);
+        expect(problems[0]).not.toContain("192.0.2.");
     });
 
     // A full tunnel's check of an address output fails the run (test/e2e/library.test.ts): under the mocks, the SDK's

@@ -140,9 +140,7 @@ export class VpsRelay extends pulumi.ComponentResource {
             args.peers.map((peer) => ({ ...peer, presharedKey: peer.key.presharedKey !== undefined })),
             wstunnel,
         );
-        const files = plan.files.map((file) =>
-            host.writeFile(file.step, { path: file.path, mode: file.mode, owner: file.owner, content: file.content, hostFilter: file.hostFilter, ensure: file.ensure, dependsOn: [packages] }),
-        );
+        const files = plan.files.map((file) => host.writePlannedFile(file, [packages]));
 
         const presharedKeys = new Map(args.peers.map((peer) => [peer.name, peer.key.presharedKey]));
         this.wireguardTemplate = renderWgQuickConf(plan.wireguard);

@@ -96,7 +96,6 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
               }),
           ]
         : [];
-    host.startsUnit(wgQuickUnit);
     return host.writeFile("wireguard-template", {
         path: wireguardTemplatePath,
         content: args.template,

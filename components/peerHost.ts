@@ -144,6 +144,7 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): ProvisionedPe
     const presharedKey = args.key.presharedKey;
     const template = args.plan.apply((plan) => renderWgQuickConf(plan.wireguard));
     const wireguard = deployWireguardInterface(host, {
+        unit: layout.wireguardUnit,
         privateKey: args.key.privateKey,
         template,
         peerPublicKeys,

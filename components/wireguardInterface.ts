@@ -15,13 +15,14 @@ import {
     sysctlPath,
     wgApplyLockPath,
     wgApplyScriptPath,
-    wgQuickUnit,
     wireguardConfPath,
     wireguardKeyPath,
     wireguardTemplatePath,
 } from "./render/paths";
 
 export interface WireguardInterfaceArgs {
+    /** wg0's unit, from the host's plan: wg-apply starts it, and destroying the template's step stops it. */
+    unit: string;
     privateKey: pulumi.Input<string>;
     /** The rendered wg-quick template: no key in it, so a preview shows it whole. */
     template: pulumi.Input<string>;
@@ -102,7 +103,7 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
         mode: "0644",
         // wg-apply starts, restarts or syncs as needed, and does nothing disruptive when nothing changed.
         ensure: wgApplyCommand({ whenComplete: false }),
-        beforeRemove: systemd.disableStop(wgQuickUnit),
+        beforeRemove: systemd.disableStop(args.unit),
         afterRemove: removeFilesScript([wireguardConfPath, appliedConfPath, wgApplyLockPath]),
         dependsOn: [...args.dependsOn, applyScript, ...keySteps, ...sysctl],
     });

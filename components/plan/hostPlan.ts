@@ -48,8 +48,12 @@ export interface HostPlan {
     role: HostRole;
     /** Files pushed as they are, each by its step, in this order. */
     files: PlannedFile[];
-    /** systemd units its steps start and keep running, sorted. */
+    /** systemd units its steps start and keep running, sorted: each also named below by what starts it. */
     units: string[];
+    /** wg0's unit (wg-quick's): wg-apply starts it, and the template's step stops it on destroy. */
+    wireguardUnit: string;
+    /** The relay's wstunnel server unit; with the user's own certificate files, the path unit that restarts it on renewal. */
+    wstunnelServer?: { unit: string; renewalUnit?: string };
     peers: PlannedPeer[];
     /** wg0's conf (every key named, none written): the template the host turns into wg0.conf. */
     wireguard: WgQuickConf;
@@ -67,4 +71,4 @@ export interface HostPlan {
 }
 
 /** What a gateway or client gets that does not depend on where the relays are: its steps are made before that is known. */
-export type HostLayout = Pick<HostPlan, "role" | "files" | "units" | "forwarding" | "wstunnelClients" | "failoverRoutes">;
+export type HostLayout = Pick<HostPlan, "role" | "files" | "units" | "wireguardUnit" | "forwarding" | "wstunnelClients" | "failoverRoutes">;

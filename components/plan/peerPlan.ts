@@ -377,6 +377,7 @@ function peerLayout(peer: PeerRole, settings: PeerPlanSettings, relays: PeerPlan
         files,
         // wg-quick's through wg-apply, a wstunnel client per relay, and the units of the plan's files.
         units: [wgQuickUnit, ...clientUnits, ...files.flatMap((file) => (file.unit === undefined ? [] : [file.unit]))].sort(),
+        wireguardUnit: wgQuickUnit,
         wstunnelClients,
     };
 }

@@ -2,10 +2,8 @@
 // compares with what it finds on the hosts. No secret in it: public keys, AllowedIPs, units, rules, checksums.
 import * as pulumi from "@pulumi/pulumi";
 import { WstunnelArchitecture, WstunnelSettings } from "./config";
-import { Host } from "./host";
 import { HostPlan, HostRole } from "./plan/hostPlan";
 export type { HostRole };
-import { confDeclaration, WgQuickConf } from "./render/wireguard";
 import { fileSha256 } from "./wstunnelService";
 
 export interface DeclaredPeer {
@@ -59,8 +57,9 @@ export interface DeclaredKeys {
     wstunnel?: WstunnelSettings;
 }
 
-/** What a host should have, from its plan: the plan's own units, peers, rules and forwarding. */
+/** What a host should have, from its plan: the plan's own units, peers, rules, forwarding and failover routes. */
 export function declaredHostOfPlan(plan: HostPlan, keys: DeclaredKeys): pulumi.Output<DeclaredHost> {
+    const failoverRoutes = plan.failoverRoutes ?? [];
     return declared(
         {
             role: plan.role,
@@ -68,40 +67,10 @@ export function declaredHostOfPlan(plan: HostPlan, keys: DeclaredKeys): pulumi.O
             peers: plan.peers,
             firewallRules: plan.firewallRules,
             forwarding: plan.forwarding !== undefined,
+            ...(failoverRoutes.length > 0 ? { failoverRoutes } : {}),
         },
         keys,
     );
-}
-
-export interface DeclaredHostArgs extends DeclaredKeys {
-    role: Exclude<HostRole, "relay">;
-    /** The host whose steps were all made: each step that starts a unit recorded it there. */
-    host: Host;
-    /** The wg0 conf its template is rendered from. */
-    conf: pulumi.Input<WgQuickConf>;
-    alwaysOnPeers: string[];
-    forwarding: boolean;
-    /** A client's LAN routes that its failover unit moves between relays. */
-    failoverRoutes?: string[];
-}
-
-/** What a gateway or client should have, from what its component built for it; call it once the component made every step. */
-export function declareHost(args: DeclaredHostArgs): pulumi.Output<DeclaredHost> {
-    return pulumi.output(args.conf).apply((input) => {
-        const { peers, firewallRules } = confDeclaration(input as WgQuickConf);
-        const failoverRoutes = args.failoverRoutes ?? [];
-        return declared(
-            {
-                role: args.role,
-                units: args.host.units,
-                peers: peers.map((peer) => ({ ...peer, alwaysOn: args.alwaysOnPeers.includes(peer.name) })),
-                firewallRules,
-                forwarding: args.forwarding,
-                ...(failoverRoutes.length > 0 ? { failoverRoutes } : {}),
-            },
-            args,
-        );
-    });
 }
 
 /** A declared host with its keys filled in. */

@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { posix } from "node:path";
 import { SshSettings } from "./config";
+import type { PlannedFile } from "./plan/hostPlan";
 import { InterfaceSetting, interfaceCheckScript } from "./render/interfaces";
 import { ownedDirs, systemdUnitPath, unitStaysUpScriptPath } from "./render/paths";
 import { embeddedHostScript, embeddedHostScriptFunction, hostScript } from "./render/scripts";
@@ -231,7 +232,6 @@ export class Host {
     }
 
     private unitStaysUpStep?: command.remote.Command;
-    private readonly startedUnits: string[] = [];
 
     constructor(
         readonly name: string,
@@ -301,7 +301,6 @@ export class Host {
      * destroy; the step fails when the service does not stay up.
      */
     installServiceUnit(step: string, options: StepOptions & { unit: string; content: pulumi.Input<string> }): command.remote.Command {
-        this.startsUnit(options.unit);
         return this.writeFile(step, {
             path: systemdUnitPath(options.unit),
             content: options.content,
@@ -314,14 +313,13 @@ export class Host {
         });
     }
 
-    /** Records a systemd unit that one of this host's steps starts and keeps running: the doctor checks each. */
-    startsUnit(unit: string): void {
-        this.startedUnits.push(unit);
-    }
-
-    /** Every unit the host's steps start, sorted: a set, whatever order the steps were made in. */
-    get units(): string[] {
-        return [...this.startedUnits].sort();
+    /** A file of the host's plan (plan/hostPlan.ts), by its own step: a service unit's installed, started and kept running. */
+    writePlannedFile(file: PlannedFile, dependsOn: pulumi.Input<pulumi.Resource>[]): command.remote.Command {
+        if (file.unit !== undefined) {
+            return this.installServiceUnit(file.step, { unit: file.unit, content: file.content, dependsOn });
+        }
+        const { path, mode, owner, content, hostFilter, ensure, afterRemove } = file;
+        return this.writeFile(file.step, { path, mode, owner, content, hostFilter, ensure, afterRemove, dependsOn });
     }
 
     /** Installs Debian packages that are missing; never removes them (other software may rely on them). */

@@ -5,24 +5,18 @@
 // that answers when the primary stops, and back. On transport auto (one relay, provisioned), a unit moves the relay's
 // endpoint between its UDP port and the local wstunnel client, by whether the relay answers over UDP.
 import * as pulumi from "@pulumi/pulumi";
-import { ClientSettings, isIpv6Network, relayPeer, TunnelNetwork } from "./config";
+import { ClientSettings, TunnelNetwork } from "./config";
 import { ClientBundle } from "./clientBundle";
-import { ipv4AllBut } from "./net";
 import { Host, WithInputHost } from "./host";
 import { shellQuote } from "./shell";
-import { Hook, KeySource, PublicKeySource, relayAsPeer, renderWgQuickConf, WgQuickConf } from "./render/wireguard";
-import { failoverUnit, peerPresharedKeyPath, wgFailoverScriptPath, wireguardKeyPath, wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
+import { renderWgQuickConf } from "./render/wireguard";
+import { wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
 import { caFileVariable, clientPrefixVariable, renderClientCertificatePem, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
-import { failoverDirective, renderFailoverUnit } from "./render/failover";
 import { platformWstunnelFiles } from "./render/clientPlatforms";
-import { hostScript } from "./render/scripts";
-import { relayDescription } from "./lanGateway";
-import { autoTransportDirectives, PeerComponentArgs, provisionPeerHost, relayEndpoint, RelayView, relayViews } from "./peerHost";
+import { clientLayout, clientPlan, clientWgQuickConf, confRelays, RelayView } from "./plan/peerPlan";
+import { PeerComponentArgs, peerPlanSettings, provisionPeerHost, relayViews } from "./peerHost";
 import { DeclaredHost } from "./declaredHosts";
 import { wstunnelClientSettings } from "./wstunnelService";
-
-/** How often the failover unit checks the relays: with 2 misses to go down, a dead primary is left within about 6 s. */
-const failoverCheckSeconds = 2;
 
 /**
  * A client's resolved settings (one of `parseNetworkConfig(...).clients`); with `ssh`, its machine is provisioned, and
@@ -32,78 +26,6 @@ export type RoamingClientSettings = Omit<ClientSettings, "ssh"> & { ssh?: WithIn
 
 export interface RoamingClientArgs extends PeerComponentArgs {
     client: RoamingClientSettings;
-}
-
-/** A relay as a client's conf names it. */
-export interface ClientConfRelay {
-    name: string;
-    tunnelSubnet: string;
-    /** The client's own address in this relay's subnet. */
-    ownAddress: string;
-    publicKey: PublicKeySource;
-    /** WireGuard's Endpoint: the local wstunnel listener for this relay, or the relay's UDP port. */
-    endpoint: string;
-}
-
-export interface ClientConfSettings {
-    client: Pick<ClientSettings, "name" | "tunnelAddress6" | "routes" | "fullTunnel" | "relayPreference" | "transport">;
-    tunnel: TunnelNetwork;
-    /** The (only) relay's public address, kept outside a full tunnel. */
-    relayHost: string;
-    /** Every relay, in the stack's order. */
-    relays: ClientConfRelay[];
-    privateKey: KeySource;
-    presharedKey?: KeySource;
-    /**
-     * A conf for the WireGuard apps (Android, iOS, macOS, Windows) as much as for wg-quick: their parsers refuse
-     * PostUp/PostDown, so a full tunnel keeps the relay's address out of AllowedIPs instead of by an ip rule (with
-     * wstunnel, whose TCP connection to the relay must not enter the tunnel; on plain UDP the apps and wg-quick
-     * already keep WireGuard's own socket out).
-     */
-    stockApp: boolean;
-}
-
-/** With a full tunnel, the relay's own address must keep using the real default route, or wstunnel loops into WireGuard. */
-export function fullTunnelHooks(relayAddress: string): Hook[] {
-    const rule = `to ${relayAddress}/32 lookup main priority 100`;
-    return [{ up: `ip -4 rule add ${rule}`, down: `ip -4 rule del ${rule}` }];
-}
-
-/** A client's conf: an address in each relay's subnet, a peer per relay, its routes on its primary relay's peer. */
-export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
-    const { client, tunnel } = settings;
-    const primary = client.relayPreference[0];
-    const ipv6Prefix = tunnel.ipv6 ? [tunnel.ipv6.prefix] : [];
-    // Only a full tunnel needs the relay's address as an IPv4 address (a config rule); others may dial a DNS name.
-    const allIpv4 = () => (settings.stockApp && client.transport !== "udp" ? ipv4AllBut(settings.relayHost) : ["0.0.0.0/0"]);
-    return {
-        title: `WireGuard on ${client.name}, a roaming client`,
-        interface: {
-            address: [
-                ...settings.relays.map((relay) => `${relay.ownAddress}/${tunnel.prefixLength}`),
-                ...(tunnel.ipv6 ? [`${client.tunnelAddress6}/${tunnel.ipv6.prefixLength}`] : []),
-            ].join(", "),
-            // On plain UDP its packets cross real networks; inside wstunnel no path MTU applies. On auto, the
-            // smaller on both paths: the relay routes to the client at one MTU, whichever path it takes.
-            mtu: client.transport === "wstunnel" ? tunnel.mtu : tunnel.udpMtu,
-            privateKey: settings.privateKey,
-            hooks: client.fullTunnel && !settings.stockApp ? fullTunnelHooks(settings.relayHost) : [],
-        },
-        peers: settings.relays.map((relay, index) =>
-            relayAsPeer({
-                description: relayDescription(settings.relays.map(({ name }) => ({ peerName: name })), index),
-                publicKey: relay.publicKey,
-                presharedKey: settings.presharedKey,
-                // IPv6 (one relay only) to the tunnel's prefix and IPv6 LANs; a full tunnel is IPv4's, as the relay
-                // forwards to the internet over IPv4 only.
-                allowedIps: client.fullTunnel
-                    ? [...allIpv4(), ...ipv6Prefix, ...client.routes.filter(isIpv6Network)]
-                    : [relay.tunnelSubnet, ...(index === 0 ? ipv6Prefix : []), ...(relay.name === primary ? client.routes : [])],
-                endpoint: relay.endpoint,
-                keepaliveSeconds: tunnel.keepaliveSeconds,
-            }),
-        ),
-    };
 }
 
 /** What a client's bundle needs of a relay: how it is reached and its public key. */
@@ -121,26 +43,6 @@ export interface ClientBundleInputs {
     /** The stack's CA; none when the relay has a publicly trusted certificate. */
     caCertificate?: string;
     clientCertificate?: { certPem: string; keyPem: string };
-}
-
-/**
- * Each relay as the client's conf names it, its Endpoint the local wstunnel listener or the relay's UDP port (on
- * auto, UDP first: the transport unit moves it to wstunnel when UDP does not pass).
- */
-function confRelays<Relay extends Pick<RelayView, "peerName" | "tunnelSubnet" | "wstunnelLocalPort" | "peers" | "address">>(
-    client: Pick<ClientSettings, "name" | "transport">,
-    relays: Relay[],
-    publicKey: (relay: Relay, index: number) => PublicKeySource,
-    /** One of relay.udpPorts to send to instead of WireGuard's port, at each relay that opens it. */
-    udpPort?: number,
-): ClientConfRelay[] {
-    return relays.map((relay, index) => ({
-        name: relay.peerName,
-        tunnelSubnet: relay.tunnelSubnet,
-        ownAddress: relayPeer(relay, client.name).tunnelAddress,
-        publicKey: publicKey(relay, index),
-        endpoint: relayEndpoint(client.transport, relay, udpPort),
-    }));
 }
 
 /** A client's bundle: its stock-app confs (keys inline), and the wstunnel client to run beside them. Pure. */
@@ -249,45 +151,19 @@ export class RoamingClient extends pulumi.ComponentResource {
 
         if (client.ssh) {
             const host = Host.overSsh(name, client.ssh, { privateKey: args.sshPrivateKey, parent: this, repair: args.repair, relayConnection: relays[0].connection });
-            // Only the LAN routes move: a client without any stays on each relay's own subnet.
-            const failover = relays.length > 1 && client.routes.length > 0;
-            const failoverRelays = client.relayPreference.map((relayName) => {
-                const relay = relays.find((candidate) => candidate.peerName === relayName)!;
-                return { name: relayName, tunnelSubnet: relay.tunnelSubnet, relayAddress: relay.tunnelAddress, ownAddress: relayPeer(relay, client.name).tunnelAddress };
-            });
-            const conf = views.apply((known): WgQuickConf => ({
-                ...clientWgQuickConf({
-                    client,
-                    tunnel,
-                    relayHost: known[0].address.host,
-                    relays: confRelays(client, known, (relay) => ({ ofPeer: relay.peerName })),
-                    privateKey: { file: wireguardKeyPath },
-                    presharedKey: args.key.presharedKey ? { file: peerPresharedKeyPath } : undefined,
-                    stockApp: true,
-                }),
-                directives: [
-                    ...(failover ? [failoverDirective({ routes: client.routes, relays: failoverRelays })] : []),
-                    ...autoTransportDirectives(client.transport, known, client.name),
-                ],
-            }));
-            const { wireguard, template, staged, declare } = provisionPeerHost(host, {
+            // Everything the client should have, but its secrets (plan/peerPlan.ts).
+            const settings = peerPlanSettings(args);
+            const layout = clientLayout(client, settings, relays);
+            const { template, staged, declared } = provisionPeerHost(host, {
                 ...args,
-                conf,
-                forwarding: false,
-                transport: client.transport,
-                packages: failover ? ["iputils-ping"] : [],
+                layout,
+                plan: views.apply((known) => clientPlan(client, settings, known)),
+                // ping: the failover unit's probe of the relays.
+                packages: layout.failoverRoutes !== undefined ? ["iputils-ping"] : [],
             });
             this.wireguardTemplate = template;
             this.staged = staged;
-            if (failover) {
-                const script = host.writeFile("wg-failover-script", { path: wgFailoverScriptPath, content: hostScript("wg-failover"), mode: "0755" });
-                host.installServiceUnit("failover-unit", {
-                    unit: failoverUnit,
-                    content: renderFailoverUnit({ relayNames: client.relayPreference, intervalSeconds: failoverCheckSeconds }),
-                    dependsOn: [wireguard, script],
-                });
-            }
-            this.declared = declare("client", failover ? client.routes : []);
+            this.declared = declared;
         }
 
         this.publicKey = args.key.publicKey;

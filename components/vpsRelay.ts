@@ -5,7 +5,7 @@ import { RelaySettings, WstunnelSettings } from "./config";
 import { Connection, Host, hostPackages, SshConnectionArgs } from "./host";
 import { RelayAddress } from "./peerHost";
 import { renderWgQuickConf } from "./render/wireguard";
-import { serverCertificatePath, serverPrivateKeyPath, wstunnelServerUnit } from "./render/paths";
+import { serverCertificatePath, serverPrivateKeyPath } from "./render/paths";
 import { createRelayPki, createStackCa, StackCa } from "./relayPki";
 import { DeclaredHost, declaredHostOfPlan } from "./declaredHosts";
 import { relayPlan, RelayPlanPeer } from "./plan/relayPlan";
@@ -118,11 +118,18 @@ export class VpsRelay extends pulumi.ComponentResource {
         this.caCertPem = pki?.caCertPem;
         this.certificateExpiry = pki?.expiry;
 
+        // Everything the relay should have, but its secrets (plan/relayPlan.ts).
+        const plan = relayPlan(
+            relay,
+            args.peers.map((peer) => ({ ...peer, presharedKey: peer.key.presharedKey !== undefined })),
+            wstunnel,
+        );
         // Before anything changes on the host: the interface the rules name exists there.
         const interfaces = host.checkInterfaces("interfaces", [{ key: relay.publicInterfaceKey, name: relay.publicInterface }]);
         const packages = host.installPackages("packages", hostPackages, { dependsOn: [interfaces] });
-        const binary = installWstunnelBinary(host, wstunnel, [wstunnelServerUnit], [packages]);
+        const binary = installWstunnelBinary(host, wstunnel, [plan.wstunnelServer.unit], [packages]);
         const server = deployWstunnelServer(host, {
+            ...plan.wstunnelServer,
             settings: {
                 listenPort: relay.wstunnelPort,
                 wireguardPort: relay.wireguardPort,
@@ -137,19 +144,12 @@ export class VpsRelay extends pulumi.ComponentResource {
         });
         this.peerCredentials = server.restrictions;
 
-        // Everything the relay should have, but its secrets (plan/relayPlan.ts).
-        const plan = relayPlan(
-            relay,
-            args.peers.map((peer) => ({ ...peer, presharedKey: peer.key.presharedKey !== undefined })),
-            wstunnel,
-        );
-        const files = plan.files.map((file) =>
-            host.writeFile(file.step, { path: file.path, mode: file.mode, owner: file.owner, content: file.content, hostFilter: file.hostFilter, ensure: file.ensure, dependsOn: [packages] }),
-        );
+        const files = plan.files.map((file) => host.writePlannedFile(file, [packages]));
 
         const presharedKeys = new Map(args.peers.map((peer) => [peer.name, peer.key.presharedKey]));
         this.wireguardTemplate = renderWgQuickConf(plan.wireguard);
         const wireguard = deployWireguardInterface(host, {
+            unit: plan.wireguardUnit,
             privateKey: args.key.privateKey,
             template: this.wireguardTemplate,
             peerPublicKeys: args.peers.map((peer) => ({ name: peer.name, publicKey: peer.key.publicKey })),

@@ -15,13 +15,14 @@ import {
     sysctlPath,
     wgApplyLockPath,
     wgApplyScriptPath,
-    wgQuickUnit,
     wireguardConfPath,
     wireguardKeyPath,
     wireguardTemplatePath,
 } from "./render/paths";
 
 export interface WireguardInterfaceArgs {
+    /** wg0's unit, from the host's plan: wg-apply starts it, and destroying the template's step stops it. */
+    unit: string;
     privateKey: pulumi.Input<string>;
     /** The rendered wg-quick template: no key in it, so a preview shows it whole. */
     template: pulumi.Input<string>;
@@ -96,14 +97,13 @@ export function deployWireguardInterface(host: Host, args: WireguardInterfaceArg
               }),
           ]
         : [];
-    host.startsUnit(wgQuickUnit);
     return host.writeFile("wireguard-template", {
         path: wireguardTemplatePath,
         content: args.template,
         mode: "0644",
         // wg-apply starts, restarts or syncs as needed, and does nothing disruptive when nothing changed.
         ensure: wgApplyCommand({ whenComplete: false }),
-        beforeRemove: systemd.disableStop(wgQuickUnit),
+        beforeRemove: systemd.disableStop(args.unit),
         afterRemove: removeFilesScript([wireguardConfPath, appliedConfPath, wgApplyLockPath]),
         dependsOn: [...args.dependsOn, applyScript, ...keySteps, ...sysctl],
     });

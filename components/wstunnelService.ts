@@ -27,7 +27,6 @@ import {
     legacyTrustedCaPath,
     relayCaPath,
     systemdUnitPath,
-    tlsRenewalPathUnit,
     tlsRenewalScriptPath,
     tlsRenewalServiceUnit,
     wstunnelBinaryPath,
@@ -35,7 +34,6 @@ import {
     wstunnelInstallScriptPath,
     wstunnelReleaseMarkerPath,
     wstunnelRestrictionsPath,
-    wstunnelServerUnit,
 } from "./render/paths";
 
 const fileSha256s = new Map<string, string>();
@@ -118,6 +116,10 @@ function deployWstunnelService(host: Host, args: WstunnelServiceArgs): { unit: c
 }
 
 export interface WstunnelServerArgs {
+    /** Its unit, from the relay's plan. */
+    unit: string;
+    /** With the user's own certificate files: the path unit, from the relay's plan, that restarts the server when they are renewed. */
+    renewalUnit?: string;
     settings: Omit<WstunnelServerSettings, "restrictionsFile" | "clientCaFile">;
     /** Every gateway's and client's path prefix, by name (secrets). */
     peers: { name: string; pathPrefix: pulumi.Input<string> }[];
@@ -147,7 +149,7 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { un
     const peers = pulumi.all(args.peers.map((peer) => pulumi.output(peer.pathPrefix).apply((pathPrefix) => ({ name: peer.name, pathPrefix }))));
     const { unit, secretFile } = deployWstunnelService(host, {
         role: "server",
-        unit: wstunnelServerUnit,
+        unit: args.unit,
         unitContent: renderWstunnelServerUnit({ ...args.settings, restrictionsFile: wstunnelRestrictionsPath, clientCaFile: clientCaPem ? clientCaPath : undefined }),
         secretFile: {
             step: "wstunnel-server-restrictions",
@@ -183,8 +185,8 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { un
         dependsOn,
         unitAfter: args.switchAfter,
     });
-    if (certificate === undefined) {
-        watchOwnCertificate(host, { certificateFile: args.settings.certificateFile, privateKeyFile: args.settings.privateKeyFile }, [unit]);
+    if (args.renewalUnit !== undefined) {
+        watchOwnCertificate(host, args.renewalUnit, { certificateFile: args.settings.certificateFile, privateKeyFile: args.settings.privateKeyFile }, [unit]);
     }
     return { unit, restrictions: secretFile };
 }
@@ -193,7 +195,12 @@ export function deployWstunnelServer(host: Host, args: WstunnelServerArgs): { un
  * With the user's own certificate files (wstunnel.tls): a path unit restarts the server when they are renewed
  * (renderTlsRenewalPathUnit), so a renewal is served within seconds rather than at the next restart.
  */
-function watchOwnCertificate(host: Host, files: { certificateFile: string; privateKeyFile: string }, dependsOn: pulumi.Input<pulumi.Resource>[]): command.remote.Command {
+function watchOwnCertificate(
+    host: Host,
+    pathUnit: string,
+    files: { certificateFile: string; privateKeyFile: string },
+    dependsOn: pulumi.Input<pulumi.Resource>[],
+): command.remote.Command {
     const script = host.writeFile("tls-renewal-script", { path: tlsRenewalScriptPath, content: hostScript("tls-renewal"), mode: "0755", dependsOn });
     // Started only by the path unit: a file and a daemon-reload, no enable.
     const service = host.writeFile("tls-renewal-service", {
@@ -204,7 +211,7 @@ function watchOwnCertificate(host: Host, files: { certificateFile: string; priva
         afterRemove: systemd.daemonReload,
         dependsOn,
     });
-    return host.installServiceUnit("tls-renewal-path", { unit: tlsRenewalPathUnit, content: renderTlsRenewalPathUnit(files), dependsOn: [script, service] });
+    return host.installServiceUnit("tls-renewal-path", { unit: pathUnit, content: renderTlsRenewalPathUnit(files), dependsOn: [script, service] });
 }
 
 /**

@@ -1,6 +1,7 @@
 // What one host should have, as plain data: built by a pure function from the resolved model (relayPlan for a
-// relay), pushed by its component step by step, and handed to `npm run doctor` (declaredHosts.ts) to check. No
+// relay, gatewayPlan and clientPlan for its peers), pushed by its component step by step, and handed to `npm run doctor` (declaredHosts.ts) to check. No
 // secret and no Pulumi output in it: a key is named by its peer, and reaches the host by a step of its own.
+import type { WstunnelClientFiles } from "../render/paths";
 import type { ForwardingSysctlSettings } from "../render/sysctl";
 import type { WgQuickConf } from "../render/wireguard";
 
@@ -18,6 +19,15 @@ export interface PlannedFile {
     ensure?: string;
     /** A filter the content passes through on the host before it is compared and written (render/interfaces.ts). */
     hostFilter?: string;
+    /** What runs on destroy after the file is removed. */
+    afterRemove?: string;
+    /** A systemd service unit's file: its step installs it, starts it and keeps it running. */
+    unit?: string;
+    /**
+     * What the step waits for beyond the host's packages: the peer's staged relay settings (render/stagedSwitch.ts),
+     * or wg0 in place (a unit that works through it). A unit's file waits for the plan's files before it as well.
+     */
+    after?: "staged-settings" | "wireguard";
 }
 
 /** A WireGuard peer of the host, named as in the host's public-keys file. */
@@ -38,8 +48,12 @@ export interface HostPlan {
     role: HostRole;
     /** Files pushed as they are, each by its step, in this order. */
     files: PlannedFile[];
-    /** systemd units its steps start and keep running, sorted. */
+    /** systemd units its steps start and keep running, sorted: each also named below by what starts it. */
     units: string[];
+    /** wg0's unit (wg-quick's): wg-apply starts it, and the template's step stops it on destroy. */
+    wireguardUnit: string;
+    /** The relay's wstunnel server unit; with the user's own certificate files, the path unit that restarts it on renewal. */
+    wstunnelServer?: { unit: string; renewalUnit?: string };
     peers: PlannedPeer[];
     /** wg0's conf (every key named, none written): the template the host turns into wg0.conf. */
     wireguard: WgQuickConf;
@@ -50,4 +64,11 @@ export interface HostPlan {
     firewallRules: string[];
     /** A router's sysctl file (forwarding on); none on a host that does not forward. */
     forwarding?: ForwardingSysctlSettings;
+    /** A gateway's or client's wstunnel client per relay, the first relay's first; none on plain UDP. */
+    wstunnelClients?: WstunnelClientFiles[];
+    /** A client's LAN routes that its failover unit moves between relay peers (its primary's peer declares them). */
+    failoverRoutes?: string[];
 }
+
+/** What a gateway or client gets that does not depend on where the relays are: its steps are made before that is known. */
+export type HostLayout = Pick<HostPlan, "role" | "files" | "units" | "wireguardUnit" | "forwarding" | "wstunnelClients" | "failoverRoutes">;

@@ -124,14 +124,17 @@ function relayWgQuickConf(relay: RelayPlanSettings, peers: PlannedPeer[], firewa
 }
 
 /** Everything the relay should have: its files, units, wg0 with a peer per gateway and client, its rules, forwarding. */
-export function relayPlan(relay: RelayPlanSettings, peers: RelayPlanPeer[], wstunnel: Pick<WstunnelSettings, "tls" | "congestionControl">): HostPlan {
+export function relayPlan(relay: RelayPlanSettings, peers: RelayPlanPeer[], wstunnel: Pick<WstunnelSettings, "tls" | "congestionControl">): HostPlan & Required<Pick<HostPlan, "wstunnelServer">> {
     const plannedPeers = peers.map((peer) => relayPlannedPeer(relay, peer));
     const firewall = relayFirewallRules(relay);
+    // With the user's own certificate files, a path unit restarts the server when they are renewed.
+    const wstunnelServer = { unit: wstunnelServerUnit, ...(wstunnel.tls === undefined ? {} : { renewalUnit: tlsRenewalPathUnit }) };
     return {
         role: "relay",
         files: ruleFiles.map((file) => relayRuleFile(relay, file)),
-        // With the user's own certificate files, a path unit restarts the server when they are renewed.
-        units: [wgQuickUnit, wstunnelServerUnit, ...(wstunnel.tls === undefined ? [] : [tlsRenewalPathUnit])].sort(),
+        units: [wgQuickUnit, wstunnelServer.unit, ...(wstunnelServer.renewalUnit === undefined ? [] : [wstunnelServer.renewalUnit])].sort(),
+        wireguardUnit: wgQuickUnit,
+        wstunnelServer,
         peers: plannedPeers,
         wireguard: relayWgQuickConf(relay, plannedPeers, firewall),
         // As the doctor checks them: the jumps into the chains, the rules beside them, then the chains' own rules.

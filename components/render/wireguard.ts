@@ -149,18 +149,3 @@ export function relayAsPeer(relay: RelayAsPeerSettings): WgPeer {
         persistentKeepalive: relay.keepaliveSeconds,
     };
 }
-
-/** What a host's conf declares for the doctor: its peers named by `ofPeer`, and the firewall rules its hooks add. */
-export interface ConfDeclaration {
-    /** Each peer whose public key comes from the host's public-keys file, by that name, with its AllowedIPs. */
-    peers: { name: string; allowedIps: string[] }[];
-    /** The PostUp commands that run iptables or ip6tables, as written (`%i` for the interface). */
-    firewallRules: string[];
-}
-
-export function confDeclaration(conf: WgQuickConf): ConfDeclaration {
-    return {
-        peers: conf.peers.flatMap((peer) => ("ofPeer" in peer.publicKey ? [{ name: peer.publicKey.ofPeer, allowedIps: peer.allowedIps }] : [])),
-        firewallRules: conf.interface.hooks.map((hook) => hook.up).filter((up) => /^ip6?tables /.test(up)),
-    };
-}

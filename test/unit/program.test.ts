@@ -953,18 +953,19 @@ describe("program with bad config", () => {
     });
 });
 
-describe("program: several sites and relays", () => {
-    /** Two relays, two sites, and a laptop provisioned over SSH. */
-    const twoRelays = (): StackConfigInput => {
-        const config = validConfig();
-        const { relay, ...rest } = config;
-        return {
-            ...rest,
-            relays: [relay!, { name: "relay2", ssh: { host: "198.51.100.20", user: "ops", hostKey: testHostKey }, tunnelSubnet: "10.10.1.0/24" }],
-            gateways: [...config.gateways!, { name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], ssh: { host: "192.168.2.130", user: "pi", hostKey: testHostKey } }],
-            clients: [{ name: "laptop", tunnelAddress: "10.10.0.3", ssh: { host: "10.254.1.2", hostKey: testHostKey } }],
-        };
+/** Two relays, two sites, and a laptop provisioned over SSH. */
+function twoRelays(): StackConfigInput {
+    const config = validConfig();
+    const { relay, ...rest } = config;
+    return {
+        ...rest,
+        relays: [relay!, { name: "relay2", ssh: { host: "198.51.100.20", user: "ops", hostKey: testHostKey }, tunnelSubnet: "10.10.1.0/24" }],
+        gateways: [...config.gateways!, { name: "rpi2", tunnelAddress: "10.10.0.6", lanSubnets: ["192.168.2.0/24"], ssh: { host: "192.168.2.130", user: "pi", hostKey: testHostKey } }],
+        clients: [{ name: "laptop", tunnelAddress: "10.10.0.3", ssh: { host: "10.254.1.2", hostKey: testHostKey } }],
     };
+}
+
+describe("program: several sites and relays", () => {
     const stepsOf = (host: string) => mockCommands.filter((c) => c.name.startsWith(`${host}-`)).map((c) => c.name.slice(host.length + 1)).sort();
 
     it("leaves a single-relay stack's steps exactly as `relay` made them when it is written as a one-element `relays`", async () => {
@@ -1266,5 +1267,38 @@ describe("program: the library, with the relay's address and SSH key outputs of 
         const config = configWithProvisionedClient();
         config.tunnel = { ipv6: { enabled: true } };
         expect(() => loadLibraryProgram(config, "198.51.100.10")).toThrow(/wg-relay:tunnel\.ipv6\.prefix: required when the relay's address is another resource's output/);
+    });
+});
+
+describe("program: the units a host's steps start are its plan's", () => {
+    /** Every unit a host's steps start: a service unit's step enables it, wg-apply starts wg-quick's. */
+    async function unitsStartedBy(host: string): Promise<string[]> {
+        const scripts = await Promise.all(mockCommands.filter((recorded) => recorded.name.startsWith(`${host}-`)).map(async (recorded) => (await inputsOf(recorded)).create as string));
+        const units = scripts.flatMap((script) => [...script.matchAll(/systemctl enable --quiet --now (\S+)/g)].map((match) => match[1]));
+        const wgQuick = scripts.some((script) => script.includes("/usr/local/lib/wg-relay/wg-apply ")) ? ["wg-quick@wg0.service"] : [];
+        return [...new Set([...units, ...wgQuick])].sort();
+    }
+
+    const onTransport = (transport: "wstunnel" | "udp" | "auto") => {
+        const config = configWithProvisionedClient();
+        config.relay!.allowDirectUdp = true;
+        config.gateways![0].transport = transport;
+        config.clients![1].transport = transport;
+        return config;
+    };
+    const cases: [string, () => StackConfigInput, string[]][] = [
+        ["on wstunnel", () => onTransport("wstunnel"), ["relay", "rpi1", "workstation"]],
+        ["on udp", () => onTransport("udp"), ["relay", "rpi1", "workstation"]],
+        ["on auto", () => onTransport("auto"), ["relay", "rpi1", "workstation"]],
+        ["with two relays and failover", twoRelays, ["relay", "relay2", "rpi1", "rpi2", "laptop"]],
+    ];
+    it.each(cases)("%s: each host's steps start exactly the units its plan declares", async (_, config, hosts) => {
+        const program = loadProgram(config());
+        const declared = await valueOf(pulumi.output(program.declaredHosts) as pulumi.Output<Record<string, { units: string[] }>>);
+        for (const host of hosts) {
+            expect({ host, units: await unitsStartedBy(host) }).toEqual({ host, units: declared[host].units });
+        }
+        // The failover unit only where the plan has routes to move.
+        expect(declared.laptop?.units.includes("wg-relay-failover.service") ?? false).toBe(hosts.includes("relay2"));
     });
 });

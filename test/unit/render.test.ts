@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStackConfig, relayPeer } from "../../components/config";
 import { ipv4AllBut } from "../../components/net";
-import { clientWgQuickConf, renderClientBundle } from "../../components/roamingClient";
-import { gatewayFirewallRules, gatewayWgQuickConf } from "../../components/lanGateway";
+import { renderClientBundle } from "../../components/roamingClient";
+import { clientPlan, clientWgQuickConf, gatewayFirewallRules, gatewayWgQuickConf } from "../../components/plan/peerPlan";
 import { relayAddress } from "../../components/vpsRelay";
 import { relayFirewallRules, relayPlan, RelayPlanPeer, RelayPlanSettings } from "../../components/plan/relayPlan";
 import { renderForwardingSysctl } from "../../components/render/sysctl";
@@ -13,7 +13,7 @@ import { renderHeartbeatUnit } from "../../components/render/heartbeat";
 import { failoverDirective, renderFailoverUnit } from "../../components/render/failover";
 import { autoTransportDirective, renderAutoTransportUnit } from "../../components/render/autoTransport";
 import { renderStagedSwitchUnit, stagedPath } from "../../components/render/stagedSwitch";
-import { confDeclaration, firewallHooks, renderPublicKeys, renderWgQuickConf } from "../../components/render/wireguard";
+import { firewallHooks, renderPublicKeys, renderWgQuickConf } from "../../components/render/wireguard";
 import {
     renderWstunnelClientUnit,
     renderWstunnelClientEnvironment,
@@ -28,7 +28,7 @@ import {
 } from "../../components/render/wstunnel";
 import { accessChainHooks, accessRuleCommands, loadAccessRulesScript, renderAccessRules } from "../../components/render/access";
 import { hostScriptsDir } from "../../components/render/scripts";
-import { relayTemplateFirewallRules, testHostKey, validConfig } from "./fixtures";
+import { testHostKey, validConfig } from "./fixtures";
 import { expectGolden } from "./golden";
 
 const network = parseStackConfig({ ...validConfig(), wstunnel: { source: "local", localBinary: "/dev/null" } } as Record<string, unknown>);
@@ -148,32 +148,6 @@ describe("wg-quick templates: every key named, never written", () => {
         }
         const relayTemplate = renderWgQuickConf(relayWgQuickConf(relay, [{ ...rpi1, role: "gateway", transport: "auto" }], new Set()));
         expect(relayTemplate).toContain(["# rpi1 (gateway)", "# wg-relay route MTU: 1420", "PublicKey = <public key of rpi1>"].join("\n"));
-    });
-
-    it("declares the peers and PostUp firewall rules of a conf (the doctor's expectations)", () => {
-        const peers = [
-            { ...rpi1, role: "gateway" as const },
-            { ...laptop, role: "client" as const, lanSubnets: [] },
-        ];
-        expect(confDeclaration(relayWgQuickConf(relay, peers, new Set(["rpi1"])))).toEqual({
-            peers: [
-                { name: "rpi1", allowedIps: ["10.10.0.2/32", "192.168.1.0/24"] },
-                { name: "laptop", allowedIps: ["10.10.0.3/32"] },
-            ],
-            firewallRules: [
-                ...relayTemplateFirewallRules,
-            ],
-        });
-        // A full-tunnel client's hook is an `ip rule`, not a firewall rule.
-        const client = clientWgQuickConf({
-            client: { ...laptop, fullTunnel: true },
-            tunnel: network.tunnel,
-            relayHost: "198.51.100.10",
-            relays: [{ name: "relay", tunnelSubnet: "10.10.0.0/24", ownAddress: "10.10.0.3", publicKey: { ofPeer: "relay" }, endpoint: "127.0.0.1:51820" }],
-            privateKey: { file: "/etc/wireguard/wg0.key" },
-            stockApp: false,
-        });
-        expect(confDeclaration(client)).toEqual({ peers: [{ name: "relay", allowedIps: ["0.0.0.0/0"] }], firewallRules: [] });
     });
 
     it("lists the public keys wg-apply fills in, one line per peer", () => {
@@ -763,16 +737,21 @@ describe("several sites and relays", () => {
         const declared = clientWgQuickConf({ ...settings, client: laptop });
         const conf = renderWgQuickConf(declared);
         expectGolden("client-two-relays/etc/wg-relay/wg0.template.conf", conf);
-        expect(confDeclaration(declared).peers).toEqual([
+        // The provisioned client's plan has the same peers, by the relays' names.
+        const plannedPeers = (client: typeof laptop) =>
+            clientPlan(client, { tunnel: sites.tunnel, wstunnel: sites.wstunnel, stackCa: true, presharedKey: false }, relaysForPeers).peers.map(({ name, allowedIps }) => ({ name, allowedIps }));
+        expect(plannedPeers(laptop)).toEqual([
             { name: "relay", allowedIps: ["10.10.0.0/24", "192.168.1.0/24", "192.168.2.0/24"] },
             { name: "relay2", allowedIps: ["10.10.1.0/24"] },
         ]);
+        expect(declared.peers.map((peer) => peer.allowedIps)).toEqual(plannedPeers(laptop).map((peer) => peer.allowedIps));
         expect(conf).toContain("Address = 10.10.0.3/24, 10.10.1.3/24\n");
         const onRelay2 = clientWgQuickConf({ ...settings, client: { ...laptop, relayPreference: ["relay2", "relay"] } });
-        expect(confDeclaration(onRelay2).peers).toEqual([
+        expect(plannedPeers({ ...laptop, relayPreference: ["relay2", "relay"] })).toEqual([
             { name: "relay", allowedIps: ["10.10.0.0/24"] },
             { name: "relay2", allowedIps: ["10.10.1.0/24", "192.168.1.0/24", "192.168.2.0/24"] },
         ]);
+        expect(onRelay2.peers.map((peer) => peer.allowedIps)).toEqual(plannedPeers({ ...laptop, relayPreference: ["relay2", "relay"] }).map((peer) => peer.allowedIps));
     });
 
     it("lets the first relay's access chain pass exactly the LAN pairs of sites that opted in, before the drop", () => {
@@ -896,7 +875,7 @@ describe("IPv6 inside the tunnel", () => {
             "PostDown = ip6tables -w -F WG-RELAY-ACCESS && ip6tables -w -X WG-RELAY-ACCESS && ip6tables -w -F WG-RELAY-INPUT && ip6tables -w -X WG-RELAY-INPUT && ip6tables -w -F WG-RELAY-EGRESS && ip6tables -w -X WG-RELAY-EGRESS",
         ]);
         // The doctor checks the ip6tables rules as it checks the iptables ones.
-        expect(confDeclaration(conf).firewallRules.filter((rule) => rule.startsWith("ip6tables"))).toEqual([
+        expect(relayPlan(v6relay, peers, ipv6.wstunnel).firewallRules.filter((rule) => rule.startsWith("ip6tables -I"))).toEqual([
             "ip6tables -I FORWARD -i %i -j WG-RELAY-EGRESS -m comment --comment wg-relay",
             "ip6tables -I FORWARD -i %i -o %i -j WG-RELAY-ACCESS -m comment --comment wg-relay",
             "ip6tables -I INPUT -i %i -j WG-RELAY-INPUT -m comment --comment wg-relay",

@@ -158,6 +158,11 @@ export function gatewayFirewallRules(settings: GatewayFirewallSettings): Firewal
     return rules;
 }
 
+/** A gateway's or client's wg0 addresses: its own in each relay's subnet, and with IPv6 inside the tunnel its IPv6 one. */
+function peerInterfaceAddress(ownAddresses: string[], tunnelAddress6: string | undefined, tunnel: TunnelNetwork): string {
+    return [...ownAddresses.map((address) => `${address}/${tunnel.prefixLength}`), ...(tunnel.ipv6 ? [`${tunnelAddress6}/${tunnel.ipv6.prefixLength}`] : [])].join(", ");
+}
+
 /** How a peer describes a relay in its template: "the relay" while there is one. */
 export function relayDescription(relays: Pick<PeerPlanRelay, "peerName">[], index: number): string {
     return relays.length === 1 ? "the relay" : `the relay ${relays[index].peerName}`;
@@ -180,10 +185,7 @@ export function gatewayWgQuickConf(
     return {
         title: `WireGuard on ${gateway.name}, a LAN gateway`,
         interface: {
-            address: [
-                ...ownAddresses.map((relay) => `${relay.ownAddress}/${tunnel.prefixLength}`),
-                ...(tunnel.ipv6 ? [`${gateway.tunnelAddress6}/${tunnel.ipv6.prefixLength}`] : []),
-            ].join(", "),
+            address: peerInterfaceAddress(ownAddresses.map((relay) => relay.ownAddress), gateway.tunnelAddress6, tunnel),
             // On plain UDP its packets cross real networks; inside wstunnel no path MTU applies.
             mtu: udp ? tunnel.udpMtu : tunnel.mtu,
             privateKey: { file: wireguardKeyPath },
@@ -258,10 +260,7 @@ export function clientWgQuickConf(settings: ClientConfSettings): WgQuickConf {
     return {
         title: `WireGuard on ${client.name}, a roaming client`,
         interface: {
-            address: [
-                ...settings.relays.map((relay) => `${relay.ownAddress}/${tunnel.prefixLength}`),
-                ...(tunnel.ipv6 ? [`${client.tunnelAddress6}/${tunnel.ipv6.prefixLength}`] : []),
-            ].join(", "),
+            address: peerInterfaceAddress(settings.relays.map((relay) => relay.ownAddress), client.tunnelAddress6, tunnel),
             // On plain UDP its packets cross real networks; inside wstunnel no path MTU applies. On auto, the
             // smaller on both paths: the relay routes to the client at one MTU, whichever path it takes.
             mtu: client.transport === "wstunnel" ? tunnel.mtu : tunnel.udpMtu,

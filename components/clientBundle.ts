@@ -1,6 +1,6 @@
 // A roaming client's bundle: the secret stack output a user turns into files (`npm run client-files`).
 import type { ClientSettings } from "./config";
-import type { PlatformFile } from "./render/clientPlatforms";
+import type { PlatformFile } from "./wstunnel/clientPlatforms";
 
 export type ClientPlatform = ClientSettings["platform"];
 

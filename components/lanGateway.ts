@@ -4,8 +4,8 @@
 // onto the LAN. With siteToSite it also routes the other sites' LANs through the first relay.
 import * as pulumi from "@pulumi/pulumi";
 import { GatewaySettings } from "./config";
-import { Host, WithInputHost } from "./host";
-import { DeclaredHost } from "./declaredHosts";
+import { Host, WithInputHost } from "./host/host";
+import { DeclaredHost } from "./plan/declaredHosts";
 import { gatewayLayout, gatewayPlan } from "./plan/peerPlan";
 import { PeerComponentArgs, peerPlanSettings, provisionPeerHost, relayViews } from "./peerHost";
 
@@ -27,7 +27,7 @@ export class LanGateway extends pulumi.ComponentResource {
     readonly wireguardTemplate: pulumi.Output<string>;
     /** What the host should have (units, peers, rules, wstunnel): `npm run doctor` checks it against the host. */
     readonly declared: pulumi.Output<DeclaredHost>;
-    /** Its staged relay settings: the relays change only after them (render/stagedSwitch.ts). */
+    /** Its staged relay settings: the relays change only after them (failover/stagedSwitch.ts). */
     readonly staged: pulumi.Resource[];
 
     constructor(name: string, args: LanGatewayArgs, opts?: pulumi.ComponentResourceOptions) {

@@ -7,20 +7,20 @@ import { isIpv4 } from "./net";
 import { LanGateway, LanGatewaySettings } from "./lanGateway";
 import { RoamingClient, RoamingClientSettings } from "./roamingClient";
 import { VpsRelay, VpsRelaySettings } from "./vpsRelay";
-import { WireguardKey, WireguardKeyArgs } from "./wireguardKey";
-import { WstunnelCredential } from "./wstunnelCredential";
-import { ClientCertificate } from "./relayPki";
+import { WireguardKey, WireguardKeyArgs } from "./wireguard/key";
+import { WstunnelCredential } from "./wstunnel/credential";
+import { ClientCertificate } from "./pki/relayPki";
 
 export { LanGateway, type LanGatewayArgs, type LanGatewaySettings } from "./lanGateway";
 export { RoamingClient, type RoamingClientArgs, type RoamingClientSettings } from "./roamingClient";
 export { type RelayPeer, VpsRelay, type VpsRelayArgs, type VpsRelaySettings } from "./vpsRelay";
 export type { PeerComponentArgs, RelayAccess, RelayAddress } from "./peerHost";
-export type { SshConnectionArgs, WithInputHost } from "./host";
-export { WireguardKey, type WireguardKeyArgs } from "./wireguardKey";
-export { WstunnelCredential } from "./wstunnelCredential";
+export type { SshConnectionArgs, WithInputHost } from "./host/host";
+export { WireguardKey, type WireguardKeyArgs } from "./wireguard/key";
+export { WstunnelCredential } from "./wstunnel/credential";
 export type { ClientBundle } from "./clientBundle";
-export type { DeclaredHost } from "./declaredHosts";
-export type { ClientCertificate } from "./relayPki";
+export type { DeclaredHost } from "./plan/declaredHosts";
+export type { ClientCertificate } from "./pki/relayPki";
 export { ConfigError, parseStackConfig } from "./config";
 export type { ClientSettings, GatewaySettings, Network, StackConfigInput, TunnelNetwork, WstunnelSettings } from "./config";
 
@@ -196,7 +196,7 @@ export function createNetwork(network: LibraryNetwork, args: NetworkArgs): { rel
     const clients = network.clients.map((client) => ({ client, ...withCredential(client) }));
 
     // The relays change what peers check them against only after every provisioned peer has staged its side of the
-    // change, so a peer reached through a relay stays reachable (render/stagedSwitch.ts); the peers are made below.
+    // change, so a peer reached through a relay stays reachable (failover/stagedSwitch.ts); the peers are made below.
     let resolvePeersStaged: (staged: pulumi.Resource[]) => void = () => undefined;
     const peersStaged = new Promise<pulumi.Resource[]>((resolve) => (resolvePeersStaged = resolve));
     // The first relay makes the stack's CA; every other one has its server certificate signed by it.

@@ -4,18 +4,18 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { RelayPeerAddresses, TunnelNetwork, WstunnelSettings } from "./config";
-import { Connection, Host, hostPackages } from "./host";
-import { InterfaceSetting } from "./render/interfaces";
-import { clientCertificatePath, peerPresharedKeyPath, publicKeysPath, relayCaPath, systemdUnitPath, WstunnelClientFiles } from "./render/paths";
-import { stagedPath } from "./render/stagedSwitch";
-import { ClientCertificate } from "./relayPki";
-import { DeclaredHost, declaredHostOfPlan } from "./declaredHosts";
-import { renderWgQuickConf } from "./render/wireguard";
+import { Connection, Host, hostPackages } from "./host/host";
+import { InterfaceSetting } from "./host/interfaces";
+import { clientCertificatePath, peerPresharedKeyPath, publicKeysPath, relayCaPath, systemdUnitPath, WstunnelClientFiles } from "./host/paths";
+import { stagedPath } from "./failover/stagedSwitch";
+import { ClientCertificate } from "./pki/relayPki";
+import { DeclaredHost, declaredHostOfPlan } from "./plan/declaredHosts";
+import { renderWgQuickConf } from "./wireguard/render";
 import { HostLayout, HostPlan, PlannedFile } from "./plan/hostPlan";
 import type { PeerPlanSettings, RelayAddress, RelayView } from "./plan/peerPlan";
-import { WireguardKey } from "./wireguardKey";
-import { deployWireguardInterface, publicKeysContent } from "./wireguardInterface";
-import { clientCertificateFileContent, deployWstunnelClient, installWstunnelBinary, wstunnelClientSettings, wstunnelClientUnitContent } from "./wstunnelService";
+import { WireguardKey } from "./wireguard/key";
+import { deployWireguardInterface, publicKeysContent } from "./wireguard/interface";
+import { clientCertificateFileContent, deployWstunnelClient, installWstunnelBinary, wstunnelClientSettings, wstunnelClientUnitContent } from "./wstunnel/service";
 
 export type { RelayAddress, RelayView };
 
@@ -88,7 +88,7 @@ export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPri
     interfaces?: InterfaceSetting[];
 }
 
-/** The peer's wg0 template, its staged relay settings (render/stagedSwitch.ts), and what the doctor checks. */
+/** The peer's wg0 template, its staged relay settings (failover/stagedSwitch.ts), and what the doctor checks. */
 export interface ProvisionedPeer {
     /** The wg0 template pushed to the host. */
     template: pulumi.Output<string>;
@@ -175,7 +175,7 @@ export function provisionPeerHost(host: Host, args: PeerHostArgs): ProvisionedPe
 /**
  * Stages, before any relay changes, every file of this peer that comes from the relays' settings (their public keys,
  * the wstunnel client units with the relays' addresses, the client certificate, the trusted CA), for the unit that
- * switches to them when the first relay stops answering (render/stagedSwitch.ts, its script and unit in the plan).
+ * switches to them when the first relay stops answering (failover/stagedSwitch.ts, its script and unit in the plan).
  * The relays' switching steps wait for these steps; the installed files are written for good after them
  * (deployWstunnelClient, public-keys).
  */

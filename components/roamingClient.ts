@@ -7,16 +7,16 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ClientSettings, TunnelNetwork } from "./config";
 import { ClientBundle } from "./clientBundle";
-import { Host, WithInputHost } from "./host";
-import { shellQuote } from "./shell";
-import { renderWgQuickConf } from "./render/wireguard";
-import { wstunnelBinaryPath, wstunnelClientFiles } from "./render/paths";
-import { caFileVariable, clientPrefixVariable, renderClientCertificatePem, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./render/wstunnel";
-import { platformWstunnelFiles } from "./render/clientPlatforms";
+import { Host, WithInputHost } from "./host/host";
+import { shellQuote } from "./host/shell";
+import { renderWgQuickConf } from "./wireguard/render";
+import { wstunnelBinaryPath, wstunnelClientFiles } from "./host/paths";
+import { caFileVariable, clientPrefixVariable, renderClientCertificatePem, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./wstunnel/render";
+import { platformWstunnelFiles } from "./wstunnel/clientPlatforms";
 import { clientLayout, clientPlan, clientWgQuickConf, confRelays, RelayView } from "./plan/peerPlan";
 import { PeerComponentArgs, peerPlanSettings, provisionPeerHost, relayViews } from "./peerHost";
-import { DeclaredHost } from "./declaredHosts";
-import { wstunnelClientSettings } from "./wstunnelService";
+import { DeclaredHost } from "./plan/declaredHosts";
+import { wstunnelClientSettings } from "./wstunnel/service";
 
 /**
  * A client's resolved settings (one of `parseNetworkConfig(...).clients`); with `ssh`, its machine is provisioned, and
@@ -115,7 +115,7 @@ export class RoamingClient extends pulumi.ComponentResource {
     readonly wireguardTemplate: pulumi.Output<string> | undefined;
     /** What a client provisioned over SSH should have, for `npm run doctor`; undefined for a bundle-only client. */
     readonly declared: pulumi.Output<DeclaredHost> | undefined;
-    /** A provisioned client's staged relay settings: the relays change only after them (render/stagedSwitch.ts). */
+    /** A provisioned client's staged relay settings: the relays change only after them (failover/stagedSwitch.ts). */
     readonly staged: pulumi.Resource[] = [];
 
     constructor(name: string, args: RoamingClientArgs, opts?: pulumi.ComponentResourceOptions) {

@@ -2,16 +2,16 @@
 // WireGuard has a peer per gateway (its tunnel address and LANs) and per roaming client.
 import * as pulumi from "@pulumi/pulumi";
 import { RelaySettings, WstunnelSettings } from "./config";
-import { Connection, Host, hostPackages, SshConnectionArgs } from "./host";
+import { Connection, Host, hostPackages, SshConnectionArgs } from "./host/host";
 import { RelayAddress } from "./peerHost";
-import { renderWgQuickConf } from "./render/wireguard";
-import { serverCertificatePath, serverPrivateKeyPath } from "./render/paths";
-import { createRelayPki, createStackCa, StackCa } from "./relayPki";
-import { DeclaredHost, declaredHostOfPlan } from "./declaredHosts";
+import { renderWgQuickConf } from "./wireguard/render";
+import { serverCertificatePath, serverPrivateKeyPath } from "./host/paths";
+import { createRelayPki, createStackCa, StackCa } from "./pki/relayPki";
+import { DeclaredHost, declaredHostOfPlan } from "./plan/declaredHosts";
 import { relayPlan, RelayPlanPeer } from "./plan/relayPlan";
-import { WireguardKey } from "./wireguardKey";
-import { deployWireguardInterface } from "./wireguardInterface";
-import { deployWstunnelServer, installWstunnelBinary } from "./wstunnelService";
+import { WireguardKey } from "./wireguard/key";
+import { deployWireguardInterface } from "./wireguard/interface";
+import { deployWstunnelServer, installWstunnelBinary } from "./wstunnel/service";
 
 /** A gateway or client as the relay sees it: as its plan does (plan/relayPlan.ts), with its keys and path prefix. */
 export interface RelayPeer extends Omit<RelayPlanPeer, "presharedKey"> {
@@ -49,7 +49,7 @@ export interface VpsRelayArgs {
     /** The stack's `wg-relay:repair` counter. */
     repair: number;
     /**
-     * Every provisioned peer's staged settings (render/stagedSwitch.ts), known once the peers are made after the
+     * Every provisioned peer's staged settings (failover/stagedSwitch.ts), known once the peers are made after the
      * relay: the relay's key, certificates and wstunnel unit change only after them.
      */
     peersStaged: Promise<pulumi.Resource[]>;

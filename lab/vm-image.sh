@@ -11,7 +11,7 @@
 # qemu-user-static (binfmt_misc, registered here when missing).
 #
 # Cached outside the checkout, keyed by a hash of the package lists, this script's settings and tweaks, and the
-# packages the program installs (hostPackages in components/host.ts):
+# packages the program installs (hostPackages in components/host/host.ts):
 #   ${WG_RELAY_CACHE:-/var/cache/wg-relay}/vm-image/trixie-<arch>-<hash>/
 #     rootfs/                 the image (hosts.sh makes each VM's disk from it with mkfs.ext4 -d)
 #     vmlinuz, initrd.img     Debian's kernel and its initramfs (virtio modules only), booted by QEMU directly
@@ -51,9 +51,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/image-sshd.sh"
 REPO=$(cd "$HERE/.." && pwd)
 
-# The Debian packages the program installs on every host: the one list, hostPackages in components/host.ts.
-read -r -a MIRROR_PACKAGES <<<"$(sed -n 's/^export const hostPackages = \[\(.*\)\];$/\1/p' "$REPO/components/host.ts" | tr -d '"' | tr ',' ' ')"
-((${#MIRROR_PACKAGES[@]})) || { echo "vm-image.sh: hostPackages not found in components/host.ts" >&2; exit 1; }
+# The Debian packages the program installs on every host: the one list, hostPackages in components/host/host.ts.
+read -r -a MIRROR_PACKAGES <<<"$(sed -n 's/^export const hostPackages = \[\(.*\)\];$/\1/p' "$REPO/components/host/host.ts" | tr -d '"' | tr ',' ' ')"
+((${#MIRROR_PACKAGES[@]})) || { echo "vm-image.sh: hostPackages not found in components/host/host.ts" >&2; exit 1; }
 # The roaming client's failover adds iputils-ping (components/roamingClient.ts).
 MIRROR_PACKAGES+=(iputils-ping)
 

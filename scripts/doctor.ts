@@ -13,13 +13,13 @@ import { join } from "node:path";
 import * as tls from "node:tls";
 import { parseArgs } from "node:util";
 import { ConfigError, Network, parseStackConfig, SshSettings, sshPrivateKeyKey, stackConfigValues, wstunnelArchitectureOf } from "../components/config";
-import type { DeclaredHost, HostRole } from "../components/declaredHosts";
-import type { ClientCertificateValidity } from "../components/relayPki";
+import type { DeclaredHost, HostRole } from "../components/plan/declaredHosts";
+import type { ClientCertificateValidity } from "../components/pki/relayPki";
 import { isIpv4 } from "../components/net";
-import { defaultRouteInterface, hostInterfaceFunctions } from "../components/render/interfaces";
-import { embeddedHostScript, embeddedHostScriptFunction } from "../components/render/scripts";
-import { shellQuote } from "../components/shell";
-import { sysctlNotSetPath, sysctlPath, wgApplyScriptPath, wireguardInterface, wstunnelBinaryPath, wstunnelClientUnitPattern, wstunnelReleaseMarkerPath } from "../components/render/paths";
+import { defaultRouteInterface, hostInterfaceFunctions } from "../components/host/interfaces";
+import { embeddedHostScript, embeddedHostScriptFunction } from "../components/host/scripts";
+import { shellQuote } from "../components/host/shell";
+import { sysctlNotSetPath, sysctlPath, wgApplyScriptPath, wireguardInterface, wstunnelBinaryPath, wstunnelClientUnitPattern, wstunnelReleaseMarkerPath } from "../components/host/paths";
 
 // ---------------------------------------------------------------------------------------------------------------
 // What a host reports
@@ -27,7 +27,7 @@ import { sysctlNotSetPath, sysctlPath, wgApplyScriptPath, wireguardInterface, ws
 
 /** A handshake older than this means no session: WireGuard renews a live one every 2 minutes. */
 export const staleHandshakeSeconds = 180;
-/** The stack renews its certificates in their last 30 days (components/relayPki.ts). */
+/** The stack renews its certificates in their last 30 days (components/pki/relayPki.ts). */
 const renewalDays = 30;
 
 /** The interfaces other than wg0 that the rules match packets on (`-i NAME`, `-o NAME`), in order of appearance. */

@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { wireguardPublicKey } from "../components/keys";
+import { wireguardPublicKey } from "../components/wireguard/keys";
 import { cidrContains, intToIp, ipToInt, isIpv4, isNetworkOrBroadcast, parseCidr } from "../components/net";
 
 // ---------------------------------------------------------------------------------------------------------------

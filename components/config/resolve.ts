@@ -1,7 +1,7 @@
 // The resolved model: the config parsed once, with everything derived from it resolved, so components take it as
 // it is and parse nothing. Its types are what the components use.
 import { z } from "zod";
-import { defaultRouteInterface } from "../render/interfaces";
+import { defaultRouteInterface } from "../host/interfaces";
 import { Cidr, formatNetwork, hostAddress, intToIp, ipToInt, ipv6HostAddress, IpNetwork, isIpv4, isIpv6, parseCidr, parseNetwork, uniqueLocalPrefix } from "../net";
 import { accessRule, ParsedConfig } from "./schema";
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # install-packages: installs the Debian packages of a list that are missing; never removes one (other software may
-# rely on it). The host layer (components/host.ts) carries this file in the packages step's command, as the function
+# rely on it). The host layer (components/host/host.ts) carries this file in the packages step's command, as the function
 # install_packages: it is the first step on a host, before any of wg-relay's files are there.
 #
 #   install-packages LOCK_WAIT_SECONDS PACKAGE...

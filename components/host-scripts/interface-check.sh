@@ -2,8 +2,8 @@
 # interface-check: the first step on a relay or gateway. A configured interface name must be one of the host's, and
 # where the config leaves one to the default route, the host must have one: iptables takes any name, and a rule on
 # a missing interface never matches. It changes nothing, so a wrong name stops the run before anything changed.
-# The host layer (components/host.ts) carries this file in the step's command, as the function interface_check,
-# with the caller's functions default_route_dev and host_interfaces (components/render/interfaces.ts).
+# The host layer (components/host/host.ts) carries this file in the step's command, as the function interface_check,
+# with the caller's functions default_route_dev and host_interfaces (components/host/interfaces.ts).
 #
 #   interface-check [--named KEY NAME | --default-route KEY]...
 #

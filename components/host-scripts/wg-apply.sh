@@ -67,7 +67,7 @@ if [ "${1:-}" = "--route-mtus" ]; then
 fi
 
 # The interface of the default route (IPv4's, else IPv6's), for %default-route-dev; as the interface check step
-# finds it (components/render/interfaces.ts).
+# finds it (components/host/interfaces.ts).
 default_route_dev() {
     { ip -4 -o route show default; ip -6 -o route show default; } 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }' || true
 }

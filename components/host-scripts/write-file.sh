@@ -2,7 +2,7 @@
 # write-file: writes its standard input into a file, atomically, with its mode and owner. How every file reaches a
 # host: a relay's access rules for hundreds of clients outgrow any command line, and a secret never enters one. It
 # is the step that puts wg-relay's other scripts on a host, so it cannot be one of them: the host layer
-# (components/host.ts) carries this file in each file step's command, as the function write_file.
+# (components/host/host.ts) carries this file in each file step's command, as the function write_file.
 #
 #   write-file PATH MODE OWNER GROUP [FILTER]
 #

@@ -1,13 +1,14 @@
 // What one host should have, as plain data: built by a pure function from the resolved model (relayPlan for a
-// relay, gatewayPlan and clientPlan for its peers), pushed by its component step by step, and handed to `npm run doctor` (declaredHosts.ts) to check. No
-// secret and no Pulumi output in it: a key is named by its peer, and reaches the host by a step of its own.
-import type { WstunnelClientFiles } from "../render/paths";
-import type { ForwardingSysctlSettings } from "../render/sysctl";
-import type { WgQuickConf } from "../render/wireguard";
+// relay, gatewayPlan and clientPlan for its peers), pushed by its component step by step, and handed to
+// `npm run doctor` (plan/declaredHosts.ts) to check. No secret and no Pulumi output in it: a key is named by its
+// peer, and reaches the host by a step of its own.
+import type { WstunnelClientFiles } from "../host/paths";
+import type { ForwardingSysctlSettings } from "../host/sysctl";
+import type { WgQuickConf } from "../wireguard/render";
 
 export type HostRole = "relay" | "gateway" | "client";
 
-/** A file the component writes as it is (render/…), one step each. */
+/** A file the component writes as it is (rendered by a pure function of its concern), one step each. */
 export interface PlannedFile {
     /** Names its step, and so its resource (`<host>-<step>`): kept from version to version, like the stack's URNs. */
     step: string;
@@ -17,14 +18,14 @@ export interface PlannedFile {
     content: string;
     /** What runs every time after the file is in place, changed or not (e.g. loading it into the kernel). */
     ensure?: string;
-    /** A filter the content passes through on the host before it is compared and written (render/interfaces.ts). */
+    /** A filter the content passes through on the host before it is compared and written (host/interfaces.ts). */
     hostFilter?: string;
     /** What runs on destroy after the file is removed. */
     afterRemove?: string;
     /** A systemd service unit's file: its step installs it, starts it and keeps it running. */
     unit?: string;
     /**
-     * What the step waits for beyond the host's packages: the peer's staged relay settings (render/stagedSwitch.ts),
+     * What the step waits for beyond the host's packages: the peer's staged relay settings (failover/stagedSwitch.ts),
      * or wg0 in place (a unit that works through it). A unit's file waits for the plan's files before it as well.
      */
     after?: "staged-settings" | "wireguard";

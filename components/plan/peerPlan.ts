@@ -1,12 +1,12 @@
 // A LAN gateway's and a provisioned roaming client's plans (plan/hostPlan.ts): from the peer's resolved settings and
 // the relays, everything the host should have. LanGateway and RoamingClient push it (peerHost.ts); the doctor checks
-// it (declaredHosts.ts). Its files and units do not depend on where the relays are (peerLayout): the components
+// it (plan/declaredHosts.ts). Its files and units do not depend on where the relays are (peerLayout): the components
 // make those steps before the relays' addresses, which may be other resources' outputs, are known.
 import { ClientSettings, GatewaySettings, isIpv6Network, RelayPeerAddresses, relayPeer, TunnelNetwork, WstunnelSettings } from "../config";
 import { ipv4AllBut } from "../net";
-import { autoTransportDirective, renderAutoTransportUnit } from "../render/autoTransport";
-import { failoverDirective, renderFailoverUnit } from "../render/failover";
-import { renderHeartbeatUnit } from "../render/heartbeat";
+import { autoTransportDirective, renderAutoTransportUnit } from "../failover/autoTransport";
+import { failoverDirective, renderFailoverUnit } from "../failover/failover";
+import { renderHeartbeatUnit } from "../failover/heartbeat";
 import {
     autoTransportUnit,
     clientCertificatePath,
@@ -24,10 +24,10 @@ import {
     wgTransportScriptPath,
     wireguardKeyPath,
     wstunnelClientFiles,
-} from "../render/paths";
-import { hostScript, wgApplyCommand } from "../render/scripts";
-import { renderStagedSwitchUnit } from "../render/stagedSwitch";
-import { firewallHooks, FirewallRule, Hook, KeySource, PublicKeySource, relayAsPeer, WgQuickConf } from "../render/wireguard";
+} from "../host/paths";
+import { hostScript, wgApplyCommand } from "../host/scripts";
+import { renderStagedSwitchUnit } from "../failover/stagedSwitch";
+import { firewallHooks, FirewallRule, Hook, KeySource, PublicKeySource, relayAsPeer, WgQuickConf } from "../wireguard/render";
 import { HostLayout, HostPlan, PlannedFile, PlannedPeer } from "./hostPlan";
 
 /** With WireGuard's 15 s of unanswered data before a new handshake: the tunnel is back within about 20 s. */
@@ -334,7 +334,7 @@ function scriptFile(step: string, path: string, script: Parameters<typeof hostSc
 
 /**
  * What every gateway and client gets beside its role's own files: through wstunnel, a client unit per relay and the
- * staged switch (render/stagedSwitch.ts) with the files it switches; on auto, the transport unit.
+ * staged switch (failover/stagedSwitch.ts) with the files it switches; on auto, the transport unit.
  */
 function peerLayout(peer: PeerRole, settings: PeerPlanSettings, relays: PeerPlanRelay[]): Omit<HostLayout, "forwarding" | "failoverRoutes"> {
     const wstunnelClients = peer.transport === "udp" ? [] : relays.map((relay, index) => wstunnelClientFiles({ name: relay.peerName, index }));

@@ -1,10 +1,10 @@
 // The relay's plan (plan/hostPlan.ts): from its resolved settings and its peers, everything the relay should have.
-// VpsRelay pushes it; the doctor checks it (declaredHosts.ts).
+// VpsRelay pushes it; the doctor checks it (plan/declaredHosts.ts).
 import type { RelaySettings, WstunnelSettings } from "../config";
-import { accessChainHooks, accessChainJumps, accessRuleCommands, Family, loadAccessRulesScript, RelayRulesSettings, renderAccessRules } from "../render/access";
-import { defaultRouteInterface, rulesDefaultRouteInterfaceFilter } from "../render/interfaces";
-import { access6RulesPath, accessRulesPath, relayPresharedKeyPath, tlsRenewalPathUnit, wgApplyScriptPath, wgQuickUnit, wireguardDir, wireguardKeyPath, wstunnelServerUnit } from "../render/paths";
-import { firewallHooks, FirewallRule, WgQuickConf } from "../render/wireguard";
+import { accessChainHooks, accessChainJumps, accessRuleCommands, Family, loadAccessRulesScript, RelayRulesSettings, renderAccessRules } from "../access/rules";
+import { defaultRouteInterface, rulesDefaultRouteInterfaceFilter } from "../host/interfaces";
+import { access6RulesPath, accessRulesPath, relayPresharedKeyPath, tlsRenewalPathUnit, wgApplyScriptPath, wgQuickUnit, wireguardDir, wireguardKeyPath, wstunnelServerUnit } from "../host/paths";
+import { firewallHooks, FirewallRule, WgQuickConf } from "../wireguard/render";
 import { HostPlan, PlannedFile, PlannedPeer } from "./hostPlan";
 
 /** A gateway or client as the relay's plan sees it: no key, only whether it has a preshared one. */
@@ -37,7 +37,7 @@ export interface RelayFirewallSettings {
 }
 
 /**
- * Beside the relay's chains (render/access.ts), which decide what peers may send: the path back to full-tunnel
+ * Beside the relay's chains (access/rules.ts), which decide what peers may send: the path back to full-tunnel
  * clients, and WireGuard's port closed on the public interface in both families (kernel WireGuard listens on IPv6
  * too, whether or not the tunnel carries IPv6).
  */
@@ -93,7 +93,7 @@ function relayPlannedPeer(relay: RelayPlanSettings, peer: RelayPlanPeer): Planne
     };
 }
 
-/** The relay's wg0 conf: a peer per gateway and client, every key named rather than written (render/wireguard.ts). */
+/** The relay's wg0 conf: a peer per gateway and client, every key named rather than written (wireguard/render.ts). */
 function relayWgQuickConf(relay: RelayPlanSettings, peers: PlannedPeer[], firewall: FirewallRule[]): WgQuickConf {
     const tunnel = relay.tunnel;
     return {

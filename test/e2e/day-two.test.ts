@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { wireguardPublicKey } from "../../components/keys";
+import { wireguardPublicKey } from "../../components/wireguard/keys";
 import type { LabChanges } from "../../lab/stack-config";
 import type { Finding, Report } from "../../scripts/doctor";
 import {
@@ -160,7 +160,7 @@ describe("wg-relay on day two, in the lab", () => {
         const oldKey = onHostOk("relay", "wg show wg0 public-key").trim();
         const rotation: LabChanges = { ...base, relayKeyRotation: 1 };
         // The templates name keys rather than hold them: only the relay's key and the peers' public-keys files change.
-        // Each peer stages the relay's new public key before the relay takes it (render/stagedSwitch.ts).
+        // Each peer stages the relay's new public key before the relay takes it (failover/stagedSwitch.ts).
         expect(hostSteps(changedSteps(rotation))).toEqual([
             "update laptop-public-keys", "update laptop-staged-public-keys", "update relay-wireguard-key", "update rpi1-public-keys", "update rpi1-staged-public-keys",
         ]);

@@ -3,8 +3,8 @@
 // Needs root and the lab, like lab.test.ts.
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { wireguardTemplatePath } from "../../components/render/paths";
-import { shellQuote } from "../../components/shell";
+import { wireguardTemplatePath } from "../../components/host/paths";
+import { shellQuote } from "../../components/host/shell";
 import type { LabChanges } from "../../lab/stack-config";
 import { changedSteps, ensureStack, failingUp, inNamespace, lab, onHostOk, repo, Result, up, writeStack } from "./lab";
 

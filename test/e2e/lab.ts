@@ -3,7 +3,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { shellQuote } from "../../components/shell";
+import { shellQuote } from "../../components/host/shell";
 import type { LabChanges } from "../../lab/stack-config";
 import type { Report } from "../../scripts/doctor";
 

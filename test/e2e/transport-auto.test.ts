@@ -9,7 +9,7 @@
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LabChanges } from "../../lab/stack-config";
-import { appliedConfPath } from "../../components/render/paths";
+import { appliedConfPath } from "../../components/host/paths";
 import { doctor, doctorFailures, ensureStack, inNamespace, inNamespaceOk, LabHost, lanService, onHostOk, relayAddress, repair, repo, secondsUntil, secondsUntilLanReachable, startInNamespace } from "./lab";
 
 const laptopOnAuto: LabChanges = { relayDirectUdp: { udpPorts: [] }, laptopTransport: "auto" };

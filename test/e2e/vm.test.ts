@@ -58,7 +58,7 @@ async function secondsUntilBackAfter(host: LabHost, what: string, bound: number,
     return seconds;
 }
 
-/** What wg-relay puts on the relay (components/vpsRelay.ts, components/host.ts); none of it may stay after destroy. */
+/** What wg-relay puts on the relay (components/vpsRelay.ts, components/host/host.ts); none of it may stay after destroy. */
 const relayFiles = ["/etc/wireguard/wg0.conf", "/etc/wg-relay", "/usr/local/etc/wg-relay", "/usr/local/lib/wg-relay", "/var/lib/wg-relay", "/usr/local/bin/wstunnel", "/etc/sysctl.d/90-wg-relay.conf"];
 
 /** The bare image: none of what the program installs, and nothing of wg-relay ("0\n0"). */

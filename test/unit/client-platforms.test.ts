@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { parseStackConfig } from "../../components/config";
 import { renderClientBundle } from "../../components/roamingClient";
 import { relayAddress } from "../../components/vpsRelay";
-import { renderAndroidScript, renderLaunchdPlist, renderWindowsCommand, renderWindowsTask } from "../../components/render/clientPlatforms";
+import { renderAndroidScript, renderLaunchdPlist, renderWindowsCommand, renderWindowsTask } from "../../components/wstunnel/clientPlatforms";
 import { validConfig } from "./fixtures";
 import { expectGolden } from "./golden";
 

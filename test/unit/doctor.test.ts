@@ -5,9 +5,9 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseStackConfig } from "../../components/config";
-import { DeclaredHost } from "../../components/declaredHosts";
-import { wgApplyScriptPath } from "../../components/render/paths";
-import { hostScript, hostScriptsDir } from "../../components/render/scripts";
+import { DeclaredHost } from "../../components/plan/declaredHosts";
+import { wgApplyScriptPath } from "../../components/host/paths";
+import { hostScript, hostScriptsDir } from "../../components/host/scripts";
 import {
     checkHost,
     checkClientCertificate,

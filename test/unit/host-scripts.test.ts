@@ -5,9 +5,9 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { hostScriptsDir } from "../../components/render/scripts";
+import { hostScriptsDir } from "../../components/host/scripts";
 import { Observed, parseProbe } from "../../scripts/doctor";
-import { defaultRouteInterface, interfaceCheckScript, rulesDefaultRouteInterfaceFilter, sysctlDefaultRouteInterfaceFilter } from "../../components/render/interfaces";
+import { defaultRouteInterface, interfaceCheckScript, rulesDefaultRouteInterfaceFilter, sysctlDefaultRouteInterfaceFilter } from "../../components/host/interfaces";
 
 const repo = join(__dirname, "..", "..");
 
@@ -392,7 +392,7 @@ describe("wg-apply", () => {
         writeFileSync(join(paths.state, "default-route"), "default via 198.51.100.1 dev ens3 proto static\n");
         const rules = [
             "iptables -A FORWARD -i %i -o %i -j ACCEPT -m comment --comment wg-relay",
-            // The relay's own chains, declared as the commands that add them (render/access.ts).
+            // The relay's own chains, declared as the commands that add them (access/rules.ts).
             "iptables -t nat -A WG-RELAY-NAT -s 10.10.0.4/32 -o %default-route-dev -m comment --comment wg-relay:phone -j MASQUERADE",
             "ip6tables -I WG-RELAY-EGRESS -j DROP",
             "iptables -I INPUT -i ens3 -p udp --dport 51820 -j DROP -m comment --comment wg-relay",

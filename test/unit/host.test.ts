@@ -3,8 +3,8 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { asRoot, installPackagesScript, recordHostKeyScript, removeFilesScript, writeStdinToFileScript } from "../../components/host";
-import { shellQuote } from "../../components/shell";
+import { asRoot, installPackagesScript, recordHostKeyScript, removeFilesScript, writeStdinToFileScript } from "../../components/host/host";
+import { shellQuote } from "../../components/host/shell";
 
 const asRootUser = process.getuid?.() === 0;
 

@@ -1,5 +1,5 @@
 // WireGuard keys from random secrets, checked against values from coreutils and wireguard-tools.
-import { wireguardKeyFromSecret, wireguardPublicKey } from "../../components/keys";
+import { wireguardKeyFromSecret, wireguardPublicKey } from "../../components/wireguard/keys";
 
 describe("WireGuard keys", () => {
     // printf 'wg-relay test secret' | sha256sum | xxd -r -p | base64; and that piped into `wg pubkey`.

@@ -3,9 +3,9 @@ import { basename } from "node:path";
 import { HostPlan } from "../../components/plan/hostPlan";
 import { clientPlan, gatewayLayout, gatewayPlan } from "../../components/plan/peerPlan";
 import { relayPlan } from "../../components/plan/relayPlan";
-import { hostScript } from "../../components/render/scripts";
+import { hostScript } from "../../components/host/scripts";
 import { relayAddress } from "../../components/vpsRelay";
-import { accessRuleCommands, renderAccessRules } from "../../components/render/access";
+import { accessRuleCommands, renderAccessRules } from "../../components/access/rules";
 import {
     access6RulesPath,
     accessRulesPath,
@@ -17,8 +17,8 @@ import {
     systemdUnitPath,
     wireguardTemplatePath,
     wstunnelClientFiles,
-} from "../../components/render/paths";
-import { renderWgQuickConf, WgQuickConf } from "../../components/render/wireguard";
+} from "../../components/host/paths";
+import { renderWgQuickConf, WgQuickConf } from "../../components/wireguard/render";
 import { expectGolden } from "./golden";
 import { relayTemplateFirewallRules, testHostKey, validConfig } from "./fixtures";
 

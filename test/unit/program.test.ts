@@ -4,10 +4,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, parseStackConfig, StackConfigInput } from "../../components/config";
-import { accessRuleCommands } from "../../components/render/access";
-import { rulesDefaultRouteInterfaceFilter } from "../../components/render/interfaces";
-import { wireguardKeyFromSecret, wireguardPublicKey } from "../../components/keys";
-import { recordHostKeyScript } from "../../components/host";
+import { accessRuleCommands } from "../../components/access/rules";
+import { rulesDefaultRouteInterfaceFilter } from "../../components/host/interfaces";
+import { wireguardKeyFromSecret, wireguardPublicKey } from "../../components/wireguard/keys";
+import { recordHostKeyScript } from "../../components/host/host";
 import { relayTemplateFirewallRules, testHostKey, validConfig } from "./fixtures";
 import type { NetworkConfig } from "../../components/library";
 

@@ -8,12 +8,12 @@ import { renderClientBundle } from "../../components/roamingClient";
 import { clientPlan, clientWgQuickConf, gatewayFirewallRules, gatewayWgQuickConf } from "../../components/plan/peerPlan";
 import { relayAddress } from "../../components/vpsRelay";
 import { relayFirewallRules, relayPlan, RelayPlanPeer, RelayPlanSettings } from "../../components/plan/relayPlan";
-import { renderForwardingSysctl } from "../../components/render/sysctl";
-import { renderHeartbeatUnit } from "../../components/render/heartbeat";
-import { failoverDirective, renderFailoverUnit } from "../../components/render/failover";
-import { autoTransportDirective, renderAutoTransportUnit } from "../../components/render/autoTransport";
-import { renderStagedSwitchUnit, stagedPath } from "../../components/render/stagedSwitch";
-import { firewallHooks, renderPublicKeys, renderWgQuickConf } from "../../components/render/wireguard";
+import { renderForwardingSysctl } from "../../components/host/sysctl";
+import { renderHeartbeatUnit } from "../../components/failover/heartbeat";
+import { failoverDirective, renderFailoverUnit } from "../../components/failover/failover";
+import { autoTransportDirective, renderAutoTransportUnit } from "../../components/failover/autoTransport";
+import { renderStagedSwitchUnit, stagedPath } from "../../components/failover/stagedSwitch";
+import { firewallHooks, renderPublicKeys, renderWgQuickConf } from "../../components/wireguard/render";
 import {
     renderWstunnelClientUnit,
     renderWstunnelClientEnvironment,
@@ -25,9 +25,9 @@ import {
     renderTlsRenewalPathUnit,
     renderTlsRenewalServiceUnit,
     wstunnelServerArgs,
-} from "../../components/render/wstunnel";
-import { accessChainHooks, accessRuleCommands, loadAccessRulesScript, renderAccessRules } from "../../components/render/access";
-import { hostScriptsDir } from "../../components/render/scripts";
+} from "../../components/wstunnel/render";
+import { accessChainHooks, accessRuleCommands, loadAccessRulesScript, renderAccessRules } from "../../components/access/rules";
+import { hostScriptsDir } from "../../components/host/scripts";
 import { testHostKey, validConfig } from "./fixtures";
 import { expectGolden } from "./golden";
 

@@ -2,11 +2,11 @@
 // template wg-apply turns into wg0.conf and brings into effect.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { Host, removeFilesScript, systemd, withSteps } from "./host";
-import { hostScript, sysctlApplyCommand, sysctlRestoreCommand, wgApplyCommand } from "./render/scripts";
-import { ForwardingSysctlSettings, renderForwardingSysctl } from "./render/sysctl";
-import { renderPublicKeys } from "./render/wireguard";
-import { defaultRouteInterface, sysctlDefaultRouteInterfaceFilter } from "./render/interfaces";
+import { Host, removeFilesScript, systemd, withSteps } from "../host/host";
+import { hostScript, sysctlApplyCommand, sysctlRestoreCommand, wgApplyCommand } from "../host/scripts";
+import { ForwardingSysctlSettings, renderForwardingSysctl } from "../host/sysctl";
+import { renderPublicKeys } from "./render";
+import { defaultRouteInterface, sysctlDefaultRouteInterfaceFilter } from "../host/interfaces";
 import {
     appliedConfPath,
     publicKeysPath,
@@ -18,7 +18,7 @@ import {
     wireguardConfPath,
     wireguardKeyPath,
     wireguardTemplatePath,
-} from "./render/paths";
+} from "../host/paths";
 
 export interface WireguardInterfaceArgs {
     /** wg0's unit, from the host's plan: wg-apply starts it, and destroying the template's step stops it. */
@@ -38,7 +38,7 @@ export interface WireguardInterfaceArgs {
     congestionControl: ForwardingSysctlSettings["congestionControl"];
     /** Steps the interface waits for: packages, and the wstunnel unit its endpoint depends on. */
     dependsOn: pulumi.Input<pulumi.Resource>[];
-    /** The relay: its own key changes only after these (its peers' staged settings: render/stagedSwitch.ts). */
+    /** The relay: its own key changes only after these (its peers' staged settings: failover/stagedSwitch.ts). */
     keyAfter?: Promise<pulumi.Resource[]>;
 }
 

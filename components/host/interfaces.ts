@@ -2,7 +2,7 @@
 // config leaves it out, the interface of the host's default route, found on the host when the step runs. Rendered
 // files then name the placeholder below (so a preview reads as the rule it is); wg-apply writes the found name into
 // wg0.conf, the sysctl step into the sysctl file, and the doctor puts it into its rule checks.
-import { shellQuote } from "../shell";
+import { shellQuote } from "./shell";
 import { embeddedHostScript, embeddedHostScriptFunction } from "./scripts";
 
 /** Stands for the default route's interface in templates, in the style of wg-quick's `%i`. */

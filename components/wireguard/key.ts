@@ -2,7 +2,7 @@
 // here, and optionally a preshared key shared with the relay, made the same way; or keys the peer already has.
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ExistingKeys } from "./config";
+import { ExistingKeys } from "../config";
 import { wireguardKeyFromSecret, wireguardPublicKey } from "./keys";
 
 export interface WireguardKeyArgs {

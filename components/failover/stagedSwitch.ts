@@ -4,8 +4,8 @@
 // have the matching settings yet, and a peer reached through the relay (`ssh.via: relay`) could then never be
 // reached to get them. So the peer's new files are staged before the relay changes, and the peer switches to them
 // by itself when the relay stops answering (and back when they never work); `pulumi up` installs them for good after.
-import { stagedDir, stagedPreviousDir, stagedSwitchScriptPath, stateDir as stateDirOnDisk, wgQuickUnit, wireguardDir } from "./paths";
-import { everyIntervalExecStart, renderServiceUnit } from "./systemd";
+import { stagedDir, stagedPreviousDir, stagedSwitchScriptPath, stateDir as stateDirOnDisk, wgQuickUnit, wireguardDir } from "../host/paths";
+import { everyIntervalExecStart, renderServiceUnit } from "../host/systemd";
 
 export interface StagedSwitchSettings {
     /** The first relay's tunnel address: what SSH through the relay crosses. */

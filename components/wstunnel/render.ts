@@ -5,8 +5,8 @@
 // reads it from a restrictions file, a client from an EnvironmentFile, both root-only. The relay's journal is kept
 // free of it too: wstunnel names the accepting rule in every "Tunnel accepted" line, so the rule has a name of ours,
 // and the request URIs it prints when rejecting a connection are redacted before they reach the journal.
-import { credentialsDir, tlsRenewalScriptPath, tlsRenewalServiceUnit, wgQuickUnit, wstunnelBinaryPath, wstunnelServerUnit } from "./paths";
-import { renderServiceUnit } from "./systemd";
+import { credentialsDir, tlsRenewalScriptPath, tlsRenewalServiceUnit, wgQuickUnit, wstunnelBinaryPath, wstunnelServerUnit } from "../host/paths";
+import { renderServiceUnit } from "../host/systemd";
 
 export interface WstunnelServerSettings {
     listenPort: number;

@@ -2,8 +2,8 @@
 // secret that rotates with the peer's keyRotation, and with mutual TLS a client certificate naming that prefix. The
 // relay's restrictions file has a rule per prefix, so removing a peer revokes its wstunnel access and nobody else's.
 import * as pulumi from "@pulumi/pulumi";
-import { ClientCertificate, createClientCertificate, StackCa } from "./relayPki";
-import { formerParent, peerSecret } from "./wireguardKey";
+import { ClientCertificate, createClientCertificate, StackCa } from "../pki/relayPki";
+import { formerParent, peerSecret } from "../wireguard/key";
 
 /** Not a resource itself (its secrets are): a component per credential was one more resource per peer in every run. */
 export class WstunnelCredential {

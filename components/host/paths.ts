@@ -14,7 +14,7 @@ export const wstunnelBinaryPath = "/usr/local/bin/wstunnel";
 export const configDir = "/etc/wg-relay";
 export const stateDir = "/var/lib/wg-relay";
 export const libDir = "/usr/local/lib/wg-relay";
-/** The wg-quick conf the program renders, without keys (see render/wireguard.ts). */
+/** The wg-quick conf the program renders, without keys (see wireguard/render.ts). */
 export const wireguardTemplatePath = `${configDir}/${wireguardInterface}.template.conf`;
 /** "NAME KEY" per peer of this host's interface, for the template's `PublicKey = <public key of NAME>` lines. */
 export const publicKeysPath = `${configDir}/${wireguardInterface}.public-keys`;
@@ -24,7 +24,7 @@ export const wgApplyLockPath = `${appliedConfPath}.lock`;
 export const wgApplyScriptPath = `${libDir}/wg-apply`;
 export const wstunnelInstallScriptPath = `${libDir}/wstunnel-install`;
 export const wstunnelReleaseMarkerPath = `${stateDir}/wstunnel-release.sha256`;
-/** The relay's own chains (render/access.ts), loaded with iptables-restore. */
+/** The relay's own chains (access/rules.ts), loaded with iptables-restore. */
 export const accessRulesPath = `${configDir}/access.rules`;
 /** Their IPv6 half, loaded with ip6tables-restore. */
 export const access6RulesPath = `${configDir}/access6.rules`;
@@ -59,7 +59,7 @@ export const wgFailoverScriptPath = `${libDir}/wg-failover`;
 export const autoTransportUnit = "wg-relay-transport.service";
 export const wgTransportScriptPath = `${libDir}/wg-transport`;
 /**
- * A gateway's or wstunnel client's fallback to the relay settings `pulumi up` staged (render/stagedSwitch.ts): the
+ * A gateway's or wstunnel client's fallback to the relay settings `pulumi up` staged (failover/stagedSwitch.ts): the
  * unit, its script, where the staged files wait, and where it keeps the ones it replaced until the staged ones work.
  */
 export const stagedSwitchUnit = "wg-relay-staged-switch.service";

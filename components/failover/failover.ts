@@ -1,8 +1,8 @@
 // A roaming client's relay failover (several relays): wg-relay-failover.service runs wg-failover
 // (components/host-scripts/wg-failover.sh) every few seconds, which moves the client's LAN routes to the first relay
 // in its order of preference that answers.
-import { publicKeysPath, wgFailoverScriptPath, wgQuickUnit, wireguardInterface, wireguardTemplatePath } from "./paths";
-import { everyIntervalExecStart, renderServiceUnit } from "./systemd";
+import { publicKeysPath, wgFailoverScriptPath, wgQuickUnit, wireguardInterface, wireguardTemplatePath } from "../host/paths";
+import { everyIntervalExecStart, renderServiceUnit } from "../host/systemd";
 
 export interface FailoverRelay {
     name: string;

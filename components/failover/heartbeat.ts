@@ -3,8 +3,8 @@
 // handshake, and WireGuard starts one only when data it sends goes unanswered for 15 s: keepalives do not count.
 // A small UDP datagram every few seconds is such data, so the tunnel comes back within about 20 s instead of at the
 // gateway's next scheduled rekey (up to 2 minutes). When all is well the relay's own keepalive answers it.
-import { wgQuickUnit } from "./paths";
-import { renderServiceUnit } from "./systemd";
+import { wgQuickUnit } from "../host/paths";
+import { renderServiceUnit } from "../host/systemd";
 
 export interface HeartbeatSettings {
     /** Every relay's tunnel address: each relay's session is renewed on its own. */

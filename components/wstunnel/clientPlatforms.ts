@@ -2,8 +2,8 @@
 // property list on macOS, a scheduled task with its command file on Windows, a shell script for Termux on Android.
 // Each hands the stack's CA to wstunnel in SSL_CERT_FILE (rustls-native-certs reads it on every system) and the
 // path prefix in the environment, never on the command line. Pure.
-import { shellQuote } from "../shell";
-import { caFileVariable, clientPrefixVariable, wstunnelClientArgs } from "./wstunnel";
+import { shellQuote } from "../host/shell";
+import { caFileVariable, clientPrefixVariable, wstunnelClientArgs } from "./render";
 
 /** The platforms with a bundle of their own; iOS gets confs only (it has no wstunnel client). */
 export type WstunnelPlatform = "macos" | "windows" | "android";

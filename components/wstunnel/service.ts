@@ -4,9 +4,9 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { WstunnelSettings } from "./config";
-import { Host, removeFilesScript, systemd, withSteps } from "./host";
-import { shellQuote } from "./shell";
+import { WstunnelSettings } from "../config";
+import { Host, removeFilesScript, systemd, withSteps } from "../host/host";
+import { shellQuote } from "../host/shell";
 import {
     renderClientCertificatePem,
     renderTlsRenewalPathUnit,
@@ -18,9 +18,9 @@ import {
     WstunnelClientSettings,
     WstunnelServerSettings,
     wstunnelRestrictionsGroup,
-} from "./render/wstunnel";
-import { embeddedHostScript, embeddedHostScriptFunction, hostScript, wstunnelInstallCommand } from "./render/scripts";
-import { ClientCertificate } from "./relayPki";
+} from "./render";
+import { embeddedHostScript, embeddedHostScriptFunction, hostScript, wstunnelInstallCommand } from "../host/scripts";
+import { ClientCertificate } from "../pki/relayPki";
 import {
     clientCaPath,
     clientCertificatePath,
@@ -34,7 +34,7 @@ import {
     wstunnelInstallScriptPath,
     wstunnelReleaseMarkerPath,
     wstunnelRestrictionsPath,
-} from "./render/paths";
+} from "../host/paths";
 
 const fileSha256s = new Map<string, string>();
 
@@ -129,7 +129,7 @@ export interface WstunnelServerArgs {
     clientCaPem?: pulumi.Input<string>;
     dependsOn: pulumi.Input<pulumi.Resource>[];
     /**
-     * The peers' staged settings (render/stagedSwitch.ts): what the peers check the server against (its certificate,
+     * The peers' staged settings (failover/stagedSwitch.ts): what the peers check the server against (its certificate,
      * the CA it asks client certificates of, its unit) changes only after them. Not the restrictions: peers wait for those.
      */
     switchAfter?: Promise<pulumi.Resource[]>;

@@ -3,7 +3,7 @@
 // mutual TLS a client certificate per peer. Private keys stay secrets in state.
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { isIpv4 } from "./net";
+import { isIpv4 } from "../net";
 
 /** The stack's CA: made with the first relay, and signing every relay's server certificate. */
 export interface StackCa {

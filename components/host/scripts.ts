@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { WstunnelArchitecture, wstunnelArchitectures } from "../config";
-import { shellQuote } from "../shell";
+import { shellQuote } from "./shell";
 import {
     appliedConfPath,
     publicKeysPath,

@@ -4,11 +4,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { posix } from "node:path";
-import { SshSettings } from "./config";
-import type { PlannedFile } from "./plan/hostPlan";
-import { InterfaceSetting, interfaceCheckScript } from "./render/interfaces";
-import { ownedDirs, systemdUnitPath, unitStaysUpScriptPath } from "./render/paths";
-import { embeddedHostScript, embeddedHostScriptFunction, hostScript } from "./render/scripts";
+import { SshSettings } from "../config";
+import type { PlannedFile } from "../plan/hostPlan";
+import { InterfaceSetting, interfaceCheckScript } from "./interfaces";
+import { ownedDirs, systemdUnitPath, unitStaysUpScriptPath } from "./paths";
+import { embeddedHostScript, embeddedHostScriptFunction, hostScript } from "./scripts";
 import { shellQuote } from "./shell";
 
 /** Debian packages every wg-relay host needs (curl and CA certificates fetch a wstunnel release). */

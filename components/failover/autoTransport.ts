@@ -1,8 +1,8 @@
 // A client's `transport: auto` (one relay): wg-relay-transport.service runs wg-transport
 // (components/host-scripts/wg-transport.sh) every few seconds, which moves the relay's endpoint to the local wstunnel
 // client when plain UDP stops answering, and back when it answers again.
-import { publicKeysPath, wgQuickUnit, wgTransportScriptPath, wireguardInterface, wireguardTemplatePath } from "./paths";
-import { everyIntervalExecStart, renderServiceUnit } from "./systemd";
+import { publicKeysPath, wgQuickUnit, wgTransportScriptPath, wireguardInterface, wireguardTemplatePath } from "../host/paths";
+import { everyIntervalExecStart, renderServiceUnit } from "../host/systemd";
 
 export interface AutoTransportSettings {
     /** The relay's peer name (its key is in the public-keys file). */

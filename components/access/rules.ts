@@ -7,8 +7,8 @@
 // holds only stable jumps into the chains and the same load on PostUp, so a changed rule never restarts WireGuard.
 // Both families always: kernel WireGuard takes IPv6 whether or not the tunnel carries it.
 import { AccessGrant, ClientAccess, isIpv6Network, relayClients, RelaySettings, SiteLink } from "../config";
-import { wireguardInterface } from "./paths";
-import { Hook } from "./wireguard";
+import { wireguardInterface } from "../host/paths";
+import { Hook } from "../wireguard/render";
 
 export const accessChain = "WG-RELAY-ACCESS";
 export const inputChain = "WG-RELAY-INPUT";
@@ -89,7 +89,7 @@ function icmpErrorRules(chain: string, family: Family): string[] {
         : ["destination-unreachable", "time-exceeded"].map((type) => `-A ${chain} -p icmp -m icmp --icmp-type ${type} -j ACCEPT`);
 }
 
-/** The UDP port of the gateways' heartbeat (render/heartbeat.ts): it has to reach the relay, not a service. */
+/** The UDP port of the gateways' heartbeat (failover/heartbeat.ts): it has to reach the relay, not a service. */
 const heartbeatPort = 9;
 
 /**

@@ -1,10 +1,10 @@
 // What each host should have, as the stack declares it: the `declaredHosts` stack output, which `npm run doctor`
 // compares with what it finds on the hosts. No secret in it: public keys, AllowedIPs, units, rules, checksums.
 import * as pulumi from "@pulumi/pulumi";
-import { WstunnelArchitecture, WstunnelSettings } from "./config";
-import { HostPlan, HostRole } from "./plan/hostPlan";
+import { WstunnelArchitecture, WstunnelSettings } from "../config";
+import { HostPlan, HostRole } from "./hostPlan";
 export type { HostRole };
-import { fileSha256 } from "./wstunnelService";
+import { fileSha256 } from "../wstunnel/service";
 
 export interface DeclaredPeer {
     name: string;

@@ -44,10 +44,10 @@ describe("program.js", () => {
         expect(build()).toBe(first);
         expect(statSync(join(first, "index.js")).mtimeMs).toBe(builtAt);
 
-        appendFileSync(join(checkout, "components", "host/shell.ts"), "\nexport const addedByTheTest = 1;\n");
+        appendFileSync(join(checkout, "components", "host", "shell.ts"), "\nexport const addedByTheTest = 1;\n");
         const second = build();
         expect(second).not.toBe(first);
-        expect(readFileSync(join(second, "components", "shell.js"), "utf8")).toContain("addedByTheTest");
+        expect(readFileSync(join(second, "components", "host", "shell.js"), "utf8")).toContain("addedByTheTest");
         // The earlier build is removed.
         expect(existsSync(first)).toBe(false);
         expect(readdirSync(join(checkout, ".build", "program"))).toHaveLength(1);

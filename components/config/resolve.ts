@@ -31,23 +31,29 @@ function tunnelIpv6Prefix(config: ParsedConfig): IpNetwork | undefined {
 
 export const derivedIpv6Prefix = (relayName: string, publicAddress: string) => uniqueLocalPrefix(`wg-relay ${relayName} ${publicAddress}`);
 
-export function resolveNetwork(config: ParsedConfig) {
+/** How every tunnel address derives from its host part in tunnel.subnet: the tunnel's settings and its IPv6 twin. */
+function tunnelAddressing(config: ParsedConfig) {
     const tunnelSubnet = parseCidr(config.tunnel.subnet)!;
     // With IPv6 (one relay), every tunnel address has a twin in the IPv6 prefix with the same host part.
     const ipv6Prefix = tunnelIpv6Prefix(config);
-    const ipv6AddressOf = (address: string) => (ipv6Prefix ? ipv6HostAddress(ipv6Prefix, ipToInt(address) - tunnelSubnet.network) : undefined);
-    const { source, mirrorBaseUrl, localBinary, sha256, ...wstunnel } = config.wstunnel;
-    const binary =
-        source === "local"
-            ? { kind: "upload" as const, localBinary: localBinary! }
-            : { kind: "download" as const, baseUrl: source === "mirror" ? mirrorBaseUrl!.replace(/\/+$/, "") : githubReleaseBaseUrl, sha256 };
-    const everyLan = config.gateways.flatMap((gateway) => gateway.lanSubnets);
-    const relays = configuredRelays(config);
-    const relayNames = relays.map((relay) => relay.name);
-    const clientRoutes = (client: ParsedConfig["clients"][number]) => client.routes ?? everyLan;
+    const { ipv6: _ipv6, ...tunnel } = config.tunnel;
+    return {
+        tunnelSubnet,
+        tunnel,
+        ipv6: ipv6Prefix ? { prefix: formatNetwork(ipv6Prefix), prefixLength: ipv6Prefix.prefix } : undefined,
+        ipv6AddressOf: (address: string) => (ipv6Prefix ? ipv6HostAddress(ipv6Prefix, ipToInt(address) - tunnelSubnet.network) : undefined),
+    };
+}
+
+/** A client routes every gateway's LAN unless it names its own. */
+function clientRoutes(config: ParsedConfig, client: ParsedConfig["clients"][number]): string[] {
+    return client.routes ?? config.gateways.flatMap((gateway) => gateway.lanSubnets);
+}
+
+/** Site-to-site traffic goes through the first relay, between every pair of gateways that opted in. */
+function siteLinksOf(config: ParsedConfig) {
     const sites = config.gateways.filter((gateway) => gateway.siteToSite);
-    // Site-to-site traffic goes through the first relay, between every pair of gateways that opted in.
-    const siteLinks = sites.flatMap((from) =>
+    return sites.flatMap((from) =>
         sites
             .filter((to) => to !== from)
             .flatMap((to) =>
@@ -56,54 +62,70 @@ export function resolveNetwork(config: ParsedConfig) {
                 ),
             ),
     );
-    const { ipv6: _ipv6, ...tunnel } = config.tunnel;
-    const ipv6 = ipv6Prefix ? { prefix: formatNetwork(ipv6Prefix), prefixLength: ipv6Prefix.prefix } : undefined;
+}
+
+/** The relay at `index` with its own subnet, addresses and port, and every gateway's and client's addresses in it. */
+function resolveRelay(config: ParsedConfig, addressing: ReturnType<typeof tunnelAddressing>, { tunnelSubnet: configuredSubnet, ...relay }: ReturnType<typeof configuredRelays>[number], index: number) {
+    const { tunnelSubnet, tunnel, ipv6, ipv6AddressOf } = addressing;
+    // The first relay's subnet is tunnel.subnet. A peer has an address in each relay's subnet, with the same
+    // host part in each, so a reply always goes back through the relay whose subnet its destination is in.
+    const subnet = index === 0 ? tunnelSubnet : parseCidr(configuredSubnet!)!;
+    const subnetText = `${intToIp(subnet.network)}/${subnet.prefix}`;
+    const tunnelAddress = relay.tunnelAddress ?? hostAddress(subnet, 1);
+    const tunnelAddress6 = ipv6AddressOf(relay.tunnelAddress ?? hostAddress(tunnelSubnet, 1));
+    const thisRelay = { name: relay.name, networks: [`${tunnelAddress}/32`, ...optional(tunnelAddress6, "/128")] };
+    /** A peer's addresses here: its configured address (in tunnel.subnet) moved into this relay's subnet. */
+    const addressesHere = (address: string) => ({ tunnelAddress: addressIn(subnet, tunnelSubnet, address), tunnelAddress6: ipv6AddressOf(address) });
+    const networksHere = (address: string) => {
+        const here = addressesHere(address);
+        return [`${here.tunnelAddress}/32`, ...optional(here.tunnelAddress6, "/128")];
+    };
     return {
-        tunnel: { ...tunnel, prefixLength: tunnelSubnet.prefix, ipv6 },
+        ...relay,
+        // The name firewall rules and the sysctl file use: the configured one, or the default route's, found on the host.
+        publicInterface: relay.publicInterface ?? defaultRouteInterface,
+        publicInterfaceKey: `wg-relay:${config.relays === undefined ? "relay" : `relays[${index}]`}.publicInterface`,
+        tunnel: { ...tunnel, subnet: subnetText, prefixLength: subnet.prefix, ipv6 },
+        publicAddress: relay.publicAddress ?? relay.ssh.host,
+        tunnelAddress,
+        tunnelAddress6,
+        /** Where every gateway and client has its local wstunnel listener for this relay. */
+        wstunnelLocalPort: config.wstunnel.localPort + index,
+        /**
+         * Every gateway, then every client, at its addresses in this relay's subnet (relayPeer asks for one by
+         * name); with each client what it may reach through this relay and on it, and whether a full tunnel
+         * takes it to the internet.
+         */
+        peers: [
+            ...config.gateways.map((gateway) => ({ name: gateway.name, role: "gateway" as const, ...addressesHere(gateway.tunnelAddress) })),
+            ...config.clients.map((client) => ({
+                name: client.name,
+                role: "client" as const,
+                ...addressesHere(client.tunnelAddress),
+                fullTunnel: client.fullTunnel,
+                access: resolveAccess(client.access, clientRoutes(config, client), config, thisRelay, networksHere),
+            })),
+        ],
+        // The first relay carries site-to-site traffic.
+        siteLinks: index === 0 ? siteLinksOf(config) : [],
+    };
+}
+
+export function resolveNetwork(config: ParsedConfig) {
+    const addressing = tunnelAddressing(config);
+    const { ipv6AddressOf } = addressing;
+    const { source, mirrorBaseUrl, localBinary, sha256, ...wstunnel } = config.wstunnel;
+    const binary =
+        source === "local"
+            ? { kind: "upload" as const, localBinary: localBinary! }
+            : { kind: "download" as const, baseUrl: source === "mirror" ? mirrorBaseUrl!.replace(/\/+$/, "") : githubReleaseBaseUrl, sha256 };
+    const relays = configuredRelays(config);
+    const relayNames = relays.map((relay) => relay.name);
+    const sites = config.gateways.filter((gateway) => gateway.siteToSite);
+    return {
+        tunnel: { ...addressing.tunnel, prefixLength: addressing.tunnelSubnet.prefix, ipv6: addressing.ipv6 },
         // The first relay is every client's default primary and carries site-to-site traffic.
-        relays: relays.map(({ tunnelSubnet: configuredSubnet, ...relay }, index) => {
-            // The first relay's subnet is tunnel.subnet. A peer has an address in each relay's subnet, with the same
-            // host part in each, so a reply always goes back through the relay whose subnet its destination is in.
-            const subnet = index === 0 ? tunnelSubnet : parseCidr(configuredSubnet!)!;
-            const subnetText = `${intToIp(subnet.network)}/${subnet.prefix}`;
-            const tunnelAddress = relay.tunnelAddress ?? hostAddress(subnet, 1);
-            const tunnelAddress6 = ipv6AddressOf(relay.tunnelAddress ?? hostAddress(tunnelSubnet, 1));
-            const thisRelay = { name: relay.name, networks: [`${tunnelAddress}/32`, ...optional(tunnelAddress6, "/128")] };
-            /** A peer's addresses here: its configured address (in tunnel.subnet) moved into this relay's subnet. */
-            const addressesHere = (address: string) => ({ tunnelAddress: addressIn(subnet, tunnelSubnet, address), tunnelAddress6: ipv6AddressOf(address) });
-            const networksHere = (address: string) => {
-                const here = addressesHere(address);
-                return [`${here.tunnelAddress}/32`, ...optional(here.tunnelAddress6, "/128")];
-            };
-            return {
-                ...relay,
-                // The name firewall rules and the sysctl file use: the configured one, or the default route's, found on the host.
-                publicInterface: relay.publicInterface ?? defaultRouteInterface,
-                publicInterfaceKey: `wg-relay:${config.relays === undefined ? "relay" : `relays[${index}]`}.publicInterface`,
-                tunnel: { ...tunnel, subnet: subnetText, prefixLength: subnet.prefix, ipv6 },
-                publicAddress: relay.publicAddress ?? relay.ssh.host,
-                tunnelAddress,
-                tunnelAddress6,
-                /** Where every gateway and client has its local wstunnel listener for this relay. */
-                wstunnelLocalPort: config.wstunnel.localPort + index,
-                /**
-                 * Every gateway, then every client, at its addresses in this relay's subnet (relayPeer asks for one by
-                 * name); with each client what it may reach through this relay and on it, and whether a full tunnel
-                 * takes it to the internet.
-                 */
-                peers: [
-                    ...config.gateways.map((gateway) => ({ name: gateway.name, role: "gateway" as const, ...addressesHere(gateway.tunnelAddress) })),
-                    ...config.clients.map((client) => ({
-                        name: client.name,
-                        role: "client" as const,
-                        ...addressesHere(client.tunnelAddress),
-                        fullTunnel: client.fullTunnel,
-                        access: resolveAccess(client.access, clientRoutes(client), config, thisRelay, networksHere),
-                    })),
-                ],
-                siteLinks: index === 0 ? siteLinks : [],
-            };
-        }),
+        relays: relays.map((relay, index) => resolveRelay(config, addressing, relay, index)),
         wstunnel: { ...wstunnel, binary },
         gateways: config.gateways.map((gateway, index) => ({
             ...gateway,
@@ -113,14 +135,13 @@ export function resolveNetwork(config: ParsedConfig) {
             /** The other sites' LANs, routed through the first relay. */
             siteRoutes: gateway.siteToSite ? sites.filter((other) => other !== gateway).flatMap((other) => other.lanSubnets) : [],
         })),
-        // A client routes every gateway's LAN unless it names its own, and may reach every LAN it routes unless
-        // its access rules say otherwise.
+        // A client may reach every LAN it routes unless its access rules say otherwise.
         clients: config.clients.map((client) => {
             const { access: _rules, primaryRelay, ...settings } = client;
             const primary = primaryRelay ?? relayNames[0];
             return {
                 ...settings,
-                routes: clientRoutes(client),
+                routes: clientRoutes(config, client),
                 tunnelAddress6: ipv6AddressOf(client.tunnelAddress),
                 /** Relay names in the order the client prefers them: its primary, then the others as configured. */
                 relayPreference: [primary, ...relayNames.filter((relayName) => relayName !== primary)],

@@ -1,8 +1,8 @@
 // wg-relay as a library (components/library.ts): the example program (examples/relay-from-outputs), whose relay's
 // SSH host and key and the gateway's SSH host are outputs of other resources (local commands standing in for cloud
-// servers), run on the lab's
-// stack with the lab's network. Its resources are named as index.ts names them, so it takes over the lab's hosts as
-// they are, and index.ts takes them back after. Needs root and the lab, like the other e2e files.
+// servers), run on the lab's stack with the lab's network. Its resources are named as index.ts names them, so it
+// takes over the lab's hosts as they are, and index.ts takes them back after. Needs root and the lab, like the other
+// e2e files.
 import { spawnSync } from "node:child_process";
 import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";

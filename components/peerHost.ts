@@ -15,7 +15,8 @@ import { HostLayout, HostPlan, PlannedFile } from "./plan/hostPlan";
 import type { PeerPlanSettings, RelayAddress, RelayView } from "./plan/peerPlan";
 import { WireguardKey } from "./wireguard/key";
 import { deployWireguardInterface, publicKeysContent } from "./wireguard/interface";
-import { clientCertificateFileContent, deployWstunnelClient, installWstunnelBinary, wstunnelClientSettings, wstunnelClientUnitContent } from "./wstunnel/service";
+import { wstunnelClientSettings, wstunnelClientUnitContent } from "./wstunnel/render";
+import { clientCertificateFileContent, deployWstunnelClient, installWstunnelBinary } from "./wstunnel/service";
 
 export type { RelayAddress, RelayView };
 

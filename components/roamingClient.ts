@@ -16,7 +16,7 @@ import { platformWstunnelFiles } from "./wstunnel/clientPlatforms";
 import { clientLayout, clientPlan, clientWgQuickConf, confRelays, RelayView } from "./plan/peerPlan";
 import { PeerComponentArgs, peerPlanSettings, provisionPeerHost, relayViews } from "./peerHost";
 import { DeclaredHost } from "./plan/declaredHosts";
-import { wstunnelClientSettings } from "./wstunnel/service";
+import { wstunnelClientSettings } from "./wstunnel/render";
 
 /**
  * A client's resolved settings (one of `parseNetworkConfig(...).clients`); with `ssh`, its machine is provisioned, and

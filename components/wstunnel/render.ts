@@ -5,7 +5,17 @@
 // reads it from a restrictions file, a client from an EnvironmentFile, both root-only. The relay's journal is kept
 // free of it too: wstunnel names the accepting rule in every "Tunnel accepted" line, so the rule has a name of ours,
 // and the request URIs it prints when rejecting a connection are redacted before they reach the journal.
-import { credentialsDir, tlsRenewalScriptPath, tlsRenewalServiceUnit, wgQuickUnit, wstunnelBinaryPath, wstunnelServerUnit } from "../host/paths";
+import {
+    clientCertificatePath,
+    credentialsDir,
+    relayCaPath,
+    tlsRenewalScriptPath,
+    tlsRenewalServiceUnit,
+    wgQuickUnit,
+    wstunnelBinaryPath,
+    WstunnelClientFiles,
+    wstunnelServerUnit,
+} from "../host/paths";
 import { renderServiceUnit } from "../host/systemd";
 
 export interface WstunnelServerSettings {
@@ -246,4 +256,44 @@ function assertSafePrefix(pathPrefix: string): void {
     if (!/^[A-Za-z0-9_-]+$/.test(pathPrefix)) {
         throw new Error("the wstunnel path prefix must be URL- and shell-safe");
     }
+}
+
+/**
+ * A wstunnel client's settings towards a relay: its local UDP port for that relay in, the relay's wss server out;
+ * with mutual TLS, the peer's certificate file, and with the stack's CA (`stackCa`: the relays' certificates are
+ * the stack's), that CA's file (one of each per host, for every relay).
+ */
+export function wstunnelClientSettings(
+    relay: {
+        wstunnelLocalPort: number;
+        address: { host: string; wstunnelPort: number; wireguardPort: number };
+    },
+    tls: WstunnelClientTls,
+): Omit<WstunnelClientSettings, "environmentFile"> {
+    return {
+        localPort: relay.wstunnelLocalPort,
+        relayHost: relay.address.host,
+        relayPort: relay.address.wstunnelPort,
+        wireguardPort: relay.address.wireguardPort,
+        ...wstunnelClientTlsFiles(tls),
+    };
+}
+
+/** With mutual TLS and with the stack's CA (the relays' certificates are the stack's): which TLS files a wstunnel client reads. */
+export interface WstunnelClientTls {
+    mutualTls: boolean;
+    stackCa: boolean;
+}
+
+/** The TLS files a wstunnel client reads, the same towards every relay. */
+export function wstunnelClientTlsFiles(tls: WstunnelClientTls): Pick<WstunnelClientSettings, "clientCertificateFile" | "caFile"> {
+    return {
+        ...(tls.mutualTls ? { clientCertificateFile: clientCertificatePath } : {}),
+        ...(tls.stackCa ? { caFile: relayCaPath } : {}),
+    };
+}
+
+/** A wstunnel client's unit file towards one relay: installed by deployWstunnelClient, staged before (provisionPeerHost). */
+export function wstunnelClientUnitContent(settings: Omit<WstunnelClientSettings, "environmentFile">, files: WstunnelClientFiles): string {
+    return renderWstunnelClientUnit({ ...settings, environmentFile: files.environmentFile });
 }

@@ -12,10 +12,10 @@ import {
     renderTlsRenewalPathUnit,
     renderTlsRenewalServiceUnit,
     renderWstunnelClientEnvironment,
-    renderWstunnelClientUnit,
     renderWstunnelRestrictions,
     renderWstunnelServerUnit,
-    WstunnelClientSettings,
+    WstunnelClientTls,
+    wstunnelClientTlsFiles,
     WstunnelServerSettings,
     wstunnelRestrictionsGroup,
 } from "./render";
@@ -23,9 +23,7 @@ import { embeddedHostScript, embeddedHostScriptFunction, hostScript, wstunnelIns
 import { ClientCertificate } from "../pki/relayPki";
 import {
     clientCaPath,
-    clientCertificatePath,
     legacyTrustedCaPath,
-    relayCaPath,
     systemdUnitPath,
     tlsRenewalScriptPath,
     tlsRenewalServiceUnit,
@@ -214,41 +212,6 @@ function watchOwnCertificate(
     return host.installServiceUnit("tls-renewal-path", { unit: pathUnit, content: renderTlsRenewalPathUnit(files), dependsOn: [script, service] });
 }
 
-/**
- * A wstunnel client's settings towards a relay: its local UDP port for that relay in, the relay's wss server out;
- * with mutual TLS, the peer's certificate file, and with the stack's CA (`stackCa`: the relays' certificates are
- * the stack's), that CA's file (one of each per host, for every relay).
- */
-export function wstunnelClientSettings(
-    relay: {
-        wstunnelLocalPort: number;
-        address: { host: string; wstunnelPort: number; wireguardPort: number };
-    },
-    tls: WstunnelClientTls,
-): Omit<WstunnelClientSettings, "environmentFile"> {
-    return {
-        localPort: relay.wstunnelLocalPort,
-        relayHost: relay.address.host,
-        relayPort: relay.address.wstunnelPort,
-        wireguardPort: relay.address.wireguardPort,
-        ...wstunnelClientTlsFiles(tls),
-    };
-}
-
-/** With mutual TLS and with the stack's CA (the relays' certificates are the stack's): which TLS files a wstunnel client reads. */
-export interface WstunnelClientTls {
-    mutualTls: boolean;
-    stackCa: boolean;
-}
-
-/** The TLS files a wstunnel client reads, the same towards every relay. */
-export function wstunnelClientTlsFiles(tls: WstunnelClientTls): Pick<WstunnelClientSettings, "clientCertificateFile" | "caFile"> {
-    return {
-        ...(tls.mutualTls ? { clientCertificateFile: clientCertificatePath } : {}),
-        ...(tls.stackCa ? { caFile: relayCaPath } : {}),
-    };
-}
-
 export interface WstunnelClientArgs {
     /** Its unit file (wstunnelClientUnitContent), rendered once the relay's address is known. */
     unitContent: pulumi.Input<string>;
@@ -283,11 +246,6 @@ export interface WstunnelClientArgs {
 export function removeLegacyTrustedCaScript(stack: string): string {
     const call = [embeddedHostScriptFunction("remove-legacy-trusted-ca"), legacyTrustedCaPath(stack)].map(shellQuote).join(" ");
     return [embeddedHostScript("remove-legacy-trusted-ca"), call].join("\n");
-}
-
-/** A wstunnel client's unit file towards one relay: installed by deployWstunnelClient, staged before (provisionPeerHost). */
-export function wstunnelClientUnitContent(settings: Omit<WstunnelClientSettings, "environmentFile">, files: WstunnelClientFiles): string {
-    return renderWstunnelClientUnit({ ...settings, environmentFile: files.environmentFile });
 }
 
 /** A peer's certificate and key in the one file wstunnel reads both from (secret). */

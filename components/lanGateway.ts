@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { GatewaySettings } from "./config";
 import { Host, WithInputHost } from "./host/host";
 import { DeclaredHost } from "./plan/declaredHosts";
-import { gatewayLayout, gatewayPlan } from "./plan/peerPlan";
+import { gatewayLayout, gatewayPlan } from "./plan/gatewayPlan";
 import { PeerComponentArgs, peerPlanSettings, provisionPeerHost, relayViews } from "./peerHost";
 
 /**
@@ -35,7 +35,7 @@ export class LanGateway extends pulumi.ComponentResource {
         const { gateway, relays } = args;
         const host = Host.overSsh(name, gateway.ssh, { privateKey: args.sshPrivateKey, parent: this, repair: args.repair, relayConnection: relays[0].connection });
 
-        // Everything the gateway should have, but its secrets (plan/peerPlan.ts).
+        // Everything the gateway should have, but its secrets (plan/gatewayPlan.ts).
         const settings = peerPlanSettings(args);
         const { template, staged, declared } = provisionPeerHost(host, {
             ...args,

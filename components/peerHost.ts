@@ -1,4 +1,4 @@
-// What a LAN gateway and a provisioned roaming client have in common: pushing its plan (plan/peerPlan.ts), a wstunnel
+// What a LAN gateway and a provisioned roaming client have in common: pushing its plan (plan/gatewayPlan.ts, plan/clientPlan.ts), a wstunnel
 // client towards each relay and a WireGuard interface with a peer per relay, whose endpoint is that relay's wstunnel
 // client's local UDP listener (or the relay's UDP port).
 import * as pulumi from "@pulumi/pulumi";
@@ -79,7 +79,7 @@ export function peerPlanSettings(args: PeerComponentArgs): PeerPlanSettings {
 }
 
 export interface PeerHostArgs extends Omit<PeerComponentArgs, "tunnel" | "sshPrivateKey" | "repair"> {
-    /** Its files, units and forwarding, known before the relays' addresses (plan/peerPlan.ts). */
+    /** Its files, units and forwarding, known before the relays' addresses (plan/peerPlan.ts: peerLayout). */
     layout: HostLayout;
     /** Its whole plan, once the relays' addresses are known: wg0's template is rendered from it (no keys in it). */
     plan: pulumi.Output<HostPlan>;

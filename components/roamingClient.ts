@@ -13,7 +13,8 @@ import { renderWgQuickConf } from "./wireguard/render";
 import { wstunnelBinaryPath, wstunnelClientFiles } from "./host/paths";
 import { caFileVariable, clientPrefixVariable, renderClientCertificatePem, renderWstunnelClientEnvironment, renderWstunnelClientUnit, wstunnelClientArgs } from "./wstunnel/render";
 import { platformWstunnelFiles } from "./wstunnel/clientPlatforms";
-import { clientLayout, clientPlan, clientWgQuickConf, confRelays, RelayView } from "./plan/peerPlan";
+import { clientLayout, clientPlan, clientWgQuickConf, confRelays } from "./plan/clientPlan";
+import type { RelayView } from "./plan/peerPlan";
 import { PeerComponentArgs, peerPlanSettings, provisionPeerHost, relayViews } from "./peerHost";
 import { DeclaredHost } from "./plan/declaredHosts";
 import { wstunnelClientSettings } from "./wstunnel/render";
@@ -151,7 +152,7 @@ export class RoamingClient extends pulumi.ComponentResource {
 
         if (client.ssh) {
             const host = Host.overSsh(name, client.ssh, { privateKey: args.sshPrivateKey, parent: this, repair: args.repair, relayConnection: relays[0].connection });
-            // Everything the client should have, but its secrets (plan/peerPlan.ts).
+            // Everything the client should have, but its secrets (plan/clientPlan.ts).
             const settings = peerPlanSettings(args);
             const layout = clientLayout(client, settings, relays);
             const { template, staged, declared } = provisionPeerHost(host, {

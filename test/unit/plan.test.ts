@@ -1,7 +1,8 @@
 import { parseStackConfig } from "../../components/config";
 import { basename } from "node:path";
 import { HostPlan } from "../../components/plan/hostPlan";
-import { clientPlan, gatewayLayout, gatewayPlan } from "../../components/plan/peerPlan";
+import { clientPlan } from "../../components/plan/clientPlan";
+import { gatewayLayout, gatewayPlan } from "../../components/plan/gatewayPlan";
 import { relayPlan } from "../../components/plan/relayPlan";
 import { hostScript } from "../../components/host/scripts";
 import { relayAddress } from "../../components/vpsRelay";

@@ -57,24 +57,8 @@ export interface DeclaredKeys {
     wstunnel?: WstunnelSettings;
 }
 
-/** What a host should have, from its plan: the plan's own units, peers, rules, forwarding and failover routes. */
+/** What a host should have, from its plan: the plan's own units, peers, rules, forwarding and failover routes, with the keys filled in. */
 export function declaredHostOfPlan(plan: HostPlan, keys: DeclaredKeys): pulumi.Output<DeclaredHost> {
-    const failoverRoutes = plan.failoverRoutes ?? [];
-    return declared(
-        {
-            role: plan.role,
-            units: plan.units,
-            peers: plan.peers,
-            firewallRules: plan.firewallRules,
-            forwarding: plan.forwarding !== undefined,
-            ...(failoverRoutes.length > 0 ? { failoverRoutes } : {}),
-        },
-        keys,
-    );
-}
-
-/** A declared host with its keys filled in. */
-function declared(host: Omit<DeclaredHost, "publicKey" | "peers" | "wstunnel"> & { peers: Omit<DeclaredPeer, "publicKey">[] }, keys: DeclaredKeys): pulumi.Output<DeclaredHost> {
     const keyOf = (name: string) => {
         const key = keys.peerPublicKeys[name];
         if (key === undefined) {
@@ -82,17 +66,16 @@ function declared(host: Omit<DeclaredHost, "publicKey" | "peers" | "wstunnel"> &
         }
         return key;
     };
-    const peerKeys = pulumi.all(Object.fromEntries(host.peers.map((peer) => [peer.name, keyOf(peer.name)])));
-    return pulumi.all([keys.publicKey, peerKeys]).apply(([publicKey, peerKeyOf]) => {
-        return {
-            role: host.role,
-            publicKey,
-            units: host.units,
-            peers: host.peers.map((peer) => ({ name: peer.name, publicKey: peerKeyOf[peer.name], allowedIps: peer.allowedIps, alwaysOn: peer.alwaysOn })),
-            firewallRules: host.firewallRules,
-            forwarding: host.forwarding,
-            ...(keys.wstunnel ? { wstunnel: declaredWstunnel(keys.wstunnel) } : {}),
-            ...(host.failoverRoutes ? { failoverRoutes: host.failoverRoutes } : {}),
-        };
-    });
+    const peerKeys = pulumi.all(Object.fromEntries(plan.peers.map((peer) => [peer.name, keyOf(peer.name)])));
+    const failoverRoutes = plan.failoverRoutes ?? [];
+    return pulumi.all([keys.publicKey, peerKeys]).apply(([publicKey, peerKeyOf]) => ({
+        role: plan.role,
+        publicKey,
+        units: plan.units,
+        peers: plan.peers.map((peer) => ({ name: peer.name, publicKey: peerKeyOf[peer.name], allowedIps: peer.allowedIps, alwaysOn: peer.alwaysOn })),
+        firewallRules: plan.firewallRules,
+        forwarding: plan.forwarding !== undefined,
+        ...(keys.wstunnel ? { wstunnel: declaredWstunnel(keys.wstunnel) } : {}),
+        ...(failoverRoutes.length > 0 ? { failoverRoutes } : {}),
+    }));
 }

@@ -101,7 +101,6 @@ export function relayDescription(relays: Pick<PeerPlanRelay, "peerName">[], inde
     return relays.length === 1 ? "the relay" : `the relay ${relays[index].peerName}`;
 }
 
-
 /** What a gateway's or client's plan takes beside its own settings. */
 export interface PeerPlanSettings {
     tunnel: TunnelNetwork;
